@@ -1,0 +1,56 @@
+# arbstream: every target sets up what it needs itself (venv, Kafka jars, dashboard),
+# so a clean clone needs nothing but `make run` / `make test`. Re-runs reuse caches.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+KAFKA_LIBS := .cache/kafka-3.9.1/libs
+INSTALLED  := $(VENV)/.installed
+JARS       := $(KAFKA_LIBS)/.complete
+DASHBOARD_BUILT := dashboard/dist/index.html
+
+.PHONY: setup run demo test lint unit integration bench broker clean dashboard
+
+setup: $(INSTALLED) $(JARS) dashboard
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "arbstream needs Python 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(JARS): deploy/kafka/pom.xml $(INSTALLED)
+	$(BIN)/arbstream broker --fetch-only
+
+# Builds the dashboard when it exists (npm ci only when package-lock.json changed).
+dashboard:
+	@if [ -f dashboard/package.json ]; then $(MAKE) --no-print-directory $(DASHBOARD_BUILT); fi
+
+dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+
+$(DASHBOARD_BUILT): dashboard/node_modules/.package-lock.json $(shell find dashboard/src dashboard/index.html -type f 2>/dev/null)
+	cd dashboard && npm run build
+
+run: setup
+	$(BIN)/arbstream up
+
+demo: setup
+	$(BIN)/arbstream up --demo
+
+broker: setup
+	$(BIN)/arbstream broker
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy arbstream ingest processors api schemas tests
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/arbstream bench
+
+clean:
+	rm -rf $(VENV) .cache dashboard/dist dashboard/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""FastAPI service: REST over the processors' state, WebSocket relay, dashboard."""

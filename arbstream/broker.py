@@ -1,0 +1,273 @@
+"""Local Apache Kafka (KRaft, single node) from Maven Central jars.
+
+The jars are resolved by Maven from ``deploy/kafka/pom.xml`` into ``.cache/``
+(outside git). :class:`LocalKafka` formats a data directory, starts the JVM on
+127.0.0.1, waits until a produce/consume round trip succeeds and stops it with
+SIGTERM, then SIGKILL after a timeout. The JVM is also tied to its parent with
+``PR_SET_PDEATHSIG`` so a crashed or killed parent leaves no orphan broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from arbstream.errors import BrokerNotReadyError, BrokerStartError
+from arbstream.kafka import wait_until_ready
+from arbstream.settings import REPO_ROOT, BrokerSettings
+
+log = logging.getLogger(__name__)
+
+KAFKA_DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
+POM = KAFKA_DEPLOY_DIR / "pom.xml"
+LOG4J = KAFKA_DEPLOY_DIR / "log4j.properties"
+_COMPLETE_MARKER = ".complete"
+_PR_SET_PDEATHSIG = 1
+
+
+def ensure_jars(settings: BrokerSettings) -> Path:
+    """Fetch the broker classpath with Maven unless the cache already holds it."""
+    libs = settings.kafka_libs_dir
+    if (libs / _COMPLETE_MARKER).exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerStartError("Maven (mvn) is not on PATH; it is needed once to fetch the Kafka jars")
+    libs.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        f"-Dmaven.repo.local={settings.cache_dir / 'm2'}",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
+    log.info("fetching Kafka %s jars into %s", settings.kafka_version, libs)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BrokerStartError(f"Maven could not fetch the Kafka jars:\n{done.stdout}\n{done.stderr}")
+    (libs / _COMPLETE_MARKER).write_text(settings.kafka_version)
+    return libs
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on host:port (or it cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex((host, port)) == 0:
+            return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bind:
+        # The JVM binds with SO_REUSEADDR too; without it a TIME_WAIT left by a
+        # broker stopped a moment ago would look like a conflict.
+        bind.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            bind.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def resident_memory_mb(pid: int) -> float | None:
+    """Resident set size of a process in MiB, from /proc (None when unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _server_properties(host: str, port: int, controller_port: int, log_dirs: Path) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dirs),
+        "num.partitions": "3",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
+        "log.message.timestamp.after.max.ms": str(2**63 - 1),
+        "auto.create.topics.enable": "true",
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class LocalKafka:
+    """One single-node KRaft broker process."""
+
+    settings: BrokerSettings
+    data_dir: Path | None = None
+    port: int | None = None
+    controller_port: int | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    startup_seconds: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir or self.settings.kafka_data_dir).resolve()
+        self.port = self.port or self.settings.kafka_port
+        self.controller_port = self.controller_port or self.settings.kafka_controller_port
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.settings.kafka_host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "broker.log"
+
+    def _java(self) -> str:
+        java_home = os.environ.get("JAVA_HOME")
+        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        if not java or not Path(java).exists():
+            raise BrokerStartError("java not found (set JAVA_HOME or put java on PATH); Kafka needs Java 11+")
+        return java
+
+    def _check_ports(self) -> None:
+        host = self.settings.kafka_host
+        for port in (self.port, self.controller_port):
+            assert port is not None
+            if port_in_use(host, port):
+                raise BrokerStartError(
+                    f"port {host}:{port} is already in use - is another broker running "
+                    f"(`arbstream broker`, `make run`)? Stop it, or point arbstream at it with "
+                    f"KAFKA_BOOTSTRAP={host}:{self.port}, or choose ARBSTREAM_KAFKA_PORT / "
+                    f"ARBSTREAM_KAFKA_CONTROLLER_PORT."
+                )
+
+    def _format(self, java: str, classpath: str, properties: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        cmd = [
+            java,
+            "-Xmx256m",
+            f"-Dlog4j.configuration=file:{LOG4J}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(properties),
+            "--ignore-formatted",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BrokerStartError(f"formatting {self.data_dir} failed:\n{done.stdout}\n{done.stderr}")
+
+    def start(self) -> None:
+        """Format (first time only), start the JVM and wait for a real round trip."""
+        assert self.data_dir is not None and self.port is not None and self.controller_port is not None
+        started = time.monotonic()
+        libs = ensure_jars(self.settings)
+        java = self._java()
+        self._check_ports()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        properties = self.data_dir / "server.properties"
+        properties.write_text(
+            _server_properties(self.settings.kafka_host, self.port, self.controller_port, self.data_dir / "logs")
+        )
+        classpath = f"{libs}/*"
+        self._format(java, classpath, properties)
+        heap = self.settings.kafka_heap
+        cmd = [
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{LOG4J}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(properties),
+        ]
+        with self.log_file.open("ab") as sink:
+            self.process = subprocess.Popen(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+            )
+        (self.data_dir / "broker.pid").write_text(str(self.process.pid))
+        try:
+            asyncio.run(wait_until_ready(self.bootstrap, self.settings.kafka_start_timeout_s, is_alive=self.is_running))
+        except BrokerNotReadyError as exc:
+            tail = self.log_tail()
+            self.stop()
+            raise BrokerStartError(f"{exc}\n--- last lines of {self.log_file} ---\n{tail}") from exc
+        self.startup_seconds = time.monotonic() - started
+        log.info("Kafka ready at %s in %.1fs (pid %s)", self.bootstrap, self.startup_seconds, self.process.pid)
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait for a clean shutdown, SIGKILL after the timeout. Returns the exit code."""
+        proc = self.process
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.settings.kafka_stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "broker pid %s ignored SIGTERM for %.0fs; killing", proc.pid, self.settings.kafka_stop_timeout_s
+                )
+                proc.kill()
+                proc.wait()
+        assert self.data_dir is not None
+        (self.data_dir / "broker.pid").unlink(missing_ok=True)
+        return proc.returncode
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,98 @@
+"""The ``arbstream`` console script: one entry point, one subcommand per service.
+
+Each subcommand reads its own settings object from the environment here, at the
+entry point, and passes it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from arbstream.errors import ArbstreamError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from arbstream.broker import ensure_jars
+    from arbstream.services import run_broker_foreground
+    from arbstream.settings import BrokerSettings
+
+    settings = BrokerSettings()
+    if args.fetch_only:
+        libs = ensure_jars(settings)
+        size_mb = sum(p.stat().st_size for p in libs.glob("*.jar")) / 2**20
+        print(f"Kafka {settings.kafka_version} jars in {libs}: {len(list(libs.glob('*.jar')))} jars, {size_mb:.1f} MiB")
+        return 0
+    return run_broker_foreground(settings)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from arbstream.services import run_up
+    from arbstream.settings import UpSettings
+
+    settings = UpSettings()
+    if args.demo:
+        settings = settings.model_copy(update={"demo": True})
+    return run_up(settings)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from processors.app import run_worker
+    from processors.settings import WorkerSettings
+
+    return run_worker(WorkerSettings())
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from api.main import run_api
+    from arbstream.settings import ApiSettings
+
+    return run_api(ApiSettings())
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.main import run_ingest
+    from ingest.settings import IngestSettings
+
+    return run_ingest(IngestSettings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arbstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, tuple[str, Handler]] = {
+        "broker": ("run the local Kafka broker in the foreground", _cmd_broker),
+        "up": ("start broker (unless KAFKA_BOOTSTRAP is set) and every service", _cmd_up),
+        "ingest": ("connect to the venues and publish quotes and funding", _cmd_ingest),
+        "worker": ("run a Faust processor worker", _cmd_worker),
+        "api": ("serve the REST/WebSocket API and dashboard", _cmd_api),
+    }
+    for name, (help_text, handler) in commands.items():
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.set_defaults(handler=handler)
+        if name == "broker":
+            cmd.add_argument("--fetch-only", action="store_true", help="only download the jars")
+        if name == "up":
+            cmd.add_argument("--demo", action="store_true", help="feed from the exchange simulator")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ArbstreamError as exc:
+        print(f"arbstream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Process supervision for ``arbstream broker`` and ``arbstream up``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+
+from arbstream.broker import LocalKafka, die_with_parent, resident_memory_mb
+from arbstream.settings import BrokerSettings, UpSettings
+
+log = logging.getLogger(__name__)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so the foreground loops shut down in order."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self.event.set()
+
+
+def run_broker_foreground(settings: BrokerSettings) -> int:
+    """Start the local broker, report it, and stop it on Ctrl-C / SIGTERM."""
+    stop = _StopFlag()
+    broker = LocalKafka(settings)
+    broker.start()
+    assert broker.process is not None
+    print(
+        f"Kafka {settings.kafka_version} ready at {broker.bootstrap} "
+        f"(started in {broker.startup_seconds:.1f}s, pid {broker.process.pid}, "
+        f"RSS {resident_memory_mb(broker.process.pid) or 0:.0f} MiB, data {broker.data_dir}). Ctrl-C stops it.",
+        flush=True,
+    )
+    while not stop.event.wait(0.5):
+        if not broker.is_running():
+            print(f"broker exited unexpectedly; see {broker.log_file}:\n{broker.log_tail()}", file=sys.stderr)
+            return 1
+    code = broker.stop()
+    print(f"broker stopped (exit code {code})", flush=True)
+    return 0
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+    cmd = [sys.executable, "-m", "arbstream.cli", *args]
+    log.info("starting %s: %s", name, " ".join(args))
+    return _Child(name, subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent))
+
+
+def _terminate(children: list[_Child], timeout_s: float = 15.0) -> None:
+    for child in reversed(children):
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    for child in reversed(children):
+        try:
+            child.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s ignored SIGTERM; killing", child.name)
+            child.process.kill()
+            child.process.wait()
+
+
+def run_up(settings: UpSettings) -> int:
+    """Broker (unless external) + ingest (+ simulator in demo) + worker + api, until Ctrl-C."""
+    stop = _StopFlag()
+    broker: LocalKafka | None = None
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap is None:
+        broker = LocalKafka(settings)
+        broker.start()
+        bootstrap = broker.bootstrap
+    env = {**os.environ, "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap}
+    plan: list[tuple[str, list[str]]] = []
+    if settings.demo:
+        env["ARBSTREAM_VENUE_URLS"] = "simulator"
+        env["ARBSTREAM_DEMO"] = "true"
+        plan.append(("simulator", ["simulate"]))
+    plan += [("ingest", ["ingest"]), ("worker", ["worker"]), ("api", ["api"])]
+    children: list[_Child] = []
+    exit_code = 0
+    try:
+        children = [_spawn(name, args, env) for name, args in plan]
+        print(
+            f"\narbstream is up{' (DEMO: simulated venues)' if settings.demo else ''}: "
+            f"dashboard http://{settings.api_host}:{settings.api_port}  broker {bootstrap}  Ctrl-C stops.\n",
+            flush=True,
+        )
+        while not stop.event.wait(0.5):
+            dead = [c for c in children if c.process.poll() is not None]
+            if dead:
+                for child in dead:
+                    log.error("%s exited with code %s; stopping everything", child.name, child.process.returncode)
+                exit_code = 1
+                break
+    finally:
+        _terminate(children)
+        if broker is not None:
+            broker.stop()
+    return exit_code

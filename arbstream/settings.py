@@ -1,0 +1,66 @@
+"""Settings, one object per service, read once at the entry point and passed down.
+
+Every field can be set from the environment with the ``ARBSTREAM_`` prefix
+(``ARBSTREAM_NAMESPACE=dev``). The broker address also honours the bare
+``KAFKA_BOOTSTRAP`` used by deployment tooling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: where the broker is and which topic namespace to use."""
+
+    model_config = SettingsConfigDict(env_prefix="ARBSTREAM_", extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ARBSTREAM_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP"),
+        description="host:port[,host:port] of an existing cluster; unset = start local Kafka",
+    )
+    namespace: str = Field(
+        default="",
+        description="prefix for every topic name; keeps tests, replays and backtests apart",
+        pattern=r"^[A-Za-z0-9_-]*$",
+    )
+    topic_partitions: int = Field(default=3, ge=1, description="partitions for topics we create")
+    log_level: str = "INFO"
+
+
+class BrokerSettings(CommonSettings):
+    """The local Apache Kafka started from Maven Central jars."""
+
+    kafka_version: str = "3.9.1"
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    kafka_data_dir: Path = DEFAULT_CACHE_DIR / "kafka-data"
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = "512m"
+    kafka_start_timeout_s: float = 90.0
+    kafka_stop_timeout_s: float = 20.0
+
+    @property
+    def kafka_libs_dir(self) -> Path:
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "libs"
+
+
+class ApiSettings(CommonSettings):
+    """HTTP/WebSocket API (uvicorn)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+
+class UpSettings(BrokerSettings, ApiSettings):
+    """`arbstream up`: broker (unless external) plus every service."""
+
+    demo: bool = Field(default=False, description="feed ingest from the local exchange simulator")

@@ -1,0 +1,1 @@
+"""Faust stream processors: latest-price tables and arbitrage detection."""

@@ -1,0 +1,1 @@
+"""Domain types shared by every arbstream service. Nothing venue-specific lives here."""

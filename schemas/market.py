@@ -1,0 +1,138 @@
+"""Market-data events published by ingest on ``ticks.<BASE>`` and ``health``.
+
+Numbers: every price, size and rate is a :class:`decimal.Decimal` parsed from
+the venue's own text and serialised as a JSON *string* ("64012.5"), so no value
+passes through a binary float between the venue and a consumer (decision 0003).
+
+Times: integers in nanoseconds since the Unix epoch. ``exchange_ts_ns`` is the
+venue's event time (``exchange_ts_missing`` is true when the venue sent none and
+the receipt time was copied in); ``receipt_ts_ns`` is when our socket read the
+frame.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+import msgspec
+
+
+class ContractKind(StrEnum):
+    LINEAR = "linear"
+    INVERSE = "inverse"
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """One perpetual contract on one venue."""
+
+    instrument_id: str
+    """Canonical id, unambiguous across venues: ``BTC-USDT-PERP@binance``."""
+    venue: str
+    native_symbol: str
+    """The venue's own symbol, exactly as its API spells it (``XBTUSD``, ``1000PEPEUSDT``)."""
+    base: str
+    """Canonical base asset (XBT is BTC; ``1000PEPE`` and ``kPEPE`` are PEPE)."""
+    quote: str
+    settle: str
+    kind: ContractKind
+    price_multiplier: Decimal = Decimal(1)
+    """Base units one quoted price refers to: 1000 for ``1000PEPE`` (price of 1000 PEPE)."""
+    contract_size: Decimal = Decimal(1)
+    """Linear: base units per contract (times price_multiplier). Inverse: quote units per contract."""
+    tick_size: Decimal | None = None
+    funding_interval_h: int | None = 8
+
+    @property
+    def quote_group(self) -> str:
+        """Which contracts can be compared: USD-inverse with USD, USDT with USDT, USDC with USDC."""
+        return self.quote if self.kind is ContractKind.LINEAR else f"{self.quote}-inverse"
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True, tag="quote", tag_field="type"):
+    """Best bid/ask of one instrument.
+
+    ``bid``/``ask``/``last``/``mark`` are in the venue's price unit (the price of
+    ``price_multiplier`` base units). Sizes are in base units, already converted
+    from contracts/lots, so ``size * price / price_multiplier`` is quote notional.
+    """
+
+    instrument_id: str
+    venue: str
+    native_symbol: str
+    base: str
+    bid: Decimal | None
+    bid_size: Decimal | None
+    ask: Decimal | None
+    ask_size: Decimal | None
+    last: Decimal | None = None
+    mark: Decimal | None = None
+    price_multiplier: Decimal = Decimal(1)
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+    exchange_ts_missing: bool = False
+    sequence: int | None = None
+
+
+class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_field="type"):
+    """Funding state of one instrument. ``rate`` is per interval, as a fraction (0.0001 = 1 bp)."""
+
+    instrument_id: str
+    venue: str
+    native_symbol: str
+    base: str
+    rate: Decimal | None
+    interval_h: int | None
+    next_funding_ts_ns: int | None = None
+    predicted_rate: Decimal | None = None
+    mark: Decimal | None = None
+    index: Decimal | None = None
+    price_multiplier: Decimal = Decimal(1)
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+    exchange_ts_missing: bool = False
+
+
+class HealthState(StrEnum):
+    CONNECTED = "connected"
+    SUBSCRIBED = "subscribed"
+    STALE = "stale"
+    DISCONNECTED = "disconnected"
+    GAP = "gap"
+    ERROR = "error"
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True, tag="health", tag_field="type"):
+    """Connector health event on the ``health`` topic, keyed by venue."""
+
+    venue: str
+    connection: str
+    """Which of the venue's connections (a venue may need several)."""
+    state: HealthState
+    reason: str = ""
+    instrument_id: str | None = None
+    reconnects: int = 0
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+TickEvent = Quote | Funding
+"""What a ``ticks.<BASE>`` topic carries; the ``type`` field tells them apart."""
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_tick_decoder = msgspec.json.Decoder(TickEvent)
+_health_decoder = msgspec.json.Decoder(Health)
+
+
+def encode(event: Quote | Funding | Health | Instrument) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_tick(payload: bytes) -> Quote | Funding:
+    event: Quote | Funding = _tick_decoder.decode(payload)
+    return event
+
+
+def decode_health(payload: bytes) -> Health:
+    event: Health = _health_decoder.decode(payload)
+    return event

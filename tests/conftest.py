@@ -1,0 +1,55 @@
+"""Shared fixtures. The broker is real, always: KAFKA_BOOTSTRAP / ARBSTREAM_KAFKA_BOOTSTRAP
+if set, else a Redpanda container when a Docker daemon answers, else the local Kafka
+from the Maven jars (started once per session on free ports in a temporary data dir).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arbstream.broker import LocalKafka, free_port
+from arbstream.settings import BrokerSettings
+
+REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v26.1.1"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no daemon, no socket, no permission: all mean "no Docker"
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("ARBSTREAM_KAFKA_BOOTSTRAP") or os.environ.get("KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    if _docker_answers():
+        from testcontainers.kafka import RedpandaContainer
+
+        with RedpandaContainer(REDPANDA_IMAGE) as redpanda:
+            yield redpanda.get_bootstrap_server()
+        return
+    data_dir: Path = tmp_path_factory.mktemp("kafka")
+    broker = LocalKafka(BrokerSettings(), data_dir=data_dir, port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh topic namespace per test, so tests never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,76 @@
+"""Test helpers: run arbstream subcommands as real processes, read topics back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP"}}
+    env.update({"ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap, "ARBSTREAM_NAMESPACE": namespace, **extra})
+    return env
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``arbstream <args>`` for the duration of the block; SIGTERM, then kill, on exit."""
+    with log_path.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arbstream.cli", *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+async def consume_until(
+    bootstrap: str,
+    topics: list[str],
+    done: object,
+    timeout_s: float = 60.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topics`` from the beginning until ``done(records)`` is true or the timeout passes."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
+    )
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            if callable(done) and done(records):
+                break
+            await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,133 @@
+"""The real broker: produce/consume through aiokafka, lifecycle of `arbstream broker`, a Faust worker."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from arbstream.broker import free_port
+from arbstream.kafka import ensure_topics
+from schemas.market import Quote, decode_tick, encode
+from schemas.topics import ticks_topic, topic_name
+from tests.helpers import REPO_ROOT, consume_until, running, service_env
+
+pytestmark = pytest.mark.integration
+
+
+async def test_keyed_produce_consume_roundtrip(kafka_bootstrap: str, namespace: str) -> None:
+    topic = topic_name("roundtrip", namespace)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=f"k{i % 4}".encode(), value=f"v{i}".encode()) for i in range(200)]
+        await producer.flush()
+        partitions = {(await f).partition for f in futures}
+    finally:
+        await producer.stop()
+    records = await consume_until(kafka_bootstrap, [topic], lambda rs: len(rs) >= 200, timeout_s=30)
+    assert len(records) == 200
+    assert len(partitions) > 1  # keys spread over partitions
+    for key in (b"k0", b"k1", b"k2", b"k3"):
+        values = [int(r.value[1:]) for r in records if r.key == key]
+        assert values == sorted(values) and len(values) == 50  # per-key order kept
+
+
+def _read_until(proc: subprocess.Popen[str], pattern: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    seen = ""
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+        if re.search(pattern, seen):
+            return seen
+    raise AssertionError(f"{pattern!r} not seen in {timeout_s}s; output:\n{seen}")
+
+
+def _jvm_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return "kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
+def test_broker_command_lifecycle_and_port_conflict(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ARBSTREAM_KAFKA_PORT": str(free_port()),
+        "ARBSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "ARBSTREAM_KAFKA_DATA_DIR": str(tmp_path / "data"),
+    }
+    cmd = [sys.executable, "-m", "arbstream.cli", "broker"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    try:
+        out = _read_until(first, r"ready at .* pid (\d+)", 120)
+        jvm_pid = int(re.search(r"pid (\d+)", out).group(1))  # type: ignore[union-attr]
+        assert _jvm_alive(jvm_pid)
+        started = time.monotonic()
+        second = subprocess.run(
+            cmd,
+            env={**env, "ARBSTREAM_KAFKA_DATA_DIR": str(tmp_path / "other")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+        )
+        assert time.monotonic() - started < 30
+        assert second.returncode == 2
+        assert "already in use" in second.stderr
+        first.send_signal(15)
+        assert first.wait(60) == 0
+        assert not _jvm_alive(jvm_pid)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+async def test_faust_worker_keeps_latest_quote(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
+    topic = ticks_topic("BTC", namespace)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=3)
+    quotes = [
+        Quote(
+            instrument_id="BTC-USDT-PERP@binance",
+            venue="binance",
+            native_symbol="BTCUSDT",
+            base="BTC",
+            bid=Decimal(bid),
+            bid_size=Decimal("1.5"),
+            ask=Decimal(bid) + Decimal("0.1"),
+            ask_size=Decimal("2"),
+            exchange_ts_ns=1_700_000_000_000_000_000 + i,
+            receipt_ts_ns=1_700_000_000_001_000_000 + i,
+        )
+        for i, bid in enumerate(["64000.1", "64000.2", "64000.3"])
+    ]
+    env = service_env(kafka_bootstrap, namespace, ARBSTREAM_WORKER_DATA_DIR=str(tmp_path / "faust"))
+    with running(["worker"], env, tmp_path / "worker.log") as worker:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for quote in quotes:
+                await producer.send_and_wait(topic, key=quote.instrument_id.encode(), value=encode(quote))
+        finally:
+            await producer.stop()
+        changelog = topic_name("arbstream-latest_quotes-changelog", namespace)
+        records = await consume_until(
+            kafka_bootstrap, [changelog], lambda rs: any(decode_tick(r.value) == quotes[-1] for r in rs), 90
+        )
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+    values = [decode_tick(r.value) for r in records]
+    assert values[-1] == quotes[-1], (tmp_path / "worker.log").read_text()[-3000:]
+    assert {r.key for r in records} == {b"BTC-USDT-PERP@binance"}
