@@ -39,7 +39,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     price_multiplier: Decimal = Decimal(1)
     """Base units one quoted price refers to: 1000 for ``1000PEPE`` (price of 1000 PEPE)."""
     contract_size: Decimal = Decimal(1)
-    """Linear: base units per contract (times price_multiplier). Inverse: quote units per contract."""
+    """What one unit of the venue's size field is worth. Linear: base units (so a
+    ``1000PEPE`` contract of 1 has 1000 here; OKX BTC-USDT-SWAP 0.01). Inverse:
+    quote units (BitMEX XBTUSD 1 USD, Deribit BTC-PERPETUAL amounts are USD: 1)."""
     tick_size: Decimal | None = None
     funding_interval_h: int | None = 8
 

@@ -1,0 +1,1 @@
+"""Offline exchange simulator: local WebSocket/REST endpoints speaking each venue's protocol."""

@@ -1,0 +1,98 @@
+"""What every venue simulator provides: the server side of one venue's protocol.
+
+A venue simulator (``ingest/simulator/venues/<name>.py``, exporting ``SIM``)
+answers the same subscribe messages, acks and heartbeats as the real venue and
+encodes the synthetic market into the venue's own frames. Sizes arrive in base
+units and must be converted to the venue's size unit (contracts, lots, USD).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from ingest.instruments import listing_path
+from ingest.simulator.market import SimFunding, SimQuote
+from schemas.market import ContractKind, Instrument
+
+Frame = str | bytes
+RestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BOOK = "book"
+FUNDING = "funding"
+
+
+@dataclass
+class SimSession:
+    """One client connection to the simulator."""
+
+    venue: str
+    path: str
+    query: dict[str, str]
+    subscriptions: set[tuple[str, str]] = field(default_factory=set)
+    """(BOOK or FUNDING, native symbol) pairs this client subscribed to."""
+    sequences: dict[str, int] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    """Free-form per-connection protocol state for the venue simulator."""
+    skip_sequence: bool = False
+    """Fault injection: the next sequence number jumps by one extra."""
+
+    def next_seq(self, key: str, start: int = 1000) -> int:
+        value = self.sequences.get(key, start) + (2 if self.skip_sequence else 1)
+        self.skip_sequence = False
+        self.sequences[key] = value
+        return value
+
+
+def to_venue_qty(inst: Instrument, base_qty: Decimal, price: Decimal) -> Decimal:
+    """Inverse of the ingest conversion: base units to the venue's size unit."""
+    if inst.kind is ContractKind.LINEAR:
+        return base_qty / inst.contract_size
+    return base_qty * price / inst.contract_size
+
+
+def to_contracts(inst: Instrument, base_qty: Decimal, price: Decimal) -> int:
+    """Whole contracts (at least one) for venues whose sizes are integers."""
+    return max(1, int(to_venue_qty(inst, base_qty, price)))
+
+
+class VenueSim(ABC):
+    name: ClassVar[str]
+    ws_paths: ClassVar[tuple[str, ...]] = ("/ws",)
+    """WebSocket paths served under ``/<name>``; must match the venue module's ws_url()."""
+    instruments_path: ClassVar[str] = ""
+
+    def __init__(self, instruments: list[Instrument]) -> None:
+        self.by_native = {i.native_symbol: i for i in instruments if i.venue == self.name}
+
+    def rest_routes(self) -> dict[str, RestHandler]:
+        """REST endpoints under ``/<name>``; by default the bundled instrument listing."""
+
+        async def listing(_request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(listing_path(self.name, None))
+
+        return {self.instruments_path: listing} if self.instruments_path else {}
+
+    def on_open(self, session: SimSession) -> list[Frame]:
+        """Frames sent as soon as a client connects (welcome/info messages)."""
+        return []
+
+    @abstractmethod
+    def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
+        """Handle a client frame (subscribe, ping...): update session, return replies."""
+
+    @abstractmethod
+    def book_frames(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
+        """Frames carrying the new top of book for a BOOK subscription."""
+
+    @abstractmethod
+    def funding_frames(self, session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
+        """Frames carrying funding/mark for a FUNDING subscription."""
+
+    def malformed_frame(self) -> Frame:
+        return '{"truncated": '

@@ -1,0 +1,281 @@
+"""What every venue module provides, and the helpers they share.
+
+A venue module (``ingest/venues/<name>.py``) holds the venue's constants, its
+subscribe/heartbeat messages and *pure* parse functions: frame in, schema
+objects out, no I/O. The shared runner (``ingest/runner.py``) owns connect,
+subscribe, heartbeat, reconnect and publish. Exchange field names never leave
+``ingest/``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import msgspec
+
+from schemas.market import ContractKind, Funding, Instrument, Quote
+
+# Venue JSON is decoded with every number kept as its own text turned into a
+# Decimal (never a binary float): 86401.5 arrives as Decimal("86401.5").
+_json = msgspec.json.Decoder(float_hook=Decimal)
+
+ALIASES = {"XBT": "BTC"}
+
+
+class FrameError(ValueError):
+    """A frame the venue module cannot understand (malformed, unexpected shape)."""
+
+
+def load_json(frame: str | bytes) -> Any:
+    """Decode a JSON frame exactly (numbers with fractions become Decimals)."""
+    try:
+        return _json.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"not JSON: {exc}") from exc
+
+
+def dec(value: Any) -> Decimal | None:
+    """Exact decimal from a venue value (str, int or Decimal); None for absent/empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or isinstance(value, float):
+        # A float here means someone decoded JSON lossily upstream: refuse loudly.
+        raise FrameError(f"refusing binary float {value!r}; decode with load_json")
+    try:
+        result = Decimal(value) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, TypeError) as exc:
+        raise FrameError(f"not a decimal: {value!r}") from exc
+    if not result.is_finite():
+        raise FrameError(f"not a finite decimal: {value!r}")
+    return result
+
+
+def ms_to_ns(value: Any) -> int:
+    """Milliseconds (int or numeric string) to integer nanoseconds."""
+    return int(value) * 1_000_000
+
+
+def iso_to_ns(value: str) -> int:
+    """ISO-8601 UTC (``2026-09-27T13:41:05.530Z``) to integer nanoseconds, exactly."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise FrameError(f"bad timestamp {value!r}") from exc
+    whole = math.floor(parsed.timestamp())
+    return whole * 1_000_000_000 + parsed.microsecond * 1_000
+
+
+def canonical_base(asset: str) -> tuple[str, Decimal]:
+    """Canonical base and price multiplier: ``1000PEPE`` -> (PEPE, 1000), ``kPEPE`` -> (PEPE, 1000)."""
+    asset = ALIASES.get(asset, asset)
+    for prefix, mult in (("1000000", 1_000_000), ("1000", 1000), ("1M", 1_000_000), ("k", 1000)):
+        rest = asset[len(prefix) :]
+        if asset.startswith(prefix) and rest and rest.isupper():
+            return ALIASES.get(rest, rest), Decimal(mult)
+    return asset, Decimal(1)
+
+
+def make_instrument(
+    venue: str,
+    native_symbol: str,
+    base_asset: str,
+    quote: str,
+    settle: str,
+    kind: ContractKind,
+    contract_size: Decimal = Decimal(1),
+    tick_size: Decimal | None = None,
+    funding_interval_h: int | None = 8,
+) -> Instrument:
+    base, multiplier = canonical_base(base_asset)
+    quote = ALIASES.get(quote, quote)
+    suffix = "PERP" if kind is ContractKind.LINEAR else "INV-PERP"
+    return Instrument(
+        instrument_id=f"{base}-{quote}-{suffix}@{venue}",
+        venue=venue,
+        native_symbol=native_symbol,
+        base=base,
+        quote=quote,
+        settle=ALIASES.get(settle, settle),
+        kind=kind,
+        price_multiplier=multiplier,
+        contract_size=contract_size,
+        tick_size=tick_size,
+        funding_interval_h=funding_interval_h,
+    )
+
+
+def contracts_to_base(instrument: Instrument, contracts: Decimal | None, price: Decimal | None) -> Decimal | None:
+    """Venue size in contracts/lots/USD to base units.
+
+    Linear: contracts x contract_size (base units per contract, already including
+    any 1000x prefix). Inverse: contracts x contract_size quote units / price.
+    """
+    if contracts is None:
+        return None
+    if instrument.kind is ContractKind.LINEAR:
+        return contracts * instrument.contract_size
+    if price is None or price == 0:
+        return None
+    return contracts * instrument.contract_size / price
+
+
+def make_quote(
+    instrument: Instrument,
+    *,
+    bid: Decimal | None,
+    bid_qty: Decimal | None,
+    ask: Decimal | None,
+    ask_qty: Decimal | None,
+    exchange_ts_ns: int | None,
+    receipt_ts_ns: int,
+    last: Decimal | None = None,
+    mark: Decimal | None = None,
+    sequence: int | None = None,
+) -> Quote:
+    """A Quote from venue-native quantities (``*_qty`` in the venue's size unit)."""
+    return Quote(
+        instrument_id=instrument.instrument_id,
+        venue=instrument.venue,
+        native_symbol=instrument.native_symbol,
+        base=instrument.base,
+        bid=bid,
+        bid_size=contracts_to_base(instrument, bid_qty, bid),
+        ask=ask,
+        ask_size=contracts_to_base(instrument, ask_qty, ask),
+        last=last,
+        mark=mark,
+        price_multiplier=instrument.price_multiplier,
+        exchange_ts_ns=receipt_ts_ns if exchange_ts_ns is None else exchange_ts_ns,
+        receipt_ts_ns=receipt_ts_ns,
+        exchange_ts_missing=exchange_ts_ns is None,
+        sequence=sequence,
+    )
+
+
+def make_funding(
+    instrument: Instrument,
+    *,
+    rate: Decimal | None,
+    exchange_ts_ns: int | None,
+    receipt_ts_ns: int,
+    next_funding_ts_ns: int | None = None,
+    predicted_rate: Decimal | None = None,
+    mark: Decimal | None = None,
+    index: Decimal | None = None,
+    interval_h: int | None = None,
+) -> Funding:
+    return Funding(
+        instrument_id=instrument.instrument_id,
+        venue=instrument.venue,
+        native_symbol=instrument.native_symbol,
+        base=instrument.base,
+        rate=rate,
+        interval_h=instrument.funding_interval_h if interval_h is None else interval_h,
+        next_funding_ts_ns=next_funding_ts_ns,
+        predicted_rate=predicted_rate,
+        mark=mark,
+        index=index,
+        price_multiplier=instrument.price_multiplier,
+        exchange_ts_ns=receipt_ts_ns if exchange_ts_ns is None else exchange_ts_ns,
+        receipt_ts_ns=receipt_ts_ns,
+        exchange_ts_missing=exchange_ts_ns is None,
+    )
+
+
+@dataclass
+class Parsed:
+    """What one frame produced. Empty for acks, pongs and other control frames."""
+
+    events: list[Quote | Funding] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+    """Frames the runner must send back (answers to venue heartbeats)."""
+    gap: str | None = None
+    """A sequence gap was detected: the runner emits health and resubscribes."""
+    error: str | None = None
+    """The venue reported an error (e.g. unknown symbol); counted and reported on ``health``."""
+    subscribed: bool = False
+    """This frame acknowledged a subscription."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One WebSocket the runner opens: where, and which venue topics ride on it."""
+
+    label: str
+    url: str
+    topics: tuple[str, ...]
+
+
+class Venue(ABC):
+    """Base of every venue adapter. Subclasses set the constants and implement the pure parts."""
+
+    name: ClassVar[str]
+    ws_base: ClassVar[str]
+    """Live WebSocket base URL (scheme + host [+ fixed path]); the simulator replaces it."""
+    rest_base: ClassVar[str]
+    """Live REST base URL for instrument listings."""
+    max_topics_per_connection: ClassVar[int] = 200
+    topics_per_subscribe: ClassVar[int] = 10
+    subscribe_interval_s: ClassVar[float] = 0.2
+    """Pause between subscribe frames, to stay inside the venue's message-rate limit."""
+    ping_interval_s: ClassVar[float | None] = 20.0
+    stale_after_s: ClassVar[float] = 30.0
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        self.by_native: dict[str, Instrument] = {i.native_symbol: i for i in instruments if i.venue == self.name}
+
+    # -- connection plan -------------------------------------------------
+    @abstractmethod
+    def topics(self, instrument: Instrument) -> list[str]:
+        """Venue channel names for one instrument (top of book with sizes + funding/mark)."""
+
+    def connections(self, ws_base: str) -> list[Connection]:
+        """Split all topics over as many connections as the per-connection cap needs."""
+        topics = [t for inst in self.by_native.values() for t in self.topics(inst)]
+        cap = self.max_topics_per_connection
+        return [
+            Connection(f"{self.name}-{n}", self.ws_url(ws_base, "default"), tuple(topics[i : i + cap]))
+            for n, i in enumerate(range(0, len(topics), cap))
+        ]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        """Full URL for a connection kind; override when a venue routes channels by path."""
+        return ws_base
+
+    @abstractmethod
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        """Frames that subscribe ``topics`` (already batched per the venue's limits)."""
+
+    def on_connect(self) -> list[str]:
+        """Frames to send right after connecting, before subscribing (e.g. enable heartbeats)."""
+        return []
+
+    def ping_message(self) -> str | None:
+        """Application-level ping the client must send every ``ping_interval_s`` (None: none)."""
+        return None
+
+    def reset(self) -> None:
+        """Forget per-connection state (books, sequences) after a reconnect."""
+
+    # -- parsing ----------------------------------------------------------
+    @abstractmethod
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        """Turn one raw frame into events. Pure: no I/O. Raises FrameError on malformed input."""
+
+    # -- instruments ------------------------------------------------------
+    instruments_path: ClassVar[str] = ""
+    """REST path (under ``rest_base``) of the venue's instrument listing."""
+
+    @classmethod
+    @abstractmethod
+    def parse_instruments(cls, listing: Any) -> list[Instrument]:
+        """Perpetual instruments from the venue's REST listing (decoded with ``load_json``)."""
+
+    def instrument(self, native_symbol: str) -> Instrument | None:
+        return self.by_native.get(native_symbol)
