@@ -35,6 +35,8 @@ def load_venue_instruments(venue: str, cache_dir: Path | None = None) -> list[In
     path = listing_path(venue, cache_dir)
     try:
         listing = load_json(path.read_bytes())
+        if not isinstance(listing, dict):
+            raise ConfigError(f"{path}: expected an object mapping REST paths to responses")
     except FileNotFoundError as exc:
         raise ConfigError(f"no instrument listing for {venue} ({path})") from exc
     return venue_class(venue).parse_instruments(listing)
@@ -75,9 +77,7 @@ def parse_manual(text: str, known: list[Instrument]) -> list[Instrument]:
         if instrument is None:
             raise ConfigError(f"line {number}: {raw.strip()!r}: {venue} lists no perpetual {native!r}")
         if instrument.base != base:
-            raise ConfigError(
-                f"line {number}: {raw.strip()!r}: {venue} {native} is base {instrument.base}, not {base}"
-            )
+            raise ConfigError(f"line {number}: {raw.strip()!r}: {venue} {native} is base {instrument.base}, not {base}")
         chosen.append(instrument)
     return chosen
 

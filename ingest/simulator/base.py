@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import orjson
 from aiohttp import web
 
 from ingest.instruments import listing_path
@@ -65,18 +66,30 @@ class VenueSim(ABC):
     name: ClassVar[str]
     ws_paths: ClassVar[tuple[str, ...]] = ("/ws",)
     """WebSocket paths served under ``/<name>``; must match the venue module's ws_url()."""
-    instruments_path: ClassVar[str] = ""
 
     def __init__(self, instruments: list[Instrument]) -> None:
         self.by_native = {i.native_symbol: i for i in instruments if i.venue == self.name}
 
     def rest_routes(self) -> dict[str, RestHandler]:
-        """REST endpoints under ``/<name>``; by default the bundled instrument listing."""
+        """REST endpoints under ``/<name>``: by default the bundled instrument listings.
 
-        async def listing(_request: web.Request) -> web.StreamResponse:
-            return web.FileResponse(listing_path(self.name, None))
+        The bundled file maps "path?query" to the response; routes match on the
+        path, and the handler picks the entry whose query matches the request's.
+        """
+        listing = orjson.loads(listing_path(self.name, None).read_bytes())
+        by_path: dict[str, dict[str, Any]] = {}
+        for key, response in listing.items():
+            path, _, query = key.partition("?")
+            by_path.setdefault(path, {})[query] = response
 
-        return {self.instruments_path: listing} if self.instruments_path else {}
+        def handler_for(responses: dict[str, Any]) -> RestHandler:
+            async def serve(request: web.Request) -> web.StreamResponse:
+                body = responses.get(request.query_string, next(iter(responses.values())))
+                return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+            return serve
+
+        return {path: handler_for(responses) for path, responses in by_path.items()}
 
     def on_open(self, session: SimSession) -> list[Frame]:
         """Frames sent as soon as a client connects (welcome/info messages)."""

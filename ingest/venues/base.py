@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+import aiohttp
 import msgspec
 
 from schemas.market import ContractKind, Funding, Instrument, Quote
@@ -226,6 +227,10 @@ class Venue(ABC):
     """Pause between subscribe frames, to stay inside the venue's message-rate limit."""
     ping_interval_s: ClassVar[float | None] = 20.0
     stale_after_s: ClassVar[float] = 30.0
+    subscribe_after_first_frame: ClassVar[bool] = False
+    """Wait for the server's first frame (a welcome message) before subscribing."""
+    ws_headers: ClassVar[dict[str, str]] = {}
+    """Extra HTTP headers for the WebSocket handshake (e.g. Gate's X-Gate-Size-Decimal)."""
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         self.by_native: dict[str, Instrument] = {i.native_symbol: i for i in instruments if i.venue == self.name}
@@ -243,6 +248,10 @@ class Venue(ABC):
             Connection(f"{self.name}-{n}", self.ws_url(ws_base, "default"), tuple(topics[i : i + cap]))
             for n, i in enumerate(range(0, len(topics), cap))
         ]
+
+    async def resolve_url(self, connection: Connection, rest_base: str, http: aiohttp.ClientSession) -> str:
+        """Final URL to dial; venues that need a token first (KuCoin's bullet) fetch it here."""
+        return connection.url
 
     def ws_url(self, ws_base: str, kind: str) -> str:
         """Full URL for a connection kind; override when a venue routes channels by path."""
@@ -269,13 +278,17 @@ class Venue(ABC):
         """Turn one raw frame into events. Pure: no I/O. Raises FrameError on malformed input."""
 
     # -- instruments ------------------------------------------------------
-    instruments_path: ClassVar[str] = ""
-    """REST path (under ``rest_base``) of the venue's instrument listing."""
+    instrument_paths: ClassVar[tuple[str, ...]] = ()
+    """REST paths+queries (under ``rest_base``) of the venue's instrument listings (GET)."""
 
     @classmethod
     @abstractmethod
-    def parse_instruments(cls, listing: Any) -> list[Instrument]:
-        """Perpetual instruments from the venue's REST listing (decoded with ``load_json``)."""
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        """Perpetual instruments from the venue's REST listings.
+
+        ``listing`` maps each of ``instrument_paths`` to its decoded response
+        (``load_json``); the bundled snapshot file has exactly that shape.
+        """
 
     def instrument(self, native_symbol: str) -> Instrument | None:
         return self.by_native.get(native_symbol)

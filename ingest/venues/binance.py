@@ -40,7 +40,7 @@ class Binance(Venue):
     name = "binance"
     ws_base = "wss://fstream.binance.com"
     rest_base = "https://fapi.binance.com"
-    instruments_path = "/fapi/v1/exchangeInfo"
+    instrument_paths = ("/fapi/v1/exchangeInfo",)
     max_topics_per_connection = 1024
     topics_per_subscribe = STREAMS_PER_SUBSCRIBE
     subscribe_interval_s = 0.25
@@ -134,9 +134,9 @@ class Binance(Venue):
             raise FrameError(f"{event_type} without field {exc}") from exc
 
     @classmethod
-    def parse_instruments(cls, listing: Any) -> list[Instrument]:
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         instruments = []
-        for row in listing["symbols"]:
+        for row in listing[cls.instrument_paths[0]]["symbols"]:
             if row.get("contractType") != "PERPETUAL" or row.get("status") != "TRADING":
                 continue
             tick = next((dec(f["tickSize"]) for f in row.get("filters", []) if f["filterType"] == "PRICE_FILTER"), None)

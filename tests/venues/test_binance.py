@@ -78,7 +78,10 @@ def test_control_frames_produce_no_events(venue: Binance) -> None:
 
 def test_subscribe_messages_batched_and_routed(venue: Binance) -> None:
     plans = venue.connections("wss://fstream.binance.com")
-    assert [p.url for p in plans] == ["wss://fstream.binance.com/public/stream", "wss://fstream.binance.com/market/stream"]
+    assert [p.url for p in plans] == [
+        "wss://fstream.binance.com/public/stream",
+        "wss://fstream.binance.com/market/stream",
+    ]
     assert plans[0].topics[0] == "btcusdt@bookTicker" and plans[1].topics[0] == "btcusdt@markPrice@1s"
     (message,) = venue.subscribe_messages(plans[0].topics)
     assert message == (

@@ -20,7 +20,6 @@ def _text(value: Decimal) -> str:
 class BinanceSim(VenueSim):
     name = "binance"
     ws_paths = ("/public/stream", "/market/stream")
-    instruments_path = "/fapi/v1/exchangeInfo"
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
