@@ -45,7 +45,7 @@ def dec(value: Any) -> Decimal | None:
     """Exact decimal from a venue value (str, int or Decimal); None for absent/empty."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         # A float here means someone decoded JSON lossily upstream: refuse loudly.
         raise FrameError(f"refusing binary float {value!r}; decode with load_json")
     try:
@@ -271,6 +271,7 @@ class Venue(ABC):
 
     def reset(self) -> None:
         """Forget per-connection state (books, sequences) after a reconnect."""
+        return None
 
     # -- parsing ----------------------------------------------------------
     @abstractmethod
