@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from arbstream.errors import ArbstreamError
 
@@ -61,6 +62,49 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return run_ingest(IngestSettings())
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from ingest.main import run_ingest
+    from ingest.settings import IngestSettings
+
+    settings = IngestSettings(record_dir=args.out)
+    return run_ingest(settings, publish=args.publish)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ingest.settings import SimulatorSettings
+    from ingest.simulator.main import run_simulator
+
+    return run_simulator(SimulatorSettings())
+
+
+def _cmd_normalize(args: argparse.Namespace) -> int:
+    from ingest.settings import IngestSettings
+    from ingest.tools import run_normalize
+
+    return run_normalize(args.venue, args.file, IngestSettings())
+
+
+def _cmd_instruments(args: argparse.Namespace) -> int:
+    from ingest.instruments import dump
+    from ingest.main import tracked_instruments
+    from ingest.settings import IngestSettings
+    from ingest.tools import run_refresh
+
+    settings = IngestSettings()
+    if args.action == "refresh":
+        return run_refresh(settings)
+    print(dump([i for group in tracked_instruments(settings).values() for i in group]))
+    return 0
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas.export import export
+
+    for path in export():
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arbstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest": ("connect to the venues and publish quotes and funding", _cmd_ingest),
         "worker": ("run a Faust processor worker", _cmd_worker),
         "api": ("serve the REST/WebSocket API and dashboard", _cmd_api),
+        "simulate": ("serve the exchange simulator (every implemented venue's protocol)", _cmd_simulate),
+        "record": ("record raw venue frames to rotating .jsonl.gz files", _cmd_record),
+        "normalize": ("print normalised JSON lines for raw frames (offline)", _cmd_normalize),
+        "instruments": ("list tracked instruments, or refresh the venues' listings", _cmd_instruments),
+        "schemas": ("write the JSON Schema of every topic to schemas/json/", _cmd_schemas),
     }
     for name, (help_text, handler) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
@@ -78,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--fetch-only", action="store_true", help="only download the jars")
         if name == "up":
             cmd.add_argument("--demo", action="store_true", help="feed from the exchange simulator")
+        if name == "record":
+            cmd.add_argument("--out", type=Path, required=True, help="directory for the recordings")
+            cmd.add_argument("--publish", action="store_true", help="also publish to Kafka like ingest")
+        if name == "normalize":
+            cmd.add_argument("--venue", required=True, help="venue whose protocol the frames speak")
+            cmd.add_argument("file", nargs="?", help="frames, one per line (default: stdin)")
+        if name == "instruments":
+            cmd.add_argument("action", choices=["list", "refresh"], nargs="?", default="list")
     return parser
 
 

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from arbstream.errors import BrokerNotReadyError
+from arbstream.errors import BrokerNotReadyError, ConfigError
 
 PROBE_TOPIC = "__arbstream_probe"
 
@@ -95,3 +95,23 @@ async def ensure_topics(
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+def resolve_bootstrap(configured: str | None, host: str = "127.0.0.1", port: int = 9092) -> str:
+    """The cluster a single service should use.
+
+    ``KAFKA_BOOTSTRAP``/``ARBSTREAM_KAFKA_BOOTSTRAP`` when set; otherwise the local
+    broker on its default address if one is listening (``arbstream broker`` or
+    ``arbstream up`` started it). A service never starts a broker of its own:
+    several services would race for the same port and data directory.
+    """
+    if configured:
+        return configured
+    from arbstream.broker import port_in_use
+
+    if port_in_use(host, port):
+        return f"{host}:{port}"
+    raise ConfigError(
+        f"no broker: set KAFKA_BOOTSTRAP=host:port, or start the local one with `arbstream broker` "
+        f"(nothing listens on {host}:{port}), or run everything with `arbstream up`"
+    )

@@ -98,6 +98,7 @@ class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_fiel
 class HealthState(StrEnum):
     CONNECTED = "connected"
     SUBSCRIBED = "subscribed"
+    STREAMING = "streaming"
     STALE = "stale"
     DISCONNECTED = "disconnected"
     GAP = "gap"
@@ -112,9 +113,18 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, tag="health", tag_field=
     """Which of the venue's connections (a venue may need several)."""
     state: HealthState
     reason: str = ""
-    instrument_id: str | None = None
     reconnects: int = 0
+    """Reconnections of this connection since the ingest process started."""
+    frames_total: int = 0
+    """Frames received on this connection since the process started (all reconnects)."""
+    events_total: int = 0
+    """Quotes and funding events parsed from those frames."""
+    malformed_total: int = 0
+    """Frames that could not be parsed (counted, logged, skipped)."""
+    last_data_ts_ns: int | None = None
+    """Receipt time of the last frame that carried market data."""
     exchange_ts_ns: int
+    """For health events this is the emission time: venues do not timestamp connection state."""
     receipt_ts_ns: int
 
 

@@ -74,3 +74,39 @@ async def consume_until(
     finally:
         await consumer.stop()
     return records
+
+
+class TopicWatcher:
+    """Consumes topics in the background from the beginning; tests wait on conditions over what arrived."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+        self._consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+            metadata_max_age_ms=1000,
+        )  # fmt: skip
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicWatcher:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                self.records.extend(partition_records)
+
+    async def wait_for(self, condition: object, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if callable(condition) and condition(self.records):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout_s}s waiting for {what} ({len(self.records)} records seen)")

@@ -28,7 +28,7 @@ from schemas.market import Instrument
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     session: SimSession
     ws: web.WebSocketResponse

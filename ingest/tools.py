@@ -1,0 +1,98 @@
+"""Offline tools over raw frames and listings: ``normalize`` and ``instruments refresh``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import orjson
+
+from arbstream.errors import RetryableError
+from ingest.instruments import load_venue_instruments
+from ingest.settings import IngestSettings
+from ingest.venues import implemented_venues, venue_class
+from ingest.venues.base import FrameError, load_json
+from schemas.market import encode
+
+
+def frame_from_line(line: str) -> str:
+    """A line of a frames file: a JSON frame as-is, or a JSON string holding a text frame."""
+    return str(json.loads(line)) if line.startswith('"') else line
+
+
+def normalize(venue_name: str, lines: Iterable[str], out: IO[str], err: IO[str], cache_dir: Path | None) -> int:
+    """Print one JSON line per Quote/Funding parsed from raw frames; returns the number of bad lines."""
+    venue = venue_class(venue_name)(load_venue_instruments(venue_name, cache_dir))
+    bad = 0
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            parsed = venue.parse(frame_from_line(line), time.time_ns())
+        except (FrameError, json.JSONDecodeError) as exc:
+            bad += 1
+            print(f"line {number}: {exc}", file=err)
+            continue
+        if parsed.error:
+            print(f"line {number}: venue error: {parsed.error}", file=err)
+        for event in parsed.events:
+            out.write(encode(event).decode() + "\n")
+    return bad
+
+
+def run_normalize(venue_name: str, path: str | None, settings: IngestSettings) -> int:
+    handle = open(path) if path and path != "-" else sys.stdin  # noqa: SIM115 - closed below when a file
+    try:
+        bad = normalize(venue_name, handle, sys.stdout, sys.stderr, settings.instruments_cache_dir)
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+    return 1 if bad else 0
+
+
+async def _fetch_listing(http: aiohttp.ClientSession, rest_base: str, paths: Iterable[str]) -> bytes:
+    """The listing file's bytes: the venue's responses verbatim, keyed by path (no re-encoding)."""
+    parts = []
+    for path in paths:
+        async with http.get(rest_base + path, timeout=aiohttp.ClientTimeout(total=30)) as response:
+            if response.status != 200:
+                raise RetryableError(f"GET {rest_base}{path}: HTTP {response.status}")
+            parts.append(orjson.dumps(path) + b":" + await response.read())
+    return b"{" + b",".join(parts) + b"}"
+
+
+async def refresh_instruments(settings: IngestSettings, venues: list[str]) -> dict[str, str]:
+    """Fetch each venue's listings into the cache; a venue that fails keeps its previous file."""
+    from ingest.main import venue_bases
+
+    settings.instruments_cache_dir.mkdir(parents=True, exist_ok=True)
+    outcome: dict[str, str] = {}
+    async with aiohttp.ClientSession() as http:
+        for name in venues:
+            cls = venue_class(name)
+            _, rest_base = venue_bases(settings, name)
+            try:
+                raw = await _fetch_listing(http, rest_base, cls.instrument_paths)
+                count = len(cls.parse_instruments(load_json(raw)))  # refuse to cache what we cannot parse
+            except Exception as exc:  # noqa: BLE001 - report per venue, keep going
+                outcome[name] = f"FAILED ({type(exc).__name__}: {exc}); keeping previous listing"
+                continue
+            target = settings.instruments_cache_dir / f"{name}.json"
+            target.write_bytes(raw)
+            outcome[name] = f"{count} perpetuals -> {target}"
+    return outcome
+
+
+def run_refresh(settings: IngestSettings) -> int:
+    venues = settings.venues or implemented_venues()
+    outcome = asyncio.run(refresh_instruments(settings, venues))
+    for name, result in outcome.items():
+        print(f"{name}: {result}")
+    return 1 if any(r.startswith("FAILED") for r in outcome.values()) else 0

@@ -1,0 +1,217 @@
+"""Deribit perpetuals: inverse (BTC-PERPETUAL, amounts in USD) and linear USDC (SOL_USDC-PERPETUAL, base coin).
+
+Docs: https://docs.deribit.com/articles/notifications (JSON-RPC 2.0 over ``/ws/api/v2``).
+Top of book comes from ``quote.{instrument}``; mark, index and funding from
+``ticker.{instrument}.100ms`` (``raw`` needs authentication). Prices and amounts
+are JSON numbers, decoded exactly by ``load_json``. Funding accrues continuously:
+``funding_8h`` is the rate over the trailing 8 h and there is no next-funding time.
+Heartbeats: after ``public/set_heartbeat`` the server sends ``test_request``
+notifications that must be answered with ``public/test``, or it closes the socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    FrameError,
+    Parsed,
+    Venue,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Funding, Instrument, Quote
+
+QUOTE = "quote"
+TICKER = "ticker"
+TICKER_INTERVAL = "100ms"
+HEARTBEAT_S = 10  # the venue's minimum; a dead socket is noticed within ~10 s
+# public/subscribe costs 3000 of 30000 credits, refilled at ~3.3 requests/s:
+# many channels per request, and at most two requests a second.
+CHANNELS_PER_SUBSCRIBE = 100
+KINDS = {"reversed": ContractKind.INVERSE, "linear": ContractKind.LINEAR}
+
+
+class Deribit(Venue):
+    name = "deribit"
+    ws_base = "wss://www.deribit.com"
+    rest_base = "https://www.deribit.com"
+    instrument_paths = ("/api/v2/public/get_instruments?currency=any&kind=future&expired=false",)
+    max_topics_per_connection = 500
+    topics_per_subscribe = CHANNELS_PER_SUBSCRIBE
+    subscribe_interval_s = 0.5
+    # The server probes us (test_request); no client ping is needed.
+    ping_interval_s: ClassVar[float | None] = None
+    stale_after_s = 30.0
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
+        self._request_id = 0
+        self._pending: dict[int, set[str]] = {}
+        """Channels asked for per subscribe request id, to spot ones the ack leaves out."""
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        symbol = instrument.native_symbol
+        return [f"{QUOTE}.{symbol}", f"{TICKER}.{symbol}.{TICKER_INTERVAL}"]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/ws/api/v2"
+
+    def _request(self, method: str, params: dict[str, Any]) -> tuple[int, str]:
+        self._request_id += 1
+        body = {"jsonrpc": "2.0", "id": self._request_id, "method": method, "params": params}
+        return self._request_id, orjson.dumps(body).decode()
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        frames = []
+        for start in range(0, len(topics), self.topics_per_subscribe):
+            channels = list(topics[start : start + self.topics_per_subscribe])
+            request_id, frame = self._request("public/subscribe", {"channels": channels})
+            self._pending[request_id] = set(channels)
+            frames.append(frame)
+        return frames
+
+    def on_connect(self) -> list[str]:
+        return [self._request("public/set_heartbeat", {"interval": HEARTBEAT_S})[1]]
+
+    def reset(self) -> None:
+        self._pending.clear()
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        message = load_json(frame)
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON-RPC object")
+        method = message.get("method")
+        if method == "subscription":
+            return self._notification(message.get("params"), receipt_ts_ns)
+        if method == "heartbeat":
+            return self._heartbeat(message.get("params"))
+        if "error" in message:
+            return self._error(message)
+        if "result" in message:
+            return self._result(message)
+        return Parsed()  # some other server notice: nothing to publish
+
+    def _heartbeat(self, params: Any) -> Parsed:
+        if not isinstance(params, dict):
+            raise FrameError("heartbeat without params")
+        if params.get("type") == "test_request":
+            return Parsed(replies=[self._request("public/test", {})[1]])
+        return Parsed()
+
+    def _error(self, message: dict[str, Any]) -> Parsed:
+        error = message["error"]
+        if not isinstance(error, dict):
+            raise FrameError("error is not an object")
+        self._forget(message)
+        text = f"code {error.get('code')}: {error.get('message')}"
+        data = error.get("data")
+        reason = data.get("reason") if isinstance(data, dict) else None
+        return Parsed(error=f"{text} ({reason})" if reason else text)
+
+    def _forget(self, message: dict[str, Any]) -> set[str]:
+        """Channels the answered request asked for (none if it was not a subscribe)."""
+        request_id = message.get("id")
+        return self._pending.pop(request_id, set()) if isinstance(request_id, int) else set()
+
+    def _result(self, message: dict[str, Any]) -> Parsed:
+        result = message["result"]
+        if not isinstance(result, list):
+            return Parsed()  # set_heartbeat "ok", public/test {"version": ...}
+        missing = sorted(self._forget(message) - {c for c in result if isinstance(c, str)})
+        # Channels absent from the ack were not subscribed and will stay silent.
+        return Parsed(subscribed=True, error=f"not subscribed: {', '.join(missing)}" if missing else None)
+
+    def _notification(self, params: Any, receipt_ts_ns: int) -> Parsed:
+        if not isinstance(params, dict) or not isinstance(params.get("data"), dict):
+            raise FrameError("subscription notification without params.data")
+        channel = params.get("channel")
+        if not isinstance(channel, str):
+            raise FrameError("subscription notification without a channel")
+        kind, _, rest = channel.partition(".")
+        if kind not in (QUOTE, TICKER):
+            return Parsed()  # a channel we never asked for
+        data = params["data"]
+        name = data.get("instrument_name")
+        instrument = self.instrument(name if isinstance(name, str) else rest.split(".")[0])
+        if instrument is None:
+            return Parsed()  # an instrument we do not track
+        try:
+            parse = self._quote if kind == QUOTE else self._funding
+            event: Quote | Funding = parse(instrument, data, receipt_ts_ns)
+        except KeyError as exc:
+            raise FrameError(f"{channel} without field {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise FrameError(f"{channel}: bad value: {exc}") from exc
+        return Parsed(events=[event])
+
+    @staticmethod
+    def _side(price: Any, amount: Any) -> tuple[Decimal | None, Decimal | None]:
+        """An empty book side (null price or zero amount) is absent, not a level at 0."""
+        price_dec, amount_dec = dec(price), dec(amount)
+        if price_dec is None or not amount_dec:
+            return None, None
+        return price_dec, amount_dec
+
+    def _quote(self, instrument: Instrument, data: dict[str, Any], receipt_ts_ns: int) -> Quote:
+        bid, bid_qty = self._side(data["best_bid_price"], data["best_bid_amount"])
+        ask, ask_qty = self._side(data["best_ask_price"], data["best_ask_amount"])
+        return make_quote(
+            instrument,
+            bid=bid,
+            bid_qty=bid_qty,
+            ask=ask,
+            ask_qty=ask_qty,
+            exchange_ts_ns=ms_to_ns(data["timestamp"]),
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    def _funding(self, instrument: Instrument, data: dict[str, Any], receipt_ts_ns: int) -> Funding:
+        return make_funding(
+            instrument,
+            rate=dec(data["funding_8h"]),
+            mark=dec(data.get("mark_price")),
+            index=dec(data.get("index_price")),
+            interval_h=8,
+            exchange_ts_ns=ms_to_ns(data["timestamp"]),
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        instruments = []
+        for row in listing[cls.instrument_paths[0]]["result"]:
+            kind = KINDS.get(row.get("instrument_type"))
+            if row.get("settlement_period") != "perpetual" or row.get("kind") != "future" or kind is None:
+                continue
+            if row.get("is_active") is False:
+                continue
+            # Quote amounts are already USD (inverse) or base coin (linear), so one
+            # amount unit is worth 1 quote/base unit whatever the REST contract_size.
+            instruments.append(
+                make_instrument(
+                    cls.name,
+                    row["instrument_name"],
+                    row["base_currency"],
+                    row["quote_currency"],
+                    row["settlement_currency"],
+                    kind,
+                    contract_size=Decimal(1),
+                    tick_size=dec(row.get("tick_size")),
+                    funding_interval_h=8,
+                )
+            )
+        return instruments
+
+
+VENUE = Deribit

@@ -1,0 +1,232 @@
+"""Gate USDT-settled perpetual futures.
+
+Docs: https://www.gate.com/docs/developers/futures/ws/en/ (book_ticker, tickers,
+ping) and https://www.gate.com/docs/developers/apiv4/en/#list-all-futures-contracts.
+One socket per settle currency: this module dials only ``/v4/ws/usdt``, where a
+contract of another settle family would be acked and then stay silent.
+
+Sizes are contracts of ``quanto_multiplier`` coins (BTC_USDT 0.0001 BTC). The
+``X-Gate-Size-Decimal: 1`` handshake header makes size fields decimal strings
+(Gate announcement 48788); without it they are integers truncated toward zero.
+Both forms are accepted. The server pings at protocol level; the client may
+also send ``futures.ping`` and gets ``futures.pong`` back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    Connection,
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Instrument
+
+BOOK = "futures.book_ticker"
+TICKERS = "futures.tickers"
+PING = "futures.ping"
+PONG = "futures.pong"
+# Gate publishes no per-connection subscription cap; a third-party probe ran
+# 150 streams on one socket. Stay within that and batch contracts per request.
+TOPICS_PER_CONNECTION = 150
+CONTRACTS_PER_SUBSCRIBE = 50
+# Listing statuses that still quote a live book ("circuit_breaker" is a
+# temporary mark-price guard on an otherwise trading contract).
+LIVE_STATUSES = {"trading", "circuit_breaker"}
+_CAUGHT = (KeyError, TypeError, ValueError, IndexError, ArithmeticError)
+
+
+def _seconds_to_ns(value: Any) -> int | None:
+    """Unix seconds (int, numeric string or Decimal such as 1.7132256e9) to ns; 0/absent is None."""
+    seconds = dec(value)
+    return int(seconds * 1_000_000_000) if seconds else None
+
+
+def _interval_hours(value: Any) -> int | None:
+    """Funding interval in seconds to whole hours; None when absent or not whole hours."""
+    seconds = dec(value)
+    if not seconds:
+        return None
+    hours, rest = divmod(int(seconds), 3600)
+    return hours if hours and not rest else None
+
+
+class Gate(Venue):
+    name = "gate"
+    ws_base = "wss://fx-ws.gateio.ws"
+    rest_base = "https://api.gateio.ws"
+    instrument_paths = ("/api/v4/futures/usdt/contracts",)
+    max_topics_per_connection = TOPICS_PER_CONNECTION
+    topics_per_subscribe = CONTRACTS_PER_SUBSCRIBE
+    subscribe_interval_s = 0.2
+    # A socket without client frames was seen closed after ~30 s; ping well inside that.
+    ping_interval_s: ClassVar[float | None] = 15.0
+    stale_after_s = 30.0
+    ws_headers: ClassVar[dict[str, str]] = {"X-Gate-Size-Decimal": "1"}
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        return [f"{BOOK}:{instrument.native_symbol}", f"{TICKERS}:{instrument.native_symbol}"]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/v4/ws/usdt"
+
+    def connections(self, ws_base: str) -> list[Connection]:
+        plans = super().connections(ws_base)
+        return [Connection(f"gate-usdt-{n}", p.url, p.topics) for n, p in enumerate(plans)]
+
+    def subscribe_messages(self, topics: Sequence[str], now_s: int | None = None) -> list[str]:
+        """One request per channel and batch of contracts; ``now_s`` pins the request time (tests)."""
+        stamp = int(time.time()) if now_s is None else now_s
+        by_channel: dict[str, list[str]] = {}
+        for topic in topics:
+            channel, _, contract = topic.partition(":")
+            by_channel.setdefault(channel, []).append(contract)
+        frames = []
+        for channel, contracts in by_channel.items():
+            for start in range(0, len(contracts), self.topics_per_subscribe):
+                payload = contracts[start : start + self.topics_per_subscribe]
+                request = {"time": stamp, "channel": channel, "event": "subscribe", "payload": payload}
+                frames.append(orjson.dumps(request).decode())
+        return frames
+
+    def ping_message(self) -> str | None:
+        return orjson.dumps({"time": int(time.time()), "channel": PING}).decode()
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        message = load_json(frame)
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON object")
+        error = message.get("error")
+        if error:
+            return Parsed(error=self._error_text(error))
+        channel, event = message.get("channel"), message.get("event")
+        if event in ("subscribe", "unsubscribe"):
+            result = message.get("result")
+            status = result.get("status") if isinstance(result, dict) else None
+            if status != "success":
+                return Parsed(error=f"{channel} {event} status {status!r}")
+            return Parsed(subscribed=event == "subscribe")
+        if event not in ("update", "all") or channel == PONG:
+            return Parsed()  # pong and anything else without market data
+        try:
+            if channel == BOOK:
+                return self._book(message, receipt_ts_ns)
+            if channel == TICKERS:
+                return self._tickers(message, receipt_ts_ns)
+        except FrameError:
+            raise
+        except _CAUGHT as exc:
+            raise FrameError(f"{channel}: bad field {exc!r}") from exc
+        return Parsed()
+
+    @staticmethod
+    def _error_text(error: Any) -> str:
+        if isinstance(error, dict):
+            return f"code {error.get('code')}: {error.get('message')}"
+        return str(error)
+
+    @staticmethod
+    def _envelope_ns(message: dict[str, Any]) -> int | None:
+        if message.get("time_ms"):
+            return ms_to_ns(message["time_ms"])
+        return _seconds_to_ns(message.get("time"))
+
+    def _book(self, message: dict[str, Any], receipt_ts_ns: int) -> Parsed:
+        result = message["result"]
+        if not isinstance(result, dict):
+            raise FrameError("book_ticker result is not an object")
+        instrument = self.instrument(result["s"])
+        if instrument is None:
+            return Parsed()
+        bid, ask = dec(result["b"]), dec(result["a"])
+        # An empty side is b:"" with B:0: no price and no size, never a zero quote.
+        quote = make_quote(
+            instrument,
+            bid=bid,
+            bid_qty=dec(result["B"]) if bid is not None else None,
+            ask=ask,
+            ask_qty=dec(result["A"]) if ask is not None else None,
+            exchange_ts_ns=ms_to_ns(result["t"]) if result.get("t") else self._envelope_ns(message),
+            receipt_ts_ns=receipt_ts_ns,
+            sequence=int(result["u"]),
+        )
+        return Parsed(events=[quote])
+
+    def _tickers(self, message: dict[str, Any], receipt_ts_ns: int) -> Parsed:
+        result = message["result"]
+        items = result if isinstance(result, list) else [result]
+        exchange_ts_ns = self._envelope_ns(message)
+        parsed = Parsed()
+        for item in items:
+            if not isinstance(item, dict):
+                raise FrameError("tickers item is not an object")
+            instrument = self.instrument(item["contract"])
+            if instrument is None:
+                continue  # a contract we do not track
+            parsed.events.append(
+                make_funding(
+                    instrument,
+                    rate=dec(item["funding_rate"]),
+                    # Documented as the next period's indicative rate (deprecated upstream).
+                    predicted_rate=dec(item.get("funding_rate_indicative")),
+                    # Not in the WS docs but seen on the wire (2026-09): absent -> listing values.
+                    next_funding_ts_ns=_seconds_to_ns(item.get("funding_next_apply")),
+                    interval_h=_interval_hours(item.get("funding_interval")),
+                    mark=dec(item.get("mark_price")),
+                    index=dec(item.get("index_price")),
+                    exchange_ts_ns=exchange_ts_ns,
+                    receipt_ts_ns=receipt_ts_ns,
+                )
+            )
+        return parsed
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        rows = listing[cls.instrument_paths[0]]
+        if not isinstance(rows, list):
+            raise FrameError("contracts listing is not an array")
+        return [inst for row in rows if (inst := cls._instrument(row)) is not None]
+
+    @classmethod
+    def _instrument(cls, row: dict[str, Any]) -> Instrument | None:
+        # The usdt listing holds only perpetuals; skip delisting/pre-launch rows and
+        # anything not linear (an inverse contract would not be served on this socket).
+        if row.get("in_delisting") or row.get("status", "trading") not in LIVE_STATUSES:
+            return None
+        if row.get("type", "direct") != "direct":
+            return None
+        base_asset, _, quote = row["name"].rpartition("_")
+        multiplier = dec(row["quanto_multiplier"])
+        if not multiplier:
+            return None
+        # quanto_multiplier counts units of the named asset; a 1000X name counts 1000-X units.
+        _, price_multiplier = canonical_base(base_asset)
+        return make_instrument(
+            cls.name,
+            row["name"],
+            base_asset,
+            quote,
+            quote,
+            ContractKind.LINEAR,
+            contract_size=multiplier * price_multiplier,
+            tick_size=dec(row.get("order_price_round")),
+            funding_interval_h=_interval_hours(row.get("funding_interval")) or 8,
+        )
+
+
+VENUE = Gate

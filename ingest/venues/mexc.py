@@ -1,0 +1,258 @@
+"""MEXC contract (futures) perpetuals: USDT/USDC-margined linear and USD coin-margined inverse.
+
+Docs: https://www.mexc.com/api-docs/futures/websocket-api (socket ``wss://contract.mexc.com/edge``)
+and https://www.mexc.com/api-docs/futures/market-endpoints (REST, on ``api.mexc.com`` since 2026-01-19).
+
+One contract per subscribe frame. ``push.ticker`` has ``bid1``/``ask1`` but no
+sizes, so top of book comes from ``sub.depth.full`` (a whole top-5 book on every
+push, so there is nothing to merge and no contiguous sequence to check: ``version``
+advances with every book change, not per push). Funding comes from
+``push.funding.rate`` (rate + next settlement, rarely pushed) and ``push.ticker``
+(rate + fair/index price, ~1/s); the two are merged per contract so every Funding
+event carries both. Levels are JSON numbers, sometimes in exponent form
+(``7.548E+4``); sizes are contracts of ``contractSize`` (base coins for linear,
+USD for inverse). The client must ping at least once a minute, traffic does not count.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Funding, Instrument, Quote
+
+DEPTH = "depth.full"
+FUNDING = "funding.rate"
+TICKER = "ticker"
+CHANNELS = (DEPTH, FUNDING, TICKER)
+DEPTH_LEVELS = 5
+PERPETUAL = 1  # futureType: 1 perpetual, 2 daily
+ENABLED = 0  # state: 0 enabled, 1 delivery, 2 completed, 3 offline, 4 paused
+DEFAULT_FUNDING_H = 8
+DETAIL_PATH = "/api/v1/contract/detail"
+FUNDING_PATH = "/api/v1/contract/funding_rate"
+
+
+def _num(value: Any) -> Decimal | None:
+    """Exact decimal, with exponent forms like ``7.548E+4`` written out as ``75480``."""
+    result = dec(value)
+    if result is not None and int(result.as_tuple().exponent) > 0:
+        result = result.quantize(Decimal(1))
+    return result
+
+
+def _ts_ns(*candidates: Any) -> int | None:
+    """The first present millisecond timestamp, in nanoseconds."""
+    for value in candidates:
+        if value is not None and value != "":
+            return ms_to_ns(value)
+    return None
+
+
+class Mexc(Venue):
+    name = "mexc"
+    ws_base = "wss://contract.mexc.com"
+    rest_base = "https://api.mexc.com"
+    instrument_paths = (DETAIL_PATH, FUNDING_PATH)
+    # No published cap; a third-party probe ran 150 contracts per socket. 100
+    # contracts x 3 channels stays under it.
+    max_topics_per_connection = 300
+    topics_per_subscribe = 1  # the protocol takes one contract per frame
+    # No published message-rate limit; 150 frames at 20/s were all acknowledged.
+    subscribe_interval_s = 0.05
+    ping_interval_s: ClassVar[float | None] = 15.0  # docs: every 10-20 s, closed after 60 s
+    stale_after_s = 30.0
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
+        self._next_settle_ms: dict[str, int] = {}
+        self._mark_index: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+        self._rate: dict[str, Decimal | None] = {}
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        return [f"{channel}:{instrument.native_symbol}" for channel in CHANNELS]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/edge"
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        frames = []
+        for topic in topics:
+            channel, _, symbol = topic.partition(":")
+            param: dict[str, Any] = {"symbol": symbol}
+            if channel == DEPTH:
+                param["limit"] = DEPTH_LEVELS
+            frames.append(orjson.dumps({"method": f"sub.{channel}", "param": param}).decode())
+        return frames
+
+    def ping_message(self) -> str | None:
+        return '{"method":"ping"}'
+
+    def reset(self) -> None:
+        self._next_settle_ms.clear()
+        self._mark_index.clear()
+        self._rate.clear()
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        if isinstance(frame, bytes) and frame[:2] == b"\x1f\x8b":
+            frame = self._gunzip(frame)  # the docs imply gzip payloads unless "gzip": false
+        message = load_json(frame)
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON object")
+        channel = message.get("channel")
+        if not isinstance(channel, str):
+            raise FrameError("frame without a channel")
+        if channel == "rs.error":
+            return Parsed(error=str(message.get("data")))
+        if channel.startswith("rs.sub."):
+            return Parsed(subscribed=True)
+        handler = self._handlers().get(channel)
+        if handler is None:
+            return Parsed()  # pong, rs.unsub.*, channels we do not use
+        data = message.get("data")
+        if not isinstance(data, dict):
+            raise FrameError(f"{channel} without a data object")
+        symbol = message.get("symbol") or data.get("symbol")
+        if not isinstance(symbol, str):
+            raise FrameError(f"{channel} without a symbol")
+        instrument = self.instrument(symbol)
+        if instrument is None:
+            return Parsed()  # a contract we do not track
+        try:
+            return Parsed(events=[handler(instrument, data, message.get("ts"), receipt_ts_ns)])
+        except FrameError:
+            raise
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise FrameError(f"{channel}: {exc!r}") from exc
+
+    def _handlers(self) -> dict[str, Callable[[Instrument, dict[str, Any], Any, int], Quote | Funding]]:
+        return {"push.depth.full": self._depth, "push.funding.rate": self._funding_rate, "push.ticker": self._ticker}
+
+    @staticmethod
+    def _gunzip(frame: bytes) -> bytes:
+        try:
+            return gzip.decompress(frame)
+        except (OSError, EOFError) as exc:
+            raise FrameError(f"bad gzip payload: {exc}") from exc
+
+    @staticmethod
+    def _best(levels: Any) -> tuple[Decimal | None, Decimal | None]:
+        """Price and contracts of the best level; levels are ``[price, contracts, orderCount]``."""
+        if not isinstance(levels, list):
+            raise FrameError("depth side is not a list")
+        if not levels:
+            return None, None
+        return _num(levels[0][0]), _num(levels[0][1])
+
+    def _depth(self, instrument: Instrument, data: dict[str, Any], ts: Any, receipt_ts_ns: int) -> Quote:
+        bid, bid_qty = self._best(data["bids"])  # bids descending, asks ascending
+        ask, ask_qty = self._best(data["asks"])
+        return make_quote(
+            instrument,
+            bid=bid,
+            bid_qty=bid_qty,
+            ask=ask,
+            ask_qty=ask_qty,
+            exchange_ts_ns=_ts_ns(data.get("cts"), ts),  # cts: matching-engine time; ts: push time
+            receipt_ts_ns=receipt_ts_ns,
+            sequence=int(data["version"]),
+        )
+
+    def _funding_rate(self, instrument: Instrument, data: dict[str, Any], ts: Any, receipt_ts_ns: int) -> Funding:
+        symbol = instrument.native_symbol
+        # The wire key is "rate"; the docs' field table says "fundingRate".
+        rate = _num(data["rate"] if "rate" in data else data["fundingRate"])
+        self._rate[symbol] = rate
+        if data.get("nextSettleTime"):
+            self._next_settle_ms[symbol] = int(data["nextSettleTime"])
+        return self._funding(instrument, rate, _ts_ns(ts), receipt_ts_ns)
+
+    def _ticker(self, instrument: Instrument, data: dict[str, Any], ts: Any, receipt_ts_ns: int) -> Funding:
+        symbol = instrument.native_symbol
+        self._mark_index[symbol] = (_num(data.get("fairPrice")), _num(data.get("indexPrice")))
+        if "fundingRate" in data:
+            self._rate[symbol] = _num(data["fundingRate"])
+        return self._funding(instrument, self._rate.get(symbol), _ts_ns(ts, data.get("timestamp")), receipt_ts_ns)
+
+    def _funding(self, instrument: Instrument, rate: Decimal | None, ts_ns: int | None, receipt_ts_ns: int) -> Funding:
+        """One Funding from the latest of both channels for this contract."""
+        mark, index = self._mark_index.get(instrument.native_symbol, (None, None))
+        next_ms = self._next_settle_ms.get(instrument.native_symbol)
+        # A settlement time already passed is stale until the next funding push.
+        if next_ms is not None and ts_ns is not None and next_ms * 1_000_000 <= ts_ns:
+            next_ms = None
+        return make_funding(
+            instrument,
+            rate=rate,
+            next_funding_ts_ns=None if next_ms is None else ms_to_ns(next_ms),
+            mark=mark,
+            index=index,
+            exchange_ts_ns=ts_ns,
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        try:
+            cycles = {row["symbol"]: int(row["collectCycle"]) for row in cls._rows(listing, FUNDING_PATH)}
+            return [
+                cls._instrument(row, cycles.get(row["symbol"], DEFAULT_FUNDING_H))
+                for row in cls._rows(listing, DETAIL_PATH)
+                if row.get("futureType") == PERPETUAL and row.get("state") == ENABLED
+            ]
+        except FrameError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FrameError(f"unexpected contract listing: {exc!r}") from exc
+
+    @staticmethod
+    def _rows(listing: dict[str, Any], path: str) -> list[dict[str, Any]]:
+        """The ``data`` rows of one response; the funding listing is optional."""
+        response = listing.get(path, {"data": []} if path == FUNDING_PATH else None)
+        rows = response.get("data") if isinstance(response, dict) else None
+        if not isinstance(rows, list):
+            raise FrameError(f"{path}: expected an object with a data list")
+        return rows
+
+    @classmethod
+    def _instrument(cls, row: dict[str, Any], funding_h: int) -> Instrument:
+        inverse = row["quoteCoin"] != row["settleCoin"]  # BTC_USD settles in BTC
+        size = _num(row["contractSize"])
+        if size is None:
+            raise FrameError(f"{row['symbol']} without contractSize")
+        if not inverse:
+            # contractSize counts coins of the named base (1000BONK), so one
+            # contract is contractSize x price_multiplier canonical base units.
+            size *= canonical_base(row["baseCoin"])[1]
+        return make_instrument(
+            cls.name,
+            row["symbol"],
+            row["baseCoin"],
+            row["quoteCoin"],
+            row["settleCoin"],
+            ContractKind.INVERSE if inverse else ContractKind.LINEAR,
+            contract_size=size,
+            tick_size=_num(row.get("priceUnit")),
+            funding_interval_h=funding_h,
+        )
+
+
+VENUE = Mexc
