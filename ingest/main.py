@@ -57,10 +57,16 @@ def build_runners(
         cls = venue_class(venue)
         ws_base, rest_base = venue_bases(settings, venue)
         config = RunnerConfig(
-            ws_base, rest_base, settings.backoff_initial_s, settings.backoff_max_s,
-            settings.stale_after_s, settings.health_every_s,
-        )  # fmt: skip
-        recorder = Recorder(settings.record_dir, venue, settings.record_rotate_mb * 2**20) if settings.record_dir else None
+            ws_base,
+            rest_base,
+            settings.backoff_initial_s,
+            settings.backoff_max_s,
+            settings.stale_after_s,
+            settings.health_every_s,
+        )
+        recorder = (
+            Recorder(settings.record_dir, venue, settings.record_rotate_mb * 2**20) if settings.record_dir else None
+        )
         for plan in cls(instruments).connections(ws_base):
             runners.append(ConnectionRunner(cls, instruments, plan, config, on_events, on_health, http, recorder))
     return runners

@@ -63,7 +63,9 @@ class Publisher:
 
     async def publish(self, events: Iterable[Quote | Funding]) -> None:
         for event in events:
-            await self._put(_Record(ticks_topic(event.base, self.namespace), event.instrument_id.encode(), encode(event)))
+            await self._put(
+                _Record(ticks_topic(event.base, self.namespace), event.instrument_id.encode(), encode(event))
+            )
 
     async def publish_health(self, health: Health) -> None:
         await self._put(_Record(self._health_topic, health.venue.encode(), encode(health)))

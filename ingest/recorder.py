@@ -12,7 +12,6 @@ import base64
 import gzip
 import time
 from pathlib import Path
-from typing import IO
 
 import orjson
 
@@ -22,7 +21,7 @@ class Recorder:
         self.directory = directory
         self.venue = venue
         self.rotate_bytes = rotate_bytes
-        self._file: IO[bytes] | None = None
+        self._file: gzip.GzipFile | None = None
         self._written = 0
         self._count = 0
         directory.mkdir(parents=True, exist_ok=True)

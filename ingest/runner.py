@@ -101,7 +101,7 @@ class ConnectionRunner:
                 state, reason = ended.state, ended.reason
             except (OSError, TimeoutError, aiohttp.ClientError, WebSocketException) as exc:
                 state, reason = HealthState.DISCONNECTED, f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # noqa: BLE001 - the runner must survive anything and say why
+            except Exception as exc:  # the runner must survive anything and say why
                 log.exception("%s: unexpected error", self.plan.label)
                 state, reason = HealthState.ERROR, f"{type(exc).__name__}: {exc}"
             if self.stats.last_data_ts_ns is not None and self.state is HealthState.STREAMING:
@@ -122,10 +122,10 @@ class ConnectionRunner:
             await self._health(HealthState.CONNECTED, url)
             if venue.subscribe_after_first_frame:
                 await self._handle(venue, ws, await asyncio.wait_for(ws.recv(), 15))
-            for frame in venue.on_connect():
-                await ws.send(frame)
-            for frame in venue.subscribe_messages(self.plan.topics):
-                await ws.send(frame)
+            for request in venue.on_connect():
+                await ws.send(request)
+            for request in venue.subscribe_messages(self.plan.topics):
+                await ws.send(request)
                 await asyncio.sleep(venue.subscribe_interval_s)
             self._last_data = time.monotonic()
             helpers = [asyncio.create_task(self._watchdog(ws)), asyncio.create_task(self._status_loop())]

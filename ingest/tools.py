@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import IO
 
 import aiohttp
-import orjson
 
-from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
 from ingest.settings import IngestSettings
 from ingest.venues import implemented_venues, venue_class
@@ -57,17 +55,6 @@ def run_normalize(venue_name: str, path: str | None, settings: IngestSettings) -
     return 1 if bad else 0
 
 
-async def _fetch_listing(http: aiohttp.ClientSession, rest_base: str, paths: Iterable[str]) -> bytes:
-    """The listing file's bytes: the venue's responses verbatim, keyed by path (no re-encoding)."""
-    parts = []
-    for path in paths:
-        async with http.get(rest_base + path, timeout=aiohttp.ClientTimeout(total=30)) as response:
-            if response.status != 200:
-                raise RetryableError(f"GET {rest_base}{path}: HTTP {response.status}")
-            parts.append(orjson.dumps(path) + b":" + await response.read())
-    return b"{" + b",".join(parts) + b"}"
-
-
 async def refresh_instruments(settings: IngestSettings, venues: list[str]) -> dict[str, str]:
     """Fetch each venue's listings into the cache; a venue that fails keeps its previous file."""
     from ingest.main import venue_bases
@@ -79,7 +66,7 @@ async def refresh_instruments(settings: IngestSettings, venues: list[str]) -> di
             cls = venue_class(name)
             _, rest_base = venue_bases(settings, name)
             try:
-                raw = await _fetch_listing(http, rest_base, cls.instrument_paths)
+                raw = await cls.fetch_listing(http, rest_base)
                 count = len(cls.parse_instruments(load_json(raw)))  # refuse to cache what we cannot parse
             except Exception as exc:  # noqa: BLE001 - report per venue, keep going
                 outcome[name] = f"FAILED ({type(exc).__name__}: {exc}); keeping previous listing"

@@ -82,9 +82,12 @@ class TopicWatcher:
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self.records: list[ConsumerRecord[bytes, bytes]] = []
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
             metadata_max_age_ms=1000,
-        )  # fmt: skip
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TopicWatcher:

@@ -24,12 +24,12 @@ def _validator(topic: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / f"{topic}.schema.json").read_text()))
 
 
-def _quotes(records, since_ns: int = 0) -> list[Quote]:  # type: ignore[no-untyped-def]
+def _quotes(records, since_ns: int = 0) -> list[Quote]:
     events = [decode_tick(r.value) for r in records if ".ticks." in r.topic]
     return [e for e in events if isinstance(e, Quote) and e.receipt_ts_ns >= since_ns]
 
 
-def _health(records) -> list[Health]:  # type: ignore[no-untyped-def]
+def _health(records) -> list[Health]:
     return [decode_health(r.value) for r in records if r.topic.endswith(f".{HEALTH}")]
 
 
@@ -43,10 +43,14 @@ async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespa
     port = free_port()
     sim_env = service_env(kafka_bootstrap, namespace, ARBSTREAM_SIMULATOR_PORT=str(port))
     ingest_env = service_env(
-        kafka_bootstrap, namespace,
-        ARBSTREAM_SIMULATOR_URL=f"http://127.0.0.1:{port}", ARBSTREAM_STALE_AFTER_S="3",
-        ARBSTREAM_HEALTH_EVERY_S="1", ARBSTREAM_BACKOFF_INITIAL_S="0.2", ARBSTREAM_BACKOFF_MAX_S="1",
-    )  # fmt: skip
+        kafka_bootstrap,
+        namespace,
+        ARBSTREAM_SIMULATOR_URL=f"http://127.0.0.1:{port}",
+        ARBSTREAM_STALE_AFTER_S="3",
+        ARBSTREAM_HEALTH_EVERY_S="1",
+        ARBSTREAM_BACKOFF_INITIAL_S="0.2",
+        ARBSTREAM_BACKOFF_MAX_S="1",
+    )
     topics = [ticks_topic("BTC", namespace), ticks_topic("ETH", namespace), topic_name(HEALTH, namespace)]
     control = f"http://127.0.0.1:{port}/control"
     with (
@@ -69,8 +73,9 @@ async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespa
                 assert response.status == 200
             await watcher.wait_for(
                 lambda rs: _venues_with_both(_quotes(rs, since_ns=dropped_at + 10**9)) == set(venues),
-                60, "data from every venue after the simulator dropped all connections",
-            )  # fmt: skip
+                60,
+                "data from every venue after the simulator dropped all connections",
+            )
             reconnected = {h.venue for h in _health(watcher.records) if h.reconnects >= 1}
             assert reconnected == set(venues)
 
@@ -78,8 +83,9 @@ async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespa
                 assert response.status == 200
             await watcher.wait_for(
                 lambda rs: any(h.venue == venues[0] and h.state is HealthState.STALE for h in _health(rs)),
-                30, f"{venues[0]} reported stale on health",
-            )  # fmt: skip
+                30,
+                f"{venues[0]} reported stale on health",
+            )
             stale_venues = {h.venue for h in _health(watcher.records) if h.state is HealthState.STALE}
             assert stale_venues == {venues[0]}
         assert ingest.poll() is None, (tmp_path / "ingest.log").read_text()[-3000:]

@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 import msgspec
+import orjson
 
+from arbstream.errors import RetryableError
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 # Venue JSON is decoded with every number kept as its own text turned into a
@@ -75,11 +77,23 @@ def iso_to_ns(value: str) -> int:
 def canonical_base(asset: str) -> tuple[str, Decimal]:
     """Canonical base and price multiplier: ``1000PEPE`` -> (PEPE, 1000), ``kPEPE`` -> (PEPE, 1000)."""
     asset = ALIASES.get(asset, asset)
-    for prefix, mult in (("1000000", 1_000_000), ("1000", 1000), ("1M", 1_000_000), ("k", 1000)):
+    for prefix, mult in _MULTIPLIER_PREFIXES:
         rest = asset[len(prefix) :]
-        if asset.startswith(prefix) and rest and rest.isupper():
+        if asset.startswith(prefix) and rest.isalpha() and rest.isupper():
             return ALIASES.get(rest, rest), Decimal(mult)
     return asset, Decimal(1)
+
+
+# Longest first, so 10000LADYS is not read as 1000 x "0LADYS".
+_MULTIPLIER_PREFIXES = (
+    ("1000000", 1_000_000),
+    ("100000", 100_000),
+    ("10000", 10_000),
+    ("1000", 1000),
+    ("100", 100),
+    ("1M", 1_000_000),
+    ("k", 1000),
+)
 
 
 def make_instrument(
@@ -227,6 +241,8 @@ class Venue(ABC):
     """Pause between subscribe frames, to stay inside the venue's message-rate limit."""
     ping_interval_s: ClassVar[float | None] = 20.0
     stale_after_s: ClassVar[float] = 30.0
+    transport: ClassVar[str] = "websocket"
+    """"websocket" (frames as sent) or "socketio" (events as ``["event", data]`` JSON text)."""
     subscribe_after_first_frame: ClassVar[bool] = False
     """Wait for the server's first frame (a welcome message) before subscribing."""
     ws_headers: ClassVar[dict[str, str]] = {}
@@ -281,6 +297,20 @@ class Venue(ABC):
     # -- instruments ------------------------------------------------------
     instrument_paths: ClassVar[tuple[str, ...]] = ()
     """REST paths+queries (under ``rest_base``) of the venue's instrument listings (GET)."""
+
+    @classmethod
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """The listing file's bytes: each response verbatim, keyed by its path (no re-encoding).
+
+        Override for venues whose listing is not a plain GET (Hyperliquid's POST /info).
+        """
+        parts = []
+        for path in cls.instrument_paths:
+            async with http.get(rest_base + path, timeout=aiohttp.ClientTimeout(total=30)) as response:
+                if response.status != 200:
+                    raise RetryableError(f"GET {rest_base}{path}: HTTP {response.status}")
+                parts.append(orjson.dumps(path) + b":" + await response.read())
+        return b"{" + b",".join(parts) + b"}"
 
     @classmethod
     @abstractmethod

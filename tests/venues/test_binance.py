@@ -25,8 +25,11 @@ def test_instruments_from_exchange_info() -> None:
     assert set(instruments) == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "1000PEPEUSDT"}  # quarterly dropped
     pepe = instruments["1000PEPEUSDT"]
     assert (pepe.instrument_id, pepe.base, pepe.price_multiplier, pepe.contract_size) == (
-        "PEPE-USDT-PERP@binance", "PEPE", Decimal(1000), Decimal(1000),
-    )  # fmt: skip
+        "PEPE-USDT-PERP@binance",
+        "PEPE",
+        Decimal(1000),
+        Decimal(1000),
+    )
     assert instruments["BTCUSDT"].tick_size == Decimal("0.10")
 
 
@@ -34,10 +37,18 @@ def test_book_ticker(venue: Binance) -> None:
     frames = fixture_frames("binance")
     (quote,) = venue.parse(frames[1], RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USDT-PERP@binance", venue="binance", native_symbol="BTCUSDT", base="BTC",
-        bid=Decimal("86412.30"), bid_size=Decimal("3.417"), ask=Decimal("86412.40"), ask_size=Decimal("0.902"),
-        exchange_ts_ns=1790516465121_000_000, receipt_ts_ns=RECEIPT, sequence=8834120551,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@binance",
+        venue="binance",
+        native_symbol="BTCUSDT",
+        base="BTC",
+        bid=Decimal("86412.30"),
+        bid_size=Decimal("3.417"),
+        ask=Decimal("86412.40"),
+        ask_size=Decimal("0.902"),
+        exchange_ts_ns=1790516465121_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=8834120551,
+    )
 
 
 def test_multiplied_symbol_sizes_in_base_units(venue: Binance) -> None:
@@ -51,11 +62,18 @@ def test_multiplied_symbol_sizes_in_base_units(venue: Binance) -> None:
 def test_mark_price_funding(venue: Binance) -> None:
     (funding,) = venue.parse(fixture_frames("binance")[2], RECEIPT).events
     assert funding == Funding(
-        instrument_id="BTC-USDT-PERP@binance", venue="binance", native_symbol="BTCUSDT", base="BTC",
-        rate=Decimal("0.00008125"), interval_h=8, next_funding_ts_ns=1790524800000_000_000,
-        mark=Decimal("86408.81234567"), index=Decimal("86399.10000000"),
-        exchange_ts_ns=1790516466000_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@binance",
+        venue="binance",
+        native_symbol="BTCUSDT",
+        base="BTC",
+        rate=Decimal("0.00008125"),
+        interval_h=8,
+        next_funding_ts_ns=1790524800000_000_000,
+        mark=Decimal("86408.81234567"),
+        index=Decimal("86399.10000000"),
+        exchange_ts_ns=1790516466000_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_mark_price_array_stream(venue: Binance) -> None:

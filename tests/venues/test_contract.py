@@ -23,7 +23,7 @@ RECEIPT = 1_790_516_465_999_000_000
 SIM_BASE = "ws://127.0.0.1:1"
 
 
-def _subscribed_sessions(name: str):  # type: ignore[no-untyped-def]
+def _subscribed_sessions(name: str):
     instruments = load_venue_instruments(name)
     venue = venue_class(name)(instruments)
     sim = sim_class(name)(instruments)

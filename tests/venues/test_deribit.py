@@ -38,20 +38,32 @@ def test_instruments_from_get_instruments() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("deribit")}
     # BTC-25DEC26 (settlement_period "month") is dropped.
     assert set(instruments) == {
-        "BTC-PERPETUAL", "ETH-PERPETUAL", "BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL", "SOL_USDC-PERPETUAL",
-    }  # fmt: skip
+        "BTC-PERPETUAL",
+        "ETH-PERPETUAL",
+        "BTC_USDC-PERPETUAL",
+        "ETH_USDC-PERPETUAL",
+        "SOL_USDC-PERPETUAL",
+    }
     btc, btc_usdc = instruments["BTC-PERPETUAL"], instruments["BTC_USDC-PERPETUAL"]
     assert (btc.instrument_id, btc.quote, btc.settle, btc.kind) == (
-        "BTC-USD-INV-PERP@deribit", "USD", "BTC", ContractKind.INVERSE,
-    )  # fmt: skip
+        "BTC-USD-INV-PERP@deribit",
+        "USD",
+        "BTC",
+        ContractKind.INVERSE,
+    )
     assert (btc_usdc.instrument_id, btc_usdc.quote, btc_usdc.settle, btc_usdc.kind) == (
-        "BTC-USDC-PERP@deribit", "USDC", "USDC", ContractKind.LINEAR,
-    )  # fmt: skip
+        "BTC-USDC-PERP@deribit",
+        "USDC",
+        "USDC",
+        ContractKind.LINEAR,
+    )
     # Amounts on the wire are already USD (inverse) or base coin (linear).
     assert {i.contract_size for i in instruments.values()} == {Decimal(1)}
     assert (btc.tick_size, btc_usdc.tick_size, instruments["SOL_USDC-PERPETUAL"].tick_size) == (
-        Decimal("0.5"), Decimal(1), Decimal("0.01"),
-    )  # fmt: skip
+        Decimal("0.5"),
+        Decimal(1),
+        Decimal("0.01"),
+    )
     assert {i.funding_interval_h for i in instruments.values()} == {8}
 
 
@@ -105,50 +117,83 @@ def test_error_response(venue: Deribit) -> None:
 def test_inverse_quote_amounts_are_usd(venue: Deribit) -> None:
     (quote,) = venue.parse(BTC_QUOTE, RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USD-INV-PERP@deribit", venue="deribit", native_symbol="BTC-PERPETUAL", base="BTC",
-        bid=Decimal("86401.5"), bid_size=Decimal(148270) / Decimal("86401.5"),
-        ask=Decimal("86402"), ask_size=Decimal(30) / Decimal("86402"),
-        exchange_ts_ns=1790516465061_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USD-INV-PERP@deribit",
+        venue="deribit",
+        native_symbol="BTC-PERPETUAL",
+        base="BTC",
+        bid=Decimal("86401.5"),
+        bid_size=Decimal(148270) / Decimal("86401.5"),
+        ask=Decimal("86402"),
+        ask_size=Decimal(30) / Decimal("86402"),
+        exchange_ts_ns=1790516465061_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
     assert quote.bid_size == Decimal("1.716058170286395490819025133")  # 148270 USD at 86401.5
 
 
 def test_inverse_eth_quote(venue: Deribit) -> None:
     (quote,) = venue.parse(ETH_QUOTE, RECEIPT).events
     assert quote == Quote(
-        instrument_id="ETH-USD-INV-PERP@deribit", venue="deribit", native_symbol="ETH-PERPETUAL", base="ETH",
-        bid=Decimal("3201.15"), bid_size=Decimal(25000) / Decimal("3201.15"),
-        ask=Decimal("3201.2"), ask_size=Decimal(1200) / Decimal("3201.2"),
-        exchange_ts_ns=1790516465300_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="ETH-USD-INV-PERP@deribit",
+        venue="deribit",
+        native_symbol="ETH-PERPETUAL",
+        base="ETH",
+        bid=Decimal("3201.15"),
+        bid_size=Decimal(25000) / Decimal("3201.15"),
+        ask=Decimal("3201.2"),
+        ask_size=Decimal(1200) / Decimal("3201.2"),
+        exchange_ts_ns=1790516465300_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_linear_quote_amounts_are_base_coin(venue: Deribit) -> None:
     (quote,) = venue.parse(SOL_QUOTE, RECEIPT).events
     assert quote == Quote(
-        instrument_id="SOL-USDC-PERP@deribit", venue="deribit", native_symbol="SOL_USDC-PERPETUAL", base="SOL",
-        bid=Decimal("180.12"), bid_size=Decimal("52.3"), ask=Decimal("180.13"), ask_size=Decimal("4.1"),
-        exchange_ts_ns=1790516465230_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="SOL-USDC-PERP@deribit",
+        venue="deribit",
+        native_symbol="SOL_USDC-PERPETUAL",
+        base="SOL",
+        bid=Decimal("180.12"),
+        bid_size=Decimal("52.3"),
+        ask=Decimal("180.13"),
+        ask_size=Decimal("4.1"),
+        exchange_ts_ns=1790516465230_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_ticker_funding_is_the_8h_rate(venue: Deribit) -> None:
     (funding,) = venue.parse(BTC_TICKER, RECEIPT).events
     assert funding == Funding(
-        instrument_id="BTC-USD-INV-PERP@deribit", venue="deribit", native_symbol="BTC-PERPETUAL", base="BTC",
-        rate=Decimal("0.0000211"), interval_h=8, next_funding_ts_ns=None,  # continuous accrual
-        mark=Decimal("86404.51"), index=Decimal("86399.64"),
-        exchange_ts_ns=1790516466000_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USD-INV-PERP@deribit",
+        venue="deribit",
+        native_symbol="BTC-PERPETUAL",
+        base="BTC",
+        rate=Decimal("0.0000211"),
+        interval_h=8,
+        next_funding_ts_ns=None,  # continuous accrual
+        mark=Decimal("86404.51"),
+        index=Decimal("86399.64"),
+        exchange_ts_ns=1790516466000_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_ticker_exponent_rate_is_exact(venue: Deribit) -> None:
     (funding,) = venue.parse(SOL_TICKER, RECEIPT).events
     assert funding == Funding(
-        instrument_id="SOL-USDC-PERP@deribit", venue="deribit", native_symbol="SOL_USDC-PERPETUAL", base="SOL",
-        rate=Decimal("-0.000012"), interval_h=8, mark=Decimal("180.125"), index=Decimal("180.1187"),
-        exchange_ts_ns=1790516466100_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="SOL-USDC-PERP@deribit",
+        venue="deribit",
+        native_symbol="SOL_USDC-PERPETUAL",
+        base="SOL",
+        rate=Decimal("-0.000012"),
+        interval_h=8,
+        mark=Decimal("180.125"),
+        index=Decimal("180.1187"),
+        exchange_ts_ns=1790516466100_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_empty_book_side_is_absent(venue: Deribit) -> None:

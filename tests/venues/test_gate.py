@@ -29,13 +29,20 @@ def test_instruments_from_contracts_listing() -> None:
     assert set(instruments) == {"BTC_USDT", "ETH_USDT", "SOL_USDT", "PEPE_USDT"}  # delisting + prelaunch dropped
     btc = instruments["BTC_USDT"]
     assert (btc.instrument_id, btc.base, btc.quote, btc.settle, btc.kind) == (
-        "BTC-USDT-PERP@gate", "BTC", "USDT", "USDT", ContractKind.LINEAR,
-    )  # fmt: skip
+        "BTC-USDT-PERP@gate",
+        "BTC",
+        "USDT",
+        "USDT",
+        ContractKind.LINEAR,
+    )
     assert (btc.contract_size, btc.tick_size, btc.funding_interval_h) == (Decimal("0.0001"), Decimal("0.1"), 8)
     pepe = instruments["PEPE_USDT"]
     assert (pepe.instrument_id, pepe.price_multiplier, pepe.contract_size, pepe.funding_interval_h) == (
-        "PEPE-USDT-PERP@gate", Decimal(1), Decimal(10_000_000), 4,
-    )  # fmt: skip
+        "PEPE-USDT-PERP@gate",
+        Decimal(1),
+        Decimal(10_000_000),
+        4,
+    )
     assert instruments["ETH_USDT"].contract_size == Decimal("0.01")
 
 
@@ -43,36 +50,62 @@ def test_prefixed_name_counts_prefixed_units() -> None:
     row = {"name": "1000RATS_USDT", "type": "direct", "quanto_multiplier": "10", "funding_interval": 3600}
     (inst,) = Gate.parse_instruments({Gate.instrument_paths[0]: [row]})
     assert (inst.base, inst.price_multiplier, inst.contract_size, inst.funding_interval_h) == (
-        "RATS", Decimal(1000), Decimal(10_000), 1,
-    )  # fmt: skip
+        "RATS",
+        Decimal(1000),
+        Decimal(10_000),
+        1,
+    )
 
 
 def test_book_ticker_integer_sizes(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[3], RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USDT-PERP@gate", venue="gate", native_symbol="BTC_USDT", base="BTC",
-        bid=Decimal("86410.2"), bid_size=Decimal("3.8211"), ask=Decimal("86410.3"), ask_size=Decimal("0.5120"),
-        exchange_ts_ns=1790516465088_000_000, receipt_ts_ns=RECEIPT, sequence=28814420117,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="BTC_USDT",
+        base="BTC",
+        bid=Decimal("86410.2"),
+        bid_size=Decimal("3.8211"),
+        ask=Decimal("86410.3"),
+        ask_size=Decimal("0.5120"),
+        exchange_ts_ns=1790516465088_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=28814420117,
+    )
 
 
 def test_book_ticker_decimal_string_sizes_in_base_units(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[4], RECEIPT).events
     assert quote == Quote(
-        instrument_id="PEPE-USDT-PERP@gate", venue="gate", native_symbol="PEPE_USDT", base="PEPE",
-        bid=Decimal("0.00001121"), bid_size=Decimal("125000000"),
-        ask=Decimal("0.00001122"), ask_size=Decimal("70000000"),
-        exchange_ts_ns=1790516465137_000_000, receipt_ts_ns=RECEIPT, sequence=9310447821,
-    )  # fmt: skip
+        instrument_id="PEPE-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="PEPE_USDT",
+        base="PEPE",
+        bid=Decimal("0.00001121"),
+        bid_size=Decimal("125000000"),
+        ask=Decimal("0.00001122"),
+        ask_size=Decimal("70000000"),
+        exchange_ts_ns=1790516465137_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=9310447821,
+    )
 
 
 def test_book_ticker_empty_side_is_none_not_zero(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[5], RECEIPT).events
     assert quote == Quote(
-        instrument_id="ETH-USDT-PERP@gate", venue="gate", native_symbol="ETH_USDT", base="ETH",
-        bid=Decimal("3201.41"), bid_size=Decimal("15.20"), ask=None, ask_size=None,
-        exchange_ts_ns=1790516465149_000_000, receipt_ts_ns=RECEIPT, sequence=17220345567,
-    )  # fmt: skip
+        instrument_id="ETH-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="ETH_USDT",
+        base="ETH",
+        bid=Decimal("3201.41"),
+        bid_size=Decimal("15.20"),
+        ask=None,
+        ask_size=None,
+        exchange_ts_ns=1790516465149_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=17220345567,
+    )
 
 
 def test_book_ticker_without_t_uses_envelope_time(venue: Gate) -> None:
@@ -87,31 +120,55 @@ def test_book_ticker_without_t_uses_envelope_time(venue: Gate) -> None:
 def test_tickers_funding_with_next_apply_and_interval(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[6], RECEIPT).events
     assert funding == Funding(
-        instrument_id="BTC-USDT-PERP@gate", venue="gate", native_symbol="BTC_USDT", base="BTC",
-        rate=Decimal("0.000081"), interval_h=8, next_funding_ts_ns=1790524800_000_000_000,
-        predicted_rate=Decimal("0.000081"), mark=Decimal("86408.81"), index=Decimal("86399.1"),
-        exchange_ts_ns=1790516466004_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="BTC_USDT",
+        base="BTC",
+        rate=Decimal("0.000081"),
+        interval_h=8,
+        next_funding_ts_ns=1790524800_000_000_000,
+        predicted_rate=Decimal("0.000081"),
+        mark=Decimal("86408.81"),
+        index=Decimal("86399.1"),
+        exchange_ts_ns=1790516466004_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_tickers_documented_shape_skips_untracked(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[7], RECEIPT).events  # DOGE_USDT is not tracked
     assert funding == Funding(
-        instrument_id="ETH-USDT-PERP@gate", venue="gate", native_symbol="ETH_USDT", base="ETH",
-        rate=Decimal("-0.000012"), interval_h=8, next_funding_ts_ns=None,
-        predicted_rate=Decimal("-0.000012"), mark=Decimal("3201.42"), index=Decimal("3200.87"),
-        exchange_ts_ns=1790516467021_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="ETH-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="ETH_USDT",
+        base="ETH",
+        rate=Decimal("-0.000012"),
+        interval_h=8,
+        next_funding_ts_ns=None,
+        predicted_rate=Decimal("-0.000012"),
+        mark=Decimal("3201.42"),
+        index=Decimal("3200.87"),
+        exchange_ts_ns=1790516467021_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_tickers_interval_from_frame(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[9], RECEIPT).events
     assert funding == Funding(
-        instrument_id="PEPE-USDT-PERP@gate", venue="gate", native_symbol="PEPE_USDT", base="PEPE",
-        rate=Decimal("-0.000042"), interval_h=4, next_funding_ts_ns=1790524800_000_000_000,
-        predicted_rate=Decimal("-0.000042"), mark=Decimal("0.00001121"), index=Decimal("0.0000112"),
-        exchange_ts_ns=1790516470333_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="PEPE-USDT-PERP@gate",
+        venue="gate",
+        native_symbol="PEPE_USDT",
+        base="PEPE",
+        rate=Decimal("-0.000042"),
+        interval_h=4,
+        next_funding_ts_ns=1790524800_000_000_000,
+        predicted_rate=Decimal("-0.000042"),
+        mark=Decimal("0.00001121"),
+        index=Decimal("0.0000112"),
+        exchange_ts_ns=1790516470333_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_zero_next_apply_is_unknown(venue: Gate) -> None:

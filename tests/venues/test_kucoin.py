@@ -32,29 +32,53 @@ def test_instruments_from_active_contracts() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("kucoin")}
     assert set(instruments) == {"XBTUSDTM", "ETHUSDTM", "SOLUSDTM", "PEPEUSDTM", "XBTUSDM"}  # FFICSX dropped
     assert instruments["XBTUSDTM"] == Instrument(
-        instrument_id="BTC-USDT-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDTM", base="BTC", quote="USDT",
-        settle="USDT", kind=ContractKind.LINEAR, contract_size=Decimal("0.001"), tick_size=Decimal("0.1"),
+        instrument_id="BTC-USDT-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDTM",
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        kind=ContractKind.LINEAR,
+        contract_size=Decimal("0.001"),
+        tick_size=Decimal("0.1"),
         funding_interval_h=8,
-    )  # fmt: skip
+    )
     assert instruments["XBTUSDM"] == Instrument(
-        instrument_id="BTC-USD-INV-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDM", base="BTC", quote="USD",
-        settle="BTC", kind=ContractKind.INVERSE, contract_size=Decimal(1), tick_size=Decimal("0.1"),
+        instrument_id="BTC-USD-INV-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDM",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        kind=ContractKind.INVERSE,
+        contract_size=Decimal(1),
+        tick_size=Decimal("0.1"),
         funding_interval_h=8,
-    )  # fmt: skip
+    )
     pepe = instruments["PEPEUSDTM"]
     assert (pepe.instrument_id, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
-        "PEPE-USDT-PERP@kucoin", Decimal(1), Decimal(1_000_000), Decimal("0.0000000001"),
-    )  # fmt: skip
+        "PEPE-USDT-PERP@kucoin",
+        Decimal(1),
+        Decimal(1_000_000),
+        Decimal("0.0000000001"),
+    )
     assert pepe.funding_interval_h == 4  # fundingRateGranularity 14400000 ms
     assert instruments["SOLUSDTM"].contract_size == Decimal("0.1")
 
 
 def test_prefixed_base_counts_prefixed_units() -> None:
     row = {
-        "symbol": "1000BONKUSDTM", "type": "FFWCSX", "status": "Open", "baseCurrency": "1000BONK",
-        "quoteCurrency": "USDT", "settleCurrency": "USDT", "multiplier": Decimal(1000), "isInverse": False,
-        "tickSize": Decimal("0.000001"), "fundingRateGranularity": 28800000,
-    }  # fmt: skip
+        "symbol": "1000BONKUSDTM",
+        "type": "FFWCSX",
+        "status": "Open",
+        "baseCurrency": "1000BONK",
+        "quoteCurrency": "USDT",
+        "settleCurrency": "USDT",
+        "multiplier": Decimal(1000),
+        "isInverse": False,
+        "tickSize": Decimal("0.000001"),
+        "fundingRateGranularity": 28800000,
+    }
     (bonk,) = Kucoin.parse_instruments({"/api/v1/contracts/active": {"code": "200000", "data": [row]}})
     assert (bonk.base, bonk.price_multiplier, bonk.contract_size) == ("BONK", Decimal(1000), Decimal(1_000_000))
 
@@ -62,29 +86,52 @@ def test_prefixed_base_counts_prefixed_units() -> None:
 def test_ticker_v2_lots_to_base_units(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[TICKER], RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USDT-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDTM", base="BTC",
-        bid=Decimal("86410.3"), bid_size=Decimal("1.342"), ask=Decimal("86410.4"), ask_size=Decimal("0.207"),
-        exchange_ts_ns=1790516465033412000, receipt_ts_ns=RECEIPT, sequence=1830419922201,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDTM",
+        base="BTC",
+        bid=Decimal("86410.3"),
+        bid_size=Decimal("1.342"),
+        ask=Decimal("86410.4"),
+        ask_size=Decimal("0.207"),
+        exchange_ts_ns=1790516465033412000,
+        receipt_ts_ns=RECEIPT,
+        sequence=1830419922201,
+    )
 
 
 def test_inverse_usd_lots_to_btc(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[INVERSE], RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USD-INV-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDM", base="BTC",
-        bid=Decimal("86401.5"), bid_size=Decimal(25000) / Decimal("86401.5"),
-        ask=Decimal("86402.0"), ask_size=Decimal(8120) / Decimal("86402.0"),
-        exchange_ts_ns=1790516465101988000, receipt_ts_ns=RECEIPT, sequence=912044719,
-    )  # fmt: skip
+        instrument_id="BTC-USD-INV-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDM",
+        base="BTC",
+        bid=Decimal("86401.5"),
+        bid_size=Decimal(25000) / Decimal("86401.5"),
+        ask=Decimal("86402.0"),
+        ask_size=Decimal(8120) / Decimal("86402.0"),
+        exchange_ts_ns=1790516465101988000,
+        receipt_ts_ns=RECEIPT,
+        sequence=912044719,
+    )
 
 
 def test_large_multiplier_symbol(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[PEPE], RECEIPT).events
     assert quote == Quote(
-        instrument_id="PEPE-USDT-PERP@kucoin", venue="kucoin", native_symbol="PEPEUSDTM", base="PEPE",
-        bid=Decimal("0.0000112"), bid_size=Decimal(1_250_000_000), ask=Decimal("0.0000113"),
-        ask_size=Decimal(980_000_000), exchange_ts_ns=1790516465200120000, receipt_ts_ns=RECEIPT, sequence=74218830,
-    )  # fmt: skip
+        instrument_id="PEPE-USDT-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="PEPEUSDTM",
+        base="PEPE",
+        bid=Decimal("0.0000112"),
+        bid_size=Decimal(1_250_000_000),
+        ask=Decimal("0.0000113"),
+        ask_size=Decimal(980_000_000),
+        exchange_ts_ns=1790516465200120000,
+        receipt_ts_ns=RECEIPT,
+        sequence=74218830,
+    )
 
 
 def test_sequence_passed_through_without_gap_checks(venue: Kucoin) -> None:
@@ -98,17 +145,32 @@ def test_sequence_passed_through_without_gap_checks(venue: Kucoin) -> None:
 def test_funding_rate_and_mark_frames_merge(venue: Kucoin) -> None:
     (rate_only,) = venue.parse(FRAMES[RATE], RECEIPT).events
     assert rate_only == Funding(
-        instrument_id="BTC-USDT-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDTM", base="BTC",
-        rate=Decimal("0.000081"), interval_h=8, next_funding_ts_ns=None, mark=None, index=None,
-        exchange_ts_ns=1790516460000_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDTM",
+        base="BTC",
+        rate=Decimal("0.000081"),
+        interval_h=8,
+        next_funding_ts_ns=None,
+        mark=None,
+        index=None,
+        exchange_ts_ns=1790516460000_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
     (merged,) = venue.parse(FRAMES[MARK], RECEIPT).events
     assert merged == Funding(
-        instrument_id="BTC-USDT-PERP@kucoin", venue="kucoin", native_symbol="XBTUSDTM", base="BTC",
-        rate=Decimal("0.000081"), interval_h=8, next_funding_ts_ns=None,
-        mark=Decimal("86408.2"), index=Decimal("86399.1"),
-        exchange_ts_ns=1790516466000_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@kucoin",
+        venue="kucoin",
+        native_symbol="XBTUSDTM",
+        base="BTC",
+        rate=Decimal("0.000081"),
+        interval_h=8,
+        next_funding_ts_ns=None,
+        mark=Decimal("86408.2"),
+        index=Decimal("86399.1"),
+        exchange_ts_ns=1790516466000_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_reset_forgets_the_last_rate(venue: Kucoin) -> None:

@@ -34,20 +34,37 @@ def test_instruments_from_contract_detail() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("mexc")}
     assert set(instruments) == {"BTC_USDT", "ETH_USDT", "SOL_USDT", "PEPE_USDT", "BTC_USD"}  # offline MATIC dropped
     assert instruments["BTC_USDT"] == Instrument(
-        instrument_id="BTC-USDT-PERP@mexc", venue="mexc", native_symbol="BTC_USDT", base="BTC", quote="USDT",
-        settle="USDT", kind=ContractKind.LINEAR, contract_size=Decimal("0.0001"), tick_size=Decimal("0.1"),
+        instrument_id="BTC-USDT-PERP@mexc",
+        venue="mexc",
+        native_symbol="BTC_USDT",
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        kind=ContractKind.LINEAR,
+        contract_size=Decimal("0.0001"),
+        tick_size=Decimal("0.1"),
         funding_interval_h=8,
-    )  # fmt: skip
+    )
     # PEPE is scaled by contract size only (10M PEPE a contract), priced per coin.
     pepe = instruments["PEPE_USDT"]
     assert (pepe.base, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
-        "PEPE", Decimal(1), Decimal(10_000_000), Decimal("1E-10"),
-    )  # fmt: skip
+        "PEPE",
+        Decimal(1),
+        Decimal(10_000_000),
+        Decimal("1E-10"),
+    )
     assert instruments["BTC_USD"] == Instrument(
-        instrument_id="BTC-USD-INV-PERP@mexc", venue="mexc", native_symbol="BTC_USD", base="BTC", quote="USD",
-        settle="BTC", kind=ContractKind.INVERSE, contract_size=Decimal(100), tick_size=Decimal("0.1"),
+        instrument_id="BTC-USD-INV-PERP@mexc",
+        venue="mexc",
+        native_symbol="BTC_USD",
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        kind=ContractKind.INVERSE,
+        contract_size=Decimal(100),
+        tick_size=Decimal("0.1"),
         funding_interval_h=8,
-    )  # fmt: skip
+    )
 
 
 def _row(symbol: str, base: str, **extra: Any) -> dict[str, Any]:
@@ -84,19 +101,35 @@ def test_bad_listing_raises_frame_error(listing: dict[str, Any]) -> None:
 
 def test_depth_full_best_levels_in_base_units(venue: Mexc) -> None:
     assert _one(venue, BTC_BOOK) == Quote(
-        instrument_id="BTC-USDT-PERP@mexc", venue="mexc", native_symbol="BTC_USDT", base="BTC",
-        bid=Decimal("86410.5"), bid_size=Decimal("6.1052"), ask=Decimal("86410.6"), ask_size=Decimal("2.3118"),
-        exchange_ts_ns=1790516465300_000_000, receipt_ts_ns=RECEIPT, sequence=41912338210,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@mexc",
+        venue="mexc",
+        native_symbol="BTC_USDT",
+        base="BTC",
+        bid=Decimal("86410.5"),
+        bid_size=Decimal("6.1052"),
+        ask=Decimal("86410.6"),
+        ask_size=Decimal("2.3118"),
+        exchange_ts_ns=1790516465300_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=41912338210,
+    )
 
 
 def test_exponent_prices_and_engine_time(venue: Mexc) -> None:
     quote = _one(venue, BTC_BOOK_EXP)
     assert quote == Quote(
-        instrument_id="BTC-USDT-PERP@mexc", venue="mexc", native_symbol="BTC_USDT", base="BTC",
-        bid=Decimal("86410.9"), bid_size=Decimal("0.0120"), ask=Decimal("86411"), ask_size=Decimal("0.4410"),
-        exchange_ts_ns=1790516465412_000_000, receipt_ts_ns=RECEIPT, sequence=41912338301,
-    )  # fmt: skip
+        instrument_id="BTC-USDT-PERP@mexc",
+        venue="mexc",
+        native_symbol="BTC_USDT",
+        base="BTC",
+        bid=Decimal("86410.9"),
+        bid_size=Decimal("0.0120"),
+        ask=Decimal("86411"),
+        ask_size=Decimal("0.4410"),
+        exchange_ts_ns=1790516465412_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=41912338301,
+    )
     assert isinstance(quote, Quote) and str(quote.ask) == "86411"  # 8.6411E+4 written out
 
 
@@ -104,18 +137,28 @@ def test_contract_sized_symbol_in_base_units(venue: Mexc) -> None:
     quote = _one(venue, PEPE_BOOK)
     assert isinstance(quote, Quote)
     assert (quote.base, quote.bid, quote.ask, quote.price_multiplier) == (
-        "PEPE", Decimal("0.0000112031"), Decimal("0.0000112040"), Decimal(1),
-    )  # fmt: skip
+        "PEPE",
+        Decimal("0.0000112031"),
+        Decimal("0.0000112040"),
+        Decimal(1),
+    )
     assert (quote.bid_size, quote.ask_size) == (Decimal(1_250_000_000), Decimal(980_000_000))  # x 10M PEPE
 
 
 def test_inverse_contracts_are_usd(venue: Mexc) -> None:
     assert _one(venue, INVERSE_BOOK) == Quote(
-        instrument_id="BTC-USD-INV-PERP@mexc", venue="mexc", native_symbol="BTC_USD", base="BTC",
-        bid=Decimal("86398.5"), bid_size=Decimal(125_000) / Decimal("86398.5"),
-        ask=Decimal("86400.0"), ask_size=Decimal(310_000) / Decimal("86400.0"),
-        exchange_ts_ns=1790516465500_000_000, receipt_ts_ns=RECEIPT, sequence=7730012234,
-    )  # fmt: skip
+        instrument_id="BTC-USD-INV-PERP@mexc",
+        venue="mexc",
+        native_symbol="BTC_USD",
+        base="BTC",
+        bid=Decimal("86398.5"),
+        bid_size=Decimal(125_000) / Decimal("86398.5"),
+        ask=Decimal("86400.0"),
+        ask_size=Decimal(310_000) / Decimal("86400.0"),
+        exchange_ts_ns=1790516465500_000_000,
+        receipt_ts_ns=RECEIPT,
+        sequence=7730012234,
+    )
 
 
 def test_empty_side_has_no_price(venue: Mexc) -> None:
@@ -137,9 +180,12 @@ def test_funding_rate_then_ticker_merge(venue: Mexc) -> None:
     )
     # The ticker adds fair (mark) and index price and keeps the next settlement.
     assert _one(venue, BTC_TICKER) == _btc_funding(
-        rate=Decimal("0.000064"), next_funding_ts_ns=1790524800000_000_000, mark=Decimal("86409.8"),
-        index=Decimal("86402.3"), exchange_ts_ns=1790516471003_000_000,
-    )  # fmt: skip
+        rate=Decimal("0.000064"),
+        next_funding_ts_ns=1790524800000_000_000,
+        mark=Decimal("86409.8"),
+        index=Decimal("86402.3"),
+        exchange_ts_ns=1790516471003_000_000,
+    )
     # ...and a later funding push keeps the ticker's mark and index.
     later = _one(venue, BTC_FUNDING)
     assert isinstance(later, Funding) and (later.mark, later.index) == (Decimal("86409.8"), Decimal("86402.3"))
@@ -168,10 +214,16 @@ def test_reset_forgets_merged_state(venue: Mexc) -> None:
 def test_documented_funding_rate_key(venue: Mexc) -> None:
     funding = _one(venue, ETH_FUNDING)
     assert funding == Funding(
-        instrument_id="ETH-USDT-PERP@mexc", venue="mexc", native_symbol="ETH_USDT", base="ETH",
-        rate=Decimal("-0.000021"), interval_h=8, next_funding_ts_ns=1790524800000_000_000,
-        exchange_ts_ns=1790516472000_000_000, receipt_ts_ns=RECEIPT,
-    )  # fmt: skip
+        instrument_id="ETH-USDT-PERP@mexc",
+        venue="mexc",
+        native_symbol="ETH_USDT",
+        base="ETH",
+        rate=Decimal("-0.000021"),
+        interval_h=8,
+        next_funding_ts_ns=1790524800000_000_000,
+        exchange_ts_ns=1790516472000_000_000,
+        receipt_ts_ns=RECEIPT,
+    )
 
 
 def test_control_frames_produce_no_events(venue: Mexc) -> None:

@@ -1,0 +1,157 @@
+"""BitMEX simulator: one socket on /realtime, table diffing for ``quote`` and ``instrument``.
+
+Like the venue: a welcome frame on connect, one ack per subscribed topic, a
+``partial`` image before the first ``insert`` (quote) or ``update`` (instrument,
+changed fields only), text ``ping`` answered with ``pong``. Prices and sizes are
+JSON numbers; sizes are whole contracts. BitMEX tables carry no sequence
+numbers, so gap injection has nothing to skip here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts
+from ingest.simulator.market import SimFunding, SimQuote
+from schemas.market import Instrument
+
+_encode = msgspec.json.Encoder(decimal_format="number").encode
+_TABLES = {"quote": BOOK, "instrument": FUNDING}
+_QUOTE_TYPES = {
+    "timestamp": "timestamp",
+    "symbol": "symbol",
+    "bidSize": "long",
+    "bidPrice": "float",
+    "askPrice": "float",
+    "askSize": "long",
+}
+_INSTRUMENT_TYPES = {
+    "symbol": "symbol",
+    "state": "symbol",
+    "typ": "symbol",
+    "fundingTimestamp": "timestamp",
+    "fundingInterval": "timestamp",
+    "fundingRate": "float",
+    "indicativeFundingRate": "float",
+    "markPrice": "float",
+    "indicativeSettlePrice": "float",
+    "timestamp": "timestamp",
+}
+
+
+def _json(value: Any) -> str:
+    return _encode(value).decode()
+
+
+def _num(value: Decimal) -> Decimal:
+    """Same value without an exponent, so the JSON number reads like the venue's (86400, not 8.64E+4)."""
+    return Decimal(format(value, "f"))
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC).replace(microsecond=ms % 1000 * 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _interval(hours: int | None) -> str:
+    return f"2000-01-01T{hours or 8:02d}:00:00.000Z"
+
+
+def _error(message: str, request: Any) -> str:
+    return _json({"status": 400, "error": message, "meta": {}, "request": request})
+
+
+class BitmexSim(VenueSim):
+    name = "bitmex"
+    ws_paths = ("/realtime",)
+
+    def on_open(self, session: SimSession) -> list[Frame]:
+        welcome = {
+            "info": "Welcome to the BitMEX Realtime API.",
+            "version": "2.0.0",
+            "timestamp": _iso(1_790_516_400_000),
+            "docs": "https://www.bitmex.com/app/wsAPI",
+            "heartbeatEnabled": False,
+            "limit": {},
+            "appName": "ws-feedhandler-sim",
+        }
+        return [_json(welcome)]
+
+    def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
+        if frame in ("ping", b"ping"):
+            return ["pong"]
+        try:
+            request = msgspec.json.decode(frame)
+        except msgspec.DecodeError:
+            return [_error("Unable to parse request.", None)]
+        if not isinstance(request, dict) or request.get("op") != "subscribe":
+            return [_error("Unknown or unsupported op.", request)]
+        args = request.get("args", [])
+        replies: list[Frame] = []
+        for topic in [args] if isinstance(args, str) else args:
+            table, _, symbol = str(topic).partition(":")
+            if table not in _TABLES:
+                replies.append(_error(f"Unknown table: {table}", request))
+            elif symbol not in self.by_native:
+                replies.append(_error(f"Unknown or expired symbol: {symbol}", request))
+            else:
+                session.subscriptions.add((_TABLES[table], symbol))
+                replies.append(_json({"success": True, "subscribe": topic, "request": request}))
+        return replies
+
+    def book_frames(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
+        row = {
+            "timestamp": _iso(quote.ts_ms),
+            "symbol": inst.native_symbol,
+            "bidSize": to_contracts(inst, quote.bid_size, quote.bid),
+            "bidPrice": _num(quote.bid),
+            "askPrice": _num(quote.ask),
+            "askSize": to_contracts(inst, quote.ask_size, quote.ask),
+        }
+        key = f"quote:{inst.native_symbol}"
+        if key not in session.state:
+            session.state[key] = True
+            return [_partial("quote", [], _QUOTE_TYPES, inst.native_symbol, row)]
+        return [_json({"table": "quote", "action": "insert", "data": [row]})]
+
+    def funding_frames(self, session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
+        row: dict[str, Any] = {
+            "symbol": inst.native_symbol,
+            "fundingTimestamp": _iso(funding.next_funding_ms),
+            "fundingInterval": _interval(inst.funding_interval_h),
+            "fundingRate": _num(funding.rate),
+            "indicativeFundingRate": _num(funding.rate),
+            "markPrice": _num(funding.mark),
+            "indicativeSettlePrice": _num(funding.index),
+        }
+        key = f"instrument:{inst.native_symbol}"
+        last: dict[str, Any] | None = session.state.get(key)
+        session.state[key] = row
+        if last is None:
+            image = {**row, "state": "Open", "typ": "FFWCSX", "timestamp": _iso(funding.ts_ms)}
+            return [_partial("instrument", ["symbol"], _INSTRUMENT_TYPES, inst.native_symbol, image)]
+        # Updates carry the key and the fields that changed, plus the new timestamp.
+        changed = {k: v for k, v in row.items() if k == "symbol" or last.get(k) != v}
+        changed["timestamp"] = _iso(funding.ts_ms)
+        return [_json({"table": "instrument", "action": "update", "data": [changed]})]
+
+
+def _partial(table: str, keys: list[str], types: dict[str, str], symbol: str, row: dict[str, Any]) -> str:
+    frame = {
+        "table": table,
+        "action": "partial",
+        "keys": keys,
+        "types": types,
+        "foreignKeys": {"symbol": "instrument"} if table == "quote" else {},
+        "attributes": {"timestamp": "sorted", "symbol": "grouped"} if table == "quote" else {"symbol": "unique"},
+        "filter": {"symbol": symbol},
+        "data": [row],
+    }
+    return _json(frame)
+
+
+SIM = BitmexSim

@@ -1,0 +1,168 @@
+"""Bybit v5 simulator: /v5/public/linear and /v5/public/inverse, snapshot then deltas.
+
+Per subscription the first ``orderbook.1`` and ``tickers`` frame is a snapshot,
+later ones are deltas: a book side that did not change is an empty list (on
+some ticks one side is deliberately held still so clients meet that case), a
+moved level is sent as a "0"-size deletion plus the new level, and ticker deltas
+carry only the fields that changed. Acks and refusals follow the live wire
+(``args size >10``, ``error:handler not found,topic:…``,
+``error:already subscribed,topic:…``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts, to_venue_qty
+from ingest.simulator.market import SimFunding, SimQuote
+from schemas.market import ContractKind, Instrument
+
+_CHANNELS = {"orderbook.1": BOOK, "tickers": FUNDING}
+_PATHS = {"/v5/public/linear": ContractKind.LINEAR, "/v5/public/inverse": ContractKind.INVERSE}
+MAX_ARGS = 10
+
+Side = tuple[str, str] | None  # (price, size) as sent
+
+
+def _text(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _dump(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+def _side_delta(old: Side, new: Side) -> list[list[str]]:
+    """Delta entries turning ``old`` into ``new``: empty if unchanged, "0" deletes a moved level."""
+    if old == new:
+        return []
+    entries = [[old[0], "0"]] if old is not None and (new is None or new[0] != old[0]) else []
+    return entries + ([[new[0], new[1]]] if new is not None else [])
+
+
+class BybitSim(VenueSim):
+    name = "bybit"
+    ws_paths = tuple(_PATHS)
+
+    def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
+        try:
+            request = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return [self._reply(session, {}, "", success=False, ret_msg="Failed to decode incoming data")]
+        if not isinstance(request, dict):
+            return [self._reply(session, {}, "", success=False, ret_msg="error:invalid op")]
+        op = request.get("op")
+        if op == "ping":
+            return [self._reply(session, request, "ping", success=True, ret_msg="pong")]
+        if op == "subscribe":
+            return [self._subscribe(session, request)]
+        if op == "unsubscribe":
+            for topic in request.get("args") or []:
+                channel, _, symbol = str(topic).rpartition(".")
+                session.subscriptions.discard((_CHANNELS.get(channel, ""), symbol))
+                # A later subscribe starts over with a snapshot.
+                session.state.get("books" if channel == "orderbook.1" else "tickers", {}).pop(symbol, None)
+            return [self._reply(session, request, "unsubscribe", success=True, ret_msg="")]
+        return [self._reply(session, request, str(op or ""), success=False, ret_msg="error:invalid op")]
+
+    def _subscribe(self, session: SimSession, request: dict[str, Any]) -> Frame:
+        args = request.get("args")
+        if not isinstance(args, list):
+            return self._reply(session, request, "subscribe", success=False, ret_msg="error:args invalid")
+        if len(args) > MAX_ARGS:
+            return self._reply(session, request, "subscribe", success=False, ret_msg=f"args size >{MAX_ARGS}")
+        refusals = []
+        for topic in args:
+            channel, _, symbol = str(topic).rpartition(".")
+            inst = self.by_native.get(symbol)
+            kind = _CHANNELS.get(channel)
+            # Like the real venue, a symbol on the other kind's socket is unknown here.
+            if kind is None or inst is None or inst.kind is not _PATHS.get(session.path):
+                refusals.append(f"error:handler not found,topic:{topic}")
+            elif (kind, symbol) in session.subscriptions:
+                refusals.append(f"error:already subscribed,topic:{topic}")
+            else:
+                session.subscriptions.add((kind, symbol))
+        if refusals:
+            return self._reply(session, request, "subscribe", success=False, ret_msg=refusals[0])
+        return self._reply(session, request, "subscribe", success=True, ret_msg="")
+
+    @staticmethod
+    def _reply(session: SimSession, request: dict[str, Any], op: str, *, success: bool, ret_msg: str) -> str:
+        conn_id = session.state.setdefault("conn_id", f"sim-{id(session):x}")
+        req_id = request.get("req_id", "")
+        return _dump({"success": success, "ret_msg": ret_msg, "conn_id": conn_id, "req_id": req_id, "op": op})
+
+    # -- market data --------------------------------------------------------
+    def book_frames(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
+        symbol = inst.native_symbol
+        books: dict[str, tuple[Side, Side]] = session.state.setdefault("books", {})
+        bid: Side = (_text(quote.bid), self._qty(inst, quote.bid_size, quote.bid))
+        ask: Side = (_text(quote.ask), self._qty(inst, quote.ask_size, quote.ask))
+        u = session.next_seq(f"orderbook.1.{symbol}")
+        previous = books.get(symbol)
+        if previous is None:
+            kind, b, a = "snapshot", _side_delta(None, bid), _side_delta(None, ask)
+        else:
+            bid, ask = self._hold_one_side(u, previous, bid, ask)
+            kind, b, a = "delta", _side_delta(previous[0], bid), _side_delta(previous[1], ask)
+            b.sort(key=lambda level: -Decimal(level[0]))  # bids descending, asks ascending
+            a.sort(key=lambda level: Decimal(level[0]))
+        books[symbol] = (bid, ask)
+        data = {"s": symbol, "b": b, "a": a, "u": u, "seq": self._cross_seq(session)}
+        frame = {"topic": f"orderbook.1.{symbol}", "type": kind, "ts": quote.ts_ms, "data": data}
+        return [_dump(frame | {"cts": quote.ts_ms - 2})]
+
+    @staticmethod
+    def _hold_one_side(u: int, previous: tuple[Side, Side], bid: Side, ask: Side) -> tuple[Side, Side]:
+        """On two ticks out of three keep one side as it was, unless that would cross the book."""
+        old_bid, old_ask = previous
+        if u % 3 == 0 and old_bid is not None and ask is not None and Decimal(old_bid[0]) < Decimal(ask[0]):
+            return old_bid, ask
+        if u % 3 == 1 and old_ask is not None and bid is not None and Decimal(bid[0]) < Decimal(old_ask[0]):
+            return bid, old_ask
+        return bid, ask
+
+    @staticmethod
+    def _qty(inst: Instrument, base_qty: Decimal, price: Decimal) -> str:
+        if inst.kind is ContractKind.INVERSE:
+            return str(to_contracts(inst, base_qty, price))  # whole USD contracts
+        return _text(to_venue_qty(inst, base_qty, price))
+
+    @staticmethod
+    def _cross_seq(session: SimSession) -> int:
+        # Not session.next_seq: gap injection must land on the book's ``u``.
+        session.state["cs"] = session.state.get("cs", 310_000_000_000) + 1
+        return int(session.state["cs"])
+
+    def funding_frames(self, session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
+        symbol = inst.native_symbol
+        tickers: dict[str, dict[str, str]] = session.state.setdefault("tickers", {})
+        fields = {
+            "symbol": symbol,
+            "markPrice": _text(funding.mark),
+            "indexPrice": _text(funding.index),
+            "fundingRate": _text(funding.rate),
+            "nextFundingTime": str(funding.next_funding_ms),
+            "fundingIntervalHour": str(inst.funding_interval_h or 8),
+        }
+        previous = tickers.get(symbol)
+        if previous is None:
+            kind, data = "snapshot", dict(fields)
+        else:  # a delta carries only what changed
+            kind, data = "delta", {"symbol": symbol} | {k: v for k, v in fields.items() if previous.get(k) != v}
+        tickers[symbol] = fields
+        frame = {
+            "topic": f"tickers.{symbol}",
+            "type": kind,
+            "data": data,
+            "cs": self._cross_seq(session),
+            "ts": funding.ts_ms,
+        }
+        return [_dump(frame)]
+
+
+SIM = BybitSim

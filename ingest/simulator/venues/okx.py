@@ -1,0 +1,140 @@
+"""OKX v5 simulator: /ws/v5/public with bbo-tbt, funding-rate and mark-price.
+
+Like the venue: one ack per subscribe argument, error 60018 for an unknown
+channel or instrument, text ``ping`` answered by ``pong``, sizes in contracts
+(inverse in whole 100/10-USD contracts), funding pushed every 30 s and mark on
+every funding tick.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import orjson
+
+from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts, to_venue_qty
+from ingest.simulator.market import SimFunding, SimQuote
+from schemas.market import ContractKind, Instrument
+
+KINDS = {"bbo-tbt": BOOK, "funding-rate": FUNDING, "mark-price": FUNDING}
+FUNDING_PUSH_MS = 30_000
+LOT = Decimal("0.01")  # linear swaps trade in hundredths of a contract
+
+
+def _text(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return orjson.dumps(payload).decode()
+
+
+def _contracts(inst: Instrument, base_qty: Decimal, price: Decimal) -> Decimal:
+    if inst.kind is ContractKind.INVERSE:
+        return Decimal(to_contracts(inst, base_qty, price))
+    return max(LOT, to_venue_qty(inst, base_qty, price).quantize(LOT, ROUND_DOWN))
+
+
+def _orders(contracts: Decimal) -> str:
+    """A plausible order count at the level (the venue's 4th level element)."""
+    return str(min(60, 1 + int(contracts) // 25))
+
+
+class OkxSim(VenueSim):
+    name = "okx"
+    ws_paths = ("/ws/v5/public",)
+
+    def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
+        if frame in ("ping", b"ping"):
+            return ["pong"]
+        try:
+            request = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return [self._error(session, None, "60012", f"Invalid request: {frame!r}")]
+        op = request.get("op") if isinstance(request, dict) else None
+        args = request.get("args") if isinstance(request, dict) else None
+        if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
+            return [self._error(session, None, "60012", f"Invalid request: {frame!r}")]
+        return [self._apply(session, request.get("id"), op, arg) for arg in args]
+
+    def _apply(self, session: SimSession, request_id: Any, op: str, arg: Any) -> Frame:
+        channel = str(arg.get("channel")) if isinstance(arg, dict) else None
+        inst_id = str(arg.get("instId")) if isinstance(arg, dict) else None
+        if channel not in KINDS or inst_id not in self.by_native:
+            message = (
+                f"Wrong URL or channel:{channel},instId:{inst_id} doesn't exist. "
+                "Please use the correct URL, channel and parameters referring to API document."
+            )
+            return self._error(session, request_id, "60018", message)
+        channels: set[tuple[str, str]] = session.state.setdefault("channels", set())
+        if op == "subscribe":
+            channels.add((channel, inst_id))
+        else:
+            channels.discard((channel, inst_id))
+        # funding-rate and mark-price both count as the FUNDING kind.
+        session.subscriptions.clear()
+        session.subscriptions.update((KINDS[c], native) for c, native in channels)
+        ack: dict[str, Any] = {"event": op, "arg": {"channel": channel, "instId": inst_id}}
+        return _json(self._envelope(session, request_id, ack))
+
+    def _error(self, session: SimSession, request_id: Any, code: str, msg: str) -> Frame:
+        return _json(self._envelope(session, request_id, {"event": "error", "code": code, "msg": msg}))
+
+    @staticmethod
+    def _envelope(session: SimSession, request_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+        conn_id: str = session.state.setdefault("conn_id", f"{id(session) & 0xFFFFFFFF:08x}")
+        head = {"id": request_id} if request_id is not None else {}
+        return {**head, **body, "connId": conn_id}
+
+    def book_frames(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
+        bid_sz = _contracts(inst, quote.bid_size, quote.bid)
+        ask_sz = _contracts(inst, quote.ask_size, quote.ask)
+        data = {
+            "asks": [[_text(quote.ask), _text(ask_sz), "0", _orders(ask_sz)]],
+            "bids": [[_text(quote.bid), _text(bid_sz), "0", _orders(bid_sz)]],
+            "ts": str(quote.ts_ms),
+            "seqId": session.next_seq(inst.native_symbol),
+        }
+        return [_json({"arg": {"channel": "bbo-tbt", "instId": inst.native_symbol}, "data": [data]})]
+
+    def funding_frames(self, session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
+        channels: set[tuple[str, str]] = session.state.get("channels", set())
+        native = inst.native_symbol
+        frames: list[Frame] = []
+        last_push: dict[str, int] = session.state.setdefault("funding_pushed_ms", {})
+        due = funding.ts_ms - last_push.get(native, funding.ts_ms - FUNDING_PUSH_MS) >= FUNDING_PUSH_MS
+        if ("funding-rate", native) in channels and due:
+            last_push[native] = funding.ts_ms
+            frames.append(self._funding_rate(inst, funding))
+        if ("mark-price", native) in channels:
+            data = {"instId": native, "instType": "SWAP", "markPx": _text(funding.mark), "ts": str(funding.ts_ms)}
+            frames.append(_json({"arg": {"channel": "mark-price", "instId": native}, "data": [data]}))
+        return frames
+
+    @staticmethod
+    def _funding_rate(inst: Instrument, funding: SimFunding) -> Frame:
+        interval_ms = (inst.funding_interval_h or 8) * 3_600_000
+        premium = ((funding.mark - funding.index) / funding.index).quantize(Decimal("1e-10"))
+        data = {
+            "formulaType": "withRate",
+            "fundingRate": _text(funding.rate),
+            "fundingTime": str(funding.next_funding_ms),
+            "impactValue": "",
+            "instId": inst.native_symbol,
+            "instType": "SWAP",
+            "interestRate": "0.0001",
+            "maxFundingRate": "0.00375",
+            "method": "current_period",
+            "minFundingRate": "-0.00375",
+            "nextFundingRate": "",
+            "nextFundingTime": str(funding.next_funding_ms + interval_ms),
+            "premium": _text(premium),
+            "settFundingRate": _text(funding.rate),
+            "settState": "settled",
+            "ts": str(funding.ts_ms),
+        }
+        return _json({"arg": {"channel": "funding-rate", "instId": inst.native_symbol}, "data": [data]})
+
+
+SIM = OkxSim

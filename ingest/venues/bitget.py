@@ -1,0 +1,231 @@
+"""Bitget classic (v2) public futures socket: USDT-M linear and Coin-M inverse perpetuals.
+
+Docs: https://www.bitget.com/docs/classic/websocket/contract/public/Order-Book-Channel
+and .../Tickers-Channel (the old ``/api-doc/contract/...`` links now redirect).
+One socket carries every product family; each subscribe arg names its
+``instType``, which must match the contract's family: a real symbol under the
+wrong ``instType`` is acknowledged and then silent, so it is derived from the
+listing, never guessed. ``books1`` pushes a full one-level snapshot every time,
+so there is nothing to merge and a skipped push loses nothing (no gap check).
+Sizes are base coin on every family, Coin-M included (order sizes and
+``minTradeNum`` are documented in base coin). The client sends the text
+``ping`` and the server answers the text ``pong``. The UTA ``/v3`` socket
+spells args differently (``topic``/``symbol``, Coin-M ids ``BTCUSD_CM``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Funding, Instrument, Quote
+
+BOOK = "books1"
+TICKER = "ticker"
+USDT_M = "USDT-FUTURES"
+USDC_M = "USDC-FUTURES"
+COIN_M = "COIN-FUTURES"
+# Bundled families: USDT-M linear and Coin-M inverse (USDC-M can be added the same way).
+LISTINGS = {
+    USDT_M: "/api/v2/mix/market/contracts?productType=USDT-FUTURES",
+    COIN_M: "/api/v2/mix/market/contracts?productType=COIN-FUTURES",
+}
+# Kafka topic names are ASCII: a handful of Bitget ids (e.g. 牛来USDT) cannot be published.
+_PUBLISHABLE_BASE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def inst_type(instrument: Instrument) -> str:
+    """The family a contract is subscribed under: from its kind and settle coin, never guessed."""
+    if instrument.kind is ContractKind.INVERSE:
+        return COIN_M
+    if instrument.settle in ("USDT", "USDC"):
+        return USDT_M if instrument.settle == "USDT" else USDC_M
+    raise ValueError(f"no Bitget product type for {instrument.instrument_id} settled in {instrument.settle}")
+
+
+def _text_ms_to_ns(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return ms_to_ns(value)
+    except (TypeError, ValueError) as exc:
+        raise FrameError(f"bad millisecond time {value!r}") from exc
+
+
+class Bitget(Venue):
+    name = "bitget"
+    ws_base = "wss://ws.bitget.com"
+    rest_base = "https://api.bitget.com"
+    instrument_paths = tuple(LISTINGS.values())
+    # Up to 1000 channels are allowed per socket, fewer than 50 recommended.
+    max_topics_per_connection = 50
+    # Args of one request must stay under 4096 bytes (~70 bytes each).
+    topics_per_subscribe = 20
+    # 10 client messages/s per socket, pings included.
+    subscribe_interval_s = 0.25
+    # The server closes a socket that sent no ping for 2 minutes; docs say every 30 s.
+    ping_interval_s: ClassVar[float | None] = 25.0
+    stale_after_s = 30.0
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        family = inst_type(instrument)
+        return [f"{family}:{channel}:{instrument.native_symbol}" for channel in (BOOK, TICKER)]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/v2/ws/public"
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        frames = []
+        for start in range(0, len(topics), self.topics_per_subscribe):
+            args = []
+            for topic in topics[start : start + self.topics_per_subscribe]:
+                family, channel, inst_id = topic.split(":", 2)
+                args.append({"instType": family, "channel": channel, "instId": inst_id})
+            frames.append(orjson.dumps({"op": "subscribe", "args": args}).decode())
+        return frames
+
+    def ping_message(self) -> str | None:
+        return "ping"
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        if frame in ("pong", b"pong"):  # the heartbeat answer is bare text, not JSON
+            return Parsed()
+        message = load_json(frame)
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON object")
+        event = message.get("event")
+        if event is not None:
+            return self._control(event, message)
+        arg, data = message.get("arg"), message.get("data")
+        if arg is None and data is None:
+            return Parsed()  # some other kind of message: nothing for us
+        if not isinstance(arg, dict) or not isinstance(data, list):
+            raise FrameError("push without an arg object and a data list")
+        inst_id = arg.get("instId")
+        instrument = self.instrument(inst_id) if isinstance(inst_id, str) else None
+        if instrument is None or inst_type(instrument) != arg.get("instType"):
+            return Parsed()  # a contract we do not track
+        channel = arg.get("channel")
+        parsed = Parsed()
+        for item in data:
+            if not isinstance(item, dict):
+                raise FrameError(f"{channel} data item is not an object")
+            try:
+                if channel == BOOK:
+                    parsed.events.append(self._book(instrument, item, message.get("ts"), receipt_ts_ns))
+                elif channel == TICKER:
+                    parsed.events.append(self._ticker(instrument, item, receipt_ts_ns))
+            except FrameError:
+                raise
+            except (KeyError, TypeError, IndexError, ValueError) as exc:
+                raise FrameError(f"bad {channel} item: {exc!r}") from exc
+        return parsed
+
+    @staticmethod
+    def _control(event: Any, message: dict[str, Any]) -> Parsed:
+        if event == "subscribe":
+            return Parsed(subscribed=True)
+        if event == "error":
+            return Parsed(error=f"code {message.get('code')}: {message.get('msg')}")
+        return Parsed()  # unsubscribe, login...
+
+    @staticmethod
+    def _book(instrument: Instrument, item: dict[str, Any], push_ts: Any, receipt_ts_ns: int) -> Quote:
+        bid, bid_size = _top(item["bids"])
+        ask, ask_size = _top(item["asks"])
+        seq = item.get("seq")  # bare JSON integer; Coin-M values exceed 2**53
+        return make_quote(
+            instrument,
+            bid=bid,
+            bid_qty=_venue_qty(instrument, bid_size, bid),
+            ask=ask,
+            ask_qty=_venue_qty(instrument, ask_size, ask),
+            exchange_ts_ns=_text_ms_to_ns(item.get("ts", push_ts)),
+            receipt_ts_ns=receipt_ts_ns,
+            sequence=None if seq is None else int(seq),
+        )
+
+    @staticmethod
+    def _ticker(instrument: Instrument, item: dict[str, Any], receipt_ts_ns: int) -> Funding:
+        # The ticker is the only carrier of funding and mark on v2; the interval comes from the listing.
+        next_funding = _text_ms_to_ns(item.get("nextFundingTime"))
+        return make_funding(
+            instrument,
+            rate=dec(item["fundingRate"]),
+            next_funding_ts_ns=next_funding or None,
+            mark=dec(item.get("markPrice")),
+            index=dec(item.get("indexPrice")),
+            exchange_ts_ns=_text_ms_to_ns(item.get("ts")),
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        instruments = []
+        for family, path in LISTINGS.items():
+            for row in listing[path]["data"]:
+                if row.get("symbolType") != "perpetual" or row.get("symbolStatus") != "normal":
+                    continue
+                if not _PUBLISHABLE_BASE.match(row["baseCoin"]):
+                    continue
+                instruments.append(cls._instrument(family, row))
+        return instruments
+
+    @classmethod
+    def _instrument(cls, family: str, row: dict[str, Any]) -> Instrument:
+        inverse = family == COIN_M
+        # Linear sizes count baseCoin units, so a ``1000BONK`` unit is 1000 BONK. Inverse
+        # sizes are base coin too; parse() hands make_quote their USD value (1 per unit).
+        _, multiplier = canonical_base(row["baseCoin"])
+        step, places = dec(row["priceEndStep"]), int(row["pricePlace"])
+        return make_instrument(
+            cls.name,
+            row["symbol"],
+            row["baseCoin"],
+            row["quoteCoin"],
+            row["baseCoin"] if inverse else row["quoteCoin"],
+            ContractKind.INVERSE if inverse else ContractKind.LINEAR,
+            contract_size=Decimal(1) if inverse else multiplier,
+            tick_size=None if step is None else step.scaleb(-places),
+            funding_interval_h=int(row["fundInterval"]) if row.get("fundInterval") else None,
+        )
+
+
+def _top(levels: Any) -> tuple[Decimal | None, Decimal | None]:
+    """Best level ``[price, size]`` of one side; (None, None) for an empty side."""
+    if not levels:
+        return None, None
+    price, size = levels[0][0], levels[0][1]
+    return dec(price), dec(size)
+
+
+def _venue_qty(instrument: Instrument, size: Decimal | None, price: Decimal | None) -> Decimal | None:
+    """The size in the unit make_quote expects.
+
+    Linear: the venue's own unit. Inverse: Bitget quotes base coin, while make_quote
+    reads inverse sizes as quote units (x contract_size / price), so pass the USD value.
+    """
+    if size is None or instrument.kind is ContractKind.LINEAR:
+        return size
+    return None if price is None else size * price
+
+
+VENUE = Bitget

@@ -1,0 +1,271 @@
+"""Bybit v5 public streams: linear (USDT/USDC) and inverse (USD) perpetuals.
+
+Docs: https://bybit-exchange.github.io/docs/v5/ws/connect ,
+https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook ,
+https://bybit-exchange.github.io/docs/v5/websocket/public/ticker
+Linear and inverse contracts live on different sockets (``/v5/public/linear``,
+``/v5/public/inverse``); a topic on the wrong one is refused. Both topics are
+snapshot-then-delta: ``orderbook.1`` deltas may leave a side empty (unchanged)
+and a size "0" deletes a level; ``tickers`` deltas omit unchanged fields. So the
+merged state per symbol lives here. Linear sizes are base coin (``1000PEPEUSDT``
+counts 1000-PEPE units); inverse sizes are USD contracts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    Connection,
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Instrument
+
+BOOK = "orderbook.1"
+TICKER = "tickers"
+KINDS = {"LinearPerpetual": ContractKind.LINEAR, "InversePerpetual": ContractKind.INVERSE}
+# A ticker delta carrying none of these changed nothing we publish.
+FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "markPrice", "indexPrice", "fundingIntervalHour")
+
+Level = tuple[Decimal, Decimal]
+
+
+@dataclass
+class _Book:
+    """Top of book of one symbol; ``known`` holds the sides whose level we have seen."""
+
+    bid: Level | None = None
+    ask: Level | None = None
+    u: int = 0
+    known: set[str] = field(default_factory=set)
+
+
+def _levels(raw: Any) -> list[Level]:
+    if not isinstance(raw, list):
+        raise FrameError("book side is not a list")
+    levels = []
+    for entry in raw:
+        price, size = dec(entry[0]), dec(entry[1])
+        if price is None or size is None:
+            raise FrameError(f"empty book level {entry!r}")
+        levels.append((price, size))
+    return levels
+
+
+def _top(level: Level | None, updates: list[Level]) -> Level | None:
+    """Apply level-1 updates in order: a size of 0 deletes that price, any other size is the new top."""
+    for price, size in updates:
+        if size == 0:
+            if level is not None and level[0] == price:
+                level = None
+        else:
+            level = (price, size)
+    return level
+
+
+class Bybit(Venue):
+    name = "bybit"
+    ws_base = "wss://stream.bybit.com"
+    rest_base = "https://api.bybit.com"
+    instrument_paths = (
+        "/v5/market/instruments-info?category=linear&limit=1000",
+        "/v5/market/instruments-info?category=inverse&limit=1000",
+    )
+    # Public args are capped at 21,000 characters per connection; 500 topics of
+    # ~25 characters stay well inside. Live servers answer "args size >10" to
+    # bigger subscribe frames.
+    max_topics_per_connection = 500
+    topics_per_subscribe = 10
+    subscribe_interval_s = 0.1
+    ping_interval_s: ClassVar[float | None] = 20.0
+    stale_after_s = 30.0
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
+        self._request_id = 0
+        self._books: dict[str, _Book] = {}
+        self._tickers: dict[str, dict[str, Any]] = {}
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        return [f"{BOOK}.{instrument.native_symbol}", f"{TICKER}.{instrument.native_symbol}"]
+
+    def connections(self, ws_base: str) -> list[Connection]:
+        """Each contract kind has its own socket path; route every instrument to its kind's."""
+        plans: list[Connection] = []
+        for kind in ContractKind:
+            topics = [t for inst in self.by_native.values() if inst.kind is kind for t in self.topics(inst)]
+            cap = self.max_topics_per_connection
+            for n, start in enumerate(range(0, len(topics), cap)):
+                url = self.ws_url(ws_base, kind.value)
+                plans.append(Connection(f"bybit-{kind.value}-{n}", url, tuple(topics[start : start + cap])))
+        return plans
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/v5/public/{kind}"
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        frames = []
+        for start in range(0, len(topics), self.topics_per_subscribe):
+            args = list(topics[start : start + self.topics_per_subscribe])
+            frames.append(orjson.dumps({"req_id": self._next_id("sub"), "op": "subscribe", "args": args}).decode())
+        return frames
+
+    def ping_message(self) -> str | None:
+        return orjson.dumps({"req_id": self._next_id("ping"), "op": "ping"}).decode()
+
+    def reset(self) -> None:
+        """Keep the merged state: both sockets share this instance, so one socket's
+        reconnect must not orphan the other's deltas, and every (re)subscription
+        starts with a snapshot that replaces the symbol's state anyway."""
+        return None
+
+    def _next_id(self, prefix: str) -> str:
+        self._request_id += 1
+        return f"{prefix}-{self._request_id}"
+
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        message = load_json(frame)
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON object")
+        if "topic" not in message:
+            return self._control(message)
+        topic = message["topic"]
+        if not isinstance(topic, str):
+            raise FrameError(f"bad topic {topic!r}")
+        channel, _, symbol = topic.rpartition(".")
+        instrument = self.instrument(symbol)
+        if instrument is None:
+            return Parsed()  # a symbol we do not track
+        try:
+            if channel == BOOK:
+                return self._book(message, instrument, receipt_ts_ns)
+            if channel == TICKER:
+                return self._ticker(message, instrument, receipt_ts_ns)
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise FrameError(f"malformed {topic} frame: {exc!r}") from exc
+        return Parsed()
+
+    @staticmethod
+    def _control(message: dict[str, Any]) -> Parsed:
+        """Acks, pongs and refusals. Public pongs carry op "ping" and ret_msg "pong"."""
+        op, ok, reason = message.get("op"), message.get("success"), str(message.get("ret_msg", ""))
+        if op == "subscribe" and (ok is True or reason.startswith("error:already subscribed")):
+            return Parsed(subscribed=True)  # a duplicate leaves the first subscription streaming
+        if ok is False:
+            return Parsed(error=f"{op or 'request'} refused: {reason}")
+        return Parsed()
+
+    def _book(self, message: dict[str, Any], inst: Instrument, receipt_ts_ns: int) -> Parsed:
+        data, kind = message["data"], message["type"]
+        u, bids, asks = int(data["u"]), _levels(data["b"]), _levels(data["a"])
+        out = Parsed()
+        symbol = inst.native_symbol
+        if kind == "snapshot" or u == 1:  # u == 1: the service restarted, overwrite
+            book = _Book(bid=_top(None, bids), ask=_top(None, asks), known={"b", "a"})
+        elif kind == "delta":
+            book = self._books.get(symbol, _Book())
+            if book.known and u != book.u + 1:
+                # Missed updates: forget both sides until fresh data refills them.
+                out.gap = f"{symbol}: update {u} after {book.u}"
+                book = _Book()
+            if bids:  # an empty side is unchanged
+                book.bid = _top(book.bid, bids)
+                book.known.add("b")
+            if asks:
+                book.ask = _top(book.ask, asks)
+                book.known.add("a")
+        else:
+            raise FrameError(f"unknown book message type {kind!r}")
+        book.u = u
+        self._books[symbol] = book
+        if len(book.known) == 2:  # a side may still be genuinely empty (None)
+            (bid, bid_qty), (ask, ask_qty) = book.bid or (None, None), book.ask or (None, None)
+            ts_ns = ms_to_ns(message["ts"])
+            quote = make_quote(
+                inst,
+                bid=bid,
+                bid_qty=bid_qty,
+                ask=ask,
+                ask_qty=ask_qty,
+                exchange_ts_ns=ts_ns,
+                receipt_ts_ns=receipt_ts_ns,
+                sequence=u,
+            )
+            out.events.append(quote)
+        return out
+
+    def _ticker(self, message: dict[str, Any], inst: Instrument, receipt_ts_ns: int) -> Parsed:
+        data, kind = message["data"], message["type"]
+        if not isinstance(data, dict):
+            raise FrameError("ticker data is not an object")
+        if kind == "snapshot":
+            state = self._tickers[inst.native_symbol] = dict(data)
+        elif kind == "delta":
+            state = self._tickers.setdefault(inst.native_symbol, {})
+            state.update(data)  # omitted fields are unchanged
+            if not any(name in data for name in FUNDING_FIELDS):
+                return Parsed()
+        else:
+            raise FrameError(f"unknown ticker message type {kind!r}")
+        next_funding = int(state.get("nextFundingTime") or 0)
+        interval = state.get("fundingIntervalHour")
+        funding = make_funding(
+            inst,
+            rate=dec(state.get("fundingRate")),
+            next_funding_ts_ns=ms_to_ns(next_funding) if next_funding else None,
+            mark=dec(state.get("markPrice")),
+            index=dec(state.get("indexPrice")),
+            interval_h=int(interval) if interval not in (None, "") else None,
+            exchange_ts_ns=ms_to_ns(message["ts"]),
+            receipt_ts_ns=receipt_ts_ns,
+        )
+        return Parsed(events=[funding])
+
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        instruments = []
+        for path in cls.instrument_paths:
+            response = listing[path]
+            if response.get("retCode") != 0:
+                raise FrameError(f"{path}: retCode {response.get('retCode')}: {response.get('retMsg')}")
+            for row in response["result"]["list"]:
+                kind = KINDS.get(row.get("contractType", ""))
+                if kind is None or row.get("status") != "Trading":
+                    continue  # dated futures, pre-launch and settling contracts
+                instruments.append(cls._instrument(row, kind))
+        return instruments
+
+    @classmethod
+    def _instrument(cls, row: dict[str, Any], kind: ContractKind) -> Instrument:
+        # Linear sizes count units of the prefixed coin (1000PEPE), so one unit is
+        # price_multiplier base units; inverse sizes are 1-USD contracts.
+        _, multiplier = canonical_base(row["baseCoin"])
+        minutes = int(row.get("fundingInterval") or 0)
+        return make_instrument(
+            cls.name,
+            row["symbol"],
+            row["baseCoin"],
+            row["quoteCoin"],
+            row["settleCoin"],
+            kind,
+            contract_size=multiplier if kind is ContractKind.LINEAR else Decimal(1),
+            tick_size=dec(row.get("priceFilter", {}).get("tickSize")),
+            funding_interval_h=minutes // 60 if minutes >= 60 else None,
+        )
+
+
+VENUE = Bybit
