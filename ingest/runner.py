@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
+import socketio
 from websockets.exceptions import WebSocketException
 
+from ingest.links import Link, open_link
 from ingest.recorder import Recorder
 from ingest.venues.base import Connection, FrameError, Venue
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
@@ -99,7 +100,13 @@ class ConnectionRunner:
                 state, reason = HealthState.DISCONNECTED, "closed by venue"
             except SessionEnded as ended:
                 state, reason = ended.state, ended.reason
-            except (OSError, TimeoutError, aiohttp.ClientError, WebSocketException) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                aiohttp.ClientError,
+                WebSocketException,
+                socketio.exceptions.SocketIOError,
+            ) as exc:
                 state, reason = HealthState.DISCONNECTED, f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # the runner must survive anything and say why
                 log.exception("%s: unexpected error", self.plan.label)
@@ -115,25 +122,23 @@ class ConnectionRunner:
 
     async def _session(self, venue: Venue) -> None:
         url = await venue.resolve_url(self.plan, self.config.rest_base, self.http)
-        async with connect(
-            url, additional_headers=venue.ws_headers, ping_interval=None, open_timeout=15, max_size=2**24
-        ) as ws:
+        async with open_link(venue.transport, url, venue.ws_headers) as link:
             self._log_budget = 20
             await self._health(HealthState.CONNECTED, url)
             if venue.subscribe_after_first_frame:
-                await self._handle(venue, ws, await asyncio.wait_for(ws.recv(), 15))
+                await self._handle(venue, link, await link.recv(15))
             for request in venue.on_connect():
-                await ws.send(request)
+                await link.send(request)
             for request in venue.subscribe_messages(self.plan.topics):
-                await ws.send(request)
+                await link.send(request)
                 await asyncio.sleep(venue.subscribe_interval_s)
             self._last_data = time.monotonic()
-            helpers = [asyncio.create_task(self._watchdog(ws)), asyncio.create_task(self._status_loop())]
+            helpers = [asyncio.create_task(self._watchdog(link)), asyncio.create_task(self._status_loop())]
             if venue.ping_interval_s and venue.ping_message() is not None:
-                helpers.append(asyncio.create_task(self._pinger(venue, ws)))
+                helpers.append(asyncio.create_task(self._pinger(venue, link)))
             try:
-                async for frame in ws:
-                    await self._handle(venue, ws, frame)
+                async for frame in link.frames():
+                    await self._handle(venue, link, frame)
             finally:
                 for task in helpers:
                     task.cancel()
@@ -141,10 +146,10 @@ class ConnectionRunner:
             ended = next((r for r in outcome if isinstance(r, SessionEnded)), None)
             if ended is not None:
                 raise ended
-            if ws.close_code is not None:
-                raise SessionEnded(HealthState.DISCONNECTED, f"closed with code {ws.close_code} {ws.close_reason}")
+            if (reason := link.closed_reason()) is not None:
+                raise SessionEnded(HealthState.DISCONNECTED, reason)
 
-    async def _handle(self, venue: Venue, ws: ClientConnection, frame: str | bytes) -> None:
+    async def _handle(self, venue: Venue, link: Link, frame: str | bytes) -> None:
         receipt_ts_ns = time.time_ns()
         self.stats.frames += 1
         if self.recorder is not None:
@@ -160,7 +165,7 @@ class ConnectionRunner:
             self._complain("parser error %r on frame %.200r", exc, frame)
             return
         for reply in parsed.replies:
-            await ws.send(reply)
+            await link.send(reply)
         if parsed.subscribed and self.state is HealthState.CONNECTED:
             await self._health(HealthState.SUBSCRIBED, "")
         if parsed.error is not None:
@@ -181,7 +186,7 @@ class ConnectionRunner:
             self._log_budget -= 1
             log.warning("%s: " + message, self.plan.label, *args)
 
-    async def _watchdog(self, ws: ClientConnection) -> None:
+    async def _watchdog(self, link: Link) -> None:
         """No market data for stale_after_s on a live subscription: report and reconnect."""
         while True:
             await asyncio.sleep(min(1.0, self.stale_after_s / 4))
@@ -190,16 +195,16 @@ class ConnectionRunner:
                 reason = f"no data for {silent:.1f}s (threshold {self.stale_after_s:.0f}s)"
                 await self._health(HealthState.STALE, reason)
                 with contextlib.suppress(Exception):
-                    await ws.close(code=1000, reason="stale")
+                    await link.close("stale")
                 raise SessionEnded(HealthState.STALE, reason)
 
-    async def _pinger(self, venue: Venue, ws: ClientConnection) -> None:
+    async def _pinger(self, venue: Venue, link: Link) -> None:
         assert venue.ping_interval_s is not None
         while True:
             await asyncio.sleep(venue.ping_interval_s)
             message = venue.ping_message()
             if message is not None:
-                await ws.send(message)
+                await link.send(message)
 
     async def _status_loop(self) -> None:
         while True:

@@ -64,6 +64,9 @@ def to_contracts(inst: Instrument, base_qty: Decimal, price: Decimal) -> int:
 
 class VenueSim(ABC):
     name: ClassVar[str]
+    transport: ClassVar[str] = "websocket"
+    """"socketio": the server mounts python-socketio at /<name>/socket.io and frames are
+    ``["event", data]`` JSON text in both directions."""
     ws_paths: ClassVar[tuple[str, ...]] = ("/ws",)
     """WebSocket paths served under ``/<name>``; must match the venue module's ws_url()."""
 

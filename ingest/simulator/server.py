@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+import orjson
+import socketio
 from aiohttp import WSMsgType, web
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim
@@ -30,8 +33,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class _Client:
+    """One connected client, whatever the transport."""
+
     session: SimSession
-    ws: web.WebSocketResponse
+    send_frame: Callable[[Frame], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
+    is_closed: Callable[[], bool]
 
 
 @dataclass
@@ -55,6 +62,9 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application()
         for name, sim in self.sims.items():
+            if sim.transport == "socketio":
+                self._attach_socketio(app, name)
+                continue
             for path in sim.ws_paths:
                 app.router.add_get(f"/{name}{path}", self._ws_handler(name, path))
             for path, handler in sim.rest_routes().items():
@@ -68,7 +78,14 @@ class Simulator:
         async def handler(request: web.Request) -> web.WebSocketResponse:
             ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
             await ws.prepare(request)
-            client = _Client(SimSession(venue, path, dict(request.query)), ws)
+
+            async def send(frame: Frame) -> None:
+                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+
+            async def close() -> None:
+                await ws.close(code=1011, message=b"simulated drop")
+
+            client = _Client(SimSession(venue, path, dict(request.query)), send, close, lambda: ws.closed)
             sim = self.sims[venue]
             self.clients[venue].add(client)
             try:
@@ -82,15 +99,46 @@ class Simulator:
 
         return handler
 
+    def _attach_socketio(self, app: web.Application, venue: str) -> None:
+        """Socket.IO venues (CoinDCX): frames are ``["event", data]`` JSON text on both sides."""
+        server = socketio.AsyncServer(async_mode="aiohttp")
+        server.attach(app, socketio_path=f"{venue}/socket.io")
+        sim = self.sims[venue]
+        by_sid: dict[str, _Client] = {}
+
+        async def connect(sid: str, _environ: object, _auth: object = None) -> None:
+            async def send(frame: Frame) -> None:
+                event, data = orjson.loads(frame)
+                await server.emit(event, data, to=sid)
+
+            async def close() -> None:
+                await server.disconnect(sid)
+
+            client = _Client(SimSession(venue, "/socket.io", {}), send, close, lambda: sid not in by_sid)
+            by_sid[sid] = client
+            self.clients[venue].add(client)
+            await self._send(client, sim.on_open(client.session))
+
+        async def disconnect(sid: str, *_args: object) -> None:
+            client = by_sid.pop(sid, None)
+            if client is not None:
+                self.clients[venue].discard(client)
+
+        async def any_event(event: str, sid: str, data: object = None) -> None:
+            client = by_sid.get(sid)
+            if client is not None:
+                await self._send(client, sim.on_message(client.session, orjson.dumps([event, data]).decode()))
+
+        server.on("connect", connect)
+        server.on("disconnect", disconnect)
+        server.on("*", any_event)
+
     async def _send(self, client: _Client, frames: list[Frame]) -> None:
         for frame in frames:
-            if client.ws.closed:
+            if client.is_closed():
                 return
             with contextlib.suppress(ConnectionResetError):
-                if isinstance(frame, bytes):
-                    await client.ws.send_bytes(frame)
-                else:
-                    await client.ws.send_str(frame)
+                await client.send_frame(frame)
 
     async def _pump_ctx(self, _app: web.Application):  # type: ignore[no-untyped-def]
         task = asyncio.create_task(self._pump())
@@ -142,7 +190,7 @@ class Simulator:
             if action == "drop":
                 for venue in targets:
                     for client in list(self.clients[venue]):
-                        await client.ws.close(code=1011, message=b"simulated drop")
+                        await client.close()
             elif action == "stall":
                 until = time.monotonic() + float(query.get("seconds", "30"))
                 for venue in targets:
