@@ -1,0 +1,254 @@
+"""Pure arbitrage logic: spread math, leg usability, the episode state machine, the cooldown.
+
+No Faust, no I/O: the agents call these with the symbol's state and the time,
+and tests hit them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+
+from schemas.arbitrage import Episode, EpisodeClosed, Leg, Opportunity, SymbolState
+from schemas.market import Health, HealthState, Quote
+
+UNHEALTHY = {HealthState.DISCONNECTED, HealthState.STALE, HealthState.ERROR, HealthState.GAP}
+
+
+@dataclass(frozen=True)
+class ArbConfig:
+    """Every number of the arbitrage semantics (see README "Arbitrage semantics")."""
+
+    taker_fees: dict[str, Decimal]
+    default_fee: Decimal = Decimal("0.001")
+    max_age_ms: int = 3_000
+    max_age_ms_by_venue: dict[str, int] = field(default_factory=dict)
+    open_threshold: Decimal = Decimal("0.0015")
+    close_threshold: Decimal = Decimal("0.0005")
+    min_persist_ms: int = 0
+    min_ticks: int = 2
+    cooldown_s: int = 300
+    cooldown_break_ratio: Decimal = Decimal(2)
+    quote_bridges: dict[str, str] = field(default_factory=dict)
+    """Optional group renames, e.g. {"USDC": "USD*", "USDT": "USD*"} treats them as one group."""
+
+    def fee(self, venue: str) -> Decimal:
+        return self.taker_fees.get(venue, self.default_fee)
+
+    def max_age_ns(self, venue: str) -> int:
+        return self.max_age_ms_by_venue.get(venue, self.max_age_ms) * 1_000_000
+
+
+def quote_group(instrument_id: str, bridges: dict[str, str] | None = None) -> str:
+    """Comparable-contracts group from a canonical id: ``BTC-USDT-PERP@x`` -> USDT, inverse -> USD-inverse."""
+    contract = instrument_id.split("@", 1)[0]
+    parts = contract.split("-")
+    quote = parts[1] if len(parts) > 2 else ""
+    quote = (bridges or {}).get(quote, quote)
+    return f"{quote}-inverse" if "INV" in parts else quote
+
+
+def per_base(price: Decimal, multiplier: Decimal) -> Decimal:
+    return price / multiplier if multiplier != 1 else price
+
+
+def leg_problem(quote: Quote, health: Health | None, now_ns: int, config: ArbConfig) -> str | None:
+    """Why a quote cannot be a leg right now, or None when it can."""
+    if quote.bid is None or quote.ask is None or quote.bid_size is None or quote.ask_size is None:
+        return "one-sided book"
+    if quote.bid >= quote.ask:
+        return "crossed book (data error)"
+    if quote.bid <= 0 or quote.ask_size <= 0 or quote.bid_size <= 0:
+        return "non-positive price or size"
+    if now_ns - quote.receipt_ts_ns > config.max_age_ns(quote.venue):
+        return "stale quote"
+    if health is not None and health.state in UNHEALTHY:
+        return f"venue {health.state.value}"
+    return None
+
+
+def evaluate(
+    symbol: str, buy: Quote, sell: Quote, now_ns: int, config: ArbConfig, episode_start_ts_ns: int
+) -> Opportunity:
+    """Buy at ``buy``'s ask, sell at ``sell``'s bid; both legs must be usable (see leg_problem)."""
+    assert buy.ask is not None and sell.bid is not None and buy.ask_size is not None and sell.bid_size is not None
+    ask = per_base(buy.ask, buy.price_multiplier)
+    bid = per_base(sell.bid, sell.price_multiplier)
+    gross = (bid - ask) / ask
+    fee_buy, fee_sell = config.fee(buy.venue), config.fee(sell.venue)
+    size = min(buy.ask_size, sell.bid_size)
+    newer = buy if buy.receipt_ts_ns >= sell.receipt_ts_ns else sell
+    return Opportunity(
+        event_id=f"{symbol}:{buy.venue}->{sell.venue}:{episode_start_ts_ns}",
+        symbol=symbol,
+        buy=_leg(buy, ask, buy.ask_size, fee_buy, now_ns),
+        sell=_leg(sell, bid, sell.bid_size, fee_sell, now_ns),
+        gross_spread=gross,
+        net_spread=gross - fee_buy - fee_sell,
+        size=size,
+        notional=size * ask,
+        skew_ms=abs(buy.receipt_ts_ns - sell.receipt_ts_ns) // 1_000_000,
+        episode_start_ts_ns=episode_start_ts_ns,
+        exchange_ts_ns=max(buy.exchange_ts_ns, sell.exchange_ts_ns),
+        receipt_ts_ns=newer.receipt_ts_ns,
+        detected_ts_ns=now_ns,
+    )
+
+
+def _leg(quote: Quote, price: Decimal, size: Decimal, fee: Decimal, now_ns: int) -> Leg:
+    return Leg(
+        venue=quote.venue,
+        instrument_id=quote.instrument_id,
+        price=price,
+        size=size,
+        fee=fee,
+        age_ms=max(0, now_ns - quote.receipt_ts_ns) // 1_000_000,
+        exchange_ts_ns=quote.exchange_ts_ns,
+        receipt_ts_ns=quote.receipt_ts_ns,
+    )
+
+
+def comparable_pairs(state: SymbolState, changed: str, config: ArbConfig) -> Iterator[tuple[Quote, Quote]]:
+    """(buy, sell) pairs that include the changed instrument, on different venues, same quote group."""
+    mine = state.quotes[changed]
+    group = quote_group(changed, config.quote_bridges)
+    for other_id, other in state.quotes.items():
+        if other.venue == mine.venue or quote_group(other_id, config.quote_bridges) != group:
+            continue
+        yield mine, other
+        yield other, mine
+
+
+@dataclass
+class Outcome:
+    """What one step of a symbol produced."""
+
+    alerts: list[Opportunity] = field(default_factory=list)
+    closed: list[EpisodeClosed] = field(default_factory=list)
+
+
+def cooldown_allows(state: SymbolState, opportunity: Opportunity, config: ArbConfig) -> tuple[bool, bool]:
+    """(alert?, breaks cooldown?) for an opening episode of this symbol."""
+    if state.last_alert_ts_ns is None:
+        return True, False
+    if opportunity.detected_ts_ns - state.last_alert_ts_ns >= config.cooldown_s * 1_000_000_000:
+        return True, False
+    last = state.last_alert_net
+    if last is not None and last > 0 and opportunity.net_spread >= last * config.cooldown_break_ratio:
+        return True, True
+    return False, False
+
+
+def seconds_until_alert(state: SymbolState, now_ns: int, config: ArbConfig) -> float:
+    if state.last_alert_ts_ns is None:
+        return 0.0
+    return max(0.0, (state.last_alert_ts_ns + config.cooldown_s * 1_000_000_000 - now_ns) / 1e9)
+
+
+def step_pair(
+    state: SymbolState, key: str, opportunity: Opportunity | None, problem: str | None, now_ns: int, config: ArbConfig
+) -> Outcome:
+    """Advance one pair's episode with a fresh evaluation (None when a leg is unusable)."""
+    outcome = Outcome()
+    episode = state.episodes.get(key)
+    net = opportunity.net_spread if opportunity is not None else None
+    if episode is None:
+        if net is None or net < config.open_threshold:
+            return outcome
+        episode = Episode(buy_instrument_id=key.split("|")[0], sell_instrument_id=key.split("|")[1], start_ts_ns=now_ns)
+        state.episodes[key] = episode
+    if net is None or net < (config.close_threshold if episode.opened else config.open_threshold):
+        del state.episodes[key]
+        if episode.opened:
+            outcome.closed.append(_closed(state, episode, now_ns, problem or "net spread below close threshold"))
+        return outcome
+    assert opportunity is not None
+    episode.ticks += 1
+    episode.sum_net += net
+    episode.peak_net = max(episode.peak_net, net) if episode.ticks > 1 else net
+    episode.last_net = net
+    episode.last = opportunity
+    persisted = now_ns - episode.start_ts_ns >= config.min_persist_ms * 1_000_000 and episode.ticks >= config.min_ticks
+    if not episode.opened and persisted:
+        episode.opened = True
+        allowed, broke = cooldown_allows(state, opportunity, config)
+        if allowed:
+            episode.alerted = True
+            alert = _replace_broken(opportunity, broke)
+            state.last_alert_ts_ns = now_ns
+            state.last_alert_net = net
+            outcome.alerts.append(alert)
+    return outcome
+
+
+def _replace_broken(opportunity: Opportunity, broke: bool) -> Opportunity:
+    return msgspec.structs.replace(opportunity, cooldown_broken=broke) if broke else opportunity
+
+
+def _closed(state: SymbolState, episode: Episode, now_ns: int, reason: str) -> EpisodeClosed:
+    last = episode.last
+    assert last is not None
+    return EpisodeClosed(
+        event_id=last.event_id,
+        symbol=last.symbol,
+        buy_venue=last.buy.venue,
+        sell_venue=last.sell.venue,
+        buy_instrument_id=episode.buy_instrument_id,
+        sell_instrument_id=episode.sell_instrument_id,
+        start_ts_ns=episode.start_ts_ns,
+        end_ts_ns=now_ns,
+        duration_ms=(now_ns - episode.start_ts_ns) // 1_000_000,
+        peak_net_spread=episode.peak_net,
+        avg_net_spread=episode.sum_net / episode.ticks,
+        ticks=episode.ticks,
+        close_reason=reason,
+        alerted=episode.alerted,
+        exchange_ts_ns=last.exchange_ts_ns,
+        receipt_ts_ns=last.receipt_ts_ns,
+    )
+
+
+def pair_key(buy: Quote, sell: Quote) -> str:
+    return f"{buy.instrument_id}|{sell.instrument_id}"
+
+
+def process_quote(
+    symbol: str, state: SymbolState, quote: Quote, health: dict[str, Health], now_ns: int, config: ArbConfig
+) -> Outcome:
+    """Apply a new quote to its symbol: re-evaluate every pair it is part of, close stale episodes."""
+    state.quotes[quote.instrument_id] = quote
+    state.last_tick_ts_ns = quote.receipt_ts_ns
+    outcome = Outcome()
+    for buy, sell in comparable_pairs(state, quote.instrument_id, config):
+        _merge(outcome, _step(symbol, state, buy, sell, health, now_ns, config))
+    # Episodes of other pairs only get re-evaluated when their own quotes move; a leg
+    # that went silent must still close its episode, so sweep them on every tick.
+    for key in [k for k in state.episodes if quote.instrument_id not in k.split("|")]:
+        buy_id, sell_id = key.split("|")
+        buy, sell = state.quotes[buy_id], state.quotes[sell_id]  # episodes exist only for known quotes
+        if any(leg_problem(leg, health.get(leg.venue), now_ns, config) for leg in (buy, sell)):
+            _merge(outcome, _step(symbol, state, buy, sell, health, now_ns, config))
+    return outcome
+
+
+def _step(
+    symbol: str, state: SymbolState, buy: Quote, sell: Quote, health: dict[str, Health], now_ns: int, config: ArbConfig
+) -> Outcome:
+    key = pair_key(buy, sell)
+    problem = leg_problem(buy, health.get(buy.venue), now_ns, config) or leg_problem(
+        sell, health.get(sell.venue), now_ns, config
+    )
+    opportunity = None
+    if problem is None:
+        episode = state.episodes.get(key)
+        start = episode.start_ts_ns if episode is not None else now_ns
+        opportunity = evaluate(symbol, buy, sell, now_ns, config, start)
+    return step_pair(state, key, opportunity, problem, now_ns, config)
+
+
+def _merge(into: Outcome, other: Outcome) -> None:
+    into.alerts += other.alerts
+    into.closed += other.closed

@@ -1,0 +1,125 @@
+"""Arbitrage events (``opportunities``, ``opportunity-episodes``) and the processors' table state.
+
+Spreads are fractions (0.0012 = 0.12 %), Decimal, serialised as strings like
+every number in arbstream. Prices here are per ONE base unit (a ``1000PEPE``
+quote of 0.0112 appears as 0.0000112), so venues with different contract
+multipliers compare directly. Ages and skews are milliseconds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from schemas.market import Funding, Health, Quote
+
+
+class Leg(msgspec.Struct, frozen=True, kw_only=True):
+    venue: str
+    instrument_id: str
+    price: Decimal
+    """Executable price per base unit: the ask on the buy leg, the bid on the sell leg."""
+    size: Decimal
+    """Size at that price, base units."""
+    fee: Decimal
+    """Taker fee fraction assumed for this venue."""
+    age_ms: int
+    """Age of the quote at detection (detection time - receipt time)."""
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class Opportunity(msgspec.Struct, frozen=True, kw_only=True, tag="opportunity", tag_field="type"):
+    """An alert: an episode opened and the symbol was not inside its cooldown."""
+
+    event_id: str
+    """Deterministic: ``<symbol>:<buy venue>-><sell venue>:<episode start ns>``; de-duplicate on it."""
+    symbol: str
+    buy: Leg
+    sell: Leg
+    gross_spread: Decimal
+    net_spread: Decimal
+    size: Decimal
+    """Executable size, base units: min(ask size on buy leg, bid size on sell leg)."""
+    notional: Decimal
+    """size x buy price, in the quote currency."""
+    skew_ms: int
+    """Difference between the legs' receipt times."""
+    episode_start_ts_ns: int
+    cooldown_broken: bool = False
+    """True when this alert broke the symbol's cooldown by being much better than the last one."""
+    exchange_ts_ns: int
+    """The newer leg's exchange time."""
+    receipt_ts_ns: int
+    """The newer leg's receipt time."""
+    detected_ts_ns: int
+
+
+class EpisodeClosed(msgspec.Struct, frozen=True, kw_only=True, tag="episode_closed", tag_field="type"):
+    event_id: str
+    symbol: str
+    buy_venue: str
+    sell_venue: str
+    buy_instrument_id: str
+    sell_instrument_id: str
+    start_ts_ns: int
+    end_ts_ns: int
+    duration_ms: int
+    peak_net_spread: Decimal
+    avg_net_spread: Decimal
+    ticks: int
+    close_reason: str
+    alerted: bool
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class Episode(msgspec.Struct, kw_only=True):
+    """State of one (buy, sell) pair of a symbol: pending, open, or absent."""
+
+    buy_instrument_id: str
+    sell_instrument_id: str
+    start_ts_ns: int
+    opened: bool = False
+    alerted: bool = False
+    ticks: int = 0
+    peak_net: Decimal = Decimal(0)
+    sum_net: Decimal = Decimal(0)
+    last_net: Decimal = Decimal(0)
+    last: Opportunity | None = None
+    """The latest evaluation while open (what the API shows as a live opportunity)."""
+
+
+class SymbolState(msgspec.Struct, kw_only=True):
+    """Everything the worker keeps per canonical symbol (one table row, one changelog record)."""
+
+    quotes: dict[str, Quote] = {}
+    funding: dict[str, Funding] = {}
+    episodes: dict[str, Episode] = {}
+    """Keyed by ``<buy instrument>|<sell instrument>``."""
+    last_alert_ts_ns: int | None = None
+    last_alert_net: Decimal | None = None
+    last_tick_ts_ns: int | None = None
+
+
+ArbitrageEvent = Opportunity | EpisodeClosed
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_event_decoder = msgspec.json.Decoder(ArbitrageEvent)
+_state_decoder = msgspec.json.Decoder(SymbolState)
+_health_map_decoder = msgspec.json.Decoder(dict[str, Health])
+
+
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode_event(payload: bytes) -> Opportunity | EpisodeClosed:
+    event: Opportunity | EpisodeClosed = _event_decoder.decode(payload)
+    return event
+
+
+def decode_state(payload: bytes) -> SymbolState:
+    state: SymbolState = _state_decoder.decode(payload)
+    return state
