@@ -1,15 +1,88 @@
-"""Settings of ``arbstream worker``."""
+"""Settings of ``arbstream worker``: the Faust app and every number of the arbitrage semantics."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from arbstream.settings import CommonSettings
+from processors.arbitrage import ArbConfig
+
+# Default taker fees, the base (non-VIP, no token discount) tier of each venue's public
+# schedule as we read it on 2026-11-21. Fees change: override with ARBSTREAM_TAKER_FEES
+# (JSON object) rather than trusting this table for real money.
+DEFAULT_TAKER_FEES: dict[str, Decimal] = {
+    "binance": Decimal("0.0005"),
+    "bybit": Decimal("0.00055"),
+    "okx": Decimal("0.0005"),
+    "kucoin": Decimal("0.0006"),
+    "deribit": Decimal("0.0005"),
+    "bitmex": Decimal("0.00075"),
+    "gate": Decimal("0.0005"),
+    "mexc": Decimal("0.0002"),
+    "bitget": Decimal("0.0006"),
+    "phemex": Decimal("0.0006"),
+    "coindcx": Decimal("0.0005"),
+    "hyperliquid": Decimal("0.00045"),
+    "paradex": Decimal("0.0003"),
+    "coinex": Decimal("0.0005"),
+}
+TAKER_FEES_AS_OF = "2026-11-21"
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class WorkerSettings(CommonSettings):
     app_name: str = Field(default="arbstream", description="Faust app id before the namespace prefix")
-    symbols: list[str] = Field(default=["BTC", "ETH"], description="canonical bases whose ticks.* topics to read")
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default=["BTC", "ETH"], description="canonical bases whose ticks.* topics to read (comma list)"
+    )
     worker_web_enabled: bool = False
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     worker_data_dir: str = ".cache/faust"
+
+    taker_fees: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_TAKER_FEES))
+    default_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0)
+    max_quote_age_ms: int = Field(default=3_000, gt=0)
+    max_quote_age_ms_by_venue: dict[str, int] = Field(default_factory=dict)
+    open_threshold: Decimal = Field(default=Decimal("0.0015"), description="net spread that opens an episode")
+    close_threshold: Decimal = Field(default=Decimal("0.0005"), description="net spread below which it closes")
+    min_persist_ms: int = Field(default=0, ge=0)
+    min_ticks: int = Field(default=2, ge=1)
+    cooldown_s: int = Field(default=300, ge=0)
+    cooldown_break_ratio: Decimal = Field(default=Decimal(2), gt=1)
+    quote_bridges: dict[str, str] = Field(default_factory=dict)
+
+    _split_symbols = field_validator("symbols", mode="before")(_split)
+
+    @field_validator("taker_fees")
+    @classmethod
+    def _fees_non_negative(cls, fees: dict[str, Decimal]) -> dict[str, Decimal]:
+        negative = {venue: fee for venue, fee in fees.items() if fee < 0}
+        if negative:
+            raise ValueError(f"taker fees must be >= 0 (rebates are not modelled): {negative}")
+        return {**DEFAULT_TAKER_FEES, **fees}
+
+    def arb_config(self) -> ArbConfig:
+        if self.close_threshold > self.open_threshold:
+            raise ValueError("close_threshold must not exceed open_threshold (hysteresis)")
+        return ArbConfig(
+            taker_fees=self.taker_fees,
+            default_fee=self.default_taker_fee,
+            max_age_ms=self.max_quote_age_ms,
+            max_age_ms_by_venue=self.max_quote_age_ms_by_venue,
+            open_threshold=self.open_threshold,
+            close_threshold=self.close_threshold,
+            min_persist_ms=self.min_persist_ms,
+            min_ticks=self.min_ticks,
+            cooldown_s=self.cooldown_s,
+            cooldown_break_ratio=self.cooldown_break_ratio,
+            quote_bridges=self.quote_bridges,
+        )

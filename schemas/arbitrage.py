@@ -54,6 +54,10 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True, tag="opportunity", 
     receipt_ts_ns: int
     """The newer leg's receipt time."""
     detected_ts_ns: int
+    """Event time of detection: the receipt time of the tick that opened the alert. Using
+    event time (not the wall clock) makes replays and backtests reproduce live results."""
+    emitted_ts_ns: int | None = None
+    """Wall-clock time the worker published the event (tick -> event latency = this - receipt_ts_ns)."""
 
 
 class EpisodeClosed(msgspec.Struct, frozen=True, kw_only=True, tag="episode_closed", tag_field="type"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -19,9 +20,17 @@ CONFIG = ArbConfig(taker_fees=FEES, min_ticks=1, cooldown_s=300)
 
 def quote(venue: str, bid: str, ask: str, ts: int, size: str = "2", inst: str | None = None, mult: str = "1") -> Quote:
     return Quote(
-        instrument_id=inst or f"BTC-USDT-PERP@{venue}", venue=venue, native_symbol="X", base="BTC",
-        bid=Decimal(bid), bid_size=Decimal(size), ask=Decimal(ask), ask_size=Decimal(size),
-        price_multiplier=Decimal(mult), exchange_ts_ns=ts - MS, receipt_ts_ns=ts,
+        instrument_id=inst or f"BTC-USDT-PERP@{venue}",
+        venue=venue,
+        native_symbol="X",
+        base="BTC",
+        bid=Decimal(bid),
+        bid_size=Decimal(size),
+        ask=Decimal(ask),
+        ask_size=Decimal(size),
+        price_multiplier=Decimal(mult),
+        exchange_ts_ns=ts - MS,
+        receipt_ts_ns=ts,
     )
 
 
@@ -33,7 +42,11 @@ def test_evaluate_exact_values() -> None:
     assert opp.net_spread == Decimal("0.0090")
     assert (opp.size, opp.notional) == (Decimal("1.5"), Decimal("150.0"))
     assert (opp.buy.price, opp.sell.price, opp.buy.age_ms, opp.sell.age_ms, opp.skew_ms) == (
-        Decimal("100"), Decimal("101"), 20, 15, 5,
+        Decimal("100"),
+        Decimal("101"),
+        20,
+        15,
+        5,
     )
     assert opp.event_id == f"BTC:binance->okx:{T0}"
 
@@ -100,7 +113,9 @@ def test_stale_leg_closes_episode_on_another_pairs_tick() -> None:
     process_quote("BTC", state, quote("okx", "101", "101.1", T0), {}, T0, CONFIG)
     assert len(state.episodes) == 1
     later = T0 + 5_000 * MS  # both legs older than max_age now
-    outcome = process_quote("BTC", state, quote("bybit", "99", "99.5", later, inst="ETH-USD-INV-PERP@bybit"), {}, later, CONFIG)
+    outcome = process_quote(
+        "BTC", state, quote("bybit", "99", "99.5", later, inst="ETH-USD-INV-PERP@bybit"), {}, later, CONFIG
+    )
     assert [c.close_reason for c in outcome.closed] == ["stale quote"]
 
 
@@ -109,7 +124,7 @@ prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), p
 
 @settings(max_examples=300, deadline=None)
 @given(bid_x=prices, spread_x=prices, bid_y=prices, spread_y=prices)
-def test_net_never_exceeds_gross_and_groups_never_cross(bid_x, spread_x, bid_y, spread_y) -> None:  # type: ignore[no-untyped-def]
+def test_net_never_exceeds_gross_and_groups_never_cross(bid_x, spread_x, bid_y, spread_y) -> None:
     buy = quote("binance", str(bid_x), str(bid_x + spread_x), T0)
     sell = quote("bybit", str(bid_y), str(bid_y + spread_y), T0)
     opp = evaluate("BTC", buy, sell, T0, CONFIG, T0)
@@ -123,13 +138,13 @@ def test_net_never_exceeds_gross_and_groups_never_cross(bid_x, spread_x, bid_y, 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["binance", "okx", "bybit"]), prices, st.integers(0, 20_000)), max_size=40))
-def test_no_two_alerts_inside_cooldown_unless_much_better(ticks) -> None:  # type: ignore[no-untyped-def]
+def test_no_two_alerts_inside_cooldown_unless_much_better(ticks) -> None:
     state = SymbolState()
     now = T0
     alerts = []
     for venue, bid, step_ms in ticks:
         now += step_ms * MS
         alerts += process_quote("BTC", state, quote(venue, str(bid), str(bid + 1), now), {}, now, CONFIG).alerts
-    for earlier, later in zip(alerts, alerts[1:], strict=False):
+    for earlier, later in itertools.pairwise(alerts):
         inside = later.detected_ts_ns - earlier.detected_ts_ns < CONFIG.cooldown_s * 10**9
         assert not inside or (later.cooldown_broken and later.net_spread >= 2 * earlier.net_spread)

@@ -11,11 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from arbstream.broker import free_port
 from arbstream.kafka import ensure_topics
-from schemas.market import Quote, decode_tick, encode
+from schemas.arbitrage import decode_state
+from schemas.market import Quote, encode
 from schemas.topics import ticks_topic, topic_name
 from tests.helpers import REPO_ROOT, consume_until, running, service_env
 
@@ -96,7 +97,7 @@ def test_broker_command_lifecycle_and_port_conflict(tmp_path: Path) -> None:
             first.kill()
 
 
-async def test_faust_worker_keeps_latest_quote(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
+async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
     topic = ticks_topic("BTC", namespace)
     await ensure_topics(kafka_bootstrap, [topic], partitions=3)
     quotes = [
@@ -123,11 +124,13 @@ async def test_faust_worker_keeps_latest_quote(kafka_bootstrap: str, namespace: 
                 await producer.send_and_wait(topic, key=quote.instrument_id.encode(), value=encode(quote))
         finally:
             await producer.stop()
-        changelog = topic_name("arbstream-latest_quotes-changelog", namespace)
-        records = await consume_until(
-            kafka_bootstrap, [changelog], lambda rs: any(decode_tick(r.value) == quotes[-1] for r in rs), 90
-        )
+        changelog = topic_name("arbstream-symbols-changelog", namespace)
+
+        def latest_is_last(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+            return any(decode_state(r.value).quotes.get(quotes[-1].instrument_id) == quotes[-1] for r in records)
+
+        records = await consume_until(kafka_bootstrap, [changelog], latest_is_last, 90)
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-    values = [decode_tick(r.value) for r in records]
-    assert values[-1] == quotes[-1], (tmp_path / "worker.log").read_text()[-3000:]
-    assert {r.key for r in records} == {b"BTC-USDT-PERP@binance"}
+    states = [decode_state(r.value) for r in records]
+    assert states[-1].quotes == {quotes[-1].instrument_id: quotes[-1]}, (tmp_path / "worker.log").read_text()[-3000:]
+    assert {r.key for r in records} == {b"BTC"}

@@ -64,9 +64,9 @@ class Simulator:
         for name, sim in self.sims.items():
             if sim.transport == "socketio":
                 self._attach_socketio(app, name)
-                continue
-            for path in sim.ws_paths:
-                app.router.add_get(f"/{name}{path}", self._ws_handler(name, path))
+            else:
+                for path in sim.ws_paths:
+                    app.router.add_get(f"/{name}{path}", self._ws_handler(name, path))
             for path, handler in sim.rest_routes().items():
                 app.router.add_route("*", f"/{name}{path}", handler)
         app.router.add_post("/control/{action}", self._control)

@@ -1,0 +1,257 @@
+"""CoinEx futures (API v2): USDT/USDC-margined linear and USD coin-margined inverse perpetuals.
+
+Docs: https://docs.coinex.com/api/v2/ (Integration Guide; futures "Market Status
+Subscription", "BBO Subscription", "Get Market Status"). Server frames are
+GZIP-compressed binary (plain text is accepted too); replies are
+``{"id","code","message"}``, code 0 meaning OK. The client sends ``server.ping``
+(a silent socket is closed at 60 s). BBO sizes are base coin on linear contracts
+and, we assume, USD on the inverse ``BTCUSD`` (its ``min_amount`` is 10 USD).
+
+``state.update`` (~200 ms, no timestamp) lists many markets per frame.
+``latest_funding_rate`` is collected at ``latest_funding_time``, the *upcoming*
+settlement; ``next_funding_rate`` predicts the one after, at
+``next_funding_time``. The gap between the two times is the interval (8 h by
+default, 4 h or 2 h when premiums run high).
+
+CoinEx futures were reported ceased on 2026-09-22: the socket still acks, but
+books are empty and ``state.update`` repeats frozen values. So an empty or
+zero-priced book gives no Quote, a state whose settlement is long past gives no
+Funding, and each is named once per symbol per connection in ``Parsed.error``.
+Books and state use separate sockets, so frozen state frames cannot keep the
+runner's stale watchdog away from the book connection.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import orjson
+
+from ingest.venues.base import (
+    Connection,
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Instrument
+
+BBO = "bbo"
+STATE = "state"
+KINDS = {"linear": ContractKind.LINEAR, "inverse": ContractKind.INVERSE}
+HOUR_MS = 3_600_000
+# The venue rolls latest_funding_time within a minute of each settlement; a time
+# further in the past than this means the state is frozen, not merely late.
+FROZEN_AFTER_MS = 15 * 60_000
+# One subscribe frame per channel and connection: 221 markets in one frame were
+# accepted on the wire, and the v1 API replaced an earlier subscription of the
+# same channel with a repeated one, so never split a channel over two frames.
+MARKETS_PER_CONNECTION = 200
+
+
+class Coinex(Venue):
+    name = "coinex"
+    ws_base = "wss://socket.coinex.com"
+    rest_base = "https://api.coinex.com"
+    instrument_paths = ("/v2/futures/market",)
+    max_topics_per_connection = MARKETS_PER_CONNECTION
+    topics_per_subscribe = MARKETS_PER_CONNECTION
+    subscribe_interval_s = 0.2
+    ping_interval_s: ClassVar[float | None] = 20.0
+    stale_after_s = 30.0
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
+        self._request_id = 0
+        self._reported: set[tuple[str, str]] = set()
+        """(channel, market) pairs already named in Parsed.error on this connection."""
+
+    # -- connection plan -------------------------------------------------
+    def topics(self, instrument: Instrument) -> list[str]:
+        return [f"{BBO}:{instrument.native_symbol}", f"{STATE}:{instrument.native_symbol}"]
+
+    def connections(self, ws_base: str) -> list[Connection]:
+        """Books and state on separate sockets: frozen state must not hide empty books."""
+        plans: list[Connection] = []
+        for kind in (BBO, STATE):
+            topics = [t for inst in self.by_native.values() for t in self.topics(inst) if t.startswith(f"{kind}:")]
+            cap = self.max_topics_per_connection
+            for n, start in enumerate(range(0, len(topics), cap)):
+                plans.append(
+                    Connection(f"coinex-{kind}-{n}", self.ws_url(ws_base, kind), tuple(topics[start : start + cap]))
+                )
+        return plans
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/v2/futures"
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        by_channel: dict[str, list[str]] = {}
+        for topic in topics:
+            channel, _, market = topic.partition(":")
+            by_channel.setdefault(channel, []).append(market)
+        frames = []
+        for channel, markets in by_channel.items():
+            for start in range(0, len(markets), self.topics_per_subscribe):
+                params = {"market_list": markets[start : start + self.topics_per_subscribe]}
+                frames.append(self._request(f"{channel}.subscribe", params))
+        return frames
+
+    def ping_message(self) -> str | None:
+        return self._request("server.ping", {})
+
+    def reset(self) -> None:
+        self._reported.clear()
+
+    def _request(self, method: str, params: dict[str, Any]) -> str:
+        self._request_id += 1
+        return orjson.dumps({"method": method, "params": params, "id": self._request_id}).decode()
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        message = load_json(_gunzip(frame))
+        if not isinstance(message, dict):
+            raise FrameError("expected a JSON object")
+        method = message.get("method")
+        if method is None:
+            return _reply(message)
+        data = message.get("data")
+        if not isinstance(data, dict):
+            raise FrameError(f"{method} without a data object")
+        parsed = Parsed()
+        try:
+            if method == "bbo.update":
+                self._bbo(data, receipt_ts_ns, parsed)
+            elif method == "state.update":
+                for item in data["state_list"]:
+                    self._state(item, receipt_ts_ns, parsed)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise FrameError(f"{method}: bad or missing field {exc!r}") from exc
+        return parsed
+
+    def _bbo(self, data: dict[str, Any], receipt_ts_ns: int, out: Parsed) -> None:
+        market = data["market"]
+        instrument = self.instrument(market)
+        if instrument is None:
+            return  # acked but untracked
+        bid, bid_qty = _side(data.get("best_bid_price"), data.get("best_bid_size"))
+        ask, ask_qty = _side(data.get("best_ask_price"), data.get("best_ask_size"))
+        if bid is None and ask is None:
+            # A halted venue keeps pushing empty books: never a zero-priced Quote.
+            self._report(out, BBO, market, f"empty book for {market} (venue acknowledged but sends no prices)")
+            return
+        out.events.append(
+            make_quote(
+                instrument,
+                bid=bid,
+                bid_qty=bid_qty,
+                ask=ask,
+                ask_qty=ask_qty,
+                exchange_ts_ns=ms_to_ns(data["updated_at"]),
+                receipt_ts_ns=receipt_ts_ns,
+            )
+        )
+
+    def _state(self, item: dict[str, Any], receipt_ts_ns: int, out: Parsed) -> None:
+        market = item["market"]
+        instrument = self.instrument(market)
+        if instrument is None:
+            return
+        settles_ms = int(item["latest_funding_time"] or 0)
+        following_ms = int(item.get("next_funding_time") or 0)
+        if settles_ms and settles_ms + FROZEN_AFTER_MS < receipt_ts_ns // 1_000_000:
+            reason = f"frozen funding state for {market} (settlement at {settles_ms} ms is long past)"
+            self._report(out, STATE, market, reason)
+            return
+        gap_ms = following_ms - settles_ms
+        interval_h = gap_ms // HOUR_MS if settles_ms and gap_ms > 0 and gap_ms % HOUR_MS == 0 else None
+        out.events.append(
+            make_funding(
+                instrument,
+                rate=dec(item["latest_funding_rate"]),
+                predicted_rate=dec(item.get("next_funding_rate")),
+                next_funding_ts_ns=ms_to_ns(settles_ms) if settles_ms else None,
+                mark=dec(item.get("mark_price")),
+                index=dec(item.get("index_price")),
+                interval_h=interval_h,
+                exchange_ts_ns=None,  # state.update carries no event time
+                receipt_ts_ns=receipt_ts_ns,
+            )
+        )
+
+    def _report(self, out: Parsed, channel: str, market: str, reason: str) -> None:
+        """Name a dead symbol in Parsed.error once per connection, so health shows why it is silent."""
+        if (channel, market) in self._reported:
+            return
+        self._reported.add((channel, market))
+        out.error = reason if out.error is None else f"{out.error}; {reason}"
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        instruments = []
+        for row in listing[cls.instrument_paths[0]]["data"]:
+            kind = KINDS.get(row.get("contract_type", ""))
+            if kind is None or row.get("status") != "online":
+                continue
+            # Linear sizes count base_ccy units; a 1000x-prefixed base makes one
+            # unit worth 1000 coins. Inverse sizes are USD (one unit = 1 USD).
+            _, multiplier = canonical_base(row["base_ccy"])
+            quote = row["quote_ccy"]
+            instruments.append(
+                make_instrument(
+                    cls.name,
+                    row["market"],
+                    row["base_ccy"],
+                    quote,
+                    quote if kind is ContractKind.LINEAR else row["base_ccy"],
+                    kind,
+                    contract_size=multiplier if kind is ContractKind.LINEAR else Decimal(1),
+                    tick_size=dec(row.get("tick_size")),
+                    funding_interval_h=8,
+                )
+            )
+        return instruments
+
+
+def _gunzip(frame: str | bytes) -> str | bytes:
+    if isinstance(frame, bytes) and frame[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(frame)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FrameError(f"bad gzip payload: {exc}") from exc
+    return frame
+
+
+def _reply(message: dict[str, Any]) -> Parsed:
+    """An answer to one of our requests: ack, pong or error."""
+    if "code" not in message:
+        raise FrameError("neither a push (method) nor a reply (code)")
+    code = message["code"]
+    if code != 0:
+        return Parsed(error=f"code {code}: {message.get('message')}")
+    data = message.get("data")
+    if isinstance(data, dict) and data.get("result") == "pong":
+        return Parsed()
+    return Parsed(subscribed=True)
+
+
+def _side(price: Any, size: Any) -> tuple[Decimal | None, Decimal | None]:
+    """One side of the book; an empty or zero price (or size) is no side at all."""
+    value, amount = dec(price), dec(size)
+    if value is None or value <= 0 or amount is None or amount <= 0:
+        return None, None
+    return value, amount
+
+
+VENUE = Coinex

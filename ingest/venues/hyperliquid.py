@@ -1,0 +1,207 @@
+"""Hyperliquid perpetuals (the first perp dex): USDC-settled, linear.
+
+Docs: https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket
+(socket ``wss://api.hyperliquid.xyz/ws``) and the info endpoint
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals.
+
+One subscription per frame: ``bbo`` (top of book, pushed when it changes on a
+block, with the block ``time``) and ``activeAssetCtx`` (hourly funding, mark and
+oracle price; no timestamp on the wire). Every bbo frame is the whole top of
+book, so there is nothing to merge and no sequence to check. Sizes are coin
+units of the listed name (``kPEPE`` counts 1,000 PEPE). An unknown or mis-spelt
+coin makes the server *close the socket* instead of answering with an error, so
+only listed coins are ever subscribed. The server drops a connection it has had
+nothing from for 60 s: the client sends ``{"method":"ping"}`` (answer
+``{"channel":"pong"}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from arbstream.errors import RetryableError
+from ingest.venues.base import (
+    FrameError,
+    Parsed,
+    Venue,
+    canonical_base,
+    dec,
+    load_json,
+    make_funding,
+    make_instrument,
+    make_quote,
+    ms_to_ns,
+)
+from schemas.market import ContractKind, Funding, Instrument, Quote
+
+BBO = "bbo"
+CTX = "activeAssetCtx"
+QUOTE = "USDC"
+FUNDING_INTERVAL_H = 1
+HOUR_NS = 3600 * 1_000_000_000
+META_KEY = "POST /info meta"
+"""The listing is a POST, not a GET: its bundled response is stored under this key."""
+GREETING = "Websocket connection established."
+"""Plain-text frame the server has sent on connect (the official Python SDK skips it)."""
+
+
+def _topic(kind: str, coin: str) -> str:
+    return f"{kind}:{coin}"
+
+
+def next_hour_ns(ts_ns: int) -> int:
+    """Funding settles at the top of every hour; the wire never says when, so count from receipt."""
+    return (ts_ns // HOUR_NS + 1) * HOUR_NS
+
+
+class Hyperliquid(Venue):
+    name = "hyperliquid"
+    ws_base = "wss://api.hyperliquid.xyz"
+    rest_base = "https://api.hyperliquid.xyz"
+    instrument_paths = (META_KEY,)
+    # ⚠ Per IP: 1000 subscriptions (docs) and 10 connections (2026 probe); one
+    # socket carries all of them (two per coin; the main dex lists ~200 coins).
+    max_topics_per_connection = 1000
+    topics_per_subscribe = 1  # the protocol takes one subscription per frame
+    # 2000 client messages/min per IP across all sockets: 20/s leaves room for pings.
+    subscribe_interval_s = 0.05
+    ping_interval_s: ClassVar[float | None] = 30.0  # closed after 60 s without traffic
+    stale_after_s = 30.0
+
+    def topics(self, instrument: Instrument) -> list[str]:
+        coin = instrument.native_symbol
+        return [_topic(BBO, coin), _topic(CTX, coin)]
+
+    def ws_url(self, ws_base: str, kind: str) -> str:
+        return f"{ws_base}/ws"
+
+    def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
+        frames = []
+        for topic in topics:
+            kind, _, coin = topic.partition(":")  # HIP-3 coins (``xyz:SP500``) keep their colon
+            # A coin the venue does not list would close the whole socket: never send one.
+            if kind not in (BBO, CTX) or coin not in self.by_native:
+                continue
+            frames.append(self._request("subscribe", {"type": kind, "coin": coin}))
+        return frames
+
+    def ping_message(self) -> str | None:
+        return self._request("ping")
+
+    @staticmethod
+    def _request(method: str, subscription: dict[str, str] | None = None) -> str:
+        body: dict[str, Any] = {"method": method}
+        if subscription is not None:
+            body["subscription"] = subscription
+        return orjson.dumps(body).decode()
+
+    # -- parsing ----------------------------------------------------------
+    def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
+        if frame == GREETING or frame == GREETING.encode():
+            return Parsed()
+        message = load_json(frame)
+        if not isinstance(message, dict) or not isinstance(message.get("channel"), str):
+            raise FrameError("expected a JSON object with a channel")
+        channel = message["channel"]
+        data = message.get("data")
+        if channel == "subscriptionResponse":
+            method = data.get("method") if isinstance(data, dict) else None
+            return Parsed(subscribed=method == "subscribe")
+        if channel == "error":
+            return Parsed(error=str(data))
+        if channel not in (BBO, CTX):
+            return Parsed()  # pong, post responses, channels we never subscribe to
+        if not isinstance(data, dict):
+            raise FrameError(f"{channel} without a data object")
+        coin = data.get("coin")
+        if not isinstance(coin, str):
+            raise FrameError(f"{channel} without a coin")
+        instrument = self.instrument(coin)
+        if instrument is None:
+            return Parsed()  # a coin we do not track
+        try:
+            event: Quote | Funding
+            if channel == BBO:
+                event = self._quote(instrument, data, receipt_ts_ns)
+            else:
+                event = self._funding(instrument, data["ctx"], receipt_ts_ns)
+        except FrameError:
+            raise
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise FrameError(f"{channel} frame malformed: {exc!r}") from exc
+        return Parsed(events=[event])
+
+    @staticmethod
+    def _quote(instrument: Instrument, data: dict[str, Any], receipt_ts_ns: int) -> Quote:
+        book = data["bbo"]
+        if not isinstance(book, list) or len(book) != 2:
+            raise FrameError("bbo must be [bid, ask]")
+        bid, ask = book  # either side is null when that side of the book is empty
+        return make_quote(
+            instrument,
+            bid=dec(bid["px"]) if bid is not None else None,
+            bid_qty=dec(bid["sz"]) if bid is not None else None,
+            ask=dec(ask["px"]) if ask is not None else None,
+            ask_qty=dec(ask["sz"]) if ask is not None else None,
+            exchange_ts_ns=ms_to_ns(data["time"]),
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    @staticmethod
+    def _funding(instrument: Instrument, ctx: Any, receipt_ts_ns: int) -> Funding:
+        if not isinstance(ctx, dict):
+            raise FrameError("activeAssetCtx without a ctx object")
+        return make_funding(
+            instrument,
+            rate=dec(ctx["funding"]),  # the current hourly rate, paid at the top of the hour
+            next_funding_ts_ns=next_hour_ns(receipt_ts_ns),
+            mark=dec(ctx["markPx"]),
+            index=dec(ctx["oraclePx"]),
+            exchange_ts_ns=None,  # the context carries no time: flagged as missing
+            receipt_ts_ns=receipt_ts_ns,
+        )
+
+    # -- instruments ------------------------------------------------------
+    @classmethod
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """``POST /info {"type":"meta"}``, stored verbatim under ``META_KEY``."""
+        url = f"{rest_base}/info"
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with http.post(url, json={"type": "meta"}, timeout=timeout) as response:
+            if response.status != 200:
+                raise RetryableError(f"POST {url} meta: HTTP {response.status}")
+            body = await response.read()
+        return b"{" + orjson.dumps(META_KEY) + b":" + body + b"}"
+
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        instruments = []
+        for row in listing[META_KEY]["universe"]:
+            if row.get("isDelisted"):
+                continue
+            coin = row["name"]
+            # Sizes count units of the listed name, so one kPEPE is 1000 PEPE.
+            _, multiplier = canonical_base(coin)
+            instruments.append(
+                make_instrument(
+                    cls.name,
+                    coin,
+                    coin,
+                    QUOTE,
+                    QUOTE,
+                    ContractKind.LINEAR,
+                    contract_size=multiplier,
+                    # No fixed tick: a price may have 5 significant figures and at
+                    # most 6 - szDecimals decimals, so the step moves with the price.
+                    tick_size=None,
+                    funding_interval_h=FUNDING_INTERVAL_H,
+                )
+            )
+        return instruments
+
+
+VENUE = Hyperliquid
