@@ -84,6 +84,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         datadir=settings.worker_data_dir,
         store="memory://",
         processing_guarantee="at_least_once",
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
     )
     ns = settings.namespace
     ticks = app.topic(*(ticks_topic(s, ns) for s in settings.symbols), key_type=bytes, value_type=bytes)

@@ -47,6 +47,9 @@ class WorkerSettings(CommonSettings):
     worker_web_enabled: bool = False
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     worker_data_dir: str = ".cache/faust"
+    worker_session_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long the group waits for a silent worker before rebalancing its partitions"
+    )
 
     taker_fees: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_TAKER_FEES))
     default_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0)

@@ -1,0 +1,175 @@
+"""Processors on the real broker: scripted ticks in -> exactly the expected events out; worker failover."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from arbstream.kafka import ensure_topics
+from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event
+from schemas.market import Quote, encode
+from schemas.topics import OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
+from tests.helpers import TopicWatcher, running, service_env
+
+pytestmark = pytest.mark.integration
+MS = 1_000_000
+
+
+def tick(base: str, venue: str, bid: str, ask: str, ts: int, size: str = "2") -> Quote:
+    return Quote(
+        instrument_id=f"{base}-USDT-PERP@{venue}",
+        venue=venue,
+        native_symbol=f"{base}USDT",
+        base=base,
+        bid=Decimal(bid),
+        bid_size=Decimal(size),
+        ask=Decimal(ask),
+        ask_size=Decimal(size),
+        exchange_ts_ns=ts - MS,
+        receipt_ts_ns=ts,
+    )
+
+
+async def send_in_order(bootstrap: str, namespace: str, quotes: list[Quote], pause_s: float = 0.15) -> None:
+    """One at a time: ticks of different instruments travel different partitions, so order needs pauses."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for quote in quotes:
+            await producer.send_and_wait(
+                ticks_topic(quote.base, namespace), encode(quote), key=quote.instrument_id.encode()
+            )
+            await asyncio.sleep(pause_s)
+    finally:
+        await producer.stop()
+
+
+def events(records) -> list[Opportunity | EpisodeClosed]:  # type: ignore[no-untyped-def]
+    return [decode_event(r.value) for r in records]
+
+
+def worker_env(bootstrap: str, namespace: str, tmp_path: Path, symbols: str) -> dict[str, str]:
+    return service_env(
+        bootstrap,
+        namespace,
+        ARBSTREAM_SYMBOLS=symbols,
+        ARBSTREAM_MIN_TICKS="2",
+        ARBSTREAM_WORKER_DATA_DIR=str(tmp_path / "faust"),
+        ARBSTREAM_WORKER_SESSION_TIMEOUT_S="6",
+    )
+
+
+async def test_scripted_ticks_give_exactly_the_expected_events(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    t0 = time.time_ns()
+    script = [
+        tick("BTC", "binance", "99.9", "100", t0),
+        tick("BTC", "okx", "101", "101.1", t0 + 1 * MS, size="1.5"),  # episode pending (1 tick)
+        tick("BTC", "okx", "101.2", "101.3", t0 + 2 * MS, size="1.5"),  # 2nd tick: opens, alerts
+        tick("ETH", "binance", "3000", "3000.5", t0 + 3 * MS),  # ETH: one venue, nothing to compare
+        tick("BTC", "okx", "100.01", "100.1", t0 + 9 * MS),  # below close threshold: episode closes
+    ]
+    topics = [topic_name(OPPORTUNITIES, namespace), topic_name(OPPORTUNITY_EPISODES, namespace)]
+    with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "BTC,ETH"), tmp_path / "w.log"):
+        await ensure_topics(kafka_bootstrap, topics, 3)
+        async with TopicWatcher(kafka_bootstrap, topics) as watcher:
+            await send_in_order(kafka_bootstrap, namespace, script)
+            await watcher.wait_for(lambda rs: len(rs) >= 2, 60, "one alert and one closed episode")
+            await asyncio.sleep(2)  # anything extra would show up now
+    alert, closed = sorted(events(watcher.records), key=lambda e: type(e).__name__ != "Opportunity")
+    assert isinstance(alert, Opportunity) and isinstance(closed, EpisodeClosed)
+    assert len(watcher.records) == 2
+    start = t0 + 1 * MS
+    assert alert.event_id == f"BTC:binance->okx:{start}"
+    assert (alert.gross_spread, alert.net_spread) == (Decimal("0.012"), Decimal("0.0110"))
+    assert (alert.buy.price, alert.sell.price, alert.size, alert.notional) == (
+        Decimal("100"),
+        Decimal("101.2"),
+        Decimal("1.5"),
+        Decimal("150.0"),
+    )
+    assert (alert.buy.age_ms, alert.sell.age_ms, alert.skew_ms) == (2, 0, 2)
+    assert alert.emitted_ts_ns is not None and alert.emitted_ts_ns >= alert.receipt_ts_ns
+    assert (closed.event_id, closed.ticks, closed.duration_ms) == (alert.event_id, 2, 8)
+    assert (closed.peak_net_spread, closed.avg_net_spread, closed.alerted) == (
+        Decimal("0.0110"),
+        Decimal("0.0100"),
+        True,
+    )
+
+
+SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA"]
+
+
+def assigned_partitions(log: str, topic: str) -> set[int]:
+    """Partitions of ``topic`` in the first assignment table Faust logged (``| topic | {0-2} |``)."""
+    match = re.search(rf"\| {re.escape(topic)}\s*\| \{{([0-9,\- ]+)\}}", log)
+    if match is None:
+        return set()
+    owned: set[int] = set()
+    for part in match.group(1).split(","):
+        low, _, high = part.strip().partition("-")
+        owned.update(range(int(low), int(high or low) + 1))
+    return owned
+
+
+def partition_of(key: str, partitions: int = 3) -> int:
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def dislocation(base: str, t: int, bps: int) -> list[Quote]:
+    """binance at 100/100.01, okx bid `bps` above binance's ask, twice (opens), then back (closes)."""
+    high = Decimal(100) * (1 + Decimal(bps) / 10_000)
+    return [
+        tick(base, "binance", "100", "100.01", t),
+        tick(base, "okx", str(high), str(high + Decimal("0.01")), t + MS),
+        tick(base, "okx", str(high), str(high + Decimal("0.01")), t + 2 * MS),
+        tick(base, "okx", "100", "100.01", t + 3 * MS),
+    ]
+
+
+async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    env = worker_env(kafka_bootstrap, namespace, tmp_path, ",".join(SYMBOLS))
+    topic = topic_name(OPPORTUNITIES, namespace)
+    await ensure_topics(kafka_bootstrap, [topic], 3)
+    with (
+        running(["worker"], {**env, "ARBSTREAM_WORKER_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log") as first,
+        running(["worker"], {**env, "ARBSTREAM_WORKER_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log") as second,
+    ):
+        await asyncio.sleep(8)  # both members joined; partitions shared
+        async with TopicWatcher(kafka_bootstrap, [topic]) as watcher:
+            t0 = time.time_ns()
+            first_round = [q for i, base in enumerate(SYMBOLS) for q in dislocation(base, t0 + i * 10 * MS, 100)]
+            await send_in_order(kafka_bootstrap, namespace, first_round, pause_s=0.05)
+            await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS), 60, "one alert per symbol")
+            owned = assigned_partitions((tmp_path / "a.log").read_text(), topic_name("ticks-by-symbol", namespace))
+            victims = [base for base in SYMBOLS if partition_of(base) in owned]
+            assert victims, f"the worker about to be killed owns none of {SYMBOLS} (partitions {owned})"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            # Mid-stream for the survivor: a second dislocation of every symbol, inside the cooldown.
+            t1 = t0 + 60_000 * MS
+            second_round = [q for i, base in enumerate(SYMBOLS) for q in dislocation(base, t1 + i * 10 * MS, 100)]
+            await send_in_order(kafka_bootstrap, namespace, second_round, pause_s=0.05)
+            # A much better opportunity (3x the net spread) may break the cooldown, once.
+            t2 = t1 + 60_000 * MS
+            await send_in_order(kafka_bootstrap, namespace, dislocation("BTC", t2, 300), pause_s=0.05)
+            await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS) + 1, 90, "the cooldown-breaking alert")
+            await asyncio.sleep(3)
+        assert second.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
+    alerts = [e for e in events(watcher.records) if isinstance(e, Opportunity)]
+    assert sorted(a.symbol for a in alerts) == sorted([*SYMBOLS, "BTC"])
+    assert len({a.event_id for a in alerts}) == len(alerts)  # not even at-least-once replays
+    breaker = next(a for a in alerts if a.cooldown_broken)
+    assert (breaker.symbol, breaker.episode_start_ts_ns) == ("BTC", t2 + MS)
