@@ -52,7 +52,7 @@ async def send_in_order(bootstrap: str, namespace: str, quotes: list[Quote], pau
         await producer.stop()
 
 
-def events(records) -> list[Opportunity | EpisodeClosed]:  # type: ignore[no-untyped-def]
+def events(records) -> list[Opportunity | EpisodeClosed]:
     return [decode_event(r.value) for r in records]
 
 
