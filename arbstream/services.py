@@ -87,7 +87,8 @@ def run_up(settings: UpSettings) -> int:
     env = {**os.environ, "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap}
     plan: list[tuple[str, list[str]]] = []
     if settings.demo:
-        env["ARBSTREAM_VENUE_URLS"] = "simulator"
+        env["ARBSTREAM_SIMULATOR_URL"] = f"http://127.0.0.1:{settings.simulator_port}"
+        env["ARBSTREAM_SIMULATOR_PORT"] = str(settings.simulator_port)
         env["ARBSTREAM_DEMO"] = "true"
         plan.append(("simulator", ["simulate"]))
     plan += [("ingest", ["ingest"]), ("worker", ["worker"]), ("api", ["api"])]

@@ -64,3 +64,4 @@ class UpSettings(BrokerSettings, ApiSettings):
     """`arbstream up`: broker (unless external) plus every service."""
 
     demo: bool = Field(default=False, description="feed ingest from the local exchange simulator")
+    simulator_port: int = Field(default=8765, ge=1, le=65535, description="port of the demo simulator")
