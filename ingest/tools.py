@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sys
 import time
@@ -19,9 +20,23 @@ from ingest.venues.base import FrameError, load_json
 from schemas.market import encode
 
 
-def frame_from_line(line: str) -> str:
-    """A line of a frames file: a JSON frame as-is, or a JSON string holding a text frame."""
-    return str(json.loads(line)) if line.startswith('"') else line
+def frame_from_line(line: str) -> tuple[str | bytes, int | None]:
+    """(frame, recorded receipt time) of one line of a frames file.
+
+    Accepted lines: a JSON frame as-is; a JSON string holding a text frame (``"pong"``);
+    ``{"b64": "..."}`` for a binary frame (SBE, gzip); or a line of an ``arbstream record``
+    file (``{"receipt_ts_ns", "text"|"b64", ...}``), whose receipt time is kept.
+    """
+    if line.startswith('"'):
+        return str(json.loads(line)), None
+    if line.startswith('{"b64"') or line.startswith('{"receipt_ts_ns"'):
+        record = json.loads(line)
+        receipt = record.get("receipt_ts_ns")
+        if "b64" in record:
+            return base64.b64decode(record["b64"], validate=True), receipt
+        if "text" in record:
+            return str(record["text"]), receipt
+    return line, None
 
 
 def normalize(venue_name: str, lines: Iterable[str], out: IO[str], err: IO[str], cache_dir: Path | None) -> int:
@@ -33,8 +48,9 @@ def normalize(venue_name: str, lines: Iterable[str], out: IO[str], err: IO[str],
         if not line.strip():
             continue
         try:
-            parsed = venue.parse(frame_from_line(line), time.time_ns())
-        except (FrameError, json.JSONDecodeError) as exc:
+            frame, receipt = frame_from_line(line)
+            parsed = venue.parse(frame, receipt or time.time_ns())
+        except (FrameError, ValueError) as exc:  # JSONDecodeError and binascii.Error are ValueErrors
             bad += 1
             print(f"line {number}: {exc}", file=err)
             continue
