@@ -70,6 +70,13 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return run_ingest(settings, publish=args.publish)
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from ingest.replay import run_replay
+    from ingest.settings import IngestSettings
+
+    return run_replay(IngestSettings(), args.sources, args.speed)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from ingest.settings import SimulatorSettings
     from ingest.simulator.main import run_simulator
@@ -116,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "api": ("serve the REST/WebSocket API and dashboard", _cmd_api),
         "simulate": ("serve the exchange simulator (every implemented venue's protocol)", _cmd_simulate),
         "record": ("record raw venue frames to rotating .jsonl.gz files", _cmd_record),
+        "replay": ("publish recorded frames' events with their recorded times (backtests)", _cmd_replay),
         "normalize": ("print normalised JSON lines for raw frames (offline)", _cmd_normalize),
         "instruments": ("list tracked instruments, or refresh the venues' listings", _cmd_instruments),
         "schemas": ("write the JSON Schema of every topic to schemas/json/", _cmd_schemas),
@@ -130,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "record":
             cmd.add_argument("--out", type=Path, required=True, help="directory for the recordings")
             cmd.add_argument("--publish", action="store_true", help="also publish to Kafka like ingest")
+        if name == "replay":
+            cmd.add_argument("sources", nargs="+", type=Path, help="recording files or directories")
+            cmd.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = real time")
         if name == "normalize":
             cmd.add_argument("--venue", required=True, help="venue whose protocol the frames speak")
             cmd.add_argument("file", nargs="?", help="frames, one per line (default: stdin)")

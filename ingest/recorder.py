@@ -53,12 +53,12 @@ class Recorder:
             self._file = None
 
 
-def read_recording(path: Path) -> list[tuple[int, str, str | bytes]]:
-    """(receipt_ts_ns, connection, frame) of every line of a recording file."""
+def read_recording(path: Path) -> list[tuple[int, str, str, str | bytes]]:
+    """(receipt_ts_ns, venue, connection, frame) of every line of a recording file."""
     rows = []
     with gzip.open(path, "rb") as handle:
         for line in handle:
             record = orjson.loads(line)
             frame = record["text"] if "text" in record else base64.b64decode(record["b64"])
-            rows.append((record["receipt_ts_ns"], record["connection"], frame))
+            rows.append((record["receipt_ts_ns"], record["venue"], record["connection"], frame))
     return rows

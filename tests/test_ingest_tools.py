@@ -106,7 +106,7 @@ def test_recorder_rotates_and_round_trips(tmp_path: Path) -> None:
     files = sorted(tmp_path.glob("paradex-*.jsonl.gz"))
     assert len(files) >= 3  # rotated by size
     rows = [row for path in files for row in read_recording(path)]
-    assert rows == [(1_000 + i, "paradex-0", frame) for i, frame in enumerate(frames)]
+    assert rows == [(1_000 + i, "paradex", "paradex-0", frame) for i, frame in enumerate(frames)]
 
 
 def test_committed_json_schemas_match_the_types() -> None:
