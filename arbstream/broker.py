@@ -173,7 +173,10 @@ class LocalKafka:
                     f"ARBSTREAM_KAFKA_CONTROLLER_PORT."
                 )
 
-    def _format(self, java: str, classpath: str, properties: Path) -> None:
+    def _format(self, java: str, classpath: str, properties: Path, log_dirs: Path) -> None:
+        """Format a new data directory; an existing one keeps its cluster id (and its data)."""
+        if (log_dirs / "meta.properties").exists():
+            return
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         cmd = [
             java,
@@ -202,11 +205,10 @@ class LocalKafka:
         self._check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
-        properties.write_text(
-            _server_properties(self.settings.kafka_host, self.port, self.controller_port, self.data_dir / "logs")
-        )
+        log_dirs = self.data_dir / "logs"
+        properties.write_text(_server_properties(self.settings.kafka_host, self.port, self.controller_port, log_dirs))
         classpath = f"{libs}/*"
-        self._format(java, classpath, properties)
+        self._format(java, classpath, properties, log_dirs)
         heap = self.settings.kafka_heap
         cmd = [
             java,

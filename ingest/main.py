@@ -9,10 +9,12 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+from prometheus_client import REGISTRY, start_http_server
 
 from arbstream.errors import ConfigError
 from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest.instruments import load_all, select
+from ingest.metrics import IngestCollector
 from ingest.publisher import Publisher
 from ingest.recorder import Recorder
 from ingest.runner import ConnectionRunner, RunnerConfig
@@ -105,6 +107,9 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
 
     async with aiohttp.ClientSession() as http:
         runners = build_runners(settings, by_venue, on_events, on_health, http)
+        if settings.metrics_port is not None:
+            REGISTRY.register(IngestCollector(runners, publisher))
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
         log.info("ingest: %d connections to %s", len(runners), ", ".join(by_venue))
         tasks = [asyncio.create_task(r.run_forever(), name=r.plan.label) for r in runners]
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from arbstream.broker import free_port
+from arbstream.broker import LocalKafka, free_port
 from arbstream.kafka import ensure_topics
+from arbstream.settings import BrokerSettings
 from schemas.arbitrage import decode_state
 from schemas.market import Quote, encode
 from schemas.topics import ticks_topic, topic_name
@@ -134,3 +136,23 @@ async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, 
     states = [decode_state(r.value) for r in records]
     assert states[-1].quotes == {quotes[-1].instrument_id: quotes[-1]}, (tmp_path / "worker.log").read_text()[-3000:]
     assert {r.key for r in records} == {b"BTC"}
+
+
+async def test_restart_on_same_data_dir_keeps_data(tmp_path: Path) -> None:
+    settings = BrokerSettings(kafka_data_dir=tmp_path / "data")
+    broker = LocalKafka(settings, port=free_port(), controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        await producer.send_and_wait("kept", b"survives a restart", key=b"k")
+        await producer.stop()
+    finally:
+        await asyncio.to_thread(broker.stop)
+    again = LocalKafka(settings, port=free_port(), controller_port=free_port())
+    await asyncio.to_thread(again.start)
+    try:
+        records = await consume_until(again.bootstrap, ["kept"], lambda rs: len(rs) >= 1, 30)
+        assert [r.value for r in records] == [b"survives a restart"]
+    finally:
+        await asyncio.to_thread(again.stop)

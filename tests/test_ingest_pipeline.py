@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _venues_with_both(quotes: list[Quote]) -> set[str]:
 
 async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
     venues = implemented_venues()
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     sim_env = service_env(kafka_bootstrap, namespace, ARBSTREAM_SIMULATOR_PORT=str(port))
     ingest_env = service_env(
         kafka_bootstrap,
@@ -50,6 +51,7 @@ async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespa
         ARBSTREAM_HEALTH_EVERY_S="1",
         ARBSTREAM_BACKOFF_INITIAL_S="0.2",
         ARBSTREAM_BACKOFF_MAX_S="1",
+        ARBSTREAM_METRICS_PORT=str(metrics_port),
     )
     topics = [ticks_topic("BTC", namespace), ticks_topic("ETH", namespace), topic_name(HEALTH, namespace)]
     control = f"http://127.0.0.1:{port}/control"
@@ -88,4 +90,12 @@ async def test_simulated_venues_flow_through_kafka(kafka_bootstrap: str, namespa
             )
             stale_venues = {h.venue for h in _health(watcher.records) if h.state is HealthState.STALE}
             assert stale_venues == {venues[0]}
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                metrics = await response.text()
+            for venue in venues:
+                events = re.search(
+                    rf'arbstream_ingest_events_total{{connection="[^"]+",venue="{venue}"}} (\S+)', metrics
+                )
+                assert events is not None and float(events.group(1)) > 0, venue
+            assert re.search(r"arbstream_ingest_delivered_total (\S+)", metrics) is not None
         assert ingest.poll() is None, (tmp_path / "ingest.log").read_text()[-3000:]
