@@ -42,6 +42,8 @@ class SimSession:
     """Free-form per-connection protocol state for the venue simulator."""
     skip_sequence: bool = False
     """Fault injection: the next sequence number jumps by one extra."""
+    close_requested: bool = False
+    """Set by a venue simulator to drop the connection without a close frame (as venues do)."""
 
     def next_seq(self, key: str, start: int = 1000) -> int:
         value = self.sequences.get(key, start) + (2 if self.skip_sequence else 1)

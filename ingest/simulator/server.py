@@ -93,6 +93,11 @@ class Simulator:
                 async for msg in ws:
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                         await self._send(client, sim.on_message(client.session, msg.data))
+                    if client.session.close_requested:
+                        # Abort the transport: the client sees an abnormal closure (1006), no close frame.
+                        if request.transport is not None:
+                            request.transport.close()
+                        break
             finally:
                 self.clients[venue].discard(client)
             return ws

@@ -6,10 +6,9 @@ units of the listed coin, all numbers as strings); funding as
 time). ``{"method":"ping"}`` is answered with ``{"channel":"pong"}``.
 
 Like the real venue, a subscription to a coin it does not list *closes the
-socket* (1006) instead of returning an error. The server has no close hook for
-a venue simulator, so this one marks the session closed (``state["close_code"]``),
-drops its subscriptions and ignores it from then on: the client sees silence
-rather than a close and recovers through its staleness watchdog.
+socket* (1006) instead of returning an error: this simulator asks the server to
+abort the connection (``session.close_requested``) and marks the session closed
+(``state["close_code"]``) so nothing more is sent on it.
 """
 
 from __future__ import annotations
@@ -103,13 +102,9 @@ class HyperliquidSim(VenueSim):
 
     @staticmethod
     def _close(session: SimSession) -> list[Frame]:
-        """What the venue does to an unknown coin: drop the connection, no error frame.
-
-        Closing for real needs a server hook (e.g. the server checking
-        ``session.state["close_code"]`` after ``on_message`` and aborting the
-        transport); until then the session just goes silent.
-        """
+        """What the venue does to an unknown coin: drop the connection, no error frame."""
         session.state[CLOSE_CODE] = ABNORMAL_CLOSURE
+        session.close_requested = True
         session.subscriptions.clear()
         return []
 
