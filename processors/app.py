@@ -19,12 +19,20 @@ import msgspec
 
 from arbstream.kafka import ensure_topics, resolve_bootstrap
 from processors.arbitrage import process_quote
+from processors.funding import process_funding
 from processors.health_view import HealthView
 from processors.settings import WorkerSettings
 from schemas.arbitrage import SymbolState, decode_state
 from schemas.arbitrage import encode as encode_arb
 from schemas.market import Funding, decode_tick
-from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
+from schemas.topics import (
+    FUNDING_OPPORTUNITIES,
+    HEALTH,
+    OPPORTUNITIES,
+    OPPORTUNITY_EPISODES,
+    ticks_topic,
+    topic_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ def changelog_topic(settings: WorkerSettings) -> str:
 def create_app(settings: WorkerSettings) -> faust.App:
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
     config = settings.arb_config()
+    funding_config = settings.funding_config()
     partitions = settings.topic_partitions
     app = faust.App(
         topic_name(settings.app_name, settings.namespace),
@@ -94,6 +103,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     opportunities = app.topic(topic_name(OPPORTUNITIES, ns), key_type=bytes, value_type=bytes, partitions=partitions)
     episodes = app.topic(topic_name(OPPORTUNITY_EPISODES, ns), key_type=bytes, value_type=bytes, partitions=partitions)
+    funding_topic = app.topic(
+        topic_name(FUNDING_OPPORTUNITIES, ns), key_type=bytes, value_type=bytes, partitions=partitions
+    )
     symbols = app.Table(SYMBOLS_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=partitions)
     cache = StateCache()
     health = HealthView()
@@ -118,8 +130,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 continue
             state = cache.get(key, symbols.get(key))
             if isinstance(event, Funding):
-                state.funding[event.instrument_id] = event
+                funding_alerts = process_funding(key.decode(), state, event, funding_config)
                 symbols[key] = cache.put(key, state)
+                for funding_alert in funding_alerts:
+                    stamped_funding = msgspec.structs.replace(funding_alert, emitted_ts_ns=time.time_ns())
+                    await funding_topic.send(key=key, value=encode_arb(stamped_funding))
                 continue
             outcome = process_quote(key.decode(), state, event, health.by_venue, event.receipt_ts_ns, config)
             symbols[key] = cache.put(key, state)
@@ -137,7 +152,7 @@ def external_topics(settings: WorkerSettings) -> list[str]:
     """Topics the worker reads or writes that Faust does not create itself."""
     ns = settings.namespace
     names = [ticks_topic(s, ns) for s in settings.symbols]
-    return names + [topic_name(t, ns) for t in (HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES)]
+    return names + [topic_name(t, ns) for t in (HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
 
 
 def run_worker(settings: WorkerSettings) -> int:

@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode
 
 from arbstream.settings import CommonSettings
 from processors.arbitrage import ArbConfig
+from processors.funding import FundingConfig
 
 # Default taker fees, the base (non-VIP, no token discount) tier of each venue's public
 # schedule as we read it on 2026-11-21. Fees change: override with ARBSTREAM_TAKER_FEES
@@ -62,6 +63,9 @@ class WorkerSettings(CommonSettings):
     cooldown_s: int = Field(default=300, ge=0)
     cooldown_break_ratio: Decimal = Field(default=Decimal(2), gt=1)
     quote_bridges: dict[str, str] = Field(default_factory=dict)
+    funding_open_apr: Decimal = Field(default=Decimal("0.10"), gt=0, description="funding APR spread that alerts")
+    funding_max_age_ms: int = Field(default=180_000, gt=0)
+    funding_cooldown_s: int = Field(default=3_600, ge=0, description="per instrument pair")
 
     _split_symbols = field_validator("symbols", mode="before")(_split)
 
@@ -72,6 +76,14 @@ class WorkerSettings(CommonSettings):
         if negative:
             raise ValueError(f"taker fees must be >= 0 (rebates are not modelled): {negative}")
         return {**DEFAULT_TAKER_FEES, **fees}
+
+    def funding_config(self) -> FundingConfig:
+        return FundingConfig(
+            open_apr=self.funding_open_apr,
+            max_age_ms=self.funding_max_age_ms,
+            cooldown_s=self.funding_cooldown_s,
+            quote_bridges=self.quote_bridges,
+        )
 
     def arb_config(self) -> ArbConfig:
         if self.close_threshold > self.open_threshold:

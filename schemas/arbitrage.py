@@ -79,6 +79,39 @@ class EpisodeClosed(msgspec.Struct, frozen=True, kw_only=True, tag="episode_clos
     receipt_ts_ns: int
 
 
+class FundingLeg(msgspec.Struct, frozen=True, kw_only=True):
+    venue: str
+    instrument_id: str
+    rate: Decimal
+    """Funding rate per interval as the venue reports it (fraction)."""
+    interval_h: int
+    apr: Decimal
+    """rate x (24 / interval_h) x 365: comparable across venues with different intervals."""
+    next_funding_ts_ns: int | None
+    age_ms: int
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class FundingOpportunity(msgspec.Struct, frozen=True, kw_only=True, tag="funding_opportunity", tag_field="type"):
+    """Funding-rate arbitrage: long where funding is low, short where it is high, same base and quote group.
+
+    Not fee-adjusted (the legs are held across funding periods, so the entry and exit
+    fees amortise over the holding time the trader chooses); ``spread_apr`` is gross.
+    """
+
+    event_id: str
+    """``<symbol>:funding:<long venue>/<short venue>:<detection ns>``."""
+    symbol: str
+    long: FundingLeg
+    short: FundingLeg
+    spread_apr: Decimal
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+    detected_ts_ns: int
+    emitted_ts_ns: int | None = None
+
+
 class Episode(msgspec.Struct, kw_only=True):
     """State of one (buy, sell) pair of a symbol: pending, open, or absent."""
 
@@ -105,6 +138,8 @@ class SymbolState(msgspec.Struct, kw_only=True):
     last_alert_ts_ns: int | None = None
     last_alert_net: Decimal | None = None
     last_tick_ts_ns: int | None = None
+    funding_alerts: dict[str, int] = {}
+    """Last funding-arbitrage alert time per ``<long instrument>|<short instrument>`` (cooldown)."""
 
 
 ArbitrageEvent = Opportunity | EpisodeClosed
@@ -121,6 +156,14 @@ def encode(value: object) -> bytes:
 
 def decode_event(payload: bytes) -> Opportunity | EpisodeClosed:
     event: Opportunity | EpisodeClosed = _event_decoder.decode(payload)
+    return event
+
+
+_funding_decoder = msgspec.json.Decoder(FundingOpportunity)
+
+
+def decode_funding_event(payload: bytes) -> FundingOpportunity:
+    event: FundingOpportunity = _funding_decoder.decode(payload)
     return event
 
 

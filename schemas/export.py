@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.market import Health, TickEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
@@ -19,6 +20,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "json"
 TOPIC_TYPES: dict[str, Any] = {
     "ticks": TickEvent,
     "health": Health,
+    "opportunities": Opportunity,
+    "opportunity-episodes": EpisodeClosed,
+    "funding-opportunities": FundingOpportunity,
+    "symbols-changelog": SymbolState,
 }
 """Logical topic (``ticks`` stands for every ``ticks.<BASE>``) -> message type."""
 

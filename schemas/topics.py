@@ -11,6 +11,7 @@ import re
 HEALTH = "health"
 OPPORTUNITIES = "opportunities"
 OPPORTUNITY_EPISODES = "opportunity-episodes"
+FUNDING_OPPORTUNITIES = "funding-opportunities"
 TICKS_PREFIX = "ticks."
 
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,249}$")

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import jsonschema
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from arbstream.kafka import ensure_topics
-from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event
-from schemas.market import Quote, encode
-from schemas.topics import OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
+from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event
+from schemas.export import SCHEMA_DIR
+from schemas.market import Funding, Quote, encode
+from schemas.topics import FUNDING_OPPORTUNITIES, OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
 from tests.helpers import TopicWatcher, running, service_env
 
 pytestmark = pytest.mark.integration
@@ -38,7 +42,22 @@ def tick(base: str, venue: str, bid: str, ask: str, ts: int, size: str = "2") ->
     )
 
 
-async def send_in_order(bootstrap: str, namespace: str, quotes: list[Quote], pause_s: float = 0.15) -> None:
+def funding(venue: str, rate: str, interval_h: int, ts: int) -> Funding:
+    return Funding(
+        instrument_id=f"BTC-USDT-PERP@{venue}",
+        venue=venue,
+        native_symbol="BTCUSDT",
+        base="BTC",
+        rate=Decimal(rate),
+        interval_h=interval_h,
+        exchange_ts_ns=ts - MS,
+        receipt_ts_ns=ts,
+    )
+
+
+async def send_in_order(
+    bootstrap: str, namespace: str, quotes: Sequence[Quote | Funding], pause_s: float = 0.15
+) -> None:
     """One at a time: ticks of different instruments travel different partitions, so order needs pauses."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -71,23 +90,32 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     t0 = time.time_ns()
-    script = [
+    script: list[Quote | Funding] = [
         tick("BTC", "binance", "99.9", "100", t0),
         tick("BTC", "okx", "101", "101.1", t0 + 1 * MS, size="1.5"),  # episode pending (1 tick)
         tick("BTC", "okx", "101.2", "101.3", t0 + 2 * MS, size="1.5"),  # 2nd tick: opens, alerts
         tick("ETH", "binance", "3000", "3000.5", t0 + 3 * MS),  # ETH: one venue, nothing to compare
         tick("BTC", "okx", "100.01", "100.1", t0 + 9 * MS),  # below close threshold: episode closes
+        funding("binance", "0.0001", 8, t0 + 10 * MS),  # 10.95 % APR
+        funding("okx", "-0.0001", 8, t0 + 11 * MS),  # -10.95 %: spread 21.9 % >= 10 %: one alert
     ]
-    topics = [topic_name(OPPORTUNITIES, namespace), topic_name(OPPORTUNITY_EPISODES, namespace)]
+    topics = [topic_name(t, namespace) for t in (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
     with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "BTC,ETH"), tmp_path / "w.log"):
         await ensure_topics(kafka_bootstrap, topics, 3)
         async with TopicWatcher(kafka_bootstrap, topics) as watcher:
             await send_in_order(kafka_bootstrap, namespace, script)
-            await watcher.wait_for(lambda rs: len(rs) >= 2, 60, "one alert and one closed episode")
+            await watcher.wait_for(lambda rs: len(rs) >= 3, 60, "an alert, a closed episode, a funding alert")
             await asyncio.sleep(2)  # anything extra would show up now
-    alert, closed = sorted(events(watcher.records), key=lambda e: type(e).__name__ != "Opportunity")
+    assert len(watcher.records) == 3
+    for record in watcher.records:
+        logical = record.topic.removeprefix(f"{namespace}.")
+        schema = json.loads((SCHEMA_DIR / f"{logical}.schema.json").read_text())
+        jsonschema.validate(json.loads(record.value), schema)
+    by_topic = {r.topic.removeprefix(f"{namespace}."): r.value for r in watcher.records}
+    alert, closed = decode_event(by_topic[OPPORTUNITIES]), decode_event(by_topic[OPPORTUNITY_EPISODES])
     assert isinstance(alert, Opportunity) and isinstance(closed, EpisodeClosed)
-    assert len(watcher.records) == 2
+    carry = decode_funding_event(by_topic[FUNDING_OPPORTUNITIES])
+    assert (carry.long.venue, carry.short.venue, carry.spread_apr) == ("okx", "binance", Decimal("0.2190"))
     start = t0 + 1 * MS
     assert alert.event_id == f"BTC:binance->okx:{start}"
     assert (alert.gross_spread, alert.net_spread) == (Decimal("0.012"), Decimal("0.0110"))
