@@ -21,7 +21,7 @@ from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.settings import IngestSettings
 from ingest.venues import implemented_venues, venue_class
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
-from schemas.topics import HEALTH, ticks_topic, topic_name
+from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,12 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
     if publish:
         bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
         bases = sorted({i.base for instruments in by_venue.values() for i in instruments})
-        topics = [ticks_topic(base, settings.namespace) for base in bases] + [topic_name(HEALTH, settings.namespace)]
-        await ensure_topics(bootstrap, topics, settings.topic_partitions)
+        await ensure_topics(
+            bootstrap, [ticks_topic(base, settings.namespace) for base in bases], settings.topic_partitions
+        )
+        await ensure_topics(
+            bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG
+        )
         publisher = Publisher(
             bootstrap, settings.namespace, settings.queue_size, settings.linger_ms, settings.delivery_retries
         )

@@ -28,6 +28,7 @@ from schemas.market import Funding, decode_tick
 from schemas.topics import (
     FUNDING_OPPORTUNITIES,
     HEALTH,
+    HEALTH_CONFIG,
     OPPORTUNITIES,
     OPPORTUNITY_EPISODES,
     ticks_topic,
@@ -152,7 +153,7 @@ def external_topics(settings: WorkerSettings) -> list[str]:
     """Topics the worker reads or writes that Faust does not create itself."""
     ns = settings.namespace
     names = [ticks_topic(s, ns) for s in settings.symbols]
-    return names + [topic_name(t, ns) for t in (HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
+    return names + [topic_name(t, ns) for t in (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -160,6 +161,8 @@ def run_worker(settings: WorkerSettings) -> int:
     # Subscribing to a topic that does not exist yet leaves its partitions unassigned
     # until the next rebalance; create everything up front instead.
     asyncio.run(ensure_topics(bootstrap, external_topics(settings), settings.topic_partitions))
+    health = topic_name(HEALTH, settings.namespace)
+    asyncio.run(ensure_topics(bootstrap, [health], settings.topic_partitions, HEALTH_CONFIG))
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()

@@ -14,6 +14,10 @@ OPPORTUNITY_EPISODES = "opportunity-episodes"
 FUNDING_OPPORTUNITIES = "funding-opportunities"
 TICKS_PREFIX = "ticks."
 
+HEALTH_CONFIG = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
+"""Health is periodic snapshots that every worker and API replica reads from the beginning:
+an hour of it is plenty and keeps their start-up fast."""
+
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
