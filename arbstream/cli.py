@@ -50,7 +50,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_api(args: argparse.Namespace) -> int:
     from api.main import run_api
-    from arbstream.settings import ApiSettings
+    from api.settings import ApiSettings
 
     return run_api(ApiSettings())
 

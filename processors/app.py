@@ -150,10 +150,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
 
 def external_topics(settings: WorkerSettings) -> list[str]:
-    """Topics the worker reads or writes that Faust does not create itself."""
+    """Topics the worker reads or writes, created before Faust starts."""
     ns = settings.namespace
     names = [ticks_topic(s, ns) for s in settings.symbols]
-    return names + [topic_name(t, ns) for t in (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
+    # ticks-by-symbol too: Faust's own creation of it can lose the race with the first
+    # partition assignment, after which the topic is ignored until the next rebalance.
+    logical = (BY_SYMBOL, OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)
+    return names + [topic_name(t, ns) for t in logical]
 
 
 def run_worker(settings: WorkerSettings) -> int:

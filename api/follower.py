@@ -1,0 +1,280 @@
+"""Feeds the read model from Kafka (decision 0005).
+
+One group-less consumer reads the worker's compacted ``symbols`` changelog and
+the ``health``, ``opportunities`` and ``opportunity-episodes`` topics from the
+beginning. No consumer group means no offsets to share: every replica builds
+its own full copy, and a restart rebuilds it from the topics.
+
+The consumer is *assigned* the partitions of topics that exist, found by
+listing all topics, instead of *subscribing* by name: a metadata request naming
+a missing topic makes a broker with ``auto.create.topics.enable`` create it
+with default settings, and a changelog created that way would not be compacted
+(the worker's Faust only configures topics it creates itself).
+
+Loading: the end offsets seen at startup are the target; until every partition
+has been read up to its target the model is incomplete (data endpoints answer
+503, /health says "starting").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from api.metrics import ApiMetrics
+from api.readmodel import Changes, ReadModel
+from api.settings import ApiSettings
+from processors.app import changelog_topic
+from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state
+from schemas.market import decode_health
+from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, topic_name
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+@dataclass(frozen=True)
+class Topics:
+    changelog: str
+    health: str
+    opportunities: str
+    episodes: str
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> Topics:
+        ns = settings.namespace
+        return cls(
+            changelog=changelog_topic(settings),
+            health=topic_name(HEALTH, ns),
+            opportunities=topic_name(OPPORTUNITIES, ns),
+            episodes=topic_name(OPPORTUNITY_EPISODES, ns),
+        )
+
+    def all(self) -> list[str]:
+        return [self.changelog, self.health, self.opportunities, self.episodes]
+
+
+class Follower:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        model: ReadModel,
+        on_changes: Callable[[Changes], None],
+        metrics: ApiMetrics,
+        discover_interval_s: float = 5.0,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.model = model
+        self.metrics = metrics
+        self.records_applied = 0
+        self.load_seconds: float | None = None
+        self.connected = False
+        self.error: str | None = None
+        """Why the consumer task died, if it did (it retries broker errors itself)."""
+        self._on_changes = on_changes
+        self._discover_every = discover_interval_s
+        self._targets: dict[TopicPartition, int] | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._started = time.monotonic()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Connects and loads in the background: the API serves /health (status "starting") meanwhile."""
+        self._task = asyncio.create_task(self._main())
+        self._task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        # Without this an unexpected error would end the task silently and /health would only
+        # ever say "starting"; now it says why, and so does the log.
+        if not task.cancelled() and task.exception() is not None:
+            self.error = repr(task.exception())
+            log.critical("read model consumer stopped", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._close()
+
+    async def _close(self) -> None:
+        for client in (self._consumer, self._admin):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await (client.stop() if isinstance(client, AIOKafkaConsumer) else client.close())
+        self._consumer = self._admin = None
+        self.connected = False
+
+    async def _main(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._connect()
+                await self._follow()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("read model consumer failed (%r); reconnecting in %.1fs", exc, backoff)
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _connect(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 2**20,
+        )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5_000)
+        await self._consumer.start()
+        await self._admin.start()
+        self.connected = True
+        await self._discover()
+
+    async def _existing_partitions(self) -> set[TopicPartition]:
+        assert self._admin is not None
+        wanted = set(self.topics.all())
+        described = await self._admin.describe_topics(None)  # all topics: never auto-creates one
+        return {
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if t["topic"] in wanted and t["error_code"] == 0
+            for p in t["partitions"]
+        }
+
+    async def _discover(self) -> None:
+        """Assign every existing partition; resume each where this process left it."""
+        consumer = self._consumer
+        assert consumer is not None
+        found = await self._existing_partitions()
+        if found != set(consumer.assignment()):
+            consumer.assign(sorted(found))
+            # Positions are ours, not the consumer's: after a reconnect (new consumer) re-reading
+            # from the beginning would re-publish old alerts to WebSocket clients as new ones.
+            for tp in found & self._positions.keys():
+                consumer.seek(tp, self._positions[tp])
+        if self._targets is None:
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(sorted(found)) if found else {}
+            self._targets = {tp: end for tp, end in ends.items() if end > 0}
+            log.info("loading read model: %d records to read from %s", sum(self._targets.values()), self.topics.all())
+        await self._check_loaded()
+
+    async def _follow(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        next_discovery = time.monotonic() + self._discover_every
+        while True:
+            if time.monotonic() >= next_discovery:
+                await self._discover()
+                await self.lag()  # refreshes the lag gauge
+                next_discovery = time.monotonic() + self._discover_every
+            if not consumer.assignment():
+                await asyncio.sleep(min(self._discover_every, 1.0))
+                continue
+            batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
+            changes = self._apply(batch)
+            if not self.model.complete:
+                await self._check_loaded()
+            elif changes:
+                self._on_changes(changes)
+
+    async def _check_loaded(self) -> None:
+        if self.model.complete or self._targets is None or self._consumer is None:
+            return
+        for tp, end in self._targets.items():
+            if await self._consumer.position(tp) < end:
+                return
+        self.load_seconds = time.monotonic() - self._started
+        log.info("read model loaded: %d records in %.2fs", self.records_applied, self.load_seconds)
+        self.model.mark_complete()
+
+    def _apply(self, batch: dict[TopicPartition, list[Record]]) -> Changes:
+        changes = Changes()
+        for tp, records in batch.items():
+            if not records:
+                continue
+            self._positions[tp] = records[-1].offset + 1
+            self.records_applied += len(records)
+            self.metrics.records.labels(tp.topic).inc(len(records))
+            if tp.topic == self.topics.changelog:
+                self._apply_changelog(records, changes)
+            else:
+                for record in records:
+                    self._apply_event(tp.topic, record, changes)
+        return changes
+
+    def _apply_changelog(self, records: list[Record], changes: Changes) -> None:
+        # Each record is a symbol's full state, so only the last one per key in a batch matters
+        # (what compaction would keep): decode that one and skip the rest.
+        latest: dict[bytes, bytes | None] = {}
+        for record in records:
+            if record.key is not None:
+                latest[record.key] = record.value
+        for key, value in latest.items():
+            try:
+                state = decode_state(value) if value is not None else None
+            except msgspec.DecodeError as exc:
+                self._undecodable(self.topics.changelog, key, exc)
+                continue
+            self.model.apply_state(key.decode(errors="replace"), state, changes)
+
+    def _apply_event(self, topic: str, record: Record, changes: Changes) -> None:
+        if record.value is None:
+            return
+        try:
+            if topic == self.topics.health:
+                self.model.apply_health(decode_health(record.value), changes)
+                return
+            event = decode_event(record.value)
+        except msgspec.DecodeError as exc:
+            self._undecodable(topic, record.key, exc)
+            return
+        if isinstance(event, Opportunity):
+            self.model.apply_alert(event, changes)
+        elif isinstance(event, EpisodeClosed):
+            self.model.apply_closed(event, changes)
+
+    def _undecodable(self, topic: str, key: bytes | None, exc: Exception) -> None:
+        self.metrics.undecodable.labels(topic).inc()
+        log.error("skipping undecodable record on %s (key %r): %s", topic, key, exc)
+
+    async def lag(self, timeout_s: float = 2.0) -> dict[str, int] | None:
+        """Records not yet applied per topic (end offsets - positions); None when the broker does not answer."""
+        consumer = self._consumer
+        if consumer is None or not self.connected:
+            return None
+        assigned = sorted(consumer.assignment())
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout_s) if assigned else {}
+            by_topic = {t: 0 for t in self.topics.all()}
+            for tp in assigned:
+                by_topic[tp.topic] += max(0, ends[tp] - await consumer.position(tp))
+        except (KafkaError, OSError, TimeoutError, KeyError):
+            return None
+        for topic, lag in by_topic.items():
+            self.metrics.lag.labels(topic).set(lag)
+        return by_topic
+
+    async def broker_reachable(self, timeout_s: float = 2.0) -> bool:
+        if self._admin is None:
+            return False
+        try:
+            await asyncio.wait_for(self._admin.describe_cluster(), timeout_s)
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            return False

@@ -1,0 +1,328 @@
+"""Response models: what /docs (OpenAPI) shows for every endpoint.
+
+Numbers that are Decimal in arbstream are serialised as JSON *strings* in
+fixed-point notation ("0.0000112", never "1.12E-5"), like on every topic
+(decision 0003); the seed's field names are kept (decision 0005). Prices are per
+ONE base unit: a venue quoting the price of 1000 PEPE is divided by 1000.
+Percentages are in percent (0.12 = 0.12 %); ``*_spread`` fractions (0.0012) come
+straight from the processors' events. Times: ``timestamp`` fields of rows are
+Unix milliseconds, ``*_ts_ns`` fields nanoseconds, top-level ``timestamp`` is the
+ISO 8601 UTC time the response was built.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PlainSerializer
+
+
+def _fixed(value: Decimal) -> str:
+    # normalize() drops trailing zeros ("440.998425000" -> "440.998425"); "f" keeps it out of
+    # exponent notation ("1.12E-8" -> "0.0000000112", "1E+5" -> "100000").
+    return "0" if value.is_zero() else format(value.normalize(), "f")
+
+
+Num = Annotated[Decimal, PlainSerializer(_fixed, return_type=str, when_used="json")]
+"""A Decimal, serialised as a fixed-point JSON string."""
+
+PER_BASE = "per ONE base unit (the venue's price divided by its price_multiplier)"
+NOW = Field(description="ISO 8601 UTC time this response was built")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what went wrong")
+
+
+class PriceEntry(BaseModel):
+    venue: str
+    instrument_id: str = Field(description="canonical id, e.g. BTC-USDT-PERP@binance")
+    native_symbol: str
+    quote_group: str = Field(description="contracts comparable with each other: USDT, USDC, USD, USD-inverse")
+    price: Num | None = Field(description=f"reference price {PER_BASE}; see price_source")
+    price_source: Literal["mid", "last", "mark", "none"] = Field(
+        description="mid of bid/ask when both exist, else the last trade, else the mark price"
+    )
+    bid: Num | None = Field(description=f"best bid {PER_BASE}")
+    ask: Num | None = Field(description=f"best ask {PER_BASE}")
+    bid_size: Num | None = Field(description="size at the best bid, base units")
+    ask_size: Num | None = Field(description="size at the best ask, base units")
+    last: Num | None = Field(description=f"last trade price {PER_BASE}")
+    mark: Num | None = Field(description=f"mark price {PER_BASE}")
+    price_multiplier: Num = Field(description="base units one venue price refers to (1000 for 1000PEPE)")
+    funding_rate: Num | None = Field(description="latest funding rate per interval, fraction")
+    crossed: bool = Field(description="bid >= ask inside this venue: a data error, never used for arbitrage")
+    timestamp: int = Field(description="venue's event time of the quote, Unix ms")
+    exchange_ts_missing: bool = Field(description="the venue sent no event time; timestamp is the receipt time")
+    receipt_timestamp: int = Field(description="when ingest received the quote, Unix ms")
+    age_ms: int = Field(description="now - receipt time")
+
+
+class PricesOut(BaseModel):
+    prices: dict[str, dict[str, PriceEntry]] = Field(
+        description="symbol -> venue -> quote. One entry per venue: its USDT contract when it has one, "
+        "else USDC, USD, USD-inverse; GET /api/prices/{symbol} lists every instrument"
+    )
+    timestamp: str = NOW
+
+
+class SymbolPricesOut(BaseModel):
+    symbol: str
+    prices: dict[str, PriceEntry] = Field(description="venue -> quote (one per venue, as in /api/prices)")
+    instruments: list[PriceEntry] = Field(description="every instrument of the symbol, all quote groups")
+    timestamp: str = NOW
+
+
+class BestQuote(BaseModel):
+    price: Num = Field(description=PER_BASE)
+    size: Num | None = Field(description="base units")
+    venue: str
+    instrument_id: str
+    timestamp: int = Field(description="venue's event time, Unix ms")
+    age_ms: int
+
+
+class BestGroup(BaseModel):
+    quote_group: str
+    best_bid: BestQuote | None = Field(description="highest usable bid (fresh, healthy venue, book not crossed)")
+    best_ask: BestQuote | None = Field(description="lowest usable ask")
+    spread: Num | None = Field(
+        description="best_ask - best_bid; negative when buying on one venue and selling on another pays"
+    )
+    spread_percentage: Num | None = Field(description="spread / best_ask x 100")
+
+
+class BestPricesOut(BestGroup):
+    symbol: str
+    by_quote_group: dict[str, BestGroup] = Field(description="the same for every quote group of the symbol")
+    timestamp: str = NOW
+
+
+class SummaryOut(BaseModel):
+    total_symbols: int
+    total_exchanges: int
+    symbols: list[str]
+    exchanges: list[str]
+    price_count: int = Field(description="instruments with a quote")
+    open_opportunities: int = Field(description="open arbitrage episodes")
+    last_update: str | None = Field(description="receipt time of the last tick (not of this request), ISO 8601")
+    last_update_ms: int | None = Field(description="the same, Unix ms")
+    timestamp: str = NOW
+
+
+class ArbitrageRow(BaseModel):
+    symbol: str
+    buy_exchange: str
+    sell_exchange: str
+    buy_price: Num = Field(description=f"ask on the buy venue, {PER_BASE}")
+    sell_price: Num = Field(description=f"bid on the sell venue, {PER_BASE}")
+    spread: Num = Field(description="sell_price - buy_price")
+    spread_percentage: Num = Field(description="gross spread, (sell_price - buy_price) / buy_price x 100")
+    net_spread_percentage: Num = Field(description="spread_percentage minus both venues' taker fees, x 100")
+    potential_profit: Num = Field(description="net profit in the quote currency when trading `size` at these prices")
+    profitable: bool = Field(description="net spread > 0 and both legs usable (fresh, healthy venue, sane book)")
+    timestamp: int = Field(description="the newer leg's venue event time, Unix ms")
+    size: Num = Field(description="executable size, base units: min(ask size buy venue, bid size sell venue)")
+    notional: Num = Field(description="size x buy_price, quote currency")
+    buy_age_ms: int
+    sell_age_ms: int
+    skew_ms: int = Field(description="difference between the legs' receipt times")
+    buy_instrument_id: str
+    sell_instrument_id: str
+    quote_group: str
+    buy_fee: Num = Field(description="taker fee fraction assumed on the buy venue")
+    sell_fee: Num = Field(description="taker fee fraction assumed on the sell venue")
+    problem: str | None = Field(description="why a leg is not usable right now (stale quote, venue stale, ...)")
+    episode_id: str | None = Field(description="event_id of the open episode of this pair, if one is open")
+
+
+class ArbitrageOut(BaseModel):
+    opportunities: list[ArbitrageRow] = Field(description="best net spread first")
+    timestamp: str = NOW
+
+
+class SpreadOut(BaseModel):
+    symbol: str
+    exchange1: str
+    exchange2: str
+    quote_group: str = Field(description="the quote group both venues' compared contracts belong to")
+    instrument1: str
+    instrument2: str
+    price1: Num | None = Field(description=f"reference price on exchange1, {PER_BASE}")
+    price2: Num | None = Field(description=f"reference price on exchange2, {PER_BASE}")
+    spread: Num | None = Field(description="price2 - price1")
+    spread_percentage: Num | None = Field(description="spread / price1 x 100")
+    buy_1_sell_2: ArbitrageRow | None = Field(description="executable: buy on exchange1, sell on exchange2")
+    buy_2_sell_1: ArbitrageRow | None = Field(description="executable: buy on exchange2, sell on exchange1")
+    timestamp: str = NOW
+
+
+class AlertStatusOut(BaseModel):
+    symbol: str
+    can_send_alert: bool
+    last_alert_time: str | None = Field(description="event time of the last alert, ISO 8601")
+    last_alert_timestamp_ms: int | None
+    last_alert_net_spread: Num | None = Field(description="net spread fraction of the last alert")
+    seconds_until_next_alert: float
+    cooldown_seconds: int = Field(description="ARBSTREAM_COOLDOWN_S, the worker's setting")
+    cooldown_break_ratio: Num = Field(description="a new alert this many times better breaks the cooldown")
+    timestamp: str = NOW
+
+
+class ReloadOut(BaseModel):
+    status: Literal["reloaded"]
+    symbols: list[str]
+    venues: list[str]
+    instruments: int
+    added: list[str] = Field(description="instrument ids added by this reload")
+    removed: list[str] = Field(description="instrument ids removed by this reload")
+    timestamp: str = NOW
+
+
+class LegOut(BaseModel):
+    venue: str
+    instrument_id: str
+    price: Num = Field(description=f"executable price {PER_BASE}: the ask on the buy leg, the bid on the sell leg")
+    size: Num
+    fee: Num
+    age_ms: int
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class OpportunityOut(BaseModel):
+    """An alert from the ``opportunities`` topic, or the latest evaluation of an open episode."""
+
+    type: Literal["opportunity"] = "opportunity"
+    event_id: str
+    symbol: str
+    buy: LegOut
+    sell: LegOut
+    gross_spread: Num = Field(description="fraction")
+    net_spread: Num = Field(description="fraction, after both taker fees")
+    size: Num
+    notional: Num
+    skew_ms: int
+    episode_start_ts_ns: int
+    cooldown_broken: bool
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+    detected_ts_ns: int
+    emitted_ts_ns: int | None
+
+
+class EpisodeClosedOut(BaseModel):
+    type: Literal["episode_closed"] = "episode_closed"
+    event_id: str
+    symbol: str
+    buy_venue: str
+    sell_venue: str
+    buy_instrument_id: str
+    sell_instrument_id: str
+    start_ts_ns: int
+    end_ts_ns: int
+    duration_ms: int
+    peak_net_spread: Num
+    avg_net_spread: Num
+    ticks: int
+    close_reason: str
+    alerted: bool
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class OpenEpisodeOut(BaseModel):
+    event_id: str
+    symbol: str
+    buy_venue: str
+    sell_venue: str
+    buy_instrument_id: str
+    sell_instrument_id: str
+    start_ts_ns: int
+    alive_ms: int = Field(description="now - episode start")
+    ticks: int
+    peak_net_spread: Num
+    avg_net_spread: Num
+    last_net_spread: Num
+    alerted: bool = Field(description="false when the symbol's cooldown suppressed the alert")
+    last: OpportunityOut = Field(description="latest evaluation of the pair")
+
+
+class OpportunitiesOut(BaseModel):
+    opportunities: list[OpenEpisodeOut] = Field(description="open episodes, best last net spread first")
+    recent_alerts: list[OpportunityOut] = Field(description="latest alerts first")
+    timestamp: str = NOW
+
+
+class EpisodesOut(BaseModel):
+    episodes: list[EpisodeClosedOut] = Field(description="closed episodes, latest end first")
+    total: int = Field(description="closed episodes matching the filters")
+    limit: int
+    offset: int
+    timestamp: str = NOW
+
+
+class ConnectionOut(BaseModel):
+    connection: str
+    state: str
+    reason: str
+    reconnects: int
+    frames_total: int
+    events_total: int
+    malformed_total: int
+    last_message_age_ms: int | None = Field(description="now - receipt time of the last market-data frame")
+    messages_per_s: float | None = Field(description="frames/s between the last two health snapshots")
+    events_per_s: float | None
+    reported_age_ms: int = Field(description="now - time of the last health snapshot")
+
+
+class VenueOut(BaseModel):
+    venue: str
+    state: str = Field(description="worst state over the venue's connections, 'unknown' without health reports")
+    connections: list[ConnectionOut]
+    symbols: list[str]
+    instruments: list[str] = Field(description="configured or quoted instrument ids")
+    quote_count: int
+    last_quote_timestamp: int | None = Field(description="receipt time of the venue's latest quote, Unix ms")
+    last_quote_age_ms: int | None
+    taker_fee: Num
+
+
+class VenuesOut(BaseModel):
+    venues: list[VenueOut]
+    timestamp: str = NOW
+
+
+class BrokerOut(BaseModel):
+    reachable: bool
+    bootstrap: str | None
+
+
+class ConsumerOut(BaseModel):
+    caught_up: bool = Field(description="the read model has loaded every topic up to the end seen at startup")
+    lag_total: int | None = Field(description="records not yet applied (end offsets - positions); null if unknown")
+    lag_by_topic: dict[str, int]
+    records_applied: int
+    load_seconds: float | None = Field(description="time from start to caught up")
+
+
+class HealthOut(BaseModel):
+    status: Literal["starting", "ok", "degraded"]
+    complete: bool = Field(description="false while the read model is still loading (data endpoints answer 503)")
+    broker: BrokerOut
+    consumer: ConsumerOut
+    venues: list[VenueOut]
+    venues_unhealthy: list[str]
+    reasons: list[str] = Field(description="why the status is not ok")
+    timestamp: str = NOW
+
+
+class InfoOut(BaseModel):
+    service: str
+    version: str
+    namespace: str
+    complete: bool
+    demo: bool = Field(description="the data comes from the exchange simulator, not real venues")
+    docs: str
+    websocket: str

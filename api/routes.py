@@ -1,0 +1,246 @@
+"""REST endpoints: the seed's paths and field names, corrected semantics, plus the new ones.
+
+Every data endpoint answers 503 (JSON body, ``Retry-After``) until the read
+model has loaded the topics up to where they ended at startup: a half-loaded
+model is never served as if complete (decision 0005). Unknown symbols and
+venues are 404, bad parameters 422 — never the seed's 200-with-an-error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.context import ApiContext, now_ns
+from api.models import (
+    AlertStatusOut,
+    ArbitrageOut,
+    BestPricesOut,
+    EpisodesOut,
+    ErrorOut,
+    OpportunitiesOut,
+    PricesOut,
+    ReloadOut,
+    SpreadOut,
+    SummaryOut,
+    SymbolPricesOut,
+    VenuesOut,
+)
+from api.universe import load_universe
+from api.views_arbitrage import (
+    ArbFilter,
+    alert_status,
+    arbitrage_rows,
+    closed_episodes,
+    common_pair,
+    open_episodes,
+    spread,
+)
+from api.views_prices import all_prices, best_prices, iso, resolve_symbol, summary, symbol_prices
+from api.views_venues import known_venues, venues_out
+from arbstream.errors import ConfigError
+
+router = APIRouter()
+
+LOADING: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "read model still loading"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown symbol or venue"}}
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def loaded(ctx: Annotated[ApiContext, Depends(context)]) -> ApiContext:
+    if not ctx.model.complete:
+        raise HTTPException(503, detail="read model still loading; see /health", headers={"Retry-After": "1"})
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(loaded)]
+SymbolPath = Annotated[
+    str, Path(description="canonical base (BTC); seed spellings like BTCUSDT are accepted", max_length=64)
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="maximum rows")]
+MinSpread = Annotated[
+    float | None,
+    Query(ge=-100, le=100, allow_inf_nan=False, description="minimum gross spread_percentage, in percent"),
+]
+VenueQuery = Annotated[str | None, Query(max_length=64, description="only rows with a leg on this venue")]
+SymbolQuery = Annotated[str | None, Query(max_length=64, description="only this symbol")]
+
+
+def _symbol(ctx: ApiContext, raw: str) -> str:
+    symbol = resolve_symbol(ctx.model, ctx.universe, raw)
+    if symbol is None:
+        raise HTTPException(404, detail=f"unknown symbol {raw[:64]!r}")
+    return symbol
+
+
+def _venue(ctx: ApiContext, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    venue = raw.strip().lower()
+    if venue not in known_venues(ctx.model, ctx.universe):
+        raise HTTPException(404, detail=f"unknown venue {raw[:64]!r}")
+    return venue
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return Decimal(str(value)) if value is not None else None
+
+
+@router.get("/api/prices", responses=LOADING)
+async def prices(ctx: Ctx) -> PricesOut:
+    """Latest quote per symbol and venue, per base unit; `price` is the mid (see `price_source`)."""
+    return all_prices(ctx.model, now_ns())
+
+
+@router.get("/api/prices/{symbol}", responses=LOADING | NOT_FOUND)
+async def prices_of(ctx: Ctx, symbol: SymbolPath) -> SymbolPricesOut:
+    """One symbol: the per-venue map of /api/prices plus every instrument (all quote groups)."""
+    return symbol_prices(ctx.model, _symbol(ctx, symbol), now_ns())
+
+
+@router.get("/api/best-prices/{symbol}", responses=LOADING | NOT_FOUND)
+async def best_prices_of(
+    ctx: Ctx,
+    symbol: SymbolPath,
+    quote_group: Annotated[
+        str | None, Query(max_length=32, description="USDT, USDC, USD, USD-inverse; default: the largest group")
+    ] = None,
+) -> BestPricesOut:
+    """Best bid and best ask across venues, among comparable contracts only (one quote group)."""
+    out = best_prices(ctx.model, _symbol(ctx, symbol), quote_group, now_ns(), ctx.config)
+    if out is None:
+        raise HTTPException(404, detail=f"no usable quotes of {symbol[:64]!r} in quote group {quote_group!r}")
+    return out
+
+
+@router.get("/api/summary", responses=LOADING)
+async def market_summary(ctx: Ctx) -> SummaryOut:
+    """Counters; `last_update` is the time of the last tick, not of the request."""
+    return summary(ctx.model, now_ns())
+
+
+@router.get("/api/arbitrage", responses=LOADING | NOT_FOUND)
+async def arbitrage(
+    ctx: Ctx,
+    min_spread: MinSpread = None,
+    limit: Limit = 50,
+    venue: VenueQuery = None,
+    symbol: SymbolQuery = None,
+) -> ArbitrageOut:
+    """Every pair of comparable contracts, on executable prices (ask to buy, bid to sell), best net first."""
+    where = ArbFilter(_decimal(min_spread), _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
+    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, where)
+    return ArbitrageOut(opportunities=rows[:limit], timestamp=iso(now_ns()))
+
+
+@router.get("/api/arbitrage/{symbol}", responses=LOADING | NOT_FOUND)
+async def arbitrage_of(
+    ctx: Ctx, symbol: SymbolPath, min_spread: MinSpread = None, limit: Limit = 50, venue: VenueQuery = None
+) -> ArbitrageOut:
+    """The rows of /api/arbitrage for one symbol."""
+    where = ArbFilter(_decimal(min_spread), _venue(ctx, venue), _symbol(ctx, symbol))
+    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, where)
+    return ArbitrageOut(opportunities=rows[:limit], timestamp=iso(now_ns()))
+
+
+@router.get("/api/spread/{symbol}/{ex1}/{ex2}", responses=LOADING | NOT_FOUND)
+async def spread_between(
+    ctx: Ctx,
+    symbol: SymbolPath,
+    ex1: Annotated[str, Path(max_length=64)],
+    ex2: Annotated[str, Path(max_length=64)],
+) -> SpreadOut:
+    """Reference-price spread between two venues, and the executable rows in both directions."""
+    name = _symbol(ctx, symbol)
+    v1, v2 = _venue(ctx, ex1), _venue(ctx, ex2)
+    assert v1 is not None and v2 is not None
+    if v1 == v2:
+        error = {"type": "value_error", "loc": ("path", "ex2"), "msg": "ex2 must differ from ex1", "input": ex2}
+        raise RequestValidationError([error])
+    state = ctx.model.symbols.get(name)
+    pair = common_pair(state, v1, v2, ctx.config.quote_bridges) if state is not None else None
+    if pair is None:
+        raise HTTPException(404, detail=f"{v1} and {v2} have no comparable {name} contracts with quotes")
+    return spread(ctx.model, name, pair[0], pair[1], now_ns(), ctx.config)
+
+
+@router.get("/api/arbitrage/{symbol}/alert-status", responses=LOADING | NOT_FOUND)
+async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> AlertStatusOut:
+    """The symbol's alert cooldown, from the worker's table (ARBSTREAM_COOLDOWN_S)."""
+    return alert_status(ctx.model, _symbol(ctx, symbol), now_ns(), ctx.config)
+
+
+@router.post("/api/reload-config", responses={422: {"model": ErrorOut, "description": "invalid symbol configuration"}})
+async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadOut:
+    """Re-read the symbol configuration (ARBSTREAM_SYMBOLS_FILE against the venues' listings)."""
+    try:
+        fresh = await asyncio.to_thread(load_universe, ctx.settings)
+    except ConfigError as exc:
+        raise HTTPException(422, detail=f"configuration kept unchanged: {exc}") from exc
+    before, after = ctx.universe.ids, fresh.ids
+    ctx.universe = fresh
+    return ReloadOut(
+        status="reloaded",
+        symbols=sorted(fresh.symbols),
+        venues=sorted(fresh.venues),
+        instruments=len(after),
+        added=sorted(after - before),
+        removed=sorted(before - after),
+        timestamp=iso(now_ns()),
+    )
+
+
+@router.get("/api/opportunities", responses=LOADING | NOT_FOUND)
+async def opportunities(
+    ctx: Ctx,
+    symbol: SymbolQuery = None,
+    venue: VenueQuery = None,
+    min_net_spread: Annotated[
+        float | None, Query(ge=-1, le=1, allow_inf_nan=False, description="fraction, like net_spread")
+    ] = None,
+    limit: Limit = 100,
+) -> OpportunitiesOut:
+    """Open arbitrage episodes (live, from the worker's table) and the latest alerts."""
+    where = ArbFilter(None, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
+    return open_episodes(ctx.model, now_ns(), where, _decimal(min_net_spread), limit)
+
+
+@router.get("/api/episodes", responses=LOADING | NOT_FOUND)
+async def episodes(
+    ctx: Ctx,
+    symbol: SymbolQuery = None,
+    venue: VenueQuery = None,
+    limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> EpisodesOut:
+    """Closed episodes (from `opportunity-episodes`), latest first, paged."""
+    where = ArbFilter(None, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
+    return closed_episodes(ctx.model, now_ns(), where, limit, offset)
+
+
+@router.get("/api/venues", responses=LOADING)
+async def venues(ctx: Ctx) -> VenuesOut:
+    """Every venue configured, quoting or reporting health: connection state, rates, quotes, fee."""
+    now = now_ns()
+    return VenuesOut(venues=venues_out(ctx.model, ctx.universe, now, ctx.config), timestamp=iso(now))
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
+    """Prometheus text format."""
+    ctx.metrics.symbols.set(len(ctx.model.symbols))
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

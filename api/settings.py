@@ -1,0 +1,61 @@
+"""Settings of ``arbstream api``.
+
+The API answers questions about the worker's state (cooldown left, which legs
+are stale, fees behind a net spread), so it must read the *same* numbers the
+worker uses: it inherits every field of :class:`processors.settings.WorkerSettings`
+(``ARBSTREAM_COOLDOWN_S``, ``ARBSTREAM_TAKER_FEES``, ``ARBSTREAM_APP_NAME`` for
+the changelog topic name, ...) and adds its own HTTP/WebSocket knobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from arbstream.settings import DEFAULT_CACHE_DIR, REPO_ROOT
+from arbstream.settings import ApiSettings as BaseApiSettings
+from processors.settings import WorkerSettings
+
+DEV_DASHBOARD_PORT = 5173
+"""Vite's dev server port (issue 7); allowed by default so `npm run dev` can call the API."""
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ApiSettings(WorkerSettings, BaseApiSettings):
+    symbols_file: Path | None = Field(
+        default=None, description="BASE:NATIVE_SYMBOL:venue lines (as for ingest); re-read by POST /api/reload-config"
+    )
+    instruments_cache_dir: Path = DEFAULT_CACHE_DIR / "instruments"
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="allowed browser origins (comma list); empty = the API's own origin and the dev dashboard",
+    )
+    dashboard_dist: Path = REPO_ROOT / "dashboard" / "dist"
+    demo: bool = Field(default=False, description="the venues are the simulator (`arbstream up --demo` sets it)")
+
+    ws_queue_size: int = Field(default=1_000, ge=1, description="events buffered per WebSocket client before dropping")
+    ws_coalesce_ms: int = Field(default=100, ge=0, description="price updates per instrument: at most one per interval")
+    ws_send_timeout_s: float = Field(default=10.0, gt=0, description="a client whose socket blocks longer is dropped")
+    ws_top_n: int = Field(default=20, ge=1, le=1000, description="rows of the arbitrage_opportunities top list")
+    ws_refresh_s: float = Field(default=1.0, gt=0, description="period of market_summary / arbitrage top list pushes")
+
+    alerts_keep: int = Field(default=1_000, ge=1, description="recent alerts kept in memory")
+    episodes_keep: int = Field(default=10_000, ge=1, description="closed episodes kept in memory for /api/episodes")
+    max_lag_records: int = Field(default=10_000, ge=0, description="/health is degraded beyond this consumer lag")
+    discover_interval_s: float = Field(default=5.0, gt=0, description="how often to look for new topics/partitions")
+
+    _split_origins = field_validator("cors_origins", mode="before")(_split)
+
+    def allowed_origins(self) -> list[str]:
+        if self.cors_origins:
+            return self.cors_origins
+        hosts = {self.api_host, "localhost", "127.0.0.1"}
+        return sorted(f"http://{host}:{port}" for host in hosts for port in (self.api_port, DEV_DASHBOARD_PORT))

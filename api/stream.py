@@ -1,0 +1,225 @@
+"""What the WebSocket sends: read-model changes turned into messages, periodic pushes, snapshots.
+
+Message envelope: ``{"type": ..., "seq": n, "data": ...}`` (the seed's
+``type``/``data`` plus a per-connection sequence number). Types:
+
+- ``market_summary`` (data as GET /api/summary), ``initial_prices`` (data as the
+  ``prices`` map of GET /api/prices): sent on connect, as the seed did.
+- ``price_update``: one instrument's quote, fields as a /api/prices entry plus
+  ``symbol``, ``exchange`` and ``primary``; coalesced per instrument.
+- ``arbitrage_opportunities``: the current top list (rows as GET /api/arbitrage,
+  positive gross spread, filtered by the subscription), every ``ws_refresh_s``.
+- ``opportunity`` (an alert, as on the ``opportunities`` topic),
+  ``episode_closed``, ``venue_health`` (a venue as in GET /api/venues).
+- ``snapshot``: the answer to ``subscribe`` and ``resync``: the subscribed
+  channels' current state at once (see :class:`Snapshot`; unsubscribed sections are null).
+- ``error`` (``{"code", "message"}``), ``pong``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from api.context import ApiContext, now_ns
+from api.hub import Filter, Hub
+from api.models import (
+    ArbitrageRow,
+    EpisodeClosedOut,
+    OpenEpisodeOut,
+    OpportunityOut,
+    PriceEntry,
+    SummaryOut,
+    VenueOut,
+)
+from api.readmodel import Changes
+from api.views_arbitrage import ArbFilter, arbitrage_rows, closed_out, open_episode_rows, opportunity_out
+from api.views_prices import all_prices, price_entry, primary_quotes, summary
+from api.views_venues import venue_out, venues_out
+from schemas.arbitrage import EpisodeClosed, Opportunity, SymbolState
+from schemas.market import Quote
+
+SNAPSHOT_HISTORY = 50
+"""Recent alerts and closed episodes in a snapshot (the REST endpoints page through more)."""
+_rows = TypeAdapter(list[ArbitrageRow])
+
+
+class PriceUpdate(PriceEntry):
+    symbol: str
+    exchange: str = Field(description="the seed's name for venue")
+    primary: bool = Field(description="this is the contract /api/prices shows for the venue")
+
+
+class SubscriptionEcho(BaseModel):
+    channels: list[str]
+    symbols: list[str] | None
+    venues: list[str] | None
+    min_net_spread: Decimal | None
+    all_instruments: bool
+
+
+class Snapshot(BaseModel):
+    subscription: SubscriptionEcho
+    prices: dict[str, list[PriceEntry]] | None = Field(default=None, description="symbol -> instruments")
+    market_summary: SummaryOut | None = None
+    arbitrage_opportunities: list[ArbitrageRow] | None = None
+    opportunities: list[OpenEpisodeOut] | None = Field(default=None, description="open episodes")
+    recent_alerts: list[OpportunityOut] | None = None
+    episodes: list[EpisodeClosedOut] | None = Field(default=None, description="latest closed episodes")
+    venues: list[VenueOut] | None = None
+
+
+def _echo(f: Filter) -> SubscriptionEcho:
+    return SubscriptionEcho(
+        channels=sorted(f.channels),
+        symbols=sorted(f.symbols) if f.symbols is not None else None,
+        venues=sorted(f.venues) if f.venues is not None else None,
+        min_net_spread=f.min_net_spread,
+        all_instruments=f.all_instruments,
+    )
+
+
+def _is_primary(state: SymbolState, quote: Quote) -> bool:
+    chosen = primary_quotes(state.quotes.values()).get(quote.venue)
+    return chosen is not None and chosen.instrument_id == quote.instrument_id
+
+
+class Publisher:
+    """Turns read-model changes into hub messages; owns the periodic pushes."""
+
+    def __init__(self, ctx: ApiContext, hub: Hub) -> None:
+        self.ctx = ctx
+        self.hub = hub
+
+    def on_changes(self, changes: Changes) -> None:
+        if not self.hub.clients:
+            return
+        with self.hub.timed():
+            now = now_ns()
+            for symbol, quote in changes.quotes:
+                self._price(symbol, quote, now)
+            for alert in changes.alerts:
+                self._alert(alert)
+            for closed in changes.closed:
+                self._closed(closed)
+            for venue in sorted({h.venue for h in changes.health}):
+                self._venue(venue, now)
+
+    def _price(self, symbol: str, quote: Quote, now: int) -> None:
+        state = self.ctx.model.symbols.get(symbol)
+        if state is None or state.quotes.get(quote.instrument_id) is not quote:
+            return  # superseded within the same batch
+        primary = _is_primary(state, quote)
+        entry = price_entry(quote, state, now)
+        # model_construct: the entry's fields are already validated, skip doing it again per tick.
+        update = PriceUpdate.model_construct(**dict(entry), symbol=symbol, exchange=quote.venue, primary=primary)
+        data = update.model_dump_json()
+
+        def wants(f: Filter) -> bool:
+            return f.symbol_ok(symbol) and f.venue_ok(quote.venue) and (primary or f.all_instruments)
+
+        self.hub.publish_latest(f"price:{quote.instrument_id}", "price_update", "prices", data, wants)
+
+    def _alert(self, alert: Opportunity) -> None:
+        def wants(f: Filter) -> bool:
+            return (
+                f.symbol_ok(alert.symbol)
+                and f.legs_ok(alert.buy.venue, alert.sell.venue)
+                and f.net_ok(alert.net_spread)
+            )
+
+        self.hub.publish_event("opportunity", "opportunities", opportunity_out(alert).model_dump_json(), wants)
+
+    def _closed(self, closed: EpisodeClosed) -> None:
+        def wants(f: Filter) -> bool:
+            return (
+                f.symbol_ok(closed.symbol)
+                and f.legs_ok(closed.buy_venue, closed.sell_venue)
+                and f.net_ok(closed.peak_net_spread)
+            )
+
+        self.hub.publish_event("episode_closed", "episodes", closed_out(closed).model_dump_json(), wants)
+
+    def _venue(self, venue: str, now: int) -> None:
+        ctx = self.ctx
+        data = venue_out(venue, ctx.model, ctx.universe, now, ctx.config).model_dump_json()
+        self.hub.publish_latest(f"venue:{venue}", "venue_health", "health", data, lambda f: f.venue_ok(venue))
+
+    def push_periodic(self) -> None:
+        """market_summary and the arbitrage top list: their ages and staleness move with the clock."""
+        if not self.hub.clients:
+            return
+        ctx, now = self.ctx, now_ns()
+        data = summary(ctx.model, now).model_dump_json()
+        self.hub.publish_latest("summary", "market_summary", "summary", data, lambda f: True)
+        rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, ArbFilter()) if r.spread_percentage > 0]
+        self.hub.publish_per_filter(
+            "arbitrage", "arbitrage_opportunities", "arbitrage", lambda f: _rows.dump_json(self._top(rows, f)).decode()
+        )
+
+    def _top(self, rows: list[ArbitrageRow], f: Filter) -> list[ArbitrageRow]:
+        chosen = [
+            r
+            for r in rows
+            if f.symbol_ok(r.symbol)
+            and f.legs_ok(r.buy_exchange, r.sell_exchange)
+            and f.net_ok(r.net_spread_percentage / 100)
+        ]
+        return chosen[: self.ctx.settings.ws_top_n]
+
+    async def run_periodic(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.ws_refresh_s)
+            self.push_periodic()
+
+    def initial_messages(self) -> list[tuple[str, str]]:
+        """What the seed sent on connect."""
+        now = now_ns()
+        prices = all_prices(self.ctx.model, now)
+        prices_json = TypeAdapter(dict[str, dict[str, PriceEntry]]).dump_json(prices.prices).decode()
+        return [("market_summary", summary(self.ctx.model, now).model_dump_json()), ("initial_prices", prices_json)]
+
+    def snapshot(self, f: Filter) -> str:
+        ctx, now = self.ctx, now_ns()
+        snap = Snapshot(subscription=_echo(f))
+        where = ArbFilter()
+        if "prices" in f.channels:
+            snap.prices = self._prices(f, now)
+        if "summary" in f.channels:
+            snap.market_summary = summary(ctx.model, now)
+        if "arbitrage" in f.channels:
+            rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, where) if r.spread_percentage > 0]
+            snap.arbitrage_opportunities = self._top(rows, f)
+        if "opportunities" in f.channels:
+            opened = open_episode_rows(ctx.model, now, where, f.min_net_spread)
+            snap.opportunities = [o for o in opened if f.symbol_ok(o.symbol) and f.legs_ok(o.buy_venue, o.sell_venue)]
+            alerts = [a for a in reversed(ctx.model.alerts.values()) if self._wanted(f, a.symbol, a)]
+            snap.recent_alerts = [opportunity_out(a) for a in alerts[:SNAPSHOT_HISTORY]]
+        if "episodes" in f.channels:
+            # Filter the raw events before building response models: there may be thousands.
+            closed = [e for e in ctx.model.closed.values() if self._wanted_closed(f, e)]
+            closed.sort(key=lambda e: (-e.end_ts_ns, e.event_id))
+            snap.episodes = [closed_out(e) for e in closed[:SNAPSHOT_HISTORY]]
+        if "health" in f.channels:
+            snap.venues = [v for v in venues_out(ctx.model, ctx.universe, now, ctx.config) if f.venue_ok(v.venue)]
+        return snap.model_dump_json()
+
+    @staticmethod
+    def _wanted(f: Filter, symbol: str, o: Opportunity) -> bool:
+        return f.symbol_ok(symbol) and f.legs_ok(o.buy.venue, o.sell.venue) and f.net_ok(o.net_spread)
+
+    @staticmethod
+    def _wanted_closed(f: Filter, e: EpisodeClosed) -> bool:
+        return f.symbol_ok(e.symbol) and f.legs_ok(e.buy_venue, e.sell_venue) and f.net_ok(e.peak_net_spread)
+
+    def _prices(self, f: Filter, now: int) -> dict[str, list[PriceEntry]]:
+        out: dict[str, list[PriceEntry]] = {}
+        for symbol, state in sorted(self.ctx.model.symbols.items()):
+            if not f.symbol_ok(symbol):
+                continue
+            quotes = state.quotes.values() if f.all_instruments else primary_quotes(state.quotes.values()).values()
+            chosen = sorted((q for q in quotes if f.venue_ok(q.venue)), key=lambda q: q.instrument_id)
+            out[symbol] = [price_entry(q, state, now) for q in chosen]
+        return out
