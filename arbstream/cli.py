@@ -104,6 +104,12 @@ def _cmd_instruments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from arbstream.bench.runner import run_cli
+
+    return run_cli(quick=args.quick, out=args.out)
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import export
 
@@ -127,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "normalize": ("print normalised JSON lines for raw frames (offline)", _cmd_normalize),
         "instruments": ("list tracked instruments, or refresh the venues' listings", _cmd_instruments),
         "schemas": ("write the JSON Schema of every topic to schemas/json/", _cmd_schemas),
+        "bench": ("measure every stage's throughput/latency next to the broker's limit", _cmd_bench),
     }
     for name, (help_text, handler) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
@@ -146,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("file", nargs="?", help="frames, one per line (default: stdin)")
         if name == "instruments":
             cmd.add_argument("action", choices=["list", "refresh"], nargs="?", default="list")
+        if name == "bench":
+            cmd.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 3 minutes)")
+            cmd.add_argument("--out", type=Path, help="directory for the results (default: bench-results/)")
     return parser
 
 

@@ -1,0 +1,95 @@
+"""The bench's broker (external or a local one it starts) and its Kafka measuring tools."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from arbstream.broker import LocalKafka, free_port
+from arbstream.settings import BrokerSettings, CommonSettings
+
+Record = tuple[str, bytes, bytes]
+"""(topic, key, value) ready to send."""
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    bootstrap: str
+    kafka_version: str
+    local: bool
+    pid: int | None = None
+    """The local broker's JVM, whose CPU counts as the bench's own."""
+
+
+@contextmanager
+def bench_broker(data_dir: Path) -> Iterator[BrokerInfo]:
+    """KAFKA_BOOTSTRAP / ARBSTREAM_KAFKA_BOOTSTRAP when set, else a local broker on free ports, stopped at exit."""
+    external = CommonSettings().kafka_bootstrap
+    if external:
+        # The broker software version is not visible to a client; say so instead of guessing.
+        yield BrokerInfo(external, "external (version not reported by the client)", local=False)
+        return
+    settings = BrokerSettings()
+    broker = LocalKafka(settings, data_dir=data_dir, port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        pid = broker.process.pid if broker.process is not None else None
+        yield BrokerInfo(broker.bootstrap, f"Apache Kafka {settings.kafka_version} (local, KRaft)", local=True, pid=pid)
+    finally:
+        broker.stop()
+
+
+def make_producer(bootstrap: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """The same producer settings as ingest's Publisher, so the limit is the one ingest can reach."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", max_batch_size=256 * 1024)
+
+
+async def send_all(producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+    """Hand every record to the producer's accumulator without awaiting each delivery, then flush.
+
+    Raises the first delivery error, so a benchmark never reports messages that were lost.
+    """
+    futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+    await producer.flush()
+    await asyncio.gather(*futures)
+
+
+class OffsetProbe:
+    """Sums of topics' end offsets: how many records have arrived, without consuming them.
+
+    Counting by end offsets costs the bench almost no CPU, so it does not steal
+    time from the services it measures on a small machine.
+    """
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self.partitions = partitions
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def __aenter__(self) -> OffsetProbe:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def total(self, topics: Sequence[str]) -> int:
+        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
+        ends = await self._consumer.end_offsets(tps)
+        return int(sum(ends.values()))
+
+    async def wait_for(
+        self, topics: Sequence[str], target: int, timeout_s: float, poll_s: float = 0.02
+    ) -> float | None:
+        """Monotonic time at which the topics' total reached ``target``; None on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if await self.total(topics) >= target:
+                return time.monotonic()
+            await asyncio.sleep(poll_s)
+        return None

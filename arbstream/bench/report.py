@@ -1,0 +1,246 @@
+"""Turn stage results into one summary: ratios to the broker limit, a Markdown file, a rich table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from arbstream.bench.common import Result
+
+Row = tuple[str, str, str, str]
+"""(stage, figure, value, ratio to the broker limit)."""
+HEADER: Row = ("Stage", "Figure", "Value", "× broker limit")
+
+
+def broker_limit(stages: Result) -> float | None:
+    """min(produce, consume) msgs/s of stage 2: a pipeline stage that reads and writes cannot beat both."""
+    value = stages.get("broker_limit", {}).get("limit_msgs_per_s")
+    return value if isinstance(value, float) and value > 0 else None
+
+
+def ratios(stages: Result) -> dict[str, float | None]:
+    limit = broker_limit(stages)
+    figures = {
+        "parse_slowest_venue": stages.get("parse", {}).get("slowest_frames_per_s"),
+        "parse_median_venue": stages.get("parse", {}).get("median_frames_per_s"),
+        "broker_produce": stages.get("broker_limit", {}).get("produce_msgs_per_s"),
+        "broker_consume": stages.get("broker_limit", {}).get("consume_msgs_per_s"),
+        "ingest": stages.get("ingest", {}).get("ticks_per_s"),
+        "ingest_per_core": stages.get("ingest", {}).get("ticks_per_cpu_s"),
+        "worker_drain": stages.get("processors", {}).get("drain_ticks_per_s"),
+        "worker_logic_only": stages.get("processors", {}).get("logic_only_ticks_per_s"),
+    }
+    return {k: (v / limit if isinstance(v, float) and limit else None) for k, v in figures.items()}
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else (f"{value:.2f}×" if value >= 0.01 else f"{value:.4f}×")
+
+
+def _skipped(stage: Result) -> str | None:
+    if stage.get("status") in {"not measured", "failed"}:
+        return f"{stage['status']}: {stage.get('reason', '').splitlines()[0] if stage.get('reason') else ''}"
+    return None
+
+
+def _latency(block: Result) -> str:
+    return f"{_num(block.get('p50_ms'), 1)} / {_num(block.get('p99_ms'), 1)} / {_num(block.get('p99_9_ms'), 1)}"
+
+
+def _parse_rows(parse: Result, r: dict[str, float | None]) -> list[Row]:
+    venues = parse["venues"]
+    slowest = min(venues, key=lambda name: venues[name]["frames_per_s"])
+    return [
+        (
+            "1 Parse",
+            f"frames/s, one core, slowest venue ({slowest})",
+            _num(parse["slowest_frames_per_s"]),
+            _ratio(r["parse_slowest_venue"]),
+        ),
+        (
+            "1 Parse",
+            f"frames/s, one core, median of {len(venues)} venues",
+            _num(parse["median_frames_per_s"]),
+            _ratio(r["parse_median_venue"]),
+        ),
+    ]
+
+
+def _broker_rows(limit: Result, r: dict[str, float | None]) -> list[Row]:
+    size = f"{limit['message_bytes']} B msgs"
+    return [
+        (
+            "2 Broker",
+            f"produce msgs/s ({size}, linger 5 ms, acks=all)",
+            _num(limit["produce_msgs_per_s"]),
+            _ratio(r["broker_produce"]),
+        ),
+        (
+            "2 Broker",
+            f"consume msgs/s ({_num(limit['consume_mb_per_s'], 1)} MB/s)",
+            _num(limit["consume_msgs_per_s"]),
+            _ratio(r["broker_consume"]),
+        ),
+    ]
+
+
+def _ingest_rows(ingest: Result, r: dict[str, float | None]) -> list[Row]:
+    observed = f"ticks/s per process (ingest CPU {ingest['ingest_cpu']:.2f}; bound by {ingest['bound_by']})"
+    capacity = "ticks per ingest CPU-second (one core's capacity)"
+    return [
+        ("3 Ingest", observed, _num(ingest["ticks_per_s"]), _ratio(r["ingest"])),
+        ("3 Ingest", capacity, _num(ingest["ticks_per_cpu_s"]), _ratio(r["ingest_per_core"])),
+    ]
+
+
+def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
+    rows: list[Row] = [
+        (
+            "4 Worker",
+            f"backlog drain ticks/s (CPU {proc['drain_worker_cpu']:.2f})",
+            _num(proc["drain_ticks_per_s"]),
+            _ratio(r["worker_drain"]),
+        ),
+        (
+            "4 Worker",
+            "per-tick logic alone, no Faust/Kafka, ticks/s",
+            _num(proc["logic_only_ticks_per_s"]),
+            _ratio(r["worker_logic_only"]),
+        ),
+    ]
+    for level in proc["latency"]:
+        processed = f"processed {_num(level['processed_ticks_per_s'])}/s, worker CPU {level['worker_cpu']:.2f}"
+        state = f"SATURATED: {processed}" if level["saturated"] else f"keeps up; {processed}"
+        samples = level["tick_to_topic"]["samples"]
+        figure = f"tick→topic p50/p99/p99.9 ms @ {level['offered_ticks_per_s']:,}/s ({state}, n={samples})"
+        rows.append(("4 Latency", figure, _latency(level["tick_to_topic"]), "—"))
+    return rows
+
+
+def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
+    rows: list[Row] = []
+    for level in ws["levels"]:
+        delivered = _num((level.get("delivered_ratio") or math.nan) * 100, 1)
+        clients = f"{level['clients']:,} client" + ("s" if level["clients"] != 1 else "")
+        cpu = f"API CPU {level['api_cpu']:.2f}, bench CPU {level['bench_cpu']:.2f}"
+        figure = f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu})"
+        rows.append(("5 WebSocket", figure, _latency(level), "—"))
+    return rows
+
+
+def _recovery_rows(rec: Result, _r: dict[str, float | None]) -> list[Row]:
+    parts = f"join wait {_num(rec['group_wait_s'], 1)} s, restore {_num(rec['table_restore_s'], 1)} s"
+    records = f"{_num(rec['changelog_records'])} changelog records of {_num(rec['changelog_record_bytes'])} B"
+    figure = f"SIGKILL → replacement processing, s ({parts}; {records}; session timeout {rec['session_timeout_s']} s)"
+    return [("6 Recovery", figure, _num(rec["recovery_s"], 1), "—")]
+
+
+BUILDERS = {
+    "parse": ("1 Parse", _parse_rows),
+    "broker_limit": ("2 Broker", _broker_rows),
+    "ingest": ("3 Ingest", _ingest_rows),
+    "processors": ("4 Worker", _processor_rows),
+    "websocket": ("5 WebSocket", _websocket_rows),
+    "recovery": ("6 Recovery", _recovery_rows),
+}
+
+
+def summary_rows(stages: Result) -> list[Row]:
+    r = ratios(stages)
+    rows: list[Row] = []
+    for name, (label, build) in BUILDERS.items():
+        if name in stages:
+            skipped = _skipped(stages[name])
+            rows += [(label, skipped, "—", "—")] if skipped else build(stages[name], r)
+    return rows
+
+
+def venue_rows(stages: Result) -> list[tuple[str, ...]]:
+    parse = stages.get("parse", {})
+    if "venues" not in parse:
+        return []
+    limit = broker_limit(stages)
+    return [
+        (
+            name,
+            _num(v["frames_per_s"]),
+            _num(v["book_frames_per_s"]),
+            _num(v["funding_frames_per_s"]),
+            _ratio(v["frames_per_s"] / limit if limit else None),
+        )
+        for name, v in parse["venues"].items()
+    ]
+
+
+VENUE_HEADER = ("Venue", "frames/s", "book frames/s", "funding frames/s", "× broker limit")
+
+
+def _md_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine_lines(report: Result) -> list[str]:
+    m = report["machine"]
+    libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
+    return [
+        f"- CPU: {m['cpu_model']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable)",
+        f"- RAM: {m['ram_gib']} GiB; busy CPUs before start (other processes): {m['busy_cpus_before_start']}",
+        f"- OS: {m['os']}; Python: {m['python']}; Kafka: {m['kafka']}" + (f"; {m['java']}" if m.get("java") else ""),
+        f"- Libraries: {libs}",
+    ]
+
+
+def contention_line(stages: Result) -> str:
+    """Per stage, CPUs used by processes the bench did not start (a busy neighbour lowers the figures)."""
+    parts = [f"{name} {stage['cpu']['other_processes_cpus']:.2f}" for name, stage in stages.items() if "cpu" in stage]
+    return "CPUs used by other processes during each stage: " + ", ".join(parts) if parts else ""
+
+
+def markdown(report: Result) -> str:
+    stages = report["stages"]
+    parts = [
+        f"# arbstream bench — {report['mode']} run, {report['started_at']} ({report['duration_s']:.0f} s)",
+        "",
+        *_machine_lines(report),
+        "",
+        "Each figure is the median of several runs (see the JSON for every run). "
+        '"× broker limit" divides a throughput by min(produce, consume) msgs/s of stage 2.',
+        "",
+        _md_table(HEADER, summary_rows(stages)),
+        "",
+        contention_line(stages),
+    ]
+    if venue_rows(stages):
+        parts += ["", "## Parse throughput per venue (one core)", "", _md_table(VENUE_HEADER, venue_rows(stages))]
+    return "\n".join(parts) + "\n"
+
+
+def print_tables(report: Result, console: Console | None = None) -> None:
+    console = console or Console()
+    for line in _machine_lines(report):
+        console.print(line, highlight=False)
+    tables: list[tuple[str, tuple[str, ...], Sequence[tuple[str, ...]]]] = [
+        (f"arbstream bench ({report['mode']})", HEADER, summary_rows(report["stages"]))
+    ]
+    if venue_rows(report["stages"]):
+        tables.append(("Parse throughput per venue", VENUE_HEADER, venue_rows(report["stages"])))
+    for title, header, rows in tables:
+        table = Table(title=title, show_lines=False)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(contention_line(report["stages"]), highlight=False)

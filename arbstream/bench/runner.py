@@ -1,0 +1,171 @@
+"""Run the stages in order, keep going when one fails, write JSON + Markdown, print the table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+
+from arbstream.bench import report
+from arbstream.bench.broker_limit import run_broker_limit
+from arbstream.bench.common import Plan, Result
+from arbstream.bench.ingest_stage import run_ingest_stage
+from arbstream.bench.kafka_io import BrokerInfo, bench_broker
+from arbstream.bench.machine import CpuMeter, busy_cpus, describe
+from arbstream.bench.parse import run_parse
+from arbstream.bench.processors_stage import run_processors_stage
+from arbstream.bench.recovery import run_recovery
+from arbstream.bench.ticks import TickSource
+from arbstream.bench.websocket_stage import run_websocket_stage
+from arbstream.settings import REPO_ROOT
+
+STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery")
+DEFAULT_OUT = REPO_ROOT / "bench-results"
+JSON_SCHEMA_VERSION = 1
+
+console = Console(stderr=True)
+
+
+def _failed(exc: BaseException) -> Result:
+    """A stage that crashed reports why; the other stages still run."""
+    return {"status": "failed", "reason": f"{exc!r}\n{traceback.format_exc(limit=5)}"}
+
+
+def _announce(name: str, started: float) -> None:
+    console.print(f"[bold]bench[/bold] {name} … (t+{time.monotonic() - started:.0f} s)", highlight=False)
+
+
+StageFn = Callable[[str], Awaitable[Result]]
+
+
+def _broker_stages(plan: Plan, broker: BrokerInfo, work_dir: Path, source: TickSource) -> dict[str, StageFn]:
+    """Each broker stage as a function of its own namespace (so stages never see each other's topics)."""
+    boot, parts = broker.bootstrap, plan.partitions
+    return {
+        "broker_limit": lambda ns: run_broker_limit(boot, ns, source, plan.broker_messages, plan.runs, parts),
+        "ingest": lambda ns: run_ingest_stage(
+            boot, ns, work_dir, plan.runs, plan.ingest_window_s, plan.ingest_warmup_s, parts
+        ),
+        "processors": lambda ns: run_processors_stage(
+            boot,
+            ns,
+            work_dir,
+            source,
+            drain_ticks=plan.drain_ticks,
+            drain_runs=plan.drain_runs,
+            loads=plan.latency_loads,
+            duration_s=plan.latency_duration_s,
+            latency_runs=plan.latency_runs,
+            partitions=parts,
+        ),
+        "websocket": lambda ns: run_websocket_stage(boot, ns, work_dir, source, plan.latency_duration_s, parts),
+        "recovery": lambda ns: run_recovery(boot, ns, work_dir, source, plan.recovery_ticks, plan.recovery_runs, parts),
+    }
+
+
+async def _run_broker_stages(
+    plan: Plan, broker: BrokerInfo, work_dir: Path, namespace: str, wanted: Sequence[str], started: float
+) -> dict[str, Result]:
+    source = TickSource.build()
+    results: dict[str, Result] = {}
+    try:
+        for name, stage in _broker_stages(plan, broker, work_dir, source).items():
+            if name in wanted:
+                _announce(name, started)
+                stage_started, meter = time.monotonic(), CpuMeter([broker.pid] if broker.pid else [])
+                try:
+                    results[name] = await stage(f"{namespace}-{name}")
+                except Exception as exc:  # noqa: BLE001 - one failed stage must not lose the others' figures
+                    results[name] = _failed(exc)
+                results[name] |= {"elapsed_s": time.monotonic() - stage_started, "cpu": meter.result()}
+    finally:
+        if not broker.local:
+            await _delete_namespace(broker.bootstrap, namespace)
+    return results
+
+
+async def _delete_namespace(bootstrap: str, namespace: str) -> None:
+    """On an external cluster, remove the run's topics (changelogs reach gigabytes).
+
+    A local broker's data directory is deleted with the run anyway.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{namespace}-")]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def run_bench(plan: Plan, out_dir: Path = DEFAULT_OUT, stages: Sequence[str] = STAGES) -> tuple[Result, list[Path]]:
+    """Measure ``stages``, write ``bench-<id>.json``/``.md`` (and ``latest.*``) under ``out_dir``."""
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    run_id = started_at.strftime("%Y%m%dT%H%M%SZ")
+    namespace = f"bench-{run_id}-{uuid.uuid4().hex[:6]}"
+    results: dict[str, Result] = {}
+    kafka: str | None = None
+    background = busy_cpus()
+    if "parse" in stages:
+        _announce("parse", started)
+        meter = CpuMeter()
+        try:
+            results["parse"] = run_parse(plan.parse_frames, plan.runs)
+        except Exception as exc:  # noqa: BLE001 - as above
+            results["parse"] = _failed(exc)
+        results["parse"] |= {"elapsed_s": time.monotonic() - started, "cpu": meter.result()}
+    broker_wanted = [s for s in stages if s != "parse"]
+    if broker_wanted:
+        with tempfile.TemporaryDirectory(prefix="arbstream-bench-") as tmp, bench_broker(Path(tmp) / "kafka") as broker:
+            kafka = broker.kafka_version
+            results |= asyncio.run(_run_broker_stages(plan, broker, Path(tmp), namespace, broker_wanted, started))
+    summary = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "mode": "quick" if plan.quick else "full",
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "duration_s": time.monotonic() - started,
+        "namespace": namespace,
+        "machine": describe(kafka, background),
+        "plan": asdict(plan),
+        "stages": {name: results[name] for name in STAGES if name in results},
+        "ratios_to_broker_limit": report.ratios(results),
+    }
+    return summary, _write(summary, out_dir, run_id)
+
+
+def _write(summary: Result, out_dir: Path, run_id: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"bench-{run_id}.json", out_dir / f"bench-{run_id}.md"
+    # NaN marks a figure that could not be computed; JSON has no NaN, so it is written as null.
+    json_path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    md_path.write_text(report.markdown(summary))
+    for path in (json_path, md_path):
+        shutil.copyfile(path, out_dir / f"latest{path.suffix}")
+    return [json_path, md_path]
+
+
+def run_cli(quick: bool, out: Path | None) -> int:
+    """``arbstream bench``: always exit 0 once results are written — a benchmark reports, it does not judge."""
+    # The bench polls topics that services create moments later; aiokafka logs each miss at ERROR.
+    logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
+    # Per-request and per-subscription INFO lines of the in-process simulator and clients drown the progress.
+    for name in ("aiohttp.access", "aiokafka"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    summary, paths = run_bench(Plan.make(quick), out or DEFAULT_OUT)
+    report.print_tables(summary, Console())
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+    return 0

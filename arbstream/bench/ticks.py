@@ -1,0 +1,122 @@
+"""Realistic tick messages for the broker and processor stages.
+
+Quotes come from the simulator's market model for the real BTC/ETH instruments
+of every implemented venue, so message sizes and keys are what ingest publishes.
+A fraction of quotes is dislocated (bid and ask 1 % up on one venue) and the
+instrument's next quote is normal again, so every dislocation opens an
+arbitrage episode and the following quote closes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import msgspec
+
+from arbstream.bench.common import BASES
+from ingest.instruments import load_all, select
+from ingest.simulator.market import Market
+from ingest.venues import implemented_venues
+from schemas.market import Funding, Instrument, Quote, encode
+from schemas.topics import ticks_topic
+
+DISLOCATION = Decimal("1.01")
+FUNDING_EVERY = 10
+"""One funding event per ten ticks, the simulator's default book:funding ratio."""
+
+
+@dataclass(frozen=True)
+class TickSource:
+    instruments: list[Instrument]
+    normal: list[Quote]
+    dislocated: list[Quote]
+    funding: list[Funding]
+    keys: list[bytes]
+
+    @classmethod
+    def build(cls, bases: tuple[str, ...] = BASES) -> TickSource:
+        instruments = select(load_all(implemented_venues()), bases)
+        market = Market(instruments, auto_dislocation_every_ms=0)
+        now_ms = time.time_ns() // 1_000_000
+        normal = [_quote(inst, market, now_ms) for inst in instruments]
+        dislocated = [msgspec.structs.replace(q, bid=_up(q.bid), ask=_up(q.ask)) for q in normal]
+        funding = [_funding(inst, market, now_ms) for inst in instruments]
+        keys = [inst.instrument_id.encode() for inst in instruments]
+        return cls(instruments, normal, dislocated, funding, keys)
+
+    def events(self, count: int, dislocate_every: int = 0, start: int = 0) -> Iterator[tuple[int, Quote | Funding]]:
+        """(instrument index, event) for tick numbers ``start .. start+count``, round-robin over instruments."""
+        n = len(self.instruments)
+        for i in range(start, start + count):
+            k = i % n
+            if i % FUNDING_EVERY == FUNDING_EVERY - 1:
+                yield k, self.funding[k]
+            elif dislocate_every and i % dislocate_every == 0:
+                yield k, self.dislocated[k]
+            else:
+                yield k, self.normal[k]
+
+    def topics(self, namespace: str) -> list[str]:
+        return sorted({ticks_topic(i.base, namespace) for i in self.instruments})
+
+    def records(
+        self, namespace: str, count: int, start_ns: int, step_ns: int, dislocate_every: int = 0
+    ) -> list[tuple[str, bytes, bytes]]:
+        """Pre-encoded (topic, key, value) with receipt times ``start_ns + i*step_ns`` (event time)."""
+        topic_of = {b: ticks_topic(b, namespace) for b in {i.base for i in self.instruments}}
+        out = []
+        for i, (k, event) in enumerate(self.events(count, dislocate_every)):
+            ts = start_ns + i * step_ns
+            stamped = msgspec.structs.replace(event, exchange_ts_ns=ts, receipt_ts_ns=ts)
+            out.append((topic_of[event.base], self.keys[k], encode(stamped)))
+        return out
+
+
+def stamp(event: Quote | Funding, ts_ns: int) -> bytes:
+    return encode(msgspec.structs.replace(event, exchange_ts_ns=ts_ns, receipt_ts_ns=ts_ns))
+
+
+def _up(price: Decimal | None) -> Decimal | None:
+    return None if price is None else price * DISLOCATION
+
+
+def _quote(inst: Instrument, market: Market, now_ms: int) -> Quote:
+    sim = market.quote(inst, now_ms)
+    ts = now_ms * 1_000_000
+    return Quote(
+        instrument_id=inst.instrument_id,
+        venue=inst.venue,
+        native_symbol=inst.native_symbol,
+        base=inst.base,
+        bid=sim.bid,
+        bid_size=sim.bid_size,
+        ask=sim.ask,
+        ask_size=sim.ask_size,
+        mark=(sim.bid + sim.ask) / 2,
+        price_multiplier=inst.price_multiplier,
+        exchange_ts_ns=ts,
+        receipt_ts_ns=ts,
+        sequence=1,
+    )
+
+
+def _funding(inst: Instrument, market: Market, now_ms: int) -> Funding:
+    sim = market.funding(inst, now_ms)
+    ts = now_ms * 1_000_000
+    return Funding(
+        instrument_id=inst.instrument_id,
+        venue=inst.venue,
+        native_symbol=inst.native_symbol,
+        base=inst.base,
+        rate=sim.rate,
+        interval_h=inst.funding_interval_h,
+        next_funding_ts_ns=sim.next_funding_ms * 1_000_000,
+        mark=sim.mark,
+        index=sim.index,
+        price_multiplier=inst.price_multiplier,
+        exchange_ts_ns=ts,
+        receipt_ts_ns=ts,
+    )

@@ -1,0 +1,178 @@
+"""Stage 5: ticks -> worker -> ``arbstream api`` -> WebSocket clients, delivery latency of ``opportunity`` messages.
+
+Runs only when the API serves ``/ws``; otherwise the stage reports why it was
+not measured (never a made-up figure). Each client subscribes to the
+``opportunity`` channel and notes the wall clock when each alert arrives;
+latency is that minus the alert's ``receipt_ts_ns`` (the dislocated tick's
+receipt time). Dislocations are planted slowly (a few per second) so that with
+1,000 clients the bench's own client side, sharing the machine, is not the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from arbstream.bench.common import Result, latency_summary, not_measured
+from arbstream.bench.kafka_io import OffsetProbe
+from arbstream.bench.latency import offer
+from arbstream.bench.procs import Service
+from arbstream.bench.ticks import TickSource
+from arbstream.bench.worker import start_ready, worker_env
+from arbstream.broker import free_port
+from arbstream.kafka import ensure_topics
+from schemas.topics import OPPORTUNITIES, topic_name
+
+CLIENT_COUNTS = (1, 100, 1000)
+TICKS_PER_S = 250
+"""Well below the worker's saturation, so the figure is the API's fan-out, not a worker backlog."""
+DISLOCATIONS_PER_S = 2
+SUBSCRIBE = orjson.dumps({"op": "subscribe", "channels": ["opportunities"]}).decode()
+"""Only alerts: the figure is alert delivery, not the price stream sharing the sockets."""
+API_READY_TIMEOUT_S = 60.0
+
+
+def _opportunities(message: Any) -> list[dict[str, Any]]:
+    """Alerts in one relayed message: a top-level ``opportunity`` message, its data one event or a list."""
+    if not isinstance(message, dict) or "opportunity" not in (message.get("type"), message.get("event")):
+        return []
+    found, stack = [], [message]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "event_id" in item and isinstance(item.get("receipt_ts_ns"), int):
+                found.append(item)
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, sink: list[tuple[int, str]]) -> None:
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT and "opportunity" in msg.data:
+            sink.append((time.time_ns(), msg.data))  # decode later: keep the receive loop light
+
+
+def _samples(arrivals: list[list[tuple[int, str]]], since_ns: int) -> list[float]:
+    samples = []
+    for client in arrivals:
+        seen: set[str] = set()
+        for arrived_ns, text in client:
+            for event in _opportunities(orjson.loads(text)):
+                if event["receipt_ts_ns"] >= since_ns and event["event_id"] not in seen:
+                    seen.add(event["event_id"])
+                    samples.append((arrived_ns - event["receipt_ts_ns"]) / 1e6)
+    return samples
+
+
+async def fan_out(
+    url: str,
+    clients: int,
+    api: Service,
+    bootstrap: str,
+    probe: OffsetProbe,
+    source: TickSource,
+    ns: str,
+    duration_s: float,
+) -> Result:
+    """Connect ``clients`` subscribers, offer ticks with dislocations, and rank the delivery latencies."""
+    alerts_topic = [topic_name(OPPORTUNITIES, ns)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        sockets = []
+        for _ in range(clients):
+            ws = await http.ws_connect(url, heartbeat=None, max_msg_size=0)
+            await ws.send_str(SUBSCRIBE)
+            sockets.append(ws)
+        arrivals: list[list[tuple[int, str]]] = [[] for _ in sockets]
+        readers = [asyncio.create_task(_read(ws, sink)) for ws, sink in zip(sockets, arrivals, strict=True)]
+        await asyncio.sleep(1.0)  # subscriptions acknowledged and snapshots sent before timing
+        alerts_before, since_ns = await probe.total(alerts_topic), time.time_ns()
+        started, api_cpu0, own_cpu0 = time.monotonic(), api.cpu_seconds(), time.process_time()
+        await offer(bootstrap, source, ns, TICKS_PER_S, duration_s, DISLOCATIONS_PER_S)
+        await asyncio.sleep(2.0)
+        alerts = await probe.total(alerts_topic) - alerts_before
+        elapsed = time.monotonic() - started
+        # CPU next to the latency: a busy API is the API's limit; a busy bench is the bench's.
+        api_cpu, bench_cpu = (api.cpu_seconds() - api_cpu0) / elapsed, (time.process_time() - own_cpu0) / elapsed
+        for task in readers:
+            task.cancel()
+        for ws in sockets:
+            with contextlib.suppress(Exception):
+                await ws.close()
+    samples = _samples(arrivals, since_ns)
+    expected = alerts * clients
+    return {
+        "clients": clients,
+        "alerts": alerts,
+        "delivered_ratio": len(samples) / expected if expected else None,
+        "api_cpu": api_cpu,
+        "bench_cpu": bench_cpu,
+        **latency_summary(samples),
+    }
+
+
+async def _api_ready(api: Service, port: int) -> bool:
+    deadline = time.monotonic() + API_READY_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline and api.alive():
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{port}/health") as response:
+                    if response.status < 500:
+                        return True
+            await asyncio.sleep(0.3)
+    return False
+
+
+async def _ws_problem(url: str) -> str | None:
+    """None when ``url`` accepts a WebSocket; otherwise what the server answered."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            ws = await http.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except aiohttp.WSServerHandshakeError as exc:
+            return f"`arbstream api` does not serve a WebSocket at /ws (HTTP {exc.status})"
+        except (aiohttp.ClientError, OSError) as exc:
+            return f"could not connect to {url}: {exc!r}"
+        await ws.close()
+    return None
+
+
+async def run_websocket_stage(
+    bootstrap: str, namespace: str, work_dir: Path, source: TickSource, duration_s: float, partitions: int
+) -> Result:
+    await ensure_topics(bootstrap, source.topics(namespace), partitions)
+    port = free_port()
+    env = worker_env(bootstrap, namespace, work_dir, partitions)
+    worker = Service(["worker"], env, work_dir / "ws-worker.log")
+    # The API reads the worker's settings (app name, symbols, cooldown): same environment plus its address.
+    api = Service(
+        ["api"], {**env, "ARBSTREAM_API_HOST": "127.0.0.1", "ARBSTREAM_API_PORT": str(port)}, work_dir / "api.log"
+    )
+    url = f"ws://127.0.0.1:{port}/ws"
+    try:
+        async with OffsetProbe(bootstrap, partitions) as probe:
+            if await start_ready(worker, probe, bootstrap, source, namespace) is None:
+                return not_measured(f"the worker never processed a tick; log tail:\n{worker.log_tail()}")
+            if not await _api_ready(api.start(), port):
+                return not_measured(f"`arbstream api` did not answer on port {port}; log tail:\n{api.log_tail(8)}")
+            if (problem := await _ws_problem(url)) is not None:
+                return not_measured(problem)
+            levels = [
+                await fan_out(url, n, api, bootstrap, probe, source, namespace, duration_s) for n in CLIENT_COUNTS
+            ]
+    finally:
+        api.stop()
+        worker.stop()
+    return {
+        "unit": "ms from tick receipt to a WebSocket client",
+        "ticks_per_s": TICKS_PER_S,
+        "dislocations_per_s": DISLOCATIONS_PER_S,
+        "levels": levels,
+    }
