@@ -107,7 +107,8 @@ def _cmd_instruments(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from arbstream.bench.runner import run_cli
 
-    return run_cli(quick=args.quick, out=args.out)
+    stages = [name.strip() for name in args.stages.split(",")] if args.stages else None
+    return run_cli(quick=args.quick, out=args.out, stages=stages)
 
 
 def _cmd_schemas(args: argparse.Namespace) -> int:
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bench":
             cmd.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 3 minutes)")
             cmd.add_argument("--out", type=Path, help="directory for the results (default: bench-results/)")
+            cmd.add_argument("--stages", help="comma list of stages to run (default: all)")
     return parser
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from arbstream.errors import BrokerNotReadyError, ConfigError
 
@@ -115,3 +116,26 @@ def resolve_bootstrap(configured: str | None, host: str = "127.0.0.1", port: int
         f"no broker: set KAFKA_BOOTSTRAP=host:port, or start the local one with `arbstream broker` "
         f"(nothing listens on {host}:{port}), or run everything with `arbstream up`"
     )
+
+
+def symbol_of(instrument_id: bytes) -> bytes:
+    """``BTC-USDT-PERP@binance`` -> ``BTC``: canonical instrument ids start with the canonical base."""
+    return instrument_id.split(b"-", 1)[0]
+
+
+def tick_partition(instrument_id: bytes, partitions: int) -> int:
+    """The partition of a tick on ``ticks.<BASE>``: chosen by the base, not the whole key.
+
+    Every venue's ticks of one symbol share a partition, so they are consumed in one
+    total order, and the worker's per-symbol table is co-partitioned with the tick
+    topics directly (no repartition hop). Same hash as Kafka's default partitioner.
+    """
+    digest: int = murmur2(symbol_of(instrument_id))
+    return (digest & 0x7FFFFFFF) % partitions
+
+
+def symbol_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka ``partitioner=`` for tick producers (see :func:`tick_partition`)."""
+    if key is None:
+        raise ValueError("ticks must be keyed by instrument id")
+    return all_partitions[tick_partition(key, len(all_partitions))]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from arbstream.kafka import symbol_partitioner
 from schemas.market import Funding, Health, Quote, encode
 from schemas.topics import HEALTH, ticks_topic, topic_name
 
@@ -44,7 +45,11 @@ class Publisher:
         self.stats = PublisherStats()
         self._queue: asyncio.Queue[_Record] = asyncio.Queue(maxsize=queue_size)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", max_batch_size=256 * 1024
+            bootstrap_servers=bootstrap,
+            linger_ms=linger_ms,
+            acks="all",
+            max_batch_size=256 * 1024,
+            partitioner=symbol_partitioner,  # a symbol's ticks from every venue share a partition
         )
         self._drain_task: asyncio.Task[None] | None = None
         self._health_topic = topic_name(HEALTH, namespace)

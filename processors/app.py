@@ -1,11 +1,12 @@
-"""The Faust application: topics, the symbol table and the agents, built from settings.
+"""The Faust application: topics, the symbol table and the agent, built from settings.
 
-Data flow: ``ticks.<BASE>`` (keyed by instrument id) -> ``repartition`` agent ->
-``ticks-by-symbol`` (keyed by base) -> ``detect`` agent, which owns the
+Data flow: ``ticks.<BASE>`` (keyed by instrument id, partitioned by base — see
+:func:`arbstream.kafka.tick_partition`) -> ``detect`` agent, which owns the
 ``symbols`` table (one row per base: latest quotes, funding, episodes, cooldown)
-and emits ``opportunities`` and ``opportunity-episodes``. The table is
-co-partitioned with ``ticks-by-symbol`` (same key, same partition count).
-Agents stay thin; the logic lives in :mod:`processors.arbitrage`.
+and emits ``opportunities``, ``opportunity-episodes`` and ``funding-opportunities``.
+The table is co-partitioned with the tick topics: same partition count, and a
+symbol's row lives in the partition its ticks arrive on. Agents stay thin; the
+logic lives in :mod:`processors.arbitrage` and :mod:`processors.funding`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import faust
 import msgspec
 
-from arbstream.kafka import ensure_topics, resolve_bootstrap
+from arbstream.kafka import ensure_topics, resolve_bootstrap, symbol_of, tick_partition
 from processors.arbitrage import process_quote
 from processors.funding import process_funding
 from processors.health_view import HealthView
@@ -38,7 +39,25 @@ from schemas.topics import (
 log = logging.getLogger(__name__)
 
 SYMBOLS_TABLE = "symbols"
-BY_SYMBOL = "ticks-by-symbol"
+
+
+class Misrouted:
+    """Counts ticks that arrived on a partition other than their symbol's, and says so (rate-limited)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, topic: str, partition: int, expected: int) -> None:
+        self.count += 1
+        if self.count <= 10 or self.count % 10_000 == 0:
+            log.warning(
+                "tick on %s[%d] belongs on partition %d (producer without arbstream.kafka.symbol_partitioner); "
+                "forwarded (%d so far)",
+                topic,
+                partition,
+                expected,
+                self.count,
+            )
 
 
 class StateCache:
@@ -67,11 +86,6 @@ class StateCache:
         return encoded
 
 
-def symbol_of(instrument_id: bytes) -> bytes:
-    """``BTC-USDT-PERP@binance`` -> ``BTC`` (canonical ids start with the canonical base)."""
-    return instrument_id.split(b"-", 1)[0]
-
-
 def changelog_topic(settings: WorkerSettings) -> str:
     return f"{topic_name(settings.app_name, settings.namespace)}-{SYMBOLS_TABLE}-changelog"
 
@@ -94,14 +108,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
         datadir=settings.worker_data_dir,
         store="memory://",
         processing_guarantee="at_least_once",
+        # Changelog rows are ~10 KB and Faust's producer defaults (no linger, 16 KiB
+        # batches) sent about one request per record: batching doubled the drain rate.
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
     )
     ns = settings.namespace
-    ticks = app.topic(*(ticks_topic(s, ns) for s in settings.symbols), key_type=bytes, value_type=bytes)
-    by_symbol = app.topic(
-        topic_name(BY_SYMBOL, ns), key_type=bytes, value_type=bytes, partitions=partitions, internal=True
-    )
+    tick_names = [ticks_topic(s, ns) for s in settings.symbols]
+    ticks = app.topic(*tick_names, key_type=bytes, value_type=bytes)
+    # For re-sending a tick that a foreign producer put on the wrong partition.
+    tick_topics = {name: app.topic(name, key_type=bytes, value_type=bytes) for name in tick_names}
+    misrouted = Misrouted()
     opportunities = app.topic(topic_name(OPPORTUNITIES, ns), key_type=bytes, value_type=bytes, partitions=partitions)
     episodes = app.topic(topic_name(OPPORTUNITY_EPISODES, ns), key_type=bytes, value_type=bytes, partitions=partitions)
     funding_topic = app.topic(
@@ -117,13 +136,17 @@ def create_app(settings: WorkerSettings) -> faust.App:
     app.task(follow_health)
 
     @app.agent(ticks, concurrency=1)
-    async def repartition(stream: faust.StreamT[bytes]) -> None:
-        async for key, payload in stream.items():
-            await by_symbol.send(key=symbol_of(key), value=payload)
-
-    @app.agent(by_symbol, concurrency=1)
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for key, payload in stream.items():
+        async for event_in in stream.events():
+            instrument_id, payload, message = event_in.key, event_in.value, event_in.message
+            expected = tick_partition(instrument_id, partitions)
+            if message.partition != expected:
+                # Not published with the symbol partitioner: forward it where its
+                # symbol's state lives, in order behind that partition's ticks.
+                misrouted.report(message.topic, message.partition, expected)
+                await tick_topics[message.topic].send(key=instrument_id, value=payload, partition=expected)
+                continue
+            key = symbol_of(instrument_id)
             try:
                 event = decode_tick(payload)
             except msgspec.DecodeError as exc:
@@ -153,9 +176,7 @@ def external_topics(settings: WorkerSettings) -> list[str]:
     """Topics the worker reads or writes, created before Faust starts."""
     ns = settings.namespace
     names = [ticks_topic(s, ns) for s in settings.symbols]
-    # ticks-by-symbol too: Faust's own creation of it can lose the race with the first
-    # partition assignment, after which the topic is ignored until the next rebalance.
-    logical = (BY_SYMBOL, OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)
+    logical = (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)
     return names + [topic_name(t, ns) for t in logical]
 
 

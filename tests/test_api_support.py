@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
 from arbstream.broker import free_port
-from arbstream.kafka import ensure_topics
+from arbstream.kafka import ensure_topics, symbol_partitioner
 from processors.arbitrage import process_quote
 from schemas.arbitrage import SymbolState, decode_event, decode_state
 from schemas.market import Funding, Health, HealthState, Quote, encode
@@ -234,13 +234,13 @@ class Stack:
     fed: list[Tick] = field(default_factory=list)
 
     async def feed(self, ticks: list[Tick]) -> None:
-        """Produce ticks keyed by instrument id; partition 0 keeps a symbol's script in order."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        """Produce ticks keyed by instrument id on their symbol's partition (as ingest does), in order."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, partitioner=symbol_partitioner)
         await producer.start()
         try:
             for tick in ticks:
                 topic = ticks_topic(tick.base, self.namespace)
-                await producer.send_and_wait(topic, encode(tick), key=tick.instrument_id.encode(), partition=0)
+                await producer.send_and_wait(topic, encode(tick), key=tick.instrument_id.encode())
                 self.fed.append(tick)
         finally:
             await producer.stop()
@@ -312,9 +312,8 @@ def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         "ARBSTREAM_DISCOVER_INTERVAL_S": "1",
     }
     stack = Stack(kafka_bootstrap, ns, logs, api_env, [], time.time_ns())
-    # ticks-by-symbol too: a worker creating it itself can miss it in its first partition
-    # assignment and then never consume it (see the report of issue 6).
-    topics = [ticks_topic(s, ns) for s in WORKER_SYMBOLS] + [topic_name(t, ns) for t in (HEALTH, "ticks-by-symbol")]
+    # Created up front so the worker's first partition assignment includes them.
+    topics = [ticks_topic(s, ns) for s in WORKER_SYMBOLS] + [topic_name(HEALTH, ns)]
     asyncio.run(ensure_topics(kafka_bootstrap, topics, partitions=3))
     asyncio.run(stack.feed_health(health_script(stack.t0)))
     asyncio.run(stack.feed(scenario(stack.t0)))

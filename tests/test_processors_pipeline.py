@@ -14,14 +14,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
-from arbstream.kafka import ensure_topics
-from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event
+from arbstream.kafka import ensure_topics, symbol_partitioner, tick_partition
+from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event, decode_state
 from schemas.export import SCHEMA_DIR
 from schemas.market import Funding, Quote, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
-from tests.helpers import TopicWatcher, running, service_env
+from tests.helpers import TopicWatcher, consume_until, running, service_env
 
 pytestmark = pytest.mark.integration
 MS = 1_000_000
@@ -56,10 +55,10 @@ def funding(venue: str, rate: str, interval_h: int, ts: int) -> Funding:
 
 
 async def send_in_order(
-    bootstrap: str, namespace: str, quotes: Sequence[Quote | Funding], pause_s: float = 0.15
+    bootstrap: str, namespace: str, quotes: Sequence[Quote | Funding], pause_s: float = 0.0
 ) -> None:
-    """One at a time: ticks of different instruments travel different partitions, so order needs pauses."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    """Publish like ingest does: every tick of a symbol on its symbol's partition, so order is kept."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, partitioner=symbol_partitioner)
     await producer.start()
     try:
         for quote in quotes:
@@ -135,6 +134,32 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
     )
 
 
+async def test_tick_on_the_wrong_partition_is_forwarded_not_lost(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    quote = tick("ETH", "okx", "3000", "3000.5", time.time_ns())
+    wrong = (tick_partition(quote.instrument_id.encode(), 3) + 1) % 3
+    with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "ETH"), tmp_path / "w.log"):
+        await asyncio.sleep(3)  # let the worker create its changelog before anyone reads it
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)  # default partitioner, explicit wrong one
+        await producer.start()
+        try:
+            sent = await producer.send_and_wait(
+                ticks_topic("ETH", namespace), encode(quote), key=quote.instrument_id.encode(), partition=wrong
+            )
+        finally:
+            await producer.stop()
+        assert sent.partition == wrong
+        changelog = topic_name("arbstream-symbols-changelog", namespace)
+        records = await consume_until(
+            kafka_bootstrap, [changelog], lambda rs: any(quote.instrument_id in r.value.decode() for r in rs), 60
+        )
+    (row,) = [r for r in records if r.key == b"ETH"]
+    assert row.partition == tick_partition(quote.instrument_id.encode(), 3)
+    assert decode_state(row.value).quotes == {quote.instrument_id: quote}
+    assert "forwarded (1 so far)" in (tmp_path / "w.log").read_text()
+
+
 SYMBOLS = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA"]
 
 
@@ -148,10 +173,6 @@ def assigned_partitions(log: str, topic: str) -> set[int]:
         low, _, high = part.strip().partition("-")
         owned.update(range(int(low), int(high or low) + 1))
     return owned
-
-
-def partition_of(key: str, partitions: int = 3) -> int:
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def dislocation(base: str, t: int, bps: int) -> list[Quote]:
@@ -181,9 +202,13 @@ async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
             first_round = [q for i, base in enumerate(SYMBOLS) for q in dislocation(base, t0 + i * 10 * MS, 100)]
             await send_in_order(kafka_bootstrap, namespace, first_round, pause_s=0.05)
             await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS), 60, "one alert per symbol")
-            owned = assigned_partitions((tmp_path / "a.log").read_text(), topic_name("ticks-by-symbol", namespace))
-            victims = [base for base in SYMBOLS if partition_of(base) in owned]
-            assert victims, f"the worker about to be killed owns none of {SYMBOLS} (partitions {owned})"
+            log = (tmp_path / "a.log").read_text()
+            victims = [
+                base
+                for base in SYMBOLS
+                if tick_partition(base.encode(), 3) in assigned_partitions(log, ticks_topic(base, namespace))
+            ]
+            assert victims, f"the worker about to be killed owns none of {SYMBOLS}"
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             # Mid-stream for the survivor: a second dislocation of every symbol, inside the cooldown.

@@ -12,6 +12,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from arbstream.broker import LocalKafka, free_port
+from arbstream.kafka import symbol_partitioner
 from arbstream.settings import BrokerSettings, CommonSettings
 
 Record = tuple[str, bytes, bytes]
@@ -47,7 +48,14 @@ def bench_broker(data_dir: Path) -> Iterator[BrokerInfo]:
 
 def make_producer(bootstrap: str, linger_ms: int = 5) -> AIOKafkaProducer:
     """The same producer settings as ingest's Publisher, so the limit is the one ingest can reach."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", max_batch_size=256 * 1024)
+    # The same partitioner as ingest: a symbol's ticks share a partition (see arbstream.kafka.tick_partition).
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=linger_ms,
+        acks="all",
+        max_batch_size=256 * 1024,
+        partitioner=symbol_partitioner,
+    )
 
 
 async def send_all(producer: AIOKafkaProducer, records: Sequence[Record]) -> None:

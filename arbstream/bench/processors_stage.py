@@ -43,7 +43,8 @@ async def _drain_run(
 
 def logic_only(source: TickSource, count: int) -> float:
     """Ticks/s of the detect agent's body (decode, state, process_quote, encode) on one core, no Faust."""
-    from processors.app import StateCache, symbol_of
+    from arbstream.kafka import symbol_of
+    from processors.app import StateCache
     from processors.arbitrage import process_quote
     from processors.settings import WorkerSettings
 

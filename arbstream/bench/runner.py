@@ -29,6 +29,7 @@ from arbstream.bench.processors_stage import run_processors_stage
 from arbstream.bench.recovery import run_recovery
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.websocket_stage import run_websocket_stage
+from arbstream.errors import ConfigError
 from arbstream.settings import REPO_ROOT
 
 STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery")
@@ -157,14 +158,18 @@ def _write(summary: Result, out_dir: Path, run_id: str) -> list[Path]:
     return [json_path, md_path]
 
 
-def run_cli(quick: bool, out: Path | None) -> int:
+def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None) -> int:
     """``arbstream bench``: always exit 0 once results are written — a benchmark reports, it does not judge."""
     # The bench polls topics that services create moments later; aiokafka logs each miss at ERROR.
     logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
     # Per-request and per-subscription INFO lines of the in-process simulator and clients drown the progress.
     for name in ("aiohttp.access", "aiokafka"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    summary, paths = run_bench(Plan.make(quick), out or DEFAULT_OUT)
+    stages = stages or STAGES
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ConfigError(f"unknown bench stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
+    summary, paths = run_bench(Plan.make(quick), out or DEFAULT_OUT, stages)
     report.print_tables(summary, Console())
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
