@@ -8,8 +8,10 @@ KAFKA_LIBS := .cache/kafka-3.9.1/libs
 INSTALLED  := $(VENV)/.installed
 JARS       := $(KAFKA_LIBS)/.complete
 DASHBOARD_BUILT := dashboard/dist/index.html
+DASHBOARD_DEPS  := dashboard/node_modules/.package-lock.json
+CHROMIUM        := /usr/bin/chromium
 
-.PHONY: setup run demo test lint unit integration bench broker clean dashboard
+.PHONY: setup run demo test lint unit integration bench broker clean dashboard dashboard-test chromium
 
 setup: $(INSTALLED) $(JARS) dashboard
 
@@ -26,11 +28,20 @@ $(JARS): deploy/kafka/pom.xml $(INSTALLED)
 dashboard:
 	@if [ -f dashboard/package.json ]; then $(MAKE) --no-print-directory $(DASHBOARD_BUILT); fi
 
-dashboard/node_modules/.package-lock.json: dashboard/package-lock.json
+$(DASHBOARD_DEPS): dashboard/package-lock.json dashboard/package.json
 	cd dashboard && npm ci --no-audit --no-fund
+	touch $@
 
-$(DASHBOARD_BUILT): dashboard/node_modules/.package-lock.json $(shell find dashboard/src dashboard/index.html -type f 2>/dev/null)
+$(DASHBOARD_BUILT): $(DASHBOARD_DEPS) $(shell find dashboard/src dashboard/index.html dashboard/vite.config.ts dashboard/tsconfig.json -type f 2>/dev/null)
 	cd dashboard && npm run build
+
+# Type check + Vitest component tests (the end-to-end run is tests/test_dashboard_e2e.py, in pytest).
+dashboard-test: dashboard
+	@if [ -f dashboard/package.json ]; then cd dashboard && npm run typecheck && npm test; fi
+
+# The end-to-end tests drive Debian's Chromium (never a downloaded browser); installed once.
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q chromium)
 
 run: setup
 	$(BIN)/arbstream up
@@ -46,7 +57,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy arbstream ingest processors api schemas tests
 
-test: setup lint
+test: setup lint dashboard-test chromium
 	$(BIN)/pytest
 
 bench: setup

@@ -1,0 +1,54 @@
+import { act, screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import type { VenueOut } from "../../api/types";
+import { applyMessage } from "../../live/context";
+import { renderWithLive, testLive } from "../../test/util";
+import { VenuesScreen } from "./VenuesScreen";
+
+function venue(name: string, state: string): VenueOut {
+  return {
+    venue: name,
+    state,
+    connections: [
+      {
+        connection: `${name}-0`,
+        state,
+        reason: state === "stale" ? "no data for 3s" : "",
+        reconnects: state === "stale" ? 2 : 0,
+        frames_total: 100,
+        events_total: 100,
+        malformed_total: 0,
+        last_message_age_ms: 4000,
+        messages_per_s: 10,
+        events_per_s: 10,
+        reported_age_ms: 100,
+      },
+    ],
+    symbols: ["BTC"],
+    instruments: [`BTC-USDT-PERP@${name}`],
+    quote_count: 1,
+    last_quote_timestamp: Date.now(),
+    last_quote_age_ms: 4000,
+    taker_fee: "0.0005",
+  };
+}
+
+describe("VenuesScreen", () => {
+  it("shows each venue's state as the API reports it, updated by venue_health", () => {
+    const live = testLive();
+    renderWithLive(<VenuesScreen />, live);
+    expect(screen.getByText("No venue reported yet.")).toBeTruthy();
+    const invalidate = () => undefined;
+    act(() =>
+      applyMessage(live, { type: "snapshot", seq: 1, data: { subscription: {} as never, venues: [venue("binance", "streaming"), venue("okx", "streaming")] } }, invalidate, new Set()),
+    );
+    const okxRow = () => document.querySelector('tr[data-venue="okx"]') as HTMLElement;
+    expect(okxRow().dataset.state).toBe("streaming");
+    act(() => applyMessage(live, { type: "venue_health", seq: 2, data: venue("okx", "stale") }, invalidate, new Set()));
+    expect(okxRow().dataset.state).toBe("stale");
+    expect(okxRow().textContent).toContain("no data for 3s");
+    expect(okxRow().className).toContain("state-warn");
+    expect((document.querySelector('tr[data-venue="binance"]') as HTMLElement).dataset.state).toBe("streaming");
+    expect(screen.queryByText(/^live$/i)).toBeNull();
+  });
+});
