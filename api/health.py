@@ -30,6 +30,8 @@ def info_of(ctx: ApiContext) -> InfoOut:
         namespace=ctx.settings.namespace,
         complete=ctx.model.complete,
         demo=ctx.settings.demo,
+        max_quote_age_ms=ctx.settings.max_quote_age_ms,
+        max_quote_age_ms_by_venue=ctx.settings.max_quote_age_ms_by_venue,
         docs="/docs",
         websocket="/ws",
     )

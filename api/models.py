@@ -324,5 +324,7 @@ class InfoOut(BaseModel):
     namespace: str
     complete: bool
     demo: bool = Field(description="the data comes from the exchange simulator, not real venues")
+    max_quote_age_ms: int = Field(description="a quote older than this is not usable as an arbitrage leg")
+    max_quote_age_ms_by_venue: dict[str, int] = Field(description="per-venue overrides of max_quote_age_ms")
     docs: str
     websocket: str

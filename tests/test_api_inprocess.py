@@ -50,7 +50,13 @@ def test_dashboard_is_served_without_shadowing_the_api(tmp_path: Path) -> None:
     settings = scenario_settings(demo=True)
     ctx = build_context(settings, None, model=in_process_model(time.time_ns(), settings), universe=Universe())
     with serve(create_app(ctx, dashboard_dist=tmp_path)) as url:
-        assert get_json(url + "/api/info")[1]["demo"] is True  # drives the dashboard's DEMO banner
+        info = get_json(url + "/api/info")[1]
+        assert info["demo"] is True  # drives the dashboard's DEMO banner
+        # The dashboard greys quotes with the worker's own staleness rule.
+        assert (info["max_quote_age_ms"], info["max_quote_age_ms_by_venue"]) == (
+            settings.max_quote_age_ms,
+            settings.max_quote_age_ms_by_venue,
+        )
         for path, text in [("/", files["index.html"]), *((f"/{name}", text) for name, text in files.items())]:
             with urllib.request.urlopen(url + path, timeout=10) as response:
                 assert response.read().decode() == text, path

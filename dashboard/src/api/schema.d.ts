@@ -746,6 +746,18 @@ export interface components {
             demo: boolean;
             /** Docs */
             docs: string;
+            /**
+             * Max Quote Age Ms
+             * @description a quote older than this is not usable as an arbitrage leg
+             */
+            max_quote_age_ms: number;
+            /**
+             * Max Quote Age Ms By Venue
+             * @description per-venue overrides of max_quote_age_ms
+             */
+            max_quote_age_ms_by_venue: {
+                [key: string]: number;
+            };
             /** Namespace */
             namespace: string;
             /** Service */
