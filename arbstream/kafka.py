@@ -139,3 +139,14 @@ def symbol_partitioner(key: bytes | None, all_partitions: list[int], available: 
     if key is None:
         raise ValueError("ticks must be keyed by instrument id")
     return all_partitions[tick_partition(key, len(all_partitions))]
+
+
+async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+    """Partition count of each existing topic among ``names``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}

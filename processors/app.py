@@ -18,7 +18,8 @@ import time
 import faust
 import msgspec
 
-from arbstream.kafka import ensure_topics, resolve_bootstrap, symbol_of, tick_partition
+from arbstream.errors import ConfigError
+from arbstream.kafka import ensure_topics, partition_counts, resolve_bootstrap, symbol_of, tick_partition
 from processors.arbitrage import process_quote
 from processors.funding import process_funding
 from processors.health_view import HealthView
@@ -180,13 +181,33 @@ def external_topics(settings: WorkerSettings) -> list[str]:
     return names + [topic_name(t, ns) for t in logical]
 
 
+async def prepare_topics(bootstrap: str, settings: WorkerSettings) -> None:
+    """Create the worker's topics and check that the tick topics can be co-partitioned.
+
+    Subscribing to a topic that does not exist yet leaves its partitions unassigned
+    until the next rebalance, so everything is created up front. The symbol table
+    lives in the partition a symbol's ticks arrive on, computed with
+    ``topic_partitions``: a tick topic with another partition count cannot work.
+    """
+    await ensure_topics(bootstrap, external_topics(settings), settings.topic_partitions)
+    await ensure_topics(bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG)
+    tick_names = [ticks_topic(s, settings.namespace) for s in settings.symbols]
+    wrong = {
+        name: count
+        for name, count in (await partition_counts(bootstrap, tick_names)).items()
+        if count != settings.topic_partitions
+    }
+    if wrong:
+        raise ConfigError(
+            f"tick topics must have ARBSTREAM_TOPIC_PARTITIONS={settings.topic_partitions} partitions "
+            f"(the worker's table is co-partitioned with them), found {wrong}; set ARBSTREAM_TOPIC_PARTITIONS "
+            "to match, or recreate the topics"
+        )
+
+
 def run_worker(settings: WorkerSettings) -> int:
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
-    # Subscribing to a topic that does not exist yet leaves its partitions unassigned
-    # until the next rebalance; create everything up front instead.
-    asyncio.run(ensure_topics(bootstrap, external_topics(settings), settings.topic_partitions))
-    health = topic_name(HEALTH, settings.namespace)
-    asyncio.run(ensure_topics(bootstrap, [health], settings.topic_partitions, HEALTH_CONFIG))
+    asyncio.run(prepare_topics(bootstrap, settings))
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()

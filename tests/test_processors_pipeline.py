@@ -15,7 +15,10 @@ import jsonschema
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from arbstream.errors import ConfigError
 from arbstream.kafka import ensure_topics, symbol_partitioner, tick_partition
+from processors.app import prepare_topics
+from processors.settings import WorkerSettings
 from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event, decode_state
 from schemas.export import SCHEMA_DIR
 from schemas.market import Funding, Quote, encode
@@ -226,3 +229,12 @@ async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
     assert len({a.event_id for a in alerts}) == len(alerts)  # not even at-least-once replays
     breaker = next(a for a in alerts if a.cooldown_broken)
     assert (breaker.symbol, breaker.episode_start_ts_ns) == ("BTC", t2 + MS)
+
+
+async def test_worker_refuses_tick_topics_it_cannot_co_partition(kafka_bootstrap: str, namespace: str) -> None:
+    await ensure_topics(kafka_bootstrap, [ticks_topic("BTC", namespace)], partitions=2)
+    settings = WorkerSettings(kafka_bootstrap=kafka_bootstrap, namespace=namespace, symbols=["BTC"], topic_partitions=3)
+    with pytest.raises(ConfigError, match=r"ARBSTREAM_TOPIC_PARTITIONS=3 partitions .*ticks\.BTC': 2"):
+        await prepare_topics(kafka_bootstrap, settings)
+    settings = WorkerSettings(kafka_bootstrap=kafka_bootstrap, namespace=namespace, symbols=["BTC"], topic_partitions=2)
+    await prepare_topics(kafka_bootstrap, settings)  # matching counts: fine
