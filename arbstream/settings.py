@@ -8,11 +8,23 @@ Every field can be set from the environment with the ``ARBSTREAM_`` prefix
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def split_commas(value: object) -> object:
+    """``"BTC, ETH"`` -> ``["BTC", "ETH"]`` for list settings given as one env variable."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+"""A list setting read from the environment as a comma list (validate with split_commas)."""
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
 
 

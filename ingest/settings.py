@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
-from arbstream.settings import DEFAULT_CACHE_DIR, CommonSettings
-
-CommaList = Annotated[list[str], NoDecode]
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+from arbstream.settings import DEFAULT_CACHE_DIR, CommaList, CommonSettings, split_commas
 
 
 class IngestSettings(CommonSettings):
@@ -38,7 +28,7 @@ class IngestSettings(CommonSettings):
     record_rotate_mb: int = Field(default=64, ge=1)
     metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
 
-    _split_lists = field_validator("venues", "symbols", mode="before")(_split)
+    _split_lists = field_validator("venues", "symbols", mode="before")(split_commas)
 
 
 class SimulatorSettings(CommonSettings):
@@ -49,4 +39,4 @@ class SimulatorSettings(CommonSettings):
     simulator_tick_ms: int = Field(default=100, ge=5)
     simulator_auto_dislocations: bool = True
 
-    _split_lists = field_validator("venues", "symbols", mode="before")(_split)
+    _split_lists = field_validator("venues", "symbols", mode="before")(split_commas)

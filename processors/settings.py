@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
-from arbstream.settings import CommonSettings
+from arbstream.settings import CommaList, CommonSettings, split_commas
 from processors.arbitrage import ArbConfig
 from processors.funding import FundingConfig
 
@@ -34,15 +32,9 @@ DEFAULT_TAKER_FEES: dict[str, Decimal] = {
 TAKER_FEES_AS_OF = "2026-11-21"
 
 
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
 class WorkerSettings(CommonSettings):
     app_name: str = Field(default="arbstream", description="Faust app id before the namespace prefix")
-    symbols: Annotated[list[str], NoDecode] = Field(
+    symbols: CommaList = Field(
         default=["BTC", "ETH"], description="canonical bases whose ticks.* topics to read (comma list)"
     )
     worker_web_enabled: bool = False
@@ -67,7 +59,7 @@ class WorkerSettings(CommonSettings):
     funding_max_age_ms: int = Field(default=180_000, gt=0)
     funding_cooldown_s: int = Field(default=3_600, ge=0, description="per instrument pair")
 
-    _split_symbols = field_validator("symbols", mode="before")(_split)
+    _split_symbols = field_validator("symbols", mode="before")(split_commas)
 
     @field_validator("taker_fees")
     @classmethod
