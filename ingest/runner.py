@@ -21,6 +21,7 @@ import aiohttp
 import socketio
 from websockets.exceptions import WebSocketException
 
+from arbstream.errors import RetryableError
 from ingest.links import Link, open_link
 from ingest.recorder import Recorder
 from ingest.venues.base import Connection, FrameError, Venue
@@ -106,6 +107,7 @@ class ConnectionRunner:
                 aiohttp.ClientError,
                 WebSocketException,
                 socketio.exceptions.SocketIOError,
+                RetryableError,  # e.g. KuCoin's token endpoint unreachable
             ) as exc:
                 state, reason = HealthState.DISCONNECTED, f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # the runner must survive anything and say why
