@@ -7,8 +7,8 @@ Why it is shaped like this:
   client), so a client whose socket is blocked cannot delay the read model or any
   other client. Each client has its own sender task that drains its buffers.
 - Two kinds of buffers per client. *State* messages (``price_update`` per
-  instrument, ``venue_health`` per venue, ``market_summary``, the
-  ``arbitrage_opportunities`` top list) are coalesced: only the latest per key is
+  instrument, ``episodes`` per symbol, ``venue_health`` per venue,
+  ``market_summary``, the ``arbitrage_opportunities`` top list) are coalesced: only the latest per key is
   kept and flushed at most once per ``ws_coalesce_ms``, so a slow client gets
   fewer, fresher updates ("degraded") and memory stays bounded by the number of
   keys. *Events* (``opportunity``, ``episode_closed``, errors) are queued in a
@@ -186,11 +186,18 @@ class Hub:
             if channel in client.filter.channels and wants(client.filter):
                 client.offer_event(kind, data)
 
-    def publish_per_filter(self, key: str, kind: str, channel: str, render: Callable[[Filter], str]) -> None:
+    def publish_per_filter(
+        self,
+        key: str,
+        kind: str,
+        channel: str,
+        render: Callable[[Filter], str],
+        wants: Callable[[Filter], bool] | None = None,
+    ) -> None:
         """A state message whose content depends on the subscription, rendered once per distinct filter."""
         rendered: dict[Filter, str] = {}
         for client in self.clients:
-            if channel in client.filter.channels:
+            if channel in client.filter.channels and (wants is None or wants(client.filter)):
                 flt = client.filter
                 if flt not in rendered:
                     rendered[flt] = render(flt)

@@ -15,6 +15,7 @@ from api import health, routes
 from api.context import ApiContext
 from api.dashboard import add_dashboard
 from api.follower import Follower, Topics
+from api.history import SpreadHistory
 from api.hub import Hub
 from api.metrics import ApiMetrics
 from api.models import InfoOut
@@ -46,6 +47,10 @@ def build_context(
         universe=universe if universe is not None else load_universe(settings),
         bootstrap=bootstrap,
     )
+    if ctx.model.history is None:
+        ctx.model.attach_history(
+            SpreadHistory(ctx.config.quote_bridges, settings.spread_history_points, settings.spread_history_interval_ms)
+        )
     ctx.hub = Hub(metrics)
     ctx.publisher = Publisher(ctx, ctx.hub)
     if bootstrap is not None:

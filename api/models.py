@@ -158,6 +158,22 @@ class SpreadOut(BaseModel):
     timestamp: str = NOW
 
 
+class SpreadPointOut(BaseModel):
+    ts_ns: int = Field(description="when the API applied the state change that produced this sample (its clock), ns")
+    spread: Num = Field(description="price2 - price1, as `spread` of /api/spread at that time")
+    spread_percentage: Num | None = Field(description="spread / price1 x 100, as in /api/spread")
+
+
+class SpreadHistoryOut(BaseModel):
+    symbol: str
+    exchange1: str
+    exchange2: str
+    seconds: int = Field(description="the window asked for: samples of the last `seconds` seconds")
+    interval_ms: int = Field(description="at most one sample per this interval (the latest change inside it wins)")
+    points: list[SpreadPointOut] = Field(description="oldest first; empty until a state change was sampled")
+    timestamp: str = NOW
+
+
 class AlertStatusOut(BaseModel):
     symbol: str
     can_send_alert: bool

@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from processors.health_view import HealthView
-from schemas.arbitrage import EpisodeClosed, Opportunity, SymbolState
+from schemas.arbitrage import Episode, EpisodeClosed, Opportunity, SymbolState
 from schemas.market import Health, Quote
+
+if TYPE_CHECKING:
+    from api.history import SpreadHistory
 
 
 @dataclass
@@ -26,9 +30,18 @@ class Changes:
     alerts: list[Opportunity] = field(default_factory=list)
     closed: list[EpisodeClosed] = field(default_factory=list)
     health: list[Health] = field(default_factory=list)
+    episodes: list[str] = field(default_factory=list)
+    """Symbols whose open episodes (the set, or any episode's latest values) changed."""
 
     def __bool__(self) -> bool:
-        return bool(self.quotes or self.alerts or self.closed or self.health)
+        return bool(self.quotes or self.alerts or self.closed or self.health or self.episodes)
+
+
+def open_episodes_of(state: SymbolState | None) -> dict[str, Episode]:
+    """The open episodes of a state, by pair key (what GET /api/opportunities lists)."""
+    if state is None:
+        return {}
+    return {key: e for key, e in state.episodes.items() if e.opened and e.last is not None}
 
 
 class ReadModel:
@@ -46,15 +59,32 @@ class ReadModel:
         self.ready = asyncio.Event()
         self._alerts_keep = alerts_keep
         self._episodes_keep = episodes_keep
+        self.history: SpreadHistory | None = None
+        """Spread samples per venue pair (api.history), recorded once the model is complete."""
+
+    def attach_history(self, history: SpreadHistory) -> None:
+        self.history = history
+        if self.complete:
+            self._sample_all()
 
     def mark_complete(self) -> None:
         self.complete = True
+        self._sample_all()
         self.ready.set()
+
+    def _sample_all(self) -> None:
+        if self.history is not None:
+            for symbol, state in self.symbols.items():
+                self.history.record(symbol, state)
 
     def apply_state(self, symbol: str, state: SymbolState | None, changes: Changes) -> None:
         """A changelog record: the full state of ``symbol`` (None = tombstone, symbol removed)."""
         self.version += 1
         old = self.symbols.pop(symbol, None) if state is None else self.symbols.get(symbol)
+        if open_episodes_of(old) != open_episodes_of(state):
+            changes.episodes.append(symbol)
+        if self.history is not None and self.complete:
+            self.history.record(symbol, state)
         if state is None:
             return
         self.symbols[symbol] = state

@@ -27,7 +27,9 @@ from api.models import (
     OpportunitiesOut,
     PricesOut,
     ReloadOut,
+    SpreadHistoryOut,
     SpreadOut,
+    SpreadPointOut,
     SummaryOut,
     SymbolPricesOut,
     VenuesOut,
@@ -45,6 +47,7 @@ from api.views_arbitrage import (
 from api.views_prices import all_prices, best_prices, iso, resolve_symbol, summary, symbol_prices
 from api.views_venues import known_venues, venues_out
 from arbstream.errors import ConfigError
+from schemas.market import Quote
 
 router = APIRouter()
 
@@ -153,14 +156,12 @@ async def arbitrage_of(
     return ArbitrageOut(opportunities=rows[:limit], timestamp=iso(now_ns()))
 
 
-@router.get("/api/spread/{symbol}/{ex1}/{ex2}", responses=LOADING | NOT_FOUND)
-async def spread_between(
-    ctx: Ctx,
-    symbol: SymbolPath,
-    ex1: Annotated[str, Path(max_length=64)],
-    ex2: Annotated[str, Path(max_length=64)],
-) -> SpreadOut:
-    """Reference-price spread between two venues, and the executable rows in both directions."""
+Venue1 = Annotated[str, Path(max_length=64)]
+Venue2 = Annotated[str, Path(max_length=64)]
+
+
+def _spread_pair(ctx: ApiContext, symbol: str, ex1: str, ex2: str) -> tuple[str, Quote, Quote]:
+    """The symbol and the two venues' compared contracts, or 404/422 (both spread endpoints)."""
     name = _symbol(ctx, symbol)
     v1, v2 = _venue(ctx, ex1), _venue(ctx, ex2)
     assert v1 is not None and v2 is not None
@@ -171,7 +172,39 @@ async def spread_between(
     pair = common_pair(state, v1, v2, ctx.config.quote_bridges) if state is not None else None
     if pair is None:
         raise HTTPException(404, detail=f"{v1} and {v2} have no comparable {name} contracts with quotes")
-    return spread(ctx.model, name, pair[0], pair[1], now_ns(), ctx.config)
+    return name, pair[0], pair[1]
+
+
+@router.get("/api/spread/{symbol}/{ex1}/{ex2}", responses=LOADING | NOT_FOUND)
+async def spread_between(ctx: Ctx, symbol: SymbolPath, ex1: Venue1, ex2: Venue2) -> SpreadOut:
+    """Reference-price spread between two venues, and the executable rows in both directions."""
+    name, q1, q2 = _spread_pair(ctx, symbol, ex1, ex2)
+    return spread(ctx.model, name, q1, q2, now_ns(), ctx.config)
+
+
+@router.get("/api/spread/{symbol}/{ex1}/{ex2}/history", responses=LOADING | NOT_FOUND)
+async def spread_history(
+    ctx: Ctx,
+    symbol: SymbolPath,
+    ex1: Venue1,
+    ex2: Venue2,
+    seconds: Annotated[int, Query(ge=1, le=3600, description="window: samples of the last N seconds")] = 600,
+) -> SpreadHistoryOut:
+    """`spread` and `spread_percentage` of /api/spread over time, oldest first: one sample per state change
+    of the symbol (at most one per `interval_ms`), kept in memory by this API process since it loaded."""
+    name, q1, q2 = _spread_pair(ctx, symbol, ex1, ex2)
+    now = now_ns()
+    history = ctx.model.history
+    samples = history.since(name, q1.venue, q2.venue, now - seconds * 1_000_000_000) if history is not None else []
+    return SpreadHistoryOut(
+        symbol=name,
+        exchange1=q1.venue,
+        exchange2=q2.venue,
+        seconds=seconds,
+        interval_ms=history.interval_ms if history is not None else 0,
+        points=[SpreadPointOut(ts_ns=s.ts_ns, spread=s.spread, spread_percentage=s.spread_percentage) for s in samples],
+        timestamp=iso(now),
+    )
 
 
 @router.get("/api/arbitrage/{symbol}/alert-status", responses=LOADING | NOT_FOUND)

@@ -47,6 +47,14 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
     ws_top_n: int = Field(default=20, ge=1, le=1000, description="rows of the arbitrage_opportunities top list")
     ws_refresh_s: float = Field(default=1.0, gt=0, description="period of market_summary / arbitrage top list pushes")
 
+    # Memory grows with symbols x ordered venue pairs (182 for 14 venues) x points: keep it modest.
+    spread_history_points: int = Field(
+        default=600, ge=1, description="spread samples kept per (symbol, venue pair): 10 min at the max rate"
+    )
+    spread_history_interval_ms: int = Field(
+        default=1_000, ge=1, description="at most one spread sample per venue pair per interval"
+    )
+
     alerts_keep: int = Field(default=1_000, ge=1, description="recent alerts kept in memory")
     episodes_keep: int = Field(default=10_000, ge=1, description="closed episodes kept in memory for /api/episodes")
     max_lag_records: int = Field(default=10_000, ge=0, description="/health is degraded beyond this consumer lag")

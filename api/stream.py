@@ -11,6 +11,11 @@ Message envelope: ``{"type": ..., "seq": n, "data": ...}`` (the seed's
   positive gross spread, filtered by the subscription), every ``ws_refresh_s``.
 - ``opportunity`` (an alert, as on the ``opportunities`` topic),
   ``episode_closed``, ``venue_health`` (a venue as in GET /api/venues).
+- ``episodes`` (channel ``episodes``): one symbol's open episodes (items as in
+  GET /api/opportunities, filtered by the subscription; an empty list = none
+  open), sent when a changelog record changes the set of open episodes or
+  their latest values — also while the cooldown suppresses alerts; coalesced
+  per symbol (latest wins). The snapshot carries them all as ``open_episodes``.
 - ``snapshot``: the answer to ``subscribe`` and ``resync``: the subscribed
   channels' current state at once (see :class:`Snapshot`; unsubscribed sections are null).
 - ``error`` (``{"code", "message"}``), ``pong``.
@@ -52,6 +57,14 @@ class PriceUpdate(PriceEntry):
     primary: bool = Field(description="this is the contract /api/prices shows for the venue")
 
 
+class OpenEpisodesUpdate(BaseModel):
+    symbol: str
+    episodes: list[OpenEpisodeOut] = Field(
+        description="the symbol's open episodes matching the subscription, best last net spread first; "
+        "replaces what the client held for the symbol (empty = none open)"
+    )
+
+
 class SubscriptionEcho(BaseModel):
     channels: list[str]
     symbols: list[str] | None
@@ -68,6 +81,9 @@ class Snapshot(BaseModel):
     opportunities: list[OpenEpisodeOut] | None = Field(default=None, description="open episodes")
     recent_alerts: list[OpportunityOut] | None = None
     episodes: list[EpisodeClosedOut] | None = Field(default=None, description="latest closed episodes")
+    open_episodes: list[OpenEpisodeOut] | None = Field(
+        default=None, description="channel episodes: every open episode (what `episodes` messages update per symbol)"
+    )
     venues: list[VenueOut] | None = None
 
 
@@ -104,6 +120,8 @@ class Publisher:
                 self._alert(alert)
             for closed in changes.closed:
                 self._closed(closed)
+            for symbol in dict.fromkeys(changes.episodes):
+                self._open_episodes(symbol, now)
             for venue in sorted({h.venue for h in changes.health}):
                 self._venue(venue, now)
 
@@ -141,6 +159,22 @@ class Publisher:
             )
 
         self.hub.publish_event("episode_closed", "episodes", closed_out(closed).model_dump_json(), wants)
+
+    def _open_episodes(self, symbol: str, now: int) -> None:
+        rows = open_episode_rows(self.ctx.model, now, ArbFilter(symbol=symbol), None)
+
+        def render(f: Filter) -> str:
+            return OpenEpisodesUpdate(symbol=symbol, episodes=self._open_wanted(f, rows)).model_dump_json()
+
+        self.hub.publish_per_filter(f"episodes:{symbol}", "episodes", "episodes", render, lambda f: f.symbol_ok(symbol))
+
+    @staticmethod
+    def _open_wanted(f: Filter, rows: list[OpenEpisodeOut]) -> list[OpenEpisodeOut]:
+        return [
+            r
+            for r in rows
+            if f.symbol_ok(r.symbol) and f.legs_ok(r.buy_venue, r.sell_venue) and f.net_ok(r.last_net_spread)
+        ]
 
     def _venue(self, venue: str, now: int) -> None:
         ctx = self.ctx
@@ -192,9 +226,9 @@ class Publisher:
         if "arbitrage" in f.channels:
             rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, where) if r.spread_percentage > 0]
             snap.arbitrage_opportunities = self._top(rows, f)
+        opened = open_episode_rows(ctx.model, now, where, None) if {"opportunities", "episodes"} & f.channels else []
         if "opportunities" in f.channels:
-            opened = open_episode_rows(ctx.model, now, where, f.min_net_spread)
-            snap.opportunities = [o for o in opened if f.symbol_ok(o.symbol) and f.legs_ok(o.buy_venue, o.sell_venue)]
+            snap.opportunities = self._open_wanted(f, opened)
             alerts = [a for a in reversed(ctx.model.alerts.values()) if self._wanted(f, a.symbol, a)]
             snap.recent_alerts = [opportunity_out(a) for a in alerts[:SNAPSHOT_HISTORY]]
         if "episodes" in f.channels:
@@ -202,6 +236,7 @@ class Publisher:
             closed = [e for e in ctx.model.closed.values() if self._wanted_closed(f, e)]
             closed.sort(key=lambda e: (-e.end_ts_ns, e.event_id))
             snap.episodes = [closed_out(e) for e in closed[:SNAPSHOT_HISTORY]]
+            snap.open_episodes = self._open_wanted(f, opened)
         if "health" in f.channels:
             snap.venues = [v for v in venues_out(ctx.model, ctx.universe, now, ctx.config) if f.venue_ok(v.venue)]
         return snap.model_dump_json()

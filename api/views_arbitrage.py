@@ -138,13 +138,20 @@ def common_pair(state: SymbolState, venue1: str, venue2: str, bridges: dict[str,
     return pair[venue1], pair[venue2]
 
 
-def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, config: ArbConfig) -> SpreadOut:
-    state = model.symbols[symbol]
+def reference_spread(q1: Quote, q2: Quote) -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
+    """(price1, price2, spread, spread_percentage) of /api/spread: reference prices per base unit,
+    price2 - price1, and that difference in percent of price1. Also what the spread history records."""
     ref1, _ = reference_price(q1)
     ref2, _ = reference_price(q2)
     p1 = per_base(ref1, q1.price_multiplier) if ref1 is not None else None
     p2 = per_base(ref2, q2.price_multiplier) if ref2 is not None else None
     diff = p2 - p1 if p1 is not None and p2 is not None else None
+    return p1, p2, diff, diff / p1 * 100 if diff is not None and p1 else None
+
+
+def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, config: ArbConfig) -> SpreadOut:
+    state = model.symbols[symbol]
+    p1, p2, diff, percentage = reference_spread(q1, q2)
     return SpreadOut(
         symbol=symbol,
         exchange1=q1.venue,
@@ -155,7 +162,7 @@ def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, con
         price1=p1,
         price2=p2,
         spread=diff,
-        spread_percentage=diff / p1 * 100 if diff is not None and p1 else None,
+        spread_percentage=percentage,
         buy_1_sell_2=pair_row(model, symbol, state, q1, q2, now_ns, config),
         buy_2_sell_1=pair_row(model, symbol, state, q2, q1, now_ns, config),
         timestamp=iso(now_ns),

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from api.context import ApiContext, now_ns
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
-from api.stream import PriceUpdate, Snapshot
+from api.stream import OpenEpisodesUpdate, PriceUpdate, Snapshot
 from api.views_prices import iso
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ MESSAGE_DATA: dict[str, Any] = {
     "arbitrage_opportunities": list[ArbitrageRow],
     "opportunity": OpportunityOut,
     "episode_closed": EpisodeClosedOut,
+    "episodes": OpenEpisodesUpdate,
     "venue_health": VenueOut,
     "snapshot": Snapshot,
     "error": WsError,

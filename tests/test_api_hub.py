@@ -8,16 +8,22 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import jsonschema
 import msgspec
 import pytest
 
 from api.hub import Client, Filter, Hub, Limits, SlowClientError
+from api.main import build_context
 from api.metrics import ApiMetrics
 from api.models import EpisodeClosedOut, LegOut, OpportunityOut
 from api.readmodel import Changes, ReadModel
-from api.ws import handle_text
-from schemas.arbitrage import EpisodeClosed, Leg, Opportunity, SymbolState
-from tests.test_api_support import quote
+from api.universe import Universe
+from api.views_arbitrage import ArbFilter, open_episodes
+from api.ws import handle_text, ws_schema
+from processors.arbitrage import Outcome, process_quote
+from schemas.arbitrage import EpisodeClosed, Leg, Opportunity, SymbolState, decode_state, encode
+from tests.test_api_expected import BTC_NET, ETH_NET, FEE
+from tests.test_api_support import D, health_script, quote, scenario_settings
 
 
 class Recorder:
@@ -181,3 +187,107 @@ def test_read_model_dedupes_events_and_reports_changed_quotes_only() -> None:
         model.apply_alert(alert, changes)
     assert [a.event_id for a in changes.alerts] == ["BTC:a->b:1", "BTC:a->b:2", "BTC:a->b:3"]
     assert list(model.alerts) == ["BTC:a->b:2", "BTC:a->b:3"]  # bounded by alerts_keep
+
+
+async def test_open_episode_updates_reach_matching_subscribers_even_when_no_alert_is_sent() -> None:
+    settings = scenario_settings()
+    config = settings.arb_config()
+    ctx = build_context(settings, None, model=ReadModel(), universe=Universe())
+    model, publisher, hub = ctx.model, ctx.publisher, ctx.hub
+    assert publisher is not None and hub is not None
+    t0 = time.time_ns()
+    for h in health_script(t0):
+        model.apply_health(h, Changes())
+    model.mark_complete()
+    schemas = (await ws_schema())["messages"]
+    validate = {kind: jsonschema.Draft202012Validator(s) for kind, s in schemas.items()}
+
+    sinks: dict[str, Recorder] = {}
+    tasks = []
+    for name, subscription in {
+        "btc": {"symbols": ["BTC"]},
+        "eth": {"symbols": ["ETH"]},
+        "btc_binance_bybit": {"symbols": ["BTC"], "venues": ["binance", "bybit"]},
+        "episodes_only": {"channels": ["episodes"]},
+    }.items():
+        sinks[name] = Recorder()
+        c = Client(sinks[name].send, publisher.snapshot, Limits(queue_size=100, coalesce_s=0.01), ctx.metrics)
+        hub.add(c)
+        handle_text(c, json.dumps({"op": "subscribe", **subscription}))
+        tasks.append(asyncio.create_task(c.run()))
+    await wait_until(lambda: all(any(m["type"] == "snapshot" for m in s.messages) for s in sinks.values()))
+    assert all(s.messages[0]["data"]["open_episodes"] == [] for s in sinks.values())
+
+    states: dict[str, SymbolState] = {}
+
+    def tick(q: Any) -> Outcome:
+        state = states.setdefault(q.base, SymbolState())
+        outcome = process_quote(q.base, state, q, model.health.by_venue, q.receipt_ts_ns, config)
+        changes = Changes()
+        model.apply_state(q.base, decode_state(encode(state)), changes)  # a changelog record: a fresh copy
+        for alert in outcome.alerts:
+            model.apply_alert(alert, changes)
+        publisher.on_changes(changes)
+        return outcome
+
+    def episodes(name: str, symbol: str) -> list[dict[str, Any]]:
+        found = [m for m in sinks[name].messages if m["type"] == "episodes" and m["data"]["symbol"] == symbol]
+        for m in found:
+            validate["episodes"].validate(m["data"])
+        return found
+
+    ms = 1_000_000
+    tick(quote("BTC-USDT-PERP@binance", "100000", "100001", t0 + 1 * ms))
+    assert len(tick(quote("BTC-USDT-PERP@bybit", "100400", "100401", t0 + 2 * ms)).alerts) == 1
+    await wait_until(lambda: len(episodes("btc", "BTC")) == 1)
+    [first] = episodes("btc", "BTC")[0]["data"]["episodes"]
+    assert (first["buy_venue"], first["sell_venue"], first["alerted"], first["ticks"]) == ("binance", "bybit", True, 1)
+    assert D(first["last_net_spread"]) == BTC_NET
+
+    # A second pair opens inside the symbol's cooldown: no alert, but the episode is streamed.
+    okx_net = (D("100300") - D("100001")) / D("100001") - FEE["binance"] - FEE["okx"]
+    assert tick(quote("BTC-USDT-PERP@okx", "100300", "100301", t0 + 3 * ms)).alerts == []
+    await wait_until(lambda: len(episodes("btc", "BTC")) == 2)
+    latest = episodes("btc", "BTC")[-1]["data"]["episodes"]
+    assert [(e["buy_venue"], e["sell_venue"], e["alerted"]) for e in latest] == [
+        ("binance", "bybit", True),
+        ("binance", "okx", False),
+    ]  # best last net spread first
+    assert D(latest[1]["last_net_spread"]) == okx_net
+    # Same items as GET /api/opportunities (up to alive_ms, which moves with the clock).
+    rest = open_episodes(model, time.time_ns(), ArbFilter(symbol="BTC"), None, 100).model_dump(mode="json")
+    assert [{**e, "alive_ms": 0} for e in latest] == [{**e, "alive_ms": 0} for e in rest["opportunities"]]
+    assert [m["type"] for m in sinks["btc"].messages].count("opportunity") == 1  # only the first one alerted
+
+    # A quote that changes no episode sends none.
+    changes = Changes()
+    state = states["BTC"]
+    process_quote("BTC", state, quote("BTC-USD-INV-PERP@bitmex", "99000", "99010", t0 + 4 * ms), {}, t0, config)
+    model.apply_state("BTC", decode_state(encode(state)), changes)
+    assert changes.episodes == [] and changes.quotes
+
+    tick(quote("ETH-USDT-PERP@binance", "3000", "3000.5", t0 + 5 * ms))
+    tick(quote("ETH-USDT-PERP@okx", "3010", "3010.5", t0 + 6 * ms))
+    await wait_until(lambda: len(episodes("eth", "ETH")) == 1 and len(episodes("episodes_only", "ETH")) == 1)
+    assert D(episodes("eth", "ETH")[0]["data"]["episodes"][0]["last_net_spread"]) == ETH_NET
+    # Symbol and venue filters: ETH's subscriber saw nothing of BTC; binance/bybit only saw that pair.
+    assert episodes("eth", "BTC") == [] and episodes("btc", "ETH") == []
+    only_pair = episodes("btc_binance_bybit", "BTC")[-1]["data"]["episodes"]
+    assert [(e["buy_venue"], e["sell_venue"]) for e in only_pair] == [("binance", "bybit")]
+    assert len(episodes("episodes_only", "BTC")[-1]["data"]["episodes"]) == 2
+    assert all(m["type"] in {"snapshot", "episodes"} for m in sinks["episodes_only"].messages)
+
+    # The snapshot (subscribe / resync) carries the current open episodes.
+    for c in list(hub.clients):
+        c.request_snapshot()
+    await wait_until(lambda: all(sum(m["type"] == "snapshot" for m in s.messages) == 2 for s in sinks.values()))
+    snaps = {name: [m for m in s.messages if m["type"] == "snapshot"][-1]["data"] for name, s in sinks.items()}
+    for snap in snaps.values():
+        validate["snapshot"].validate(snap)
+    assert [(e["symbol"], e["sell_venue"]) for e in snaps["btc"]["open_episodes"]] == [("BTC", "bybit"), ("BTC", "okx")]
+    assert [(e["symbol"], e["sell_venue"]) for e in snaps["eth"]["open_episodes"]] == [("ETH", "okx")]
+    assert len(snaps["btc_binance_bybit"]["open_episodes"]) == 1
+    assert len(snaps["episodes_only"]["open_episodes"]) == 3
+    assert snaps["episodes_only"]["opportunities"] is None  # that section belongs to the opportunities channel
+    for task in tasks:
+        task.cancel()

@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from api.history import SpreadHistory
 from api.main import build_context, create_app
-from api.readmodel import ReadModel
+from api.readmodel import Changes, ReadModel
 from api.universe import Universe
+from schemas.arbitrage import SymbolState
 from schemas.market import Quote
 from tests.test_api_expected import check_all
-from tests.test_api_support import get_json, in_process_model, scenario, scenario_settings, serve
+from tests.test_api_support import D, get_json, in_process_model, quote, scenario, scenario_settings, serve
 
 
 def test_every_endpoint_answers_the_scenario_values() -> None:
@@ -65,3 +68,91 @@ def test_dashboard_is_served_without_shadowing_the_api(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(urllib.request.Request(url + "/api/prices", method="PUT"), timeout=10)
         assert (error.value.code, error.value.headers["allow"]) == (405, "GET")
+
+
+def _btc(binance: tuple[str, str], bybit: tuple[str, str], t: int) -> SymbolState:
+    quotes = [
+        quote("BTC-USDT-PERP@binance", *binance, t),
+        quote("BTC-USDT-PERP@bybit", *bybit, t),
+        quote("BTC-USD-INV-PERP@bitmex", "99000", "99010", t),  # never comparable with the USDT contracts
+    ]
+    return SymbolState(quotes={q.instrument_id: q for q in quotes})
+
+
+def test_spread_history_samples_each_state_change_per_pair() -> None:
+    now = time.time_ns()
+    t0, s = now - 100 * 1_000_000_000, 1_000_000_000
+    clock = [t0 - 50 * s]
+    settings = scenario_settings()
+    model = ReadModel()
+    model.attach_history(SpreadHistory(settings.arb_config().quote_bridges, points=10, clock=lambda: clock[0]))
+    ctx = build_context(settings, None, model=model, universe=Universe())
+
+    def apply(state: SymbolState, at: int) -> None:
+        clock[0] = at
+        model.apply_state("BTC", state, Changes())
+
+    # While loading nothing is sampled (replayed states would all carry the load time) ...
+    apply(_btc(("100000", "100001"), ("101000", "101001"), t0 - 60 * s), t0 - 50 * s)
+    apply(_btc(("100000", "100001"), ("100400", "100401"), t0 - 40 * s), t0 - 40 * s)
+    clock[0] = t0
+    model.mark_complete()  # ... then every pair is sampled once, at completion
+    apply(_btc(("100000", "100001"), ("100500", "100501"), t0), t0 + s // 10)  # within 250 ms: overwrites
+    apply(_btc(("100100", "100101"), ("100500", "100501"), t0), t0 + 3 * s // 10)
+    apply(_btc(("100100", "100101"), ("100000", "100001"), t0), t0 + 90 * s)
+    mid_binance, mid_bybit = D("100000.5"), D("100500.5")
+    expected = [
+        (t0, D(500), D(500) / mid_binance * 100),
+        (t0 + 3 * s // 10, D(400), D(400) / D("100100.5") * 100),
+        (t0 + 90 * s, D(-100), D(-100) / D("100100.5") * 100),
+    ]
+    with serve(create_app(ctx)) as url:
+
+        def points(path: str) -> list[tuple[int, Decimal, Decimal]]:
+            status, body = get_json(url + path)
+            assert status == 200, body
+            return [(p["ts_ns"], D(p["spread"]), D(p["spread_percentage"])) for p in body["points"]]
+
+        assert points("/api/spread/BTC/binance/bybit/history?seconds=3600") == expected
+        assert points("/api/spread/BTC/binance/bybit/history") == expected  # default: 600 s
+        assert points("/api/spread/BTCUSDT/binance/bybit/history?seconds=60") == expected[-1:]
+        reverse = points("/api/spread/BTC/bybit/binance/history?seconds=3600")
+        assert reverse[0] == (t0, D(-500), D(-500) / mid_bybit * 100)
+        assert [p[1] for p in reverse] == [D(-500), D(-400), D(100)]
+        # The latest sample is what /api/spread answers now.
+        now_spread = get_json(url + "/api/spread/BTC/binance/bybit")[1]
+        assert (D(now_spread["spread"]), D(now_spread["spread_percentage"])) == expected[-1][1:]
+        body = get_json(url + "/api/spread/BTC/binance/bybit/history?seconds=5")[1]
+        assert (body["symbol"], body["exchange1"], body["exchange2"], body["seconds"], body["interval_ms"]) == (
+            "BTC", "binance", "bybit", 5, 250,
+        )  # fmt: skip
+        assert body["points"] == []
+        # Errors exactly as /api/spread: 404 unknown or not comparable, 422 same venue; 422 bad window.
+        for tail, status in [
+            ("BTC/binance/bitmex", 404),
+            ("BTC/binance/nosuchvenue", 404),
+            ("NOSUCH/binance/bybit", 404),
+            ("BTC/binance/binance", 422),
+        ]:
+            assert get_json(f"{url}/api/spread/{tail}")[0] == status, tail
+            assert get_json(f"{url}/api/spread/{tail}/history")[0] == status, tail
+        for bad in ("0", "3601", "-5", "abc", "1.5"):
+            status, body = get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds={bad}")
+            assert status == 422 and "seconds" in str(body["detail"]), bad
+        assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=1")[0] == 200
+        assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=3600")[0] == 200
+
+
+def test_spread_history_is_bounded_and_forgets_removed_symbols() -> None:
+    clock = [0]
+    history = SpreadHistory({}, points=3, interval_ms=250, clock=lambda: clock[0])
+    for i in range(10):
+        clock[0] = i * 300_000_000
+        history.record("BTC", _btc(("100000", "100001"), (str(100000 + i), str(100001 + i)), 0))
+    assert [(p.ts_ns, p.spread) for p in history.since("BTC", "binance", "bybit", 0)] == [
+        (7 * 300_000_000, D(7)),
+        (8 * 300_000_000, D(8)),
+        (9 * 300_000_000, D(9)),
+    ]
+    history.record("BTC", None)  # tombstone
+    assert history.since("BTC", "binance", "bybit", 0) == []

@@ -41,7 +41,8 @@ export interface OpportunityFilter {
   minNetPct?: number | undefined;
 }
 
-export function useOpportunities(filter: OpportunityFilter) {
+/** `refetchIntervalMs`: 1 s by default; a slow fallback where the WebSocket streams open episodes. */
+export function useOpportunities(filter: OpportunityFilter, refetchIntervalMs = 1_000) {
   return useQuery({
     queryKey: ["opportunities", filter],
     queryFn: async () =>
@@ -57,7 +58,7 @@ export function useOpportunities(filter: OpportunityFilter) {
           },
         }),
       ),
-    refetchInterval: 1_000,
+    refetchInterval: refetchIntervalMs,
     placeholderData: keepPreviousData,
   });
 }
@@ -89,6 +90,25 @@ export function useSpread(symbol: string, ex1: string, ex2: string) {
       unwrap(await api.GET("/api/spread/{symbol}/{ex1}/{ex2}", { params: { path: { symbol, ex1, ex2 } } })),
     enabled: ex1 !== "" && ex2 !== "" && ex1 !== ex2,
     refetchInterval: 1_000,
+    retry: false,
+  });
+}
+
+/** The API's recorded spread samples of the pair (last `seconds`), loaded once per pair. */
+export function useSpreadHistory(symbol: string, ex1: string, ex2: string, seconds = 600) {
+  return useQuery({
+    queryKey: ["spread-history", symbol, ex1, ex2, seconds],
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/spread/{symbol}/{ex1}/{ex2}/history", {
+          params: { path: { symbol, ex1, ex2 }, query: { seconds } },
+        }),
+      ),
+    enabled: ex1 !== "" && ex2 !== "" && ex1 !== ex2,
+    staleTime: Number.POSITIVE_INFINITY,
+    gcTime: 0,
+    refetchInterval: false,
+    refetchOnWindowFocus: false,
     retry: false,
   });
 }

@@ -241,6 +241,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/spread/{symbol}/{ex1}/{ex2}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Spread History
+         * @description `spread` and `spread_percentage` of /api/spread over time, oldest first: one sample per state change
+         *     of the symbol (at most one per `interval_ms`), kept in memory by this API process since it loaded.
+         */
+        get: operations["spread_history_api_spread__symbol___ex1___ex2__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/summary": {
         parameters: {
             query?: never;
@@ -1029,6 +1050,35 @@ export interface components {
             /** Venues */
             venues: string[];
         };
+        /** SpreadHistoryOut */
+        SpreadHistoryOut: {
+            /** Exchange1 */
+            exchange1: string;
+            /** Exchange2 */
+            exchange2: string;
+            /**
+             * Interval Ms
+             * @description at most one sample per this interval (the latest change inside it wins)
+             */
+            interval_ms: number;
+            /**
+             * Points
+             * @description oldest first; empty until a state change was sampled
+             */
+            points: components["schemas"]["SpreadPointOut"][];
+            /**
+             * Seconds
+             * @description the window asked for: samples of the last `seconds` seconds
+             */
+            seconds: number;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Timestamp
+             * @description ISO 8601 UTC time this response was built
+             */
+            timestamp: string;
+        };
         /** SpreadOut */
         SpreadOut: {
             /** @description executable: buy on exchange1, sell on exchange2 */
@@ -1075,6 +1125,24 @@ export interface components {
              * @description ISO 8601 UTC time this response was built
              */
             timestamp: string;
+        };
+        /** SpreadPointOut */
+        SpreadPointOut: {
+            /**
+             * Spread
+             * @description price2 - price1, as `spread` of /api/spread at that time
+             */
+            spread: string;
+            /**
+             * Spread Percentage
+             * @description spread / price1 x 100, as in /api/spread
+             */
+            spread_percentage: string | null;
+            /**
+             * Ts Ns
+             * @description when the API applied the state change that produced this sample (its clock), ns
+             */
+            ts_ns: number;
         };
         /** SummaryOut */
         SummaryOut: {
@@ -1692,6 +1760,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SpreadOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    spread_history_api_spread__symbol___ex1___ex2__history_get: {
+        parameters: {
+            query?: {
+                /** @description window: samples of the last N seconds */
+                seconds?: number;
+            };
+            header?: never;
+            path: {
+                ex1: string;
+                ex2: string;
+                /** @description canonical base (BTC); seed spellings like BTCUSDT are accepted */
+                symbol: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpreadHistoryOut"];
                 };
             };
             /** @description unknown symbol or venue */

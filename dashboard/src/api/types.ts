@@ -9,6 +9,7 @@ export type SymbolPricesOut = S["SymbolPricesOut"];
 export type SummaryOut = S["SummaryOut"];
 export type ArbitrageRow = S["ArbitrageRow"];
 export type SpreadOut = S["SpreadOut"];
+export type SpreadHistoryOut = S["SpreadHistoryOut"];
 export type AlertStatusOut = S["AlertStatusOut"];
 export type OpportunityOut = S["OpportunityOut"];
 export type OpenEpisodeOut = S["OpenEpisodeOut"];

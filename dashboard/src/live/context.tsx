@@ -4,7 +4,7 @@
  */
 import { type QueryClient, useQueryClient } from "@tanstack/react-query";
 import { createContext, type ReactNode, useContext, useEffect, useMemo } from "react";
-import type { ArbitrageRow, OpportunityOut, SummaryOut, VenueOut } from "../api/types";
+import type { ArbitrageRow, OpenEpisodeOut, OpportunityOut, SummaryOut, VenueOut } from "../api/types";
 import { valueStore, type ValueStore } from "../lib/valueStore";
 import { CHANNELS, type LiveMessage, pricesByVenue } from "./protocol";
 import { LiveSocket, type SocketStatus } from "./socket";
@@ -16,6 +16,13 @@ export interface VenueLive {
   receivedAt: number;
 }
 
+/** Open episodes streamed by the `episodes` channel, per symbol. */
+export interface OpenEpisodesLive {
+  /** A snapshot with open episodes has arrived: until then screens fall back to REST. */
+  loaded: boolean;
+  bySymbol: Readonly<Record<string, { episodes: readonly OpenEpisodeOut[]; receivedAt: number }>>;
+}
+
 export interface Live {
   store: PriceStore;
   venues: ValueStore<Readonly<Record<string, VenueLive>>>;
@@ -24,6 +31,7 @@ export interface Live {
   status: ValueStore<SocketStatus>;
   /** Alerts announced since the page loaded (new ones only, never the snapshot's backlog). */
   alerts: ValueStore<readonly OpportunityOut[]>;
+  openEpisodes: ValueStore<OpenEpisodesLive>;
   socket: LiveSocket | null;
 }
 
@@ -54,6 +62,7 @@ export function createLive(minFlushIntervalMs = 0): Live {
     top: valueStore<readonly ArbitrageRow[]>([]),
     status: valueStore<SocketStatus>(INITIAL_STATUS),
     alerts: valueStore<readonly OpportunityOut[]>([]),
+    openEpisodes: valueStore<OpenEpisodesLive>({ loaded: false, bySymbol: {} }),
     socket: null,
   };
 }
@@ -85,6 +94,11 @@ export function applyMessage(live: Live, message: LiveMessage, invalidate: (key:
         for (const v of snap.venues) venues[v.venue] = { data: v, receivedAt: now };
         live.venues.set(venues);
       }
+      if (snap.open_episodes) {
+        const bySymbol: Record<string, { episodes: OpenEpisodeOut[]; receivedAt: number }> = {};
+        for (const e of snap.open_episodes) (bySymbol[e.symbol] ??= { episodes: [], receivedAt: now }).episodes.push(e);
+        live.openEpisodes.set({ loaded: true, bySymbol });
+      }
       // Alerts already raised before this snapshot are history, not news.
       for (const alert of snap.recent_alerts ?? []) seen.add(alert.event_id);
       invalidate("opportunities");
@@ -114,6 +128,16 @@ export function applyMessage(live: Live, message: LiveMessage, invalidate: (key:
       }
       invalidate("opportunities");
       return;
+    case "episodes": {
+      const { symbol, episodes } = message.data;
+      live.openEpisodes.update((held) => {
+        const bySymbol = { ...held.bySymbol };
+        if (episodes.length === 0) delete bySymbol[symbol];
+        else bySymbol[symbol] = { episodes, receivedAt: now };
+        return { ...held, bySymbol };
+      });
+      return;
+    }
     case "episode_closed":
       invalidate("opportunities");
       invalidate("episodes");

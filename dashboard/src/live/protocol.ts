@@ -17,6 +17,12 @@ export const CHANNELS = ["prices", "arbitrage", "summary", "opportunities", "epi
 /** `price_update`: one instrument, fields as a /api/prices entry plus these. */
 export type PriceUpdate = PriceEntry & { symbol: string; exchange: string; primary: boolean };
 
+/** `episodes`: one symbol's open episodes (replaces what is held for it; empty = none open). */
+export interface OpenEpisodesUpdate {
+  symbol: string;
+  episodes: OpenEpisodeOut[];
+}
+
 /** `snapshot`: the answer to `subscribe`; sections of unsubscribed channels are null. */
 export interface Snapshot {
   subscription: {
@@ -32,6 +38,8 @@ export interface Snapshot {
   opportunities?: OpenEpisodeOut[] | null;
   recent_alerts?: OpportunityOut[] | null;
   episodes?: EpisodeClosedOut[] | null;
+  /** Channel `episodes`: every open episode, what `episodes` messages then update per symbol. */
+  open_episodes?: OpenEpisodeOut[] | null;
   venues?: VenueOut[] | null;
 }
 
@@ -43,6 +51,7 @@ export type LiveMessage =
   | { type: "arbitrage_opportunities"; seq: number; data: ArbitrageRow[] }
   | { type: "opportunity"; seq: number; data: OpportunityOut }
   | { type: "episode_closed"; seq: number; data: EpisodeClosedOut }
+  | { type: "episodes"; seq: number; data: OpenEpisodesUpdate }
   | { type: "venue_health"; seq: number; data: VenueOut }
   | { type: "error"; seq: number; data: { code: string; message: string } }
   | { type: "pong"; seq: number; data: unknown };

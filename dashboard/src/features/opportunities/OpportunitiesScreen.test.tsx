@@ -1,6 +1,8 @@
-import { fireEvent, screen, waitFor } from "@testing-library/react";
+import { act, fireEvent, screen, waitFor } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import type { OpenEpisodeOut, OpportunityOut } from "../../api/types";
+import { applyMessage } from "../../live/context";
+import type { LiveMessage, Snapshot } from "../../live/protocol";
 import { apiCalls, apiRoutes } from "../../test/setup";
 import { entry, renderWithLive, testLive } from "../../test/util";
 import { OpportunitiesScreen } from "./OpportunitiesScreen";
@@ -35,6 +37,14 @@ function alert(symbol: string, buy: string, sell: string, net: string): Opportun
     emitted_ts_ns: null,
   };
 }
+
+const SUBSCRIPTION: Snapshot["subscription"] = {
+  channels: ["episodes"],
+  symbols: null,
+  venues: null,
+  min_net_spread: null,
+  all_instruments: false,
+};
 
 function episode(a: OpportunityOut): OpenEpisodeOut {
   return {
@@ -80,5 +90,47 @@ describe("OpportunitiesScreen", () => {
       expect(last?.searchParams.get("symbol")).toBe("BTC");
       expect(last?.searchParams.get("venue")).toBe("okx");
     });
+  });
+});
+
+describe("OpportunitiesScreen with the episodes channel", () => {
+  it("renders open episodes from the WebSocket and applies the filters itself", async () => {
+    const btc = { ...episode(alert("BTC", "binance", "okx", "0.0140")), alerted: false, ticks: 3 };
+    const eth = episode(alert("ETH", "bybit", "okx", "0.0030"));
+    apiRoutes.set("/api/opportunities", () => ({ opportunities: [], recent_alerts: [], timestamp: "" }));
+    const live = testLive();
+    live.store.replaceAll({ BTC: { binance: entry("binance", "1", "2"), okx: entry("okx", "1", "2") } });
+    const apply = (message: LiveMessage) => act(() => applyMessage(live, message, () => {}, new Set()));
+    renderWithLive(<OpportunitiesScreen />, live);
+
+    const rows = () =>
+      [...document.querySelectorAll<HTMLElement>('[data-testid="open-episodes"] tr[data-symbol]')].map((r) => [
+        r.dataset.symbol,
+        r.dataset.buy,
+        r.dataset.sell,
+        r.dataset.net,
+      ]);
+    apply({ type: "snapshot", seq: 1, data: { subscription: SUBSCRIPTION, open_episodes: [eth] } });
+    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.0030"]]));
+    // An update for BTC whose alert the cooldown suppressed: shown without any REST round trip.
+    apply({ type: "episodes", seq: 2, data: { symbol: "BTC", episodes: [btc] } });
+    await waitFor(() => expect(rows()).toHaveLength(2));
+    const btcRow = document.querySelector('[data-testid="open-episodes"] tr[data-symbol="BTC"]') as HTMLElement;
+    expect(btcRow.textContent).toContain("1.400 %");
+    expect(btcRow.textContent).toContain("cooldown");
+    expect(rows()[0]).toEqual(["BTC", "binance", "okx", "0.0140"]); // best net first
+
+    fireEvent.change(screen.getByTestId("opp-min-net"), { target: { value: "0.5" } });
+    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.0140"]]));
+    fireEvent.change(screen.getByTestId("opp-min-net"), { target: { value: "" } });
+    fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "okx" } });
+    await waitFor(() => expect(rows()).toHaveLength(2));
+    fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "binance" } });
+    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.0140"]]));
+    fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "" } });
+
+    // The episode closed: an empty list replaces what was held for the symbol.
+    apply({ type: "episodes", seq: 3, data: { symbol: "BTC", episodes: [] } });
+    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.0030"]]));
   });
 });

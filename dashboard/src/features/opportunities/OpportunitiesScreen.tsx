@@ -3,7 +3,7 @@ import { useMemo, useState } from "react";
 import { type OpportunityFilter, useOpportunities } from "../../api/queries";
 import type { ArbitrageRow, OpenEpisodeOut, OpportunityOut } from "../../api/types";
 import { DataTable } from "../../components/DataTable";
-import { useLive } from "../../live/context";
+import { type OpenEpisodesLive, useLive } from "../../live/context";
 import { useSymbols, useVenuesQuoted } from "../../live/hooks";
 import { useNow } from "../../lib/clock";
 import { fmtAge, fmtFractionPct, fmtPct, fmtPrice, fmtQty, fmtTime, nsToMs } from "../../lib/format";
@@ -18,6 +18,24 @@ function SymbolLink({ symbol }: { symbol: string }) {
       {symbol}
     </a>
   );
+}
+
+/**
+ * The streamed open episodes matching the screen's filters (the same comparisons the API's
+ * query parameters make), with `alive_ms` advanced by the time since each symbol's message.
+ */
+export function liveOpenEpisodes(held: OpenEpisodesLive, filter: OpportunityFilter, now: number): OpenEpisodeOut[] {
+  const minNet = filter.minNetPct === undefined ? undefined : filter.minNetPct / 100;
+  const rows: OpenEpisodeOut[] = [];
+  for (const [symbol, { episodes, receivedAt }] of Object.entries(held.bySymbol)) {
+    if (filter.symbol && symbol !== filter.symbol) continue;
+    for (const e of episodes) {
+      if (filter.venue && e.buy_venue !== filter.venue && e.sell_venue !== filter.venue) continue;
+      if (minNet !== undefined && Number(e.last_net_spread) < minNet) continue;
+      rows.push({ ...e, alive_ms: e.alive_ms + Math.max(0, now - receivedAt) });
+    }
+  }
+  return rows;
 }
 
 function openColumns(elapsedMs: number): ColumnDef<OpenEpisodeOut, unknown>[] {
@@ -88,11 +106,17 @@ export function OpportunitiesScreen() {
     const parsed = Number.parseFloat(minNet);
     return { symbol, venue, minNetPct: Number.isFinite(parsed) ? parsed : undefined };
   }, [minNet, symbol, venue]);
-  const query = useOpportunities(filter);
+  // Open episodes come from the WebSocket (`episodes` channel, also when the cooldown suppressed
+  // the alert); REST serves the recent alerts, and the episodes until the socket has sent them.
+  const streamed = useValue(live.openEpisodes);
+  const query = useOpportunities(filter, streamed.loaded ? 10_000 : 1_000);
   const now = useNow();
-  const elapsed = query.dataUpdatedAt ? Math.max(0, now - query.dataUpdatedAt) : 0;
+  const elapsed = streamed.loaded ? 0 : query.dataUpdatedAt ? Math.max(0, now - query.dataUpdatedAt) : 0;
   const columns = useMemo(() => openColumns(elapsed), [elapsed]);
-  const open = query.data?.opportunities ?? [];
+  const open = useMemo(
+    () => (streamed.loaded ? liveOpenEpisodes(streamed, filter, now) : (query.data?.opportunities ?? [])),
+    [streamed, filter, now, query.data],
+  );
   const alerts = query.data?.recent_alerts ?? [];
 
   return (

@@ -7,7 +7,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
-import type { SpreadOut } from "../../api/types";
+import type { SpreadHistoryOut, SpreadOut } from "../../api/types";
 
 export interface SpreadPoint {
   time: number;
@@ -28,14 +28,37 @@ export function spreadPoint(spread: SpreadOut, timeMs: number): SpreadPoint {
   };
 }
 
+/** The API's recorded samples (mid spread only), at most one point per second (the latest wins). */
+export function historyPoints(history: SpreadHistoryOut): SpreadPoint[] {
+  const out: SpreadPoint[] = [];
+  for (const p of history.points) {
+    const point: SpreadPoint = {
+      time: Math.floor(p.ts_ns / 1e9),
+      mid: p.spread_percentage === null || p.spread_percentage === undefined ? null : Number(p.spread_percentage),
+      net12: null,
+      net21: null,
+    };
+    if (out.length > 0 && out[out.length - 1]?.time === point.time) out[out.length - 1] = point;
+    else out.push(point);
+  }
+  return out;
+}
+
+/** History first, then the live samples newer than its last point (whichever arrived first). */
+export function withHistory(history: readonly SpreadPoint[], live: readonly SpreadPoint[], max: number): SpreadPoint[] {
+  const last = history[history.length - 1]?.time ?? Number.NEGATIVE_INFINITY;
+  return [...history, ...live.filter((p) => p.time > last)].slice(-max);
+}
+
 const COLORS = { mid: "#8ab4f8", net12: "#26a65b", net21: "#e5a00d" };
 
-/** TradingView lightweight-charts: spread between two venues over time, one point per second. */
+/** TradingView lightweight-charts: spread between two venues over time, one point per second at most. */
 export function SpreadChart({ points, labels }: { points: readonly SpreadPoint[]; labels: [string, string] }) {
   const container = useRef<HTMLDivElement>(null);
   const chart = useRef<IChartApi | null>(null);
   const series = useRef<Record<keyof typeof COLORS, ISeriesApi<"Line">> | null>(null);
   const drawn = useRef(0);
+  const first = useRef<SpreadPoint | undefined>(undefined);
 
   useEffect(() => {
     if (container.current === null) return;
@@ -64,13 +87,20 @@ export function SpreadChart({ points, labels }: { points: readonly SpreadPoint[]
   useEffect(() => {
     const s = series.current;
     if (s === null) return;
-    if (points.length < drawn.current) {
-      for (const key of Object.keys(COLORS) as (keyof typeof COLORS)[]) s[key].setData([]);
-      drawn.current = 0;
+    const keys = Object.keys(COLORS) as (keyof typeof COLORS)[];
+    if (points.length < drawn.current || points[0] !== first.current) {
+      // A new series (other pair, history loaded, oldest points trimmed): redraw it whole,
+      // since update() only accepts points at or after the last one drawn.
+      for (const key of keys) {
+        s[key].setData(points.map((p) => (p[key] === null ? { time: p.time as UTCTimestamp } : { time: p.time as UTCTimestamp, value: p[key] })));
+      }
+      drawn.current = points.length;
+      first.current = points[0];
+      return;
     }
     for (const p of points.slice(Math.max(0, drawn.current - 1))) {
       const time = p.time as UTCTimestamp;
-      for (const key of Object.keys(COLORS) as (keyof typeof COLORS)[]) {
+      for (const key of keys) {
         const value = p[key];
         s[key].update(value === null ? { time } : { time, value });
       }

@@ -1,6 +1,6 @@
 import type { ColumnDef } from "@tanstack/react-table";
 import { useEffect, useMemo, useState } from "react";
-import { useAlertStatus, useEpisodes, useOpportunities, useSpread, useSymbolPrices } from "../../api/queries";
+import { useAlertStatus, useEpisodes, useOpportunities, useSpread, useSpreadHistory, useSymbolPrices } from "../../api/queries";
 import type { EpisodeClosedOut, OpenEpisodeOut, PriceEntry } from "../../api/types";
 import { DataTable } from "../../components/DataTable";
 import { useLive } from "../../live/context";
@@ -9,7 +9,7 @@ import { useNow } from "../../lib/clock";
 import { fmtAge, fmtFractionPct, fmtPct, fmtPrice, fmtQty, fmtTime, nsToMs } from "../../lib/format";
 import { href } from "../../lib/route";
 import { useStaleAfterMs } from "../../lib/staleness";
-import { SpreadChart, type SpreadPoint, spreadPoint } from "./SpreadChart";
+import { historyPoints, SpreadChart, type SpreadPoint, spreadPoint, withHistory } from "./SpreadChart";
 
 const num = { numeric: true };
 const MAX_POINTS = 3_600;
@@ -98,10 +98,20 @@ export function SymbolScreen({ symbol }: { symbol: string }) {
   }, [venues, pair]);
   useEffect(() => setPoints([]), [symbol, pair]);
 
+  // The API's recorded history of the pair first, then one live sample a second. Both are
+  // stamped with the API's clock (history ts_ns, the spread response's timestamp).
+  const history = useSpreadHistory(symbol, pair[0], pair[1]);
+  useEffect(() => {
+    if (history.data === undefined) return;
+    const recorded = historyPoints(history.data);
+    setPoints((ps) => withHistory(recorded, ps, MAX_POINTS));
+  }, [history.data]);
+
   const spread = useSpread(symbol, pair[0], pair[1]);
   useEffect(() => {
     if (spread.data === undefined) return;
-    const point = spreadPoint(spread.data, spread.dataUpdatedAt);
+    const serverMs = Date.parse(spread.data.timestamp);
+    const point = spreadPoint(spread.data, Number.isFinite(serverMs) ? serverMs : spread.dataUpdatedAt);
     setPoints((ps) => {
       const last = ps[ps.length - 1];
       if (last !== undefined && last.time >= point.time) return [...ps.slice(0, -1), { ...point, time: last.time }];
@@ -169,7 +179,9 @@ export function SymbolScreen({ symbol }: { symbol: string }) {
             )}
             {spread.isError && <div className="small muted">{String(spread.error)}</div>}
             <SpreadChart points={points} labels={pair} />
-            <div className="small muted">sampled from /api/spread once a second since this page opened</div>
+            <div className="small muted">
+              {history.data ? `${history.data.points.length} recorded samples, then ` : ""}sampled from /api/spread once a second
+            </div>
           </div>
         </div>
       </div>
