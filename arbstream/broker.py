@@ -64,6 +64,18 @@ def ensure_jars(settings: BrokerSettings) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """16 random bytes, base64url without padding (22 chars), never starting with '-'.
+
+    StorageTool's argument parser would read a leading '-' as an option (as Kafka's own
+    Uuid.randomUuid avoids too); it happened here once in a test run.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def port_in_use(host: str, port: int) -> bool:
     """True when something already listens on host:port (or it cannot be bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -177,7 +189,7 @@ class LocalKafka:
         """Format a new data directory; an existing one keeps its cluster id (and its data)."""
         if (log_dirs / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         cmd = [
             java,
             "-Xmx256m",

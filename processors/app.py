@@ -40,6 +40,14 @@ from schemas.topics import (
 log = logging.getLogger(__name__)
 
 SYMBOLS_TABLE = "symbols"
+# Every tick rewrites its symbol's row (~10 KB): with Kafka's defaults (1 GiB segments) the
+# uncompacted tail a recovering worker must replay grows to ~100k records. Small segments and
+# an eager cleaner keep it to a few segments, so failover time does not grow with uptime.
+CHANGELOG_CONFIG = {
+    "segment.bytes": str(16 * 2**20),
+    "segment.ms": str(60_000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
 
 
 class Misrouted:
@@ -127,7 +135,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
     funding_topic = app.topic(
         topic_name(FUNDING_OPPORTUNITIES, ns), key_type=bytes, value_type=bytes, partitions=partitions
     )
-    symbols = app.Table(SYMBOLS_TABLE, default=None, key_type=bytes, value_type=bytes, partitions=partitions)
+    symbols = app.Table(
+        SYMBOLS_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        extra_topic_configs=CHANGELOG_CONFIG,
+    )
     cache = StateCache()
     health = HealthView()
 
@@ -190,6 +205,14 @@ async def prepare_topics(bootstrap: str, settings: WorkerSettings) -> None:
     ``topic_partitions``: a tick topic with another partition count cannot work.
     """
     await ensure_topics(bootstrap, external_topics(settings), settings.topic_partitions)
+    # Faust would create the changelog too, but only when it starts; a reader subscribing
+    # earlier (the API, a test) could get it auto-created by the broker as a non-compacted topic.
+    await ensure_topics(
+        bootstrap,
+        [changelog_topic(settings)],
+        settings.topic_partitions,
+        {"cleanup.policy": "compact", **CHANGELOG_CONFIG},
+    )
     await ensure_topics(bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG)
     tick_names = [ticks_topic(s, settings.namespace) for s in settings.symbols]
     wrong = {

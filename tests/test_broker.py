@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from arbstream.broker import LocalKafka, free_port
 from arbstream.kafka import ensure_topics
 from arbstream.settings import BrokerSettings
+from processors.app import CHANGELOG_CONFIG
 from schemas.arbitrage import decode_state
 from schemas.market import Quote, encode
 from schemas.topics import ticks_topic, topic_name
@@ -127,6 +130,7 @@ async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, 
         finally:
             await producer.stop()
         changelog = topic_name("arbstream-symbols-changelog", namespace)
+        await wait_for_topic(kafka_bootstrap, changelog)  # created by the worker, never auto-created by us
 
         def latest_is_last(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
             return any(decode_state(r.value).quotes.get(quotes[-1].instrument_id) == quotes[-1] for r in records)
@@ -136,6 +140,32 @@ async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, 
     states = [decode_state(r.value) for r in records]
     assert states[-1].quotes == {quotes[-1].instrument_id: quotes[-1]}, (tmp_path / "worker.log").read_text()[-3000:]
     assert {r.key for r in records} == {b"BTC"}
+    configs = await topic_configs(kafka_bootstrap, changelog)
+    assert configs["cleanup.policy"] == "compact"
+    assert {k: configs[k] for k in CHANGELOG_CONFIG} == CHANGELOG_CONFIG
+
+
+async def wait_for_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while topic not in await admin.list_topics():
+            assert time.monotonic() < deadline, f"{topic} not created in {timeout_s}s"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    return {entry[0]: entry[1] for entry in resource[4]}
 
 
 async def test_restart_on_same_data_dir_keeps_data(tmp_path: Path) -> None:

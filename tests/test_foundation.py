@@ -71,3 +71,11 @@ def test_docker_compose_structure() -> None:
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
     assert services["api"]["ports"] == ["8000:8000"]
     assert (REPO_ROOT / "deploy" / "Dockerfile").read_text().count("ENTRYPOINT") == 1
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    from arbstream.broker import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
