@@ -10,12 +10,10 @@ the changelog topic name, ...) and adds its own HTTP/WebSocket knobs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
-from arbstream.settings import DEFAULT_CACHE_DIR, REPO_ROOT
+from arbstream.settings import DEFAULT_CACHE_DIR, REPO_ROOT, CommaList, split_commas
 from arbstream.settings import ApiSettings as BaseApiSettings
 from processors.settings import WorkerSettings
 
@@ -23,18 +21,12 @@ DEV_DASHBOARD_PORT = 5173
 """Vite's dev server port (issue 7); allowed by default so `npm run dev` can call the API."""
 
 
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
 class ApiSettings(WorkerSettings, BaseApiSettings):
     symbols_file: Path | None = Field(
         default=None, description="BASE:NATIVE_SYMBOL:venue lines (as for ingest); re-read by POST /api/reload-config"
     )
     instruments_cache_dir: Path = DEFAULT_CACHE_DIR / "instruments"
-    cors_origins: Annotated[list[str], NoDecode] = Field(
+    cors_origins: CommaList = Field(
         default=[],
         description="allowed browser origins (comma list); empty = the API's own origin and the dev dashboard",
     )
@@ -60,7 +52,7 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
     max_lag_records: int = Field(default=10_000, ge=0, description="/health is degraded beyond this consumer lag")
     discover_interval_s: float = Field(default=5.0, gt=0, description="how often to look for new topics/partitions")
 
-    _split_origins = field_validator("cors_origins", mode="before")(_split)
+    _split_origins = field_validator("cors_origins", mode="before")(split_commas)
 
     def allowed_origins(self) -> list[str]:
         if self.cors_origins:
