@@ -58,7 +58,7 @@ lint: $(INSTALLED)
 	$(BIN)/mypy arbstream ingest processors api schemas tests
 
 test: setup lint dashboard-test chromium
-	$(BIN)/pytest
+	ARBSTREAM_REQUIRE_E2E=1 $(BIN)/pytest
 
 bench: setup
 	$(BIN)/arbstream bench
