@@ -21,6 +21,7 @@ import msgspec
 from arbstream.errors import ConfigError
 from arbstream.kafka import ensure_topics, partition_counts, resolve_bootstrap, symbol_of, tick_partition
 from processors.arbitrage import process_quote
+from processors.faust_tuning import limit_fetch_wait
 from processors.funding import process_funding
 from processors.health_view import HealthView
 from processors.settings import WorkerSettings
@@ -101,6 +102,7 @@ def changelog_topic(settings: WorkerSettings) -> str:
 
 def create_app(settings: WorkerSettings) -> faust.App:
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
+    limit_fetch_wait(settings.worker_fetch_max_wait_ms)
     config = settings.arb_config()
     funding_config = settings.funding_config()
     partitions = settings.topic_partitions

@@ -40,6 +40,9 @@ class WorkerSettings(CommonSettings):
     worker_web_enabled: bool = False
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     worker_data_dir: str = ".cache/faust"
+    worker_fetch_max_wait_ms: int = Field(
+        default=20, ge=1, le=1500, description="longest broker long-poll of the worker's consumer (Faust: 1500)"
+    )
     worker_session_timeout_s: float = Field(
         default=30.0, gt=0, description="how long the group waits for a silent worker before rebalancing its partitions"
     )
