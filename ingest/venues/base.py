@@ -9,6 +9,7 @@ subscribe, heartbeat, reconnect and publish. Exchange field names never leave
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -250,6 +251,11 @@ class Venue(ABC):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         self.by_native: dict[str, Instrument] = {i.native_symbol: i for i in instruments if i.venue == self.name}
+        self._request_ids = itertools.count(1)
+
+    def next_request_id(self) -> int:
+        """1, 2, 3... per connection: ids that match a venue's replies to our requests."""
+        return next(self._request_ids)
 
     # -- connection plan -------------------------------------------------
     @abstractmethod

@@ -47,10 +47,6 @@ class Binance(Venue):
     ping_interval_s: ClassVar[float | None] = None
     stale_after_s = 30.0
 
-    def __init__(self, instruments: Sequence[Instrument]) -> None:
-        super().__init__(instruments)
-        self._request_id = 0
-
     def topics(self, instrument: Instrument) -> list[str]:
         symbol = instrument.native_symbol.lower()
         return [f"{symbol}@{BOOK}", f"{symbol}@{MARK}"]
@@ -73,9 +69,9 @@ class Binance(Venue):
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         frames = []
         for start in range(0, len(topics), self.topics_per_subscribe):
-            self._request_id += 1
+            request_id = self.next_request_id()
             params = list(topics[start : start + self.topics_per_subscribe])
-            frames.append(orjson.dumps({"method": "SUBSCRIBE", "params": params, "id": self._request_id}).decode())
+            frames.append(orjson.dumps({"method": "SUBSCRIBE", "params": params, "id": request_id}).decode())
         return frames
 
     def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:

@@ -96,7 +96,6 @@ class Bybit(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         self._books: dict[str, _Book] = {}
         self._tickers: dict[str, dict[str, Any]] = {}
 
@@ -134,8 +133,8 @@ class Bybit(Venue):
         return None
 
     def _next_id(self, prefix: str) -> str:
-        self._request_id += 1
-        return f"{prefix}-{self._request_id}"
+        request_id = self.next_request_id()
+        return f"{prefix}-{request_id}"
 
     def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
         message = load_json(frame)

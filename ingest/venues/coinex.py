@@ -72,7 +72,6 @@ class Coinex(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         self._reported: set[tuple[str, str]] = set()
         """(channel, market) pairs already named in Parsed.error on this connection."""
 
@@ -114,8 +113,8 @@ class Coinex(Venue):
         self._reported.clear()
 
     def _request(self, method: str, params: dict[str, Any]) -> str:
-        self._request_id += 1
-        return orjson.dumps({"method": method, "params": params, "id": self._request_id}).decode()
+        request_id = self.next_request_id()
+        return orjson.dumps({"method": method, "params": params, "id": request_id}).decode()
 
     # -- parsing ----------------------------------------------------------
     def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:

@@ -54,7 +54,6 @@ class Deribit(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         self._pending: dict[int, set[str]] = {}
         """Channels asked for per subscribe request id, to spot ones the ack leaves out."""
 
@@ -66,9 +65,9 @@ class Deribit(Venue):
         return f"{ws_base}/ws/api/v2"
 
     def _request(self, method: str, params: dict[str, Any]) -> tuple[int, str]:
-        self._request_id += 1
-        body = {"jsonrpc": "2.0", "id": self._request_id, "method": method, "params": params}
-        return self._request_id, orjson.dumps(body).decode()
+        request_id = self.next_request_id()
+        body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        return request_id, orjson.dumps(body).decode()
 
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         frames = []

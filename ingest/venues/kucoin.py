@@ -65,7 +65,6 @@ class Kucoin(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         # /contract/instrument splits rate (each minute) and mark/index (each
         # second) into separate frames; keep the latest of each per symbol so
         # every Funding event carries the whole known state.
@@ -108,9 +107,9 @@ class Kucoin(Venue):
         step = self.topics_per_subscribe
         for channel, symbols in by_channel.items():
             for start in range(0, len(symbols), step):
-                self._request_id += 1
+                request_id = self.next_request_id()
                 topic = f"{channel}:{','.join(symbols[start : start + step])}"
-                request = {"id": str(self._request_id), "type": "subscribe", "topic": topic, "response": True}
+                request = {"id": str(request_id), "type": "subscribe", "topic": topic, "response": True}
                 frames.append(orjson.dumps(request).decode())
         return frames
 

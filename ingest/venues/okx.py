@@ -76,7 +76,6 @@ class Okx(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         # Not cleared by reset(): funding and mark are facts about the market, not
         # about one connection, and they may ride different sockets.
         self._funding: dict[str, _FundingState] = {}
@@ -90,12 +89,12 @@ class Okx(Venue):
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         frames = []
         for start in range(0, len(topics), self.topics_per_subscribe):
-            self._request_id += 1
+            request_id = self.next_request_id()
             args = []
             for topic in topics[start : start + self.topics_per_subscribe]:
                 channel, _, inst_id = topic.partition(":")
                 args.append({"channel": channel, "instId": inst_id})
-            request = {"id": str(self._request_id), "op": "subscribe", "args": args}
+            request = {"id": str(request_id), "op": "subscribe", "args": args}
             frames.append(orjson.dumps(request).decode())
         return frames
 

@@ -89,10 +89,6 @@ class Paradex(Venue):
     ping_interval_s: ClassVar[float | None] = None
     stale_after_s = 30.0
 
-    def __init__(self, instruments: Sequence[Instrument]) -> None:
-        super().__init__(instruments)
-        self._request_id = 0
-
     def topics(self, instrument: Instrument) -> list[str]:
         return [f"{BBO}.{instrument.native_symbol}", f"{SUMMARY}.{instrument.native_symbol}"]
 
@@ -103,8 +99,8 @@ class Paradex(Venue):
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         frames = []
         for channel in topics:
-            self._request_id += 1
-            body = {"jsonrpc": "2.0", "method": "subscribe", "params": {"channel": channel}, "id": self._request_id}
+            request_id = self.next_request_id()
+            body = {"jsonrpc": "2.0", "method": "subscribe", "params": {"channel": channel}, "id": request_id}
             frames.append(orjson.dumps(body).decode())
         return frames
 

@@ -81,7 +81,6 @@ class Phemex(Venue):
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
-        self._request_id = 0
         self._books: dict[str, _Book] = {}
         inverse = [i.native_symbol for i in self.by_native.values() if i.kind is ContractKind.INVERSE]
         if missing := [s for s in inverse if s not in SCALES]:
@@ -119,8 +118,8 @@ class Phemex(Venue):
         return self._request("server.ping", [])
 
     def _request(self, method: str, params: list[str]) -> str:
-        self._request_id += 1
-        return orjson.dumps({"id": self._request_id, "method": method, "params": params}).decode()
+        request_id = self.next_request_id()
+        return orjson.dumps({"id": request_id, "method": method, "params": params}).decode()
 
     # -- parsing -------------------------------------------------------------
     def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
