@@ -6,6 +6,7 @@ and tests hit them directly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,13 +43,18 @@ class ArbConfig:
         return self.max_age_ms_by_venue.get(venue, self.max_age_ms) * 1_000_000
 
 
+@functools.cache
+def _quote_and_kind(instrument_id: str) -> tuple[str, bool]:
+    """(quote currency, inverse?) of a canonical id; cached, it runs for every pair on every tick."""
+    parts = instrument_id.split("@", 1)[0].split("-")
+    return (parts[1] if len(parts) > 2 else ""), "INV" in parts
+
+
 def quote_group(instrument_id: str, bridges: dict[str, str] | None = None) -> str:
     """Comparable-contracts group from a canonical id: ``BTC-USDT-PERP@x`` -> USDT, inverse -> USD-inverse."""
-    contract = instrument_id.split("@", 1)[0]
-    parts = contract.split("-")
-    quote = parts[1] if len(parts) > 2 else ""
-    quote = (bridges or {}).get(quote, quote)
-    return f"{quote}-inverse" if "INV" in parts else quote
+    quote, inverse = _quote_and_kind(instrument_id)
+    quote = bridges.get(quote, quote) if bridges else quote
+    return f"{quote}-inverse" if inverse else quote
 
 
 def per_base(price: Decimal, multiplier: Decimal) -> Decimal:
