@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from arbstream.errors import ConfigError
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import load_json
@@ -93,6 +95,4 @@ def select(
 
 
 def dump(instruments: list[Instrument]) -> str:
-    import msgspec
-
     return json.dumps([msgspec.to_builtins(i) for i in instruments], indent=1)

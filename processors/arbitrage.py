@@ -164,7 +164,8 @@ def step_pair(
     if episode is None:
         if net is None or net < config.open_threshold:
             return outcome
-        episode = Episode(buy_instrument_id=key.split("|")[0], sell_instrument_id=key.split("|")[1], start_ts_ns=now_ns)
+        buy_id, sell_id = key.split("|")
+        episode = Episode(buy_instrument_id=buy_id, sell_instrument_id=sell_id, start_ts_ns=now_ns)
         state.episodes[key] = episode
     if net is None or net < (config.close_threshold if episode.opened else config.open_threshold):
         del state.episodes[key]
