@@ -44,6 +44,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     quote units (BitMEX XBTUSD 1 USD, Deribit BTC-PERPETUAL amounts are USD: 1)."""
     tick_size: Decimal | None = None
     funding_interval_h: int | None = 8
+    volume_24h_quote: Decimal | None = None
+    """Traded notional over the last 24 h in quote currency, where the venue's listing (or the
+    ticker endpoint fetched with it) publishes it; None when it does not. Ranks ``top:N``."""
 
     @property
     def quote_group(self) -> str:
@@ -128,6 +131,32 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, tag="health", tag_field=
     receipt_ts_ns: int
 
 
+class ListingSource(StrEnum):
+    LIVE = "live"
+    """Fetched from the venue's REST listing just now."""
+    CACHE = "cache"
+    """The venue could not be reached: the last successful fetch, from the cache directory."""
+    BUNDLED = "bundled"
+    """Neither live nor cached: the snapshot shipped in ``ingest/data/instruments``."""
+
+
+class ListingStatus(msgspec.Struct, frozen=True, kw_only=True, tag="listing", tag_field="type"):
+    """Which instrument listing a venue's connections use, on the ``listings`` topic keyed by venue."""
+
+    venue: str
+    source: ListingSource
+    listed_ts_ns: int
+    """When the listing in use was fetched from the venue (cache/bundled: when that copy was made)."""
+    instruments: int
+    """Perpetuals in the listing; ``tracked`` of them are in the universe."""
+    tracked: int
+    error: str = ""
+    """Why the live fetch failed, when ``source`` is not live."""
+    exchange_ts_ns: int
+    """Emission time (listings carry no venue time)."""
+    receipt_ts_ns: int
+
+
 TickEvent = Quote | Funding
 """What a ``ticks.<BASE>`` topic carries; the ``type`` field tells them apart."""
 
@@ -136,7 +165,7 @@ _tick_decoder = msgspec.json.Decoder(TickEvent)
 _health_decoder = msgspec.json.Decoder(Health)
 
 
-def encode(event: Quote | Funding | Health | Instrument) -> bytes:
+def encode(event: Quote | Funding | Health | Instrument | ListingStatus) -> bytes:
     return _encoder.encode(event)
 
 

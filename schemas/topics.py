@@ -12,6 +12,10 @@ HEALTH = "health"
 OPPORTUNITIES = "opportunities"
 OPPORTUNITY_EPISODES = "opportunity-episodes"
 FUNDING_OPPORTUNITIES = "funding-opportunities"
+INSTRUMENTS = "instruments"
+"""Compacted, keyed by instrument id: the tracked universe (``Instrument``; a tombstone on delisting)."""
+LISTINGS = "listings"
+"""Compacted, keyed by venue: ``ListingStatus`` (which listing source each venue uses, how old)."""
 TICKS_PREFIX = "ticks."
 
 HEALTH_CONFIG = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}

@@ -64,6 +64,22 @@ def to_contracts(inst: Instrument, base_qty: Decimal, price: Decimal) -> int:
     return max(1, int(to_venue_qty(inst, base_qty, price)))
 
 
+@dataclass(frozen=True)
+class ListingSpec:
+    """One contract the generated market wants a venue to list (see ``VenueSim.list_instrument``)."""
+
+    base: str
+    """Canonical base (``PEPE``, ``BTC``)."""
+    group: str
+    """Quote group: ``USDT`` / ``USDC`` (linear) or ``USD-inverse``."""
+    multiplier: int
+    """Price multiplier the venue uses for this base (1, or 1000 for ``1000PEPE`` / ``kPEPE``)."""
+    funding_interval_h: int
+    reference_price: Decimal
+    """Price of one base unit, to choose a plausible tick and contract size."""
+    volume_24h_quote: Decimal | None = None
+
+
 class VenueSim(ABC):
     name: ClassVar[str]
     transport: ClassVar[str] = "websocket"
@@ -95,6 +111,19 @@ class VenueSim(ABC):
             return serve
 
         return {path: handler_for(responses) for path, responses in by_path.items()}
+
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        """The Instrument this venue would list for ``spec`` (its native symbol, contract size,
+        tick), or None when the venue offers no such contract (e.g. an inverse on a USDT-only
+        venue). Must be exactly what the venue module's ``parse_instruments`` reads back from
+        :meth:`listing`."""
+        raise NotImplementedError(f"{cls.name}: generated listings not implemented")
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        """The venue's REST listing responses for ``instruments``, keyed like the bundled file
+        ("path?query" -> decoded response), so that ``VENUE.parse_instruments(listing(x)) == x``."""
+        raise NotImplementedError(f"{self.name}: generated listings not implemented")
 
     def on_open(self, session: SimSession) -> list[Frame]:
         """Frames sent as soon as a client connects (welcome/info messages)."""
