@@ -49,6 +49,7 @@ class ConnectionStats:
     malformed: int = 0
     parse_errors: int = 0
     venue_errors: int = 0
+    resyncs: int = 0
     reconnects: int = 0
     last_data_ts_ns: int | None = None
 
@@ -180,6 +181,9 @@ class ConnectionRunner:
             if self.state is not HealthState.STREAMING:
                 await self._health(HealthState.STREAMING, "")
             await self.on_events(parsed.events)
+        if parsed.resyncs:
+            self.stats.resyncs += len(parsed.resyncs)
+            self._complain("sequence skipped for %s: quotes withheld until the next snapshot", parsed.resyncs)
         if parsed.gap is not None:
             raise SessionEnded(HealthState.GAP, parsed.gap)
 
@@ -226,6 +230,7 @@ class ConnectionRunner:
                 frames_total=self.stats.frames,
                 events_total=self.stats.events,
                 malformed_total=self.stats.malformed + self.stats.parse_errors,
+                resyncs_total=self.stats.resyncs,
                 last_data_ts_ns=self.stats.last_data_ts_ns,
                 exchange_ts_ns=now,
                 receipt_ts_ns=now,

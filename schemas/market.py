@@ -124,6 +124,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, tag="health", tag_field=
     """Quotes and funding events parsed from those frames."""
     malformed_total: int = 0
     """Frames that could not be parsed (counted, logged, skipped)."""
+    resyncs_total: int = 0
+    """Per-instrument sequence skips resynced from the next snapshot without reconnecting."""
     last_data_ts_ns: int | None = None
     """Receipt time of the last frame that carried market data."""
     exchange_ts_ns: int

@@ -212,7 +212,11 @@ class Parsed:
     replies: list[str] = field(default_factory=list)
     """Frames the runner must send back (answers to venue heartbeats)."""
     gap: str | None = None
-    """A sequence gap was detected: the runner emits health and resubscribes."""
+    """A sequence gap was detected on the whole connection: the runner emits health and reconnects."""
+    resyncs: list[str] = field(default_factory=list)
+    """Native symbols whose sequence skipped on a channel that re-sends snapshots (Bybit
+    ``orderbook.1``, CoinDCX): the venue module withholds their quotes until the next snapshot;
+    the runner counts them and keeps the connection (hundreds of other symbols ride on it)."""
     error: str | None = None
     """The venue reported an error (e.g. unknown symbol); counted and reported on ``health``."""
     subscribed: bool = False
