@@ -4,16 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from arbstream.settings import DEFAULT_CACHE_DIR, CommaList, CommonSettings, split_commas
+from ingest.universe import UniverseSpec
 
 
 class IngestSettings(CommonSettings):
     venues: CommaList = Field(default=[], description="venues to connect (comma list); empty = all implemented")
-    symbols: CommaList = Field(default=["BTC", "ETH"], description="canonical bases to track (comma list)")
-    symbols_file: Path | None = Field(default=None, description="BASE:NATIVE_SYMBOL:venue lines; overrides symbols")
+    symbols: CommaList = Field(
+        default=["all"],
+        description="`all` (every base on >= min_venues venues), `top:N` (by 24 h volume) or a comma list of bases",
+    )
+    min_venues: int = Field(default=2, ge=1, description="`all`/`top:N`: venues that must list a base")
+    quote_groups: CommaList = Field(default=[], description="keep only these quote groups (USDT,USDC,USD-inverse)")
+    exclude: CommaList = Field(default=[], description="bases never tracked (comma list)")
+    symbols_file: Path | None = Field(
+        default=None, description="the seed's futures_symbols.txt, symbols.csv or symbols.json; overrides symbols"
+    )
     instruments_cache_dir: Path = DEFAULT_CACHE_DIR / "instruments"
+    listing_refresh_s: float = Field(default=3600.0, gt=0, description="re-fetch every venue's listing this often")
+    listing_timeout_s: float = Field(default=10.0, gt=0, description="one attempt at a venue's REST listing")
+    listing_attempts: int = Field(default=3, ge=1, description="attempts per venue listing fetch (backoff between)")
+    listing_deadline_s: float = Field(
+        default=30.0, gt=0, description="a venue's whole listing fetch (all attempts); then cache, then bundled"
+    )
     simulator_url: str | None = Field(
         default=None, description="http://host:port of `arbstream simulate`; replaces every venue's URLs"
     )
@@ -28,7 +43,15 @@ class IngestSettings(CommonSettings):
     record_rotate_mb: int = Field(default=64, ge=1)
     metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
 
-    _split_lists = field_validator("venues", "symbols", mode="before")(split_commas)
+    _split_lists = field_validator("venues", "symbols", "quote_groups", "exclude", mode="before")(split_commas)
+
+    @model_validator(mode="after")
+    def _universe_is_valid(self) -> IngestSettings:
+        self.universe_spec()  # a bad ARBSTREAM_SYMBOLS fails at start, with the rule
+        return self
+
+    def universe_spec(self) -> UniverseSpec:
+        return UniverseSpec.parse(self.symbols, self.min_venues, self.quote_groups, self.exclude)
 
 
 class SimulatorSettings(CommonSettings):

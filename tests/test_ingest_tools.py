@@ -12,8 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from arbstream.errors import ConfigError
-from ingest.instruments import load_all, parse_manual
+from ingest.instruments import load_all
 from ingest.recorder import Recorder, read_recording
 from ingest.tools import frame_from_line, normalize
 from ingest.venues import VENUE_NAMES, implemented_venues
@@ -81,20 +80,6 @@ def test_frame_line_formats() -> None:
     assert frame_from_line(json.dumps({"b64": base64.b64encode(b"\x00\x01").decode()})) == (b"\x00\x01", None)
     recorded = json.dumps({"receipt_ts_ns": 5, "venue": "x", "connection": "c", "text": "{}"})
     assert frame_from_line(recorded) == ("{}", 5)
-
-
-def test_manual_symbol_file_resolves_and_rejects_with_line_numbers() -> None:
-    known = load_all(["binance", "bitmex"])
-    chosen = parse_manual("# tracked\nBTC:BTCUSDT:binance\n\nBTC:XBTUSD:bitmex  # inverse\n", known)
-    assert [i.instrument_id for i in chosen] == ["BTC-USDT-PERP@binance", "BTC-USD-INV-PERP@bitmex"]
-    with pytest.raises(ConfigError, match=r"line 2: 'ETH:ETHUSDT:binanse': unknown venue 'binanse'"):
-        parse_manual("BTC:BTCUSDT:binance\nETH:ETHUSDT:binanse\n", known)
-    with pytest.raises(ConfigError, match=r"line 1: .*binance lists no perpetual 'BTCUSDX'"):
-        parse_manual("BTC:BTCUSDX:binance", known)
-    with pytest.raises(ConfigError, match=r"line 1: .*is base BTC, not ETH"):
-        parse_manual("ETH:BTCUSDT:binance", known)
-    with pytest.raises(ConfigError, match=r"line 1: 'BTCUSDT' is not BASE:NATIVE_SYMBOL:venue"):
-        parse_manual("BTCUSDT", known)
 
 
 def test_recorder_rotates_and_round_trips(tmp_path: Path) -> None:
