@@ -108,7 +108,12 @@ def test_ingest_settings_default_to_the_whole_market_and_reject_bad_values(monke
     monkeypatch.setenv("ARBSTREAM_EXCLUDE", "luna, ust")
     monkeypatch.setenv("ARBSTREAM_QUOTE_GROUPS", "USDT")
     spec = IngestSettings().universe_spec()
-    assert (spec.mode, spec.top_n, spec.exclude, spec.quote_groups) == ("top", 25, {"LUNA", "UST"}, {"USDT"})
+    assert (spec.mode, spec.top_n, spec.exclude, spec.quote_groups) == (
+        "top",
+        25,
+        frozenset({"LUNA", "UST"}),
+        frozenset({"USDT"}),
+    )
     monkeypatch.setenv("ARBSTREAM_SYMBOLS", "top:none")
     with pytest.raises(ConfigError, match="top:N needs"):
         IngestSettings()
