@@ -6,13 +6,33 @@ Since 2026-04-23 book streams live under ``/public`` and mark price under
 separate connections. Quantities are base-asset units (``1000PEPEUSDT``
 quantities count 1000-PEPE units). The server sends protocol pings every 3 min,
 answered by the WebSocket library; there is no application-level ping.
+
+Limits at whole-market scale (same page, "Websocket Market Streams"): a
+connection carries at most 1024 streams, takes at most 10 incoming messages per
+second (over that it is closed; repeated offences ban the IP) and lives 24 h.
+So one ``bookTicker`` stream per symbol, up to 1024 per ``/public`` connection,
+100 names per SUBSCRIBE frame and one frame every 0.3 s (3.3/s: a third-party
+client measured closes from 5/s on, nautilus ``BINANCE_WS_SUBSCRIPTION_QUOTA``).
+Mark price and funding come from the all-market ``!markPrice@arr@1s`` stream
+(one stream, every symbol each second) instead of one stream per symbol.
+``bookTicker`` has no gap-free sequence (``u`` is the book's update id, shared
+with the depth streams), so it is passed through and never checked.
+
+Funding interval (``/fapi/v1/fundingInfo``, https://developers.binance.com/docs/derivatives/
+usds-margined-futures/market-data/rest-api/Get-Funding-Rate-Info): it lists only
+the symbols whose cap/floor or interval was adjusted, with ``fundingIntervalHours``;
+every other symbol funds every 8 h. Binance changes intervals live (announced
+moves to 4 h or 1 h); the hourly listing refresh picks them up. The mark-price
+stream does not carry the interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -31,36 +51,43 @@ from ingest.venues.base import (
 from schemas.market import ContractKind, Instrument
 
 BOOK = "bookTicker"
-MARK = "markPrice@1s"
-# The venue allows 10 incoming messages/s per connection; stay well below.
+ALL_MARKS = "!markPrice@arr@1s"
+"""Every symbol's mark price and funding, once a second, as one array frame."""
 STREAMS_PER_SUBSCRIBE = 100
+EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
+FUNDING_INFO = "/fapi/v1/fundingInfo"
+TICKER_24H = "/fapi/v1/ticker/24hr"
+DEFAULT_FUNDING_H = 8
 
 
 class Binance(Venue):
     name = "binance"
     ws_base = "wss://fstream.binance.com"
     rest_base = "https://fapi.binance.com"
-    instrument_paths = ("/fapi/v1/exchangeInfo",)
+    # fundingInfo: per-symbol funding intervals; ticker/24hr (no symbol: every
+    # symbol in one GET, weight 40): 24 h quote volume for ``top:N``. Files saved
+    # before these were fetched lack them and still load (8 h, no volume).
+    instrument_paths = (EXCHANGE_INFO, FUNDING_INFO, TICKER_24H)
     max_topics_per_connection = 1024
     topics_per_subscribe = STREAMS_PER_SUBSCRIBE
-    subscribe_interval_s = 0.25
+    subscribe_interval_s = 0.3
     ping_interval_s: ClassVar[float | None] = None
     stale_after_s = 30.0
 
     def topics(self, instrument: Instrument) -> list[str]:
-        symbol = instrument.native_symbol.lower()
-        return [f"{symbol}@{BOOK}", f"{symbol}@{MARK}"]
+        """The per-symbol book stream; funding rides the one all-market stream (see connections)."""
+        return [f"{instrument.native_symbol.lower()}@{BOOK}"]
 
     def connections(self, ws_base: str) -> list[Connection]:
-        """Book streams and mark-price streams must use different paths."""
-        plans: list[Connection] = []
-        for kind, suffix in (("public", BOOK), ("market", MARK)):
-            topics = [t for inst in self.by_native.values() for t in self.topics(inst) if t.endswith(suffix)]
-            cap = self.max_topics_per_connection
-            for n, start in enumerate(range(0, len(topics), cap)):
-                plans.append(
-                    Connection(f"binance-{kind}-{n}", self.ws_url(ws_base, kind), tuple(topics[start : start + cap]))
-                )
+        """Book streams on ``/public`` (≤1024 per connection); the all-market mark stream on ``/market``."""
+        topics = [t for inst in self.by_native.values() for t in self.topics(inst)]
+        cap = self.max_topics_per_connection
+        plans = [
+            Connection(f"binance-public-{n}", self.ws_url(ws_base, "public"), tuple(topics[start : start + cap]))
+            for n, start in enumerate(range(0, len(topics), cap))
+        ]
+        if self.by_native:
+            plans.append(Connection("binance-market-0", self.ws_url(ws_base, "market"), (ALL_MARKS,)))
         return plans
 
     def ws_url(self, ws_base: str, kind: str) -> str:
@@ -131,28 +158,55 @@ class Binance(Venue):
 
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        intervals = _funding_intervals(listing.get(FUNDING_INFO))
+        volumes = _quote_volumes(listing.get(TICKER_24H))
         instruments = []
-        for row in listing[cls.instrument_paths[0]]["symbols"]:
+        for row in listing[EXCHANGE_INFO]["symbols"]:
             if row.get("contractType") != "PERPETUAL" or row.get("status") != "TRADING":
                 continue
             tick = next((dec(f["tickSize"]) for f in row.get("filters", []) if f["filterType"] == "PRICE_FILTER"), None)
             # Quantities count units of the prefixed asset (1000PEPE), so one unit
             # is price_multiplier base units.
             _, multiplier = canonical_base(row["baseAsset"])
+            instrument = make_instrument(
+                cls.name,
+                row["symbol"],
+                row["baseAsset"],
+                row["quoteAsset"],
+                row["marginAsset"],
+                ContractKind.LINEAR,
+                contract_size=multiplier,
+                tick_size=tick,
+                funding_interval_h=intervals.get(row["symbol"], DEFAULT_FUNDING_H),
+            )
+            volume = volumes.get(row["symbol"])
             instruments.append(
-                make_instrument(
-                    cls.name,
-                    row["symbol"],
-                    row["baseAsset"],
-                    row["quoteAsset"],
-                    row["marginAsset"],
-                    ContractKind.LINEAR,
-                    contract_size=multiplier,
-                    tick_size=tick,
-                    funding_interval_h=8,
-                )
+                instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
             )
         return instruments
+
+
+def _funding_intervals(response: Any) -> dict[str, int]:
+    """``fundingIntervalHours`` of the adjusted symbols (absent response: none adjusted)."""
+    if response is None:
+        return {}
+    if not isinstance(response, list):
+        raise FrameError(f"{FUNDING_INFO}: expected a list")
+    return {row["symbol"]: int(row["fundingIntervalHours"]) for row in response if row.get("fundingIntervalHours")}
+
+
+def _quote_volumes(response: Any) -> dict[str, Decimal]:
+    """24 h ``quoteVolume`` per symbol from the all-symbol ticker (absent response: none known)."""
+    if response is None:
+        return {}
+    if not isinstance(response, list):
+        raise FrameError(f"{TICKER_24H}: expected a list")
+    volumes = {}
+    for row in response:
+        volume = dec(row.get("quoteVolume"))
+        if volume is not None:
+            volumes[row["symbol"]] = volume
+    return volumes
 
 
 VENUE = Binance

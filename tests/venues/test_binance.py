@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
 import pytest
 
-from ingest.instruments import load_venue_instruments
-from ingest.venues.base import FrameError
-from ingest.venues.binance import Binance
+from ingest.instruments import BUNDLED_DIR, load_venue_instruments
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
+from ingest.simulator.market import SimFunding
+from ingest.simulator.venues.binance import BinanceSim
+from ingest.venues.base import FrameError, load_json
+from ingest.venues.binance import EXCHANGE_INFO, FUNDING_INFO, TICKER_24H, Binance
+from processors.funding import funding_apr
 from schemas.market import Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.generated_specs import round_trip, specs, wire
 
 RECEIPT = 1_790_516_465_130_000_000
 
@@ -31,6 +37,8 @@ def test_instruments_from_exchange_info() -> None:
         Decimal(1000),
     )
     assert instruments["BTCUSDT"].tick_size == Decimal("0.10")
+    assert {i.funding_interval_h for i in instruments.values()} == {8}  # none of them adjusted in fundingInfo
+    assert instruments["BTCUSDT"].volume_24h_quote == Decimal("12190517315.42")
 
 
 def test_book_ticker(venue: Binance) -> None:
@@ -100,7 +108,7 @@ def test_subscribe_messages_batched_and_routed(venue: Binance) -> None:
         "wss://fstream.binance.com/public/stream",
         "wss://fstream.binance.com/market/stream",
     ]
-    assert plans[0].topics[0] == "btcusdt@bookTicker" and plans[1].topics[0] == "btcusdt@markPrice@1s"
+    assert plans[0].topics[0] == "btcusdt@bookTicker" and plans[1].topics == ("!markPrice@arr@1s",)
     (message,) = venue.subscribe_messages(plans[0].topics)
     assert message == (
         '{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","ethusdt@bookTicker",'
@@ -112,3 +120,101 @@ def test_subscribe_messages_batched_and_routed(venue: Binance) -> None:
 def test_malformed_frames_raise_frame_error(venue: Binance, frame: str) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+# -- whole market: funding intervals, volumes, limits, generated listings -----
+
+
+def _bundled() -> dict[str, object]:
+    listing = load_json((BUNDLED_DIR / "binance.json").read_bytes())
+    assert isinstance(listing, dict)
+    return listing
+
+
+def test_funding_interval_from_funding_info_and_8h_for_unlisted_symbols() -> None:
+    listing = {EXCHANGE_INFO: _bundled()[EXCHANGE_INFO]} | {
+        FUNDING_INFO: load_json(
+            '[{"symbol":"SOLUSDT","adjustedFundingRateCap":"0.03000000","adjustedFundingRateFloor":"-0.03000000",'
+            '"fundingIntervalHours":4,"disclaimer":false},'
+            '{"symbol":"1000PEPEUSDT","adjustedFundingRateCap":"0.02000000","adjustedFundingRateFloor":"-0.02000000",'
+            '"fundingIntervalHours":1,"disclaimer":false},'
+            '{"symbol":"DELISTEDUSDT","adjustedFundingRateCap":"0.02","adjustedFundingRateFloor":"-0.02",'
+            '"fundingIntervalHours":4,"disclaimer":false}]'
+        ),
+        TICKER_24H: load_json('[{"symbol":"BTCUSDT","quoteVolume":"12190517315.42","lastPrice":"86412.3"}]'),
+    }
+    instruments = {i.native_symbol: i for i in Binance.parse_instruments(listing)}
+    assert {s: i.funding_interval_h for s, i in instruments.items()} == {
+        "BTCUSDT": 8,
+        "ETHUSDT": 8,
+        "SOLUSDT": 4,
+        "1000PEPEUSDT": 1,
+    }
+    assert instruments["BTCUSDT"].volume_24h_quote == Decimal("12190517315.42")
+    assert instruments["ETHUSDT"].volume_24h_quote is None
+    # The mark-price stream has no interval: the Funding takes the listing's, so the APR is right.
+    venue = Binance(list(instruments.values()))
+    frame = (
+        '{"stream":"!markPrice@arr@1s","data":[{"e":"markPriceUpdate","E":1790516466000,"s":"SOLUSDT",'
+        '"p":"180.1","P":"180","i":"180.05","r":"0.0001","T":1790524800000},{"e":"markPriceUpdate",'
+        '"E":1790516466000,"s":"1000PEPEUSDT","p":"0.0112","P":"0.0112","i":"0.0112","r":"0.0001","T":1790517600000}]}'
+    )
+    sol, pepe = venue.parse(frame, RECEIPT).events
+    assert isinstance(sol, Funding) and isinstance(pepe, Funding)
+    assert (sol.interval_h, pepe.interval_h) == (4, 1)
+    assert sol.interval_h is not None and pepe.interval_h is not None
+    assert funding_apr(sol.rate or Decimal(0), sol.interval_h) == Decimal("0.2190")  # 0.0001 x 6 x 365
+    assert funding_apr(pepe.rate or Decimal(0), pepe.interval_h) == Decimal("0.8760")  # 0.0001 x 24 x 365
+
+
+def test_old_listing_without_funding_info_or_tickers_still_loads_at_8h() -> None:
+    listing = {EXCHANGE_INFO: _bundled()[EXCHANGE_INFO]}  # as cached before these paths were fetched
+    instruments = Binance.parse_instruments(listing)
+    assert {i.funding_interval_h for i in instruments} == {8}
+    assert {i.volume_24h_quote for i in instruments} == {None}
+    with pytest.raises(FrameError):
+        Binance.parse_instruments(listing | {FUNDING_INFO: {"code": -1121, "msg": "Invalid symbol."}})
+
+
+def test_whole_market_connection_plan_stays_inside_the_limits() -> None:
+    instruments = round_trip(BinanceSim, Binance, specs(700))
+    venue = Binance(instruments)
+    plans = venue.connections("wss://fstream.binance.com")
+    public = [p for p in plans if p.url.endswith("/public/stream")]
+    assert sum(len(p.topics) for p in public) == len(instruments) > 1024  # every symbol's book, once
+    assert all(len(p.topics) <= 1024 for p in plans)  # documented: 1024 streams per connection
+    assert [p.topics for p in plans if p.url.endswith("/market/stream")] == [("!markPrice@arr@1s",)]
+    frames = venue.subscribe_messages(public[0].topics)
+    assert len(frames) == 11 and all(len(orjson.loads(f)["params"]) <= 100 for f in frames)
+    # 10 incoming messages/s per connection are allowed; the runner paces at 1/0.3 s.
+    assert 1 / Binance.subscribe_interval_s <= 5
+
+
+def test_generated_listing_round_trip_covers_prefixes_groups_and_intervals() -> None:
+    spec_list = specs(420)
+    instruments = round_trip(BinanceSim, Binance, spec_list)
+    assert len(instruments) > 500
+    assert {i.quote for i in instruments} == {"USDT", "USDC"}  # no inverse on USDⓈ-M
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    pepe = next(i for i in instruments if i.native_symbol == "1000PEPEUSDT")
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(1000))
+    btc = next(i for i in instruments if i.native_symbol == "BTCUSDT")
+    assert (btc.tick_size, btc.volume_24h_quote) == (Decimal("0.1"), Decimal(10_000))
+    assert BinanceSim.list_instrument(ListingSpec("BTC", "USD-inverse", 1, 8, Decimal(86400))) is None
+    assert BinanceSim.list_instrument(ListingSpec("PEPE", "USDT", 7, 8, Decimal("0.00001"))) is None
+
+
+def test_sim_serves_the_all_market_mark_stream() -> None:
+    instruments = round_trip(BinanceSim, Binance, specs(30))
+    sim, venue = BinanceSim(instruments), Binance(instruments)
+    session = SimSession("binance", "/market/stream", {})
+    (ack,) = sim.on_message(session, venue.subscribe_messages(("!markPrice@arr@1s",))[0])
+    assert venue.parse(ack, RECEIPT).subscribed
+    assert session.subscriptions == {(FUNDING, i.native_symbol) for i in instruments}
+    assert not any(kind == BOOK for kind, _ in session.subscriptions)
+    hourly = next(i for i in instruments if i.funding_interval_h == 1)
+    funding = SimFunding(Decimal("0.0002"), Decimal("1.5"), Decimal("1.5"), 1_790_517_600_000, 1_790_516_466_000)
+    (event,) = venue.parse(sim.funding_frames(session, hourly, funding)[0], RECEIPT).events
+    assert isinstance(event, Funding)
+    assert (event.instrument_id, event.rate, event.interval_h) == (hourly.instrument_id, Decimal("0.0002"), 1)
+    assert wire(sim.listing(instruments))[FUNDING_INFO]  # the 1 h and 4 h symbols are listed there
