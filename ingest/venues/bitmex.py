@@ -11,6 +11,24 @@ gap detection. Sizes are contracts (contract sizes: support article
 Quanto contracts (ETHUSD, margined in XBT) are left out: one contract is worth
 ``multiplier`` satoshi per quote unit, so its size in ETH depends on the BTC
 price and cannot be expressed as a fixed ``contract_size``.
+
+At whole-market scale (every perpetual, ~2 topics each):
+
+- Topics per connection: none documented; "This access is not rate-limited once
+  connected" (https://www.bitmex.com/app/wsAPI, "Subscriptions"). What *is* limited is
+  opening sockets: a token bucket of 20 connections per hour at first
+  (https://blog.bitmex.com/site_announcement/rate-limiting-websocket-connections/),
+  later raised to 60 per hour (https://blog.bitmex.com/api_announcement/updates-to-rate-limits/).
+  So a few large connections (500 topics, i.e. 250 symbols, each) rather than many small
+  ones: a reconnect storm over many sockets would exhaust the hourly budget.
+- Args per subscribe: the docs allow an array of topics without a stated limit; 10 per
+  frame as tardis-node does (``realtimefeeds/bitmex.ts``), 0.1 s apart: 250 symbols
+  subscribe in about 5 s.
+- Funding interval: per instrument, ``fundingInterval`` in the listing *and* on every
+  ``instrument`` update, which is what Funding events use, so a live change applies at once.
+- 24 h volume: the listing's ``foreignNotional24h`` (quote currency: USD for XBTUSD,
+  USDT for the linear contracts) becomes ``Instrument.volume_24h_quote``.
+- Sequences: neither table carries one; nothing to resync.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -76,6 +95,7 @@ class Bitmex(Venue):
     ws_base = "wss://ws.bitmex.com"
     rest_base = "https://www.bitmex.com"
     instrument_paths = ("/api/v1/instrument/active",)
+    max_topics_per_connection = 500
     topics_per_subscribe = 10
     subscribe_interval_s = 0.1
     # Docs: if no message for 5 s, send "ping" and expect "pong" within 5 s.
@@ -218,7 +238,7 @@ class Bitmex(Venue):
             kind = ContractKind.LINEAR
             _, multiplier = canonical_base(row["underlying"])
             size = multiplier / Decimal(row["underlyingToPositionMultiplier"])
-        return make_instrument(
+        instrument = make_instrument(
             cls.name,
             row["symbol"],
             row["underlying"],
@@ -229,6 +249,7 @@ class Bitmex(Venue):
             tick_size=dec(row.get("tickSize")),
             funding_interval_h=interval_hours(row.get("fundingInterval")) or 8,
         )
+        return msgspec.structs.replace(instrument, volume_24h_quote=dec(row.get("foreignNotional24h")))
 
 
 VENUE = Bitmex

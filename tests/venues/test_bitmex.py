@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.bitmex import BitmexSim
 from ingest.venues.base import FrameError, Parsed
 from ingest.venues.bitmex import Bitmex
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("bitmex")
@@ -235,3 +237,51 @@ def test_simulator_handshake_and_heartbeat() -> None:
 def test_malformed_frames_raise_frame_error(venue: Bitmex, frame: str) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+def test_generated_listing_round_trip() -> None:
+    specs = generated_specs()
+    instruments = round_trip(BitmexSim, Bitmex, specs)
+    by_symbol = {i.native_symbol: i for i in instruments}
+    # USDT linear for every base, XBTUSD the only inverse, no USDC.
+    assert len(instruments) == len({s.base for s in specs if s.group == "USDT"}) + 1 > 350
+    assert {i.quote_group for i in instruments} == {"USDT", "USD-inverse"}
+    assert by_symbol["XBTUSD"].contract_size == 1 and by_symbol["XBTUSD"].base == "BTC"
+    assert by_symbol["XBTUSDT"].contract_size == Decimal("0.000001")
+    pepe, mog = by_symbol["1000PEPEUSDT"], by_symbol["1000000MOGUSDT"]
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(1000))
+    assert (mog.base, mog.price_multiplier) == ("MOG", Decimal(1_000_000))
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    assert any(i.volume_24h_quote is None for i in instruments)
+    assert by_symbol["ETHUSDT"].volume_24h_quote == next(
+        s.volume_24h_quote for s in specs if (s.base, s.group) == ("ETH", "USDT")
+    )
+
+
+def test_generated_listing_rows_look_like_bitmex() -> None:
+    (xbtusd,) = listed(BitmexSim, [ListingSpec("BTC", "USD-inverse", 1, 8, Decimal("86412.3"), Decimal(9))])
+    (row,) = BitmexSim([xbtusd]).listing([xbtusd])["/api/v1/instrument/active"]
+    assert (row["typ"], row["multiplier"], row["settlCurrency"], row["fundingInterval"]) == (
+        "FFWCSX",
+        -100_000_000,
+        "XBt",
+        "2000-01-01T08:00:00.000Z",
+    )
+    assert BitmexSim.list_instrument(ListingSpec("ETH", "USD-inverse", 1, 8, Decimal(3200))) is None  # ETHUSD: quanto
+    assert BitmexSim.list_instrument(ListingSpec("ETH", "USDC", 1, 8, Decimal(3200))) is None
+    assert BitmexSim.list_instrument(ListingSpec("PEPE", "USDT", 7, 8, Decimal("0.00001"))) is None
+
+
+def test_listing_volume_is_foreign_notional() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("bitmex")}
+    assert instruments["XBTUSD"].volume_24h_quote == Decimal("412345678")
+    assert instruments["SOLUSDT"].volume_24h_quote is None  # absent from the row
+
+
+def test_whole_market_connection_plan() -> None:
+    instruments = listed(BitmexSim, generated_specs())
+    plans = Bitmex(instruments).connections("wss://ws.bitmex.com")
+    # 2 topics per symbol, 500 per socket: 387 symbols on 2 sockets (opening sockets is what BitMEX limits).
+    assert [len(p.topics) for p in plans] == [500, 2 * len(instruments) - 500]
+    messages = Bitmex(instruments).subscribe_messages(plans[0].topics)
+    assert len(messages) == 50 and all(len(json.loads(m)["args"]) == 10 for m in messages)

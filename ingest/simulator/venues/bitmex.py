@@ -5,6 +5,11 @@ Like the venue: a welcome frame on connect, one ack per subscribed topic, a
 changed fields only), text ``ping`` answered with ``pong``. Prices and sizes are
 JSON numbers; sizes are whole contracts. BitMEX tables carry no sequence
 numbers, so gap injection has nothing to skip here.
+
+Generated listings: ``/api/v1/instrument/active`` rows for linear USDT perpetuals
+(``<underlying>USDT``, ``XBT`` for BTC, ``1000PEPE``-style underlyings for prefixed
+bases) and the one inverse perpetual, XBTUSD. BitMEX's other USD perpetuals are quanto
+(ETHUSD, margined in XBT), which ingest does not track, and it lists no USDC perpetuals.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from typing import Any
 
 import msgspec
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
+from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.bitmex import PERPETUAL, Bitmex
+from schemas.market import ContractKind, Instrument
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _TABLES = {"quote": BOOK, "instrument": FUNDING}
@@ -68,6 +76,35 @@ def _error(message: str, request: Any) -> str:
 class BitmexSim(VenueSim):
     name = "bitmex"
     ws_paths = ("/realtime",)
+
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group == "USD-inverse":
+            if spec.base != "BTC" or spec.multiplier != 1:
+                return None
+            # XBTUSD: one contract is 1 USD (multiplier / underlyingToSettleMultiplier).
+            inst = make_instrument(
+                cls.name, "XBTUSD", "XBT", "USD", "XBT", ContractKind.INVERSE, Decimal(1), Decimal("0.1"),
+                spec.funding_interval_h,
+            )  # fmt: skip
+        elif spec.group == "USDT":
+            underlying = prefixed(spec.base, spec.multiplier)
+            if underlying is None:
+                return None
+            underlying = "XBT" if underlying == "BTC" else underlying
+            price = spec.reference_price * spec.multiplier
+            contract = Decimal(spec.multiplier) / _position_multiplier(price)
+            inst = make_instrument(
+                cls.name, f"{underlying}USDT", underlying, "USDT", "USDT", ContractKind.LINEAR, contract,
+                tick_for(price), spec.funding_interval_h,
+            )  # fmt: skip
+        else:
+            return None  # no USDC perpetuals
+        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        rows = [_listing_row(i) for i in instruments if i.venue == self.name]
+        return {Bitmex.instrument_paths[0]: rows}
 
     def on_open(self, session: SimSession) -> list[Frame]:
         welcome = {
@@ -155,3 +192,67 @@ def _partial(table: str, keys: list[str], types: dict[str, str], symbol: str, ro
 
 
 SIM = BitmexSim
+
+
+def _position_multiplier(price: Decimal) -> Decimal:
+    """``underlyingToPositionMultiplier``: contracts per underlying unit, so one contract is worth
+    a few cents to a dollar (XBTUSDT 1e6, ETHUSDT 1e5, SOLUSDT 1e4, JTOUSDT 1)."""
+    return Decimal(10) ** min(6, max(0, price.adjusted() + 2))
+
+
+def _listing_row(inst: Instrument) -> dict[str, Any]:
+    """One ``instrument/active`` row as BitMEX publishes it (JSON numbers; fields as in the live API)."""
+    root = inst.native_symbol.removesuffix("USDT").removesuffix("USD")
+    price = nominal_price(inst.tick_size)
+    hours = inst.funding_interval_h or 8
+    volume = inst.volume_24h_quote
+    row: dict[str, Any] = {
+        "symbol": inst.native_symbol,
+        "rootSymbol": root,
+        "state": "Open",
+        "typ": PERPETUAL,
+        "listing": "2024-03-01T04:00:00.000Z",
+        "front": "2024-03-01T04:00:00.000Z",
+        "underlying": root,
+        "quoteCurrency": inst.quote,
+        "reference": "BMEX",
+        "maxOrderQty": 1_000_000_000 if inst.kind is ContractKind.LINEAR else 10_000_000,
+        "tickSize": None if inst.tick_size is None else number(inst.tick_size),
+        "initMargin": Decimal("0.02"),
+        "maintMargin": Decimal("0.01"),
+        "fundingPremiumSymbol": f".{inst.native_symbol}PI8H",
+        "fundingTimestamp": _iso(next_funding_ms(hours)),
+        "fundingInterval": _interval(hours),
+        "fundingRate": Decimal("0.0001"),
+        "indicativeFundingRate": Decimal("0.0001"),
+        "lastPrice": price,
+        "markPrice": price,
+        "indicativeSettlePrice": price,
+        "foreignNotional24h": None if volume is None else number(volume),
+        "homeNotional24h": None if volume is None else number((volume / price).quantize(Decimal(1))),
+        "timestamp": _iso(1_790_516_400_000),
+    }
+    if inst.kind is ContractKind.INVERSE:
+        row |= {
+            "positionCurrency": "USD",
+            "lotSize": 100,
+            "multiplier": -100_000_000,
+            "settlCurrency": "XBt",
+            "underlyingToSettleMultiplier": -100_000_000,
+            "isQuanto": False,
+            "isInverse": True,
+        }
+    else:
+        _, prefix = canonical_base(root)
+        position_multiplier = prefix / inst.contract_size
+        row |= {
+            "positionCurrency": root,
+            "lotSize": 100,
+            "multiplier": number(Decimal(1_000_000) / position_multiplier),
+            "settlCurrency": "USDt",
+            "underlyingToPositionMultiplier": number(position_multiplier),
+            "quoteToSettleMultiplier": 1_000_000,
+            "isQuanto": False,
+            "isInverse": False,
+        }
+    return row

@@ -1,0 +1,57 @@
+"""Small helpers the venue simulators share to build generated REST listings.
+
+A generated listing needs numbers a venue would plausibly publish (tick sizes,
+contract sizes, a price for informational fields) from a reference price, all
+exactly in Decimal so ``parse_instruments(listing(x)) == x`` holds.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from ingest.venues.base import canonical_base
+
+HOUR_MS = 3_600_000
+
+
+def tick_for(price: Decimal, significant: int = 6) -> Decimal:
+    """A power-of-ten tick that quotes ``price`` to about ``significant`` digits (86412 -> 0.1)."""
+    return Decimal(1).scaleb(price.adjusted() - significant + 1)
+
+
+def nominal_price(tick: Decimal | None, significant: int = 6) -> Decimal:
+    """A price consistent with ``tick`` (inverse of :func:`tick_for`), for informational fields."""
+    if tick is None:
+        return Decimal(1)
+    return number(Decimal(3) * tick.scaleb(significant - 1))
+
+
+def plain(value: Decimal) -> str:
+    """Decimal as venue text without an exponent: 1E-7 -> "0.0000001", 1E+2 -> "100"."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def number(value: Decimal) -> Decimal:
+    """Decimal that JSON-encodes as a plain number (no exponent), as venues send them."""
+    return Decimal(plain(value))
+
+
+def prefixed(base: str, multiplier: int, *, prefix_k: bool = False) -> str | None:
+    """The venue asset name for ``multiplier`` base units (``1000PEPE``, ``kPEPE``), or None when
+    :func:`canonical_base` would not read it back as (base, multiplier)."""
+    if multiplier == 1:
+        name = base
+    elif prefix_k and multiplier == 1000:
+        name = f"k{base}"
+    else:
+        name = f"{multiplier}{base}"
+    return name if canonical_base(name) == (base, Decimal(multiplier)) else None
+
+
+def next_funding_ms(interval_h: int | None, now_ms: int | None = None) -> int:
+    """Next funding time on an epoch-aligned ``interval_h`` grid (00:00, 08:00, 16:00 UTC for 8 h)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    step = (interval_h or 8) * HOUR_MS
+    return (now // step + 1) * step
