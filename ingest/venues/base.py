@@ -107,6 +107,7 @@ def make_instrument(
     contract_size: Decimal = Decimal(1),
     tick_size: Decimal | None = None,
     funding_interval_h: int | None = 8,
+    volume_24h_quote: Decimal | None = None,
 ) -> Instrument:
     base, multiplier = canonical_base(base_asset)
     quote = ALIASES.get(quote, quote)
@@ -123,6 +124,7 @@ def make_instrument(
         contract_size=contract_size,
         tick_size=tick_size,
         funding_interval_h=funding_interval_h,
+        volume_24h_quote=volume_24h_quote,
     )
 
 
