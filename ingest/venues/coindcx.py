@@ -11,25 +11,37 @@ payload is JSON inside a string and is decoded a second time. Book channels
 (``B-BTC_USDT@orderbook@20-futures``) send ``depth-snapshot`` and
 ``depth-update``; the sides are objects keyed by price (integer-looking keys
 come first, so levels are applied by price, never by position), a size "0"
-deletes a level, and ``vs`` rises by one per frame per stream, so a skipped
-``vs`` is a gap. Book frames name the pair the Binance way (``BTCUSDT``) while
-channels and the REST listing use ``B-BTC_USDT``. Sizes are base coin
+deletes a level, and ``vs`` rises by one per frame per stream. A skipped ``vs``
+loses that one book only: its quotes are withheld until the stream's next
+``depth-snapshot`` (sent every few frames) and the pair is named in
+``Parsed.resyncs``; the socket, carrying up to 500 other books, stays up. Book
+frames name the pair the Binance way (``BTCUSDT``) while channels and the REST
+listing use ``B-BTC_USDT``. Sizes are base coin
 (``unit_contract_value`` is 1; ``1000PEPE`` sizes count 1000-PEPE units).
 Mark price ``mp`` and upcoming funding rate ``efr`` for every pair ride on the
 one shared ``currentPrices@futures@rt`` channel, whose updates carry only the
-fields that changed; no next funding time is published.
+fields that changed; no next funding time is published. Every perpetual relays
+Binance USD-M's book and funding ([AO]); the funding interval is the pair's own
+``funding_frequency`` (hours: 1, 4 or 8, as Binance's), read from the listing,
+which ingest refreshes hourly, so a live interval change is picked up there.
+
+Listing: ``active_instruments`` names every active pair, then one ``instrument``
+details GET per pair (there is no bulk call), paced under the documented limit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
 
+import aiohttp
 import orjson
 
+from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -45,6 +57,8 @@ from ingest.venues.base import (
 )
 from schemas.market import ContractKind, Instrument
 
+log = logging.getLogger(__name__)
+
 DEPTH = 20
 CURRENT_PRICES = "currentPrices@futures@rt"
 BOOK_EVENTS = ("depth-snapshot", "depth-update")
@@ -53,12 +67,18 @@ PRICE_EVENTS = ("currentPrices@futures#snapshot", "currentPrices@futures#update"
 ERROR_EVENTS = ("connect_error", "error")
 # A currentPrices update carrying neither (only last price, volume...) changes nothing we publish.
 FUNDING_FIELDS = ("mp", "efr")
+# Updates (500 ms apart) a book may wait for its next snapshot before the socket is re-joined.
+SNAPSHOT_WAIT_FRAMES = 240
 MALFORMED = (KeyError, TypeError, IndexError, ValueError, AttributeError)
 
 ACTIVE_PATH = "/exchange/v1/derivatives/futures/data/active_instruments?margin_currency_short_name[]=USDT"
 DETAIL_PATH = "/exchange/v1/derivatives/futures/data/instrument?pair={pair}&margin_currency_short_name=USDT"
-# There is no bulk details call: one request per pair we list (the active list filters the rest).
-LISTED_PAIRS = ("B-BTC_USDT", "B-ETH_USDT", "B-SOL_USDT", "B-1000PEPE_USDT", "B-OMG_USDT")
+# The venue lists its pairs in one call (Futures End Points, "Get active instruments") but has
+# no bulk details call ("Get instrument details" takes one pair): one GET per active pair, paced
+# under the documented REST limit "16/sec, 960/min" (docs.coindcx.com FAQ, General API, 1.).
+DETAIL_REQUESTS_PER_S = 15.0
+DETAIL_CONCURRENCY = 4
+DETAIL_RETRY_PAUSE_S = 1.0
 
 
 def frame_symbol(pair: str) -> str:
@@ -112,11 +132,13 @@ class Coindcx(Venue):
     transport: ClassVar[str] = "socketio"
     ws_base = "wss://stream.coindcx.com"
     rest_base = "https://api.coindcx.com"
-    instrument_paths = (ACTIVE_PATH, *(DETAIL_PATH.format(pair=pair) for pair in LISTED_PAIRS))
-    # A probe served 504 book joins, sent in one burst, on one socket.
+    instrument_paths = (ACTIVE_PATH,)
+    """The pair list; each pair's details path (``DETAIL_PATH``) joins it in the listing file."""
+    # No documented socket limits. A probe ([AO] coindcx/websocket.md) served 504 book joins,
+    # sent in one burst, on one socket: 500 books per socket, the all-pairs price channel once.
     max_topics_per_connection = 500
-    topics_per_subscribe = 1  # one channel per join emit
-    subscribe_interval_s = 0.02
+    topics_per_subscribe = 1  # one channel per join emit (docs: "join" {"channelName": ...})
+    subscribe_interval_s = 0.02  # no documented emit rate; 50 joins/s, 10 s for 500 books
     ping_interval_s: ClassVar[float | None] = None  # Engine.IO ping/pong is the client library's job
     stale_after_s = 30.0  # currentPrices resends every pair at least every ~15 s
 
@@ -124,6 +146,8 @@ class Coindcx(Venue):
         super().__init__(instruments)
         self._by_frame = {frame_symbol(pair): inst for pair, inst in self.by_native.items()}
         self._books: dict[str, _Book] = {}
+        self._waiting: dict[str, int] = {}
+        """Updates seen per pair that has no book (before its first or next snapshot)."""
         self._prices: dict[str, dict[str, Any]] = {}
 
     def topics(self, instrument: Instrument) -> list[str]:
@@ -144,6 +168,7 @@ class Coindcx(Venue):
 
     def reset(self) -> None:
         self._books.clear()
+        self._waiting.clear()
         self._prices.clear()
 
     # -- parsing ----------------------------------------------------------
@@ -173,11 +198,19 @@ class Coindcx(Venue):
         book = self._books.get(pair)
         if snapshot:
             book = self._books[pair] = _Book({}, {}, vs)
+            self._waiting.pop(pair, None)
         elif book is None:
-            return Parsed()  # an update before the first snapshot has nothing to apply to
+            # An update before the (next) snapshot has nothing to apply to. Should the stream
+            # stop sending snapshots, only a re-join brings one: give up on the socket then.
+            waited = self._waiting[pair] = self._waiting.get(pair, 0) + 1
+            if waited > SNAPSHOT_WAIT_FRAMES:
+                return Parsed(gap=f"{pair}: no depth-snapshot in {SNAPSHOT_WAIT_FRAMES} updates")
+            return Parsed()
         elif vs != book.vs + 1:
-            del self._books[pair]  # wait for the next snapshot
-            return Parsed(gap=f"{pair}: vs {vs} after {book.vs}")
+            # A lost diff makes this book unknowable until the next snapshot, which the stream
+            # sends every few frames: withhold its quotes till then, keep the socket.
+            del self._books[pair]
+            return Parsed(resyncs=[pair])
         _apply(book.bids, payload["bids"])
         _apply(book.asks, payload["asks"])
         _trim(book.bids, best_first=True)
@@ -229,20 +262,60 @@ class Coindcx(Venue):
 
     # -- instruments ------------------------------------------------------
     @classmethod
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """The active pair list, then every pair's details, each response verbatim under its path.
+
+        A pair whose details cannot be fetched (after one retry) is left out of this listing
+        and named in the log; ``parse_instruments`` counts it too. The next refresh retries it.
+        """
+        active_body = await _get(http, rest_base + ACTIVE_PATH)
+        pairs = load_json(active_body)
+        if not isinstance(pairs, list) or not all(isinstance(p, str) for p in pairs):
+            raise FrameError(f"{ACTIVE_PATH}: expected a list of pair ids")
+        gate = asyncio.Semaphore(DETAIL_CONCURRENCY)
+
+        async def detail(n: int, pair: str) -> tuple[str, bytes | None]:
+            path = DETAIL_PATH.format(pair=pair)
+            await asyncio.sleep(n / DETAIL_REQUESTS_PER_S)  # start times spaced: the rate limit
+            async with gate:
+                for attempt in (1, 2):
+                    try:
+                        return path, await _get(http, rest_base + path)
+                    except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
+                        if attempt == 2:
+                            log.warning("coindcx listing: details of %s left out (%s)", pair, exc)
+                        else:
+                            await asyncio.sleep(DETAIL_RETRY_PAUSE_S)
+            return path, None
+
+        details = await asyncio.gather(*(detail(n, pair) for n, pair in enumerate(pairs)))
+        parts = [orjson.dumps(ACTIVE_PATH) + b":" + active_body]
+        parts += [orjson.dumps(path) + b":" + body for path, body in details if body is not None]
+        return b"{" + b",".join(parts) + b"}"
+
+    @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         active = listing[ACTIVE_PATH]
         if not isinstance(active, list):
             raise FrameError(f"{ACTIVE_PATH}: expected a list of pair ids")
-        instruments = []
-        for path in cls.instrument_paths[1:]:
-            row = listing[path]["instrument"]
-            requested = parse_qs(path.partition("?")[2])["pair"][0]
-            # An unknown pair is answered with another pair's details and HTTP 200.
-            if row.get("pair") != requested or requested not in active:
+        instruments, missing, mismatched = [], [], []
+        for pair in active:
+            response = listing.get(DETAIL_PATH.format(pair=pair))
+            row = response.get("instrument") if isinstance(response, dict) else None
+            if not isinstance(row, dict):
+                missing.append(pair)
+                continue
+            if row.get("pair") != pair:  # an unknown pair is answered with another pair's details
+                mismatched.append(pair)
                 continue
             if row.get("status") != "active" or row.get("kind") != "perpetual" or row.get("is_inverse"):
                 continue
             instruments.append(cls._instrument(row))
+        if missing or mismatched:
+            log.warning(
+                "coindcx listing: %d active pairs without details %s, %d answered for another pair %s: left out",
+                len(missing), missing[:5], len(mismatched), mismatched[:5],
+            )  # fmt: skip
         return instruments
 
     @classmethod
@@ -262,6 +335,13 @@ class Coindcx(Venue):
             tick_size=dec(row.get("price_increment")),
             funding_interval_h=int(row["funding_frequency"]),
         )
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        if response.status != 200:
+            raise RetryableError(f"GET {url}: HTTP {response.status}")
+        return await response.read()
 
 
 VENUE = Coindcx

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
+import msgspec
 import orjson
 import pytest
+from aiohttp import web
 
 from ingest.instruments import listing_path, load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues.coindcx import CoindcxSim
+from ingest.venues import coindcx
 from ingest.venues.base import FrameError, load_json
 from ingest.venues.coindcx import ACTIVE_PATH, DETAIL_PATH, Coindcx
-from schemas.market import ContractKind, Funding, Quote
+from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, over_the_wire, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 @pytest.fixture
@@ -80,12 +89,14 @@ def test_update_merges_into_the_book(venue: Coindcx, frames: list[str]) -> None:
     )  # fmt: skip
 
 
-def test_skipped_version_is_a_gap_and_the_book_waits_for_a_snapshot(venue: Coindcx, frames: list[str]) -> None:
+def test_skipped_version_withholds_that_book_until_its_next_snapshot(venue: Coindcx, frames: list[str]) -> None:
     venue.parse(frames[3], RECEIPT)
     venue.parse(frames[4], RECEIPT)
-    gap = venue.parse(frames[5], RECEIPT)
-    assert gap.gap == "B-BTC_USDT: vs 310447123 after 310447121" and not gap.events
+    skipped = venue.parse(frames[5], RECEIPT)
+    # Only this pair resyncs: no gap, so the socket and its other books stay up.
+    assert (skipped.resyncs, skipped.gap, skipped.events) == (["B-BTC_USDT"], None, [])
     assert venue.parse(frames[5], RECEIPT).events == []  # no book until the next snapshot
+    assert venue.parse(frames[9], RECEIPT).events  # 1000PEPE's book is unaffected
     (quote,) = venue.parse(frames[3], RECEIPT).events
     assert isinstance(quote, Quote) and quote.sequence == 310447120
 
@@ -194,7 +205,15 @@ def test_simulated_stream_round_trips_through_updates_and_gaps(venue: Coindcx) -
     session.skip_sequence = True
     quote = SimQuote(Decimal("86400.5"), Decimal("86401.5"), Decimal(1), Decimal(1), 1_790_516_466_000)
     (frame,) = sim.book_frames(session, inst, quote)
-    assert venue.parse(frame, RECEIPT).gap is not None
+    assert venue.parse(frame, RECEIPT).resyncs == ["B-BTC_USDT"]
+    for step in range(8):  # withheld until the stream's next snapshot, then quoted again
+        (frame,) = sim.book_frames(session, inst, quote)
+        snapshot = orjson.loads(frame)[0] == "depth-snapshot"
+        assert bool(venue.parse(frame, RECEIPT).events) == snapshot, step
+        if snapshot:
+            break
+    else:
+        pytest.fail("no snapshot within 8 frames")
 
 
 def test_simulated_prices_send_only_what_changed(venue: Coindcx) -> None:
@@ -231,3 +250,94 @@ def test_simulated_prices_send_only_what_changed(venue: Coindcx) -> None:
 def test_malformed_frames_raise_frame_error(venue: Coindcx, frame: str) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+# -- generated listings and the REST listing path ---------------------------------
+
+
+def test_generated_listing_round_trips_usdt_pairs_only() -> None:
+    specs = generated_specs()
+    instruments = round_trip(CoindcxSim, Coindcx, specs)
+    assert len(instruments) == sum(1 for s in specs if s.group == "USDT") > 350
+    by_native = {i.native_symbol: i for i in instruments}
+    pepe, mog = by_native["B-1000PEPE_USDT"], by_native["B-1000000MOG_USDT"]
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(1000))
+    assert (mog.base, mog.price_multiplier, mog.tick_size) == ("MOG", Decimal(1_000_000), Decimal("0.00001"))
+    assert by_native["B-BTC_USDT"].tick_size == Decimal("0.1")
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    assert {i.quote_group for i in instruments} == {"USDT"}
+    assert all(i.volume_24h_quote is None for i in instruments)  # the listing carries none
+    listing = CoindcxSim(instruments).listing(instruments)
+    assert len(listing) == 1 + len(instruments)  # the active list and one details response per pair
+
+
+def test_no_usdc_inverse_or_odd_multiplier_contracts() -> None:
+    spec = ListingSpec("BTC", "USDT", 1, 8, Decimal("86400.5"))
+    assert CoindcxSim.list_instrument(spec) is not None
+    for other in (replace(spec, group="USDC"), replace(spec, group="USD-inverse"), replace(spec, multiplier=7)):
+        assert CoindcxSim.list_instrument(other) is None
+
+
+async def _serve(routes: dict[str, Any]) -> AsyncIterator[str]:
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_route("*", path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def listing_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, list[Instrument], list[float]]]:
+    """A REST server answering like CoinDCX: the active list, and details per pair (pair 3 fails)."""
+    monkeypatch.setattr(coindcx, "DETAIL_REQUESTS_PER_S", 200.0)
+    monkeypatch.setattr(coindcx, "DETAIL_RETRY_PAUSE_S", 0.01)
+    instruments = listed(CoindcxSim, generated_specs(tail=40))
+    served = over_the_wire(CoindcxSim(instruments).listing(instruments))
+    broken = instruments[3].native_symbol
+    started: list[float] = []
+
+    async def active(_request: web.Request) -> web.Response:
+        return web.json_response(served[ACTIVE_PATH])
+
+    async def detail(request: web.Request) -> web.Response:
+        started.append(time.monotonic())
+        pair = request.query["pair"]
+        if pair == broken:
+            return web.Response(status=502)
+        body = served.get(DETAIL_PATH.format(pair=pair), served[DETAIL_PATH.format(pair="B-BTC_USDT")])
+        return web.Response(body=_encode(body), content_type="application/json")
+
+    routes = {ACTIVE_PATH.partition("?")[0]: active, DETAIL_PATH.partition("?")[0]: detail}
+    async for base in _serve(routes):
+        yield base, instruments, started
+
+
+async def test_fetch_lists_every_active_pair_and_leaves_out_failed_details(
+    listing_server: tuple[str, list[Instrument], list[float]],
+) -> None:
+    base, instruments, started = listing_server
+    async with aiohttp.ClientSession() as http:
+        raw = await Coindcx.fetch_listing(http, base)
+    parsed = Coindcx.parse_instruments(load_json(raw))
+    broken = instruments[3]
+    assert parsed == [i for i in instruments if i is not broken]
+    assert len(started) == len(instruments) + 1  # one GET per pair, one retry of the broken one
+    # Paced: N requests at 200/s span at least (N - 1) / 200 s (less the first one's latency).
+    first_attempts = sorted(started)[: len(instruments)]
+    assert first_attempts[-1] - first_attempts[0] >= (len(instruments) - 1) / 200.0 - 0.02
+
+
+def test_a_stream_that_never_snapshots_again_ends_the_socket(venue: Coindcx, frames: list[str]) -> None:
+    venue.parse(frames[3], RECEIPT)
+    venue.parse(frames[4], RECEIPT)
+    assert venue.parse(frames[5], RECEIPT).resyncs == ["B-BTC_USDT"]
+    waited = [venue.parse(frames[5], RECEIPT) for _ in range(coindcx.SNAPSHOT_WAIT_FRAMES)]
+    assert all(p.gap is None and not p.events for p in waited)
+    assert venue.parse(frames[5], RECEIPT).gap == "B-BTC_USDT: no depth-snapshot in 240 updates"

@@ -10,6 +10,11 @@ order V8 writes them (integer-looking prices first), and the payload is a JSON
 text inside the event object. ``currentPrices@futures@rt`` carries every pair's
 mark ``mp`` and funding ``efr``/``fr`` as JSON numbers; updates carry only the
 fields that changed, and a periodic ``#snapshot`` repeats them all.
+
+Generated listings (``list_instrument``/``listing``): USDT-margined linear pairs
+only, spelt ``B-<COIN>_USDT`` with Binance's 1000/10000/1000000 prefixes (every
+CoinDCX perpetual relays a Binance USD-M one), served as the active-pair list
+plus one details response per pair, numbers as JSON numbers like the venue's.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import number, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import make_instrument
+from schemas.market import ContractKind, Instrument
 
 CURRENT_PRICES = "currentPrices@futures@rt"
 DEPTHS = ("10", "20", "50")
@@ -30,6 +37,10 @@ SNAPSHOT_EVERY = 8  # book frames per stream between snapshots
 FULL_PRICES_EVERY = 15  # price frames per pair between #snapshot repeats
 # One resting level a little away from the top on each side, so books are not one level deep.
 DEEP_BID, DEEP_ASK = Decimal("0.996"), Decimal("1.004")
+
+ACTIVE_PATH = "/exchange/v1/derivatives/futures/data/active_instruments?margin_currency_short_name[]=USDT"
+DETAIL_PATH = "/exchange/v1/derivatives/futures/data/instrument?pair={pair}&margin_currency_short_name=USDT"
+PREFIXES = (1, 1000, 10_000, 1_000_000)  # Binance's (1000PEPE, 10000..., 1000000MOG)
 
 Levels = dict[str, str]
 _numbers = msgspec.json.Encoder(decimal_format="number")  # currentPrices fields are JSON numbers
@@ -64,6 +75,33 @@ class CoindcxSim(VenueSim):
     transport = "socketio"
     name = "coindcx"
     ws_paths = ("/socket.io",)
+
+    # -- generated listings -------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group != "USDT" or spec.multiplier not in PREFIXES:
+            return None  # USDT-margined only (the INR-margined book is the same contract)
+        coin = prefixed(spec.base, spec.multiplier)
+        if coin is None:
+            return None  # a name the prefix rule would read differently
+        return make_instrument(
+            cls.name,
+            f"B-{coin}_USDT",
+            coin,
+            "USDT",
+            "USDT",
+            ContractKind.LINEAR,
+            contract_size=Decimal(spec.multiplier),
+            tick_size=tick_for(spec.reference_price * spec.multiplier),
+            funding_interval_h=spec.funding_interval_h,
+        )
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        responses: dict[str, Any] = {ACTIVE_PATH: [i.native_symbol for i in mine]}
+        for inst in mine:
+            responses[DETAIL_PATH.format(pair=inst.native_symbol)] = {"instrument": _details(inst)}
+        return responses
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -173,6 +211,53 @@ class CoindcxSim(VenueSim):
     def malformed_frame(self) -> Frame:
         """A well-formed event whose inner JSON text is cut short (the server adapter can still emit it)."""
         return orjson.dumps(["depth-update", {"event": "depth-update", "data": '{"ts":1790516465500,"vs":'}]).decode()
+
+
+def _details(inst: Instrument) -> dict[str, Any]:
+    """One pair's details in the venue's shape (numbers are JSON numbers, as on the wire)."""
+    coin = inst.native_symbol.removeprefix("B-").removesuffix("_USDT")
+    tick = inst.tick_size or Decimal("0.01")
+    lot = Decimal(1).scaleb(min(0, -(tick.adjusted() + 4)))  # about a dollar or more per lot
+    return {
+        "settle_currency_short_name": "USDT",
+        "quote_currency_short_name": "USDT",
+        "position_currency_short_name": coin,
+        "underlying_currency_short_name": coin,
+        "status": "active",
+        "pair": inst.native_symbol,
+        "kind": "perpetual",
+        "settlement": "never",
+        "max_leverage_long": Decimal("20.0"),
+        "max_leverage_short": Decimal("20.0"),
+        "unit_contract_value": Decimal("1.0"),
+        "price_increment": number(tick),
+        "quantity_increment": number(lot),
+        "min_trade_size": number(lot),
+        "min_price": number(tick),
+        "max_price": number(tick.scaleb(6) * 9),
+        "min_quantity": number(lot),
+        "max_quantity": number(lot.scaleb(6)),
+        "min_notional": Decimal("6.0"),
+        "maker_fee": Decimal("0.0236"),
+        "taker_fee": Decimal("0.059"),
+        "safety_percentage": Decimal("1.5"),
+        "quanto_to_settle_multiplier": Decimal("1.0"),
+        "is_inverse": False,
+        "is_quanto": False,
+        "allow_post_only": False,
+        "allow_hidden": False,
+        "max_market_order_quantity": number(lot.scaleb(5)),
+        "funding_frequency": inst.funding_interval_h,
+        "max_notional": Decimal("0.0"),
+        "expiry_time": 2548162800000,
+        "exit_only": False,
+        "multiplier_up": Decimal("4.0"),
+        "multiplier_down": Decimal("4.0"),
+        "liquidation_fee": Decimal("1.0"),
+        "margin_currency_short_name": "USDT",
+        "time_in_force_options": ["good_till_cancel", "immediate_or_cancel", "fill_or_kill"],
+        "order_types": ["limit_order", "market_order", "stop_limit", "take_profit_limit", "stop_market"],
+    }
 
 
 SIM = CoindcxSim
