@@ -9,6 +9,28 @@ snapshot-then-delta: ``orderbook.1`` deltas may leave a side empty (unchanged)
 and a size "0" deletes a level; ``tickers`` deltas omit unchanged fields. So the
 merged state per symbol lives here. Linear sizes are base coin (``1000PEPEUSDT``
 counts 1000-PEPE units); inverse sizes are USD contracts.
+
+Limits at whole-market scale (https://bybit-exchange.github.io/docs/v5/ws/connect ,
+"How to Subscribe to Topics" and "IP Limits"): public ``args`` may total at most
+21,000 characters per connection, so connections are packed by characters (and
+at most 500 topics); at most 10 args per subscribe frame (live servers answer
+``args size >10``); 500 new connections per 5 min per IP. No message-rate cap is
+documented for public subscribes; 10 frames a second keeps a 1,000-topic start
+under 10 s.
+
+Sequence skips: ``orderbook.1`` carries ``u``, +1 per update of that symbol's
+book. A skipped ``u`` means a missed delta for ONE symbol on a socket that may
+carry hundreds, so it is a per-instrument resync (``Parsed.resyncs``), not a
+reconnect: the symbol's book is forgotten and its quotes are withheld until
+both sides are known again. A level-1 delta side is the whole side (the one
+level there is), so a fresh level on each side or the next snapshot (the venue
+re-sends one when the book is unchanged for 3 s, same ``u``) completes it.
+
+Funding interval: listing ``fundingInterval`` (minutes) per symbol; the
+``tickers`` stream carries ``fundingIntervalHour``, which wins when present, so a
+live interval change shows before the next hourly listing refresh. 24 h quote
+volume: ``/v5/market/tickers`` (all symbols of a category in one GET):
+``turnover24h`` for linear (quote coin), ``volume24h`` for inverse (USD contracts).
 """
 
 from __future__ import annotations
@@ -18,6 +40,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -42,6 +65,11 @@ KINDS = {"LinearPerpetual": ContractKind.LINEAR, "InversePerpetual": ContractKin
 FUNDING_FIELDS = ("fundingRate", "nextFundingTime", "markPrice", "indexPrice", "fundingIntervalHour")
 
 Level = tuple[Decimal, Decimal]
+LINEAR_LISTING = "/v5/market/instruments-info?category=linear&limit=1000"
+INVERSE_LISTING = "/v5/market/instruments-info?category=inverse&limit=1000"
+LINEAR_TICKERS = "/v5/market/tickers?category=linear"
+INVERSE_TICKERS = "/v5/market/tickers?category=inverse"
+ARGS_CHARS_PER_CONNECTION = 21_000
 
 
 @dataclass
@@ -81,13 +109,7 @@ class Bybit(Venue):
     name = "bybit"
     ws_base = "wss://stream.bybit.com"
     rest_base = "https://api.bybit.com"
-    instrument_paths = (
-        "/v5/market/instruments-info?category=linear&limit=1000",
-        "/v5/market/instruments-info?category=inverse&limit=1000",
-    )
-    # Public args are capped at 21,000 characters per connection; 500 topics of
-    # ~25 characters stay well inside. Live servers answer "args size >10" to
-    # bigger subscribe frames.
+    instrument_paths = (LINEAR_LISTING, INVERSE_LISTING, LINEAR_TICKERS, INVERSE_TICKERS)
     max_topics_per_connection = 500
     topics_per_subscribe = 10
     subscribe_interval_s = 0.1
@@ -103,14 +125,13 @@ class Bybit(Venue):
         return [f"{BOOK}.{instrument.native_symbol}", f"{TICKER}.{instrument.native_symbol}"]
 
     def connections(self, ws_base: str) -> list[Connection]:
-        """Each contract kind has its own socket path; route every instrument to its kind's."""
+        """Each contract kind has its own socket path; instruments packed under both per-connection caps."""
         plans: list[Connection] = []
         for kind in ContractKind:
-            topics = [t for inst in self.by_native.values() if inst.kind is kind for t in self.topics(inst)]
-            cap = self.max_topics_per_connection
-            for n, start in enumerate(range(0, len(topics), cap)):
-                url = self.ws_url(ws_base, kind.value)
-                plans.append(Connection(f"bybit-{kind.value}-{n}", url, tuple(topics[start : start + cap])))
+            groups = [self.topics(inst) for inst in self.by_native.values() if inst.kind is kind]
+            url = self.ws_url(ws_base, kind.value)
+            for n, topics in enumerate(pack(groups, self.max_topics_per_connection, ARGS_CHARS_PER_CONNECTION)):
+                plans.append(Connection(f"bybit-{kind.value}-{n}", url, topics))
         return plans
 
     def ws_url(self, ws_base: str, kind: str) -> str:
@@ -178,8 +199,9 @@ class Bybit(Venue):
         elif kind == "delta":
             book = self._books.get(symbol, _Book())
             if book.known and u != book.u + 1:
-                # Missed updates: forget both sides until fresh data refills them.
-                out.gap = f"{symbol}: update {u} after {book.u}"
+                # Missed updates of this symbol only: forget both sides until fresh
+                # levels (or the next snapshot) refill them; the socket stays up.
+                out.resyncs.append(symbol)
                 book = _Book()
             if bids:  # an empty side is unchanged
                 book.bid = _top(book.bid, bids)
@@ -236,16 +258,20 @@ class Bybit(Venue):
 
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        volumes = _volumes(listing.get(LINEAR_TICKERS), "turnover24h") | _volumes(
+            listing.get(INVERSE_TICKERS), "volume24h"
+        )
         instruments = []
-        for path in cls.instrument_paths:
-            response = listing[path]
-            if response.get("retCode") != 0:
-                raise FrameError(f"{path}: retCode {response.get('retCode')}: {response.get('retMsg')}")
-            for row in response["result"]["list"]:
+        for path in (LINEAR_LISTING, INVERSE_LISTING):
+            for row in _result_list(path, listing[path]):
                 kind = KINDS.get(row.get("contractType", ""))
                 if kind is None or row.get("status") != "Trading":
                     continue  # dated futures, pre-launch and settling contracts
-                instruments.append(cls._instrument(row, kind))
+                instrument = cls._instrument(row, kind)
+                volume = volumes.get(instrument.native_symbol)
+                if volume is not None:
+                    instrument = msgspec.structs.replace(instrument, volume_24h_quote=volume)
+                instruments.append(instrument)
         return instruments
 
     @classmethod
@@ -265,6 +291,47 @@ class Bybit(Venue):
             tick_size=dec(row.get("priceFilter", {}).get("tickSize")),
             funding_interval_h=minutes // 60 if minutes >= 60 else None,
         )
+
+
+def pack(groups: list[list[str]], max_topics: int, max_chars: int) -> list[tuple[str, ...]]:
+    """Split topic groups (one instrument's topics stay together) under a topic and a character cap."""
+    packs: list[tuple[str, ...]] = []
+    current: list[str] = []
+    chars = 0
+    for group in groups:
+        size = sum(len(t) for t in group)
+        if current and (len(current) + len(group) > max_topics or chars + size > max_chars):
+            packs.append(tuple(current))
+            current, chars = [], 0
+        current += group
+        chars += size
+    if current:
+        packs.append(tuple(current))
+    return packs
+
+
+def _result_list(path: str, response: Any) -> list[dict[str, Any]]:
+    if not isinstance(response, dict) or response.get("retCode") != 0:
+        code, message = (
+            (response.get("retCode"), response.get("retMsg")) if isinstance(response, dict) else (None, None)
+        )
+        raise FrameError(f"{path}: retCode {code}: {message}")
+    rows = response["result"]["list"]
+    if not isinstance(rows, list):
+        raise FrameError(f"{path}: result.list is not a list")
+    return rows
+
+
+def _volumes(response: Any, field_name: str) -> dict[str, Decimal]:
+    """24 h quote volume per symbol from a tickers response (absent in older files: none)."""
+    if response is None:
+        return {}
+    volumes = {}
+    for row in _result_list("tickers", response):
+        volume = dec(row.get(field_name))
+        if volume is not None:
+            volumes[row["symbol"]] = volume
+    return volumes
 
 
 VENUE = Bybit

@@ -8,14 +8,15 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.instruments import BUNDLED_DIR, load_venue_instruments
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues.bybit import BybitSim
-from ingest.venues.base import FrameError, Parsed
-from ingest.venues.bybit import Bybit
+from ingest.venues.base import FrameError, Parsed, load_json
+from ingest.venues.bybit import INVERSE_LISTING, LINEAR_LISTING, LINEAR_TICKERS, Bybit, pack
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.generated_specs import round_trip, specs
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("bybit")
@@ -112,10 +113,13 @@ def test_delta_zero_size_deletes_the_moved_level(venue: Bybit) -> None:
     ]
 
 
-def test_sequence_gap_forgets_the_book_until_both_sides_are_fresh(venue: Bybit) -> None:
+def test_sequence_skip_resyncs_that_symbol_only_until_both_sides_are_fresh(venue: Bybit) -> None:
     *_, gap = feed(venue, BTC_SNAPSHOT, BTC_ASK_DELTA, BTC_BID_MOVED, BTC_GAP)
-    assert gap.gap == "BTCUSDT: update 4419205 after 4419203"
+    # Not a connection gap: hundreds of other symbols ride the socket.
+    assert (gap.gap, gap.resyncs) == (None, ["BTCUSDT"])
     assert gap.events == []  # the bid may be stale: no quote from half a book
+    (pepe,) = venue.parse(FRAMES[PEPE_SNAPSHOT], RECEIPT).events  # another symbol is unaffected
+    assert isinstance(pepe, Quote) and pepe.native_symbol == "1000PEPEUSDT"
     delta = '{"topic":"orderbook.1.BTCUSDT","type":"delta","ts":1790516465061,"data":{"s":"BTCUSDT","b":[["86410.10","0.5"]],"a":[],"u":4419206,"seq":1}}'  # noqa: E501
     assert venue.parse(delta, RECEIPT).events == [
         btc_quote(
@@ -269,6 +273,60 @@ def test_connections_route_by_kind_and_batch_ten_args(venue: Bybit) -> None:
     assert orjson.loads(venue.ping_message() or "") == {"req_id": "ping-4", "op": "ping"}
 
 
+def test_snapshot_after_a_skip_restores_the_quote(venue: Bybit) -> None:
+    *_, gap = feed(venue, BTC_SNAPSHOT, BTC_ASK_DELTA, BTC_BID_MOVED, BTC_GAP)
+    assert gap.resyncs == ["BTCUSDT"]
+    # The venue re-sends an unchanged level-1 book as a snapshot after 3 s.
+    again = FRAMES[BTC_SNAPSHOT].replace('"u":4419201', '"u":4419205')
+    (quote,) = venue.parse(again, RECEIPT).events
+    assert isinstance(quote, Quote) and (quote.bid, quote.ask, quote.sequence) == (
+        Decimal("86410.10"),
+        Decimal("86410.20"),
+        4419205,
+    )
+
+
+def test_listing_volumes_from_tickers_and_old_files_without_them() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("bybit")}
+    assert instruments["BTCUSDT"].volume_24h_quote == Decimal("6120438221.9412")  # turnover24h, USDT
+    assert instruments["BTCUSD"].volume_24h_quote == Decimal("173912224")  # volume24h, USD contracts
+    listing = load_json((BUNDLED_DIR / "bybit.json").read_bytes())
+    old = {path: listing[path] for path in (LINEAR_LISTING, INVERSE_LISTING)}
+    assert [i.volume_24h_quote for i in Bybit.parse_instruments(old)] == [None] * 6
+    assert [i.funding_interval_h for i in Bybit.parse_instruments(old)] == [8, 8, 8, 4, 8, 8]
+    with pytest.raises(FrameError, match="retCode 10001"):
+        Bybit.parse_instruments(old | {LINEAR_TICKERS: {"retCode": 10001, "retMsg": "params error"}})
+
+
+def test_whole_market_connections_pack_topics_under_both_caps() -> None:
+    instruments = round_trip(BybitSim, Bybit, specs(700))
+    venue = Bybit(instruments)
+    plans = venue.connections("wss://stream.bybit.com")
+    for plan in plans:
+        assert len(plan.topics) <= 500 and sum(len(t) for t in plan.topics) <= 21_000
+        kind = ContractKind.INVERSE if plan.url.endswith("/inverse") else ContractKind.LINEAR
+        natives = {t.rpartition(".")[2] for t in plan.topics}
+        assert all(venue.by_native[n].kind is kind for n in natives)
+        assert sorted(plan.topics) == sorted(t for n in natives for t in venue.topics(venue.by_native[n]))
+    assert sum(len(p.topics) for p in plans) == 2 * len(instruments)
+    assert all(len(orjson.loads(f)["args"]) <= 10 for p in plans for f in venue.subscribe_messages(p.topics))
+    assert pack([["a" * 6, "b" * 6]] * 3, 500, 24) == [("a" * 6, "b" * 6) * 2, ("a" * 6, "b" * 6)]
+
+
+def test_generated_listing_round_trip_covers_prefixes_groups_and_intervals() -> None:
+    instruments = round_trip(BybitSim, Bybit, specs(420))
+    assert len(instruments) > 800
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    by_native = {i.native_symbol: i for i in instruments}
+    pepe = by_native["1000PEPEUSDT"]
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(1000))
+    assert (by_native["BTCPERP"].quote, by_native["BTCUSD"].kind) == ("USDC", ContractKind.INVERSE)
+    assert by_native["BTCUSDT"].tick_size == Decimal("0.1")
+    assert BybitSim.list_instrument(ListingSpec("PEPE", "USD-inverse", 1000, 8, Decimal("0.00001"))) is None
+    assert BybitSim.list_instrument(ListingSpec("BTC", "EUR", 1, 8, Decimal(86400))) is None
+
+
 @pytest.mark.parametrize(
     "frame",
     [
@@ -362,7 +420,8 @@ def test_sim_gap_injection_is_detected(venue: Bybit) -> None:
     venue.parse(sim.book_frames(session, inst, quote)[0], RECEIPT)
     session.skip_sequence = True
     (frame,) = sim.book_frames(session, inst, quote)
-    assert venue.parse(frame, RECEIPT).gap == "ETHUSDT: update 1003 after 1001"
+    skipped = venue.parse(frame, RECEIPT)
+    assert (skipped.gap, skipped.resyncs, skipped.events) == (None, ["ETHUSDT"], [])
 
 
 def test_sim_ticker_deltas_carry_only_changes(venue: Bybit) -> None:

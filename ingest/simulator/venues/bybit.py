@@ -7,6 +7,10 @@ moved level is sent as a "0"-size deletion plus the new level, and ticker deltas
 carry only the fields that changed. Acks and refusals follow the live wire
 (``args size >10``, ``error:handler not found,topic:…``,
 ``error:already subscribed,topic:…``).
+
+Generated listings: USDT perps ``{asset}USDT`` (``1000PEPEUSDT``), USDC perps
+``{asset}PERP`` (``BTCPERP``), inverse ``{base}USD``; instruments-info and the
+all-symbol tickers per category, as the venue's REST API answers them.
 """
 
 from __future__ import annotations
@@ -14,10 +18,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts, to_venue_qty
+from ingest.simulator.base import (
+    BOOK,
+    FUNDING,
+    Frame,
+    ListingSpec,
+    SimSession,
+    VenueSim,
+    to_contracts,
+    to_venue_qty,
+)
 from ingest.simulator.market import SimFunding, SimQuote
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.bybit import INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS
 from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"orderbook.1": BOOK, "tickers": FUNDING}
@@ -46,6 +62,43 @@ def _side_delta(old: Side, new: Side) -> list[list[str]]:
 class BybitSim(VenueSim):
     name = "bybit"
     ws_paths = tuple(_PATHS)
+
+    # -- generated listings ----------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        asset = spec.base if spec.multiplier == 1 else f"{spec.multiplier}{spec.base}"
+        if canonical_base(asset) != (spec.base, Decimal(spec.multiplier)):
+            return None
+        tick = _tick(spec.reference_price * spec.multiplier)
+        if spec.group == "USD-inverse":
+            if spec.multiplier != 1:
+                return None  # inverse contracts are 1 USD of the plain coin
+            kind, symbol, quote, settle, size = ContractKind.INVERSE, f"{asset}USD", "USD", asset, Decimal(1)
+        elif spec.group in ("USDT", "USDC"):
+            suffix = "USDT" if spec.group == "USDT" else "PERP"
+            kind, symbol, quote, settle = ContractKind.LINEAR, f"{asset}{suffix}", spec.group, spec.group
+            size = Decimal(spec.multiplier)
+        else:
+            return None
+        inst = make_instrument(
+            cls.name, symbol, asset, quote, settle, kind, size, tick, funding_interval_h=spec.funding_interval_h
+        )
+        return (
+            inst
+            if spec.volume_24h_quote is None
+            else msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        )
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        linear = [i for i in mine if i.kind is ContractKind.LINEAR]
+        inverse = [i for i in mine if i.kind is ContractKind.INVERSE]
+        return {
+            LINEAR_LISTING: _envelope("linear", [_instrument_row(i) for i in linear], nextPageCursor=""),
+            INVERSE_LISTING: _envelope("inverse", [_instrument_row(i) for i in inverse], nextPageCursor=""),
+            LINEAR_TICKERS: _envelope("linear", [_ticker_row(i) for i in linear if i.volume_24h_quote is not None]),
+            INVERSE_TICKERS: _envelope("inverse", [_ticker_row(i) for i in inverse if i.volume_24h_quote is not None]),
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -163,6 +216,79 @@ class BybitSim(VenueSim):
             "ts": funding.ts_ms,
         }
         return [_dump(frame)]
+
+
+def _tick(price: Decimal) -> Decimal:
+    """Five significant digits or so, as Bybit's priceScale gives (0.10 at 86,400)."""
+    return Decimal(1).scaleb(price.adjusted() - 5)
+
+
+def _envelope(category: str, rows: list[dict[str, Any]], **extra: str) -> dict[str, Any]:
+    result = {"category": category, "list": rows, **extra}
+    return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 1_790_516_400_000}
+
+
+def _instrument_row(inst: Instrument) -> dict[str, Any]:
+    tick = inst.tick_size or Decimal("0.0001")
+    inverse = inst.kind is ContractKind.INVERSE
+    hours = inst.funding_interval_h or 8
+    return {
+        "symbol": inst.native_symbol,
+        "contractType": "InversePerpetual" if inverse else "LinearPerpetual",
+        "status": "Trading",
+        "baseCoin": inst.settle if inverse else inst.native_symbol.removesuffix("USDT").removesuffix("PERP"),
+        "quoteCoin": inst.quote,
+        "launchTime": "1683273600000",
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": str(max(0, -tick.adjusted())),
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": "50.00", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": _text(tick), "maxPrice": _text(tick * 19_999_998), "tickSize": _text(tick)},
+        "lotSizeFilter": {
+            "maxOrderQty": "1000000",
+            "minOrderQty": "1",
+            "qtyStep": "1",
+            "postOnlyMaxOrderQty": "1000000",
+            "maxMktOrderQty": "200000",
+            "minNotionalValue": "0" if inverse else "5",
+        },
+        "unifiedMarginTrade": True,
+        "fundingInterval": hours * 60,
+        "settleCoin": inst.settle,
+        "copyTrading": "both",
+        "upperFundingRate": "0.02",
+        "lowerFundingRate": "-0.02",
+        "isPreListing": False,
+        "preListingInfo": None,
+        "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.1"},
+        "displayName": "",
+        "symbolType": "",
+    }
+
+
+def _ticker_row(inst: Instrument) -> dict[str, Any]:
+    """Only the volume is known to the listing; the venue's other ticker fields are plausible constants."""
+    assert inst.volume_24h_quote is not None
+    volume = _text(inst.volume_24h_quote)
+    # Linear: turnover24h is quote coin. Inverse: volume24h counts 1-USD contracts, i.e. USD.
+    inverse = inst.kind is ContractKind.INVERSE
+    return {
+        "symbol": inst.native_symbol,
+        "price24hPcnt": "0.0128",
+        "openInterest": "1000000",
+        "turnover24h": "0" if inverse else volume,
+        "volume24h": volume if inverse else "0",
+        "fundingRate": "0.0001",
+        "nextFundingTime": "1790524800000",
+        "predictedDeliveryPrice": "",
+        "basisRate": "",
+        "deliveryFeeRate": "",
+        "deliveryTime": "0",
+        "basis": "",
+        "preOpenPrice": "",
+        "preQty": "",
+        "curPreListingPhase": "",
+    }
 
 
 SIM = BybitSim
