@@ -10,14 +10,36 @@ Sizes are contracts of ``quanto_multiplier`` coins (BTC_USDT 0.0001 BTC). The
 (Gate announcement 48788); without it they are integers truncated toward zero.
 Both forms are accepted. The server pings at protocol level; the client may
 also send ``futures.ping`` and gets ``futures.pong`` back.
+
+At whole-market scale (~600 USDT contracts, 2 channels each):
+
+- Limits: Gate documents none for market data. Its maintainers answered "no limit on
+  subscriptions", "no limit for message sent", no connection cap but "100 connections at
+  most from one host are recommended", and warned that a connection with many subscriptions
+  "can be closed easily" when the client does not consume updates in time
+  (https://github.com/gateio/gatews/issues/25). A third-party probe ran 150 streams on one
+  socket ([AO] ``gate/websocket.md``). So 150 topics (75 contracts) per socket, ~8 sockets
+  for the whole listing, and 50 contracts per subscribe request (one request per channel).
+- Funding interval: Gate changes it per contract on the fly (8 h -> 4 h -> 1 h). The listing
+  carries ``funding_interval`` (seconds) per contract and is refreshed hourly; the live
+  ``futures.tickers`` push carries ``funding_interval`` too (seen on the wire, not in the WS
+  docs), which Funding events use when present, so a change applies at the next push.
+- 24 h volume: the contracts listing has none; ``GET /api/v4/futures/usdt/tickers`` ("Get
+  all futures trading statistics", one GET for every contract,
+  https://www.gate.com/docs/developers/apiv4/en/#get-all-futures-trading-statistics) has
+  ``volume_24h_quote`` (USDT), fetched with the listing. Older cached/bundled files without
+  it parse with ``volume_24h_quote`` None.
+- Sequences: ``book_ticker`` ``u`` is an order-book update id, not contiguous: no gaps.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -35,12 +57,12 @@ from ingest.venues.base import (
 )
 from schemas.market import ContractKind, Instrument
 
+TICKERS_PATH = "/api/v4/futures/usdt/tickers"
 BOOK = "futures.book_ticker"
 TICKERS = "futures.tickers"
 PING = "futures.ping"
 PONG = "futures.pong"
-# Gate publishes no per-connection subscription cap; a third-party probe ran
-# 150 streams on one socket. Stay within that and batch contracts per request.
+# Gate publishes no per-connection subscription cap (see the module docstring).
 TOPICS_PER_CONNECTION = 150
 CONTRACTS_PER_SUBSCRIBE = 50
 # Listing statuses that still quote a live book ("circuit_breaker" is a
@@ -68,7 +90,7 @@ class Gate(Venue):
     name = "gate"
     ws_base = "wss://fx-ws.gateio.ws"
     rest_base = "https://api.gateio.ws"
-    instrument_paths = ("/api/v4/futures/usdt/contracts",)
+    instrument_paths = ("/api/v4/futures/usdt/contracts", TICKERS_PATH)
     max_topics_per_connection = TOPICS_PER_CONNECTION
     topics_per_subscribe = CONTRACTS_PER_SUBSCRIBE
     subscribe_interval_s = 0.2
@@ -200,7 +222,22 @@ class Gate(Venue):
         rows = listing[cls.instrument_paths[0]]
         if not isinstance(rows, list):
             raise FrameError("contracts listing is not an array")
-        return [inst for row in rows if (inst := cls._instrument(row)) is not None]
+        volumes = cls._volumes(listing.get(TICKERS_PATH, []))
+        return [
+            msgspec.structs.replace(inst, volume_24h_quote=volumes.get(inst.native_symbol))
+            for row in rows
+            if (inst := cls._instrument(row)) is not None
+        ]
+
+    @staticmethod
+    def _volumes(tickers: Any) -> dict[str, Decimal | None]:
+        """24 h quote volume per contract from the tickers response (absent in older files)."""
+        if not isinstance(tickers, list):
+            raise FrameError("tickers listing is not an array")
+        try:
+            return {row["contract"]: dec(row.get("volume_24h_quote")) for row in tickers}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise FrameError(f"tickers listing: bad row {exc!r}") from exc
 
     @classmethod
     def _instrument(cls, row: dict[str, Any]) -> Instrument | None:

@@ -8,12 +8,13 @@ import orjson
 import pytest
 
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.venues.gate import GateSim
 from ingest.venues.base import FrameError, Parsed
-from ingest.venues.gate import Gate
+from ingest.venues.gate import TICKERS_PATH, Gate
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("gate")
@@ -255,3 +256,55 @@ def test_simulator_acks_errors_and_silent_other_family() -> None:
 def test_malformed_frames_raise_frame_error(venue: Gate, frame: str) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+def test_volume_from_the_tickers_endpoint_and_tolerated_absence() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("gate")}
+    assert instruments["BTC_USDT"].volume_24h_quote == Decimal("2422348201")
+    assert instruments["SOL_USDT"].volume_24h_quote is None  # not in the tickers response
+    row = {"name": "BTC_USDT", "type": "direct", "quanto_multiplier": "0.0001", "funding_interval": 28800}
+    (old_file,) = Gate.parse_instruments({Gate.instrument_paths[0]: [row]})  # cached before tickers were fetched
+    assert old_file.volume_24h_quote is None and Gate.instrument_paths[1] == TICKERS_PATH
+    with pytest.raises(FrameError):
+        Gate.parse_instruments({Gate.instrument_paths[0]: [row], TICKERS_PATH: [{"last": "1"}]})
+
+
+def test_generated_listing_round_trip() -> None:
+    specs = generated_specs()
+    instruments = round_trip(GateSim, Gate, specs)
+    by_symbol = {i.native_symbol: i for i in instruments}
+    assert len(instruments) == len({s.base for s in specs if s.group == "USDT"}) > 350
+    assert {i.quote_group for i in instruments} == {"USDT"}  # no inverse on the usdt socket, no USDC
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    assert by_symbol["BTC_USDT"].contract_size == Decimal("0.0001")
+    pepe = by_symbol["1000PEPE_USDT"]
+    # 1000PEPE at 0.0112: 100 "1000PEPE" per contract, i.e. 100,000 PEPE ($1.12).
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(100_000))
+    assert by_symbol["BONK_USDT"].contract_size == Decimal(100_000)
+    assert sum(i.volume_24h_quote is None for i in instruments) > 0
+    assert GateSim.list_instrument(ListingSpec("BTC", "USD-inverse", 1, 8, Decimal(86000))) is None
+
+
+def test_generated_listing_rows_look_like_gate() -> None:
+    (inst,) = listed(GateSim, [ListingSpec("SOL", "USDT", 1, 4, Decimal("180.41"), Decimal("123456789"))])
+    listing = GateSim([inst]).listing([inst])
+    (contract,) = listing[Gate.instrument_paths[0]]
+    (ticker,) = listing[TICKERS_PATH]
+    assert (contract["name"], contract["quanto_multiplier"]) == ("SOL_USDT", "0.01")
+    assert contract["funding_interval"] == 14400
+    assert (contract["order_price_round"], contract["status"], contract["in_delisting"]) == ("0.001", "trading", False)
+    assert (ticker["contract"], ticker["volume_24h_quote"]) == ("SOL_USDT", "123456789")
+
+
+def test_whole_market_connection_plan() -> None:
+    instruments = listed(GateSim, generated_specs())
+    venue = Gate(instruments)
+    plans = venue.connections("wss://fx-ws.gateio.ws")
+    assert all(len(p.topics) <= 150 for p in plans) and len(plans) == -(-2 * len(instruments) // 150)
+    frames = [orjson.loads(f) for f in venue.subscribe_messages(plans[0].topics, now_s=1)]
+    assert [(f["channel"], len(f["payload"])) for f in frames] == [
+        ("futures.book_ticker", 50),
+        ("futures.book_ticker", 25),
+        ("futures.tickers", 50),
+        ("futures.tickers", 25),
+    ]

@@ -2,6 +2,11 @@
 
 Sizes go out as decimal strings, as the real venue sends them to a client that
 set ``X-Gate-Size-Decimal: 1`` (the venue module always does).
+
+Generated listings: ``/api/v4/futures/usdt/contracts`` and ``/api/v4/futures/usdt/tickers``
+for USDT perpetuals only (``PEPE_USDT``, or ``1000RATS_USDT`` when the market prefixes):
+inverse contracts live on Gate's BTC-settled socket, which ingest does not dial, and Gate
+has no USDC perpetuals.
 """
 
 from __future__ import annotations
@@ -10,11 +15,15 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.gate import TICKERS_PATH, Gate
+from schemas.market import ContractKind, Instrument
 
 _KINDS = {"futures.book_ticker": BOOK, "futures.tickers": FUNDING}
 _CONN_ID = "5e74253e9c793974"
@@ -36,6 +45,28 @@ def _now_ms() -> int:
 class GateSim(VenueSim):
     name = "gate"
     ws_paths = ("/v4/ws/usdt",)
+
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        asset = prefixed(spec.base, spec.multiplier)
+        if spec.group != "USDT" or asset is None:
+            return None
+        price = spec.reference_price * spec.multiplier
+        # quanto_multiplier: coins of the named asset per contract, a contract worth $1-10
+        # (BTC_USDT 0.0001, SOL_USDT 1, PEPE_USDT 10,000,000 on the live listing).
+        quanto = Decimal(1).scaleb(-price.adjusted())
+        inst = make_instrument(
+            cls.name, f"{asset}_USDT", asset, "USDT", "USDT", ContractKind.LINEAR, quanto * spec.multiplier,
+            tick_for(price), spec.funding_interval_h,
+        )  # fmt: skip
+        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        return {
+            Gate.instrument_paths[0]: [_contract_row(i) for i in mine],
+            TICKERS_PATH: [_ticker_row(i) for i in mine if i.volume_24h_quote is not None],
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -106,3 +137,65 @@ class GateSim(VenueSim):
 
 
 SIM = GateSim
+
+
+def _contract_row(inst: Instrument) -> dict[str, Any]:
+    """One row of ``GET /futures/usdt/contracts`` (strings for decimals, integers for times)."""
+    _, prefix = canonical_base(inst.native_symbol.removesuffix("_USDT"))
+    price = plain(nominal_price(inst.tick_size))
+    interval_s = (inst.funding_interval_h or 8) * 3600
+    return {
+        "name": inst.native_symbol,
+        "type": "direct",
+        "quanto_multiplier": plain(inst.contract_size / prefix),
+        "leverage_min": "1",
+        "leverage_max": "50",
+        "maintenance_rate": "0.01",
+        "mark_type": "index",
+        "mark_price": price,
+        "index_price": price,
+        "last_price": price,
+        "maker_fee_rate": "-0.0001",
+        "taker_fee_rate": "0.00075",
+        "order_price_round": plain(inst.tick_size) if inst.tick_size is not None else "0",
+        "mark_price_round": plain(inst.tick_size / 10) if inst.tick_size is not None else "0",
+        "funding_rate": "0.0001",
+        "funding_rate_indicative": "0.0001",
+        "funding_interval": interval_s,
+        "funding_next_apply": next_funding_ms(inst.funding_interval_h) // 1000,
+        "funding_offset": 0,
+        "interest_rate": "0.0003",
+        "order_size_min": "1",
+        "order_size_max": "1000000",
+        "enable_decimal": True,
+        "in_delisting": False,
+        "orders_limit": 100,
+        "create_time": 1709251200,
+        "status": "trading",
+        "funding_rate_limit": "0.003",
+        "contract_type": "",
+    }
+
+
+def _ticker_row(inst: Instrument) -> dict[str, Any]:
+    """One row of ``GET /futures/usdt/tickers`` (all strings)."""
+    price = nominal_price(inst.tick_size)
+    volume = inst.volume_24h_quote or Decimal(0)
+    base_volume = (volume / price).quantize(Decimal(1))
+    return {
+        "contract": inst.native_symbol,
+        "last": plain(price),
+        "low_24h": plain(price),
+        "high_24h": plain(price),
+        "change_percentage": "0",
+        "total_size": "100000",
+        "volume_24h": plain((base_volume / inst.contract_size).quantize(Decimal(1))),
+        "volume_24h_base": plain(base_volume),
+        "volume_24h_quote": plain(volume),
+        "volume_24h_settle": plain(volume),
+        "mark_price": plain(price),
+        "funding_rate": "0.0001",
+        "funding_rate_indicative": "0.0001",
+        "index_price": plain(price),
+        "quanto_base_rate": "",
+    }
