@@ -1,4 +1,12 @@
-"""``arbstream ingest`` / ``arbstream record``: run every venue's connections until stopped."""
+"""``arbstream ingest`` / ``arbstream record``: run every venue's connections until stopped.
+
+Start-up fetches every enabled venue's listing in parallel (:mod:`ingest.listings`: live ->
+cache -> bundled, each venue under its own deadline), chooses the universe, and starts one
+:class:`~ingest.supervisor.VenueSupervisor` per venue. Every ``ARBSTREAM_LISTING_REFRESH_S`` the
+listings are fetched again and the supervisors follow the new universe without a restart
+(decision 0009). The universe and the listing statuses go to the compacted ``instruments`` and
+``listings`` topics (:mod:`ingest.catalog`).
+"""
 
 from __future__ import annotations
 
@@ -6,36 +14,48 @@ import asyncio
 import logging
 import signal
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 from prometheus_client import REGISTRY, start_http_server
 
-from arbstream.errors import ConfigError
+from arbstream.errors import ArbstreamError, ConfigError
 from arbstream.kafka import ensure_topics, resolve_bootstrap
-from ingest.instruments import load_all, select
+from ingest import listings as listing_io
+from ingest.catalog import Catalog
+from ingest.instruments import load_all
+from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_instruments
 from ingest.metrics import IngestCollector
 from ingest.publisher import Publisher
 from ingest.recorder import Recorder
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.settings import IngestSettings
+from ingest.supervisor import RunnerMaker, VenueSupervisor
 from ingest.venues import implemented_venues, venue_class
+from ingest.venues.base import Connection
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
 from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 
 log = logging.getLogger(__name__)
 
+EventSink = Callable[[list[Quote | Funding]], Awaitable[None]]
+HealthSink = Callable[[Health], Awaitable[None]]
+
+
+def by_venue(instruments: Sequence[Instrument]) -> dict[str, list[Instrument]]:
+    grouped: dict[str, list[Instrument]] = defaultdict(list)
+    for instrument in instruments:
+        grouped[instrument.venue].append(instrument)
+    return dict(grouped)
+
 
 def tracked_instruments(settings: IngestSettings) -> dict[str, list[Instrument]]:
-    """Instruments to track, per venue, from the listings and the symbol settings."""
+    """Instruments to track, per venue, from the listings on disk (cache, else bundled)."""
     venues = settings.venues or implemented_venues()
-    chosen = select(load_all(venues, settings.instruments_cache_dir), settings.symbols, settings.symbols_file)
-    by_venue: dict[str, list[Instrument]] = defaultdict(list)
-    for instrument in chosen:
-        by_venue[instrument.venue].append(instrument)
-    if not by_venue:
+    grouped = by_venue(choose_universe(load_all(venues, settings.instruments_cache_dir), settings))
+    if not grouped:
         raise ConfigError(f"nothing to track: no instrument of {settings.symbols} on {venues}")
-    return dict(by_venue)
+    return grouped
 
 
 def venue_bases(settings: IngestSettings, venue: str) -> tuple[str, str]:
@@ -47,31 +67,135 @@ def venue_bases(settings: IngestSettings, venue: str) -> tuple[str, str]:
     return cls.ws_base, cls.rest_base
 
 
-def build_runners(
+def fetch_policy(settings: IngestSettings) -> FetchPolicy:
+    return FetchPolicy(settings.listing_timeout_s, settings.listing_attempts, settings.listing_deadline_s)
+
+
+def runner_maker(
     settings: IngestSettings,
-    by_venue: dict[str, list[Instrument]],
-    on_events: Callable[[list[Quote | Funding]], Awaitable[None]],
-    on_health: Callable[[Health], Awaitable[None]],
+    venue: str,
+    on_events: EventSink,
+    on_health: HealthSink,
     http: aiohttp.ClientSession,
-) -> list[ConnectionRunner]:
-    runners = []
-    for venue, instruments in by_venue.items():
-        cls = venue_class(venue)
-        ws_base, rest_base = venue_bases(settings, venue)
-        config = RunnerConfig(
-            ws_base,
-            rest_base,
-            settings.backoff_initial_s,
-            settings.backoff_max_s,
-            settings.stale_after_s,
-            settings.health_every_s,
-        )
-        recorder = (
-            Recorder(settings.record_dir, venue, settings.record_rotate_mb * 2**20) if settings.record_dir else None
-        )
-        for plan in cls(instruments).connections(ws_base):
-            runners.append(ConnectionRunner(cls, instruments, plan, config, on_events, on_health, http, recorder))
-    return runners
+    recorder: Recorder | None,
+) -> RunnerMaker:
+    cls = venue_class(venue)
+    ws_base, rest_base = venue_bases(settings, venue)
+    config = RunnerConfig(
+        ws_base,
+        rest_base,
+        settings.backoff_initial_s,
+        settings.backoff_max_s,
+        settings.stale_after_s,
+        settings.health_every_s,
+    )
+
+    def make(plan: Connection, instruments: Sequence[Instrument]) -> ConnectionRunner:
+        return ConnectionRunner(cls, instruments, plan, config, on_events, on_health, http, recorder)
+
+    return make
+
+
+class IngestService:
+    """The running service: listings, universe, one supervisor per venue, refresh loop."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        http: aiohttp.ClientSession,
+        on_events: EventSink,
+        on_health: HealthSink,
+        bootstrap: str | None,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.bootstrap = bootstrap
+        self.venues = settings.venues or implemented_venues()
+        self.catalog = Catalog(bootstrap, settings.namespace, self.venues) if bootstrap else None
+        self.recorders = {
+            v: Recorder(settings.record_dir, v, settings.record_rotate_mb * 2**20) if settings.record_dir else None
+            for v in self.venues
+        }
+        self.supervisors = {
+            v: VenueSupervisor(
+                v, venue_bases(settings, v)[0], runner_maker(settings, v, on_events, on_health, http, self.recorders[v])
+            )
+            for v in self.venues
+        }
+        self.listings: dict[str, VenueListing] = {}
+        self.tracked: list[Instrument] = []
+        self.runners: list[ConnectionRunner] = []
+        """Every live runner (the metrics collector reads this list; updated in place)."""
+        self._tick_bases: set[str] = set()
+
+    def rest_base(self, venue: str) -> str:
+        return venue_bases(self.settings, venue)[1]
+
+    async def start(self) -> None:
+        if self.catalog is not None:
+            await self.catalog.start()
+        policy, cache = fetch_policy(self.settings), self.settings.instruments_cache_dir
+        self.listings = await listing_io.load_all_live(self.venues, self.http, self.rest_base, cache, policy)
+        await self.apply(choose_universe(known_instruments(self.listings), self.settings))
+
+    async def refresh(self) -> None:
+        """Fetch every listing again and follow the changes; a bad refresh keeps what runs."""
+        policy, cache = fetch_policy(self.settings), self.settings.instruments_cache_dir
+        self.listings = await listing_io.refresh_all(self.listings, self.http, self.rest_base, cache, policy)
+        try:
+            tracked = choose_universe(known_instruments(self.listings), self.settings)
+        except ConfigError as exc:
+            log.error("listing refresh: universe unchanged, the new listings fail the symbol settings: %s", exc)
+            await self._publish_statuses()
+            return
+        await self.apply(tracked)
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.listing_refresh_s)
+            try:
+                await self.refresh()
+            except (ArbstreamError, OSError, aiohttp.ClientError) as exc:  # the next refresh may work
+                log.error("listing refresh failed: %r", exc)
+
+    async def apply(self, tracked: list[Instrument]) -> None:
+        if not tracked:
+            raise ConfigError(f"nothing to track: no instrument of {self.settings.symbols} on {self.venues}")
+        await self._ensure_tick_topics({i.base for i in tracked})
+        grouped = by_venue(tracked)
+        for venue, supervisor in self.supervisors.items():
+            try:
+                change = await supervisor.apply(grouped.get(venue, []))
+            except ArbstreamError as exc:  # the venue module refuses the listing: keep its connections
+                log.error("%s: keeping the current connections, cannot plan the new listing: %s", venue, exc)
+                continue
+            log.info("%s: %d instruments, connections: %s", venue, len(grouped.get(venue, [])), change)
+        self.tracked = tracked
+        self.runners[:] = [r for s in self.supervisors.values() for r in s.runners.values()]
+        if self.catalog is not None:
+            written, tombstones = await self.catalog.publish_universe(tracked)
+            log.info("instruments topic: %d written, %d tombstones", written, tombstones)
+        await self._publish_statuses()
+
+    async def _publish_statuses(self) -> None:
+        if self.catalog is not None:
+            await self.catalog.publish_statuses(listing_io.statuses(self.listings, self.tracked))
+
+    async def _ensure_tick_topics(self, bases: set[str]) -> None:
+        new = sorted(bases - self._tick_bases)
+        if self.bootstrap is not None and new:
+            names = [ticks_topic(base, self.settings.namespace) for base in new]
+            await ensure_topics(self.bootstrap, names, self.settings.topic_partitions)
+        self._tick_bases |= set(new)
+
+    async def stop(self) -> None:
+        for supervisor in self.supervisors.values():
+            await supervisor.stop()
+        for recorder in self.recorders.values():
+            if recorder is not None:
+                recorder.close()
+        if self.catalog is not None:
+            await self.catalog.stop()
 
 
 async def _until_signalled() -> None:
@@ -83,14 +207,10 @@ async def _until_signalled() -> None:
 
 
 async def ingest(settings: IngestSettings, publish: bool = True) -> None:
-    by_venue = tracked_instruments(settings)
     publisher: Publisher | None = None
+    bootstrap: str | None = None
     if publish:
         bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
-        bases = sorted({i.base for instruments in by_venue.values() for i in instruments})
-        await ensure_topics(
-            bootstrap, [ticks_topic(base, settings.namespace) for base in bases], settings.topic_partitions
-        )
         await ensure_topics(
             bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG
         )
@@ -110,21 +230,20 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
             await publisher.publish_health(health)
 
     async with aiohttp.ClientSession() as http:
-        runners = build_runners(settings, by_venue, on_events, on_health, http)
-        if settings.metrics_port is not None:
-            REGISTRY.register(IngestCollector(runners, publisher))
-            start_http_server(settings.metrics_port, addr="127.0.0.1")
-        log.info("ingest: %d connections to %s", len(runners), ", ".join(by_venue))
-        tasks = [asyncio.create_task(r.run_forever(), name=r.plan.label) for r in runners]
+        service = IngestService(settings, http, on_events, on_health, bootstrap)
+        refresher: asyncio.Task[None] | None = None
         try:
+            await service.start()
+            if settings.metrics_port is not None:
+                REGISTRY.register(IngestCollector(service.runners, publisher))
+                start_http_server(settings.metrics_port, addr="127.0.0.1")
+            log.info("ingest: %d connections to %s", len(service.runners), ", ".join(service.venues))
+            refresher = asyncio.create_task(service.refresh_forever(), name="listing-refresh")
             await _until_signalled()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for runner in runners:
-                if runner.recorder is not None:
-                    runner.recorder.close()
+            if refresher is not None:
+                refresher.cancel()
+            await service.stop()
             if publisher is not None:
                 await publisher.stop()
 
