@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
-from schemas.market import Health, TickEvent
+from schemas.market import Health, Instrument, ListingStatus, TickEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
 
@@ -24,6 +24,8 @@ TOPIC_TYPES: dict[str, Any] = {
     "opportunity-episodes": EpisodeClosed,
     "funding-opportunities": FundingOpportunity,
     "symbols-changelog": SymbolState,
+    "instruments": Instrument,
+    "listings": ListingStatus,
 }
 """Logical topic (``ticks`` stands for every ``ticks.<BASE>``) -> message type."""
 
