@@ -65,6 +65,9 @@ class PricesOut(BaseModel):
         "else USDC, USD, USD-inverse; GET /api/prices/{symbol} lists every instrument"
     )
     timestamp: str = NOW
+    total: int = Field(default=0, description="symbols matching `symbols`/`venues`, before paging")
+    offset: int = Field(default=0, description="symbols skipped (sorted by name) before this page")
+    limit: int | None = Field(default=None, description="page size asked for; null = every symbol (unpaged)")
 
 
 class SymbolPricesOut(BaseModel):
@@ -139,6 +142,33 @@ class ArbitrageRow(BaseModel):
 
 class ArbitrageOut(BaseModel):
     opportunities: list[ArbitrageRow] = Field(description="best net spread first")
+    timestamp: str = NOW
+
+
+class SymbolSpreadRow(BaseModel):
+    symbol: str
+    quote_group: str | None = Field(description="group compared (the one with most usable venues unless asked)")
+    usable_venues: int = Field(description="venues of that group with a usable quote (fresh, healthy, uncrossed)")
+    buy_exchange: str | None = Field(description="venue of the best (lowest) usable ask")
+    sell_exchange: str | None = Field(description="venue of the best (highest) usable bid, another venue")
+    buy_price: Num | None = Field(description=f"best ask, {PER_BASE}")
+    sell_price: Num | None = Field(description=f"best bid, {PER_BASE}")
+    spread: Num | None = Field(description="sell_price - buy_price; positive = bid above ask across venues")
+    spread_percentage: Num | None = Field(description="spread / buy_price x 100 (gross)")
+    net_spread_percentage: Num | None = Field(description="spread_percentage minus both venues' taker fees, x 100")
+    size: Num | None = Field(description="min(ask size, bid size), base units")
+    notional: Num | None = Field(description="size x buy_price, quote currency")
+    buy_fee: Num | None
+    sell_fee: Num | None
+    buy_instrument_id: str | None
+    sell_instrument_id: str | None
+
+
+class SpreadsOut(BaseModel):
+    spreads: list[SymbolSpreadRow] = Field(description="best net spread first; symbols without a pair last")
+    total: int = Field(description="rows matching the filters, before paging")
+    offset: int
+    limit: int | None
     timestamp: str = NOW
 
 

@@ -30,10 +30,12 @@ from api.models import (
     SpreadHistoryOut,
     SpreadOut,
     SpreadPointOut,
+    SpreadsOut,
     SummaryOut,
     SymbolPricesOut,
     VenuesOut,
 )
+from api.price_cache import PricesQuery, prices_json
 from api.universe import load_universe
 from api.views_arbitrage import (
     ArbFilter,
@@ -44,7 +46,8 @@ from api.views_arbitrage import (
     open_episodes,
     spread,
 )
-from api.views_prices import all_prices, best_prices, iso, resolve_symbol, summary, symbol_prices
+from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_prices
+from api.views_spreads import spread_rows
 from api.views_venues import known_venues, venues_out
 from arbstream.errors import ConfigError
 from schemas.market import Quote
@@ -99,10 +102,61 @@ def _decimal(value: float | None) -> Decimal | None:
     return Decimal(str(value)) if value is not None else None
 
 
-@router.get("/api/prices", responses=LOADING)
-async def prices(ctx: Ctx) -> PricesOut:
-    """Latest quote per symbol and venue, per base unit; `price` is the mid (see `price_source`)."""
-    return all_prices(ctx.model, now_ns())
+NameList = Annotated[
+    str | None,
+    Query(
+        max_length=20_000,
+        pattern=r"[^,\s]",  # at least one name: an empty list is a client bug, not "everything"
+        description="comma list; unknown names answer 404",
+        examples=["BTC,ETH"],
+    ),
+]
+PageLimit = Annotated[int | None, Query(ge=1, le=10_000, description="page size, symbols; default: all")]
+PageOffset = Annotated[int, Query(ge=0, le=1_000_000, description="symbols to skip (sorted by name)")]
+
+
+def _names(raw: str) -> list[str]:
+    return list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+
+
+def _symbol_set(ctx: ApiContext, raw: str | None) -> frozenset[str] | None:
+    """Canonical symbols of a ``symbols=`` list (seed spellings accepted), or 404 naming the unknown ones."""
+    if raw is None:
+        return None
+    known = ctx.model.symbols
+    pairs = [(n, n if n in known else resolve_symbol(ctx.model, ctx.universe, n)) for n in _names(raw)]
+    unknown = [n for n, symbol in pairs if symbol is None]
+    if unknown:
+        raise HTTPException(404, detail=f"unknown symbol(s) {', '.join(unknown)[:200]}")
+    return frozenset(symbol for _, symbol in pairs if symbol is not None)
+
+
+def _venue_set(ctx: ApiContext, raw: str | None) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    names = [n.lower() for n in _names(raw)]
+    # Configured and reporting venues first: scanning every quote only when a name is not among them.
+    unknown = set(names) - ctx.universe.venues - {h.venue for h in ctx.model.health.by_connection.values()}
+    unknown = sorted(unknown - known_venues(ctx.model, ctx.universe)) if unknown else []
+    if unknown:
+        raise HTTPException(404, detail=f"unknown venue(s) {', '.join(unknown)[:200]}")
+    return frozenset(names)
+
+
+@router.get("/api/prices", response_model=PricesOut, responses=LOADING | NOT_FOUND)
+async def prices(
+    ctx: Ctx,
+    symbols: NameList = None,
+    venues: NameList = None,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
+) -> Response:
+    """Latest quote per symbol and venue, per base unit; `price` is the mid (see `price_source`).
+
+    Without parameters: every symbol (the seed's answer). `symbols` and `venues` filter (a venue filter
+    leaves out symbols not quoted there); `limit`/`offset` page through the symbols sorted by name."""
+    query = PricesQuery(_symbol_set(ctx, symbols), _venue_set(ctx, venues), limit, offset)
+    return Response(prices_json(ctx.model, query, now_ns()), media_type="application/json")
 
 
 @router.get("/api/prices/{symbol}", responses=LOADING | NOT_FOUND)
@@ -130,6 +184,30 @@ async def best_prices_of(
 async def market_summary(ctx: Ctx) -> SummaryOut:
     """Counters; `last_update` is the time of the last tick, not of the request."""
     return summary(ctx.model, now_ns())
+
+
+@router.get("/api/spreads", responses=LOADING | NOT_FOUND)
+async def spreads(
+    ctx: Ctx,
+    symbols: NameList = None,
+    quote_group: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="USDT, USDC, USD, USD-inverse; default: per symbol, the group with most usable venues",
+        ),
+    ] = None,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
+) -> SpreadsOut:
+    """Cross-venue spread per symbol: best usable bid anywhere against best usable ask anywhere (other
+    venue, same quote group), gross and net of both taker fees; best net first."""
+    wanted = _symbol_set(ctx, symbols)
+    names = ctx.model.symbols.keys() if wanted is None else wanted & ctx.model.symbols.keys()
+    now = now_ns()
+    rows = spread_rows(ctx.model, names, now, ctx.config, quote_group)
+    page = rows[offset:] if limit is None else rows[offset : offset + limit]
+    return SpreadsOut(spreads=page, total=len(rows), offset=offset, limit=limit, timestamp=iso(now))
 
 
 @router.get("/api/arbitrage", responses=LOADING | NOT_FOUND)

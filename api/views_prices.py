@@ -109,7 +109,7 @@ def venue_prices(state: SymbolState, now_ns: int) -> dict[str, PriceEntry]:
 
 def all_prices(model: ReadModel, now_ns: int) -> PricesOut:
     prices = {symbol: venue_prices(state, now_ns) for symbol, state in sorted(model.symbols.items())}
-    return PricesOut(prices=prices, timestamp=iso(now_ns))
+    return PricesOut(prices=prices, timestamp=iso(now_ns), total=len(prices))
 
 
 def symbol_prices(model: ReadModel, symbol: str, now_ns: int) -> SymbolPricesOut:

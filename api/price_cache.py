@@ -1,0 +1,160 @@
+"""``GET /api/prices`` at whole-market size: each entry serialised once, re-serialised only when it changes.
+
+Building 6,000+ ``PriceEntry`` models per request costs ~300 ms; the answer is
+mostly the same bytes every time. So each venue's entry of a symbol is kept as
+JSON bytes up to its last field, ``age_ms`` (the only one that moves with the
+clock), and a request only appends the age and joins. An entry is rebuilt when
+its quote or funding record differs from the one it was built from, or when the
+symbol's set of instruments changes (that can change which contract represents
+a venue). The follower decodes a symbol's whole state per changelog record, so
+unchanged quotes arrive as new but *equal* objects: they are compared by value
+once, then by identity.
+
+A request filtered to a few symbols touches only those symbols; the bytes are
+the same as the models' own serialisation (a test compares them).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from api.readmodel import ReadModel
+from api.views_prices import iso, price_entry, primary_quotes
+from schemas.arbitrage import SymbolState
+from schemas.market import Funding, Quote
+
+AGE_FIELD = b',"age_ms":'
+"""``age_ms`` is the last field of PriceEntry: everything before it is cached."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One venue's entry of a symbol: the records it was built from and its bytes up to ``age_ms``."""
+
+    quote: Quote
+    funding: Funding | None
+    head: bytes
+    """``"venue":{...,"age_ms":`` (the key, and the value without its age)."""
+
+
+@dataclass(slots=True)
+class _Symbol:
+    instrument_ids: frozenset[str]
+    entries: list[_Entry]
+    """One per venue, in venue order (the order of the uncached answer)."""
+    key: bytes
+    """``"BTC":`` (the JSON key)."""
+
+
+def _head(venue: str, quote: Quote, state: SymbolState) -> bytes:
+    body = price_entry(quote, state, quote.receipt_ts_ns).model_dump_json().encode()
+    cut = body.rfind(AGE_FIELD)
+    # Guards the field order this cache relies on (a new field after age_ms would be cut off).
+    assert cut > 0 and body[cut + len(AGE_FIELD) :] == b"0}", "age_ms must stay the last field of PriceEntry"
+    return msgspec.json.encode(venue) + b":" + body[: cut + len(AGE_FIELD)]
+
+
+def _same(held: object, current: object) -> bool:
+    return held is current or held == current
+
+
+class PriceCache:
+    """Per-symbol serialised entries of one read model (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, _Symbol] = {}
+        self.rebuilt = 0
+        """Entries serialised since start (a figure for tests and the benchmark)."""
+
+    def _current(self, symbol: str, state: SymbolState) -> _Symbol:
+        cached = self._symbols.get(symbol)
+        quotes = state.quotes
+        if cached is None or cached.instrument_ids != quotes.keys():
+            cached = self._build(symbol, state)
+        for i, entry in enumerate(cached.entries):
+            quote, funding = quotes[entry.quote.instrument_id], state.funding.get(entry.quote.instrument_id)
+            if quote is entry.quote and funding is entry.funding:
+                continue
+            if _same(entry.quote, quote) and _same(entry.funding, funding):
+                entry.quote, entry.funding = quote, funding  # equal copy: identity from now on
+                continue
+            cached.entries[i] = _Entry(quote, funding, _head(quote.venue, quote, state))
+            self.rebuilt += 1
+        return cached
+
+    def _build(self, symbol: str, state: SymbolState) -> _Symbol:
+        entries = [
+            _Entry(quote, state.funding.get(quote.instrument_id), _head(venue, quote, state))
+            for venue, quote in primary_quotes(state.quotes.values()).items()
+        ]
+        self.rebuilt += len(entries)
+        built = _Symbol(frozenset(state.quotes), entries, msgspec.json.encode(symbol) + b":")
+        self._symbols[symbol] = built
+        return built
+
+    def prune(self, present: Collection[str]) -> None:
+        """Drop symbols the model no longer has (tombstones), once they outnumber the model's."""
+        if len(self._symbols) > len(present):
+            for symbol in [s for s in self._symbols if s not in present]:
+                del self._symbols[symbol]
+
+    def symbol_json(self, symbol: str, state: SymbolState, now_ns: int, venues: Collection[str] | None) -> bytes | None:
+        """``"BTC":{"binance":{...},...}``, or None when ``venues`` leaves no entry."""
+        cached = self._current(symbol, state)
+        chosen = cached.entries if venues is None else [e for e in cached.entries if e.quote.venue in venues]
+        if venues is not None and not chosen:
+            return None
+        parts = [e.head + str(max(0, now_ns - e.quote.receipt_ts_ns) // 1_000_000).encode() + b"}" for e in chosen]
+        return cached.key + b"{" + b",".join(parts) + b"}"
+
+
+_caches: weakref.WeakKeyDictionary[ReadModel, PriceCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(model: ReadModel) -> PriceCache:
+    """The cache of ``model`` (one per read model, created on first use, gone with the model)."""
+    cache = _caches.get(model)
+    if cache is None:
+        cache = _caches[model] = PriceCache()
+    return cache
+
+
+def has_venue(state: SymbolState, venues: Collection[str]) -> bool:
+    return any(q.venue in venues for q in state.quotes.values())
+
+
+@dataclass(frozen=True)
+class PricesQuery:
+    """Filters and page of ``GET /api/prices``: None = everything (the seed's unpaged answer)."""
+
+    symbols: frozenset[str] | None = None
+    venues: frozenset[str] | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+def selected_symbols(model: ReadModel, query: PricesQuery) -> list[str]:
+    """Symbols the filters keep, sorted; with ``venues``, only symbols quoted on one of them."""
+    names: Iterable[str] = model.symbols if query.symbols is None else query.symbols & model.symbols.keys()
+    venues = query.venues
+    return sorted(s for s in names if venues is None or has_venue(model.symbols[s], venues))
+
+
+def prices_json(model: ReadModel, query: PricesQuery, now_ns: int) -> bytes:
+    """The body of ``GET /api/prices`` (shape of ``PricesOut``) as JSON bytes."""
+    cache = cache_of(model)
+    cache.prune(model.symbols.keys())
+    names = selected_symbols(model, query)
+    page = names[query.offset :] if query.limit is None else names[query.offset : query.offset + query.limit]
+    parts = []
+    for symbol in page:
+        part = cache.symbol_json(symbol, model.symbols[symbol], now_ns, query.venues)
+        if part is not None:
+            parts.append(part)
+    limit = b"null" if query.limit is None else str(query.limit).encode()
+    tail = b',"total":%d,"offset":%d,"limit":%s' % (len(names), query.offset, limit)
+    return b'{"prices":{' + b",".join(parts) + b'},"timestamp":"' + iso(now_ns).encode() + b'"' + tail + b"}"
