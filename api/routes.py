@@ -136,8 +136,8 @@ def _venue_set(ctx: ApiContext, raw: str | None) -> frozenset[str] | None:
         return None
     names = [n.lower() for n in _names(raw)]
     # Configured and reporting venues first: scanning every quote only when a name is not among them.
-    unknown = set(names) - ctx.universe.venues - {h.venue for h in ctx.model.health.by_connection.values()}
-    unknown = sorted(unknown - known_venues(ctx.model, ctx.universe)) if unknown else []
+    maybe = set(names) - ctx.universe.venues - {h.venue for h in ctx.model.health.by_connection.values()}
+    unknown = sorted(maybe - known_venues(ctx.model, ctx.universe)) if maybe else []
     if unknown:
         raise HTTPException(404, detail=f"unknown venue(s) {', '.join(unknown)[:200]}")
     return frozenset(names)
