@@ -13,18 +13,40 @@ coin makes the server *close the socket* instead of answering with an error, so
 only listed coins are ever subscribed. The server drops a connection it has had
 nothing from for 60 s: the client sends ``{"method":"ping"}`` (answer
 ``{"channel":"pong"}``).
+
+Limits at whole-market scale, per IP (official "Rate limits and user limits",
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-and-user-limits):
+10 websocket connections, 30 new connections a minute, 1000 subscriptions,
+2000 messages sent a minute across connections. Two subscriptions per coin (the
+main dex lists ~200 live coins) fit one socket, so one socket carries them all,
+and subscribes go out at 20/s, under the message limit with room for pings.
+A coin listed when the listing was fetched may be delisted since (the listing is
+refreshed hourly): before each (re)connect the live ``meta`` is asked again
+(one POST, weight 20 of 1200/min) and a coin missing from it or flagged
+``isDelisted`` is not subscribed, so a delisted coin cannot close the socket
+of every other coin on each reconnect. If that POST fails, the listing we have
+is used (and the failure logged).
+
+Listing: ``POST /info {"type":"metaAndAssetCtxs"}`` gives the universe and, by
+position, every coin's context, whose ``dayNtlVlm`` is the 24 h notional volume
+in USDC (``volume_24h_quote``). A listing file holding the older
+``{"type":"meta"}`` answer (bundled snapshot, old caches) still parses, without
+volumes.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import aiohttp
+import msgspec
 import orjson
 
 from arbstream.errors import RetryableError
 from ingest.venues.base import (
+    Connection,
     FrameError,
     Parsed,
     Venue,
@@ -38,13 +60,18 @@ from ingest.venues.base import (
 )
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
+log = logging.getLogger(__name__)
+
 BBO = "bbo"
 CTX = "activeAssetCtx"
 QUOTE = "USDC"
 FUNDING_INTERVAL_H = 1
 HOUR_NS = 3600 * 1_000_000_000
+CTXS_KEY = "POST /info metaAndAssetCtxs"
+"""The listing is a POST, not a GET: its response ``[meta, asset contexts]`` is stored under this key."""
 META_KEY = "POST /info meta"
-"""The listing is a POST, not a GET: its bundled response is stored under this key."""
+"""Listing files fetched before volumes were read hold the bare ``meta`` answer under this key."""
+MAX_SUBSCRIPTIONS = 1000  # per IP, across connections (rate limits page)
 GREETING = "Websocket connection established."
 """Plain-text frame the server has sent on connect (the official Python SDK skips it)."""
 
@@ -62,13 +89,18 @@ class Hyperliquid(Venue):
     name = "hyperliquid"
     ws_base = "wss://api.hyperliquid.xyz"
     rest_base = "https://api.hyperliquid.xyz"
-    instrument_paths = (META_KEY,)
-    # ⚠ Per IP: 1000 subscriptions (docs) and 10 connections (2026 probe); one
-    # socket carries all of them (two per coin; the main dex lists ~200 coins).
-    max_topics_per_connection = 1000
+    instrument_paths = (CTXS_KEY,)
+    # Per IP: 1000 subscriptions and 10 connections (module docstring); one socket carries all.
+    max_topics_per_connection = MAX_SUBSCRIPTIONS
     topics_per_subscribe = 1  # the protocol takes one subscription per frame
     # 2000 client messages/min per IP across all sockets: 20/s leaves room for pings.
     subscribe_interval_s = 0.05
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
+        self._live: set[str] | None = None
+        """Coins the venue's meta lists as live right now (None: not checked this session)."""
+
     ping_interval_s: ClassVar[float | None] = 30.0  # closed after 60 s without traffic
     stale_after_s = 30.0
 
@@ -79,6 +111,29 @@ class Hyperliquid(Venue):
     def ws_url(self, ws_base: str, kind: str) -> str:
         return f"{ws_base}/ws"
 
+    def connections(self, ws_base: str) -> list[Connection]:
+        """All coins on one socket; beyond the per-IP subscription cap, the rest are named and left out."""
+        plans = super().connections(ws_base)
+        if len(plans) > 1:
+            dropped = [t for plan in plans[1:] for t in plan.topics]
+            log.error("hyperliquid: %d topics over the %d subscriptions per IP left out: %s",
+                      len(dropped), MAX_SUBSCRIPTIONS, dropped[:10])  # fmt: skip
+        return plans[:1]
+
+    async def resolve_url(self, connection: Connection, rest_base: str, http: aiohttp.ClientSession) -> str:
+        """Check the coins against the live meta before subscribing (a delisted coin closes the socket)."""
+        try:
+            meta = load_json(await _post_info(http, rest_base, "meta"))
+            self._live = {row["name"] for row in meta["universe"] if not row.get("isDelisted")}
+        except (RetryableError, aiohttp.ClientError, TimeoutError, FrameError, KeyError, TypeError) as exc:
+            log.warning("hyperliquid: live meta unavailable (%s); subscribing the listed coins", exc)
+            self._live = None
+            return connection.url
+        gone = sorted({t.partition(":")[2] for t in connection.topics} - self._live)
+        if gone:
+            log.warning("hyperliquid: %d listed coins no longer live, not subscribed: %s", len(gone), gone[:20])
+        return connection.url
+
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         frames = []
         for topic in topics:
@@ -86,6 +141,8 @@ class Hyperliquid(Venue):
             # A coin the venue does not list would close the whole socket: never send one.
             if kind not in (BBO, CTX) or coin not in self.by_native:
                 continue
+            if self._live is not None and coin not in self._live:
+                continue  # delisted since the listing was fetched
             frames.append(self._request("subscribe", {"type": kind, "coin": coin}))
         return frames
 
@@ -168,40 +225,51 @@ class Hyperliquid(Venue):
     # -- instruments ------------------------------------------------------
     @classmethod
     async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
-        """``POST /info {"type":"meta"}``, stored verbatim under ``META_KEY``."""
-        url = f"{rest_base}/info"
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with http.post(url, json={"type": "meta"}, timeout=timeout) as response:
-            if response.status != 200:
-                raise RetryableError(f"POST {url} meta: HTTP {response.status}")
-            body = await response.read()
-        return b"{" + orjson.dumps(META_KEY) + b":" + body + b"}"
+        """``POST /info {"type":"metaAndAssetCtxs"}``, stored verbatim under ``CTXS_KEY``."""
+        body = await _post_info(http, rest_base, "metaAndAssetCtxs")
+        return b"{" + orjson.dumps(CTXS_KEY) + b":" + body + b"}"
 
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        if CTXS_KEY in listing:
+            meta, contexts = listing[CTXS_KEY]
+        else:
+            meta, contexts = listing[META_KEY], []
         instruments = []
-        for row in listing[META_KEY]["universe"]:
+        for n, row in enumerate(meta["universe"]):
             if row.get("isDelisted"):
                 continue
-            coin = row["name"]
-            # Sizes count units of the listed name, so one kPEPE is 1000 PEPE.
-            _, multiplier = canonical_base(coin)
-            instruments.append(
-                make_instrument(
-                    cls.name,
-                    coin,
-                    coin,
-                    QUOTE,
-                    QUOTE,
-                    ContractKind.LINEAR,
-                    contract_size=multiplier,
-                    # No fixed tick: a price may have 5 significant figures and at
-                    # most 6 - szDecimals decimals, so the step moves with the price.
-                    tick_size=None,
-                    funding_interval_h=FUNDING_INTERVAL_H,
-                )
-            )
+            # Contexts follow the universe's order, delisted coins included.
+            context = contexts[n] if n < len(contexts) else {}
+            instruments.append(cls._instrument(row["name"], dec(context.get("dayNtlVlm"))))
         return instruments
+
+    @classmethod
+    def _instrument(cls, coin: str, volume: Any) -> Instrument:
+        # Sizes count units of the listed name, so one kPEPE is 1000 PEPE.
+        _, multiplier = canonical_base(coin)
+        instrument = make_instrument(
+            cls.name,
+            coin,
+            coin,
+            QUOTE,
+            QUOTE,
+            ContractKind.LINEAR,
+            contract_size=multiplier,
+            # No fixed tick: a price may have 5 significant figures and at
+            # most 6 - szDecimals decimals, so the step moves with the price.
+            tick_size=None,
+            funding_interval_h=FUNDING_INTERVAL_H,
+        )
+        return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
+
+
+async def _post_info(http: aiohttp.ClientSession, rest_base: str, kind: str) -> bytes:
+    url = f"{rest_base}/info"
+    async with http.post(url, json={"type": kind}, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        if response.status != 200:
+            raise RetryableError(f"POST {url} {kind}: HTTP {response.status}")
+        return await response.read()
 
 
 VENUE = Hyperliquid

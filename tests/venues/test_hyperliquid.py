@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.server import Simulator
 from ingest.simulator.venues.hyperliquid import HyperliquidSim
@@ -20,6 +21,7 @@ from ingest.venues.base import FrameError, load_json
 from ingest.venues.hyperliquid import Hyperliquid, next_hour_ns
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 NEXT_HOUR = 1_790_517_600_000_000_000  # 2026-09-27 14:00 UTC, the top of the hour after RECEIPT
@@ -249,7 +251,7 @@ async def test_listing_is_fetched_with_a_post(sim_base: str) -> None:
         async with http.post(f"http://{sim_base}/info", json={"type": "spotMeta"}) as response:
             assert response.status == 422
     listing = load_json(raw)
-    assert list(listing) == ["POST /info meta"]
+    assert list(listing) == ["POST /info metaAndAssetCtxs"]
     assert Hyperliquid.parse_instruments(listing) == load_venue_instruments("hyperliquid")
 
 
@@ -266,3 +268,76 @@ async def test_simulator_socket_streams_after_subscribing(sim_base: str) -> None
         while kinds != {Quote, Funding}:
             events = venue.parse(await asyncio.wait_for(ws.receive_str(), 3), RECEIPT).events
             kinds |= {type(e) for e in events}
+
+
+# -- whole-market listings -----------------------------------------------------
+
+
+def test_generated_listing_round_trips_usdc_coins_with_volumes() -> None:
+    specs = generated_specs()
+    instruments = round_trip(HyperliquidSim, Hyperliquid, specs)
+    # USDC only, and 1,000,000x has no spelling on this venue (kPEPE is its one prefix).
+    assert len(instruments) == sum(1 for s in specs if s.group == "USDC" and s.multiplier in (1, 1000)) > 30
+    by_native = {i.native_symbol: i for i in instruments}
+    assert "MOG" not in {i.base for i in instruments}
+    assert (by_native["kPEPE"].base, by_native["kPEPE"].contract_size) == ("PEPE", Decimal(1000))
+    assert {i.funding_interval_h for i in instruments} == {1}  # hourly, whatever the others do
+    wanted = {s.base: s.volume_24h_quote for s in specs if s.group == "USDC"}
+    assert all(i.volume_24h_quote == (wanted[i.base] or 0) for i in instruments)
+
+
+def test_only_usdc_and_k_prefix() -> None:
+    spec = ListingSpec("PEPE", "USDC", 1000, 8, Decimal("0.0000112"), Decimal("123.5"))
+    inst = HyperliquidSim.list_instrument(spec)
+    assert inst is not None and (inst.native_symbol, inst.funding_interval_h) == ("kPEPE", 1)
+    for other in (replace(spec, group="USDT"), replace(spec, group="USD-inverse"), replace(spec, multiplier=1_000_000)):
+        assert HyperliquidSim.list_instrument(other) is None
+
+
+def test_volume_from_asset_contexts_by_position_and_old_meta_files_still_parse() -> None:
+    meta = {"universe": [{"name": "OLD", "isDelisted": True}, {"name": "BTC"}, {"name": "kPEPE"}]}
+    contexts = [{"dayNtlVlm": "5.0"}, {"dayNtlVlm": "3120993814.20331"}, {"dayNtlVlm": "0.0"}]
+    btc, pepe = Hyperliquid.parse_instruments({"POST /info metaAndAssetCtxs": [meta, contexts]})
+    assert (btc.native_symbol, btc.volume_24h_quote) == ("BTC", Decimal("3120993814.20331"))
+    assert (pepe.native_symbol, pepe.volume_24h_quote) == ("kPEPE", Decimal(0))
+    old = Hyperliquid.parse_instruments({"POST /info meta": meta})
+    assert [(i.native_symbol, i.volume_24h_quote) for i in old] == [("BTC", None), ("kPEPE", None)]
+
+
+def test_more_topics_than_the_per_ip_cap_are_left_out_not_put_on_a_second_socket() -> None:
+    coins = [f"C{chr(65 + n // 26)}{chr(65 + n % 26)}" for n in range(520)]
+    venue = Hyperliquid(listed(HyperliquidSim, [ListingSpec(c, "USDC", 1, 1, Decimal(1)) for c in coins]))
+    (plan,) = venue.connections("wss://api.hyperliquid.xyz")
+    assert len(plan.topics) == 1000 and plan.topics[-1] == "activeAssetCtx:CTF"
+
+
+async def test_a_coin_delisted_since_the_listing_is_not_subscribed_and_the_others_stream(sim_base: str) -> None:
+    # The venue (the simulator) lists BTC, ETH, SOL, kPEPE; our listing is older and still has GONE.
+    gone = HyperliquidSim.list_instrument(ListingSpec("GONE", "USDC", 1, 1, Decimal(2)))
+    assert gone is not None
+    venue = Hyperliquid([*load_venue_instruments("hyperliquid"), gone])
+    (plan,) = venue.connections(f"ws://{sim_base}")
+    assert "bbo:GONE" in plan.topics
+    async with aiohttp.ClientSession() as http:
+        url = await venue.resolve_url(plan, f"http://{sim_base}", http)
+        frames = venue.subscribe_messages(plan.topics)
+        assert len(frames) == 8 and not any("GONE" in f for f in frames)
+        async with http.ws_connect(url) as ws:
+            await ws.receive_str(timeout=2)  # greeting
+            for frame in frames:
+                await ws.send_str(frame)
+            acks = [venue.parse(await ws.receive_str(timeout=2), RECEIPT) for _ in range(8)]
+            assert all(p.subscribed for p in acks)
+            coins: set[str] = set()
+            while coins != {"BTC", "ETH", "SOL", "kPEPE"}:
+                for event in venue.parse(await asyncio.wait_for(ws.receive_str(), 3), RECEIPT).events:
+                    coins.add(event.native_symbol)
+            assert not ws.closed
+
+
+async def test_without_the_live_meta_the_listed_coins_are_subscribed() -> None:
+    venue = Hyperliquid(load_venue_instruments("hyperliquid"))
+    (plan,) = venue.connections("ws://127.0.0.1:1")
+    async with aiohttp.ClientSession() as http:
+        assert await venue.resolve_url(plan, "http://127.0.0.1:1", http) == plan.url  # nothing listens there
+    assert len(venue.subscribe_messages(plan.topics)) == 8

@@ -1,5 +1,10 @@
 """Hyperliquid simulator: one socket on /ws, one subscription per frame; the listing is POST /info.
 
+``POST /info`` answers ``{"type":"meta"}`` (universe) and ``{"type":"metaAndAssetCtxs"}``
+(``[meta, contexts]``, contexts by position, with the 24 h notional volume
+``dayNtlVlm``) for the simulator's instruments: USDC-settled, ``k``-prefixed for
+1000x, hourly funding, no fixed tick (``szDecimals`` from the price instead).
+
 Books go out as ``bbo`` (whole top of book with the block ``time``, sizes in
 units of the listed coin, all numbers as strings); funding as
 ``activeAssetCtx`` (hourly rate, mark, oracle; no timestamp, no next funding
@@ -16,16 +21,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
-from ingest.instruments import listing_path
-from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import plain, prefixed
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import make_instrument
+from schemas.market import ContractKind, Instrument
 
 # Spelt out here rather than imported, so the simulator checks the venue module.
-META_KEY = "POST /info meta"
+CTXS_KEY = "POST /info metaAndAssetCtxs"
+QUOTE = "USDC"
+FUNDING_INTERVAL_H = 1
 GREETING = "Websocket connection established."
 _KINDS = {"bbo": BOOK, "activeAssetCtx": FUNDING}
 CLOSE_CODE = "close_code"
@@ -50,10 +59,30 @@ class HyperliquidSim(VenueSim):
     name = "hyperliquid"
     ws_paths = ("/ws",)
 
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group != QUOTE or spec.multiplier not in (1, 1000):
+            return None  # USDC only; 1000x is spelt kPEPE, nothing else is prefixed
+        coin = prefixed(spec.base, spec.multiplier, prefix_k=True)
+        if coin is None:
+            return None
+        instrument = make_instrument(
+            cls.name, coin, coin, QUOTE, QUOTE, ContractKind.LINEAR,
+            contract_size=Decimal(spec.multiplier), tick_size=None, funding_interval_h=FUNDING_INTERVAL_H,
+        )  # fmt: skip
+        # Every coin's context carries its 24 h notional volume, zero for an idle coin.
+        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote or Decimal(0))
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        universe = [_asset(i) for i in mine]
+        meta = {"universe": universe, "marginTables": _MARGIN_TABLES, "collateralToken": 0}
+        return {CTXS_KEY: [meta, [_context(i) for i in mine]]}
+
     def rest_routes(self) -> dict[str, RestHandler]:
-        """``POST /info`` with ``{"type":"meta"}`` returns the bundled meta; the default GET routes do not apply."""
-        listing = orjson.loads(listing_path(self.name, None).read_bytes())
-        meta = orjson.dumps(listing[META_KEY])
+        """``POST /info`` with ``{"type":"meta"}`` or ``metaAndAssetCtxs``: the simulator's listing."""
+        meta_and_contexts = self.listing(list(self.by_native.values()))[CTXS_KEY]
+        answers = {"meta": orjson.dumps(meta_and_contexts[0]), "metaAndAssetCtxs": _json(meta_and_contexts)}
 
         async def info(request: web.Request) -> web.StreamResponse:
             if request.method != "POST":
@@ -62,9 +91,10 @@ class HyperliquidSim(VenueSim):
                 body = orjson.loads(await request.read())
             except orjson.JSONDecodeError:
                 body = None
-            if not isinstance(body, dict) or body.get("type") != "meta":
+            answer = answers.get(str(body.get("type"))) if isinstance(body, dict) else None
+            if answer is None:
                 raise web.HTTPUnprocessableEntity(text="Failed to deserialize the JSON body into the target type")
-            return web.Response(body=meta, content_type="application/json")
+            return web.Response(body=answer, content_type="application/json")
 
         return {"/info": info}
 
@@ -135,6 +165,46 @@ class HyperliquidSim(VenueSim):
             "dayBaseVlm": "36231.00491",
         }
         return [_frame("activeAssetCtx", {"coin": inst.native_symbol, "ctx": ctx})]
+
+
+# Margin tables the universe rows refer to (id -> leverage tiers), as the venue publishes them.
+_MARGIN_TABLES = [
+    [id_, {"description": f"tiered {lev}x", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": lev}]}]
+    for id_, lev in ((3, 3), (5, 5), (10, 10), (20, 20), (40, 40))
+]
+_json = msgspec.json.Encoder(decimal_format="number").encode
+
+
+def _asset(inst: Instrument) -> dict[str, Any]:
+    """A universe row; ``szDecimals`` keeps a size step worth about a dollar or more."""
+    reference = _reference_price(inst)
+    leverage = 40 if inst.base in ("BTC", "ETH") else 20 if reference > 10 else 10 if reference > Decimal("0.1") else 5
+    return {
+        "szDecimals": max(0, min(5, reference.adjusted() + 1)),
+        "name": inst.native_symbol,
+        "maxLeverage": leverage,
+        "marginTableId": leverage,
+    }
+
+
+def _reference_price(inst: Instrument) -> Decimal:
+    """A plausible price of one listed unit (no tick in the listing; volumes relate to it loosely)."""
+    known = {"BTC": Decimal("86400"), "ETH": Decimal("3200"), "SOL": Decimal("180")}
+    return known.get(inst.base, Decimal("1.5")) * inst.contract_size
+
+
+def _context(inst: Instrument) -> dict[str, Any]:
+    """The coin's asset context, all strings; ``dayNtlVlm`` carries the listing's 24 h volume."""
+    price = plain(_reference_price(inst))
+    context: dict[str, Any] = {"funding": "0.0000125", "openInterest": "1000.0", "prevDayPx": price}
+    volume = inst.volume_24h_quote
+    if volume is not None:  # an instrument without one (a bundled listing's) is served without
+        context["dayNtlVlm"] = plain(volume)
+    context |= {"premium": "0.0", "oraclePx": price, "markPx": price, "midPx": price}
+    context |= {"impactPxs": [price, price]}
+    if volume is not None:
+        context["dayBaseVlm"] = plain((volume / Decimal(price)).quantize(Decimal("0.01")))
+    return context
 
 
 SIM = HyperliquidSim
