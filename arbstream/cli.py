@@ -74,7 +74,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from ingest.replay import run_replay
     from ingest.settings import IngestSettings
 
-    return run_replay(IngestSettings(), args.sources, args.speed)
+    return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--publish", action="store_true", help="also publish to Kafka like ingest")
         if name == "replay":
             cmd.add_argument("sources", nargs="+", type=Path, help="recording files or directories")
-            cmd.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = real time")
+            cmd.add_argument("--speed", default="max", help="max (as fast as possible), 1x (real time), 10x ...")
+            cmd.add_argument("--from", dest="start", help="first receipt time replayed (ISO-8601 UTC or ns)")
+            cmd.add_argument("--to", dest="end", help="replay stops before this receipt time (ISO-8601 UTC or ns)")
         if name == "normalize":
             cmd.add_argument("--venue", required=True, help="venue whose protocol the frames speak")
             cmd.add_argument("file", nargs="?", help="frames, one per line (default: stdin)")

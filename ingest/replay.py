@@ -1,10 +1,15 @@
-"""``arbstream replay``: recorded raw frames -> the same venue parsers -> Kafka, with recorded times.
+"""Replaying recordings: recorded raw frames -> today's venue parsers -> events with recorded times.
 
-Frames from every file are merged in receipt-time order and parsed by a fresh
-venue instance per recorded connection (snapshot/delta state carries across
-frames exactly as it did live). Events keep their recorded receipt times, and
-the processors work in event time, so a worker on the replay's namespace
-produces the opportunities the live system would have produced.
+Frames from every file are merged in receipt-time order (streamed: files are never loaded
+whole) and parsed by a fresh venue instance per recorded connection, so snapshot/delta state
+carries across frames exactly as it did live. Events keep their recorded receipt times and
+the processors work in event time, so a worker (or ``arbstream backtest``) on the replay
+produces the opportunities the live system produced. The health events live saw are replayed
+in the same order, and frames are parsed against the instrument listing live used (the
+recording's ``instruments-*.json``; the current listings when a recording has none).
+
+``arbstream replay`` publishes the events to a topic namespace (``ARBSTREAM_NAMESPACE``), never
+to live topics unless asked to: the namespace must be set.
 """
 
 from __future__ import annotations
@@ -13,69 +18,256 @@ import asyncio
 import heapq
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
+import msgspec
+import orjson
+from rich.console import Console
+from rich.live import Live
+
+from arbstream.errors import ConfigError
 from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest.instruments import load_venue_instruments
 from ingest.publisher import Publisher
-from ingest.recorder import read_recording
+from ingest.recorder import Row, iter_health, iter_recording
 from ingest.settings import IngestSettings
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, Venue
-from schemas.topics import ticks_topic
+from schemas.market import Funding, Health, Instrument, Quote
+from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 
 log = logging.getLogger(__name__)
 
+ReplayEvent = Quote | Funding | Health
 
-def recording_files(sources: list[Path]) -> list[Path]:
+
+@dataclass(frozen=True)
+class Speed:
+    """``max`` (as fast as possible) or a multiple of recorded time (``1x``, ``10x``)."""
+
+    factor: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Speed:
+        value = text.strip().lower()
+        if value in ("max", "0"):
+            return cls(0.0)
+        try:
+            factor = float(value.removesuffix("x"))
+        except ValueError:
+            factor = -1.0
+        if factor <= 0:
+            raise ConfigError(f"--speed {text!r}: use max, 1x, 10x, 0.5x ...")
+        return cls(factor)
+
+    def __str__(self) -> str:
+        return "max" if self.factor == 0 else f"{self.factor:g}x"
+
+
+@dataclass
+class ReplayCounts:
+    frames: int = 0
+    events: int = 0
+    health: int = 0
+    malformed: int = 0
+    skipped_out_of_range: int = 0
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+
+
+def recording_files(sources: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for source in sources:
+        if not source.exists():
+            raise ConfigError(f"no such recording: {source}")
         files += sorted(source.glob("*.jsonl.gz")) if source.is_dir() else [source]
     return files
 
 
-async def replay(settings: IngestSettings, sources: list[Path], speed: float) -> dict[str, int]:
-    """Publish every recorded frame's events; ``speed`` > 0 paces them (1 = real time)."""
+def recorded_instruments(sources: Sequence[Path]) -> dict[str, list[Instrument]]:
+    """The instruments live tracked, per venue, from the recordings' ``instruments-*.json``
+    (the earliest file wins for an instrument: the listing in force when recording started)."""
+    decoder = msgspec.json.Decoder(list[Instrument])
+    found: dict[str, Instrument] = {}
+    for source in sources:
+        directory = source if source.is_dir() else source.parent
+        for path in sorted(directory.glob("instruments-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+            for instrument in decoder.decode(orjson.dumps(orjson.loads(path.read_bytes())["instruments"])):
+                found.setdefault(instrument.instrument_id, instrument)
+    by_venue: dict[str, list[Instrument]] = {}
+    for instrument in found.values():
+        by_venue.setdefault(instrument.venue, []).append(instrument)
+    return by_venue
+
+
+@dataclass
+class Replayer:
+    """Recorded frames and health, merged in receipt order, parsed into events."""
+
+    sources: Sequence[Path]
+    cache_dir: Path | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    counts: ReplayCounts = field(default_factory=ReplayCounts)
+    _parsers: dict[tuple[str, str], Venue] = field(default_factory=dict)
+    _instruments: dict[str, list[Instrument]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._instruments = recorded_instruments(self.sources)
+
+    def events(self) -> Iterator[ReplayEvent]:
+        files = recording_files(self.sources)
+        frames = heapq.merge(*(iter_recording(path) for path in files))
+        health = heapq.merge(*(iter_health(path) for path in files), key=lambda h: h.receipt_ts_ns)
+        merged = heapq.merge(
+            ((row[0], 1, row) for row in frames),
+            ((h.receipt_ts_ns, 0, h) for h in health),
+            key=lambda item: (item[0], item[1]),
+        )
+        for receipt_ts_ns, _order, item in merged:
+            if self.start_ns is not None and receipt_ts_ns < self.start_ns:
+                self.counts.skipped_out_of_range += 1
+                continue
+            if self.end_ns is not None and receipt_ts_ns >= self.end_ns:
+                break
+            self.counts.first_ts_ns = self.counts.first_ts_ns or receipt_ts_ns
+            self.counts.last_ts_ns = receipt_ts_ns
+            if isinstance(item, Health):
+                self.counts.health += 1
+                yield item
+                continue
+            yield from self._parse(cast(Row, item))
+
+    def _parse(self, row: Row) -> list[Quote | Funding]:
+        receipt_ts_ns, venue_name, connection, frame = row
+        self.counts.frames += 1
+        parser = self._parsers.get((venue_name, connection))
+        if parser is None:
+            instruments = self._instruments.get(venue_name) or load_venue_instruments(venue_name, self.cache_dir)
+            parser = self._parsers[(venue_name, connection)] = venue_class(venue_name)(instruments)
+        try:
+            events = parser.parse(frame, receipt_ts_ns).events
+        except FrameError as exc:
+            self.counts.malformed += 1
+            log.warning("replay: malformed %s frame at %d: %s", venue_name, receipt_ts_ns, exc)
+            return []
+        self.counts.events += len(events)
+        return events
+
+
+def parse_time(text: str | None) -> int | None:
+    """``--from``/``--to``: ISO-8601 (UTC unless an offset is given) or integer nanoseconds."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is neither ISO-8601 time nor nanoseconds since the epoch") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1_000
+
+
+class ReplayProgress:
+    """A rich progress line: events, events/s and the replayed clock (stderr, only on a terminal)."""
+
+    def __init__(self, counts: ReplayCounts, speed: Speed, enabled: bool = True) -> None:
+        self.counts = counts
+        self._console = Console(stderr=True)
+        self._live = Live(console=self._console, refresh_per_second=4, transient=False)
+        self._enabled = enabled and self._console.is_terminal
+        self._started = time.monotonic()
+        self._speed = speed
+        self._seen = 0
+
+    def __enter__(self) -> ReplayProgress:
+        if self._enabled:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
+            self._live.update(self._render())
+            self._live.__exit__(None, None, None)
+
+    def tick(self) -> None:
+        self._seen += 1
+        if self._enabled and self._seen % 1000 == 0:
+            self._live.update(self._render())
+
+    def _render(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        clock = datetime.fromtimestamp((self.counts.last_ts_ns or 0) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return (
+            f"replay {self._speed}: {self.counts.events:,} events, {self.counts.events / elapsed:,.0f}/s, "
+            f"frames {self.counts.frames:,}, malformed {self.counts.malformed}, replayed clock {clock[:-3]} UTC"
+        )
+
+
+class Pacer:
+    """Sleeps so events leave at ``speed`` times their recorded spacing (no-op at max).
+
+    Each event is due at origin + (its time - the first event's time) / factor: the schedule
+    never drifts, whatever a sleep overshoots, so the error stays one sleep's overshoot.
+    """
+
+    def __init__(
+        self,
+        speed: Speed,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.speed = speed
+        self._clock = clock
+        self._sleep = sleep
+        self._origin: tuple[int, float] | None = None
+
+    async def wait(self, ts_ns: int) -> None:
+        if self.speed.factor == 0:
+            return
+        if self._origin is None:
+            self._origin = (ts_ns, self._clock())
+        due = self._origin[1] + (ts_ns - self._origin[0]) / 1e9 / self.speed.factor
+        delay = due - self._clock()
+        if delay > 0:
+            await self._sleep(delay)
+
+
+async def replay_to_kafka(settings: IngestSettings, replayer: Replayer, speed: Speed, progress: bool = True) -> int:
+    """Publish every replayed event to ``settings.namespace``; returns the records lost."""
+    if not settings.namespace:
+        raise ConfigError("replay publishes into a topic namespace: set ARBSTREAM_NAMESPACE (e.g. bt1)")
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
-    rows = heapq.merge(*(read_recording(path) for path in recording_files(sources)))
-    parsers: dict[tuple[str, str], Venue] = {}
-    counts = {"frames": 0, "events": 0, "malformed": 0}
+    await ensure_topics(bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG)
     publisher = Publisher(bootstrap, settings.namespace, settings.queue_size, settings.linger_ms)
     await publisher.start()
-    created: set[str] = set()
-    first: tuple[int, float] | None = None
+    pacer, created = Pacer(speed), set[str]()
     try:
-        for receipt_ts_ns, venue_name, connection, frame in rows:
-            counts["frames"] += 1
-            if speed > 0:
-                first = first or (receipt_ts_ns, time.monotonic())
-                delay = (receipt_ts_ns - first[0]) / 1e9 / speed - (time.monotonic() - first[1])
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            parser = parsers.get((venue_name, connection))
-            if parser is None:
-                parser = venue_class(venue_name)(load_venue_instruments(venue_name, settings.instruments_cache_dir))
-                parsers[(venue_name, connection)] = parser
-            try:
-                events = parser.parse(frame, receipt_ts_ns).events
-            except FrameError as exc:
-                counts["malformed"] += 1
-                log.warning("replay: malformed %s frame at %d: %s", venue_name, receipt_ts_ns, exc)
-                continue
-            topics = {ticks_topic(e.base, settings.namespace) for e in events} - created
-            if topics:
-                await ensure_topics(bootstrap, sorted(topics), settings.topic_partitions)
-                created |= topics
-            counts["events"] += len(events)
-            await publisher.publish(events)
+        with ReplayProgress(replayer.counts, speed, enabled=progress) as shown:
+            for event in replayer.events():
+                await pacer.wait(event.receipt_ts_ns)
+                if isinstance(event, Health):
+                    await publisher.publish_health(event)
+                    continue
+                topic = ticks_topic(event.base, settings.namespace)
+                if topic not in created:
+                    await ensure_topics(bootstrap, [topic], settings.topic_partitions)
+                    created.add(topic)
+                await publisher.publish([event])
+                shown.tick()
     finally:
         await publisher.stop()
-    if publisher.stats.lost:
-        counts["lost"] = publisher.stats.lost
-    return counts
+    return publisher.stats.lost
 
 
-def run_replay(settings: IngestSettings, sources: list[Path], speed: float) -> int:
-    counts = asyncio.run(replay(settings, sources, speed))
-    print(" ".join(f"{key}={value}" for key, value in counts.items()))
-    return 1 if counts.get("lost") else 0
+def run_replay(settings: IngestSettings, sources: list[Path], speed: str, start: str | None, end: str | None) -> int:
+    replayer = Replayer(sources, settings.instruments_cache_dir, parse_time(start), parse_time(end))
+    lost = asyncio.run(replay_to_kafka(settings, replayer, Speed.parse(speed)))
+    print(" ".join(f"{key}={value}" for key, value in vars(replayer.counts).items()), f"lost={lost}")
+    return 1 if lost else 0

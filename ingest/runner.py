@@ -220,19 +220,20 @@ class ConnectionRunner:
     async def _health(self, state: HealthState, reason: str) -> None:
         self.state = state
         now = time.time_ns()
-        await self.on_health(
-            Health(
-                venue=self.venue_cls.name,
-                connection=self.plan.label,
-                state=state,
-                reason=reason,
-                reconnects=self.stats.reconnects,
-                frames_total=self.stats.frames,
-                events_total=self.stats.events,
-                malformed_total=self.stats.malformed + self.stats.parse_errors,
-                resyncs_total=self.stats.resyncs,
-                last_data_ts_ns=self.stats.last_data_ts_ns,
-                exchange_ts_ns=now,
-                receipt_ts_ns=now,
-            )
+        health = Health(
+            venue=self.venue_cls.name,
+            connection=self.plan.label,
+            state=state,
+            reason=reason,
+            reconnects=self.stats.reconnects,
+            frames_total=self.stats.frames,
+            events_total=self.stats.events,
+            malformed_total=self.stats.malformed + self.stats.parse_errors,
+            resyncs_total=self.stats.resyncs,
+            last_data_ts_ns=self.stats.last_data_ts_ns,
+            exchange_ts_ns=now,
+            receipt_ts_ns=now,
         )
+        if self.recorder is not None:
+            self.recorder.write_health(health)  # a replay sees the venue health live saw
+        await self.on_health(health)

@@ -1,0 +1,141 @@
+"""Recordings and their replay without a broker: streaming merge, health, listings, pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from arbstream.errors import ConfigError
+from ingest.instruments import load_venue_instruments
+from ingest.recorder import Recorder, iter_health, iter_recording, write_instruments
+from ingest.replay import Pacer, Replayer, Speed, parse_time
+from schemas.market import Health, HealthState, Quote
+
+BOOK = (
+    '{{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":{u},"s":"BTCUSDT","b":"{bid}","B":"2",'
+    '"a":"{ask}","A":"3","T":1,"E":2}}}}'
+)
+
+
+def book(u: int, bid: str, ask: str) -> str:
+    return BOOK.format(u=u, bid=bid, ask=ask)
+
+
+def health(ts: int, state: HealthState) -> Health:
+    return Health(venue="binance", connection="binance-public-0", state=state, exchange_ts_ns=ts, receipt_ts_ns=ts)
+
+
+def record(directory: Path, venue: str, rows: list[tuple[int, str]], rotate_bytes: int = 1 << 20) -> Recorder:
+    recorder = Recorder(directory, venue, rotate_bytes)
+    for ts, frame in rows:
+        recorder.write(f"{venue}-public-0", ts, frame)
+    return recorder
+
+
+def test_recorder_writes_from_a_thread_and_close_flushes_everything(tmp_path: Path) -> None:
+    recorder = record(tmp_path, "binance", [(i, book(i, "1", "2")) for i in range(1, 2001)], rotate_bytes=50_000)
+    recorder.write("binance-public-0", 3000, b"\x00\x01binary")
+    recorder.close()
+    recorder.close()  # idempotent
+    files = sorted(tmp_path.glob("binance-*.jsonl.gz"))
+    assert len(files) > 2  # rotated
+    rows = [row for path in files for row in iter_recording(path)]
+    assert [ts for ts, _, _, _ in rows] == [*range(1, 2001), 3000]
+    assert rows[-1] == (3000, "binance", "binance-public-0", b"\x00\x01binary")
+    assert recorder.lines_written == 2001
+
+
+def test_a_killed_recorder_leaves_a_file_readable_to_its_last_flush(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "live", "binance", 1 << 30, flush_every_s=0.05)
+    for i in range(100):
+        recorder.write("c", i, book(i, "1", "2"))
+    deadline = asyncio.run(_wait_flushed(recorder))
+    assert deadline
+    # Copy the file while the writer still holds it open: no gzip trailer, as after SIGKILL.
+    live_file = next((tmp_path / "live").glob("*.jsonl.gz"))
+    copy = tmp_path / live_file.name
+    shutil.copy(live_file, copy)
+    assert [ts for ts, _, _, _ in iter_recording(copy)] == list(range(100))
+    recorder.close()
+
+
+async def _wait_flushed(recorder: Recorder) -> bool:
+    for _ in range(100):
+        if recorder.lines_written == 100:
+            await asyncio.sleep(0.2)  # > flush_every_s: the next idle wake-up flushes
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def test_replay_merges_files_in_receipt_order_with_health_and_the_recorded_listing(tmp_path: Path) -> None:
+    binance = load_venue_instruments("binance")
+    write_instruments(tmp_path, binance, ts_ns=5)
+    first = record(tmp_path, "binance", [(10, book(1, "100.5", "100.6")), (30, book(2, "100.7", "100.8"))])
+    first.write_health(health(20, HealthState.STALE))
+    first.close()
+    second = Recorder(tmp_path, "okx", 1 << 20)
+    second.write("okx-0", 25, "not json")
+    second.close()
+    replayer = Replayer([tmp_path])
+    events = list(replayer.events())
+    assert [(type(e).__name__, e.receipt_ts_ns) for e in events] == [("Quote", 10), ("Health", 20), ("Quote", 30)]
+    quotes = [e for e in events if isinstance(e, Quote)]
+    assert [(q.bid, q.ask, q.instrument_id) for q in quotes] == [
+        (Decimal("100.5"), Decimal("100.6"), "BTC-USDT-PERP@binance"),
+        (Decimal("100.7"), Decimal("100.8"), "BTC-USDT-PERP@binance"),
+    ]
+    assert (replayer.counts.frames, replayer.counts.events, replayer.counts.health, replayer.counts.malformed) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert [h.state for path in tmp_path.glob("binance-*") for h in iter_health(path)] == [HealthState.STALE]
+
+
+def test_replay_selects_a_time_range(tmp_path: Path) -> None:
+    record(tmp_path, "binance", [(ts, book(ts, "1", "2")) for ts in (10, 20, 30, 40)]).close()
+    replayer = Replayer([tmp_path], start_ns=20, end_ns=40)
+    assert [e.receipt_ts_ns for e in replayer.events()] == [20, 30]
+    assert replayer.counts.skipped_out_of_range == 1
+    with pytest.raises(ConfigError, match="no such recording"):
+        list(Replayer([tmp_path / "missing"]).events())
+
+
+def test_speed_and_time_arguments() -> None:
+    assert [Speed.parse(s).factor for s in ("max", "1x", "10X", "0.5x", "2")] == [0, 1, 10, 0.5, 2]
+    assert str(Speed.parse("10x")) == "10x" and str(Speed.parse("max")) == "max"
+    for bad in ("fast", "-1x", "0x"):
+        with pytest.raises(ConfigError, match="use max, 1x"):
+            Speed.parse(bad)
+    assert parse_time("2026-12-06T10:00:00.5Z") == 1_796_551_200_500_000_000
+    assert parse_time("2026-12-06T10:00:00") == 1_796_551_200_000_000_000
+    assert parse_time("123") == 123 and parse_time(None) is None
+    with pytest.raises(ConfigError, match="neither ISO-8601"):
+        parse_time("yesterday")
+
+
+def test_pacer_keeps_recorded_spacing_scaled_by_speed_without_drift() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 9))
+        now[0] += seconds + 0.003  # every sleep overshoots by 3 ms
+
+    async def run(factor: str, stamps: list[int]) -> None:
+        pacer = Pacer(Speed.parse(factor), clock=lambda: now[0], sleep=sleep)
+        for ts in stamps:
+            await pacer.wait(ts)
+
+    asyncio.run(run("2x", [0, 1_000_000_000, 1_500_000_000, 1_500_000_000, 3_000_000_000]))
+    # Due at +0.5, +0.75, +0.75, +1.5 s; each sleep is shortened by the previous overshoot.
+    assert slept == [0.5, 0.247, 0.747]
+    slept.clear()
+    asyncio.run(run("max", [0, 10**12]))
+    assert slept == []
