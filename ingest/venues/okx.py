@@ -15,6 +15,24 @@ Funding and mark arrive on separate channels (funding every 30-90 s, mark every
 200 ms on change, else every 10 s). We keep the latest of both per instrument and
 emit one merged Funding from either, so no event ever blanks out a known rate or
 mark. A cached rate is dropped once its settlement time (``fundingTime``) has passed.
+
+Limits at whole-market scale (https://www.okx.com/docs-v5/en/#overview-websocket-subscribe
+and "Connect" / "Connection limit"): the args of one subscribe request may total
+at most 64 KB, so requests are cut by encoded size (≤ 32 KB, half the cap) as
+well as by count (200 args); 480 subscribe/unsubscribe/login requests per
+connection per hour (600 topics need 3); 3 connection requests per second per
+IP. The "30 connections per channel" cap is per sub-account, i.e. private
+channels; these are public. ``bbo-tbt`` sequence ids are shared with the deeper
+books, so they cannot reveal a gap (see above): no resync logic is needed.
+
+Funding interval: OKX moves altcoins between 8/4/2/1 h; the instruments listing
+does not say which. ``GET /api/v5/public/funding-rate?instId=ANY`` (every swap in
+one GET) gives ``fundingTime`` and ``nextFundingTime``, whose difference is the
+interval ("Get funding rate": "focus on the difference between fundingTime and
+nextFundingTime"); every ``funding-rate`` push carries the same pair, so a live
+change shows at the next push. 24 h volume: ``GET /api/v5/market/tickers?instType=SWAP``;
+``volCcy24h`` is base coin, so linear quote volume is ``volCcy24h x last`` (an
+estimate at the last price), inverse is ``vol24h`` contracts x contract value (USD).
 """
 
 from __future__ import annotations
@@ -25,6 +43,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
+from msgspec.structs import replace as replace_struct
 
 from ingest.venues.base import (
     FrameError,
@@ -44,9 +63,14 @@ FUNDING = "funding-rate"
 MARK = "mark-price"
 CHANNELS = (BOOK, FUNDING, MARK)
 HOUR_MS = 3_600_000
+DEFAULT_FUNDING_H = 8
 # One subscribe argument is ~50 bytes; 200 of them stay far below the 64 KB cap,
 # and 600 topics per connection need only 3 of the 480 subscribe ops allowed per hour.
 ARGS_PER_SUBSCRIBE = 200
+REQUEST_BYTES = 32 * 1024  # half the documented 64 KB, whatever the instId lengths
+INSTRUMENTS = "/api/v5/public/instruments?instType=SWAP"
+FUNDING_RATES = "/api/v5/public/funding-rate?instId=ANY"
+TICKERS = "/api/v5/market/tickers?instType=SWAP"
 KINDS = {"linear": ContractKind.LINEAR, "inverse": ContractKind.INVERSE}
 
 
@@ -65,7 +89,8 @@ class Okx(Venue):
     name = "okx"
     ws_base = "wss://ws.okx.com:8443"
     rest_base = "https://www.okx.com"
-    instrument_paths = ("/api/v5/public/instruments?instType=SWAP",)
+    # Files saved before the funding and ticker paths were fetched still load (8 h, no volume).
+    instrument_paths = (INSTRUMENTS, FUNDING_RATES, TICKERS)
     # A multiple of len(CHANNELS): the default split then keeps the three topics
     # of one instrument on the same connection.
     max_topics_per_connection = 600
@@ -87,16 +112,21 @@ class Okx(Venue):
         return f"{ws_base}/ws/v5/public"
 
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
-        frames = []
-        for start in range(0, len(topics), self.topics_per_subscribe):
-            request_id = self.next_request_id()
-            args = []
-            for topic in topics[start : start + self.topics_per_subscribe]:
-                channel, _, inst_id = topic.partition(":")
-                args.append({"channel": channel, "instId": inst_id})
-            request = {"id": str(request_id), "op": "subscribe", "args": args}
-            frames.append(orjson.dumps(request).decode())
-        return frames
+        """Subscribe requests of at most ``topics_per_subscribe`` args and ``REQUEST_BYTES`` of args."""
+        batches: list[list[bytes]] = []
+        size = 0
+        for topic in topics:
+            channel, _, inst_id = topic.partition(":")
+            arg = orjson.dumps({"channel": channel, "instId": inst_id})
+            if not batches or len(batches[-1]) >= self.topics_per_subscribe or size + len(arg) > REQUEST_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(arg)
+            size += len(arg) + 1
+        return [
+            f'{{"id":"{self.next_request_id()}","op":"subscribe","args":[{b",".join(batch).decode()}]}}'
+            for batch in batches
+        ]
 
     def ping_message(self) -> str | None:
         return "ping"
@@ -185,21 +215,49 @@ class Okx(Venue):
     # -- instruments ------------------------------------------------------
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
-        response = listing[cls.instrument_paths[0]]
-        if str(response.get("code")) != "0":
-            raise FrameError(f"instrument listing error {response.get('code')}: {response.get('msg')}")
+        intervals = {
+            inst_id: h for inst_id, row in _rows(FUNDING_RATES, listing.get(FUNDING_RATES)) if (h := _row_interval(row))
+        }
+        tickers = dict(_rows(TICKERS, listing.get(TICKERS)))
         instruments = []
-        for row in response["data"]:
+        for inst_id, row in _rows(INSTRUMENTS, listing[INSTRUMENTS]):
             # Pre-open listings carry "" in most fields until shortly before trading.
             if row.get("instType") != "SWAP" or row.get("state") != "live" or row.get("ctType") not in KINDS:
                 continue
-            instrument = _instrument(cls.name, row)
+            instrument = _instrument(cls.name, row, intervals.get(inst_id, DEFAULT_FUNDING_H))
             if instrument is not None:
-                instruments.append(instrument)
+                volume = _quote_volume(instrument, tickers.get(inst_id))
+                instruments.append(
+                    instrument if volume is None else replace_struct(instrument, volume_24h_quote=volume)
+                )
         return instruments
 
 
-def _instrument(venue: str, row: dict[str, Any]) -> Instrument | None:
+def _rows(path: str, response: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(instId, row)`` of a v5 response; an absent (older file) response has none."""
+    if response is None:
+        return []
+    if not isinstance(response, dict) or str(response.get("code")) != "0" or not isinstance(response.get("data"), list):
+        code, msg = (response.get("code"), response.get("msg")) if isinstance(response, dict) else (None, None)
+        raise FrameError(f"{path}: error {code}: {msg}")
+    return [(str(row.get("instId")), row) for row in response["data"] if isinstance(row, dict)]
+
+
+def _row_interval(row: dict[str, Any]) -> int | None:
+    return _interval_h(_optional_int(row.get("fundingTime")), _optional_int(row.get("nextFundingTime")))
+
+
+def _quote_volume(inst: Instrument, ticker: dict[str, Any] | None) -> Decimal | None:
+    if ticker is None:
+        return None
+    if inst.kind is ContractKind.INVERSE:
+        contracts = dec(ticker.get("vol24h"))
+        return None if contracts is None else contracts * inst.contract_size
+    base_volume, last = dec(ticker.get("volCcy24h")), dec(ticker.get("last"))
+    return None if base_volume is None or last is None else base_volume * last
+
+
+def _instrument(venue: str, row: dict[str, Any], interval_h: int) -> Instrument | None:
     base, _, quote = str(row.get("instFamily") or row["uly"]).partition("-")
     kind = KINDS[row["ctType"]]
     # Contract value is in base units (linear) or quote units (inverse); any other
@@ -218,7 +276,7 @@ def _instrument(venue: str, row: dict[str, Any]) -> Instrument | None:
         kind,
         contract_size=ct_val * ct_mult,
         tick_size=dec(row.get("tickSz")),
-        funding_interval_h=8,  # OKX's default; each funding push carries the actual interval
+        funding_interval_h=interval_h,  # each funding push carries the live one too
     )
 
 

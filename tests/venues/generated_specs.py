@@ -35,13 +35,16 @@ def _price(n: int) -> Decimal:
     return (Decimal(1000 + (n * 7919) % 9000) / 1000).scaleb(n % 10 - 5)
 
 
-def specs(count: int = 420) -> list[ListingSpec]:
-    """``count`` bases x their groups: every group, 1/4/8 h funding, 1000x for sub-cent bases."""
+def specs(count: int = 420, cheap_multiplier: int = 1000) -> list[ListingSpec]:
+    """``count`` bases x their groups: every group, 1/4/8 h funding, ``cheap_multiplier`` for sub-cent bases.
+
+    Venues that never prefix (OKX lists PEPE-USDT-SWAP) get ``cheap_multiplier=1``.
+    """
     names = list(FIXED) + ["".join(p) for p in itertools.product(string.ascii_uppercase, repeat=3)]
     out = []
     for n, base in enumerate(names[:count]):
         price = FIXED.get(base, _price(n))
-        multiplier = 1000 if price < Decimal("0.01") else 1
+        multiplier = cheap_multiplier if price < Decimal("0.01") else 1
         volume = None if n % 5 == 4 else Decimal(10_000 + n * 7_777).scaleb(n % 4)
         for g, group in enumerate(GROUPS):
             if g and (n + g) % 3 == 0:

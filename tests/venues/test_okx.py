@@ -8,14 +8,15 @@ import msgspec
 import orjson
 import pytest
 
-from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.instruments import BUNDLED_DIR, load_venue_instruments
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.okx import OkxSim
-from ingest.venues.base import FrameError
-from ingest.venues.okx import Okx
+from ingest.venues.base import FrameError, load_json
+from ingest.venues.okx import FUNDING_RATES, INSTRUMENTS, Okx
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.generated_specs import round_trip, specs
 
 RECEIPT = 1_790_516_465_130_000_000
 ACK, PONG, ERROR, BTC_BBO, BTC_INV_BBO, PEPE_BBO, BTC_FUNDING, BTC_MARK, NOTICE, SOL_FUNDING, DOGE_BBO, ETH_INV_BBO = (
@@ -70,6 +71,7 @@ def test_instruments_from_listing() -> None:
         contract_size=Decimal("0.01"),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal("128319.2012") * Decimal("86411.3"),  # volCcy24h x last
     )
     assert instruments["BTC-USD-SWAP"] == Instrument(
         instrument_id="BTC-USD-INV-PERP@okx",
@@ -82,6 +84,7 @@ def test_instruments_from_listing() -> None:
         contract_size=Decimal(100),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal(412_033_100),
     )
     pepe = instruments["PEPE-USDT-SWAP"]
     assert (pepe.instrument_id, pepe.base, pepe.price_multiplier, pepe.contract_size) == (
@@ -346,3 +349,59 @@ def test_simulator_protocol() -> None:
     sim.on_message(session, '{"op":"unsubscribe","args":[{"channel":"mark-price","instId":"BTC-USDT-SWAP"}]}')
     assert session.subscriptions == {(FUNDING, "BTC-USDT-SWAP")}
     assert BOOK not in {kind for kind, _ in session.subscriptions}
+
+
+# -- whole market: intervals, volumes, frame size, generated listings -----------
+def test_listing_intervals_from_funding_any_and_volumes_from_tickers() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("okx")}
+    assert {s: i.funding_interval_h for s, i in instruments.items()} == {
+        "BTC-USDT-SWAP": 8,
+        "ETH-USDT-SWAP": 8,
+        "SOL-USDT-SWAP": 8,
+        "PEPE-USDT-SWAP": 4,  # fundingTime 02:00, nextFundingTime 06:00
+        "BTC-USD-SWAP": 8,
+        "ETH-USD-SWAP": 8,
+    }
+    assert instruments["BTC-USDT-SWAP"].volume_24h_quote == Decimal("128319.2012") * Decimal("86411.3")
+    assert instruments["BTC-USD-SWAP"].volume_24h_quote == Decimal(4120331 * 100)  # contracts of 100 USD
+    listing = load_json((BUNDLED_DIR / "okx.json").read_bytes())
+    old = Okx.parse_instruments({INSTRUMENTS: listing[INSTRUMENTS]})
+    assert [(i.funding_interval_h, i.volume_24h_quote) for i in old] == [(8, None)] * 6
+    with pytest.raises(FrameError, match="50011"):
+        Okx.parse_instruments(listing | {FUNDING_RATES: {"code": "50011", "msg": "Too Many Requests", "data": []}})
+
+
+def test_subscribe_requests_stay_under_the_frame_size_cap() -> None:
+    base = load_venue_instruments("okx")[0]
+    long_ids = [msgspec.structs.replace(base, native_symbol=f"{'X' * 120}{n}-USDT-SWAP") for n in range(300)]
+    venue = Okx(long_ids)
+    (plan, *_rest) = venue.connections("ws://sim/okx")
+    messages = venue.subscribe_messages(plan.topics)
+    assert all(len(m) < 33 * 1024 for m in messages)  # the args of one request: at most 64 KB
+    assert len(messages) > 3 and sum(len(orjson.loads(m)["args"]) for m in messages) == len(plan.topics)
+    assert [orjson.loads(m)["args"][0] for m in messages[:1]] == [
+        {"channel": "bbo-tbt", "instId": long_ids[0].native_symbol}
+    ]
+
+
+def test_generated_listing_round_trip_covers_groups_and_intervals() -> None:
+    assert len(round_trip(OkxSim, Okx, specs(420))) < 700  # 1000x asks are refused
+    instruments = round_trip(OkxSim, Okx, specs(420, cheap_multiplier=1))
+    assert len(instruments) > 800
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    by_native = {i.native_symbol: i for i in instruments}
+    assert by_native["BTC-USDT-SWAP"].contract_size == Decimal("0.01")
+    assert by_native["PEPE-USDT-SWAP"].contract_size == Decimal(10_000_000)
+    inverse = {i.base: i.contract_size for i in instruments if i.kind is ContractKind.INVERSE}
+    assert inverse.pop("BTC") == Decimal(100) and set(inverse.values()) == {Decimal(10)}
+    assert by_native["BTC-USDT-SWAP"].volume_24h_quote == Decimal(10_000)
+    assert OkxSim.list_instrument(ListingSpec("PEPE", "USDT", 1000, 8, Decimal("0.0000112"))) is None
+    # The simulated funding pushes carry the listed interval, as the live channel does.
+    sim, venue = OkxSim(instruments), Okx(instruments)
+    hourly = next(i for i in instruments if i.funding_interval_h == 1)
+    session = SimSession("okx", "/ws/v5/public", {})
+    sim.on_message(session, venue.subscribe_messages([f"funding-rate:{hourly.native_symbol}"])[0])
+    funding = SimFunding(Decimal("0.0001"), Decimal(1), Decimal(1), 1_790_517_600_000, 1_790_516_466_000)
+    (event,) = venue.parse(sim.funding_frames(session, hourly, funding)[0], RECEIPT).events
+    assert isinstance(event, Funding) and event.interval_h == 1

@@ -4,6 +4,12 @@ Like the venue: one ack per subscribe argument, error 60018 for an unknown
 channel or instrument, text ``ping`` answered by ``pong``, sizes in contracts
 (inverse in whole 100/10-USD contracts), funding pushed every 30 s and mark on
 every funding tick.
+
+Generated listings: ``{BASE}-USDT-SWAP`` / ``{BASE}-USDC-SWAP`` with a contract
+value (``ctVal``) of a power of ten near 1,000 USD (BTC 0.01, PEPE 10,000,000: OKX
+never prefixes 1000PEPE), inverse ``{BASE}-USD-SWAP`` of 100 USD (BTC) or 10 USD;
+plus ``funding-rate?instId=ANY`` (interval = nextFundingTime - fundingTime) and
+the SWAP tickers.
 """
 
 from __future__ import annotations
@@ -12,9 +18,21 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import orjson
+from msgspec.structs import replace as replace_struct
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts, to_venue_qty
+from ingest.simulator.base import (
+    BOOK,
+    FUNDING,
+    Frame,
+    ListingSpec,
+    SimSession,
+    VenueSim,
+    to_contracts,
+    to_venue_qty,
+)
 from ingest.simulator.market import SimFunding, SimQuote
+from ingest.venues.base import make_instrument
+from ingest.venues.okx import FUNDING_RATES, INSTRUMENTS, TICKERS
 from schemas.market import ContractKind, Instrument
 
 KINDS = {"bbo-tbt": BOOK, "funding-rate": FUNDING, "mark-price": FUNDING}
@@ -41,9 +59,41 @@ def _orders(contracts: Decimal) -> str:
     return str(min(60, 1 + int(contracts) // 25))
 
 
+LISTED_AT_MS = 1_790_516_400_000
+NEXT_FUNDING_MS = 1_790_524_800_000  # a multiple of 8 h, so of 4 h and 1 h too
+CONTRACT_USD = Decimal(1000)
+
+
 class OkxSim(VenueSim):
     name = "okx"
     ws_paths = ("/ws/v5/public",)
+
+    # -- generated listings ----------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.multiplier != 1:
+            return None  # OKX lists PEPE-USDT-SWAP with a large ctVal, never a 1000PEPE
+        tick = Decimal(1).scaleb(spec.reference_price.adjusted() - 5)
+        if spec.group in ("USDT", "USDC"):
+            size = Decimal(1).scaleb((CONTRACT_USD / spec.reference_price).adjusted())
+            kind, quote, settle = ContractKind.LINEAR, spec.group, spec.group
+        elif spec.group == "USD-inverse":
+            size = Decimal(100) if spec.base == "BTC" else Decimal(10)
+            kind, quote, settle = ContractKind.INVERSE, "USD", spec.base
+        else:
+            return None
+        native = f"{spec.base}-{quote}-SWAP"
+        inst = make_instrument(cls.name, native, spec.base, quote, settle, kind, size, tick, spec.funding_interval_h)
+        volume = spec.volume_24h_quote
+        return inst if volume is None else replace_struct(inst, volume_24h_quote=volume)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        return {
+            INSTRUMENTS: {"code": "0", "msg": "", "data": [_instrument_row(i) for i in mine]},
+            FUNDING_RATES: {"code": "0", "msg": "", "data": [_funding_row(i) for i in mine]},
+            TICKERS: {"code": "0", "msg": "", "data": [_ticker_row(i) for i in mine if i.volume_24h_quote is not None]},
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         if frame in ("ping", b"ping"):
@@ -135,6 +185,99 @@ class OkxSim(VenueSim):
             "ts": str(funding.ts_ms),
         }
         return _json({"arg": {"channel": "funding-rate", "instId": inst.native_symbol}, "data": [data]})
+
+
+def _instrument_row(inst: Instrument) -> dict[str, Any]:
+    linear = inst.kind is ContractKind.LINEAR
+    return {
+        "instType": "SWAP",
+        "instId": inst.native_symbol,
+        "uly": f"{inst.base}-{inst.quote}",
+        "instFamily": f"{inst.base}-{inst.quote}",
+        "category": "1",
+        "baseCcy": "",
+        "quoteCcy": "",
+        "settleCcy": inst.settle,
+        "ctVal": _text(inst.contract_size),
+        "ctMult": "1",
+        "ctValCcy": inst.base if linear else inst.quote,
+        "optType": "",
+        "stk": "",
+        "listTime": "1683189000000",
+        "expTime": "",
+        "lever": "50",
+        "tickSz": _text(inst.tick_size or Decimal("0.0001")),
+        "lotSz": "0.01" if linear else "1",
+        "minSz": "0.01" if linear else "1",
+        "ctType": "linear" if linear else "inverse",
+        "alias": "",
+        "state": "live",
+        "ruleType": "normal",
+        "maxLmtSz": "100000000",
+        "maxMktSz": "10000",
+        "maxTwapSz": "100000000",
+        "maxIcebergSz": "100000000",
+        "maxTriggerSz": "100000000",
+        "maxStopSz": "10000",
+        "maxLmtAmt": "20000000",
+        "maxMktAmt": "",
+        "openType": "",
+        "contTdSwTime": "",
+        "preMktSwTime": "",
+        "groupId": "2",
+        "tradeQuoteCcyList": [],
+    }
+
+
+def _funding_row(inst: Instrument) -> dict[str, Any]:
+    interval_ms = (inst.funding_interval_h or 8) * 3_600_000
+    return {
+        "formulaType": "withRate",
+        "fundingRate": "0.0001",
+        "fundingTime": str(NEXT_FUNDING_MS),
+        "impactValue": "",
+        "instId": inst.native_symbol,
+        "instType": "SWAP",
+        "interestRate": "0.0001",
+        "maxFundingRate": "0.02",
+        "method": "current_period",
+        "minFundingRate": "-0.02",
+        "nextFundingRate": "",
+        "nextFundingTime": str(NEXT_FUNDING_MS + interval_ms),
+        "premium": "0",
+        "settFundingRate": "0.0001",
+        "settState": "settled",
+        "ts": str(LISTED_AT_MS),
+    }
+
+
+def _ticker_row(inst: Instrument) -> dict[str, Any]:
+    """Volumes the venue module turns back into exactly ``volume_24h_quote``.
+
+    Linear: ``volCcy24h`` (base) x ``last``; ``last`` is a power of ten near the tick's
+    scale so the division is exact. Inverse: ``vol24h`` contracts x contract value.
+    """
+    assert inst.volume_24h_quote is not None
+    if inst.kind is ContractKind.INVERSE:
+        contracts, base_volume, last = inst.volume_24h_quote / inst.contract_size, Decimal(0), Decimal(1)
+    else:
+        last = Decimal(1).scaleb((inst.tick_size or Decimal(1)).adjusted() + 5)
+        base_volume = inst.volume_24h_quote / last
+        contracts = base_volume / inst.contract_size
+    return {
+        "instType": "SWAP",
+        "instId": inst.native_symbol,
+        "last": _text(last),
+        "lastSz": "1",
+        "open24h": _text(last),
+        "high24h": _text(last),
+        "low24h": _text(last),
+        "volCcy24h": _text(base_volume),
+        "vol24h": _text(contracts),
+        "ts": str(LISTED_AT_MS),
+        "sodUtc0": _text(last),
+        "sodUtc8": _text(last),
+    }
 
 
 SIM = OkxSim
