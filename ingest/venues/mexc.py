@@ -12,6 +12,25 @@ advances with every book change, not per push). Funding comes from
 event carries both. Levels are JSON numbers, sometimes in exponent form
 (``7.548E+4``); sizes are contracts of ``contractSize`` (base coins for linear,
 USD for inverse). The client must ping at least once a minute, traffic does not count.
+
+At whole-market scale (~1,200 perpetuals, 3 channels each):
+
+- Limits: MEXC publishes no subscription, connection or message-rate limit for the contract
+  socket (https://www.mexc.com/api-docs/futures/websocket-api; the 2025 docs
+  ``mexcdevelop/apidocs`` ``contract_v1_en`` say nothing either). A third-party probe
+  ([AO] ``mexc/websocket.md`` §3, §5, 2026-09-15) ran 150 contracts on one socket and had
+  150 subscribe frames at 20/s all acknowledged. So 100 contracts (300 topics) per socket,
+  one contract per frame (the protocol's only form), 0.05 s apart: a socket subscribes in
+  15 s, sockets subscribe in parallel.
+- Funding interval: MEXC changes ``collectCycle`` per contract. The WS funding push carries
+  only ``rate`` and ``nextSettleTime`` (no interval), so the interval comes from the bulk
+  ``GET /api/v1/contract/funding_rate`` (symbol optional: every contract's
+  ``collectCycle`` in one reply), fetched with the listing and refreshed hourly by ingest.
+- 24 h volume: ``GET /api/v1/contract/ticker`` without a symbol lists every contract
+  (documented "symbol: false" in the contract REST docs), ``amount24`` is the quote turnover
+  of a linear contract; an inverse one's is ``volume24`` contracts x ``contractSize`` USD.
+  Optional: older cached/bundled files without it give ``volume_24h_quote`` None.
+- Sequences: ``depth.full`` sends the whole top 5 each push; nothing to resync.
 """
 
 from __future__ import annotations
@@ -21,6 +40,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -47,6 +67,7 @@ ENABLED = 0  # state: 0 enabled, 1 delivery, 2 completed, 3 offline, 4 paused
 DEFAULT_FUNDING_H = 8
 DETAIL_PATH = "/api/v1/contract/detail"
 FUNDING_PATH = "/api/v1/contract/funding_rate"
+TICKER_PATH = "/api/v1/contract/ticker"
 
 
 def _num(value: Any) -> Decimal | None:
@@ -55,6 +76,16 @@ def _num(value: Any) -> Decimal | None:
     if result is not None and int(result.as_tuple().exponent) > 0:
         result = result.quantize(Decimal(1))
     return result
+
+
+def _quote_volume(instrument: Instrument, ticker: dict[str, Any] | None) -> Decimal | None:
+    """24 h turnover in the quote currency from a ``contract/ticker`` row (None: no row)."""
+    if ticker is None:
+        return None
+    if instrument.kind is ContractKind.LINEAR:
+        return _num(ticker.get("amount24"))
+    contracts = _num(ticker.get("volume24"))  # inverse: USD contracts
+    return None if contracts is None else contracts * instrument.contract_size
 
 
 def _ts_ns(*candidates: Any) -> int | None:
@@ -69,9 +100,8 @@ class Mexc(Venue):
     name = "mexc"
     ws_base = "wss://contract.mexc.com"
     rest_base = "https://api.mexc.com"
-    instrument_paths = (DETAIL_PATH, FUNDING_PATH)
-    # No published cap; a third-party probe ran 150 contracts per socket. 100
-    # contracts x 3 channels stays under it.
+    instrument_paths = (DETAIL_PATH, FUNDING_PATH, TICKER_PATH)
+    # No published cap (module docstring): 100 contracts x 3 channels per socket.
     max_topics_per_connection = 300
     topics_per_subscribe = 1  # the protocol takes one contract per frame
     # No published message-rate limit; 150 frames at 20/s were all acknowledged.
@@ -213,10 +243,15 @@ class Mexc(Venue):
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         try:
             cycles = {row["symbol"]: int(row["collectCycle"]) for row in cls._rows(listing, FUNDING_PATH)}
-            return [
+            tickers = {row["symbol"]: row for row in cls._rows(listing, TICKER_PATH)}
+            instruments = [
                 cls._instrument(row, cycles.get(row["symbol"], DEFAULT_FUNDING_H))
                 for row in cls._rows(listing, DETAIL_PATH)
                 if row.get("futureType") == PERPETUAL and row.get("state") == ENABLED
+            ]
+            return [
+                msgspec.structs.replace(i, volume_24h_quote=_quote_volume(i, tickers.get(i.native_symbol)))
+                for i in instruments
             ]
         except FrameError:
             raise
@@ -225,8 +260,8 @@ class Mexc(Venue):
 
     @staticmethod
     def _rows(listing: dict[str, Any], path: str) -> list[dict[str, Any]]:
-        """The ``data`` rows of one response; the funding listing is optional."""
-        response = listing.get(path, {"data": []} if path == FUNDING_PATH else None)
+        """The ``data`` rows of one response; the funding and ticker listings are optional."""
+        response = listing.get(path, None if path == DETAIL_PATH else {"data": []})
         rows = response.get("data") if isinstance(response, dict) else None
         if not isinstance(rows, list):
             raise FrameError(f"{path}: expected an object with a data list")

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 
 from ingest.instruments import load_venue_instruments
+from ingest.simulator.base import ListingSpec
+from ingest.simulator.venues.mexc import MexcSim
 from ingest.venues.base import FrameError
-from ingest.venues.mexc import Mexc
+from ingest.venues.mexc import TICKER_PATH, Mexc
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("mexc")
@@ -44,6 +47,7 @@ def test_instruments_from_contract_detail() -> None:
         contract_size=Decimal("0.0001"),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal("5322813307.2215"),
     )
     # PEPE is scaled by contract size only (10M PEPE a contract), priced per coin.
     pepe = instruments["PEPE_USDT"]
@@ -64,6 +68,7 @@ def test_instruments_from_contract_detail() -> None:
         contract_size=Decimal(100),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal(120_441_100),
     )
 
 
@@ -279,3 +284,51 @@ def test_subscribe_one_contract_per_frame(venue: Mexc) -> None:
 def test_malformed_frames_raise_frame_error(venue: Mexc, frame: str | bytes) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+def test_volume_from_the_bulk_ticker() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("mexc")}
+    assert instruments["BTC_USDT"].volume_24h_quote == Decimal("5322813307.2215")  # amount24
+    assert instruments["BTC_USD"].volume_24h_quote == Decimal(120_441_100)  # 1,204,411 contracts of 100 USD
+    assert instruments["ETH_USDT"].volume_24h_quote is None  # no ticker row
+    assert Mexc.instrument_paths == ("/api/v1/contract/detail", "/api/v1/contract/funding_rate", TICKER_PATH)
+
+
+def test_generated_listing_round_trip() -> None:
+    specs = generated_specs()
+    instruments = round_trip(MexcSim, Mexc, specs)
+    by_symbol = {i.native_symbol: i for i in instruments}
+    assert len(instruments) > 400
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    inverse = [i for i in instruments if i.kind is ContractKind.INVERSE]
+    assert {i.native_symbol for i in inverse} == {"BTC_USD", "ETH_USD", "SOL_USD", "XRP_USD", "DOGE_USD"}
+    assert by_symbol["BTC_USD"].contract_size == 100 and by_symbol["ETH_USD"].contract_size == 10
+    mog = by_symbol["1000000MOG_USDT"]
+    assert (mog.base, mog.price_multiplier, mog.contract_size) == ("MOG", Decimal(1_000_000), Decimal(1_000_000))
+    assert by_symbol["1000PEPE_USDC"].base == "PEPE" and by_symbol["BONK_USDT"].price_multiplier == 1
+    assert sum(i.volume_24h_quote is None for i in instruments) > 0
+
+
+def test_generated_listing_carries_the_collect_cycle() -> None:
+    spec = ListingSpec("SOL", "USDT", 1, 4, Decimal("180.41"), Decimal("7654321.5"))
+    (inst,) = listed(MexcSim, [spec])
+    listing = MexcSim([inst]).listing([inst])
+    (detail,) = listing["/api/v1/contract/detail"]["data"]
+    (funding,) = listing["/api/v1/contract/funding_rate"]["data"]
+    (ticker,) = listing[TICKER_PATH]["data"]
+    assert (detail["symbol"], detail["contractSize"], detail["priceUnit"], detail["priceScale"]) == (
+        "SOL_USDT",
+        Decimal("0.01"),
+        Decimal("0.001"),
+        3,
+    )
+    assert (funding["collectCycle"], ticker["amount24"]) == (4, Decimal("7654321.5"))
+    assert MexcSim.list_instrument(ListingSpec("SHIB", "USD-inverse", 1, 8, Decimal("0.00002"))) is None
+
+
+def test_whole_market_connection_plan() -> None:
+    instruments = listed(MexcSim, generated_specs())
+    plans = Mexc(instruments).connections("wss://contract.mexc.com")
+    assert all(len(p.topics) <= 300 for p in plans) and len(plans) == -(-3 * len(instruments) // 300)
+    assert len(Mexc(instruments).subscribe_messages(plans[0].topics)) == 300  # one contract and channel a frame

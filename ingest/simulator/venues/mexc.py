@@ -4,6 +4,11 @@ Books go out as ``push.depth.full`` (5 levels a side, JSON numbers, integer
 contracts); funding as ``push.ticker`` (fair/index price, if subscribed) then
 ``push.funding.rate``. Acks name no contract, like the real venue; an unknown
 contract gets ``rs.error``; an unknown method or non-JSON frame gets no reply.
+
+Generated listings: ``contract/detail``, the bulk ``contract/funding_rate`` (``collectCycle``
+per contract) and the bulk ``contract/ticker`` (24 h volume). USDT and USDC linear contracts
+(``PEPE_USDT`` priced per coin, ``1000BONK_USDT`` / ``1000000MOG_USDT`` prefixed) and the ten
+coin-margined ``<BASE>_USD`` inverses MEXC lists (BTC 100 USD a contract, the others 10 USD).
 """
 
 from __future__ import annotations
@@ -15,15 +20,20 @@ from typing import Any
 import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
+from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.mexc import DETAIL_PATH, ENABLED, FUNDING_PATH, PERPETUAL, TICKER_PATH
+from schemas.market import ContractKind, Instrument
 
 LEVELS = 5
 TICKERS = "tickers"
 _KINDS = {"sub.depth.full": BOOK, "sub.funding.rate": FUNDING, "sub.ticker": TICKERS}
 # The venue sends numbers, not strings: encode Decimals as JSON numbers.
 _encode = msgspec.json.Encoder(decimal_format="number").encode
+# Coin-margined perpetuals on the live listing ([AO] mexc/rest.md §2, 2026-09-15): USD per contract.
+INVERSE_USD = {"BTC": 100, **dict.fromkeys(("ETH", "SOL", "XRP", "SUI", "DOGE", "ADA", "LTC", "AVAX", "LINK"), 10)}
 
 
 def _now_ms() -> int:
@@ -33,6 +43,41 @@ def _now_ms() -> int:
 class MexcSim(VenueSim):
     name = "mexc"
     ws_paths = ("/edge",)
+
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group == "USD-inverse":
+            usd = INVERSE_USD.get(spec.base)
+            if usd is None or spec.multiplier != 1:
+                return None
+            inst = make_instrument(
+                cls.name, f"{spec.base}_USD", spec.base, "USD", spec.base, ContractKind.INVERSE, Decimal(usd),
+                tick_for(spec.reference_price), spec.funding_interval_h,
+            )  # fmt: skip
+            # The venue counts whole USD contracts: the volume is a multiple of the contract value.
+            if spec.volume_24h_quote is not None:
+                contracts = (spec.volume_24h_quote / usd).quantize(Decimal(1))
+                return msgspec.structs.replace(inst, volume_24h_quote=contracts * usd)
+        else:
+            asset = prefixed(spec.base, spec.multiplier)
+            if asset is None or spec.group not in ("USDT", "USDC"):
+                return None
+            price = spec.reference_price * spec.multiplier
+            # contractSize: coins of the named asset, a contract worth $1-10 (BTC_USDT 0.0001).
+            size = Decimal(1).scaleb(-price.adjusted())
+            inst = make_instrument(
+                cls.name, f"{asset}_{spec.group}", asset, spec.group, spec.group, ContractKind.LINEAR,
+                size * spec.multiplier, tick_for(price), spec.funding_interval_h,
+            )  # fmt: skip
+        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        return {
+            DETAIL_PATH: _ok([_detail_row(i) for i in mine]),
+            FUNDING_PATH: _ok([_funding_row(i) for i in mine]),
+            TICKER_PATH: _ok([_ticker_row(i) for i in mine if i.volume_24h_quote is not None]),
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -93,3 +138,96 @@ class MexcSim(VenueSim):
 
 
 SIM = MexcSim
+
+
+def _ok(data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"success": True, "code": 0, "data": data}
+
+
+def _venue_contract_size(inst: Instrument) -> Decimal:
+    """``contractSize`` as listed: coins of the named asset (linear) or USD (inverse)."""
+    if inst.kind is ContractKind.INVERSE:
+        return inst.contract_size
+    return inst.contract_size / canonical_base(inst.native_symbol.rpartition("_")[0])[1]
+
+
+def _detail_row(inst: Instrument) -> dict[str, Any]:
+    """One ``contract/detail`` row (JSON numbers, as MEXC sends them)."""
+    asset = inst.native_symbol.rpartition("_")[0]
+    tick = inst.tick_size or Decimal("0.1")
+    return {
+        "symbol": inst.native_symbol,
+        "displayName": f"{inst.native_symbol}永续",
+        "displayNameEn": f"{inst.native_symbol} PERPETUAL",
+        "positionOpenType": 3,
+        "baseCoin": asset,
+        "quoteCoin": inst.quote,
+        "baseCoinName": asset,
+        "quoteCoinName": inst.quote,
+        "futureType": PERPETUAL,
+        "settleCoin": inst.settle,
+        "contractSize": number(_venue_contract_size(inst)),
+        "minLeverage": 1,
+        "maxLeverage": 200 if inst.kind is ContractKind.LINEAR else 100,
+        "priceScale": max(0, -int(tick.as_tuple().exponent)),
+        "volScale": 0,
+        "amountScale": 4,
+        "priceUnit": number(tick),
+        "volUnit": 1,
+        "minVol": 1,
+        "maxVol": 1_000_000,
+        "takerFeeRate": Decimal("0.0002"),
+        "makerFeeRate": Decimal(0),
+        "maintenanceMarginRate": Decimal("0.004"),
+        "initialMarginRate": Decimal("0.005"),
+        "state": ENABLED,
+        "isNew": False,
+        "isHot": False,
+        "isHidden": False,
+        "apiAllowed": True,
+        "depthStepList": [str(number(tick)), str(number(tick * 10))],
+    }
+
+
+def _funding_row(inst: Instrument) -> dict[str, Any]:
+    price = nominal_price(inst.tick_size)
+    return {
+        "symbol": inst.native_symbol,
+        "fundingRate": Decimal("0.0001"),
+        "maxFundingRate": Decimal("0.003"),
+        "minFundingRate": Decimal("-0.003"),
+        "collectCycle": inst.funding_interval_h or 8,
+        "nextSettleTime": next_funding_ms(inst.funding_interval_h),
+        "timestamp": next_funding_ms(1) - 3_600_000,
+        "idxPrice": price,
+        "fairPrice": price,
+    }
+
+
+def _ticker_row(inst: Instrument) -> dict[str, Any]:
+    """One bulk ``contract/ticker`` row; ``amount24`` (linear) or ``volume24`` (inverse) carry the volume."""
+    price = nominal_price(inst.tick_size)
+    volume = inst.volume_24h_quote or Decimal(0)
+    if inst.kind is ContractKind.LINEAR:
+        contracts = (volume / price / inst.contract_size).quantize(Decimal(1))
+        amount = volume
+    else:
+        contracts = volume / inst.contract_size
+        amount = (volume / price).quantize(Decimal("0.0001"))
+    return {
+        "symbol": inst.native_symbol,
+        "lastPrice": price,
+        "bid1": price,
+        "ask1": price,
+        "volume24": number(contracts),
+        "amount24": number(amount),
+        "holdVol": 100_000,
+        "lower24Price": price,
+        "high24Price": price,
+        "riseFallRate": Decimal(0),
+        "riseFallValue": Decimal(0),
+        "indexPrice": price,
+        "fairPrice": price,
+        "fundingRate": Decimal("0.0001"),
+        "timestamp": next_funding_ms(1) - 3_600_000,
+    }
