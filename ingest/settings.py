@@ -58,8 +58,16 @@ class SimulatorSettings(CommonSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = Field(default=8765, ge=1, le=65535)
     venues: CommaList = Field(default=[], description="venues to simulate; empty = all implemented")
-    symbols: CommaList = Field(default=["BTC", "ETH"])
-    simulator_tick_ms: int = Field(default=100, ge=5)
+    symbols: CommaList = Field(
+        default=["all"], description="`all` (the whole generated market) or a comma list of bases that restricts it"
+    )
+    simulator_rate: float = Field(
+        default=5000.0, gt=0, description="book updates/s of the whole market if all subscribed (heavy-tailed)"
+    )
+    simulator_funding_every_ms: int = Field(default=5000, ge=100, description="funding/mark frame per instrument")
+    simulator_tick_ms: int = Field(default=20, ge=5, description="pump period: due updates are sent in batches")
     simulator_auto_dislocations: bool = True
+    simulator_dislocation_every_ms: int = Field(default=10_000, ge=100, description="one planted dislocation per")
+    simulator_seed: int = Field(default=11, description="seed of the generated market (same seed, same market)")
 
     _split_lists = field_validator("venues", "symbols", mode="before")(split_commas)

@@ -1,24 +1,54 @@
-"""``arbstream simulate``: serve every implemented venue's protocol locally until stopped."""
+"""``arbstream simulate``: serve the generated market over every venue's protocol until stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
-from ingest.instruments import load_all, select
 from ingest.settings import SimulatorSettings
 from ingest.simulator.server import Simulator, serve
+from ingest.simulator.universe import generated_market, update_weights
 from ingest.venues import implemented_venues
+
+log = logging.getLogger(__name__)
+ALL = "all"
+
+
+def build_simulator(settings: SimulatorSettings) -> Simulator:
+    venues = settings.venues or implemented_venues()
+    wanted = [s.upper() for s in settings.symbols]
+    bases = None if not wanted or ALL.upper() in wanted or any(s.startswith("TOP:") for s in wanted) else wanted
+    market = generated_market(venues, bases, seed=settings.simulator_seed)
+    for venue, source in sorted(market.sources.items()):
+        if source != "generated":
+            log.warning("simulator: %s cannot generate listings yet; serving its bundled listing", venue)
+    for reason, count in sorted(market.dropped.items()):
+        log.info("simulator: left out %d (%s)", count, reason)
+    return Simulator(
+        market.instruments,
+        venues,
+        tick_ms=settings.simulator_tick_ms,
+        funding_every_ms=settings.simulator_funding_every_ms,
+        auto_dislocations=settings.simulator_auto_dislocations,
+        rate=settings.simulator_rate,
+        weights=update_weights(market),
+        reference_prices=market.reference_prices,
+        listings_from_instruments=True,
+        dislocation_every_ms=settings.simulator_dislocation_every_ms,
+    )
 
 
 async def simulate(settings: SimulatorSettings) -> None:
-    venues = settings.venues or implemented_venues()
-    instruments = select(load_all(venues), settings.symbols)
-    simulator = Simulator(
-        instruments, venues, tick_ms=settings.simulator_tick_ms, auto_dislocations=settings.simulator_auto_dislocations
-    )
+    simulator = build_simulator(settings)
     runner = await serve(simulator, settings.simulator_host, settings.simulator_port)
-    print(f"simulator: {', '.join(venues)} on http://{settings.simulator_host}:{settings.simulator_port}", flush=True)
+    bases = len({i.base for i in simulator.by_id.values()})
+    print(
+        f"simulator: {', '.join(simulator.venues)} on http://{settings.simulator_host}:{settings.simulator_port} "
+        f"({bases} bases, {len(simulator.by_id)} instruments, {simulator.books.total_per_s:,.0f} book updates/s "
+        f"+ {simulator.fundings.total_per_s:,.0f} funding/s when all subscribed)",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

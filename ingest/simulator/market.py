@@ -1,9 +1,12 @@
 """Correlated synthetic markets with planted cross-venue dislocations.
 
-All arithmetic is Decimal so the simulator's frames carry exactly the prices a
-test expects. One mid per canonical base follows a random walk; each venue's
-quote sits within a couple of basis points of it, except while a dislocation
-is planted: then one venue's quote for one base is shifted by ``bps``.
+One mid per canonical base follows a mean-reverting random walk; each venue's quote sits within a
+basis point of it, except while a dislocation is planted: then one venue's quote for one base is
+shifted by ``bps``. The hot path is integer arithmetic: a base's walk is an integer count of half
+basis points, an instrument's reference mid an integer count of its ticks, and a quote becomes
+Decimal only at the end (``ticks * tick_size``, exact), so the frames carry exactly the prices a
+test expects at tens of thousands of quotes per second. The walk moves when one of the base's
+instruments is quoted, so busy symbols move more often, as they do.
 """
 
 from __future__ import annotations
@@ -11,13 +14,18 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
-from schemas.market import Instrument
+from schemas.market import ContractKind, Instrument
 
 START_PRICES = {"BTC": Decimal("86400"), "ETH": Decimal("3200"), "SOL": Decimal("180"), "PEPE": Decimal("0.0000112")}
 BPS = Decimal("0.0001")
 EIGHT_HOURS_MS = 8 * 3600 * 1000
+UNIT = 20_000
+"""Mids are integers in 1/UNIT of the reference price: one step is half a basis point."""
+REVERSION = 512
+"""The walk is pulled back by walk/REVERSION per move (keeps prices near their reference)."""
+SIZE_POOL = 16
 
 
 @dataclass(frozen=True)
@@ -49,28 +57,81 @@ class Dislocation:
 
 
 @dataclass
+class _Book:
+    """Per-instrument constants computed once, so quoting is integer math plus two Decimal products."""
+
+    inst: Instrument
+    tick: Decimal
+    ref_ticks: int
+    """Reference mid (price x multiplier) in ticks."""
+    bias: int
+    """This venue's constant offset from the common mid, in half basis points (-2..2)."""
+    half_spread: int
+    """Half the spread in UNIT-scaled ticks: half a basis point, at least one tick."""
+    sizes: tuple[Decimal, ...]
+    funding_level: int
+    """Per-interval funding rate around which this instrument's rate moves, in millionths."""
+
+
+def _default_tick(price: Decimal) -> Decimal:
+    """Five significant digits, like venues that quote by significant figures (Hyperliquid)."""
+    return Decimal(1).scaleb(price.adjusted() - 4)
+
+
+@dataclass
 class Market:
     instruments: list[Instrument]
     seed: int = 7
     auto_dislocation_every_ms: int = 20_000
     auto_dislocation_bps: Decimal = Decimal(80)
     auto_dislocation_ms: int = 6_000
-    mids: dict[str, Decimal] = field(default_factory=dict)
+    reference_prices: dict[str, Decimal] = field(default_factory=dict)
+    """Price of one base unit per base; START_PRICES, then 10, where missing."""
+    walks: dict[str, int] = field(default_factory=dict)
     dislocations: list[Dislocation] = field(default_factory=list)
     _rng: random.Random = field(init=False)
+    _books: dict[str, _Book] = field(init=False)
+    _shifts: dict[tuple[str, str], int] = field(init=False)
     _next_auto_ms: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._shifts = {}
         for inst in self.instruments:
-            self.mids.setdefault(inst.base, START_PRICES.get(inst.base, Decimal(10)))
+            self.reference_prices.setdefault(inst.base, START_PRICES.get(inst.base, Decimal(10)))
+            self.walks.setdefault(inst.base, 0)
+        self._books = {inst.instrument_id: self._book(inst) for inst in self.instruments}
+
+    @property
+    def mids(self) -> dict[str, Decimal]:
+        """Current mid per base (price of one base unit)."""
+        return {b: p * (UNIT + self.walks[b]) / UNIT for b, p in self.reference_prices.items() if b in self.walks}
+
+    def _book(self, inst: Instrument) -> _Book:
+        price = self.reference_prices[inst.base] * inst.price_multiplier
+        tick = inst.tick_size or _default_tick(price)
+        ref_ticks = max(1, int(price / tick))
+        bias = zlib.crc32(f"{inst.venue}:{inst.base}".encode()) % 5 - 2
+        rng = random.Random(zlib.crc32(inst.instrument_id.encode()))
+        sizes = tuple(self._size(inst, rng) for _ in range(SIZE_POOL))
+        level = rng.randint(-20, 120) * (inst.funding_interval_h or 8) // 8
+        return _Book(inst, tick, ref_ticks, bias, max(ref_ticks, UNIT), sizes, level)
+
+    def _size(self, inst: Instrument, rng: random.Random) -> Decimal:
+        """5k-250k USD of the base: whole contracts for linear venues, 0.001 base units for inverse."""
+        per_base = self.reference_prices[inst.base]
+        base_units = Decimal(rng.randint(5_000, 250_000)) / per_base
+        if inst.kind is ContractKind.LINEAR and inst.contract_size > 0:
+            return max(1, int(base_units / inst.contract_size)) * inst.contract_size
+        return base_units.quantize(Decimal("0.001"))
 
     def step(self, now_ms: int) -> None:
-        """Advance every mid by a small random move; expire and plant dislocations."""
-        for base, mid in self.mids.items():
-            self.mids[base] = mid * (1 + Decimal(self._rng.randint(-3, 3)) * BPS / 2)
+        """Expire and plant dislocations (mids move as instruments are quoted)."""
+        before = len(self.dislocations)
         self.dislocations = [d for d in self.dislocations if d.until_ms > now_ms]
-        if self.auto_dislocation_every_ms <= 0:
+        if len(self.dislocations) != before:
+            self._index_shifts()
+        if self.auto_dislocation_every_ms <= 0 or not self.instruments:
             return
         if self._next_auto_ms is None:
             self._next_auto_ms = now_ms + self.auto_dislocation_every_ms // 4
@@ -81,31 +142,49 @@ class Market:
             self._next_auto_ms = now_ms + self.auto_dislocation_every_ms
 
     def plant(self, base: str, venue: str, bps: Decimal, duration_ms: int, now_ms: int) -> None:
+        """Shift ``venue``'s quotes of ``base`` by ``bps`` (rounded to half a basis point) for a while."""
         self.dislocations.append(Dislocation(base.upper(), venue, bps, now_ms + duration_ms))
+        self._index_shifts()
 
-    def _shift(self, inst: Instrument) -> Decimal:
-        return sum((d.bps for d in self.dislocations if d.base == inst.base and d.venue == inst.venue), Decimal(0))
+    def _index_shifts(self) -> None:
+        shifts: dict[tuple[str, str], int] = {}
+        for d in self.dislocations:
+            shifts[d.base, d.venue] = shifts.get((d.base, d.venue), 0) + int(d.bps * 2)
+        self._shifts = shifts
+
+    def _move(self, base: str) -> int:
+        walk = self.walks[base]
+        walk += self._rng.randint(-2, 2) - int(walk / REVERSION)
+        self.walks[base] = walk
+        return walk
 
     def quote(self, inst: Instrument, now_ms: int) -> SimQuote:
-        venue_bias = Decimal(zlib.crc32(f"{inst.venue}:{inst.base}".encode()) % 5 - 2) * BPS / 2
-        mid = self.mids[inst.base] * inst.price_multiplier * (1 + venue_bias + self._shift(inst) * BPS)
-        tick = inst.tick_size or _default_tick(mid)
-        half_spread = max(mid * BPS / 2, tick)
-        bid = ((mid - half_spread) / tick).to_integral_value(ROUND_FLOOR) * tick
-        ask = ((mid + half_spread) / tick).to_integral_value(ROUND_CEILING) * tick
-        notional = Decimal(self._rng.randint(5_000, 250_000))
-        per_base = self.mids[inst.base]
-        bid_size = (notional / per_base).quantize(Decimal("0.001"))
-        ask_size = (Decimal(self._rng.randint(5_000, 250_000)) / per_base).quantize(Decimal("0.001"))
-        return SimQuote(bid.normalize(), ask.normalize(), bid_size, ask_size, now_ms)
+        book = self._books.get(inst.instrument_id) or self._add(inst)
+        walk = self._move(inst.base)
+        mid = book.ref_ticks * (UNIT + walk + book.bias + self._shifts.get((inst.base, inst.venue), 0))
+        bid_ticks = max(1, (mid - book.half_spread) // UNIT)
+        ask_ticks = max(bid_ticks + 1, -(-(mid + book.half_spread) // UNIT))
+        bits = self._rng.getrandbits(8)
+        sizes = book.sizes
+        return SimQuote(
+            Decimal(bid_ticks) * book.tick,
+            Decimal(ask_ticks) * book.tick,
+            sizes[bits & 15],
+            sizes[bits >> 4],
+            now_ms,
+        )
 
     def funding(self, inst: Instrument, now_ms: int) -> SimFunding:
-        rate = Decimal(self._rng.randint(-20, 120)) / Decimal(1_000_000)
-        mark = (self.mids[inst.base] * inst.price_multiplier).quantize(inst.tick_size or Decimal("0.00000001"))
+        book = self._books.get(inst.instrument_id) or self._add(inst)
+        rate = Decimal(book.funding_level + self._rng.randint(-3, 3)).scaleb(-6)
+        mark = Decimal(book.ref_ticks * (UNIT + self.walks[inst.base]) // UNIT) * book.tick
         interval_ms = (inst.funding_interval_h or 8) * 3600 * 1000
         next_ms = (now_ms // interval_ms + 1) * interval_ms
         return SimFunding(rate, mark, mark, next_ms, now_ms)
 
-
-def _default_tick(price: Decimal) -> Decimal:
-    return Decimal(1).scaleb(price.adjusted() - 5)
+    def _add(self, inst: Instrument) -> _Book:
+        """An instrument the market was not built with (tests quote ad-hoc ones)."""
+        self.reference_prices.setdefault(inst.base, START_PRICES.get(inst.base, Decimal(10)))
+        self.walks.setdefault(inst.base, 0)
+        book = self._books[inst.instrument_id] = self._book(inst)
+        return book

@@ -6,7 +6,14 @@ Fault injection (all ``POST``, ``venue`` may be ``all``):
   /control/malformed?venue=V            send one malformed frame on every connection of V
   /control/gap?venue=V                  skip one sequence number on the next frame
   /control/dislocate?base=B&venue=V&bps=N&seconds=S   plant a cross-venue dislocation
-``GET /control/status`` reports connections and subscriptions per venue.
+``GET /control/status`` reports connections and subscriptions per venue; ``GET /control/stats``
+the pump's counters (updates sent, updates dropped for slow clients or a late pump) and rates.
+
+Pacing: each instrument updates on its own schedule (``ingest.simulator.schedule``): with
+``rate`` set, the total is spread heavy-tailed by ``weights`` (24 h volume); without it, every
+instrument updates every ``tick_ms`` as before. The pump wakes every ``tick_ms`` (``0``: as fast
+as it can, every subscribed instrument each turn) and writes each client's frames of that turn
+in one transport write.
 """
 
 from __future__ import annotations
@@ -15,30 +22,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import orjson
-import socketio
 from aiohttp import WSMsgType, web
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim
-from ingest.simulator.market import Market
+from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession, VenueSim
+from ingest.simulator.clients import SimClient, socketio_clients, websocket_client
+from ingest.simulator.listing_routes import listing_routes
+from ingest.simulator.market import Market, SimFunding, SimQuote
+from ingest.simulator.schedule import NS, Schedule, heavy_tailed_rates, uniform_rates
 from ingest.simulator.venues import sim_class
 from schemas.market import Instrument
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class _Client:
-    """One connected client, whatever the transport."""
-
-    session: SimSession
-    send_frame: Callable[[Frame], Awaitable[None]]
-    close: Callable[[], Awaitable[None]]
-    is_closed: Callable[[], bool]
+BURST_EVERY_NS = NS // 2
+"""While a dislocation is planted, its base updates on every venue at least this often: volatile
+moments are busy, and a tail symbol's legs must both be fresh for the worker to see the spread."""
 
 
 @dataclass
@@ -47,52 +50,87 @@ class Simulator:
     venues: list[str]
     tick_ms: int = 100
     funding_every_ms: int = 1000
+    auto_dislocations: bool = True
+    rate: float | None = None
+    """Book updates/s of the whole market when every instrument is subscribed; None: every tick."""
+    weights: Mapping[str, float] | None = None
+    """Relative activity per instrument id (default: its 24 h volume, else equal)."""
+    reference_prices: dict[str, Decimal] | None = None
+    listings_from_instruments: bool = False
+    """REST listings are ``sim.listing(instruments)`` (the generated market) instead of the bundled files."""
+    dislocation_every_ms: int = 20_000
+    clock: Callable[[], int] = time.time_ns
     market: Market = field(init=False)
     sims: dict[str, VenueSim] = field(init=False)
-    clients: dict[str, set[_Client]] = field(init=False)
+    clients: dict[str, set[SimClient]] = field(init=False)
     stalled_until: dict[str, float] = field(default_factory=dict)
-    auto_dislocations: bool = True
+    counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def __post_init__(self) -> None:
         tracked = [i for i in self.instruments if i.venue in self.venues]
-        self.market = Market(tracked, auto_dislocation_every_ms=20_000 if self.auto_dislocations else 0)
+        self.market = Market(
+            tracked,
+            auto_dislocation_every_ms=self.dislocation_every_ms if self.auto_dislocations else 0,
+            reference_prices=dict(self.reference_prices or {}),
+        )
         self.sims = {name: sim_class(name)(tracked) for name in self.venues}
         self.clients = {name: set() for name in self.venues}
+        self.by_id = {i.instrument_id: i for i in tracked}
+        self.by_base: dict[str, list[Instrument]] = defaultdict(list)
+        for inst in tracked:
+            self.by_base[inst.base].append(inst)
+        start = self.clock()
+        ids = list(self.by_id)
+        if self.rate is not None:
+            weights = self.weights or {i: float(self.by_id[i].volume_24h_quote or 1) for i in ids}
+            book_rates = heavy_tailed_rates({i: weights.get(i, 1.0) for i in ids}, self.rate)
+        else:
+            book_rates = uniform_rates(ids, 1000 / self.tick_ms if self.tick_ms > 0 else 0)
+        self.books = Schedule(book_rates, start, seed=1, every_step=self.rate is None and self.tick_ms == 0)
+        self.fundings = Schedule(uniform_rates(ids, 1000 / max(1, self.funding_every_ms)), start, seed=2)
+        self._last_burst = 0
 
     def app(self) -> web.Application:
         app = web.Application()
         for name, sim in self.sims.items():
             if sim.transport == "socketio":
-                self._attach_socketio(app, name)
+                socketio_clients(app, self, name)
             else:
                 for path in sim.ws_paths:
                     app.router.add_get(f"/{name}{path}", self._ws_handler(name, path))
-            for path, handler in sim.rest_routes().items():
+            for path, handler in self._rest_routes(sim).items():
                 app.router.add_route("*", f"/{name}{path}", handler)
         app.router.add_post("/control/{action}", self._control)
         app.router.add_get("/control/status", self._status)
+        app.router.add_get("/control/stats", self._stats)
         app.cleanup_ctx.append(self._pump_ctx)
         return app
 
+    def _rest_routes(self, sim: VenueSim) -> dict[str, RestHandler]:
+        """The venue's own routes (token endpoints...), listings replaced by the generated ones."""
+        routes = dict(sim.rest_routes())
+        if self.listings_from_instruments:
+            try:
+                listing = sim.listing(list(sim.by_native.values()))
+            except NotImplementedError:
+                return routes  # the venue serves its bundled listing, which its instruments came from
+            routes.update(listing_routes(listing))
+        return routes
+
     def _ws_handler(self, venue: str, path: str):  # type: ignore[no-untyped-def]
         async def handler(request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+            # No permessage-deflate: compressing every small frame costs both sides more CPU than
+            # the bytes are worth on loopback, and raw batched writes need uncompressed frames.
+            ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=False)
             await ws.prepare(request)
-
-            async def send(frame: Frame) -> None:
-                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
-
-            async def close() -> None:
-                await ws.close(code=1011, message=b"simulated drop")
-
-            client = _Client(SimSession(venue, path, dict(request.query)), send, close, lambda: ws.closed)
+            client = websocket_client(SimSession(venue, path, dict(request.query)), ws, request)
             sim = self.sims[venue]
             self.clients[venue].add(client)
             try:
-                await self._send(client, sim.on_open(client.session))
+                await self.send(client, sim.on_open(client.session))
                 async for msg in ws:
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                        await self._send(client, sim.on_message(client.session, msg.data))
+                        await self.send(client, sim.on_message(client.session, msg.data))
                     if client.session.close_requested:
                         # Abort the transport: the client sees an abnormal closure (1006), no close frame.
                         if request.transport is not None:
@@ -104,41 +142,8 @@ class Simulator:
 
         return handler
 
-    def _attach_socketio(self, app: web.Application, venue: str) -> None:
-        """Socket.IO venues (CoinDCX): frames are ``["event", data]`` JSON text on both sides."""
-        server = socketio.AsyncServer(async_mode="aiohttp")
-        server.attach(app, socketio_path=f"{venue}/socket.io")
-        sim = self.sims[venue]
-        by_sid: dict[str, _Client] = {}
-
-        async def connect(sid: str, _environ: object, _auth: object = None) -> None:
-            async def send(frame: Frame) -> None:
-                event, data = orjson.loads(frame)
-                await server.emit(event, data, to=sid)
-
-            async def close() -> None:
-                await server.disconnect(sid)
-
-            client = _Client(SimSession(venue, "/socket.io", {}), send, close, lambda: sid not in by_sid)
-            by_sid[sid] = client
-            self.clients[venue].add(client)
-            await self._send(client, sim.on_open(client.session))
-
-        async def disconnect(sid: str, *_args: object) -> None:
-            client = by_sid.pop(sid, None)
-            if client is not None:
-                self.clients[venue].discard(client)
-
-        async def any_event(event: str, sid: str, data: object = None) -> None:
-            client = by_sid.get(sid)
-            if client is not None:
-                await self._send(client, sim.on_message(client.session, orjson.dumps([event, data]).decode()))
-
-        server.on("connect", connect)
-        server.on("disconnect", disconnect)
-        server.on("*", any_event)
-
-    async def _send(self, client: _Client, frames: list[Frame]) -> None:
+    async def send(self, client: SimClient, frames: list[Frame]) -> None:
+        """Replies and one-off frames, in order, through the transport's own framing."""
         for frame in frames:
             if client.is_closed():
                 return
@@ -153,32 +158,74 @@ class Simulator:
             await task
 
     async def _pump(self) -> None:
-        last_funding = 0
+        step_ns = self.tick_ms * 1_000_000
+        next_ns = self.clock()
         while True:
-            now_ms = time.time_ns() // 1_000_000
-            self.market.step(now_ms)
-            with_funding = now_ms - last_funding >= self.funding_every_ms
-            if with_funding:
-                last_funding = now_ms
-            for venue, clients in self.clients.items():
-                if self.stalled_until.get(venue, 0) > time.monotonic():
-                    continue
-                sim = self.sims[venue]
-                for client in list(clients):
-                    await self._send(client, self._frames_for(sim, client.session, now_ms, with_funding))
-            await asyncio.sleep(self.tick_ms / 1000)
+            await self.step(self.clock())
+            next_ns += step_ns
+            now = self.clock()
+            if next_ns < now - NS:  # far behind (a busy machine): do not try to catch up
+                next_ns = now
+            await asyncio.sleep(max(0, next_ns - now) / NS)
 
-    def _frames_for(self, sim: VenueSim, session: SimSession, now_ms: int, with_funding: bool) -> list[Frame]:
-        frames: list[Frame] = []
-        for kind, native in sorted(session.subscriptions):
-            inst = sim.by_native.get(native)
-            if inst is None:
+    async def step(self, now_ns: int) -> None:
+        """One turn of the pump at ``now_ns``: what is due, quoted once, framed per subscriber."""
+        now_ms = now_ns // 1_000_000
+        self.market.step(now_ms)
+        books = self._group(self.books.due(now_ns) + self._bursts(now_ns))
+        fundings = self._group(self.fundings.due(now_ns))
+        self.counters["book_updates"] += sum(map(len, books.values()))
+        self.counters["funding_updates"] += sum(map(len, fundings.values()))
+        for venue in set(books) | set(fundings):
+            if self.stalled_until.get(venue, 0) > time.monotonic():
+                self.counters["stalled_updates"] += len(books.get(venue, ())) + len(fundings.get(venue, ()))
                 continue
-            if kind == BOOK:
-                frames += sim.book_frames(session, inst, self.market.quote(inst, now_ms))
-            elif kind == FUNDING and with_funding:
-                frames += sim.funding_frames(session, inst, self.market.funding(inst, now_ms))
-        return frames
+            quotes = [(i, self.market.quote(i, now_ms)) for i in books.get(venue, ())]
+            marks = [(i, self.market.funding(i, now_ms)) for i in fundings.get(venue, ())]
+            for client in list(self.clients[venue]):
+                await self._deliver(self.sims[venue], client, quotes, marks)
+
+    def _group(self, ids: list[str]) -> dict[str, list[Instrument]]:
+        by_venue: dict[str, list[Instrument]] = defaultdict(list)
+        for instrument_id in ids:
+            inst = self.by_id[instrument_id]
+            by_venue[inst.venue].append(inst)
+        return by_venue
+
+    def _bursts(self, now_ns: int) -> list[str]:
+        if not self.market.dislocations or now_ns - self._last_burst < BURST_EVERY_NS:
+            return []
+        self._last_burst = now_ns
+        bases = {d.base for d in self.market.dislocations}
+        return [i.instrument_id for base in bases for i in self.by_base.get(base, ())]
+
+    async def _deliver(
+        self,
+        sim: VenueSim,
+        client: SimClient,
+        quotes: list[tuple[Instrument, SimQuote]],
+        marks: list[tuple[Instrument, SimFunding]],
+    ) -> None:
+        session = client.session
+        subscribed = session.subscriptions
+        if client.is_closed():
+            return
+        if client.backlogged():
+            # A slow reader misses updates (conflated, as venues do) instead of growing our buffers;
+            # no frame was built, so its sequence numbers stay contiguous.
+            self.counters["slow_client_updates"] += len(quotes) + len(marks)
+            return
+        frames: list[Frame] = []
+        for inst, quote in quotes:
+            if (BOOK, inst.native_symbol) in subscribed:
+                frames += sim.book_frames(session, inst, quote)
+        for inst, funding in marks:
+            if (FUNDING, inst.native_symbol) in subscribed:
+                frames += sim.funding_frames(session, inst, funding)
+        if frames:
+            self.counters["frames"] += len(frames)
+            with contextlib.suppress(ConnectionResetError):
+                await client.send_batch(frames)
 
     def _targets(self, venue: str) -> list[str]:
         if venue == "all":
@@ -203,21 +250,25 @@ class Simulator:
             elif action == "malformed":
                 for venue in targets:
                     for client in list(self.clients[venue]):
-                        await self._send(client, [self.sims[venue].malformed_frame()])
+                        await self.send(client, [self.sims[venue].malformed_frame()])
             elif action == "gap":
                 for venue in targets:
                     for client in self.clients[venue]:
                         client.session.skip_sequence = True
             elif action == "dislocate":
-                now_ms = time.time_ns() // 1_000_000
-                seconds = float(query.get("seconds", "10"))
-                for venue in targets:
-                    self.market.plant(query["base"], venue, Decimal(query["bps"]), int(seconds * 1000), now_ms)
+                self._dislocate(targets, query["base"], Decimal(query["bps"]), float(query.get("seconds", "10")))
             else:
                 raise web.HTTPNotFound(text=f"unknown control action {action!r}")
         except (KeyError, ValueError, InvalidOperation) as exc:
             raise web.HTTPBadRequest(text=f"bad parameters for {action}: {exc}") from exc
         return web.json_response({"ok": True, "action": action, "venues": targets})
+
+    def _dislocate(self, venues: list[str], base: str, bps: Decimal, seconds: float) -> None:
+        if not bps.is_finite() or abs(bps) > 10_000:
+            raise ValueError(f"bps must be a finite number of basis points within ±10000, not {bps}")
+        now_ms = self.clock() // 1_000_000
+        for venue in venues:
+            self.market.plant(base, venue, bps, int(seconds * 1000), now_ms)
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(
@@ -229,6 +280,16 @@ class Simulator:
                 for venue, clients in self.clients.items()
             }
         )
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        body = {
+            **self.counters,
+            "lagged_updates": self.books.lagged + self.fundings.lagged,
+            "instruments": len(self.by_id),
+            "book_rate_per_s": round(self.books.total_per_s, 1),
+            "funding_rate_per_s": round(self.fundings.total_per_s, 1),
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def serve(simulator: Simulator, host: str, port: int) -> web.AppRunner:
