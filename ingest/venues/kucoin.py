@@ -10,6 +10,23 @@ Funding/mark: ``/contract/instrument`` (numbers, not strings; no next-funding
 time on this channel). tickerV2's ``sequence`` is shared with the level2 feed,
 so jumps between tickerV2 frames are normal: it is passed through, never
 checked for gaps.
+
+Limits at whole-market scale (https://www.kucoin.com/docs-new/rate-limit , "Websocket"):
+≤ 800 connections per user, 30 new connections per minute, 100 uplink messages
+per 10 s (subscribes and pings together), ≤ 100 topics per subscribe request and
+400 topics per connection (documented for spot, "no limit" for futures; 400 is
+kept so one reconnect never resubscribes an unbounded set). One subscribe frame
+names one channel and up to 100 comma-joined symbols (each symbol counts as a
+topic), one frame every 0.2 s (50 per 10 s, room for the pings).
+
+Funding: ``/contract/instrument`` ``funding.rate`` frames with ``granularity``
+60,000 (1 min) carry the current rate; at settlement the venue also pushes the
+settled rate with the funding interval as granularity (28,800,000 for 8 h), which
+is not the current one and is ignored. The interval per symbol is the listing's
+``fundingRateGranularity`` (the hourly listing refresh follows live changes).
+24 h quote volume is in the same listing: ``turnoverOf24h`` (quote currency) for
+linear contracts, ``volumeOf24h`` (1-USD lots) for inverse ones, whose turnover is
+in coin.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import aiohttp
+import msgspec
 import orjson
 
 from arbstream.errors import RetryableError
@@ -46,6 +64,7 @@ BULLET_PATH = "/api/v1/bullet-public"
 OK_CODE = "200000"
 PERPETUAL = "FFWCSX"  # FFICSX rows are dated futures
 HOUR_MS = 3_600_000
+CURRENT_RATE_GRANULARITY_MS = 60_000
 
 
 class Kucoin(Venue):
@@ -172,6 +191,8 @@ class Kucoin(Venue):
         if subject == "mark.index.price":
             self._marks[symbol] = (dec(data["markPrice"]), dec(data["indexPrice"]))
         elif subject == "funding.rate":
+            if int(data["granularity"]) != CURRENT_RATE_GRANULARITY_MS:
+                return  # the settled rate of the period just ended, not the current one
             self._rates[symbol] = dec(data["fundingRate"])
         else:
             return
@@ -203,12 +224,14 @@ class Kucoin(Venue):
         if row.get("isInverse"):
             # Inverse (coin-margined) lots are 1 USD each; the API reports -1.
             kind, contract_size = ContractKind.INVERSE, multiplier
+            volume = _times(dec(row.get("volumeOf24h")), contract_size)  # lots of 1 USD
         else:
             # Lots count `multiplier` coins of baseCurrency; a prefixed base
             # (1000X) counts prefixed units, so scale to canonical base units.
             _, prefix = canonical_base(row["baseCurrency"])
             kind, contract_size = ContractKind.LINEAR, multiplier * prefix
-        return make_instrument(
+            volume = dec(row.get("turnoverOf24h"))  # quote currency
+        instrument = make_instrument(
             cls.name,
             row["symbol"],
             row["baseCurrency"],
@@ -219,6 +242,11 @@ class Kucoin(Venue):
             tick_size=dec(row.get("tickSize")),
             funding_interval_h=_hours(row.get("fundingRateGranularity")),
         )
+        return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
+
+
+def _times(value: Decimal | None, factor: Decimal) -> Decimal | None:
+    return None if value is None else value * factor
 
 
 def _hours(granularity_ms: Any) -> int | None:

@@ -12,15 +12,19 @@ from aiohttp.test_utils import TestServer
 
 from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
+from ingest.simulator.base import ListingSpec, SimSession
+from ingest.simulator.market import SimFunding
 from ingest.simulator.server import Simulator
+from ingest.simulator.venues.kucoin import KucoinSim
 from ingest.venues.base import Connection, FrameError, make_instrument
 from ingest.venues.kucoin import Kucoin
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.generated_specs import round_trip, specs
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("kucoin")
-WELCOME, ACK, PONG, ERROR, TICKER, RATE, MARK, INVERSE, PEPE, PING_TIMEOUT, UNTRACKED = range(11)
+WELCOME, ACK, PONG, ERROR, TICKER, RATE, MARK, INVERSE, PEPE, PING_TIMEOUT, UNTRACKED, SETTLED = range(12)
 
 
 @pytest.fixture
@@ -42,6 +46,7 @@ def test_instruments_from_active_contracts() -> None:
         contract_size=Decimal("0.001"),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal("1130278521.5612"),  # turnoverOf24h, USDT
     )
     assert instruments["XBTUSDM"] == Instrument(
         instrument_id="BTC-USD-INV-PERP@kucoin",
@@ -54,6 +59,7 @@ def test_instruments_from_active_contracts() -> None:
         contract_size=Decimal(1),
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
+        volume_24h_quote=Decimal(6158920),  # volumeOf24h lots of 1 USD (turnoverOf24h is BTC)
     )
     pepe = instruments["PEPEUSDTM"]
     assert (pepe.instrument_id, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
@@ -171,6 +177,14 @@ def test_funding_rate_and_mark_frames_merge(venue: Kucoin) -> None:
         exchange_ts_ns=1790516466000_000_000,
         receipt_ts_ns=RECEIPT,
     )
+
+
+def test_settled_rate_frame_is_not_the_current_rate(venue: Kucoin) -> None:
+    venue.parse(FRAMES[RATE], RECEIPT)
+    settled = venue.parse(FRAMES[SETTLED], RECEIPT)  # granularity 28,800,000: the period that just ended
+    assert settled.events == [] and settled.error is None
+    (funding,) = venue.parse(FRAMES[MARK], RECEIPT).events
+    assert isinstance(funding, Funding) and funding.rate == Decimal("0.000081")  # still the 1-minute rate
 
 
 def test_reset_forgets_the_last_rate(venue: Kucoin) -> None:
@@ -297,3 +311,55 @@ async def test_bullet_failures_are_retryable(venue: Kucoin, body: bytes, status:
                 await venue.resolve_url(Connection("kucoin-0", "", ()), str(server.make_url("")), http)
     finally:
         await server.close()
+
+
+# -- whole market: limits, volumes, generated listings ---------------------------
+def test_whole_market_plan_within_the_documented_limits() -> None:
+    instruments = round_trip(KucoinSim, Kucoin, specs(420))
+    venue = Kucoin(instruments)
+    plans = venue.connections("wss://ws-api-futures.kucoin.com")
+    assert all(len(p.topics) <= 400 for p in plans)
+    assert sum(len(p.topics) for p in plans) == 2 * len(instruments)
+    for plan in plans:
+        messages = [json.loads(m) for m in venue.subscribe_messages(plan.topics)]
+        assert all(len(m["topic"].partition(":")[2].split(",")) <= 100 for m in messages)
+    # 100 uplink messages per 10 s, pings included: subscribes take at most half.
+    assert 10 / Kucoin.subscribe_interval_s <= 50
+
+
+def test_generated_listing_round_trip_covers_prefixes_groups_and_intervals() -> None:
+    instruments = round_trip(KucoinSim, Kucoin, specs(420))
+    assert len(instruments) > 800
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    by_native = {i.native_symbol: i for i in instruments}
+    btc = by_native["XBTUSDTM"]
+    assert (btc.base, btc.contract_size, btc.tick_size, btc.volume_24h_quote) == (
+        "BTC",
+        Decimal("0.001"),
+        Decimal("0.1"),
+        Decimal(10_000),
+    )
+    bonk = by_native["1000BONKUSDTM"]  # a prefixed base: lots count 1000-BONK units
+    assert (bonk.base, bonk.price_multiplier, bonk.contract_size) == ("BONK", Decimal(1000), Decimal(1000 * 1000))
+    assert by_native["XBTUSDM"].kind is ContractKind.INVERSE
+    unprefixed = KucoinSim.list_instrument(ListingSpec("PEPE", "USDT", 1, 4, Decimal("0.0000112")))
+    assert unprefixed is not None and (unprefixed.native_symbol, unprefixed.contract_size) == (
+        "PEPEUSDTM",
+        Decimal(1_000_000),
+    )
+    assert KucoinSim.list_instrument(ListingSpec("PEPE", "USD-inverse", 1000, 8, Decimal("0.00001"))) is None
+
+
+def test_sim_pushes_settled_rates_that_the_venue_ignores() -> None:
+    instruments = round_trip(KucoinSim, Kucoin, specs(10))
+    sim, venue = KucoinSim(instruments), Kucoin(instruments)
+    inst = instruments[0]
+    session = SimSession("kucoin", "/", {})
+    rates = []
+    for ts_ms, next_ms in ((1_790_524_799_000, 1_790_524_800_000), (1_790_524_801_000, 1_790_553_600_000)):
+        funding = SimFunding(Decimal("0.0001"), Decimal(1), Decimal(1), next_ms, ts_ms)
+        frames = sim.funding_frames(session, inst, funding)
+        rates += [e.rate for f in frames for e in venue.parse(f, RECEIPT).events if isinstance(e, Funding)]
+    assert any(json.loads(f)["data"]["granularity"] == 28_800_000 for f in frames)
+    assert set(rates) == {Decimal("0.0001")}  # the settled 0.0002 never shows as current

@@ -1,4 +1,10 @@
-"""KuCoin Futures simulator: public bullet token, welcome, JSON ping/pong, tickerV2 and instrument topics."""
+"""KuCoin Futures simulator: public bullet token, welcome, JSON ping/pong, tickerV2 and instrument topics.
+
+Generated listings: ``{asset}USDTM`` / ``{asset}USDCM`` (XBT for BTC, ``1000BONKUSDTM``
+for prefixed bases) with lots (``multiplier``) of a power of ten near 100 USD,
+inverse ``{asset}USDM`` (lots of 1 USD, reported as -1), in ``/api/v1/contracts/active``
+with numbers as JSON numbers, as the venue sends them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from msgspec.structs import replace as replace_struct
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession, VenueSim, to_contracts
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_contracts
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.kucoin import PERPETUAL, Kucoin
+from schemas.market import ContractKind, Instrument
 
 TICKER = "/contractMarket/tickerV2"
 INSTRUMENT = "/contract/instrument"
@@ -33,9 +42,40 @@ def _error(request_id: str, code: int, text: str) -> str:
     return _dump({"id": request_id, "type": "error", "code": code, "data": text})
 
 
+LOT_USD = Decimal(100)
+HOUR_MS = 3_600_000
+
+
 class KucoinSim(VenueSim):
     name = "kucoin"
     ws_paths = ("/",)  # the live bullet endpoint is wss://ws-api-futures.kucoin.com/
+
+    # -- generated listings ----------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        coin = "XBT" if spec.base == "BTC" else spec.base
+        asset = coin if spec.multiplier == 1 else f"{spec.multiplier}{coin}"
+        if canonical_base(asset) != (spec.base, Decimal(spec.multiplier)):
+            return None
+        unit_price = spec.reference_price * spec.multiplier
+        tick = Decimal(1).scaleb(unit_price.adjusted() - 5)
+        if spec.group == "USD-inverse":
+            if spec.multiplier != 1:
+                return None
+            kind, quote, settle, size = ContractKind.INVERSE, "USD", coin, Decimal(1)
+        elif spec.group in ("USDT", "USDC"):
+            lot = Decimal(1).scaleb((LOT_USD / unit_price).adjusted())
+            kind, quote, settle, size = ContractKind.LINEAR, spec.group, spec.group, lot * spec.multiplier
+        else:
+            return None
+        symbol = f"{asset}{quote}M"
+        inst = make_instrument(cls.name, symbol, asset, quote, settle, kind, size, tick, spec.funding_interval_h)
+        volume = spec.volume_24h_quote
+        return inst if volume is None else replace_struct(inst, volume_24h_quote=volume)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        rows = [_contract_row(i) for i in instruments if i.venue == self.name]
+        return {Kucoin.instrument_paths[0]: {"code": "200000", "data": rows}}
 
     def rest_routes(self) -> dict[str, RestHandler]:
         routes = super().rest_routes()
@@ -102,7 +142,7 @@ class KucoinSim(VenueSim):
 
     def funding_frames(self, session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
         topic = f"{INSTRUMENT}:{inst.native_symbol}"
-        frames: list[Frame] = []
+        frames: list[Frame] = self._settlement(session, inst, funding)
         last_rate_key = f"funding.rate:{inst.native_symbol}"
         if funding.ts_ms - session.state.get(last_rate_key, -FUNDING_RATE_EVERY_MS) >= FUNDING_RATE_EVERY_MS:
             session.state[last_rate_key] = funding.ts_ms
@@ -116,6 +156,75 @@ class KucoinSim(VenueSim):
         }
         frames.append(_dump({"topic": topic, "type": "message", "subject": "mark.index.price", "data": mark}))
         return frames
+
+    @staticmethod
+    def _settlement(session: SimSession, inst: Instrument, funding: SimFunding) -> list[Frame]:
+        """When a funding time passes, the venue pushes the settled rate with the interval as granularity."""
+        key = f"settles_at:{inst.native_symbol}"
+        previous = session.state.get(key)
+        session.state[key] = funding.next_funding_ms
+        if previous is None or previous == funding.next_funding_ms:
+            return []
+        settled = {
+            "granularity": (inst.funding_interval_h or 8) * HOUR_MS,
+            "fundingRate": _number(funding.rate * 2),  # not the current rate: clients must ignore it
+            "timestamp": previous,
+        }
+        topic = f"{INSTRUMENT}:{inst.native_symbol}"
+        return [_dump({"topic": topic, "type": "message", "subject": "funding.rate", "data": settled})]
+
+
+def _contract_row(inst: Instrument) -> dict[str, Any]:
+    """One ``contracts/active`` row; numbers are Decimals (JSON numbers on the wire, exact)."""
+    inverse = inst.kind is ContractKind.INVERSE
+    asset = inst.native_symbol.removesuffix(f"{inst.quote}M")
+    _, prefix = canonical_base(asset)
+    tick = inst.tick_size or Decimal("0.0001")
+    volume = inst.volume_24h_quote
+    hours = inst.funding_interval_h or 8
+    return {
+        "symbol": inst.native_symbol,
+        "rootSymbol": "XBT" if inverse else inst.quote,
+        "type": PERPETUAL,
+        "firstOpenDate": 1585555200000,
+        "expireDate": None,
+        "settleDate": None,
+        "baseCurrency": asset,
+        "quoteCurrency": inst.quote,
+        "settleCurrency": inst.settle,
+        "maxOrderQty": 1000000,
+        "maxPrice": Decimal(1_000_000),
+        "lotSize": 1,
+        "tickSize": tick,
+        "indexPriceTickSize": tick,
+        "multiplier": -1 if inverse else inst.contract_size / prefix,
+        "initialMargin": Decimal("0.02"),
+        "maintainMargin": Decimal("0.01"),
+        "maxRiskLimit": 100000,
+        "minRiskLimit": 100000,
+        "riskStep": 50000,
+        "makerFeeRate": Decimal("0.0002"),
+        "takerFeeRate": Decimal("0.0006"),
+        "takerFixFee": Decimal("0.0"),
+        "makerFixFee": Decimal("0.0"),
+        "settlementFee": None,
+        "isDeleverage": True,
+        "isQuanto": False,
+        "isInverse": inverse,
+        "markMethod": "FairPrice",
+        "fairMethod": "FundingRate",
+        "status": "Open",
+        "fundingFeeRate": Decimal("0.0001"),
+        "predictedFundingFeeRate": None,
+        "fundingRateGranularity": hours * HOUR_MS,
+        "openInterest": "1000000",
+        # Linear turnover is quote currency; inverse turnover is coin, its volume 1-USD lots.
+        "turnoverOf24h": (Decimal(0) if inverse else volume) if volume is not None else None,
+        "volumeOf24h": (volume if inverse else Decimal(0)) if volume is not None else None,
+        "nextFundingRateTime": 8192636,
+        "maxLeverage": 75,
+        "supportCross": True,
+    }
 
 
 SIM = KucoinSim
