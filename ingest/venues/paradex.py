@@ -22,18 +22,38 @@ next-funding time. The BBO ``seq`` is the order book's sequence number, which
 also advances on changes below the top, so gaps are normal and not checked.
 Heartbeats: protocol pings every 55 s, answered by the WebSocket library;
 template 40 HeartbeatEvent frames on idle connections carry nothing for us.
+
+At whole-market scale: ``markets_summary`` without a market is the documented
+all-markets form of the channel (``markets_summary[.{market_symbol}]``,
+https://docs.paradex.trade/ws/web-socket-channels/markets-summary-market-symbol),
+so funding costs one subscription per socket plan instead of one per market;
+books stay one ``bbo.{market}`` each. The only documented WebSocket limit is on
+opening connections, "20 connections per second or 600 per minute" per IP
+(https://docs.paradex.trade/ws/general-information/rate-limits); no cap on
+subscriptions per connection is documented, so 200 ride on each socket.
+
+Listing: ``GET /v1/markets`` (static data, ``funding_period_hours`` per market)
+and ``GET /v1/markets/summary?market=ALL`` ("for all available markets use
+ALL", https://docs.paradex.trade/api/prod/markets/get-markets-summary), whose
+``volume_24h`` (USD) becomes ``volume_24h_quote``; a listing file without the
+summary (older caches, the bundled snapshot) parses without volumes.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import aiohttp
+import msgspec
 import orjson
 
+from arbstream.errors import RetryableError
 from ingest.venues.base import (
+    Connection,
     FrameError,
     Parsed,
     Venue,
@@ -46,8 +66,13 @@ from ingest.venues.base import (
 )
 from schemas.market import ContractKind, Instrument
 
+log = logging.getLogger(__name__)
+
 BBO = "bbo"
 SUMMARY = "markets_summary"
+"""Without a market suffix: every market's summary on one subscription."""
+MARKETS_PATH = "/v1/markets"
+SUMMARY_PATH = "/v1/markets/summary?market=ALL"
 SCHEMA_ID = 1
 SCHEMA_VERSION = 1
 SBE_QUERY = f"?sbeSchemaId={SCHEMA_ID}&sbeSchemaVersion={SCHEMA_VERSION}"
@@ -81,16 +106,25 @@ class Paradex(Venue):
     name = "paradex"
     ws_base = "wss://ws.api.prod.paradex.trade"
     rest_base = "https://api.prod.paradex.trade"
-    instrument_paths = ("/v1/markets",)
-    # One channel per JSON-RPC subscribe; no per-message limit is documented
+    instrument_paths = (MARKETS_PATH, SUMMARY_PATH)
+    # One channel per JSON-RPC subscribe; no per-message or per-connection limit is documented
     # (only 20 new connections/s per IP), so a short pause is enough.
+    max_topics_per_connection = 200
     topics_per_subscribe = 1
     subscribe_interval_s = 0.05
     ping_interval_s: ClassVar[float | None] = None
     stale_after_s = 30.0
 
     def topics(self, instrument: Instrument) -> list[str]:
-        return [f"{BBO}.{instrument.native_symbol}", f"{SUMMARY}.{instrument.native_symbol}"]
+        return [f"{BBO}.{instrument.native_symbol}"]
+
+    def connections(self, ws_base: str) -> list[Connection]:
+        """Books split by the cap; the all-markets summary is subscribed once, on the first socket."""
+        plans = super().connections(ws_base)
+        if not plans:
+            return plans
+        first = plans[0]
+        return [Connection(first.label, first.url, (SUMMARY, *first.topics)), *plans[1:]]
 
     def ws_url(self, ws_base: str, kind: str) -> str:
         # Without the SBE parameters public channels are no longer served.
@@ -190,30 +224,63 @@ class Paradex(Venue):
 
     # -- instruments ------------------------------------------------------
     @classmethod
-    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
-        instruments = []
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """Markets (required), then the all-markets summary (optional: volumes only), each verbatim."""
+        parts = [orjson.dumps(MARKETS_PATH) + b":" + await _get(http, rest_base + MARKETS_PATH)]
         try:
-            for row in listing[cls.instrument_paths[0]]["results"]:
-                if row.get("asset_kind") != "PERP":
-                    continue  # perpetual options (PERP_OPTION) and anything else
-                # kPEPE sizes count 1000-PEPE units: one size unit is 1000 base units.
-                _, multiplier = canonical_base(row["base_currency"])
-                instruments.append(
-                    make_instrument(
-                        cls.name,
-                        row["symbol"],
-                        row["base_currency"],
-                        row["quote_currency"],
-                        row["settlement_currency"],
-                        ContractKind.LINEAR,
-                        contract_size=multiplier,
-                        tick_size=dec(row.get("price_tick_size")),
-                        funding_interval_h=int(row.get("funding_period_hours") or 8),
-                    )
-                )
-        except (KeyError, TypeError, ValueError) as exc:
+            parts.append(orjson.dumps(SUMMARY_PATH) + b":" + await _get(http, rest_base + SUMMARY_PATH))
+        except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("paradex listing: no 24 h volumes this time (%s)", exc)
+        return b"{" + b",".join(parts) + b"}"
+
+    @classmethod
+    def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        try:
+            volumes = _volumes(listing.get(SUMMARY_PATH))
+            instruments = [
+                cls._listed(row, volumes.get(row["symbol"]))
+                for row in listing[MARKETS_PATH]["results"]
+                if row.get("asset_kind") == "PERP"  # not perpetual options (PERP_OPTION) nor anything else
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FrameError(f"unexpected /v1/markets listing: {exc!r}") from exc
         return instruments
+
+    @classmethod
+    def _listed(cls, row: dict[str, Any], volume: Decimal | None) -> Instrument:
+        # kPEPE sizes count 1000-PEPE units: one size unit is 1000 base units.
+        _, multiplier = canonical_base(row["base_currency"])
+        instrument = make_instrument(
+            cls.name,
+            row["symbol"],
+            row["base_currency"],
+            row["quote_currency"],
+            row["settlement_currency"],
+            ContractKind.LINEAR,
+            contract_size=multiplier,
+            tick_size=dec(row.get("price_tick_size")),
+            funding_interval_h=int(row.get("funding_period_hours") or 8),
+        )
+        return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        if response.status != 200:
+            raise RetryableError(f"GET {url}: HTTP {response.status}")
+        return await response.read()
+
+
+def _volumes(summary: Any) -> dict[str, Decimal]:
+    """24 h USD volume per market from ``/v1/markets/summary?market=ALL`` (absent: none)."""
+    if summary is None:
+        return {}
+    volumes = {}
+    for row in summary["results"]:
+        volume = dec(row.get("volume_24h"))
+        if volume is not None:
+            volumes[row["symbol"]] = volume
+    return volumes
 
 
 VENUE = Paradex

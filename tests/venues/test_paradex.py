@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import base64
 import struct
+from dataclasses import replace
 from decimal import Decimal
 
+import aiohttp
+import msgspec
 import pytest
+from aiohttp import web
 
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import SimSession
+from ingest.simulator.base import FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.paradex import ParadexSim
-from ingest.venues.base import FrameError
+from ingest.venues.base import FrameError, load_json
 from ingest.venues.paradex import Paradex
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import FRAMES_DIR, fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 
@@ -55,11 +60,13 @@ def test_instruments_from_markets() -> None:
 def test_url_negotiates_sbe_and_one_channel_per_subscribe(venue: Paradex) -> None:
     (plan,) = venue.connections("wss://ws.api.prod.paradex.trade")
     assert plan.url == "wss://ws.api.prod.paradex.trade/v1?sbeSchemaId=1&sbeSchemaVersion=1"
-    assert plan.topics[:2] == ("bbo.BTC-USD-PERP", "markets_summary.BTC-USD-PERP")
-    assert len(plan.topics) == 8
+    # Every market's summary on one subscription, then one bbo per market.
+    assert plan.topics == (
+        "markets_summary", "bbo.BTC-USD-PERP", "bbo.ETH-USD-PERP", "bbo.SOL-USD-PERP", "bbo.kPEPE-USD-PERP",
+    )  # fmt: skip
     first, second = venue.subscribe_messages(plan.topics[:2])
-    assert first == '{"jsonrpc":"2.0","method":"subscribe","params":{"channel":"bbo.BTC-USD-PERP"},"id":1}'
-    assert second == '{"jsonrpc":"2.0","method":"subscribe","params":{"channel":"markets_summary.BTC-USD-PERP"},"id":2}'
+    assert first == '{"jsonrpc":"2.0","method":"subscribe","params":{"channel":"markets_summary"},"id":1}'
+    assert second == '{"jsonrpc":"2.0","method":"subscribe","params":{"channel":"bbo.BTC-USD-PERP"},"id":2}'
     assert venue.ping_message() is None and venue.ping_interval_s is None
 
 
@@ -201,3 +208,75 @@ def test_simulator_rejects_duplicate_and_invalid_channels(venue: Paradex) -> Non
     assert venue.parse(sim.on_message(session, bad)[0], RECEIPT).error == (
         "code -32600: invalid subscribe request (invalid channel)"
     )
+
+
+# -- whole-market listings -----------------------------------------------------
+
+
+def test_generated_listing_round_trips_with_volumes_and_funding_periods() -> None:
+    specs = generated_specs()
+    instruments = round_trip(ParadexSim, Paradex, specs)
+    assert len(instruments) == sum(1 for s in specs if s.group == "USDC" and s.multiplier in (1, 1000)) > 30
+    by_native = {i.native_symbol: i for i in instruments}
+    pepe, btc = by_native["kPEPE-USD-PERP"], by_native["BTC-USD-PERP"]
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
+        "PEPE", Decimal(1000), Decimal(1000), Decimal("0.0000001"),
+    )  # fmt: skip
+    assert (btc.quote, btc.settle, btc.tick_size) == ("USD", "USDC", Decimal("0.1"))
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    wanted = {s.base: s.volume_24h_quote for s in specs if s.group == "USDC"}
+    assert all(i.volume_24h_quote == wanted[i.base] for i in instruments)
+    assert any(i.volume_24h_quote is None for i in instruments)  # a market the summary leaves out
+
+
+def test_usdc_settled_only() -> None:
+    spec = ListingSpec("PEPE", "USDC", 1000, 8, Decimal("0.0000112"))
+    inst = ParadexSim.list_instrument(spec)
+    assert inst is not None and inst.native_symbol == "kPEPE-USD-PERP"
+    for other in (replace(spec, group="USDT"), replace(spec, group="USD-inverse"), replace(spec, multiplier=1_000_000)):
+        assert ParadexSim.list_instrument(other) is None
+
+
+def test_listing_without_the_summary_still_parses() -> None:
+    instruments = listed(ParadexSim, generated_specs(tail=20))
+    listing = ParadexSim(instruments).listing(instruments)
+    del listing["/v1/markets/summary?market=ALL"]
+    parsed = Paradex.parse_instruments(listing)
+    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+
+
+def test_books_split_over_sockets_and_the_summary_rides_once() -> None:
+    names = [f"C{chr(65 + n // 26 % 26)}{chr(65 + n % 26)}X" for n in range(450)]
+    instruments = listed(ParadexSim, [ListingSpec(name, "USDC", 1, 8, Decimal(1)) for name in names])
+    plans = Paradex(instruments).connections("wss://ws.api.prod.paradex.trade")
+    assert [len(p.topics) for p in plans] == [201, 200, 50]
+    assert [t for p in plans for t in p.topics if not t.startswith("bbo.")] == ["markets_summary"]
+    sim = ParadexSim(instruments)
+    session = SimSession("paradex", "/v1", {})
+    sim.on_message(session, Paradex(instruments).subscribe_messages(["markets_summary"])[0])
+    assert {m for kind, m in session.subscriptions if kind == FUNDING} == set(sim.by_native)
+
+
+async def test_fetch_without_the_summary_endpoint_lists_markets_without_volumes() -> None:
+    instruments = listed(ParadexSim, generated_specs(tail=20))
+    markets = ParadexSim(instruments).listing(instruments)["/v1/markets"]
+
+    async def serve_markets(_request: web.Request) -> web.Response:
+        return web.json_response(markets)
+
+    app = web.Application()
+    app.router.add_get("/v1/markets", serve_markets)  # the summary path answers 404
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession() as http:
+            raw = await Paradex.fetch_listing(http, f"http://{host}:{port}")
+    finally:
+        await runner.cleanup()
+    listing = load_json(raw)
+    assert list(listing) == ["/v1/markets"]
+    without_volumes = [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+    assert Paradex.parse_instruments(listing) == without_volumes

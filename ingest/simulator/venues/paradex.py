@@ -12,6 +12,11 @@ from ``session.next_seq``, so injected gaps show up as skipped numbers (the real
 feed's BBO seq is the book's and skips too). The venue's protocol pings are left
 to aiohttp; idle-connection HeartbeatEvent frames are not simulated.
 ⚠ The error text for a duplicate subscription is assumed (the docs only say it is an error).
+
+Generated listings: USDC-settled, USD-quoted ``<COIN>-USD-PERP`` markets (the
+venue's only perpetual group), ``k``-prefixed for 1000x (``kPEPE-USD-PERP``),
+the spec's funding period, served as ``GET /v1/markets`` plus the all-markets
+``GET /v1/markets/summary?market=ALL`` (24 h USD volume).
 """
 
 from __future__ import annotations
@@ -21,16 +26,22 @@ import time
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import nominal_price, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import make_instrument
+from schemas.market import ContractKind, Instrument
 
 _NULL = -(2**63)
 _HEADER = struct.Struct("<HHHH")  # blockLength, templateId, schemaId, version
 _SCHEMA_ID = 1
 _CHANNELS = "channels"
+MARKETS_PATH = "/v1/markets"
+SUMMARY_PATH = "/v1/markets/summary?market=ALL"
+OPENED_AT_MS = 1_718_323_200_000
 
 
 def _mantissa(value: Decimal | None, exponent: int = -8, rounding: str = ROUND_HALF_EVEN) -> int:
@@ -56,6 +67,28 @@ def _reply(request_id: Any, key: str, value: Any) -> str:
 class ParadexSim(VenueSim):
     name = "paradex"
     ws_paths = ("/v1",)
+
+    # -- generated listings -------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group != "USDC" or spec.multiplier not in (1, 1000):
+            return None  # USDC-settled linear only; 1000x is spelt kPEPE
+        coin = prefixed(spec.base, spec.multiplier, prefix_k=True)
+        if coin is None:
+            return None
+        instrument = make_instrument(
+            cls.name, f"{coin}-USD-PERP", coin, "USD", "USDC", ContractKind.LINEAR,
+            contract_size=Decimal(spec.multiplier), tick_size=tick_for(spec.reference_price * spec.multiplier),
+            funding_interval_h=spec.funding_interval_h,
+        )  # fmt: skip
+        if spec.volume_24h_quote is None:
+            return instrument
+        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        summaries = [_summary(i) for i in mine if i.volume_24h_quote is not None]
+        return {MARKETS_PATH: {"results": [_market(i) for i in mine]}, SUMMARY_PATH: {"results": summaries}}
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -134,6 +167,57 @@ class ParadexSim(VenueSim):
     def malformed_frame(self) -> Frame:
         # A BboEvent header promising a 48-byte block, cut off after 12 bytes.
         return _HEADER.pack(48, 2, _SCHEMA_ID, 1) + bytes(12)
+
+
+def _market(inst: Instrument) -> dict[str, Any]:
+    """One ``/v1/markets`` row (strings as the venue sends them)."""
+    tick = inst.tick_size or Decimal("0.01")
+    lot = Decimal(1).scaleb(min(0, -(tick.adjusted() + 3)))
+    return {
+        "symbol": inst.native_symbol,
+        "base_currency": inst.native_symbol.removesuffix("-USD-PERP"),
+        "quote_currency": "USD",
+        "settlement_currency": "USDC",
+        "order_size_increment": plain(lot),
+        "price_tick_size": plain(tick),
+        "min_notional": "10",
+        "open_at": OPENED_AT_MS,
+        "expiry_at": 0,
+        "asset_kind": "PERP",
+        "market_kind": "cross",
+        "position_limit": plain(lot.scaleb(7)),
+        "price_bands_width": "0.05",
+        "max_open_orders": 100,
+        "max_funding_rate": "0.05",
+        "max_funding_rate_change": "0.0005",
+        "interest_rate": "0.0001",
+        "clamp_rate": "0.0005",
+        "funding_period_hours": inst.funding_interval_h,
+        "delta1_cross_margin_params": {"imf_base": "0.1", "imf_factor": "0", "imf_shift": "0", "mmf_factor": "0.5"},
+        "max_order_size": plain(lot.scaleb(6)),
+        "max_tob_spread": "0.2",
+        "tags": [],
+    }
+
+
+def _summary(inst: Instrument) -> dict[str, Any]:
+    """One ``/v1/markets/summary`` row: the 24 h USD volume the listing reads, plausible prices."""
+    price = plain(nominal_price(inst.tick_size))
+    return {
+        "symbol": inst.native_symbol,
+        "oracle_price": price,
+        "mark_price": price,
+        "last_traded_price": price,
+        "bid": price,
+        "ask": price,
+        "volume_24h": plain(inst.volume_24h_quote or Decimal(0)),
+        "total_volume": plain((inst.volume_24h_quote or Decimal(0)) * 400),
+        "created_at": OPENED_AT_MS,
+        "underlying_price": price,
+        "open_interest": "1000",
+        "funding_rate": "0.0000125",
+        "price_change_rate_24h": "0.0123",
+    }
 
 
 SIM = ParadexSim
