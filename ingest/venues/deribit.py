@@ -7,6 +7,18 @@ are JSON numbers, decoded exactly by ``load_json``. Funding accrues continuously
 ``funding_8h`` is the rate over the trailing 8 h and there is no next-funding time.
 Heartbeats: after ``public/set_heartbeat`` the server sends ``test_request``
 notifications that must be answered with ``public/test``, or it closes the socket.
+
+Limits at whole-market scale (https://docs.deribit.com/articles/rate-limits ,
+https://support.deribit.com/hc/en-us/articles/25944617523357-Rate-Limits): at most
+32 simultaneous connections per IP (HTTP and WebSocket together); a subscribe
+costs 3,000 of a 30,000-credit pool refilled at ~3.3 requests/s, and running dry
+ends the session (error 10028), so many channels per request and at most two
+requests a second. No per-connection channel cap is documented; Deribit lists a
+few dozen perpetuals (BTC/ETH inverse, ``*_USDC-PERPETUAL`` linear), so one
+connection carries them all. The quote channel has no sequence numbers: nothing
+to resync. Funding accrues continuously; ``funding_8h`` is reported as an 8 h
+rate for every instrument. 24 h volume is not in the instrument listing and
+``get_book_summary_by_currency`` needs one request per currency: not fetched.
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ from decimal import Decimal
 import pytest
 
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import SimSession
+from ingest.simulator.base import ListingSpec, SimSession
 from ingest.simulator.market import SimQuote
 from ingest.simulator.venues.deribit import DeribitSim
 from ingest.venues.base import FrameError
 from ingest.venues.deribit import Deribit
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.generated_specs import round_trip, specs
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("deribit")
@@ -266,3 +267,30 @@ def test_simulator_heartbeat_and_subscribe_rules() -> None:
         '{"timestamp":1790516475000,"instrument_name":"BTC-PERPETUAL","best_bid_price":86400,'
         '"best_bid_amount":129600,"best_ask_price":86400.5,"best_ask_amount":21600}}}'
     )
+
+
+def test_generated_listing_round_trip_inverse_btc_eth_and_usdc_linear() -> None:
+    instruments = round_trip(DeribitSim, Deribit, specs(420, cheap_multiplier=1))
+    inverse = sorted(i.native_symbol for i in instruments if i.kind is ContractKind.INVERSE)
+    assert inverse == ["BTC-PERPETUAL"]  # ETH has no inverse spec in the generated set; no other coin has one
+    assert {i.quote_group for i in instruments} == {"USDC", "USD-inverse"}  # no USDT perpetuals
+    assert len(instruments) > 250
+    assert {i.funding_interval_h for i in instruments} == {8}  # continuous funding, reported per 8 h
+    assert {i.contract_size for i in instruments} == {Decimal(1)}
+    assert {i.volume_24h_quote for i in instruments} == {None}
+    btc = next(i for i in instruments if i.native_symbol == "BTC-PERPETUAL")
+    assert (btc.tick_size, btc.settle) == (Decimal("0.5"), "BTC")
+    eth = DeribitSim.list_instrument(ListingSpec("ETH", "USD-inverse", 1, 8, Decimal("3200.25")))
+    assert eth is not None and (eth.native_symbol, eth.tick_size) == ("ETH-PERPETUAL", Decimal("0.05"))
+    assert DeribitSim.list_instrument(ListingSpec("SOL", "USD-inverse", 1, 8, Decimal(180))) is None
+    assert DeribitSim.list_instrument(ListingSpec("PEPE", "USDC", 1000, 8, Decimal("0.0000112"))) is None
+
+
+def test_whole_market_plan_is_one_connection_and_few_requests() -> None:
+    instruments = round_trip(DeribitSim, Deribit, specs(420, cheap_multiplier=1))
+    venue = Deribit(instruments[:40])  # more than Deribit lists
+    (plan,) = venue.connections("wss://www.deribit.com")
+    frames = venue.subscribe_messages(plan.topics)
+    assert len(frames) == 1 and len(plan.topics) == 80
+    # A subscribe costs 3,000 of 30,000 credits refilled at ~3.3/s: two a second at most.
+    assert Deribit.subscribe_interval_s >= 0.5

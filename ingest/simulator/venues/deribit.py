@@ -5,6 +5,11 @@ are whole USD, linear amounts base coin. After ``public/set_heartbeat`` the
 server interleaves ``test_request`` heartbeats, which the client answers with
 ``public/test``. The quote channel carries no sequence numbers, so there is
 nothing for gap injection to skip.
+
+Generated listings: inverse ``BTC-PERPETUAL`` and ``ETH-PERPETUAL`` only (Deribit's
+two coin-margined perpetuals) and linear ``{BASE}_USDC-PERPETUAL``; never a
+prefixed (1000x) or USDT contract. Funding is continuous, reported per 8 h, so
+every listed instrument has an 8 h interval whatever the spec asks.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from typing import Any
 
 import msgspec
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.market import SimFunding, SimQuote
+from ingest.venues.base import make_instrument
+from ingest.venues.deribit import Deribit
 from schemas.market import ContractKind, Instrument
 
 # Decimals as JSON numbers (the venue sends numbers, never strings).
@@ -48,9 +55,42 @@ def _notification(channel: str, data: dict[str, Any]) -> str:
     return _dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}})
 
 
+INVERSE_PERPETUALS = {"BTC": Decimal(10), "ETH": Decimal(1)}
+"""Deribit's coin-margined perpetuals and their REST contract sizes (USD)."""
+
+
 class DeribitSim(VenueSim):
     name = "deribit"
     ws_paths = ("/ws/api/v2",)
+
+    # -- generated listings ----------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.multiplier != 1:
+            return None
+        # Half-unit ticks as the venue uses them (BTC 0.5, ETH 0.05).
+        tick = 5 * Decimal(1).scaleb(spec.reference_price.adjusted() - 5)
+        if spec.group == "USD-inverse" and spec.base in INVERSE_PERPETUALS:
+            kind, native, quote, settle = ContractKind.INVERSE, f"{spec.base}-PERPETUAL", "USD", spec.base
+        elif spec.group == "USDC":
+            kind, native, quote, settle = ContractKind.LINEAR, f"{spec.base}_USDC-PERPETUAL", "USDC", "USDC"
+        else:
+            return None
+        # Amounts are USD (inverse) or base coin (linear): one amount unit is worth 1.
+        return make_instrument(cls.name, native, spec.base, quote, settle, kind, Decimal(1), tick, 8)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        rows = [_instrument_row(n, i) for n, i in enumerate(instruments) if i.venue == self.name]
+        return {
+            Deribit.instrument_paths[0]: {
+                "jsonrpc": "2.0",
+                "result": rows,
+                "usIn": 1790516400000123,
+                "usOut": 1790516400004567,
+                "usDiff": 4444,
+                "testnet": False,
+            }
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -139,6 +179,41 @@ class DeribitSim(VenueSim):
         interval = session.state.get("ticker_interval", {}).get(inst.native_symbol, "100ms")
         channel = f"ticker.{inst.native_symbol}.{interval}"
         return [_notification(channel, data)]
+
+
+def _instrument_row(n: int, inst: Instrument) -> dict[str, Any]:
+    """One ``get_instruments`` row; numbers are Decimals (JSON numbers on the wire, exact)."""
+    inverse = inst.kind is ContractKind.INVERSE
+    tick = inst.tick_size or Decimal("0.0001")
+    size = INVERSE_PERPETUALS.get(inst.base, Decimal(1)) if inverse else Decimal(1).scaleb(tick.adjusted() - 1)
+    return {
+        "tick_size": tick,
+        "tick_size_steps": [],
+        "taker_commission": Decimal("0.0005"),
+        "settlement_period": "perpetual",
+        "settlement_currency": inst.settle,
+        "quote_currency": inst.quote,
+        "price_index": f"{inst.base.lower()}_{inst.quote.lower()}",
+        "min_trade_amount": size,
+        "max_liquidation_commission": Decimal("0.0075"),
+        "max_leverage": 50,
+        "maker_commission": 0,
+        "kind": "future",
+        "is_active": True,
+        "instrument_name": inst.native_symbol,
+        "instrument_id": 300_000 + n,
+        "instrument_type": "reversed" if inverse else "linear",
+        "future_type": "reversed" if inverse else "linear",
+        "expiration_timestamp": 32503708800000,
+        "creation_timestamp": 1646824342000,
+        "counter_currency": inst.quote,
+        "contract_size": size,
+        "block_trade_tick_size": Decimal("0.01"),
+        "block_trade_min_trade_amount": 200000,
+        "block_trade_commission": Decimal("0.00025"),
+        "base_currency": inst.base,
+        "state": "open",
+    }
 
 
 SIM = DeribitSim
