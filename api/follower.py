@@ -34,10 +34,11 @@ from aiokafka.errors import KafkaError
 from api.metrics import ApiMetrics
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
+from api.universe import Universe
 from processors.app import changelog_topic
 from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state
 from schemas.market import decode_health
-from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, topic_name
+from schemas.topics import HEALTH, INSTRUMENTS, LISTINGS, OPPORTUNITIES, OPPORTUNITY_EPISODES, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class Topics:
     health: str
     opportunities: str
     episodes: str
+    instruments: str = ""
+    """Ingest's tracked universe (compacted), applied to the API's Universe (api/universe.py)."""
+    listings: str = ""
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> Topics:
@@ -59,10 +63,13 @@ class Topics:
             health=topic_name(HEALTH, ns),
             opportunities=topic_name(OPPORTUNITIES, ns),
             episodes=topic_name(OPPORTUNITY_EPISODES, ns),
+            instruments=topic_name(INSTRUMENTS, ns),
+            listings=topic_name(LISTINGS, ns),
         )
 
     def all(self) -> list[str]:
-        return [self.changelog, self.health, self.opportunities, self.episodes]
+        catalog = [t for t in (self.instruments, self.listings) if t]
+        return [self.changelog, self.health, self.opportunities, self.episodes, *catalog]
 
 
 class Follower:
@@ -79,6 +86,8 @@ class Follower:
         self.topics = topics
         self.model = model
         self.metrics = metrics
+        self.universe: Universe | None = None
+        """Receives the ``instruments`` and ``listings`` records (build_context sets it)."""
         self.records_applied = 0
         self.load_seconds: float | None = None
         self.connected = False
@@ -237,6 +246,13 @@ class Follower:
             self.model.apply_state(key.decode(errors="replace"), state, changes)
 
     def _apply_event(self, topic: str, record: Record, changes: Changes) -> None:
+        if topic in (self.topics.instruments, self.topics.listings):
+            if self.universe is not None:  # tombstones matter here: a delisted instrument
+                apply = (
+                    self.universe.apply_instrument if topic == self.topics.instruments else self.universe.apply_listing
+                )
+                apply(record.key, record.value)
+            return
         if record.value is None:
             return
         try:

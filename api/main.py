@@ -58,6 +58,7 @@ def build_context(
         ctx.follower = Follower(
             bootstrap, topics, ctx.model, ctx.publisher.on_changes, metrics, settings.discover_interval_s
         )
+        ctx.follower.universe = ctx.universe  # ingest's instruments/listings topics feed it
     return ctx
 
 

@@ -323,6 +323,22 @@ class ConnectionOut(BaseModel):
     reported_age_ms: int = Field(description="now - time of the last health snapshot")
 
 
+class ListingOut(BaseModel):
+    """Which instrument listing a venue's connections use (ingest's ``listings`` topic)."""
+
+    source: Literal["live", "cache", "bundled"] = Field(
+        description="live: fetched from the venue's REST API; cache: the last successful fetch (the venue "
+        "could not be reached); bundled: the snapshot shipped with arbstream"
+    )
+    listed_at: str = Field(description="when the listing in use was fetched from the venue, ISO 8601")
+    listed_timestamp_ms: int
+    age_s: float = Field(description="now - listed_at, seconds")
+    instruments: int = Field(description="perpetuals in the listing")
+    tracked: int = Field(description="of them in the tracked universe")
+    error: str = Field(description="why the latest live fetch failed ('' when it succeeded)")
+    reported_age_s: float = Field(description="how old this status report from ingest is, seconds")
+
+
 class VenueOut(BaseModel):
     venue: str
     state: str = Field(description="worst state over the venue's connections, 'unknown' without health reports")
@@ -333,6 +349,7 @@ class VenueOut(BaseModel):
     last_quote_timestamp: int | None = Field(description="receipt time of the venue's latest quote, Unix ms")
     last_quote_age_ms: int | None
     taker_fee: Num
+    listing: ListingOut | None = Field(default=None, description="the venue's listing source; null until reported")
 
 
 class VenuesOut(BaseModel):

@@ -36,7 +36,7 @@ from api.models import (
     VenuesOut,
 )
 from api.price_cache import PricesQuery, prices_json
-from api.universe import load_universe
+from api.universe import configured_instruments
 from api.views_arbitrage import (
     ArbFilter,
     alert_status,
@@ -293,17 +293,19 @@ async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> AlertStatusOut:
 
 @router.post("/api/reload-config", responses={422: {"model": ErrorOut, "description": "invalid symbol configuration"}})
 async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadOut:
-    """Re-read the symbol configuration (ARBSTREAM_SYMBOLS_FILE against the venues' listings)."""
+    """Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings); the rest of the universe
+    follows ingest's `instruments` topic by itself."""
     try:
-        fresh = await asyncio.to_thread(load_universe, ctx.settings)
+        configured = await asyncio.to_thread(configured_instruments, ctx.settings)
     except ConfigError as exc:
         raise HTTPException(422, detail=f"configuration kept unchanged: {exc}") from exc
-    before, after = ctx.universe.ids, fresh.ids
-    ctx.universe = fresh
+    before = ctx.universe.ids
+    ctx.universe.set_configured(configured)
+    after = ctx.universe.ids
     return ReloadOut(
         status="reloaded",
-        symbols=sorted(fresh.symbols),
-        venues=sorted(fresh.venues),
+        symbols=sorted(ctx.universe.symbols),
+        venues=sorted(ctx.universe.venues),
         instruments=len(after),
         added=sorted(after - before),
         removed=sorted(before - after),

@@ -1,25 +1,91 @@
-"""The configured symbol universe: which instruments the operator asked to track.
+"""The tracked universe as the API knows it: ingest's ``instruments`` and ``listings`` topics.
 
-The read model only knows instruments that have quoted; the configuration also
-names those that have not (yet), so a configured symbol without data answers
-with empty prices instead of 404, and /api/venues lists silent instruments.
-It is read from the same places as ingest's (``ARBSTREAM_SYMBOLS`` or
-``ARBSTREAM_SYMBOLS_FILE`` against the venues' listings) and re-read by
-``POST /api/reload-config`` without a restart.
+The read model only knows instruments that have quoted; the universe also names those that
+have not (yet), so a tracked symbol without data answers with empty prices instead of 404, and
+/api/venues lists silent instruments and which listing each venue uses. Ingest publishes the
+universe on the compacted ``instruments`` topic (a tombstone when an instrument is delisted or
+no longer tracked) and each venue's ``ListingStatus`` on ``listings``; the follower
+(:mod:`api.follower`) reads both to their end at start, then follows them, so the universe
+changes without a restart.
+
+``ARBSTREAM_SYMBOLS_FILE``, when the API is given one, adds its instruments (resolved against
+the listings on disk) as *configured*; ``POST /api/reload-config`` re-reads it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable
+
+import msgspec
 
 from api.settings import ApiSettings
-from ingest.instruments import load_all, select
-from schemas.market import Instrument
+from ingest.instruments import load_all
+from ingest.listings import choose_universe
+from schemas.market import Instrument, ListingStatus
+
+log = logging.getLogger(__name__)
+
+_instrument = msgspec.json.Decoder(Instrument)
+_listing = msgspec.json.Decoder(ListingStatus)
 
 
-@dataclass(frozen=True)
 class Universe:
-    instruments: tuple[Instrument, ...] = ()
+    def __init__(self, instruments: Iterable[Instrument] = (), configured: Iterable[Instrument] = ()) -> None:
+        self.published: dict[str, Instrument] = {i.instrument_id: i for i in instruments}
+        """From the ``instruments`` topic, by instrument id."""
+        self.configured: tuple[Instrument, ...] = tuple(configured)
+        """From the API's own ``ARBSTREAM_SYMBOLS_FILE`` (empty without one)."""
+        self.listings: dict[str, ListingStatus] = {}
+        """From the ``listings`` topic, by venue."""
+        self.undecodable = 0
+        self._cache: dict[str, object] = {}
+
+    # -- the topics --------------------------------------------------------
+    def apply_instrument(self, key: bytes | None, value: bytes | None) -> None:
+        """One ``instruments`` record: an instrument, or a tombstone removing its key."""
+        if key is None:
+            return
+        if value is None:
+            self.published.pop(key.decode(errors="replace"), None)
+        else:
+            try:
+                instrument = _instrument.decode(value)
+            except msgspec.DecodeError as exc:
+                self._bad("instruments", key, exc)
+                return
+            self.published[instrument.instrument_id] = instrument
+        self._cache.clear()
+
+    def apply_listing(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                self.listings.pop(key.decode(errors="replace"), None)
+            return
+        try:
+            status = _listing.decode(value)
+        except msgspec.DecodeError as exc:
+            self._bad("listings", key, exc)
+            return
+        self.listings[status.venue] = status
+
+    def set_configured(self, instruments: Iterable[Instrument]) -> None:
+        self.configured = tuple(instruments)
+        self._cache.clear()
+
+    def _bad(self, topic: str, key: bytes | None, exc: Exception) -> None:
+        self.undecodable += 1
+        log.error("skipping undecodable record on %s (key %r): %s", topic, key, exc)
+
+    # -- views (cached until the next change: read on every request) -------
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        cached = self._cache.get("instruments")
+        if cached is None:
+            extra = [i for i in self.configured if i.instrument_id not in self.published]
+            cached = self._cache["instruments"] = (*self.published.values(), *extra)
+        assert isinstance(cached, tuple)
+        return cached
 
     @property
     def ids(self) -> set[str]:
@@ -27,17 +93,36 @@ class Universe:
 
     @property
     def symbols(self) -> set[str]:
-        return {i.base for i in self.instruments}
+        cached = self._cache.get("symbols")
+        if cached is None:
+            cached = self._cache["symbols"] = frozenset(i.base for i in self.instruments)
+        assert isinstance(cached, frozenset)
+        return set(cached)
 
     @property
     def venues(self) -> set[str]:
-        return {i.venue for i in self.instruments}
+        return {i.venue for i in self.instruments} | set(self.listings)
 
     def by_venue(self, venue: str) -> list[Instrument]:
-        return [i for i in self.instruments if i.venue == venue]
+        cached = self._cache.get("by_venue")
+        if cached is None:
+            grouped: dict[str, list[Instrument]] = {}
+            for instrument in self.instruments:
+                grouped.setdefault(instrument.venue, []).append(instrument)
+            cached = self._cache["by_venue"] = grouped
+        assert isinstance(cached, dict)
+        return list(cached.get(venue, []))
+
+
+def configured_instruments(settings: ApiSettings) -> list[Instrument]:
+    """The API's own symbols file against the listings on disk; [] without one.
+
+    Raises :class:`arbstream.errors.ConfigError` on a bad file."""
+    if settings.symbols_file is None:
+        return []
+    return choose_universe(load_all(None, settings.instruments_cache_dir), settings)
 
 
 def load_universe(settings: ApiSettings) -> Universe:
-    """Raises :class:`arbstream.errors.ConfigError` on a bad symbols file."""
-    known = load_all(None, settings.instruments_cache_dir)
-    return Universe(tuple(select(known, settings.symbols, settings.symbols_file)))
+    """A universe holding the configured instruments; the follower adds the published ones."""
+    return Universe(configured=configured_instruments(settings))

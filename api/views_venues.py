@@ -8,12 +8,12 @@ backwards because ingest restarted).
 
 from __future__ import annotations
 
-from api.models import ConnectionOut, VenueOut
+from api.models import ConnectionOut, ListingOut, VenueOut
 from api.readmodel import ReadModel
 from api.universe import Universe
-from api.views_prices import age_ms, ms
+from api.views_prices import age_ms, iso, ms
 from processors.arbitrage import UNHEALTHY, ArbConfig
-from schemas.market import Health, Quote
+from schemas.market import Health, ListingStatus, Quote
 
 
 def _rate(now: int, before: int, now_ts: int, before_ts: int) -> float | None:
@@ -67,6 +67,22 @@ def venue_out(venue: str, model: ReadModel, universe: Universe, now_ns: int, con
         last_quote_timestamp=ms(latest) if latest is not None else None,
         last_quote_age_ms=age_ms(now_ns, latest) if latest is not None else None,
         taker_fee=config.fee(venue),
+        listing=listing_out(universe.listings.get(venue), now_ns),
+    )
+
+
+def listing_out(status: ListingStatus | None, now_ns: int) -> ListingOut | None:
+    if status is None:
+        return None
+    return ListingOut(
+        source=status.source.value,
+        listed_at=iso(status.listed_ts_ns),
+        listed_timestamp_ms=ms(status.listed_ts_ns),
+        age_s=round((now_ns - status.listed_ts_ns) / 1e9, 3),
+        instruments=status.instruments,
+        tracked=status.tracked,
+        error=status.error,
+        reported_age_s=round((now_ns - status.exchange_ts_ns) / 1e9, 3),
     )
 
 

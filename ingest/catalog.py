@@ -90,6 +90,7 @@ async def read_compacted(bootstrap: str, topic: str) -> dict[str, bytes]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
+        await consumer.topics()  # a metadata request: the consumer only knows topics it was asked about
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             return {}

@@ -11,6 +11,27 @@ Sizes are base coin on every family, Coin-M included (order sizes and
 ``minTradeNum`` are documented in base coin). The client sends the text
 ``ping`` and the server answers the text ``pong``. The UTA ``/v3`` socket
 spells args differently (``topic``/``symbol``, Coin-M ids ``BTCUSD_CM``).
+
+At whole-market scale (~790 USDT-M, ~50 USDC-M, ~9 Coin-M perpetuals, 2 channels each),
+within the documented limits (https://www.bitget.com/docs/classic/websocket/intro, as quoted
+by [AO] ``bitget/websocket.md`` §5): 100 connections per IP, 300 connection requests per IP
+per 5 minutes, 10 client messages per second per connection (pings included), 240 subscribe
+requests per hour per connection, at most 1,000 channels per connection ("fewer than 50
+recommended"), subscribe args at most 4,096 bytes:
+
+- 50 topics (25 contracts) per socket, the recommended size: ~34 sockets for the whole market.
+- 20 args per subscribe (~1,400 bytes; v2 was probed taking 60, v3 dropped a socket at 25),
+  3 subscribe requests per socket, 0.25 s apart (4 messages/s with pings, under 10).
+- Funding interval: Bitget changes it per contract (8 h -> 4 h -> 1 h). The ticker push carries
+  no interval, so it is the listing's per-contract ``fundInterval`` (hours), which agreed with
+  the bulk ``current-fund-rate`` ``fundingRateInterval`` on every contract ([AO]
+  ``bitget/rest.md`` §3); ingest refreshes the listing hourly.
+- 24 h volume: ``GET /api/v2/mix/market/tickers?productType=...`` lists a whole family in one
+  GET; ``quoteVolume`` is the quote-currency turnover. Optional: cached/bundled files without
+  it give ``volume_24h_quote`` None.
+- USDC-M (``BTCPERP``: base BTC, quote USDC, sizes in base coin) is listed too; files cached
+  before it was fetched simply lack it.
+- Sequences: every ``books1`` push is a whole one-level snapshot; nothing to resync.
 """
 
 from __future__ import annotations
@@ -20,6 +41,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 from ingest.venues.base import (
@@ -41,11 +63,15 @@ TICKER = "ticker"
 USDT_M = "USDT-FUTURES"
 USDC_M = "USDC-FUTURES"
 COIN_M = "COIN-FUTURES"
-# Bundled families: USDT-M linear and Coin-M inverse (USDC-M can be added the same way).
+# Contract listings per family; USDC-M was added later (older cached files lack it).
 LISTINGS = {
     USDT_M: "/api/v2/mix/market/contracts?productType=USDT-FUTURES",
     COIN_M: "/api/v2/mix/market/contracts?productType=COIN-FUTURES",
+    USDC_M: "/api/v2/mix/market/contracts?productType=USDC-FUTURES",
 }
+# Whole-family tickers, for the 24 h quote volume (optional too).
+TICKERS = {family: f"/api/v2/mix/market/tickers?productType={family}" for family in LISTINGS}
+OPTIONAL_PATHS = frozenset({LISTINGS[USDC_M], *TICKERS.values()})
 # Kafka topic names are ASCII: a handful of Bitget ids (e.g. 牛来USDT) cannot be published.
 _PUBLISHABLE_BASE = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -72,12 +98,10 @@ class Bitget(Venue):
     name = "bitget"
     ws_base = "wss://ws.bitget.com"
     rest_base = "https://api.bitget.com"
-    instrument_paths = tuple(LISTINGS.values())
-    # Up to 1000 channels are allowed per socket, fewer than 50 recommended.
+    instrument_paths = (*LISTINGS.values(), *TICKERS.values())
+    # Limits and their source: module docstring.
     max_topics_per_connection = 50
-    # Args of one request must stay under 4096 bytes (~70 bytes each).
     topics_per_subscribe = 20
-    # 10 client messages/s per socket, pings included.
     subscribe_interval_s = 0.25
     # The server closes a socket that sent no ping for 2 minutes; docs say every 30 s.
     ping_interval_s: ClassVar[float | None] = 25.0
@@ -180,13 +204,19 @@ class Bitget(Venue):
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         instruments = []
-        for family, path in LISTINGS.items():
-            for row in listing[path]["data"]:
-                if row.get("symbolType") != "perpetual" or row.get("symbolStatus") != "normal":
-                    continue
-                if not _PUBLISHABLE_BASE.match(row["baseCoin"]):
-                    continue
-                instruments.append(cls._instrument(family, row))
+        try:
+            for family, path in LISTINGS.items():
+                volumes = {row["symbol"]: dec(row.get("quoteVolume")) for row in _rows(listing, TICKERS[family])}
+                for row in _rows(listing, path):
+                    if row.get("symbolType") != "perpetual" or row.get("symbolStatus") != "normal":
+                        continue
+                    if not _PUBLISHABLE_BASE.match(row["baseCoin"]):
+                        continue
+                    instrument = cls._instrument(family, row)
+                    volume = volumes.get(instrument.native_symbol)
+                    instruments.append(msgspec.structs.replace(instrument, volume_24h_quote=volume))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise FrameError(f"unexpected contract listing: {exc!r}") from exc
         return instruments
 
     @classmethod
@@ -207,6 +237,16 @@ class Bitget(Venue):
             tick_size=None if step is None else step.scaleb(-places),
             funding_interval_h=int(row["fundInterval"]) if row.get("fundInterval") else None,
         )
+
+
+def _rows(listing: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The ``data`` rows of one response; optional paths missing from older files give none."""
+    if path not in listing and path in OPTIONAL_PATHS:
+        return []
+    rows = listing[path]["data"]
+    if not isinstance(rows, list):
+        raise FrameError(f"{path}: data is not a list")
+    return rows
 
 
 def _top(levels: Any) -> tuple[Decimal | None, Decimal | None]:

@@ -11,10 +11,13 @@ import msgspec
 import pytest
 
 from ingest.instruments import BUNDLED_DIR, load_venue_instruments
+from ingest.simulator.base import ListingSpec
+from ingest.simulator.venues.bitget import BitgetSim
 from ingest.venues.base import FrameError
 from ingest.venues.bitget import Bitget, inst_type
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 USDT_LISTING = "/api/v2/mix/market/contracts?productType=USDT-FUTURES"
@@ -36,10 +39,12 @@ def _listing() -> dict[str, Any]:
     return loaded
 
 
-def test_instruments_from_both_contract_listings() -> None:
+def test_instruments_from_every_contract_listing() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("bitget")}
     # BTCUSDZ26 (delivery) is dropped; Coin-M ids are plain on v2 (BTCUSD, not BTCUSD_CM).
-    assert set(instruments) == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "PEPEUSDT", "1000BONKUSDT", "BTCUSD", "ETHUSD"}
+    assert set(instruments) == {
+        *("BTCUSDT", "ETHUSDT", "SOLUSDT", "PEPEUSDT", "1000BONKUSDT", "BTCUSD", "ETHUSD", "BTCPERP")
+    }
     btc = instruments["BTCUSDT"]
     assert (btc.instrument_id, btc.settle, btc.kind, btc.contract_size, btc.tick_size, btc.funding_interval_h) == (
         "BTC-USDT-PERP@bitget",
@@ -236,16 +241,17 @@ def test_untracked_or_misfiled_contracts_are_skipped(venue: Bitget, frames: list
 def test_subscribe_messages_carry_the_derived_inst_type(venue: Bitget) -> None:
     (plan,) = venue.connections("wss://ws.bitget.com")
     assert plan.url == "wss://ws.bitget.com/v2/ws/public"
-    assert len(plan.topics) == 14
+    assert len(plan.topics) == 16
     (message,) = venue.subscribe_messages(plan.topics)
     subscribe = json.loads(message)
-    assert subscribe["op"] == "subscribe" and len(subscribe["args"]) == 14
+    assert subscribe["op"] == "subscribe" and len(subscribe["args"]) == 16
     assert subscribe["args"][:2] == [
         {"instType": "USDT-FUTURES", "channel": "books1", "instId": "BTCUSDT"},
         {"instType": "USDT-FUTURES", "channel": "ticker", "instId": "BTCUSDT"},
     ]
     coin = [a for a in subscribe["args"] if a["instId"] in ("BTCUSD", "ETHUSD")]
     assert {a["instType"] for a in coin} == {"COIN-FUTURES"} and len(coin) == 4
+    assert subscribe["args"][-1] == {"instType": "USDC-FUTURES", "channel": "ticker", "instId": "BTCPERP"}
     assert venue.ping_message() == "ping" and venue.ping_interval_s is not None and venue.ping_interval_s < 120
 
 
@@ -276,3 +282,77 @@ def test_subscribe_frames_stay_within_the_args_budget(venue: Bitget) -> None:
 def test_malformed_frames_raise_frame_error(venue: Bitget, frame: str) -> None:
     with pytest.raises(FrameError):
         venue.parse(frame, RECEIPT)
+
+
+def test_usdc_family_and_volume_from_the_tickers() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("bitget")}
+    perp = instruments["BTCPERP"]
+    assert (perp.instrument_id, perp.quote, perp.settle, perp.kind, inst_type(perp)) == (
+        "BTC-USDC-PERP@bitget",
+        "USDC",
+        "USDC",
+        ContractKind.LINEAR,
+        "USDC-FUTURES",
+    )
+    assert instruments["BTCUSDT"].volume_24h_quote == Decimal("5288431120.7713")
+    assert instruments["BTCUSD"].volume_24h_quote == Decimal("157434022.1")
+    assert instruments["ETHUSDT"].volume_24h_quote is None and perp.volume_24h_quote is None
+
+
+def test_listing_cached_before_usdc_and_tickers_still_parses() -> None:
+    listing = {path: response for path, response in _listing().items() if path in (USDT_LISTING, COIN_LISTING)}
+    instruments = Bitget.parse_instruments(listing)
+    assert len(instruments) == 7 and all(i.volume_24h_quote is None for i in instruments)
+    with pytest.raises(FrameError):
+        Bitget.parse_instruments({USDT_LISTING: listing[USDT_LISTING]})  # Coin-M is not optional
+
+
+def test_generated_listing_round_trip() -> None:
+    specs = generated_specs()
+    instruments = round_trip(BitgetSim, Bitget, specs, ordered=False)  # parsed family by family
+    by_symbol = {i.native_symbol: i for i in instruments}
+    assert len(instruments) > 400
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    assert {i.native_symbol for i in instruments if i.kind is ContractKind.INVERSE} == {
+        "BTCUSD",
+        "ETHUSD",
+        "SOLUSD",
+        "XRPUSD",
+        "DOGEUSD",
+    }
+    pepe = by_symbol["1000PEPEPERP"]
+    assert (pepe.base, pepe.quote, pepe.price_multiplier, pepe.contract_size) == (
+        "PEPE",
+        "USDC",
+        Decimal(1000),
+        Decimal(1000),
+    )
+    assert by_symbol["BTCUSDT"].tick_size == Decimal("0.1") and by_symbol["BTCUSD"].contract_size == 1
+    assert sum(i.volume_24h_quote is None for i in instruments) > 0
+
+
+def test_generated_listing_rows_look_like_bitget() -> None:
+    spec = ListingSpec("PEPE", "USDT", 1, 1, Decimal("0.0000112"), Decimal("4242"))
+    (inst,) = listed(BitgetSim, [spec])
+    listing = BitgetSim([inst]).listing([inst])
+    (row,) = listing[USDT_LISTING]["data"]
+    assert (row["symbol"], row["baseCoin"], row["priceEndStep"], row["pricePlace"], row["fundInterval"]) == (
+        "PEPEUSDT",
+        "PEPE",
+        "1",
+        "10",
+        "1",
+    )
+    (ticker,) = listing["/api/v2/mix/market/tickers?productType=USDT-FUTURES"]["data"]
+    assert ticker["quoteVolume"] == "4242" and listing[COIN_LISTING]["data"] == []
+
+
+def test_whole_market_connection_plan() -> None:
+    instruments = listed(BitgetSim, generated_specs())
+    venue = Bitget(instruments)
+    plans = venue.connections("wss://ws.bitget.com")
+    assert all(len(p.topics) <= 50 for p in plans) and len(plans) <= 100  # 100 connections per IP
+    frames = venue.subscribe_messages(plans[0].topics)
+    assert [len(json.loads(f)["args"]) for f in frames] == [20, 20, 10]
+    assert max(len(f.encode()) for f in frames) < 4096

@@ -1,19 +1,32 @@
-"""Bitget classic v2 simulator: one public socket, ``books1`` + ``ticker`` per contract, text ping/pong."""
+"""Bitget classic v2 simulator: one public socket, ``books1`` + ``ticker`` per contract, text ping/pong.
+
+Generated listings: ``mix/market/contracts`` and ``mix/market/tickers`` for each family:
+USDT-M (``BTCUSDT``, ``1000BONKUSDT``), USDC-M (``BTCPERP``) and Coin-M inverse (``BTCUSD``,
+for the handful of majors Bitget lists there). Sizes are base coin on every family.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import nominal_price, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
+from ingest.venues.base import make_instrument
+from ingest.venues.bitget import COIN_M, LISTINGS, TICKERS, USDC_M, USDT_M
 from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"books1": BOOK, "ticker": FUNDING}
 # Coin-M book sequence numbers on the wire already exceed 2**53.
 _COIN_M_SEQ_START = 1_483_653_649_371_725_838
+# Coin-M perpetuals: nine on the classic listing on 2026-09-15 ([AO] bitget/rest.md §2); which
+# nine is not recorded there, so these are the usual majors.
+COIN_M_BASES = frozenset({"BTC", "ETH", "SOL", "XRP", "LTC", "ADA", "DOGE", "BCH", "LINK"})
+_SUFFIX = {USDT_M: "USDT", USDC_M: "PERP", COIN_M: "USD"}
 
 
 def _text(value: Decimal) -> str:
@@ -39,6 +52,36 @@ def _dumps(payload: dict[str, Any]) -> str:
 class BitgetSim(VenueSim):
     name = "bitget"
     ws_paths = ("/v2/ws/public",)
+
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        asset = prefixed(spec.base, spec.multiplier)
+        if asset is None:
+            return None
+        price = spec.reference_price * spec.multiplier
+        if spec.group == "USD-inverse":
+            if spec.base not in COIN_M_BASES or spec.multiplier != 1:
+                return None
+            kind, native, quote, settle, size = ContractKind.INVERSE, f"{asset}USD", "USD", asset, Decimal(1)
+        elif spec.group in ("USDT", "USDC"):
+            family = USDT_M if spec.group == "USDT" else USDC_M
+            kind, native, quote, settle = ContractKind.LINEAR, f"{asset}{_SUFFIX[family]}", spec.group, spec.group
+            size = Decimal(spec.multiplier)  # sizes count the named asset (1000BONK)
+        else:
+            return None
+        inst = make_instrument(
+            cls.name, native, asset, quote, settle, kind, size, tick_for(price), spec.funding_interval_h
+        )
+        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        responses = {}
+        for family, path in LISTINGS.items():
+            members = [i for i in mine if _family(i) == family]
+            responses[path] = _ok([_contract_row(i) for i in members])
+            responses[TICKERS[family]] = _ok([_ticker_row(i) for i in members if i.volume_24h_quote is not None])
+        return responses
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         text = frame.decode() if isinstance(frame, bytes) else frame
@@ -111,3 +154,89 @@ class BitgetSim(VenueSim):
 
 
 SIM = BitgetSim
+
+
+def _ok(data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"code": "00000", "msg": "success", "requestTime": 1790516400000, "data": data}
+
+
+def _asset(inst: Instrument) -> str:
+    """``baseCoin`` as listed: the native symbol without its family suffix (``1000BONK``)."""
+    return inst.native_symbol.removesuffix(_SUFFIX[_family(inst)])
+
+
+def _contract_row(inst: Instrument) -> dict[str, Any]:
+    """One classic ``mix/market/contracts`` row (every value a string, as Bitget sends them)."""
+    tick = inst.tick_size or Decimal("0.1")
+    places = max(0, -tick.adjusted())
+    step = tick.scaleb(places)  # priceEndStep at pricePlace: 1 at 10 is 1E-10
+    lot = plain(Decimal(1).scaleb(-nominal_price(tick).adjusted()))  # order step worth ~$1-10
+    margin = [inst.settle] if inst.kind is ContractKind.LINEAR else [inst.settle, "USDT", "USDC"]
+    return {
+        "symbol": inst.native_symbol,
+        "baseCoin": _asset(inst),
+        "quoteCoin": inst.quote,
+        "buyLimitPriceRatio": "0.05",
+        "sellLimitPriceRatio": "0.05",
+        "feeRateUpRatio": "0.005",
+        "makerFeeRate": "0.0002",
+        "takerFeeRate": "0.0006",
+        "openCostUpRatio": "0.01",
+        "supportMarginCoins": margin,
+        "minTradeNum": lot,
+        "priceEndStep": plain(step),
+        "volumePlace": str(max(0, -Decimal(lot).adjusted())),
+        "pricePlace": str(places),
+        "sizeMultiplier": lot,
+        "symbolType": "perpetual",
+        "minTradeUSDT": "5",
+        "maxSymbolOrderNum": "200",
+        "maxProductOrderNum": "400",
+        "maxPositionNum": "150",
+        "symbolStatus": "normal",
+        "offTime": "-1",
+        "limitOpenTime": "-1",
+        "deliveryTime": "",
+        "deliveryStartTime": "",
+        "deliveryPeriod": "",
+        "launchTime": "",
+        "fundInterval": str(inst.funding_interval_h or 8),
+        "minLever": "1",
+        "maxLever": "50",
+        "posLimit": "0.1",
+        "maintainTime": "",
+        "maxMarketOrderQty": "20000",
+        "maxOrderQty": "100000",
+        "isRwa": "NO",
+    }
+
+
+def _ticker_row(inst: Instrument) -> dict[str, Any]:
+    """One ``mix/market/tickers`` row; ``quoteVolume`` carries the 24 h quote turnover."""
+    price = plain(nominal_price(inst.tick_size))
+    volume = inst.volume_24h_quote or Decimal(0)
+    return {
+        "symbol": inst.native_symbol,
+        "lastPr": price,
+        "askPr": price,
+        "bidPr": price,
+        "bidSz": "1",
+        "askSz": "1",
+        "high24h": price,
+        "low24h": price,
+        "ts": "1790516400005",
+        "change24h": "0",
+        "baseVolume": plain((volume / Decimal(price)).quantize(Decimal(1))),
+        "quoteVolume": plain(volume),
+        "usdtVolume": plain(volume),
+        "openUtc": price,
+        "changeUtc24h": "0",
+        "indexPrice": price,
+        "fundingRate": "0.0001",
+        "holdingAmount": "1000",
+        "deliveryStartTime": None,
+        "deliveryTime": None,
+        "deliveryStatus": "",
+        "open24h": price,
+        "markPrice": price,
+    }
