@@ -27,7 +27,7 @@ from ingest.instruments import load_all
 from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_instruments
 from ingest.metrics import IngestCollector
 from ingest.publisher import Publisher
-from ingest.recorder import Recorder
+from ingest.recorder import Recorder, write_instruments
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.settings import IngestSettings
 from ingest.supervisor import RunnerMaker, VenueSupervisor
@@ -170,6 +170,8 @@ class IngestService:
                 log.error("%s: keeping the current connections, cannot plan the new listing: %s", venue, exc)
                 continue
             log.info("%s: %d instruments, connections: %s", venue, len(grouped.get(venue, [])), change)
+        if self.settings.record_dir is not None and tracked != self.tracked:
+            write_instruments(self.settings.record_dir, tracked)  # replays parse with the listing live used
         self.tracked = tracked
         self.runners[:] = [r for s in self.supervisors.values() for r in s.runners.values()]
         if self.catalog is not None:
