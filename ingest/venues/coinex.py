@@ -19,18 +19,41 @@ zero-priced book gives no Quote, a state whose settlement is long past gives no
 Funding, and each is named once per symbol per connection in ``Parsed.error``.
 Books and state use separate sockets, so frozen state frames cannot keep the
 runner's stale watchdog away from the book connection.
+
+At whole-market scale: ``state.subscribe`` with an empty ``market_list`` is
+every market ("Market Status Subscription": an empty list subscribes all), so
+funding rides one subscription on one socket whatever the number of markets;
+books take ``bbo.subscribe`` with up to 200 markets in one frame per socket. No
+WebSocket connection or subscription limit is documented (the docs' rate limits
+are per HTTP endpoint group); 221 markets in one frame were accepted on the wire
+([AO] coinex/websocket.md), and a repeated subscription of a channel replaces the
+previous one, so a channel is never split over two frames of one socket.
+
+Funding interval: 8 h by default, "dynamically adjusted to 2h or 4h"
+(https://docs.coinex.com/api/v2/futures/market/http/list-market-funding-rate).
+The listing reads it per market from ``GET /v2/futures/funding-rate`` (all
+markets: the gap between ``latest_funding_time`` and ``next_funding_time``),
+and every ``state.update`` carries it again, so a live change applies at once.
+The 24 h quote volume is the ``value`` of ``GET /v2/futures/ticker`` (all
+markets), taken for linear contracts only (⚠ the inverse ``value`` unit is not
+documented). Both extra calls are optional: a listing file without them (the
+bundled snapshot, older caches) or a failed call gives 8 h and no volume.
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import aiohttp
+import msgspec
 import orjson
 
+from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -46,6 +69,8 @@ from ingest.venues.base import (
 )
 from schemas.market import ContractKind, Instrument
 
+log = logging.getLogger(__name__)
+
 BBO = "bbo"
 STATE = "state"
 KINDS = {"linear": ContractKind.LINEAR, "inverse": ContractKind.INVERSE}
@@ -57,13 +82,19 @@ FROZEN_AFTER_MS = 15 * 60_000
 # accepted on the wire, and the v1 API replaced an earlier subscription of the
 # same channel with a repeated one, so never split a channel over two frames.
 MARKETS_PER_CONNECTION = 200
+MARKET_PATH = "/v2/futures/market"
+FUNDING_PATH = "/v2/futures/funding-rate"
+TICKER_PATH = "/v2/futures/ticker"
+ALL_MARKETS = ""
+"""The state topic's market for "every market" (an empty ``market_list``)."""
+DEFAULT_INTERVAL_H = 8
 
 
 class Coinex(Venue):
     name = "coinex"
     ws_base = "wss://socket.coinex.com"
     rest_base = "https://api.coinex.com"
-    instrument_paths = ("/v2/futures/market",)
+    instrument_paths = (MARKET_PATH, FUNDING_PATH, TICKER_PATH)
     max_topics_per_connection = MARKETS_PER_CONNECTION
     topics_per_subscribe = MARKETS_PER_CONNECTION
     subscribe_interval_s = 0.2
@@ -77,18 +108,19 @@ class Coinex(Venue):
 
     # -- connection plan -------------------------------------------------
     def topics(self, instrument: Instrument) -> list[str]:
-        return [f"{BBO}:{instrument.native_symbol}", f"{STATE}:{instrument.native_symbol}"]
+        return [f"{BBO}:{instrument.native_symbol}"]
 
     def connections(self, ws_base: str) -> list[Connection]:
-        """Books and state on separate sockets: frozen state must not hide empty books."""
-        plans: list[Connection] = []
-        for kind in (BBO, STATE):
-            topics = [t for inst in self.by_native.values() for t in self.topics(inst) if t.startswith(f"{kind}:")]
-            cap = self.max_topics_per_connection
-            for n, start in enumerate(range(0, len(topics), cap)):
-                plans.append(
-                    Connection(f"coinex-{kind}-{n}", self.ws_url(ws_base, kind), tuple(topics[start : start + cap]))
-                )
+        """Books split over sockets by the cap; the all-markets state on a socket of its own
+        (frozen state must not keep the stale watchdog away from empty books)."""
+        books = [t for inst in self.by_native.values() for t in self.topics(inst)]
+        cap = self.max_topics_per_connection
+        plans = [
+            Connection(f"coinex-{BBO}-{n}", self.ws_url(ws_base, BBO), tuple(books[start : start + cap]))
+            for n, start in enumerate(range(0, len(books), cap))
+        ]
+        if books:
+            plans.append(Connection(f"coinex-{STATE}-0", self.ws_url(ws_base, STATE), (f"{STATE}:{ALL_MARKETS}",)))
         return plans
 
     def ws_url(self, ws_base: str, kind: str) -> str:
@@ -98,10 +130,12 @@ class Coinex(Venue):
         by_channel: dict[str, list[str]] = {}
         for topic in topics:
             channel, _, market = topic.partition(":")
-            by_channel.setdefault(channel, []).append(market)
+            markets = by_channel.setdefault(channel, [])
+            if market != ALL_MARKETS:  # an empty list is every market
+                markets.append(market)
         frames = []
         for channel, markets in by_channel.items():
-            for start in range(0, len(markets), self.topics_per_subscribe):
+            for start in range(0, max(1, len(markets)), self.topics_per_subscribe):
                 params = {"market_list": markets[start : start + self.topics_per_subscribe]}
                 frames.append(self._request(f"{channel}.subscribe", params))
         return frames
@@ -197,30 +231,70 @@ class Coinex(Venue):
 
     # -- instruments ------------------------------------------------------
     @classmethod
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """Markets (required), then funding intervals and tickers (optional), each verbatim."""
+        parts = [orjson.dumps(MARKET_PATH) + b":" + await _get(http, rest_base + MARKET_PATH)]
+        for path in (FUNDING_PATH, TICKER_PATH):
+            try:
+                parts.append(orjson.dumps(path) + b":" + await _get(http, rest_base + path))
+            except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("coinex listing: %s left out (%s)", path, exc)
+        return b"{" + b",".join(parts) + b"}"
+
+    @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
+        intervals = _by_market(listing.get(FUNDING_PATH), _interval_h)
+        volumes = _by_market(listing.get(TICKER_PATH), lambda row: dec(row.get("value")))
         instruments = []
-        for row in listing[cls.instrument_paths[0]]["data"]:
+        for row in listing[MARKET_PATH]["data"]:
             kind = KINDS.get(row.get("contract_type", ""))
             if kind is None or row.get("status") != "online":
                 continue
-            # Linear sizes count base_ccy units; a 1000x-prefixed base makes one
-            # unit worth 1000 coins. Inverse sizes are USD (one unit = 1 USD).
-            _, multiplier = canonical_base(row["base_ccy"])
-            quote = row["quote_ccy"]
+            market = row["market"]
+            volume = volumes.get(market) if kind is ContractKind.LINEAR else None
+            instrument = cls._instrument(row, kind, intervals.get(market) or DEFAULT_INTERVAL_H)
             instruments.append(
-                make_instrument(
-                    cls.name,
-                    row["market"],
-                    row["base_ccy"],
-                    quote,
-                    quote if kind is ContractKind.LINEAR else row["base_ccy"],
-                    kind,
-                    contract_size=multiplier if kind is ContractKind.LINEAR else Decimal(1),
-                    tick_size=dec(row.get("tick_size")),
-                    funding_interval_h=8,
-                )
+                instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
             )
         return instruments
+
+    @classmethod
+    def _instrument(cls, row: dict[str, Any], kind: ContractKind, interval_h: int) -> Instrument:
+        # Linear sizes count base_ccy units; a 1000x-prefixed base makes one
+        # unit worth 1000 coins. Inverse sizes are USD (one unit = 1 USD).
+        _, multiplier = canonical_base(row["base_ccy"])
+        quote = row["quote_ccy"]
+        return make_instrument(
+            cls.name,
+            row["market"],
+            row["base_ccy"],
+            quote,
+            quote if kind is ContractKind.LINEAR else row["base_ccy"],
+            kind,
+            contract_size=multiplier if kind is ContractKind.LINEAR else Decimal(1),
+            tick_size=dec(row.get("tick_size")),
+            funding_interval_h=interval_h,
+        )
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        if response.status != 200:
+            raise RetryableError(f"GET {url}: HTTP {response.status}")
+        return await response.read()
+
+
+def _by_market(response: Any, value: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """``{market: value(row)}`` over a ``{"code": 0, "data": [...]}`` answer; empty when absent."""
+    if response is None or response.get("code") != 0:
+        return {}
+    return {row["market"]: value(row) for row in response["data"]}
+
+
+def _interval_h(row: dict[str, Any]) -> int | None:
+    """Hours between the upcoming settlement and the one after (None unless a whole number)."""
+    gap_ms = int(row.get("next_funding_time") or 0) - int(row.get("latest_funding_time") or 0)
+    return gap_ms // HOUR_MS if gap_ms > 0 and gap_ms % HOUR_MS == 0 else None
 
 
 def _gunzip(frame: str | bytes) -> str | bytes:

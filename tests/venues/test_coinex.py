@@ -12,9 +12,11 @@ import asyncio
 import base64
 import contextlib
 import gzip
+from dataclasses import replace
 from decimal import Decimal
 
 import aiohttp
+import msgspec
 import orjson
 import pytest
 from aiohttp import web
@@ -22,14 +24,15 @@ from aiohttp import web
 from arbstream.broker import free_port
 from ingest.instruments import load_venue_instruments
 from ingest.runner import ConnectionRunner, RunnerConfig
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.server import Simulator
 from ingest.simulator.venues.coinex import CoinexSim
-from ingest.venues.base import FrameError
+from ingest.venues.base import FrameError, load_json
 from ingest.venues.coinex import Coinex
 from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
 from tests.venues.conftest import FRAMES_DIR, fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000  # 2026-09-27 13:41:05.130 UTC
 FRAMES = fixture_frames("coinex")
@@ -180,7 +183,7 @@ def test_books_and_state_on_separate_connections(venue: Coinex) -> None:
         '{"method":"bbo.subscribe","params":{"market_list":["BTCUSDT","ETHUSDT","SOLUSDT","PEPEUSDT","BTCUSD"]},"id":1}'
     ]
     (state,) = venue.subscribe_messages(plans[1].topics)
-    assert orjson.loads(state)["method"] == "state.subscribe"
+    assert state == '{"method":"state.subscribe","params":{"market_list":[]},"id":2}'  # every market
     assert venue.ping_message() == '{"method":"server.ping","params":{},"id":3}'
 
 
@@ -285,3 +288,74 @@ async def test_runner_reports_empty_books_then_goes_stale() -> None:
     assert HealthState.SUBSCRIBED in states and HealthState.STREAMING not in states
     reasons = {h.reason for h in health if h.state is HealthState.ERROR}
     assert "empty book for BTCUSDT (venue acknowledged but sends no prices)" in reasons
+
+
+# -- whole-market listings -----------------------------------------------------
+
+
+def test_generated_listing_round_trips_every_group_with_intervals_and_volumes() -> None:
+    specs = generated_specs()
+    instruments = round_trip(CoinexSim, Coinex, specs)
+    assert len(instruments) == sum(1 for s in specs if s.multiplier == 1) > 400
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}  # per market, from /v2/futures/funding-rate
+    by_native = {i.native_symbol: i for i in instruments}
+    btc_usd, eth_usdc = by_native["BTCUSD"], by_native["ETHUSDC"]
+    assert (btc_usd.kind, btc_usd.settle, btc_usd.contract_size) == (ContractKind.INVERSE, "BTC", Decimal(1))
+    assert (eth_usdc.quote, eth_usdc.settle, eth_usdc.tick_size) == ("USDC", "USDC", Decimal("0.01"))
+    assert btc_usd.volume_24h_quote is None  # the inverse turnover's unit is undocumented: not read
+    wanted = {(s.base, s.group): s.volume_24h_quote for s in specs}
+    linear = [i for i in instruments if i.kind is ContractKind.LINEAR]
+    assert all(i.volume_24h_quote == wanted[(i.base, i.quote)] for i in linear)
+
+
+def test_prefixed_contracts_are_not_offered() -> None:
+    spec = ListingSpec("PEPE", "USDT", 1, 4, Decimal("0.0000112"))
+    inst = CoinexSim.list_instrument(spec)
+    assert inst is not None and (inst.native_symbol, inst.funding_interval_h) == ("PEPEUSDT", 4)
+    assert CoinexSim.list_instrument(replace(spec, multiplier=1000)) is None
+
+
+def test_listing_files_without_funding_or_tickers_give_8_hours_and_no_volume() -> None:
+    instruments = listed(CoinexSim, generated_specs(tail=30))
+    listing = CoinexSim(instruments).listing(instruments)
+    del listing["/v2/futures/funding-rate"], listing["/v2/futures/ticker"]
+    parsed = Coinex.parse_instruments(listing)
+    assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, volume_24h_quote=None) for i in instruments]
+
+
+def test_whole_market_plan_books_by_200_state_once_for_every_market() -> None:
+    names = [f"C{chr(65 + n // 26 % 26)}{chr(65 + n % 26)}X" for n in range(450)]
+    instruments = listed(CoinexSim, [ListingSpec(name, "USDT", 1, 8, Decimal(1)) for name in names])
+    venue = Coinex(instruments)
+    plans = venue.connections("wss://socket.coinex.com")
+    assert [(p.label, len(p.topics)) for p in plans] == [
+        ("coinex-bbo-0", 200), ("coinex-bbo-1", 200), ("coinex-bbo-2", 50), ("coinex-state-0", 1),
+    ]  # fmt: skip
+    assert [len(orjson.loads(f)["params"]["market_list"]) for f in venue.subscribe_messages(plans[1].topics)] == [200]
+    session = SimSession("coinex", "/v2/futures", {})
+    CoinexSim(instruments).on_message(session, venue.subscribe_messages(plans[3].topics)[0])
+    assert len(session.subscriptions) == 450
+
+
+async def test_fetch_tolerates_missing_funding_and_ticker_endpoints() -> None:
+    instruments = listed(CoinexSim, generated_specs(tail=20))
+    markets = CoinexSim(instruments).listing(instruments)["/v2/futures/market"]
+
+    async def serve_markets(_request: web.Request) -> web.Response:
+        return web.json_response(markets)
+
+    app = web.Application()
+    app.router.add_get("/v2/futures/market", serve_markets)  # the other two paths answer 404
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession() as http:
+            raw = await Coinex.fetch_listing(http, f"http://{host}:{port}")
+    finally:
+        await runner.cleanup()
+    parsed = Coinex.parse_instruments(load_json(raw))
+    assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, volume_24h_quote=None) for i in instruments]

@@ -15,6 +15,12 @@ settlement times of the morning the venue stopped. Turn it on for one
 connection with ``session.state["empty_books"] = True``, for a whole simulator
 instance with ``sim.empty_books = True``, or for every instance created later
 with ``CoinexSim.empty_books = True`` (restore it afterwards).
+
+Generated listings: USDT- and USDC-margined linear ``<COIN>USDT``/``<COIN>USDC``
+and USD coin-margined inverse ``<COIN>USD``, unprefixed (the venue lists PEPE as
+``PEPEUSDT``), served as ``/v2/futures/market``, ``/v2/futures/funding-rate``
+(the interval as the gap between the next two settlement times) and
+``/v2/futures/ticker`` (24 h quote turnover ``value``).
 """
 
 from __future__ import annotations
@@ -23,15 +29,24 @@ import gzip
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import make_instrument
+from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"bbo.subscribe": BOOK, "state.subscribe": FUNDING}
 # Settlement times frozen in the venue's last state push (2026-09-22 08:00 and 16:00 UTC).
 FROZEN_SETTLEMENT_MS = 1_790_064_000_000
+MARKET_PATH = "/v2/futures/market"
+FUNDING_PATH = "/v2/futures/funding-rate"
+TICKER_PATH = "/v2/futures/ticker"
+LINEAR_GROUPS = ("USDT", "USDC")
+INVERSE = "USD-inverse"
+LISTED_AT_MS = 1_790_516_400_000
 EMPTY = "empty_books"
 FROZEN = "frozen_state"
 
@@ -50,6 +65,31 @@ class CoinexSim(VenueSim):
     ws_paths = ("/v2/futures",)
     empty_books: bool = False
     """Default for the empty-books mode (see the module docstring)."""
+
+    # -- generated listings -------------------------------------------------
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.multiplier != 1 or spec.group not in (*LINEAR_GROUPS, INVERSE):
+            return None  # unprefixed names only (PEPEUSDT)
+        linear = spec.group in LINEAR_GROUPS
+        quote = spec.group if linear else "USD"
+        instrument = make_instrument(
+            cls.name, f"{spec.base}{quote}", spec.base, quote, quote if linear else spec.base,
+            ContractKind.LINEAR if linear else ContractKind.INVERSE,
+            tick_size=tick_for(spec.reference_price), funding_interval_h=spec.funding_interval_h,
+        )  # fmt: skip
+        if not linear or spec.volume_24h_quote is None:
+            return instrument  # the inverse turnover's unit is not documented: no volume read
+        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        tickers = [_ticker(i) for i in mine if i.volume_24h_quote is not None or i.kind is ContractKind.INVERSE]
+        return {
+            MARKET_PATH: {"code": 0, "data": [_market(i) for i in mine], "message": "OK"},
+            FUNDING_PATH: {"code": 0, "data": [_funding_rate(i) for i in mine], "message": "OK"},
+            TICKER_PATH: {"code": 0, "data": tickers, "message": "OK"},
+        }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
         try:
@@ -126,6 +166,69 @@ class CoinexSim(VenueSim):
             "next_funding_time": settles_ms + (inst.funding_interval_h or 8) * 3_600_000,
             "period": 86400,
         }
+
+
+def _market(inst: Instrument) -> dict[str, Any]:
+    """One ``/v2/futures/market`` row (strings, as the venue sends them)."""
+    tick = inst.tick_size or Decimal("0.01")
+    linear = inst.kind is ContractKind.LINEAR
+    precision = max(0, -(tick.adjusted() + 4)) if linear else 8
+    return {
+        "market": inst.native_symbol,
+        "contract_type": "linear" if linear else "inverse",
+        "maker_fee_rate": "0.0003" if linear else "0",
+        "taker_fee_rate": "0.0005" if linear else "0",
+        "min_amount": plain(Decimal(1).scaleb(-precision)) if linear else "10",
+        "base_ccy": inst.base,
+        "quote_ccy": inst.quote,
+        "base_ccy_precision": precision,
+        "quote_ccy_precision": max(0, -tick.adjusted()),
+        "status": "online",
+        "delisted_at": 0,
+        "tick_size": plain(tick),
+        "leverage": ["1", "2", "3", "5", "8", "10", "15", "20"],
+        "open_interest_volume": "0",
+        "is_market_available": True,
+        "is_copy_trading_available": True,
+        "is_api_trading_available": True,
+    }
+
+
+def _funding_rate(inst: Instrument) -> dict[str, Any]:
+    """One ``/v2/futures/funding-rate`` row: the next two settlements are one interval apart."""
+    settles = next_funding_ms(inst.funding_interval_h, LISTED_AT_MS)
+    return {
+        "market": inst.native_symbol,
+        "mark_price": plain(nominal_price(inst.tick_size)),
+        "latest_funding_rate": "0.0001",
+        "next_funding_rate": "0.00012",
+        "max_funding_rate": "0.00375",
+        "min_funding_rate": "-0.00375",
+        "latest_funding_time": settles,
+        "next_funding_time": settles + (inst.funding_interval_h or 8) * 3_600_000,
+    }
+
+
+def _ticker(inst: Instrument) -> dict[str, Any]:
+    """One ``/v2/futures/ticker`` row; ``value`` is the 24 h turnover in the quote currency."""
+    price = plain(nominal_price(inst.tick_size))
+    value = inst.volume_24h_quote if inst.volume_24h_quote is not None else Decimal("12.5")
+    return {
+        "market": inst.native_symbol,
+        "last": price,
+        "open": price,
+        "close": price,
+        "high": price,
+        "low": price,
+        "volume": plain((value / Decimal(price)).quantize(Decimal("0.0001"))),
+        "value": plain(value),
+        "volume_sell": "0",
+        "volume_buy": "0",
+        "index_price": price,
+        "mark_price": price,
+        "open_interest_volume": "0",
+        "period": 86400,
+    }
 
 
 SIM = CoinexSim
