@@ -130,7 +130,12 @@ def tick_partition(instrument_id: bytes, partitions: int) -> int:
     total order, and the worker's per-symbol table is co-partitioned with the tick
     topics directly (no repartition hop). Same hash as Kafka's default partitioner.
     """
-    digest: int = murmur2(symbol_of(instrument_id))
+    return symbol_partition(symbol_of(instrument_id), partitions)
+
+
+def symbol_partition(symbol: bytes, partitions: int) -> int:
+    """The partition of everything keyed or routed by a symbol (ticks, the worker's changelog, prices)."""
+    digest: int = murmur2(symbol)
     return (digest & 0x7FFFFFFF) % partitions
 
 

@@ -7,7 +7,7 @@ and tests hit them directly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -41,6 +41,53 @@ class ArbConfig:
 
     def max_age_ns(self, venue: str) -> int:
         return self.max_age_ms_by_venue.get(venue, self.max_age_ms) * 1_000_000
+
+    @functools.cached_property
+    def _fees_f(self) -> dict[str, float]:
+        return {venue: float(fee) for venue, fee in self.taker_fees.items()}
+
+    def fee_f(self, venue: str) -> float:
+        """The taker fee as a float: only for the pre-filter, never for a published number."""
+        return self._fees_f.get(venue, self._default_fee_f)
+
+    @functools.cached_property
+    def _default_fee_f(self) -> float:
+        return float(self.default_fee)
+
+    @functools.cached_property
+    def open_threshold_f(self) -> float:
+        # Below the exact threshold by far more than float rounding (1e-16 relative) can move a
+        # spread, so the pre-filter never rejects a pair the exact arithmetic would open.
+        return float(self.open_threshold) - PREFILTER_MARGIN
+
+
+PREFILTER_MARGIN = 1e-9
+
+FastBook = MutableMapping[str, tuple[float, float] | None]
+"""Per instrument: (bid, ask) per base unit as floats, or None for a one-sided book. A cache
+next to the exact quotes for the pre-filter: it decides which pairs are worth the exact
+Decimal arithmetic, and nothing computed from it is ever published."""
+
+
+def fast_prices(quote: Quote) -> tuple[float, float] | None:
+    if quote.bid is None or quote.ask is None:
+        return None
+    multiplier = float(quote.price_multiplier)
+    return float(quote.bid) / multiplier, float(quote.ask) / multiplier
+
+
+def may_open(fast: FastBook, buy: Quote, sell: Quote, config: ArbConfig) -> bool:
+    """False only when the pair certainly cannot reach the open threshold (float estimate, with margin)."""
+    if buy.instrument_id not in fast or sell.instrument_id not in fast:
+        return True  # not cached (e.g. quotes restored without it): let the exact path decide
+    buy_prices, sell_prices = fast[buy.instrument_id], fast[sell.instrument_id]
+    if buy_prices is None or sell_prices is None:
+        return False  # one-sided book: the exact path finds a leg problem and opens nothing
+    ask, bid = buy_prices[1], sell_prices[0]
+    if ask <= 0:
+        return True  # let the exact path report it
+    net = (bid - ask) / ask - config.fee_f(buy.venue) - config.fee_f(sell.venue)
+    return net >= config.open_threshold_f
 
 
 @functools.cache
@@ -223,13 +270,28 @@ def pair_key(buy: Quote, sell: Quote) -> str:
 
 
 def process_quote(
-    symbol: str, state: SymbolState, quote: Quote, health: dict[str, Health], now_ns: int, config: ArbConfig
+    symbol: str,
+    state: SymbolState,
+    quote: Quote,
+    health: dict[str, Health],
+    now_ns: int,
+    config: ArbConfig,
+    fast: FastBook | None = None,
 ) -> Outcome:
-    """Apply a new quote to its symbol: re-evaluate every pair it is part of, close stale episodes."""
+    """Apply a new quote to its symbol: re-evaluate every pair it is part of, close stale episodes.
+
+    With ``fast`` (the symbol's float cache, kept by the caller), a pair without an episode
+    whose float spread is clearly below the open threshold is skipped: the exact evaluation
+    would have left it without an episode too, so the outcome is the same, only cheaper.
+    """
     state.quotes[quote.instrument_id] = quote
     state.last_tick_ts_ns = quote.receipt_ts_ns
+    if fast is not None:
+        fast[quote.instrument_id] = fast_prices(quote)
     outcome = Outcome()
     for buy, sell in comparable_pairs(state, quote.instrument_id, config):
+        if fast is not None and not may_open(fast, buy, sell, config) and pair_key(buy, sell) not in state.episodes:
+            continue
         _merge(outcome, _step(symbol, state, buy, sell, health, now_ns, config))
     # Episodes of other pairs only get re-evaluated when their own quotes move; a leg
     # that went silent must still close its episode, so sweep them on every tick.

@@ -33,19 +33,41 @@ TAKER_FEES_AS_OF = "2026-11-21"
 
 
 class WorkerSettings(CommonSettings):
-    app_name: str = Field(default="arbstream", description="Faust app id before the namespace prefix")
-    symbols: CommaList = Field(
-        default=["BTC", "ETH"], description="canonical bases whose ticks.* topics to read (comma list)"
+    app_name: str = Field(
+        default="arbstream", description="consumer group id and changelog prefix (before the namespace)"
     )
-    worker_web_enabled: bool = False
-    worker_web_port: int = Field(default=6066, ge=1, le=65535)
-    worker_data_dir: str = ".cache/faust"
+    symbols: CommaList = Field(
+        default=["BTC", "ETH"],
+        description="ticks.* topics created up front (comma list); the worker reads every ticks.* topic by pattern",
+    )
     worker_fetch_max_wait_ms: int = Field(
-        default=20, ge=1, le=1500, description="longest broker long-poll of the worker's consumer (Faust: 1500)"
+        default=20, ge=1, le=1500, description="longest broker long-poll of the worker's consumer"
     )
     worker_session_timeout_s: float = Field(
         default=30.0, gt=0, description="how long the group waits for a silent worker before rebalancing its partitions"
     )
+    worker_instance_id: str | None = Field(
+        default=None,
+        description="static group membership (Kafka group.instance.id): a restarted worker with the same id takes "
+        "its partitions back at once instead of after the session timeout; unique per worker",
+    )
+    worker_discover_interval_ms: int = Field(
+        default=5_000, ge=100, description="how often the worker looks for new ticks.* topics (metadata refresh)"
+    )
+    worker_commit_interval_ms: int = Field(default=500, ge=10, description="how often processed offsets are committed")
+    worker_conflate_after_ms: int = Field(
+        default=100,
+        ge=0,
+        description="a quote this old when fetched, superseded by a newer one of the same instrument, is skipped "
+        "and counted (0: never conflate, e.g. for exact replays)",
+    )
+    worker_state_flush_s: float = Field(
+        default=5.0, gt=0, description="changelog write of a symbol whose funding or episode counters changed"
+    )
+    prices_interval_ms: int = Field(
+        default=250, ge=10, description="the worker publishes each instrument's latest quote at most this often"
+    )
+    worker_stats_interval_s: float = Field(default=1.0, gt=0, description="period of the worker-stats records")
 
     taker_fees: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_TAKER_FEES))
     default_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0)

@@ -128,8 +128,15 @@ class Episode(msgspec.Struct, kw_only=True):
     """The latest evaluation while open (what the API shows as a live opportunity)."""
 
 
-class SymbolState(msgspec.Struct, kw_only=True):
-    """Everything the worker keeps per canonical symbol (one table row, one changelog record)."""
+class SymbolState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Everything the worker keeps per canonical symbol.
+
+    In the worker's changelog (compacted, keyed by symbol) ``quotes`` is empty: quotes live in
+    memory and are rebuilt from the last seconds of the tick topic after a failover
+    (decision 0010); the row is written when an episode or the cooldown changes and every few
+    seconds while anything else (funding, episode counters) changed. The API's read model fills
+    ``quotes`` from the ``prices`` topic.
+    """
 
     quotes: dict[str, Quote] = {}
     funding: dict[str, Funding] = {}
@@ -140,6 +147,33 @@ class SymbolState(msgspec.Struct, kw_only=True):
     last_tick_ts_ns: int | None = None
     funding_alerts: dict[str, int] = {}
     """Last funding-arbitrage alert time per ``<long instrument>|<short instrument>`` (cooldown)."""
+    applied_offset: int = -1
+    """Offset (on the symbol's ``ticks.<BASE>`` partition) of the last tick whose effects this row
+    holds. A tick at or below it is already in the state: after a failover it only rebuilds the
+    quotes, so re-reading it can neither count an evaluation twice nor alert twice."""
+
+
+class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats", tag_field="type"):
+    """A worker's cumulative counters, on ``worker-stats`` keyed by worker id (every second).
+
+    Every tick a worker reads ends in exactly one of: processed, conflated (a newer quote of
+    the same instrument in the same fetch superseded it while the worker was behind),
+    rebuilt (already in the restored state: quotes only), forwarded (wrong partition) or
+    rejected (undecodable or not a finite, sane number).
+    """
+
+    worker_id: str
+    started_ts_ns: int
+    ts_ns: int
+    processed: int
+    conflated: int
+    rebuilt: int
+    forwarded: int
+    rejected: int
+    partitions: int
+    """Tick partitions assigned to this worker now."""
+    lag_ms: int
+    """Wall clock minus the Kafka timestamp of the newest tick the worker handled last."""
 
 
 ArbitrageEvent = Opportunity | EpisodeClosed
@@ -165,6 +199,14 @@ _funding_decoder = msgspec.json.Decoder(FundingOpportunity)
 def decode_funding_event(payload: bytes) -> FundingOpportunity:
     event: FundingOpportunity = _funding_decoder.decode(payload)
     return event
+
+
+_stats_decoder = msgspec.json.Decoder(WorkerStats)
+
+
+def decode_worker_stats(payload: bytes) -> WorkerStats:
+    stats: WorkerStats = _stats_decoder.decode(payload)
+    return stats
 
 
 def decode_state(payload: bytes) -> SymbolState:

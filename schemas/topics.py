@@ -16,11 +16,30 @@ INSTRUMENTS = "instruments"
 """Compacted, keyed by instrument id: the tracked universe (``Instrument``; a tombstone on delisting)."""
 LISTINGS = "listings"
 """Compacted, keyed by venue: ``ListingStatus`` (which listing source each venue uses, how old)."""
+PRICES = "prices"
+"""Compacted, keyed by instrument id, partitioned by symbol: the worker's latest ``Quote`` per
+instrument, at most once per ``ARBSTREAM_PRICES_INTERVAL_MS`` (what the API shows as prices)."""
+WORKER_STATS = "worker-stats"
+"""Keyed by worker id: each worker's ``WorkerStats`` (processed, conflated, ... ticks) every second."""
 TICKS_PREFIX = "ticks."
 
-HEALTH_CONFIG = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
+HEALTH_CONFIG = {
+    "retention.ms": str(3_600_000),
+    "cleanup.policy": "delete",
+    "segment.ms": str(600_000),
+    "segment.bytes": str(16 * 2**20),
+}
 """Health is periodic snapshots that every worker and API replica reads from the beginning:
-an hour of it is plenty and keeps their start-up fast."""
+an hour of it is plenty and keeps their start-up fast. Retention only deletes whole closed
+segments, so segments roll every 10 min (Kafka's default is 7 days / 1 GiB, under which the
+hour never applied and start-up grew with uptime)."""
+EVENTS_CONFIG = {
+    "retention.ms": str(7 * 86_400_000),
+    "cleanup.policy": "delete",
+    "segment.ms": str(3_600_000),
+    "segment.bytes": str(64 * 2**20),
+}
+"""Alerts and closed episodes: a week, in hourly segments so the week is a week (not up to two)."""
 
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -36,3 +55,21 @@ def topic_name(name: str, namespace: str = "") -> str:
 def ticks_topic(base: str, namespace: str = "") -> str:
     """Per-symbol tick topic, e.g. ``ticks.BTC`` for canonical base ``BTC``."""
     return topic_name(f"{TICKS_PREFIX}{base.upper()}", namespace)
+
+
+def ticks_pattern(namespace: str = "") -> str:
+    """Regex matching every ``ticks.<BASE>`` topic of ``namespace`` (and no other namespace's)."""
+    return "^" + re.escape(topic_name(TICKS_PREFIX + "X", namespace)[:-1]) + r"[A-Za-z0-9_-]+$"
+
+
+def base_of_ticks_topic(topic: str, namespace: str = "") -> str:
+    """``bt1.ticks.BTC`` -> ``BTC`` (the inverse of :func:`ticks_topic`)."""
+    prefix = topic_name(TICKS_PREFIX + "X", namespace)[:-1]
+    if not topic.startswith(prefix):
+        raise ValueError(f"{topic!r} is not a tick topic of namespace {namespace!r}")
+    return topic[len(prefix) :]
+
+
+def symbols_changelog(app_name: str, namespace: str = "") -> str:
+    """The worker's compacted per-symbol state (episodes, cooldowns, funding; no quotes), keyed by symbol."""
+    return f"{topic_name(app_name, namespace)}-symbols-changelog"

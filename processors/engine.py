@@ -1,0 +1,202 @@
+"""The worker's per-tick path without Kafka: symbol slots, conflation, rebuild, what to persist.
+
+:mod:`processors.worker` feeds it each fetched partition's records and sends what it returns;
+tests and the benchmark drive it directly. A symbol's ticks all arrive on one partition of its
+``ticks.<BASE>`` topic, so a slot is owned by exactly one worker at a time.
+
+Every record handed to :meth:`Engine.apply_batch` ends in exactly one counter (see
+``schemas.arbitrage.WorkerStats``): nothing is dropped without being counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+import msgspec
+
+from processors.arbitrage import ArbConfig, process_quote
+from processors.funding import FundingConfig, process_funding
+from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
+from schemas.market import Funding, Health, Quote, decode_tick
+
+log = logging.getLogger(__name__)
+
+QUOTE_PREFIX = b'{"type":"quote"'
+"""How arbstream's encoder starts every Quote (the tag comes first): lets conflation pick the
+superseded quotes without decoding them. A producer that encodes otherwise is never conflated."""
+MAX_ABS = Decimal("1e30")
+"""No price, size or rate is anywhere near this: a larger number is a data error."""
+
+
+class TickRecord(Protocol):
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+@dataclass
+class Counters:
+    processed: int = 0
+    conflated: int = 0
+    rebuilt: int = 0
+    forwarded: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class Slot:
+    """One symbol's live state: the table row plus what only lives in memory."""
+
+    state: SymbolState
+    fast: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    urgent: bool = False
+    """An episode or the cooldown changed: write the row before the batch's offsets are committed."""
+    dirty: bool = False
+    """Funding or episode counters changed: write the row within the flush interval."""
+    changed_quotes: dict[str, Quote] = field(default_factory=dict)
+    """Latest quote per instrument since the last ``prices`` flush."""
+
+
+@dataclass
+class Emitted:
+    alerts: list[Opportunity] = field(default_factory=list)
+    closed: list[EpisodeClosed] = field(default_factory=list)
+    funding: list[FundingOpportunity] = field(default_factory=list)
+
+
+def superseded(records: list[TickRecord], now_ms: int, conflate_after_ms: int) -> set[int]:
+    """Indices of quotes that a newer quote of the same instrument in ``records`` replaces,
+    among those already older than ``conflate_after_ms`` (only a worker that is behind conflates:
+    one that keeps up processes every tick, so event-time results do not depend on load)."""
+    if conflate_after_ms <= 0 or not records or now_ms - records[0].timestamp <= conflate_after_ms:
+        return set()
+    latest: dict[bytes | None, int] = {}
+    for index, record in enumerate(records):
+        if record.value is not None and record.value.startswith(QUOTE_PREFIX):
+            latest[record.key] = index
+    cutoff = now_ms - conflate_after_ms
+    return {
+        index
+        for index, record in enumerate(records)
+        if record.timestamp < cutoff
+        and record.value is not None
+        and record.value.startswith(QUOTE_PREFIX)
+        and latest[record.key] != index
+    }
+
+
+def insane(event: Quote | Funding) -> str | None:
+    """Why an event's numbers cannot be used (NaN, infinity, absurd magnitude), or None."""
+    numbers: tuple[Decimal | None, ...]
+    if isinstance(event, Quote):
+        numbers = (event.bid, event.ask, event.bid_size, event.ask_size, event.price_multiplier)
+    else:
+        numbers = (event.rate, event.mark, event.index, event.price_multiplier)
+    for number in numbers:
+        if number is not None and (not number.is_finite() or abs(number) > MAX_ABS):
+            return f"unusable number {number}"
+    if event.price_multiplier <= 0:
+        return "non-positive price multiplier"
+    return None
+
+
+def _transitions(state: SymbolState) -> tuple[object, ...]:
+    """What must reach the changelog at once when it changes: the episode set, which are open, the cooldowns."""
+    return (
+        tuple((key, episode.opened) for key, episode in state.episodes.items()),
+        state.last_alert_ts_ns,
+        len(state.funding_alerts),
+    )
+
+
+class Engine:
+    def __init__(self, config: ArbConfig, funding_config: FundingConfig, conflate_after_ms: int) -> None:
+        self.config = config
+        self.funding_config = funding_config
+        self.conflate_after_ms = conflate_after_ms
+        self.slots: dict[str, Slot] = {}
+        self.counters = Counters()
+        self._reported_rejects = 0
+
+    def load(self, base: str, state: SymbolState | None, applied_floor: int = -1) -> None:
+        """Take ownership of ``base`` with its restored row (None: a new symbol).
+
+        ``applied_floor``: the committed offset - 1 of the symbol's partition; ticks up to it
+        were fully processed by the previous owner, whatever the row says.
+        """
+        restored = state if state is not None else SymbolState()
+        restored.applied_offset = max(restored.applied_offset, applied_floor)
+        self.slots[base] = Slot(restored)
+
+    def drop(self, base: str) -> Slot | None:
+        return self.slots.pop(base, None)
+
+    def apply_batch(self, base: str, records: list[TickRecord], health: dict[str, Health], now_ms: int) -> Emitted:
+        """Apply one partition's fetched records (in offset order) to ``base``'s slot."""
+        slot = self.slots.get(base)
+        if slot is None:
+            slot = self.slots[base] = Slot(SymbolState())
+        out = Emitted()
+        skip = superseded(records, now_ms, self.conflate_after_ms)
+        self.counters.conflated += len(skip)
+        for index, record in enumerate(records):
+            if index not in skip:
+                self._apply_record(base, slot, record, health, out)
+        return out
+
+    def _apply_record(self, base: str, slot: Slot, record: TickRecord, health: dict[str, Health], out: Emitted) -> None:
+        try:
+            event = decode_tick(record.value or b"")
+        except msgspec.DecodeError as exc:
+            self._reject(base, record.offset, f"undecodable: {exc}")
+            return
+        problem = insane(event) or (None if event.base == base else f"base {event.base!r} on {base!r}'s topic")
+        if problem is not None:
+            self._reject(base, record.offset, problem)
+            return
+        state = slot.state
+        if record.offset <= state.applied_offset:
+            self._rebuild(slot, event)
+            return
+        before = _transitions(state)
+        if isinstance(event, Funding):
+            out.funding += process_funding(base, state, event, self.funding_config)
+            slot.dirty = True
+        else:
+            outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)
+            out.alerts += outcome.alerts
+            out.closed += outcome.closed
+            slot.changed_quotes[event.instrument_id] = event
+            slot.dirty = slot.dirty or bool(state.episodes)
+        state.applied_offset = record.offset
+        if _transitions(state) != before:
+            slot.urgent = True
+        self.counters.processed += 1
+
+    def _rebuild(self, slot: Slot, event: Quote | Funding) -> None:
+        """A tick the restored row already holds: only the in-memory quotes (or funding) need it."""
+        if isinstance(event, Quote):
+            slot.state.quotes[event.instrument_id] = event
+            slot.fast.pop(event.instrument_id, None)  # the pre-filter defers to the exact path
+            slot.changed_quotes[event.instrument_id] = event
+        else:
+            slot.state.funding[event.instrument_id] = event
+        self.counters.rebuilt += 1
+
+    def _reject(self, base: str, offset: int, reason: str) -> None:
+        self.counters.rejected += 1
+        if self.counters.rejected <= 10 or self.counters.rejected % 10_000 == 0:
+            log.error("rejected tick %s@%d: %s (%d rejected so far)", base, offset, reason, self.counters.rejected)
+
+
+def persisted(state: SymbolState) -> SymbolState:
+    """The changelog row: everything but the quotes (rebuilt from the tick topic after a failover)."""
+    return msgspec.structs.replace(state, quotes={})
