@@ -21,8 +21,8 @@ https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits-a
 main dex lists ~200 live coins) fit one socket, so one socket carries them all,
 and subscribes go out at 20/s, under the message limit with room for pings.
 A coin listed when the listing was fetched may be delisted since (the listing is
-refreshed hourly): before each (re)connect the live ``meta`` is asked again
-(one POST, weight 20 of 1200/min) and a coin missing from it or flagged
+refreshed hourly): before each (re)connect the live universe is asked again
+(``metaAndAssetCtxs``: one POST, weight 20 of 1200/min) and a coin missing from it or flagged
 ``isDelisted`` is not subscribed, so a delisted coin cannot close the socket
 of every other coin on each reconnect. If that POST fails, the listing we have
 is used (and the failure logged).
@@ -123,9 +123,10 @@ class Hyperliquid(Venue):
     async def resolve_url(self, connection: Connection, rest_base: str, http: aiohttp.ClientSession) -> str:
         """Check the coins against the live meta before subscribing (a delisted coin closes the socket)."""
         try:
-            meta = load_json(await _post_info(http, rest_base, "meta"))
+            # The same request as the listing's (a server answering one answers the other).
+            meta, _contexts = load_json(await _post_info(http, rest_base, "metaAndAssetCtxs"))
             self._live = {row["name"] for row in meta["universe"] if not row.get("isDelisted")}
-        except (RetryableError, aiohttp.ClientError, TimeoutError, FrameError, KeyError, TypeError) as exc:
+        except (RetryableError, aiohttp.ClientError, TimeoutError, FrameError, KeyError, TypeError, ValueError) as exc:
             log.warning("hyperliquid: live meta unavailable (%s); subscribing the listed coins", exc)
             self._live = None
             return connection.url

@@ -14,10 +14,12 @@ import msgspec
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ingest.instruments import listing_path, load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
+from ingest.simulator.server import Simulator
 from ingest.simulator.venues.coindcx import CoindcxSim
 from ingest.venues import coindcx
 from ingest.venues.base import FrameError, load_json
@@ -341,3 +343,12 @@ def test_a_stream_that_never_snapshots_again_ends_the_socket(venue: Coindcx, fra
     waited = [venue.parse(frames[5], RECEIPT) for _ in range(coindcx.SNAPSHOT_WAIT_FRAMES)]
     assert all(p.gap is None and not p.events for p in waited)
     assert venue.parse(frames[5], RECEIPT).gap == "B-BTC_USDT: no depth-snapshot in 240 updates"
+
+
+async def test_simulator_rest_route_serves_the_generated_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coindcx, "DETAIL_REQUESTS_PER_S", 500.0)
+    instruments = listed(CoindcxSim, generated_specs(tail=60))
+    simulator = Simulator(instruments, ["coindcx"], auto_dislocations=False, listings_from_instruments=True)
+    async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
+        raw = await Coindcx.fetch_listing(http, str(server.make_url("/coindcx")))
+    assert Coindcx.parse_instruments(load_json(raw)) == instruments

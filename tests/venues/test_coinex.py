@@ -20,6 +20,7 @@ import msgspec
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from arbstream.broker import free_port
 from ingest.instruments import load_venue_instruments
@@ -359,3 +360,13 @@ async def test_fetch_tolerates_missing_funding_and_ticker_endpoints() -> None:
         await runner.cleanup()
     parsed = Coinex.parse_instruments(load_json(raw))
     assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, volume_24h_quote=None) for i in instruments]
+
+
+async def test_simulator_rest_route_serves_the_generated_listing() -> None:
+    instruments = listed(CoinexSim, generated_specs(tail=60))
+    simulator = Simulator(instruments, ["coinex"], auto_dislocations=False, listings_from_instruments=True)
+    async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
+        raw = await Coinex.fetch_listing(http, str(server.make_url("/coinex")))
+    listing = load_json(raw)
+    assert list(listing) == ["/v2/futures/market", "/v2/futures/funding-rate", "/v2/futures/ticker"]
+    assert Coinex.parse_instruments(listing) == instruments

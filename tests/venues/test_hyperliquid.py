@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ingest.instruments import load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
@@ -341,3 +342,16 @@ async def test_without_the_live_meta_the_listed_coins_are_subscribed() -> None:
     async with aiohttp.ClientSession() as http:
         assert await venue.resolve_url(plan, "http://127.0.0.1:1", http) == plan.url  # nothing listens there
     assert len(venue.subscribe_messages(plan.topics)) == 8
+
+
+async def test_simulator_rest_route_serves_the_generated_listing_and_the_preflight() -> None:
+    instruments = listed(HyperliquidSim, generated_specs(tail=60))
+    simulator = Simulator(instruments, ["hyperliquid"], auto_dislocations=False, listings_from_instruments=True)
+    venue = Hyperliquid([*instruments, *listed(HyperliquidSim, [ListingSpec("GONE", "USDC", 1, 1, Decimal(2))])])
+    (plan,) = venue.connections("ws://unused")
+    async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
+        raw = await Hyperliquid.fetch_listing(http, str(server.make_url("/hyperliquid")))
+        await venue.resolve_url(plan, str(server.make_url("/hyperliquid")), http)
+    assert Hyperliquid.parse_instruments(load_json(raw)) == instruments
+    subscribed = {orjson.loads(f)["subscription"]["coin"] for f in venue.subscribe_messages(plan.topics)}
+    assert subscribed == {i.native_symbol for i in instruments}  # GONE left out

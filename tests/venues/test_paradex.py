@@ -19,10 +19,12 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ingest.instruments import load_venue_instruments
 from ingest.simulator.base import FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
+from ingest.simulator.server import Simulator
 from ingest.simulator.venues.paradex import ParadexSim
 from ingest.venues.base import FrameError, load_json
 from ingest.venues.paradex import Paradex
@@ -280,3 +282,13 @@ async def test_fetch_without_the_summary_endpoint_lists_markets_without_volumes(
     assert list(listing) == ["/v1/markets"]
     without_volumes = [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
     assert Paradex.parse_instruments(listing) == without_volumes
+
+
+async def test_simulator_rest_route_serves_the_generated_listing() -> None:
+    instruments = listed(ParadexSim, generated_specs(tail=60))
+    simulator = Simulator(instruments, ["paradex"], auto_dislocations=False, listings_from_instruments=True)
+    async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
+        raw = await Paradex.fetch_listing(http, str(server.make_url("/paradex")))
+    listing = load_json(raw)
+    assert list(listing) == ["/v1/markets", "/v1/markets/summary?market=ALL"]
+    assert Paradex.parse_instruments(listing) == instruments
