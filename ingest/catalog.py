@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from arbstream.kafka import ensure_topics
+from arbstream.kafka import ensure_topics, partition_counts
 from schemas.market import Instrument, ListingStatus, encode
 from schemas.topics import INSTRUMENTS, LISTINGS, topic_name
 
@@ -87,13 +87,13 @@ class Catalog:
 
 async def read_compacted(bootstrap: str, topic: str) -> dict[str, bytes]:
     """Latest value per key of a (compacted) topic, read to its current end; tombstones drop keys."""
+    count = (await partition_counts(bootstrap, [topic])).get(topic, 0)  # callers created the topic
+    partitions = [TopicPartition(topic, p) for p in range(count)]
+    if not partitions:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # a metadata request: the consumer only knows topics it was asked about
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return {}
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
