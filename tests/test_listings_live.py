@@ -79,7 +79,7 @@ async def simulator() -> AsyncIterator[tuple[str, dict[str, dict[str, Any]]]]:
     info = listings["binance"]["/fapi/v1/exchangeInfo"]
     info["symbols"] = [s for s in info["symbols"] if s["symbol"] != "SOLUSDT"]
     sim = Simulator(load_all(VENUES), VENUES, tick_ms=50, auto_dislocations=False)
-    sim.market.quote = fixed_sizes(sim.market.quote)  # type: ignore[method-assign]
+    sim.market.quote = fixed_sizes(sim.market.quote)  # type: ignore[method-assign,assignment]
     app = sim.app()
     app.middlewares.append(listing_override(listings))
     runner = web.AppRunner(app)
