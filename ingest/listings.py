@@ -158,10 +158,20 @@ async def fetch_live(venue: str, http: aiohttp.ClientSession, rest_base: str, po
     raise ListingError(f"{policy.attempts} attempts failed, last: {reason}")
 
 
+def venue_policy(venue: str, policy: FetchPolicy) -> FetchPolicy:
+    """``policy`` stretched for a venue whose listing is slow by design: its ``listing_time_s``
+    (CoinDCX: one GET per pair, paced under its rate limit) raises the timeout and the deadline."""
+    needed: float | None = getattr(venue_class(venue), "listing_time_s", None)
+    if needed is None:
+        return policy
+    return replace(policy, timeout_s=max(policy.timeout_s, needed), deadline_s=max(policy.deadline_s, needed))
+
+
 async def fetch_validated(
     venue: str, http: aiohttp.ClientSession, rest_base: str, cache_dir: Path, policy: FetchPolicy
 ) -> VenueListing:
     """Live listing under the venue's deadline, written to the cache; raises ListingError."""
+    policy = venue_policy(venue, policy)
     try:
         raw = await asyncio.wait_for(fetch_live(venue, http, rest_base, policy), policy.deadline_s)
     except TimeoutError as exc:

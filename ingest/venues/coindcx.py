@@ -134,6 +134,9 @@ class Coindcx(Venue):
     rest_base = "https://api.coindcx.com"
     instrument_paths = (ACTIVE_PATH,)
     """The pair list; each pair's details path (``DETAIL_PATH``) joins it in the listing file."""
+    listing_time_s: ClassVar[float] = 90.0
+    """A whole listing takes one paced GET per pair: ~450 pairs at 15/s is 30 s, so ingest's
+    listing fetch gives this venue up to 90 s (``ingest.listings.venue_policy``)."""
     # No documented socket limits. A probe ([AO] coindcx/websocket.md) served 504 book joins,
     # sent in one burst, on one socket: 500 books per socket, the all-pairs price channel once.
     max_topics_per_connection = 500

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ingest.instruments import listing_path, load_venue_instruments
+from ingest.listings import FetchPolicy, venue_policy
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.server import Simulator
@@ -352,3 +353,11 @@ async def test_simulator_rest_route_serves_the_generated_listing(monkeypatch: py
     async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
         raw = await Coindcx.fetch_listing(http, str(server.make_url("/coindcx")))
     assert Coindcx.parse_instruments(load_json(raw)) == instruments
+
+
+def test_the_listing_fetch_gets_the_time_the_paced_details_need() -> None:
+    policy = FetchPolicy(timeout_s=10, attempts=3, deadline_s=30)
+    stretched = venue_policy("coindcx", policy)
+    assert (stretched.timeout_s, stretched.deadline_s) == (90, 90)
+    assert Coindcx.listing_time_s / 2 > 450 / coindcx.DETAIL_REQUESTS_PER_S  # the whole market, with room
+    assert venue_policy("binance", policy) == policy
