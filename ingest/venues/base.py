@@ -10,6 +10,7 @@ subscribe, heartbeat, reconnect and publish. Exchange field names never leave
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ import orjson
 
 from arbstream.errors import RetryableError
 from schemas.market import ContractKind, Funding, Instrument, Quote
+
+log = logging.getLogger(__name__)
 
 # Venue JSON is decoded with every number kept as its own text turned into a
 # Decimal (never a binary float): 86401.5 arrives as Decimal("86401.5").
@@ -309,6 +312,9 @@ class Venue(ABC):
     # -- instruments ------------------------------------------------------
     instrument_paths: ClassVar[tuple[str, ...]] = ()
     """REST paths+queries (under ``rest_base``) of the venue's instrument listings (GET)."""
+    optional_instrument_paths: ClassVar[frozenset[str]] = frozenset()
+    """Those of ``instrument_paths`` the listing can do without (24 h volumes): a failed GET is
+    logged and the path left out, which ``parse_instruments`` must tolerate."""
 
     @classmethod
     async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
@@ -318,10 +324,15 @@ class Venue(ABC):
         """
         parts = []
         for path in cls.instrument_paths:
-            async with http.get(rest_base + path, timeout=aiohttp.ClientTimeout(total=30)) as response:
-                if response.status != 200:
-                    raise RetryableError(f"GET {rest_base}{path}: HTTP {response.status}")
-                parts.append(orjson.dumps(path) + b":" + await response.read())
+            try:
+                async with http.get(rest_base + path, timeout=aiohttp.ClientTimeout(total=30)) as response:
+                    if response.status != 200:
+                        raise RetryableError(f"GET {rest_base}{path}: HTTP {response.status}")
+                    parts.append(orjson.dumps(path) + b":" + await response.read())
+            except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
+                if path not in cls.optional_instrument_paths:
+                    raise
+                log.warning("%s listing: optional %s left out (%s)", cls.name, path, exc)
         return b"{" + b",".join(parts) + b"}"
 
     @classmethod

@@ -68,6 +68,7 @@ class Binance(Venue):
     # symbol in one GET, weight 40): 24 h quote volume for ``top:N``. Files saved
     # before these were fetched lack them and still load (8 h, no volume).
     instrument_paths = (EXCHANGE_INFO, FUNDING_INFO, TICKER_24H)
+    optional_instrument_paths = frozenset({TICKER_24H})  # volumes only
     max_topics_per_connection = 1024
     topics_per_subscribe = STREAMS_PER_SUBSCRIBE
     subscribe_interval_s = 0.3

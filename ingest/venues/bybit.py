@@ -26,10 +26,14 @@ both sides are known again. A level-1 delta side is the whole side (the one
 level there is), so a fresh level on each side or the next snapshot (the venue
 re-sends one when the book is unchanged for 3 s, same ``u``) completes it.
 
+Listing: ``instruments-info`` returns at most ``limit=1000`` rows per page and a
+``nextPageCursor``; further pages are fetched and merged, so a category growing
+past 1,000 contracts is never silently cut.
+
 Funding interval: listing ``fundingInterval`` (minutes) per symbol; the
 ``tickers`` stream carries ``fundingIntervalHour``, which wins when present, so a
 live interval change shows before the next hourly listing refresh. 24 h quote
-volume: ``/v5/market/tickers`` (all symbols of a category in one GET):
+volume: ``/v5/market/tickers`` (all symbols of a category in one GET, optional):
 ``turnover24h`` for linear (quote coin), ``volume24h`` for inverse (USD contracts).
 """
 
@@ -39,10 +43,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
+import aiohttp
 import msgspec
 import orjson
 
+from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -70,6 +77,8 @@ INVERSE_LISTING = "/v5/market/instruments-info?category=inverse&limit=1000"
 LINEAR_TICKERS = "/v5/market/tickers?category=linear"
 INVERSE_TICKERS = "/v5/market/tickers?category=inverse"
 ARGS_CHARS_PER_CONNECTION = 21_000
+MAX_PAGES = 10
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 @dataclass
@@ -110,6 +119,7 @@ class Bybit(Venue):
     ws_base = "wss://stream.bybit.com"
     rest_base = "https://api.bybit.com"
     instrument_paths = (LINEAR_LISTING, INVERSE_LISTING, LINEAR_TICKERS, INVERSE_TICKERS)
+    optional_instrument_paths = frozenset({LINEAR_TICKERS, INVERSE_TICKERS})  # volumes only
     max_topics_per_connection = 500
     topics_per_subscribe = 10
     subscribe_interval_s = 0.1
@@ -257,6 +267,24 @@ class Bybit(Venue):
         return Parsed(events=[funding])
 
     @classmethod
+    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
+        """The base fetch, plus any further pages of instruments-info (``limit`` is 1000 at most)."""
+        raw = await super().fetch_listing(http, rest_base)
+        listing = load_json(raw)
+        paged = False
+        for path in (LINEAR_LISTING, INVERSE_LISTING):
+            response, pages = listing[path], 1
+            while cursor := _cursor(response):
+                if pages >= MAX_PAGES:
+                    raise RetryableError(f"{path}: more than {MAX_PAGES} pages")
+                page = await _get(http, f"{rest_base}{path}&{urlencode({'cursor': cursor})}")
+                listing[path]["result"]["list"] += _result_list(path, page)
+                listing[path]["result"]["nextPageCursor"] = _cursor(page)
+                response, pages, paged = page, pages + 1, True
+        # One merged response per path; numbers were decoded exactly and are written back as numbers.
+        return _encode(listing) if paged else raw
+
+    @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         volumes = _volumes(listing.get(LINEAR_TICKERS), "turnover24h") | _volumes(
             listing.get(INVERSE_TICKERS), "volume24h"
@@ -308,6 +336,17 @@ def pack(groups: list[list[str]], max_topics: int, max_chars: int) -> list[tuple
     if current:
         packs.append(tuple(current))
     return packs
+
+
+def _cursor(response: dict[str, Any]) -> str:
+    return str(response.get("result", {}).get("nextPageCursor") or "")
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        if response.status != 200:
+            raise RetryableError(f"GET {url}: HTTP {response.status}")
+        return load_json(await response.read())
 
 
 def _result_list(path: str, response: Any) -> list[dict[str, Any]]:

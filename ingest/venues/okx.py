@@ -91,6 +91,7 @@ class Okx(Venue):
     rest_base = "https://www.okx.com"
     # Files saved before the funding and ticker paths were fetched still load (8 h, no volume).
     instrument_paths = (INSTRUMENTS, FUNDING_RATES, TICKERS)
+    optional_instrument_paths = frozenset({TICKERS})  # volumes only
     # A multiple of len(CHANNELS): the default split then keeps the three topics
     # of one instrument on the same connection.
     max_topics_per_connection = 600

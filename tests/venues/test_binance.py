@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from arbstream.errors import RetryableError
 from ingest.instruments import BUNDLED_DIR, load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
@@ -218,3 +223,29 @@ def test_sim_serves_the_all_market_mark_stream() -> None:
     assert isinstance(event, Funding)
     assert (event.instrument_id, event.rate, event.interval_h) == (hourly.instrument_id, Decimal("0.0002"), 1)
     assert wire(sim.listing(instruments))[FUNDING_INFO]  # the 1 h and 4 h symbols are listed there
+
+
+@pytest.mark.parametrize("failing", [TICKER_24H, FUNDING_INFO])
+async def test_a_failed_ticker_costs_volumes_only_a_failed_funding_info_the_listing(failing: str) -> None:
+    listing = _bundled()
+
+    def route(path: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def serve(_request: web.Request) -> web.Response:
+            if path == failing:
+                return web.Response(status=503)
+            return web.Response(body=orjson.dumps(orjson.loads((BUNDLED_DIR / "binance.json").read_bytes())[path]))
+
+        return serve
+
+    app = web.Application()
+    for path in listing:
+        app.router.add_get(path, route(path))
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        base = str(server.make_url("")).rstrip("/")
+        if failing == FUNDING_INFO:  # intervals set the APR: fall back to the cache rather than guess 8 h
+            with pytest.raises(RetryableError, match="fundingInfo: HTTP 503"):
+                await Binance.fetch_listing(http, base)
+            return
+        instruments = Binance.parse_instruments(load_json(await Binance.fetch_listing(http, base)))
+    assert [i.native_symbol for i in instruments] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "1000PEPEUSDT"]
+    assert {i.volume_24h_quote for i in instruments} == {None}

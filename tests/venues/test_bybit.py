@@ -5,8 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
+import msgspec
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from ingest.instruments import BUNDLED_DIR, load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
@@ -442,3 +446,34 @@ def test_sim_ticker_deltas_carry_only_changes(venue: Bybit) -> None:
         Decimal("86399"),
         8,
     )
+
+
+async def test_listing_pages_are_followed_and_optional_tickers_may_fail() -> None:
+    listing = load_json((BUNDLED_DIR / "bybit.json").read_bytes())
+    linear = listing[LINEAR_LISTING]
+    first = {**linear, "result": {**linear["result"], "list": linear["result"]["list"][:2], "nextPageCursor": "c=2"}}
+    second = {**linear, "result": {**linear["result"], "list": linear["result"]["list"][2:], "nextPageCursor": ""}}
+    asked: list[str] = []
+
+    async def instruments(request: web.Request) -> web.Response:
+        asked.append(request.query_string)
+        category = request.query["category"]
+        body = (second if request.query.get("cursor") == "c=2" else first) if category == "linear" else None
+        return web.Response(body=_wire(body or listing[INVERSE_LISTING]), content_type="application/json")
+
+    async def tickers(_request: web.Request) -> web.Response:
+        return web.Response(status=503)  # volumes only: the listing does without them
+
+    app = web.Application()
+    app.router.add_get("/v5/market/instruments-info", instruments)
+    app.router.add_get("/v5/market/tickers", tickers)
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        raw = await Bybit.fetch_listing(http, str(server.make_url("")).rstrip("/"))
+    assert "category=linear&limit=1000&cursor=c%3D2" in asked
+    fetched = Bybit.parse_instruments(load_json(raw))
+    expected = Bybit.parse_instruments({p: listing[p] for p in (LINEAR_LISTING, INVERSE_LISTING)})
+    assert fetched == expected and len(fetched) == 6
+
+
+def _wire(body: object) -> bytes:
+    return msgspec.json.Encoder(decimal_format="number").encode(body)
