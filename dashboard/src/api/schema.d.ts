@@ -171,6 +171,9 @@ export interface paths {
         /**
          * Prices
          * @description Latest quote per symbol and venue, per base unit; `price` is the mid (see `price_source`).
+         *
+         *     Without parameters: every symbol (the seed's answer). `symbols` and `venues` filter (a venue filter
+         *     leaves out symbols not quoted there); `limit`/`offset` page through the symbols sorted by name.
          */
         get: operations["prices_api_prices_get"];
         put?: never;
@@ -212,7 +215,8 @@ export interface paths {
         put?: never;
         /**
          * Reload Config
-         * @description Re-read the symbol configuration (ARBSTREAM_SYMBOLS_FILE against the venues' listings).
+         * @description Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings); the rest of the universe
+         *     follows ingest's `instruments` topic by itself.
          */
         post: operations["reload_config_api_reload_config_post"];
         delete?: never;
@@ -254,6 +258,27 @@ export interface paths {
          *     of the symbol (at most one per `interval_ms`), kept in memory by this API process since it loaded.
          */
         get: operations["spread_history_api_spread__symbol___ex1___ex2__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/spreads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Spreads
+         * @description Cross-venue spread per symbol: best usable bid anywhere against best usable ask anywhere (other
+         *     venue, same quote group), gross and net of both taker fees; best net first.
+         */
+        get: operations["spreads_api_spreads_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -332,7 +357,8 @@ export interface paths {
         };
         /**
          * Health
-         * @description Overall status, broker reachability, consumer lag, and every venue's connection health.
+         * @description Overall status (ok / degraded / down / starting, rule in api/health_rule.py), broker reachability,
+         *     consumer lag, the supervised background tasks, and every venue's connection health.
          */
         get: operations["health_health_get"];
         put?: never;
@@ -738,9 +764,16 @@ export interface components {
             reasons: string[];
             /**
              * Status
+             * @description starting and down answer HTTP 503; rule in decision 0010
              * @enum {string}
              */
-            status: "starting" | "ok" | "degraded";
+            status: "starting" | "ok" | "degraded" | "down";
+            /**
+             * Tasks
+             * @description supervised background tasks
+             * @default []
+             */
+            tasks: components["schemas"]["TaskOut"][];
             /**
              * Timestamp
              * @description ISO 8601 UTC time this response was built
@@ -748,6 +781,12 @@ export interface components {
             timestamp: string;
             /** Venues */
             venues: components["schemas"]["VenueOut"][];
+            /**
+             * Venues Streaming
+             * @description venues whose every connection streams, reported recently
+             * @default []
+             */
+            venues_streaming: string[];
             /** Venues Unhealthy */
             venues_unhealthy: string[];
         };
@@ -809,6 +848,50 @@ export interface components {
             size: string;
             /** Venue */
             venue: string;
+        };
+        /**
+         * ListingOut
+         * @description Which instrument listing a venue's connections use (ingest's ``listings`` topic).
+         */
+        ListingOut: {
+            /**
+             * Age S
+             * @description now - listed_at, seconds
+             */
+            age_s: number;
+            /**
+             * Error
+             * @description why the latest live fetch failed ('' when it succeeded)
+             */
+            error: string;
+            /**
+             * Instruments
+             * @description perpetuals in the listing
+             */
+            instruments: number;
+            /**
+             * Listed At
+             * @description when the listing in use was fetched from the venue, ISO 8601
+             */
+            listed_at: string;
+            /** Listed Timestamp Ms */
+            listed_timestamp_ms: number;
+            /**
+             * Reported Age S
+             * @description how old this status report from ingest is, seconds
+             */
+            reported_age_s: number;
+            /**
+             * Source
+             * @description live: fetched from the venue's REST API; cache: the last successful fetch (the venue could not be reached); bundled: the snapshot shipped with arbstream
+             * @enum {string}
+             */
+            source: "live" | "cache" | "bundled";
+            /**
+             * Tracked
+             * @description of them in the tracked universe
+             */
+            tracked: number;
         };
         /** OpenEpisodeOut */
         OpenEpisodeOut: {
@@ -1007,6 +1090,17 @@ export interface components {
         /** PricesOut */
         PricesOut: {
             /**
+             * Limit
+             * @description page size asked for; null = every symbol (unpaged)
+             */
+            limit?: number | null;
+            /**
+             * Offset
+             * @description symbols skipped (sorted by name) before this page
+             * @default 0
+             */
+            offset: number;
+            /**
              * Prices
              * @description symbol -> venue -> quote. One entry per venue: its USDT contract when it has one, else USDC, USD, USD-inverse; GET /api/prices/{symbol} lists every instrument
              */
@@ -1020,6 +1114,12 @@ export interface components {
              * @description ISO 8601 UTC time this response was built
              */
             timestamp: string;
+            /**
+             * Total
+             * @description symbols matching `symbols`/`venues`, before paging
+             * @default 0
+             */
+            total: number;
         };
         /** ReloadOut */
         ReloadOut: {
@@ -1144,6 +1244,28 @@ export interface components {
              */
             ts_ns: number;
         };
+        /** SpreadsOut */
+        SpreadsOut: {
+            /** Limit */
+            limit: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * Spreads
+             * @description best net spread first; symbols without a pair last
+             */
+            spreads: components["schemas"]["SymbolSpreadRow"][];
+            /**
+             * Timestamp
+             * @description ISO 8601 UTC time this response was built
+             */
+            timestamp: string;
+            /**
+             * Total
+             * @description rows matching the filters, before paging
+             */
+            total: number;
+        };
         /** SummaryOut */
         SummaryOut: {
             /** Exchanges */
@@ -1202,6 +1324,100 @@ export interface components {
              */
             timestamp: string;
         };
+        /** SymbolSpreadRow */
+        SymbolSpreadRow: {
+            /**
+             * Buy Exchange
+             * @description venue of the best (lowest) usable ask
+             */
+            buy_exchange: string | null;
+            /** Buy Fee */
+            buy_fee: string | null;
+            /** Buy Instrument Id */
+            buy_instrument_id: string | null;
+            /**
+             * Buy Price
+             * @description best ask, per ONE base unit (the venue's price divided by its price_multiplier)
+             */
+            buy_price: string | null;
+            /**
+             * Net Spread Percentage
+             * @description spread_percentage minus both venues' taker fees, x 100
+             */
+            net_spread_percentage: string | null;
+            /**
+             * Notional
+             * @description size x buy_price, quote currency
+             */
+            notional: string | null;
+            /**
+             * Quote Group
+             * @description group compared (the one with most usable venues unless asked)
+             */
+            quote_group: string | null;
+            /**
+             * Sell Exchange
+             * @description venue of the best (highest) usable bid, another venue
+             */
+            sell_exchange: string | null;
+            /** Sell Fee */
+            sell_fee: string | null;
+            /** Sell Instrument Id */
+            sell_instrument_id: string | null;
+            /**
+             * Sell Price
+             * @description best bid, per ONE base unit (the venue's price divided by its price_multiplier)
+             */
+            sell_price: string | null;
+            /**
+             * Size
+             * @description min(ask size, bid size), base units
+             */
+            size: string | null;
+            /**
+             * Spread
+             * @description sell_price - buy_price; positive = bid above ask across venues
+             */
+            spread: string | null;
+            /**
+             * Spread Percentage
+             * @description spread / buy_price x 100 (gross)
+             */
+            spread_percentage: string | null;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Usable Venues
+             * @description venues of that group with a usable quote (fresh, healthy, uncrossed)
+             */
+            usable_venues: number;
+        };
+        /** TaskOut */
+        TaskOut: {
+            /**
+             * Critical
+             * @description while not running, data endpoints answer 503 and /health is down
+             */
+            critical: boolean;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Error At Ns */
+            last_error_at_ns: number | null;
+            /** Name */
+            name: string;
+            /** Restarts */
+            restarts: number;
+            /**
+             * Retry In S
+             * @description seconds until the next restart attempt (state restarting)
+             */
+            retry_in_s: number | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "starting" | "running" | "restarting" | "stopped";
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -1231,6 +1447,8 @@ export interface components {
              * @description receipt time of the venue's latest quote, Unix ms
              */
             last_quote_timestamp: number | null;
+            /** @description the venue's listing source; null until reported */
+            listing?: components["schemas"]["ListingOut"] | null;
             /** Quote Count */
             quote_count: number;
             /**
@@ -1633,7 +1851,16 @@ export interface operations {
     };
     prices_api_prices_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description page size, symbols; default: all */
+                limit?: number | null;
+                /** @description symbols to skip (sorted by name) */
+                offset?: number;
+                /** @description comma list; unknown names answer 404 */
+                symbols?: string | null;
+                /** @description comma list; unknown names answer 404 */
+                venues?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1647,6 +1874,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PricesOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description read model still loading */
@@ -1726,6 +1971,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReloadOut"];
+                };
+            };
+            /** @description ARBSTREAM_ADMIN_TOKEN is set: missing or wrong bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no admin token configured and not a local call, or a foreign Origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description invalid symbol configuration */
@@ -1815,6 +2078,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SpreadHistoryOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    spreads_api_spreads_get: {
+        parameters: {
+            query?: {
+                /** @description page size, symbols; default: all */
+                limit?: number | null;
+                /** @description symbols to skip (sorted by name) */
+                offset?: number;
+                /** @description USDT, USDC, USD, USD-inverse; default: per symbol, the group with most usable venues */
+                quote_group?: string | null;
+                /** @description comma list; unknown names answer 404 */
+                symbols?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpreadsOut"];
                 };
             };
             /** @description unknown symbol or venue */
@@ -1944,7 +2263,7 @@ export interface operations {
                     "application/json": components["schemas"]["HealthOut"];
                 };
             };
-            /** @description starting: read model still loading */
+            /** @description starting (read model loading) or down (no live data) */
             503: {
                 headers: {
                     [name: string]: unknown;

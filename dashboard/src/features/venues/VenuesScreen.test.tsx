@@ -30,6 +30,7 @@ function venue(name: string, state: string): VenueOut {
     last_quote_timestamp: Date.now(),
     last_quote_age_ms: 4000,
     taker_fee: "0.0005",
+    listing: null,
   };
 }
 
@@ -50,5 +51,34 @@ describe("VenuesScreen", () => {
     expect(okxRow().className).toContain("state-warn");
     expect((document.querySelector('tr[data-venue="binance"]') as HTMLElement).dataset.state).toBe("streaming");
     expect(screen.queryByText(/^live$/i)).toBeNull();
+  });
+
+  it("shows which listing each venue uses and how old it is", () => {
+    const live = testLive();
+    renderWithLive(<VenuesScreen />, live);
+    const listing = (source: "live" | "cache" | "bundled", age_s: number, error: string) => ({
+      source,
+      listed_at: "2026-12-06T10:00:00.000Z",
+      listed_timestamp_ms: 1796551200000,
+      age_s,
+      instruments: 600,
+      tracked: 412,
+      error,
+      reported_age_s: 1,
+    });
+    const binance = { ...venue("binance", "streaming"), listing: listing("live", 90, "") };
+    const okx = { ...venue("okx", "streaming"), listing: listing("cache", 7200, "live: timed out after 10s") };
+    act(() =>
+      applyMessage(live, { type: "snapshot", seq: 1, data: { subscription: {} as never, venues: [binance, okx] } }, () => undefined, new Set()),
+    );
+    const cell = (name: string) => document.querySelector(`tr[data-venue="${name}"] [data-testid="venue-listing"]`) as HTMLElement;
+    expect(cell("binance").dataset.source).toBe("live");
+    expect(cell("binance").textContent).toMatch(/^live 1m3\ds$/);
+    expect(cell("binance").querySelector(".tag")?.className).toContain("ok");
+    expect(cell("okx").dataset.source).toBe("cache");
+    expect(cell("okx").textContent).toContain("2h0m");
+    expect(cell("okx").title).toContain("412 of 600 perpetuals tracked");
+    expect(cell("okx").title).toContain("live fetch failed: live: timed out after 10s");
+    expect(cell("okx").querySelector(".tag")?.className).toContain("warn");
   });
 });

@@ -36,6 +36,32 @@ export function StateBadge({ state }: { state: string }) {
   );
 }
 
+/** Colour of a listing source (ingest's `listings` topic): only a live listing is current. */
+export function listingClass(source: string): "ok" | "warn" | "muted" {
+  if (source === "live") return "ok";
+  return source === "cache" ? "warn" : "muted";
+}
+
+/** Which listing the venue's connections use and how old it is (age grows with `elapsed`). */
+export function ListingCell({ venue, elapsed }: { venue: VenueOut; elapsed: number }) {
+  const listing = venue.listing;
+  if (listing === null || listing === undefined) return <span className="muted">—</span>;
+  const title = [
+    `${listing.tracked} of ${listing.instruments} perpetuals tracked`,
+    `fetched ${listing.listed_at}`,
+    listing.error && `live fetch failed: ${listing.error}`,
+  ]
+    .filter(Boolean)
+    .join("\n");
+  return (
+    <span className="small" title={title} data-testid="venue-listing" data-source={listing.source}>
+      <span className={`tag ${listingClass(listing.source)}`}>{listing.source}</span>{" "}
+      <span className="num">{fmtAge(listing.age_s * 1000 + elapsed)}</span>
+      {listing.error && <span aria-label="live fetch failed"> ⚠</span>}
+    </span>
+  );
+}
+
 interface VenueRow {
   venue: VenueOut;
   /** ms since the data was built by the API: reported ages grow by this much. */
@@ -108,6 +134,12 @@ const columns: ColumnDef<VenueRow, unknown>[] = [
     meta: num,
     accessorFn: (r) => r.venue.last_quote_age_ms,
     cell: (c) => fmtAge(c.row.original.venue.last_quote_age_ms === null ? null : c.row.original.venue.last_quote_age_ms + c.row.original.elapsed),
+  },
+  {
+    id: "listing",
+    header: "Listing",
+    accessorFn: (r) => r.venue.listing?.age_s ?? null,
+    cell: (c) => <ListingCell venue={c.row.original.venue} elapsed={c.row.original.elapsed} />,
   },
   { id: "fee", header: "Taker fee", meta: num, accessorFn: (r) => Number(r.venue.taker_fee), cell: (c) => fmtFractionPct(c.row.original.venue.taker_fee, 3) },
   {
