@@ -35,10 +35,19 @@ from api.metrics import ApiMetrics
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
 from api.universe import Universe
-from processors.app import changelog_topic
-from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state
-from schemas.market import decode_health
-from schemas.topics import HEALTH, INSTRUMENTS, LISTINGS, OPPORTUNITIES, OPPORTUNITY_EPISODES, topic_name
+from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state, decode_worker_stats
+from schemas.market import Quote, decode_health, decode_tick
+from schemas.topics import (
+    HEALTH,
+    INSTRUMENTS,
+    LISTINGS,
+    OPPORTUNITIES,
+    OPPORTUNITY_EPISODES,
+    PRICES,
+    WORKER_STATS,
+    symbols_changelog,
+    topic_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,9 @@ class Topics:
     health: str
     opportunities: str
     episodes: str
+    prices: str = ""
+    """The worker's latest quote per instrument (compacted): the read model's quotes (decision 0010)."""
+    worker_stats: str = ""
     instruments: str = ""
     """Ingest's tracked universe (compacted), applied to the API's Universe (api/universe.py)."""
     listings: str = ""
@@ -59,15 +71,20 @@ class Topics:
     def from_settings(cls, settings: ApiSettings) -> Topics:
         ns = settings.namespace
         return cls(
-            changelog=changelog_topic(settings),
+            changelog=symbols_changelog(settings.app_name, ns),
             health=topic_name(HEALTH, ns),
             opportunities=topic_name(OPPORTUNITIES, ns),
             episodes=topic_name(OPPORTUNITY_EPISODES, ns),
+            prices=topic_name(PRICES, ns),
+            worker_stats=topic_name(WORKER_STATS, ns),
             instruments=topic_name(INSTRUMENTS, ns),
             listings=topic_name(LISTINGS, ns),
         )
 
     def all(self) -> list[str]:
+        return [*self._core(), *(t for t in (self.prices, self.worker_stats) if t)]
+
+    def _core(self) -> list[str]:
         catalog = [t for t in (self.instruments, self.listings) if t]
         return [self.changelog, self.health, self.opportunities, self.episodes, *catalog]
 
@@ -223,12 +240,38 @@ class Follower:
             self._positions[tp] = records[-1].offset + 1
             self.records_applied += len(records)
             self.metrics.records.labels(tp.topic).inc(len(records))
-            if tp.topic == self.topics.changelog:
+            if tp.topic == self.topics.prices:
+                self._apply_prices(records, changes)
+            elif tp.topic == self.topics.worker_stats:
+                self._apply_worker_stats(records)
+            elif tp.topic == self.topics.changelog:
                 self._apply_changelog(records, changes)
             else:
                 for record in records:
                     self._apply_event(tp.topic, record, changes)
         return changes
+
+    def _apply_prices(self, records: list[Record], changes: Changes) -> None:
+        # Compacted, keyed by instrument id: only the last record per key in a batch matters.
+        latest: dict[bytes, bytes] = {r.key: r.value for r in records if r.key is not None and r.value is not None}
+        by_symbol: dict[str, list[Quote]] = {}
+        for key, value in latest.items():
+            try:
+                event = decode_tick(value)
+            except msgspec.DecodeError as exc:
+                self._undecodable(self.topics.prices, key, exc)
+                continue
+            if isinstance(event, Quote):
+                by_symbol.setdefault(event.base, []).append(event)
+        for symbol, quotes in by_symbol.items():
+            self.model.apply_quotes(symbol, quotes, changes)
+
+    def _apply_worker_stats(self, records: list[Record]) -> None:
+        for record in records:
+            try:
+                self.model.apply_worker_stats(decode_worker_stats(record.value or b""))
+            except msgspec.DecodeError as exc:
+                self._undecodable(self.topics.worker_stats, record.key, exc)
 
     def _apply_changelog(self, records: list[Record], changes: Changes) -> None:
         # Each record is a symbol's full state, so only the last one per key in a batch matters

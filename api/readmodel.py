@@ -1,8 +1,9 @@
 """The API's in-memory read model of the processors' output topics (decision 0005).
 
-It holds the latest ``SymbolState`` per symbol (from the worker's compacted
-changelog), the latest health snapshot per connection, recent alerts and
-closed episodes. It does no I/O: :mod:`api.follower` feeds it decoded records,
+It holds the latest ``SymbolState`` per symbol (episodes and cooldowns from the
+worker's compacted changelog, quotes from its compacted ``prices`` topic: decision
+0010), the latest health snapshot per connection, recent alerts, closed episodes
+and each worker's counters. It does no I/O: :mod:`api.follower` feeds it decoded records,
 the views read it. Each ``apply_*`` returns what changed, so the WebSocket
 fan-out can send deltas without diffing the whole model again.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from processors.health_view import HealthView
-from schemas.arbitrage import Episode, EpisodeClosed, Opportunity, SymbolState
+from schemas.arbitrage import Episode, EpisodeClosed, Opportunity, SymbolState, WorkerStats
 from schemas.market import Health, Quote
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class ReadModel:
         self.alerts: OrderedDict[str, Opportunity] = OrderedDict()
         self.closed: OrderedDict[str, EpisodeClosed] = OrderedDict()
         self.last_tick_ts_ns: int | None = None
+        self.workers: dict[str, WorkerStats] = {}
+        """Latest counters per worker id (processed, conflated, ... ticks), from ``worker-stats``."""
         self.version = 0
         """Bumped on every state change; lets periodic pushes skip unchanged models."""
         self.complete = False
@@ -81,6 +84,8 @@ class ReadModel:
         """A changelog record: the full state of ``symbol`` (None = tombstone, symbol removed)."""
         self.version += 1
         old = self.symbols.pop(symbol, None) if state is None else self.symbols.get(symbol)
+        if state is not None and not state.quotes and old is not None:
+            state.quotes = old.quotes  # the worker's rows carry no quotes: they come from `prices`
         if open_episodes_of(old) != open_episodes_of(state):
             changes.episodes.append(symbol)
         if self.history is not None and self.complete:
@@ -96,6 +101,29 @@ class ReadModel:
             self.last_tick_ts_ns is None or state.last_tick_ts_ns > self.last_tick_ts_ns
         ):
             self.last_tick_ts_ns = state.last_tick_ts_ns
+
+    def apply_quotes(self, symbol: str, quotes: list[Quote], changes: Changes) -> None:
+        """Latest quotes of ``symbol``'s instruments (``prices`` topic); an older one never replaces a newer one."""
+        state = self.symbols.get(symbol)
+        if state is None:
+            state = self.symbols[symbol] = SymbolState()
+        changed = False
+        for quote in quotes:
+            current = state.quotes.get(quote.instrument_id)
+            if current is not None and current.receipt_ts_ns >= quote.receipt_ts_ns:
+                continue
+            state.quotes[quote.instrument_id] = quote
+            changes.quotes.append((symbol, quote))
+            changed = True
+            if self.last_tick_ts_ns is None or quote.receipt_ts_ns > self.last_tick_ts_ns:
+                self.last_tick_ts_ns = quote.receipt_ts_ns
+        if changed:
+            self.version += 1
+            if self.history is not None and self.complete:
+                self.history.record(symbol, state)
+
+    def apply_worker_stats(self, stats: WorkerStats) -> None:
+        self.workers[stats.worker_id] = stats
 
     def apply_health(self, health: Health, changes: Changes) -> None:
         self.version += 1

@@ -33,9 +33,9 @@ from api.settings import ApiSettings
 from arbstream.broker import free_port
 from arbstream.kafka import ensure_topics, symbol_partitioner
 from processors.arbitrage import process_quote
-from schemas.arbitrage import SymbolState, decode_event, decode_state
-from schemas.market import Funding, Health, HealthState, Quote, encode
-from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, ticks_topic, topic_name
+from schemas.arbitrage import SymbolState, decode_event
+from schemas.market import Funding, Health, HealthState, Quote, decode_tick, encode
+from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
 from tests.helpers import consume_until, running, service_env
 
 D = Decimal
@@ -272,18 +272,18 @@ async def _wait_for_topic(bootstrap: str, topic: str, timeout_s: float) -> None:
 
 
 async def _worker_done(stack: Stack) -> None:
-    """Wait for the scenario's known outcome: final states, 2 alerts (BTC, ETH), 1 closed episode (ETH)."""
+    """Wait for the scenario's known outcome: final quotes, 2 alerts (BTC, ETH), 1 closed episode (ETH)."""
     ns = stack.namespace
-    changelog = f"{topic_name('arbstream', ns)}-symbols-changelog"
-    final = {(t.base, t.instrument_id): t for t in stack.fed if isinstance(t, Quote)}
+    prices = topic_name(PRICES, ns)
+    final = {t.instrument_id: t for t in stack.fed if isinstance(t, Quote)}
 
-    def states_done(records: list[Any]) -> bool:
-        latest = {r.key.decode(): decode_state(r.value) for r in records}
-        return all(k[0] in latest and latest[k[0]].quotes.get(k[1]) == q for k, q in final.items())
+    def quotes_done(records: list[Any]) -> bool:
+        latest = {r.key.decode(): decode_tick(r.value) for r in records}
+        return all(latest.get(instrument_id) == quote for instrument_id, quote in final.items())
 
-    await _wait_for_topic(stack.bootstrap, changelog, 60)
-    states = await consume_until(stack.bootstrap, [changelog], states_done, 120)
-    assert states_done(states), "the worker did not reach the scenario's final state"
+    await _wait_for_topic(stack.bootstrap, prices, 60)
+    quotes = await consume_until(stack.bootstrap, [prices], quotes_done, 120)
+    assert quotes_done(quotes), "the worker did not publish the scenario's final quotes"
     events = [topic_name(OPPORTUNITIES, ns), topic_name(OPPORTUNITY_EPISODES, ns)]
     records = await consume_until(stack.bootstrap, events, lambda rs: len(rs) >= 3, 60)
     kinds = sorted((type(decode_event(r.value)).__name__, decode_event(r.value).symbol) for r in records)
@@ -302,7 +302,8 @@ def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
     symbols_file = logs / "symbols.txt"
     symbols_file.write_text("BTC:BTCUSDT:binance\nBTC:BTCUSDT:bybit\n")
     base_env = service_env(kafka_bootstrap, ns, **SETTINGS_ENV)
-    worker_env = {**base_env, "ARBSTREAM_WORKER_DATA_DIR": str(logs / "faust")}
+    # The scenario is fed before the worker starts: exact, not conflated as a lagging worker would.
+    worker_env = {**base_env, "ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
     api_env = {
         **base_env,
         "ARBSTREAM_SYMBOLS_FILE": str(symbols_file),
