@@ -4,7 +4,7 @@ Start-up fetches every enabled venue's listing in parallel (:mod:`ingest.listing
 cache -> bundled, each venue under its own deadline), chooses the universe, and starts one
 :class:`~ingest.supervisor.VenueSupervisor` per venue. Every ``ARBSTREAM_LISTING_REFRESH_S`` the
 listings are fetched again and the supervisors follow the new universe without a restart
-(decision 0009). The universe and the listing statuses go to the compacted ``instruments`` and
+(decision 0011). The universe and the listing statuses go to the compacted ``instruments`` and
 ``listings`` topics (:mod:`ingest.catalog`).
 """
 

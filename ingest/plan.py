@@ -1,4 +1,4 @@
-"""Connection plans that follow a changing listing with little churn (decision 0009).
+"""Connection plans that follow a changing listing with little churn (decision 0011).
 
 A venue module plans its connections from scratch (``Venue.connections``): topics in listing
 order, cut every ``max_topics_per_connection``. Re-planning from scratch after one new listing
