@@ -7,8 +7,9 @@ import logging
 import signal
 
 from ingest.settings import SimulatorSettings
+from ingest.simulator.schedule import heavy_tailed_rates
 from ingest.simulator.server import Simulator, serve
-from ingest.simulator.universe import generated_market, update_weights
+from ingest.simulator.universe import generated_market, restrict, update_weights
 from ingest.venues import implemented_venues
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,10 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
     venues = settings.venues or implemented_venues()
     wanted = [s.upper() for s in settings.symbols]
     bases = None if not wanted or ALL.upper() in wanted or any(s.startswith("TOP:") for s in wanted) else wanted
-    market = generated_market(venues, bases, seed=settings.simulator_seed)
+    market = generated_market(venues, seed=settings.simulator_seed)
+    # Rates are the whole market's: a restricted market (BTC,ETH) keeps its symbols' share of them.
+    rates = heavy_tailed_rates(update_weights(market), settings.simulator_rate)
+    market = restrict(market, bases)
     for venue, source in sorted(market.sources.items()):
         if source != "generated":
             log.warning("simulator: %s cannot generate listings yet; serving its bundled listing", venue)
@@ -31,8 +35,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
         tick_ms=settings.simulator_tick_ms,
         funding_every_ms=settings.simulator_funding_every_ms,
         auto_dislocations=settings.simulator_auto_dislocations,
-        rate=settings.simulator_rate,
-        weights=update_weights(market),
+        rates=rates,
         reference_prices=market.reference_prices,
         listings_from_instruments=True,
         dislocation_every_ms=settings.simulator_dislocation_every_ms,

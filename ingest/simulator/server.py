@@ -9,11 +9,11 @@ Fault injection (all ``POST``, ``venue`` may be ``all``):
 ``GET /control/status`` reports connections and subscriptions per venue; ``GET /control/stats``
 the pump's counters (updates sent, updates dropped for slow clients or a late pump) and rates.
 
-Pacing: each instrument updates on its own schedule (``ingest.simulator.schedule``): with
-``rate`` set, the total is spread heavy-tailed by ``weights`` (24 h volume); without it, every
-instrument updates every ``tick_ms`` as before. The pump wakes every ``tick_ms`` (``0``: as fast
-as it can, every subscribed instrument each turn) and writes each client's frames of that turn
-in one transport write.
+Pacing: each instrument updates on its own schedule (``ingest.simulator.schedule``) at its
+``rates`` entry (``arbstream simulate``: the market's total spread heavy-tailed by 24 h volume);
+without ``rates``, every instrument updates every ``tick_ms`` as before. The pump wakes every
+``tick_ms`` (``0``: as fast as it can, every subscribed instrument each turn) and writes each
+client's frames of that turn in one transport write.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession,
 from ingest.simulator.clients import SimClient, socketio_clients, websocket_client
 from ingest.simulator.listing_routes import listing_routes
 from ingest.simulator.market import Market, SimFunding, SimQuote
-from ingest.simulator.schedule import NS, Schedule, heavy_tailed_rates, uniform_rates
+from ingest.simulator.schedule import FLOOR_PER_S, NS, Schedule, uniform_rates
 from ingest.simulator.venues import sim_class
 from schemas.market import Instrument
 
@@ -51,10 +51,8 @@ class Simulator:
     tick_ms: int = 100
     funding_every_ms: int = 1000
     auto_dislocations: bool = True
-    rate: float | None = None
-    """Book updates/s of the whole market when every instrument is subscribed; None: every tick."""
-    weights: Mapping[str, float] | None = None
-    """Relative activity per instrument id (default: its 24 h volume, else equal)."""
+    rates: Mapping[str, float] | None = None
+    """Book updates/s per instrument id (``schedule.heavy_tailed_rates``); None: every ``tick_ms``."""
     reference_prices: dict[str, Decimal] | None = None
     listings_from_instruments: bool = False
     """REST listings are ``sim.listing(instruments)`` (the generated market) instead of the bundled files."""
@@ -81,12 +79,11 @@ class Simulator:
             self.by_base[inst.base].append(inst)
         start = self.clock()
         ids = list(self.by_id)
-        if self.rate is not None:
-            weights = self.weights or {i: float(self.by_id[i].volume_24h_quote or 1) for i in ids}
-            book_rates = heavy_tailed_rates({i: weights.get(i, 1.0) for i in ids}, self.rate)
+        if self.rates is not None:
+            book_rates = {i: self.rates.get(i, FLOOR_PER_S) for i in ids}
         else:
             book_rates = uniform_rates(ids, 1000 / self.tick_ms if self.tick_ms > 0 else 0)
-        self.books = Schedule(book_rates, start, seed=1, every_step=self.rate is None and self.tick_ms == 0)
+        self.books = Schedule(book_rates, start, seed=1, every_step=self.rates is None and self.tick_ms == 0)
         self.fundings = Schedule(uniform_rates(ids, 1000 / max(1, self.funding_every_ms)), start, seed=2)
         self._last_burst = 0
 
@@ -180,9 +177,14 @@ class Simulator:
             if self.stalled_until.get(venue, 0) > time.monotonic():
                 self.counters["stalled_updates"] += len(books.get(venue, ())) + len(fundings.get(venue, ()))
                 continue
-            quotes = [(i, self.market.quote(i, now_ms)) for i in books.get(venue, ())]
-            marks = [(i, self.market.funding(i, now_ms)) for i in fundings.get(venue, ())]
-            for client in list(self.clients[venue]):
+            clients = list(self.clients[venue])
+            if not clients:
+                continue
+            # Quoted once per update whatever the number of subscribers, and only if someone listens.
+            wanted = [c.session.subscriptions for c in clients]
+            quotes = [(i, self.market.quote(i, now_ms)) for i in books.get(venue, ()) if _any(wanted, BOOK, i)]
+            marks = [(i, self.market.funding(i, now_ms)) for i in fundings.get(venue, ()) if _any(wanted, FUNDING, i)]
+            for client in clients:
                 await self._deliver(self.sims[venue], client, quotes, marks)
 
     def _group(self, ids: list[str]) -> dict[str, list[Instrument]]:
@@ -290,6 +292,11 @@ class Simulator:
             "funding_rate_per_s": round(self.fundings.total_per_s, 1),
         }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _any(subscriptions: list[set[tuple[str, str]]], kind: str, inst: Instrument) -> bool:
+    key = (kind, inst.native_symbol)
+    return any(key in subscribed for subscribed in subscriptions)
 
 
 async def serve(simulator: Simulator, host: str, port: int) -> web.AppRunner:

@@ -307,11 +307,16 @@ def generated_market(
     venues: Iterable[str], bases: Iterable[str] | None = None, seed: int = DEFAULT_SEED
 ) -> GeneratedMarket:
     """The market ``arbstream simulate`` serves, optionally restricted to ``bases`` (``BTC,ETH``)."""
-    market = build_market(plan_market(seed), venues)
-    if bases is not None:
-        wanted = {b.upper() for b in bases}
-        market.instruments = [i for i in market.instruments if i.base in wanted]
-    return market
+    return restrict(build_market(plan_market(seed), venues), bases)
+
+
+def restrict(market: GeneratedMarket, bases: Iterable[str] | None) -> GeneratedMarket:
+    """The part of ``market`` on ``bases`` (all of it for None)."""
+    if bases is None:
+        return market
+    wanted = {b.upper() for b in bases}
+    instruments = [i for i in market.instruments if i.base in wanted]
+    return GeneratedMarket(instruments, market.reference_prices, market.volumes, market.sources, market.dropped)
 
 
 def update_weights(market: GeneratedMarket) -> dict[str, float]:
