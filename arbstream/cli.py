@@ -77,6 +77,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end)
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from arbstream.backtest import run_cli
+
+    return run_cli(
+        args.sources,
+        args.sample,
+        args.set or [],
+        args.compare or [],
+        args.out,
+        args.notional,
+        args.start,
+        args.end,
+        [s for s in (args.symbols or "").split(",") if s.strip()],
+        [v for v in (args.venues or "").split(",") if v.strip()],
+    )
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from ingest.settings import SimulatorSettings
     from ingest.simulator.main import run_simulator
@@ -131,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate": ("serve the exchange simulator (every implemented venue's protocol)", _cmd_simulate),
         "record": ("record raw venue frames to rotating .jsonl.gz files", _cmd_record),
         "replay": ("publish recorded frames' events with their recorded times (backtests)", _cmd_replay),
+        "backtest": ("replay recordings through the processors and write a report", _cmd_backtest),
         "normalize": ("print normalised JSON lines for raw frames (offline)", _cmd_normalize),
         "instruments": ("list tracked instruments, or refresh the venues' listings", _cmd_instruments),
         "schemas": ("write the JSON Schema of every topic to schemas/json/", _cmd_schemas),
@@ -151,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--speed", default="max", help="max (as fast as possible), 1x (real time), 10x ...")
             cmd.add_argument("--from", dest="start", help="first receipt time replayed (ISO-8601 UTC or ns)")
             cmd.add_argument("--to", dest="end", help="replay stops before this receipt time (ISO-8601 UTC or ns)")
+        if name == "backtest":
+            cmd.add_argument("sources", nargs="*", type=Path, help="recording files or directories")
+            cmd.add_argument("--sample", action="store_true", help="the bundled sample recording")
+            cmd.add_argument("--set", action="append", metavar="KEY=VALUE", help="a worker setting (repeatable)")
+            cmd.add_argument("--compare", action="append", metavar="KEY=VALUE", help="settings of a second run")
+            cmd.add_argument("--out", type=Path, default=Path("backtest-results"), help="report directory")
+            cmd.add_argument("--notional", default="10000", help="quote notional per alert for the naive PnL")
+            cmd.add_argument("--from", dest="start", help="first receipt time (ISO-8601 UTC or ns)")
+            cmd.add_argument("--to", dest="end", help="stop before this receipt time (ISO-8601 UTC or ns)")
+            cmd.add_argument("--symbols", help="comma list of bases (default: all recorded)")
+            cmd.add_argument("--venues", help="comma list of venues (default: all recorded)")
         if name == "normalize":
             cmd.add_argument("--venue", required=True, help="venue whose protocol the frames speak")
             cmd.add_argument("file", nargs="?", help="frames, one per line (default: stdin)")

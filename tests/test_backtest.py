@@ -1,0 +1,179 @@
+"""`arbstream backtest`: the worker's engine over replayed events, and its report."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from arbstream.backtest import backtest, parse_overrides, worker_settings
+from arbstream.backtest.report import percentiles
+from arbstream.backtest.run import run_backtest
+from arbstream.errors import ConfigError
+from schemas.market import Health, HealthState, Quote
+
+T0 = 1_790_000_000_000_000_000
+MS = 1_000_000
+S = 1_000 * MS
+
+
+def quote(venue: str, bid: str, ask: str, ts: int, base: str = "BTC", size: str = "2") -> Quote:
+    return Quote(
+        instrument_id=f"{base}-USDT-PERP@{venue}",
+        venue=venue,
+        native_symbol=f"{base}USDT",
+        base=base,
+        bid=Decimal(bid),
+        bid_size=Decimal(size),
+        ask=Decimal(ask),
+        ask_size=Decimal(size),
+        exchange_ts_ns=ts - MS,
+        receipt_ts_ns=ts,
+    )
+
+
+def market(dislocations: list[tuple[int, int]], seconds: int = 60, base: str = "BTC") -> list[Quote]:
+    """Quotes every 100 ms on binance and okx; okx's bid is 1 % higher during each (start, end) second range."""
+    events = []
+    for step in range(seconds * 10):
+        ts = T0 + step * 100 * MS
+        second = step // 10
+        high = any(start <= second < end for start, end in dislocations)
+        events.append(quote("binance", "99.99", "100.00", ts, base))
+        events.append(quote("okx", "101.00" if high else "99.99", "101.01" if high else "100.00", ts + MS, base))
+    return events
+
+
+SETTINGS = {"min_ticks": "2", "cooldown_s": "20"}
+
+
+def test_planted_dislocations_are_found_exactly_and_the_cooldown_suppresses() -> None:
+    result = run_backtest(market([(5, 8), (15, 17), (40, 43)]), worker_settings(SETTINGS))
+    # Episode starts at the first tick of each dislocation; the second one falls in the 20 s cooldown.
+    starts = [T0 + 5 * S + MS, T0 + 15 * S + MS, T0 + 40 * S + MS]
+    assert [a.event_id for a in result.alerts] == [f"BTC:binance->okx:{starts[0]}", f"BTC:binance->okx:{starts[2]}"]
+    assert [(e.event_id, e.alerted) for e in result.closed] == [
+        (f"BTC:binance->okx:{starts[0]}", True),
+        (f"BTC:binance->okx:{starts[1]}", False),
+        (f"BTC:binance->okx:{starts[2]}", True),
+    ]
+    assert [e.duration_ms for e in result.closed] == [3000, 2000, 3000]
+    assert result.alerts[0].net_spread == Decimal("0.0090")  # (101 - 100) / 100 - 2 x 0.0005
+    assert (result.ticks, result.rejected, result.still_open) == (1200, 0, [])
+
+
+def health(second: int, state: HealthState) -> Health:
+    ts = T0 + second * S
+    return Health(venue="okx", connection="okx-0", state=state, exchange_ts_ns=ts, receipt_ts_ns=ts)
+
+
+def test_an_unhealthy_venue_yields_no_alert_as_live() -> None:
+    stale, back = health(4, HealthState.STALE), health(9, HealthState.STREAMING)
+    ticks: list[Quote | Health] = [*market([(5, 8), (10, 12)]), stale, back]
+    events = sorted(ticks, key=lambda e: e.receipt_ts_ns)
+    result = run_backtest(events, worker_settings(SETTINGS))
+    assert [a.event_id for a in result.alerts] == [f"BTC:binance->okx:{T0 + 10 * S + MS}"]
+    assert result.health_events == 2
+
+
+def test_symbol_and_venue_filters() -> None:
+    events = sorted([*market([(5, 8)]), *market([(5, 8)], base="ETH")], key=lambda e: e.receipt_ts_ns)
+    only_eth = run_backtest(events, worker_settings(SETTINGS), symbols=frozenset({"ETH"}))
+    assert [a.symbol for a in only_eth.alerts] == ["ETH"]
+    one_venue = run_backtest(events, worker_settings(SETTINGS), venues=frozenset({"okx"}))
+    assert one_venue.alerts == [] and one_venue.ticks == 1200
+
+
+def test_overrides_are_validated() -> None:
+    assert parse_overrides(["cooldown_s=60", 'ARBSTREAM_TAKER_FEES={"okx":"0.0002"}']) == {
+        "cooldown_s": "60",
+        "taker_fees": {"okx": "0.0002"},
+    }
+    with pytest.raises(ConfigError, match="not a worker setting"):
+        parse_overrides(["cooldwn_s=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["cooldown_s"])
+    with pytest.raises(ConfigError, match="close_threshold must not exceed open_threshold"):
+        worker_settings({"close_threshold": "0.01", "open_threshold": "0.001"})
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    assert percentiles([5, 1, 3, 2, 4]) == {"p50": "3", "p90": "5", "p99": "5", "max": "5"}
+    assert percentiles([Decimal("0.1")]) == {"p50": "0.1", "p90": "0.1", "p99": "0.1", "max": "0.1"}
+    assert percentiles([]) == {}
+
+
+def write_recording(directory: Path, events: list[Quote]) -> None:
+    """A recording of binance bookTicker frames carrying ``events`` (as ``arbstream record`` writes)."""
+    from ingest.recorder import Recorder
+
+    recorders = {v: Recorder(directory, v, 1 << 20) for v in ("binance", "okx")}
+    for q in events:
+        if q.venue == "binance":
+            frame = (
+                f'{{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"{q.bid}",'
+                f'"B":"2","a":"{q.ask}","A":"3","T":1,"E":{q.receipt_ts_ns // MS}}}}}'
+            )
+        else:
+            frame = json.dumps(
+                {
+                    "arg": {"channel": "bbo-tbt", "instId": "BTC-USDT-SWAP"},
+                    "data": [{"asks": [[str(q.ask), "300", "0", "1"]], "bids": [[str(q.bid), "300", "0", "1"]],
+                              "ts": str(q.receipt_ts_ns // MS), "seqId": 1}],
+                }
+            )  # fmt: skip
+        recorders[q.venue].write(f"{q.venue}-0", q.receipt_ts_ns, frame)
+    for recorder in recorders.values():
+        recorder.close()
+
+
+def test_report_is_byte_identical_and_compares_two_settings(tmp_path: Path) -> None:
+    write_recording(tmp_path / "rec", market([(5, 8), (15, 17), (40, 43)]))
+    variants = [("base", SETTINGS), ("compare", {**SETTINGS, "cooldown_s": "0"})]
+    first = backtest([tmp_path / "rec"], variants, tmp_path / "one", Decimal(500))
+    second = backtest([tmp_path / "rec"], variants, tmp_path / "two", Decimal(500))
+    assert [p.name for p in first] == [
+        "report.json",
+        "report.md",
+        "pairs.png",
+        "durations.png",
+        "net_spread.png",
+        "capacity.png",
+        "pnl.png",
+    ]
+    assert first[0].read_bytes() == second[0].read_bytes()
+    body = json.loads(first[0].read_bytes())
+    base, compare = body["runs"]["base"], body["runs"]["compare"]
+    assert (base["counts"]["alerts"], compare["counts"]["alerts"]) == (2, 3)
+    assert (base["counts"]["suppressed_by_cooldown"], compare["counts"]["suppressed_by_cooldown"]) == (1, 0)
+    # Each alert: min(500, 3 BTC x 100) = 300 traded x net 0.9 % = 2.70.
+    assert base["naive_pnl"]["profit"] == "5.40" and compare["naive_pnl"]["profit"] == "8.10"
+    assert base["pairs"][0]["pair"] == "BTC:binance->okx" and base["pairs"][0]["episodes"] == 3
+    assert body["recording"]["ticks"] == 1200 and body["recording"]["malformed_frames"] == 0
+    assert all((tmp_path / "one" / name).stat().st_size > 5_000 for name in ("pairs.png", "pnl.png"))
+    assert "| alerts | 2 | 3 |" in first[1].read_text()
+
+
+def test_the_sample_recording_yields_exactly_its_planted_dislocations(tmp_path: Path) -> None:
+    from arbstream.backtest import SAMPLE_DIR
+
+    planted = json.loads((SAMPLE_DIR / "planted.json").read_text())
+    written = backtest([SAMPLE_DIR], [("base", {})], tmp_path, Decimal(10_000))
+    summary = json.loads(written[0].read_bytes())["runs"]["base"]
+    assert summary["counts"]["rejected_ticks"] == 0 and summary["counts"]["ticks"] > 5_000
+    alerts = summary["alerts"]
+    assert len(alerts) == len(planted) == 4
+    for plant, alert in zip(planted, alerts, strict=True):
+        symbol, pair, start = alert["event_id"].split(":")
+        buy, sell = pair.split("->")
+        # A venue quoted higher is where to sell, lower where to buy; found while the plant lasted.
+        assert (symbol, sell if plant["bps"] > 0 else buy) == (plant["base"], plant["venue"])
+        assert plant["start_ns"] <= int(start) <= plant["start_ns"] + int(plant["seconds"] * 1e9)
+    # Every episode (alerted or suppressed by the cooldown) involves a planted venue on the planted side.
+    sides = {(p["base"], p["venue"], p["bps"] > 0) for p in planted}
+    for pair in summary["pairs"]:
+        symbol, venues = pair["pair"].split(":")
+        buy, sell = venues.split("->")
+        assert (symbol, sell, True) in sides or (symbol, buy, False) in sides, pair
