@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 
 from arbstream.broker import LocalKafka, die_with_parent, resident_memory_mb
+from arbstream.errors import FatalError
 from arbstream.settings import BrokerSettings, UpSettings
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,22 @@ def _terminate(children: list[_Child], timeout_s: float = 15.0) -> None:
             child.process.wait()
 
 
+def _wait_for_http(url: str, child: _Child, timeout_s: float = 60.0) -> None:
+    """Until ``url`` answers 200; fails early if the child process dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise FatalError(f"{child.name} exited with code {child.process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise FatalError(f"{child.name} did not serve {url} within {timeout_s:.0f} s (see its log above)")
+
+
 def run_up(settings: UpSettings) -> int:
     """Broker (unless external) + ingest (+ simulator in demo) + worker + api, until Ctrl-C."""
     stop = _StopFlag()
@@ -95,7 +114,10 @@ def run_up(settings: UpSettings) -> int:
     children: list[_Child] = []
     exit_code = 0
     try:
-        children = [_spawn(name, args, env) for name, args in plan]
+        for name, args in plan:
+            children.append(_spawn(name, args, env))
+            if name == "simulator":  # ingest fetches its listings from it at start: let it serve first
+                _wait_for_http(f"{env['ARBSTREAM_SIMULATOR_URL']}/control/status", children[-1])
         print(
             f"\narbstream is up{' (DEMO: simulated venues)' if settings.demo else ''}: "
             f"dashboard http://{settings.api_host}:{settings.api_port}  broker {bootstrap}  Ctrl-C stops.\n",
