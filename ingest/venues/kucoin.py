@@ -11,7 +11,8 @@ time on this channel). tickerV2's ``sequence`` is shared with the level2 feed,
 so jumps between tickerV2 frames are normal: it is passed through, never
 checked for gaps.
 
-Limits at whole-market scale (https://www.kucoin.com/docs-new/rate-limit , "Websocket"):
+Limits at whole-market scale (KuCoin docs "Rate Limit" > "Websocket", as scraped in
+rosssaunders/coincise ``docs/kucoin/rate_limits.md``; not re-checked against a live page):
 ≤ 800 connections per user, 30 new connections per minute, 100 uplink messages
 per 10 s (subscribes and pings together), ≤ 100 topics per subscribe request and
 400 topics per connection (documented for spot, "no limit" for futures; 400 is
