@@ -99,6 +99,8 @@ class Bitget(Venue):
     ws_base = "wss://ws.bitget.com"
     rest_base = "https://api.bitget.com"
     instrument_paths = (*LISTINGS.values(), *TICKERS.values())
+    # Volumes only: a failed USDC-M contracts GET must fail the fetch (else USDC-M reads as delisted).
+    optional_instrument_paths = frozenset(TICKERS.values())
     # Limits and their source: module docstring.
     max_topics_per_connection = 50
     topics_per_subscribe = 20

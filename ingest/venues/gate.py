@@ -91,6 +91,7 @@ class Gate(Venue):
     ws_base = "wss://fx-ws.gateio.ws"
     rest_base = "https://api.gateio.ws"
     instrument_paths = ("/api/v4/futures/usdt/contracts", TICKERS_PATH)
+    optional_instrument_paths = frozenset({TICKERS_PATH})  # volumes only
     max_topics_per_connection = TOPICS_PER_CONNECTION
     topics_per_subscribe = CONTRACTS_PER_SUBSCRIBE
     subscribe_interval_s = 0.2

@@ -101,6 +101,8 @@ class Mexc(Venue):
     ws_base = "wss://contract.mexc.com"
     rest_base = "https://api.mexc.com"
     instrument_paths = (DETAIL_PATH, FUNDING_PATH, TICKER_PATH)
+    # Volumes only. The funding listing stays required: without it every interval would read 8 h.
+    optional_instrument_paths = frozenset({TICKER_PATH})
     # No published cap (module docstring): 100 contracts x 3 channels per socket.
     max_topics_per_connection = 300
     topics_per_subscribe = 1  # the protocol takes one contract per frame

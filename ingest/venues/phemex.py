@@ -7,6 +7,28 @@ Er / 10^ratioScale, per symbol from ``/public/products``), sizes in 1-USD contra
 ``orderbook_p``/``perp_market24h_pack_p`` carry decimal strings, sizes in base coin. Books are a
 snapshot then increments (qty 0 deletes), merged here. ``sequence`` is shared by groups of symbols
 and jumps on most increments, so only a sequence going backwards is a detectable gap.
+
+At whole-market scale (~300 hedged perpetuals): "Each Client has concurrent connection limit to
+*5* in maximum. Each connection has subscription limit to *20* in maximum. Each connection has
+throttle limit to *20* request/s." (https://phemex-docs.github.io/ "Websocket API Standards",
+source ``phemex-docs/phemex-docs.github.io`` ``source/includes/_contract.md``; the same in
+``phemex/phemex-api-docs`` ``Public-Hedged-Perpetual-API.md``). 100 subscriptions in all, and a
+book takes one per symbol, so:
+
+- the all-market channels carry the whole family: ``perp_market24h_pack_p`` (every hedged symbol,
+  "every 1 second"; ~3 s on the wire per [AO] ``phemex/websocket.md`` §2) now has ``bidRp`` and
+  ``askRp`` next to mark, index and funding (current docs, "Subscribe 24 Hours Ticker"), and
+  ``market24h`` every COIN-M symbol's funding. Each is one subscription.
+- the remaining budget (at most ``MAX_CONNECTIONS`` x ``max_topics_per_connection`` minus those
+  channels) buys 30-level books: every COIN-M symbol first (the pack has no COIN-M prices, and
+  there are few), then the hedged symbols with the largest 24 h quote volume.
+- a hedged symbol without a book is quoted from the pack: prices without sizes (the pack has
+  none), so the dashboard shows it but the detector does not take it as a leg. The pack's prices
+  are not used for a symbol whose book streams (a book frame in the last ``BOOK_FRESH_NS``,
+  process-wide: books and the pack ride on different sockets), so the sized quote wins.
+- 24 h volume: ``GET /md/v3/ticker/24hr/all`` (every hedged symbol in one GET, ``turnoverRv`` in
+  the settle currency) fetched with the listing; optional, older files give None.
+- Funding interval: ``fundingInterval`` (seconds) per product in the listing.
 """
 
 from __future__ import annotations
@@ -16,6 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 
+import msgspec
 import orjson
 
 from arbstream.errors import ConfigError
@@ -34,6 +57,9 @@ from ingest.venues.base import (
 from schemas.market import ContractKind, Funding, Instrument
 
 PRODUCTS_PATH = "/public/products"
+TICKERS_PATH = "/md/v3/ticker/24hr/all"
+MAX_CONNECTIONS = 5
+BOOK_FRESH_NS = 75_000_000_000  # a quiet book still sends its periodic snapshot every 60 s
 COIN_BOOK, COIN_TICKER = "orderbook", "market24h"
 HEDGED_BOOK, HEDGED_TICKER = "orderbook_p", "perp_market24h_pack_p"
 PACK_UPDATE = "perp_market24h_pack_p.update"
@@ -50,6 +76,9 @@ class Scales(NamedTuple):
 # Filled by parse_instruments, keyed by native symbol: an Instrument has no field
 # for the scales and the COIN-M frames do not carry them.
 SCALES: dict[str, Scales] = {}
+# Receipt time of the last book frame per symbol, for every connection of this process: the pack's
+# size-less prices are withheld for a symbol whose book streams on another socket.
+BOOK_SEEN: dict[str, int] = {}
 
 
 @dataclass
@@ -71,8 +100,9 @@ class Phemex(Venue):
     name = "phemex"
     ws_base = "wss://ws.phemex.com"
     rest_base = "https://api.phemex.com"
-    instrument_paths = (PRODUCTS_PATH,)
-    # Documented: 20 subscriptions and 20 requests/s per connection, one symbol per subscribe.
+    instrument_paths = (PRODUCTS_PATH, TICKERS_PATH)
+    optional_instrument_paths = frozenset({TICKERS_PATH})  # volumes only
+    # Documented: 5 connections, 20 subscriptions and 20 requests/s per connection, one symbol a subscribe.
     max_topics_per_connection = 20
     topics_per_subscribe = 1
     subscribe_interval_s = 0.1
@@ -86,18 +116,35 @@ class Phemex(Venue):
         if missing := [s for s in inverse if s not in SCALES]:
             raise ConfigError(f"phemex: no price/ratio scale for {missing}; load them with parse_instruments")
         self._scales = {s: SCALES[s] for s in inverse}
+        self._booked = self._choose_books()
 
     # -- connection plan ---------------------------------------------------
+    def _choose_books(self) -> set[str]:
+        """Symbols worth one of the budget's book subscriptions: COIN-M first, then by 24 h volume."""
+        instruments = list(self.by_native.values())
+        channels = len({COIN_TICKER if i.kind is ContractKind.INVERSE else HEDGED_TICKER for i in instruments})
+        budget = MAX_CONNECTIONS * self.max_topics_per_connection - channels
+
+        def rank(inst: Instrument) -> tuple[bool, bool, Decimal, str]:
+            volume = inst.volume_24h_quote
+            return (inst.kind is ContractKind.LINEAR, volume is None, -(volume or Decimal(0)), inst.native_symbol)
+
+        return {i.native_symbol for i in sorted(instruments, key=rank)[:budget]}
+
     def topics(self, instrument: Instrument) -> list[str]:
-        """Own book, plus the family's all-symbol ticker."""
-        if instrument.kind is ContractKind.INVERSE:
-            return [f"{COIN_BOOK}:{instrument.native_symbol}", COIN_TICKER]
-        return [f"{HEDGED_BOOK}:{instrument.native_symbol}", HEDGED_TICKER]
+        """The family's all-symbol ticker, plus the symbol's own book if the budget buys one."""
+        inverse = instrument.kind is ContractKind.INVERSE
+        ticker, book = (COIN_TICKER, COIN_BOOK) if inverse else (HEDGED_TICKER, HEDGED_BOOK)
+        booked = instrument.native_symbol in self._booked
+        return [f"{book}:{instrument.native_symbol}", ticker] if booked else [ticker]
 
     def connections(self, ws_base: str) -> list[Connection]:
-        """Each ticker once, on the first socket (else funding arrives twice), then the books."""
-        pairs = [self.topics(inst) for inst in self.by_native.values()]
-        topics = list(dict.fromkeys(ticker for _, ticker in pairs)) + [book for book, _ in pairs]
+        """Each ticker once, on the first socket (else funding arrives twice), then the books:
+        at most ``MAX_CONNECTIONS`` sockets of 20 subscriptions."""
+        per_instrument = [self.topics(inst) for inst in self.by_native.values()]
+        tickers = [t for topics in per_instrument for t in topics if ":" not in t]
+        books = [t for topics in per_instrument for t in topics if ":" in t]
+        topics = list(dict.fromkeys(tickers)) + books
         cap, url = self.max_topics_per_connection, self.ws_url(ws_base, "default")
         return [
             Connection(f"phemex-{n}", url, tuple(topics[start : start + cap]))
@@ -169,6 +216,7 @@ class Phemex(Venue):
         else:
             book = known
         book.sequence = sequence
+        BOOK_SEEN[symbol] = receipt_ts_ns
         _apply(book.bids, bids, depth, best_high=True)
         _apply(book.asks, asks, depth, best_high=False)
         bid = max(book.bids) if book.bids else None
@@ -190,23 +238,36 @@ class Phemex(Venue):
         return Parsed(events=[_funding(inst, int(ticker["timestamp"]), receipt_ts_ns, *rates, *prices)])
 
     def _hedged_pack(self, message: dict[str, Any], receipt_ts_ns: int) -> Parsed:
-        """Rows of strings in the order ``fields`` names; one frame covers many symbols."""
+        """Rows of strings in the order ``fields`` names; one frame covers many symbols. Funding for
+        every row; prices (no sizes) for a symbol whose book does not stream."""
         column = {str(name): n for n, name in enumerate(message["fields"])}
         names = ("fundingRateRr", "predFundingRateRr", "markRp", "indexRp")
+        quoted = "bidRp" in column and "askRp" in column  # the older format has no prices
         ts_ns, out = int(message["timestamp"]), Parsed()
         for row in message["data"]:
             if not isinstance(row, list) or len(row) != len(column):
                 raise FrameError(f"pack row does not match fields: {row!r}")
             inst = self.instrument(str(row[column["symbol"]]))
-            if inst is not None and inst.kind is ContractKind.LINEAR:
-                values = [dec(row[column[name]]) for name in names]
-                out.events.append(_funding(inst, ts_ns, receipt_ts_ns, *values))
+            if inst is None or inst.kind is not ContractKind.LINEAR:
+                continue
+            out.events.append(_funding(inst, ts_ns, receipt_ts_ns, *(dec(row[column[n]]) for n in names)))
+            seen = BOOK_SEEN.get(inst.native_symbol)
+            if quoted and (seen is None or receipt_ts_ns - seen > BOOK_FRESH_NS):
+                bid, ask = dec(row[column["bidRp"]]), dec(row[column["askRp"]])
+                if bid is not None or ask is not None:
+                    out.events.append(make_quote(inst, bid=bid, bid_qty=None, ask=ask, ask_qty=None,
+                                                 exchange_ts_ns=ts_ns, receipt_ts_ns=receipt_ts_ns))  # fmt: skip
         return out
 
     # -- instruments -----------------------------------------------------------
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
-        response = listing[PRODUCTS_PATH]
+        instruments = cls._products(listing[PRODUCTS_PATH])
+        volumes = _volumes(listing.get(TICKERS_PATH))
+        return [msgspec.structs.replace(i, volume_24h_quote=volumes.get(i.native_symbol)) for i in instruments]
+
+    @classmethod
+    def _products(cls, response: dict[str, Any]) -> list[Instrument]:
         if response.get("code") != 0:
             raise FrameError(f"{PRODUCTS_PATH}: code {response.get('code')}: {response.get('msg')}")
         data, instruments = response["data"], []
@@ -238,6 +299,16 @@ class Phemex(Venue):
         return make_instrument(cls.name, row["symbol"], asset, row["quoteCurrency"], row["settleCurrency"], kind,
                                contract_size=size or Decimal(1), tick_size=dec(row.get("tickSize")),
                                funding_interval_h=interval_h)  # fmt: skip
+
+
+def _volumes(response: Any) -> dict[str, Decimal | None]:
+    """24 h turnover per hedged symbol from ``/md/v3/ticker/24hr/all`` (absent in older files)."""
+    if response is None:
+        return {}
+    try:
+        return {row["symbol"]: dec(row.get("turnoverRv")) for row in response["result"]}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FrameError(f"{TICKERS_PATH}: unexpected response {exc!r}") from exc
 
 
 def _levels(raw: Any, scales: Scales | None) -> list[tuple[Decimal, Decimal]]:

@@ -11,9 +11,14 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import msgspec
+from aiohttp.test_utils import TestServer
 
 from ingest.simulator.base import ListingSpec, VenueSim
+from ingest.simulator.server import Simulator
+from ingest.simulator.venues import sim_class
+from ingest.venues import venue_class
 from ingest.venues.base import Venue, load_json
 from schemas.market import Instrument
 
@@ -93,3 +98,22 @@ def round_trip(
     if ordered:
         assert parsed == instruments
     return instruments
+
+
+async def served_round_trip(name: str, specs: list[ListingSpec]) -> list[Instrument]:
+    """The generated listing served by the simulator's REST routes and fetched back with the venue's
+    own ``fetch_listing``, as ingest does at start and on each refresh; returns what it parsed."""
+    sim_cls, venue_cls = sim_class(name), venue_class(name)
+    instruments = listed(sim_cls, specs)
+    simulator = Simulator(instruments, [name], auto_dislocations=False, listings_from_instruments=True)
+    async with TestServer(simulator.app()) as server, aiohttp.ClientSession() as http:
+        body = await venue_cls.fetch_listing(http, str(server.make_url(f"/{name}")))
+    listing = load_json(body)
+    assert set(listing) == set(venue_cls.instrument_paths)
+    parsed = venue_cls.parse_instruments(listing)
+    assert sorted(parsed, key=_by_id) == sorted(instruments, key=_by_id)
+    return parsed
+
+
+def _by_id(instrument: Instrument) -> str:
+    return instrument.instrument_id

@@ -17,7 +17,7 @@ from ingest.venues.base import FrameError
 from ingest.venues.bitget import Bitget, inst_type
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
-from tests.venues.listing_specs import generated_specs, listed, round_trip
+from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 USDT_LISTING = "/api/v2/mix/market/contracts?productType=USDT-FUTURES"
@@ -356,3 +356,8 @@ def test_whole_market_connection_plan() -> None:
     frames = venue.subscribe_messages(plans[0].topics)
     assert [len(json.loads(f)["args"]) for f in frames] == [20, 20, 10]
     assert max(len(f.encode()) for f in frames) < 4096
+
+
+async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
+    parsed = await served_round_trip("bitget", generated_specs(tail=120))
+    assert len(parsed) > 100 and "BTC" in {i.base for i in parsed}

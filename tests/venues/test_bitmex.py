@@ -15,7 +15,7 @@ from ingest.venues.base import FrameError, Parsed
 from ingest.venues.bitmex import Bitmex
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
-from tests.venues.listing_specs import generated_specs, listed, round_trip
+from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("bitmex")
@@ -285,3 +285,8 @@ def test_whole_market_connection_plan() -> None:
     assert [len(p.topics) for p in plans] == [500, 2 * len(instruments) - 500]
     messages = Bitmex(instruments).subscribe_messages(plans[0].topics)
     assert len(messages) == 50 and all(len(json.loads(m)["args"]) == 10 for m in messages)
+
+
+async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
+    parsed = await served_round_trip("bitmex", generated_specs(tail=120))
+    assert len(parsed) > 100 and "BTC" in {i.base for i in parsed}

@@ -14,7 +14,7 @@ from ingest.venues.base import FrameError, Parsed
 from ingest.venues.gate import TICKERS_PATH, Gate
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
-from tests.venues.listing_specs import generated_specs, listed, round_trip
+from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("gate")
@@ -308,3 +308,8 @@ def test_whole_market_connection_plan() -> None:
         ("futures.tickers", 50),
         ("futures.tickers", 25),
     ]
+
+
+async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
+    parsed = await served_round_trip("gate", generated_specs(tail=120))
+    assert len(parsed) > 100 and "BTC" in {i.base for i in parsed}

@@ -15,7 +15,7 @@ from ingest.venues.base import FrameError
 from ingest.venues.mexc import TICKER_PATH, Mexc
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
-from tests.venues.listing_specs import generated_specs, listed, round_trip
+from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("mexc")
@@ -332,3 +332,8 @@ def test_whole_market_connection_plan() -> None:
     plans = Mexc(instruments).connections("wss://contract.mexc.com")
     assert all(len(p.topics) <= 300 for p in plans) and len(plans) == -(-3 * len(instruments) // 300)
     assert len(Mexc(instruments).subscribe_messages(plans[0].topics)) == 300  # one contract and channel a frame
+
+
+async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
+    parsed = await served_round_trip("mexc", generated_specs(tail=120))
+    assert len(parsed) > 100 and "BTC" in {i.base for i in parsed}

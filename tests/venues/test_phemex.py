@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -10,26 +11,35 @@ import pytest
 
 from arbstream.errors import ConfigError
 from ingest.instruments import load_venue_instruments
-from ingest.simulator.base import BOOK, FUNDING, SimSession
+from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues.phemex import PhemexSim
 from ingest.venues.base import FrameError, Parsed, make_instrument
-from ingest.venues.phemex import SCALES, Phemex, Scales
+from ingest.venues.phemex import BOOK_FRESH_NS, BOOK_SEEN, SCALES, TICKERS_PATH, Phemex, Scales
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
+from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("phemex")
 ACK, PONG, REFUSED = 0, 1, 2
 COIN_SNAPSHOT, COIN_DELTA, COIN_BACKWARDS = 3, 4, 5
 HEDGED_SNAPSHOT, HEDGED_DELTA, PEPE_SNAPSHOT = 6, 7, 8
-COIN_TICKER, HEDGED_PACK, TICK, LIMIT = 9, 10, 11, 12
+COIN_TICKER, HEDGED_PACK, TICK, LIMIT, PRICED_PACK = 9, 10, 11, 12, 13
 NEXT_8H = 1_790_524_800_000_000_000  # 2026-09-28 00:00 UTC, the settlement after the frames' times
 
 
 @pytest.fixture
 def venue() -> Phemex:
     return Phemex(load_venue_instruments("phemex"))
+
+
+@pytest.fixture(autouse=True)
+def _no_books_seen() -> Iterator[None]:
+    """The books-seen registry is process-wide: each test starts without one."""
+    BOOK_SEEN.clear()
+    yield
+    BOOK_SEEN.clear()
 
 
 def feed(venue: Phemex, *indices: int) -> list[Parsed]:
@@ -50,6 +60,7 @@ def test_instruments_from_products() -> None:
         instrument_id="PEPE-USDT-PERP@phemex", venue="phemex", native_symbol="u1000PEPEUSDT", base="PEPE",
         quote="USDT", settle="USDT", kind=ContractKind.LINEAR, price_multiplier=Decimal(1000),
         contract_size=Decimal(1000), tick_size=Decimal("0.0000001"), funding_interval_h=8,
+        volume_24h_quote=Decimal("10113220.51"),
     )  # fmt: skip
     assert SCALES["BTCUSD"] == Scales(price=4, ratio=8)
     assert "BTCUSDT" not in SCALES  # hedged prices are unscaled strings
@@ -244,3 +255,103 @@ def test_simulator_speaks_the_protocol() -> None:
     assert [(q.bid, q.ask) for q in quotes] == [(Decimal(b), Decimal(b) + 1) for b in ("86400", "86399.5", "86402")]
     (ticker,) = sim.funding_frames(session, inst, SimFunding(Decimal("0.0001"), Decimal(86400), Decimal(86399), 0, 1))
     assert orjson.loads(ticker)["market24h"]["fundingRate"] == 10000  # Er at ratioScale 8
+
+
+def test_pack_prices_quote_symbols_without_a_streaming_book(venue: Phemex) -> None:
+    (parsed,) = feed(venue, PRICED_PACK)
+    quotes = [e for e in parsed.events if isinstance(e, Quote)]
+    assert [(q.native_symbol, q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes] == [
+        ("BTCUSDT", Decimal("86410.2"), Decimal("86410.3"), None, None),  # the pack has no sizes
+        ("u1000PEPEUSDT", Decimal("0.0112011"), Decimal("0.0112022"), None, None),
+    ]
+    assert quotes[1].price_multiplier == 1000 and quotes[0].exchange_ts_ns == 1790516467000547000
+    assert sum(isinstance(e, Funding) for e in parsed.events) == 2
+
+
+def test_a_streaming_book_silences_the_pack_prices_on_every_socket(venue: Phemex) -> None:
+    book_socket = Phemex(load_venue_instruments("phemex"))  # books and the pack ride on different sockets
+    book_socket.parse(FRAMES[HEDGED_SNAPSHOT], RECEIPT)  # BTCUSDT's book
+    (parsed,) = feed(venue, PRICED_PACK)
+    assert [e.native_symbol for e in parsed.events if isinstance(e, Quote)] == ["u1000PEPEUSDT"]
+    later = venue.parse(FRAMES[PRICED_PACK], RECEIPT + BOOK_FRESH_NS + 1)  # the book went quiet
+    assert [e.native_symbol for e in later.events if isinstance(e, Quote)] == ["BTCUSDT", "u1000PEPEUSDT"]
+
+
+def test_volume_from_the_all_tickers_listing() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("phemex")}
+    assert instruments["BTCUSDT"].volume_24h_quote == Decimal("762103311.2231")
+    assert instruments["ETHUSDT"].volume_24h_quote is None and instruments["BTCUSD"].volume_24h_quote is None
+    assert Phemex.instrument_paths == ("/public/products", TICKERS_PATH)
+    with pytest.raises(FrameError):
+        Phemex.parse_instruments(
+            {"/public/products": {"code": 0, "data": {"products": []}}, TICKERS_PATH: {"result": [{"x": 1}]}}
+        )
+
+
+def test_whole_market_fits_five_sockets_of_twenty() -> None:
+    instruments = round_trip(PhemexSim, Phemex, generated_specs(), ordered=False)  # parsing loads the scales
+    plans = Phemex(instruments).connections("wss://ws.phemex.com")
+    assert [len(p.topics) for p in plans] == [20] * 5  # 5 connections per client, 20 subscriptions each
+    topics = [t for p in plans for t in p.topics]
+    assert set(topics[:2]) == {"market24h", "perp_market24h_pack_p"} and len(set(topics)) == 100
+    books = {t.partition(":")[2] for t in topics if ":" in t}
+    coin_m = {i.native_symbol for i in instruments if i.kind is ContractKind.INVERSE}
+    assert coin_m <= books  # every COIN-M book first: the pack has no COIN-M prices
+    by_volume = sorted(
+        (i for i in instruments if i.kind is ContractKind.LINEAR and i.volume_24h_quote is not None),
+        key=lambda i: -(i.volume_24h_quote or 0),
+    )
+    assert {i.native_symbol for i in by_volume[: 98 - len(coin_m)]} == books - coin_m
+
+
+def test_generated_listing_round_trip() -> None:
+    specs = generated_specs()
+    instruments = round_trip(PhemexSim, Phemex, specs, ordered=False)  # COIN-M products, then hedged
+    by_symbol = {i.native_symbol: i for i in instruments}
+    assert len(instruments) > 400
+    assert {i.quote_group for i in instruments} == {"USDT", "USDC", "USD-inverse"}
+    assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
+    assert {i.native_symbol for i in instruments if i.kind is ContractKind.INVERSE} == {
+        "BTCUSD", "cETHUSD", "cSOLUSD", "cXRPUSD", "cDOGEUSD",
+    }  # fmt: skip
+    assert by_symbol["cXRPUSD"].tick_size == Decimal("0.0001")  # COIN-M prices are multiples of 10^-4
+    pepe = by_symbol["u1000PEPEUSDT"]
+    assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(1000))
+    assert by_symbol["BONKUSDT"].price_multiplier == 1 and SCALES["cSOLUSD"] == Scales(price=4, ratio=8)
+
+
+def test_generated_products_look_like_phemex() -> None:
+    specs = [ListingSpec("PEPE", "USDT", 1000, 4, Decimal("0.0000112"), Decimal(777))]
+    (inst,) = listed(PhemexSim, specs)
+    listing = PhemexSim([inst]).listing([inst])
+    (row,) = listing["/public/products"]["data"]["perpProductsV2"]
+    assert (row["symbol"], row["baseCurrency"], row["tickSize"], row["fundingInterval"]) == (
+        "u1000PEPEUSDT", "1000 PEPE", "0.0000001", 14400,
+    )  # fmt: skip
+    assert listing[TICKERS_PATH]["result"][0]["turnoverRv"] == "777"
+
+
+def test_simulator_pack_carries_prices_of_symbols_without_books() -> None:
+    instruments = load_venue_instruments("phemex")
+    venue, sim = Phemex(instruments), PhemexSim(instruments)
+    session = SimSession("phemex", "/", {})
+    for message in venue.subscribe_messages(["perp_market24h_pack_p", "orderbook_p:BTCUSDT"]):
+        sim.on_message(session, message)
+    eth, btc = (next(i for i in instruments if i.native_symbol == s) for s in ("ETHUSDT", "BTCUSDT"))
+    quote = SimQuote(Decimal("3201.4"), Decimal("3201.5"), Decimal(1), Decimal(2), 1_000)
+    assert sim.book_frames(session, eth, quote) == []  # no funding seen yet: no complete pack row
+    (ticker,) = sim.funding_frames(session, eth, SimFunding(Decimal("0.0001"), Decimal(3201), Decimal(3200), 0, 1_000))
+    (row,) = orjson.loads(ticker)["data"]
+    assert row[-2:] == ["3201.4", "3201.5"]
+    later = SimQuote(Decimal("3202.4"), Decimal("3202.5"), Decimal(1), Decimal(2), 2_000)
+    (pack,) = sim.book_frames(session, eth, later)
+    assert sim.book_frames(session, eth, later) == []  # once a second per symbol
+    (priced,) = [e for e in venue.parse(pack, RECEIPT).events if isinstance(e, Quote)]
+    assert (priced.bid, priced.ask, priced.bid_size) == (Decimal("3202.4"), Decimal("3202.5"), None)
+    (book,) = sim.book_frames(session, btc, quote)
+    assert "orderbook_p" in orjson.loads(book)  # a subscribed book streams as a book
+
+
+async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
+    parsed = await served_round_trip("phemex", generated_specs(tail=120))
+    assert len(parsed) > 100 and "BTC" in {i.base for i in parsed}

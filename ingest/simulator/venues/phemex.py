@@ -6,8 +6,15 @@ symbol on the other family's channel), ``6015`` past the documented 20
 subscriptions, ``server.ping`` answered with ``"pong"``. A book subscription
 gets a snapshot, then increments (qty 0 deletes a level) and a fresh snapshot
 every 60 s; sequences strictly increase. The all-symbol tickers send one frame
-per symbol and tick. COIN-M scales are read from the bundled listing here, not
-from the venue module, so the two sides stay independent.
+per symbol and tick; the hedged pack carries every symbol's best bid and ask
+(no sizes), at most once a second per symbol. COIN-M contracts all use price
+scale 4 and ratio scale 8 (the documented scale table), set here, not read from
+the venue module, so the two sides stay independent.
+
+Generated listings: ``/public/products`` (COIN-M ``products``: ``BTCUSD`` and
+``c<BASE>USD`` for a few majors; hedged ``perpProductsV2``: ``BTCUSDT``,
+``u1000PEPEUSDT``, ``BTCUSDC``) and ``/md/v3/ticker/24hr/all`` for the hedged
+symbols' 24 h turnover.
 """
 
 from __future__ import annotations
@@ -15,18 +22,33 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
-from ingest.instruments import listing_path
-from ingest.simulator.base import BOOK, FUNDING, Frame, SimSession, VenueSim, to_contracts, to_venue_qty
+from ingest.simulator.base import (
+    BOOK,
+    FUNDING,
+    Frame,
+    ListingSpec,
+    SimSession,
+    VenueSim,
+    to_contracts,
+    to_venue_qty,
+)
+from ingest.simulator.listing_helpers import nominal_price, number, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from schemas.market import Instrument
+from ingest.venues.base import canonical_base, make_instrument
+from ingest.venues.phemex import PRODUCTS_PATH, TICKERS_PATH
+from schemas.market import ContractKind, Instrument
 
 MAX_SUBSCRIPTIONS = 20
 SNAPSHOT_EVERY = 600  # book frames: 60 s at the simulator's 100 ms tick
 DEEPER_LEVELS = 2
 PACK_FIELDS = ["symbol", "openRp", "highRp", "lowRp", "lastRp", "volumeRq", "turnoverRv", "openInterestRv",
-               "indexRp", "markRp", "fundingRateRr", "predFundingRateRr"]  # fmt: skip
+               "indexRp", "markRp", "fundingRateRr", "predFundingRateRr", "bidRp", "askRp"]  # fmt: skip
+PACK_EVERY_MS = 1000  # "publish 24-hour ticker metrics for all symbols every 1 second"
+COIN_M_SCALES = (4, 8)  # every COIN-M contract: priceScale 4, ratioScale 8
+COIN_M_BASES = frozenset({"BTC", "ETH", "SOL", "XRP", "LTC", "DOGE"})
 
 Side = dict[str, Any]  # price as sent -> qty as sent
 
@@ -51,16 +73,46 @@ class PhemexSim(VenueSim):
     name = "phemex"
     ws_paths = ("/",)  # the live socket is wss://ws.phemex.com/, no further path allowed
 
+    @classmethod
+    def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        if spec.group == "USD-inverse":
+            if spec.base not in COIN_M_BASES or spec.multiplier != 1:
+                return None
+            # Prices are multiples of 10^-priceScale: no finer tick than 0.0001.
+            tick = max(tick_for(spec.reference_price), Decimal(1).scaleb(-COIN_M_SCALES[0]))
+            native = "BTCUSD" if spec.base == "BTC" else f"c{spec.base}USD"
+            inst = make_instrument(
+                cls.name, native, spec.base, "USD", spec.base, ContractKind.INVERSE, Decimal(1), tick,
+                spec.funding_interval_h,
+            )  # fmt: skip
+            return inst  # the COIN-M ticker list is not fetched: no volume
+        asset = prefixed(spec.base, spec.multiplier)
+        if asset is None or spec.group not in ("USDT", "USDC"):
+            return None
+        native = f"u{asset}{spec.group}" if spec.multiplier != 1 else f"{asset}{spec.group}"
+        price = spec.reference_price * spec.multiplier
+        inst = make_instrument(
+            cls.name, native, asset, spec.group, spec.group, ContractKind.LINEAR, Decimal(spec.multiplier),
+            tick_for(price), spec.funding_interval_h,
+        )  # fmt: skip
+        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+
+    def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
+        mine = [i for i in instruments if i.venue == self.name]
+        coin = [_coin_product(i, n) for n, i in enumerate(mine) if i.kind is ContractKind.INVERSE]
+        hedged = [_hedged_product(i, n) for n, i in enumerate(mine) if i.kind is ContractKind.LINEAR]
+        data = {"ratioScale": 8, "currencies": _currencies(mine), "products": coin, "perpProductsV2": hedged,
+                "riskLimits": [], "riskLimitsV2": [], "leverages": [], "md5Checksum": "0" * 32}  # fmt: skip
+        tickers = [_ticker(i) for i in mine if i.kind is ContractKind.LINEAR and i.volume_24h_quote is not None]
+        return {
+            PRODUCTS_PATH: {"code": 0, "msg": "", "data": data},
+            TICKERS_PATH: {"error": None, "id": 0, "result": tickers},
+        }
+
     def __init__(self, instruments: list[Instrument]) -> None:
         super().__init__(instruments)
-        listing = orjson.loads(listing_path(self.name, None).read_bytes())
-        products = listing["/public/products"]["data"]["products"]
         # (priceScale, ratioScale) of every COIN-M symbol: they speak the scaled dialect.
-        self.scales = {
-            p["symbol"]: (int(p["priceScale"]), int(p["ratioScale"]))
-            for p in products
-            if p.get("type") == "Perpetual" and p["symbol"] in self.by_native
-        }
+        self.scales = {s: COIN_M_SCALES for s, i in self.by_native.items() if i.kind is ContractKind.INVERSE}
         coin = [s for s in self.by_native if s in self.scales]
         hedged = [s for s in self.by_native if s not in self.scales]
         self.channels = {"orderbook": coin, "orderbook_p": hedged, "market24h": coin, "perp_market24h_pack_p": hedged}
@@ -86,15 +138,21 @@ class PhemexSim(VenueSim):
             if not params or params[0] not in symbols:
                 return [_error(request_id, 6001, "invalid argument")]
             session.subscriptions.add((BOOK, params[0]))
+            session.state.setdefault("book_subs", set()).add(params[0])
             session.state.setdefault("books", {}).pop(params[0], None)  # a new snapshot follows
         else:  # the all-symbol tickers take no parameters
             session.subscriptions.update((FUNDING, s) for s in symbols)
+            if channel == "perp_market24h_pack_p":  # the pack also carries every symbol's bid and ask
+                session.subscriptions.update((BOOK, s) for s in symbols)
         session.state["subscribe_count"] = count + 1
         return [_dump({"error": None, "id": request_id, "result": {"status": "success"}})]
 
     # -- books -----------------------------------------------------------------
     def book_frames(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
         symbol = inst.native_symbol
+        session.state.setdefault("quotes", {})[symbol] = quote
+        if symbol not in session.state.get("book_subs", ()):
+            return self._pack_quote(session, inst, quote)
         scales = self.scales.get(symbol)
         tick = inst.tick_size or Decimal("0.01")
         wanted_bids, wanted_asks = {}, {}
@@ -148,14 +206,92 @@ class PhemexSim(VenueSim):
                       "symbol": symbol, "timestamp": ts_ns, "turnover": 2_718_812_293_511,
                       "volume": 2_350_381_220}  # fmt: skip
             return [_dump({"market24h": ticker, "timestamp": ts_ns + 1_000_000})]
+        session.state.setdefault("fundings", {})[symbol] = funding
+        return [self._pack(session, inst, funding, session.state.get("quotes", {}).get(symbol), ts_ns)]
+
+    def _pack_quote(self, session: SimSession, inst: Instrument, quote: SimQuote) -> list[Frame]:
+        """The pack row of a symbol without a book: its bid and ask, once a second at most."""
+        symbol = inst.native_symbol
+        sent: dict[str, int] = session.state.setdefault("pack_quote_ms", {})
+        funding: SimFunding | None = session.state.get("fundings", {}).get(symbol)
+        if funding is None or quote.ts_ms - sent.get(symbol, -PACK_EVERY_MS) < PACK_EVERY_MS:
+            return []
+        sent[symbol] = quote.ts_ms
+        return [self._pack(session, inst, funding, quote, quote.ts_ms * 1_000_000)]
+
+    @staticmethod
+    def _pack(session: SimSession, inst: Instrument, funding: SimFunding, quote: SimQuote | None, ts_ns: int) -> str:
+        symbol = inst.native_symbol
         mark, rate, index = _text(funding.mark), _text(funding.rate), _text(funding.index)
-        row = [symbol, mark, mark, mark, mark, "8819.819", "182892627.4297", "0", index, mark, rate, rate]
+        bid, ask = ("", "") if quote is None else (_text(quote.bid), _text(quote.ask))
+        row = [symbol, mark, mark, mark, mark, "8819.819", "182892627.4297", "0", index, mark, rate, rate, bid, ask]
         sent: set[str] = session.state.setdefault("pack_sent", set())
         kind = "incremental" if symbol in sent else "snapshot"
         sent.add(symbol)
         pack = {"data": [row], "fields": PACK_FIELDS, "method": "perp_market24h_pack_p.update",
                 "timestamp": ts_ns, "type": kind}  # fmt: skip
-        return [_dump(pack)]
+        return _dump(pack)
 
 
 SIM = PhemexSim
+
+
+def _currencies(instruments: list[Instrument]) -> list[dict[str, Any]]:
+    names = sorted({i.settle for i in instruments} | {"USD"})
+    return [{"currency": c, "name": c, "valueScale": 4 if c == "USD" else 8, "status": "Listed"} for c in names]
+
+
+def _coin_product(inst: Instrument, code: int) -> dict[str, Any]:
+    """A COIN-M ``products`` row: numbers as JSON numbers, prices scaled by 10^4."""
+    base, symbol = inst.base, inst.native_symbol
+    tick = inst.tick_size or Decimal("0.5")
+    hours = inst.funding_interval_h or 8
+    return {
+        "symbol": symbol, "code": 1 + code, "type": "Perpetual", "displaySymbol": f"{base} / USD",
+        "indexSymbol": f".{base}", "markSymbol": f".M{base}", "fundingRateSymbol": f".{base}FR",
+        "fundingRate8hSymbol": f".{base}FR8H", "contractUnderlyingAssets": "USD", "settleCurrency": inst.settle,
+        "quoteCurrency": "USD", "baseCurrency": base, "contractSize": Decimal("1.0"), "lotSize": 1,
+        "tickSize": number(tick), "priceScale": COIN_M_SCALES[0], "ratioScale": COIN_M_SCALES[1], "valueScale": 8,
+        "pricePrecision": max(0, -tick.adjusted()), "minPriceEp": 100, "maxPriceEp": 10_000_000_000,
+        "maxOrderQty": 1_000_000, "description": f"{symbol} is a {base}/USD inverse perpetual contract. Each "
+        f"contract is worth 1 USD of {base}. Funding is paid and received every {hours} hours.",
+        "status": "Listed", "tipOrderQty": 1_000_000, "listTime": 1704096000000, "majorSymbol": base == "BTC",
+        "defaultLeverage": "0", "fundingInterval": hours * 3600, "maxLeverage": 100,
+    }  # fmt: skip
+
+
+def _hedged_product(inst: Instrument, code: int) -> dict[str, Any]:
+    """A ``perpProductsV2`` row: unscaled decimal strings; 1000x contracts spell their asset "1000 PEPE"."""
+    symbol, quote = inst.native_symbol, inst.quote
+    asset = symbol.removeprefix("u").removesuffix(quote)
+    _, multiplier = canonical_base(asset)
+    spelled = f"{multiplier} {inst.base}" if multiplier != 1 else asset
+    tick = inst.tick_size or Decimal("0.01")
+    hours = inst.funding_interval_h or 8
+    step = plain(Decimal(1).scaleb(-nominal_price(tick).adjusted()))
+    return {
+        "symbol": symbol, "code": 40000 + code, "type": "PerpetualV2", "displaySymbol": f"{spelled} / {quote}",
+        "indexSymbol": f".{symbol}", "markSymbol": f".M{symbol}", "fundingRateSymbol": f".{symbol}FR",
+        "fundingRate8hSymbol": f".{symbol}FR8H", "contractUnderlyingAssets": spelled, "settleCurrency": inst.settle,
+        "quoteCurrency": quote, "tickSize": plain(tick), "priceScale": 0, "ratioScale": 0,
+        "pricePrecision": max(0, -tick.adjusted()), "baseCurrency": spelled,
+        "description": f"{spelled}/{quote} perpetual contracts are priced on the .{symbol} Index. Each contract "
+        f"is worth 1 {spelled}. Funding fees are paid and received every {hours} hours.",
+        "status": "Listed", "tipOrderQty": 0, "listTime": 1668225600000, "majorSymbol": False,
+        "defaultLeverage": "-10", "fundingInterval": hours * 3600, "maxLeverage": 50,
+        "perpProductSubType": "Normal", "maxOrderQtyRq": "1000000", "maxPriceRp": "2000000000",
+        "minOrderValueRv": "1", "minPriceRp": plain(tick), "qtyPrecision": max(0, -Decimal(step).adjusted()),
+        "qtyStepSize": step, "tipOrderQtyRq": "100000",
+    }  # fmt: skip
+
+
+def _ticker(inst: Instrument) -> dict[str, Any]:
+    """A ``/md/v3/ticker/24hr/all`` row; ``turnoverRv`` is the 24 h turnover in the settle currency."""
+    price = plain(nominal_price(inst.tick_size))
+    volume = inst.volume_24h_quote or Decimal(0)
+    return {
+        "askRp": price, "bidRp": price, "fundingRateRr": "0.0001", "highRp": price, "indexRp": price,
+        "lastRp": price, "lowRp": price, "markRp": price, "openInterestRv": "0", "openRp": price,
+        "predFundingRateRr": "0.0001", "symbol": inst.native_symbol, "timestamp": 1790516400000000000,
+        "turnoverRv": plain(volume), "volumeRq": plain((volume / Decimal(price)).quantize(Decimal(1))),
+    }  # fmt: skip
