@@ -97,7 +97,9 @@ class Gate(Venue):
     subscribe_interval_s = 0.2
     # A socket without client frames was seen closed after ~30 s; ping well inside that.
     ping_interval_s: ClassVar[float | None] = 15.0
-    stale_after_s = 30.0
+    # Quiet contracts push tickers at most every ~30 s and books only on change; a socket of 75
+    # tail contracts must not flap at 30 s (VENUE_AUDIT "stale watchdog").
+    stale_after_s = 60.0
     ws_headers: ClassVar[dict[str, str]] = {"X-Gate-Size-Decimal": "1"}
 
     def topics(self, instrument: Instrument) -> list[str]:
