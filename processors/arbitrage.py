@@ -63,31 +63,43 @@ class ArbConfig:
 
 PREFILTER_MARGIN = 1e-9
 
-FastBook = MutableMapping[str, tuple[float, float] | None]
-"""Per instrument: (bid, ask) per base unit as floats, or None for a one-sided book. A cache
-next to the exact quotes for the pre-filter: it decides which pairs are worth the exact
-Decimal arithmetic, and nothing computed from it is ever published."""
+FastQuote = tuple[float, float, str, str, float]
+"""(bid, ask) per base unit as floats, venue, quote group, taker fee as a float."""
+FastBook = MutableMapping[str, FastQuote]
+"""Per instrument, a float copy of its quote for the pre-filter: it only decides which pairs are
+worth the exact Decimal arithmetic, and nothing computed from it is ever published."""
+INF = float("inf")
 
 
-def fast_prices(quote: Quote) -> tuple[float, float] | None:
-    if quote.bid is None or quote.ask is None:
-        return None
+def fast_quote(quote: Quote, config: ArbConfig) -> FastQuote:
+    """A one-sided or non-positive book gets bid -inf / ask +inf: no spread can clear the threshold."""
     multiplier = float(quote.price_multiplier)
-    return float(quote.bid) / multiplier, float(quote.ask) / multiplier
+    bid = float(quote.bid) / multiplier if quote.bid is not None and quote.bid > 0 else -INF
+    ask = float(quote.ask) / multiplier if quote.ask is not None and quote.ask > 0 else INF
+    group = quote_group(quote.instrument_id, config.quote_bridges)
+    return bid, ask, quote.venue, group, config.fee_f(quote.venue)
 
 
-def may_open(fast: FastBook, buy: Quote, sell: Quote, config: ArbConfig) -> bool:
-    """False only when the pair certainly cannot reach the open threshold (float estimate, with margin)."""
-    if buy.instrument_id not in fast or sell.instrument_id not in fast:
-        return True  # not cached (e.g. quotes restored without it): let the exact path decide
-    buy_prices, sell_prices = fast[buy.instrument_id], fast[sell.instrument_id]
-    if buy_prices is None or sell_prices is None:
-        return False  # one-sided book: the exact path finds a leg problem and opens nothing
-    ask, bid = buy_prices[1], sell_prices[0]
-    if ask <= 0:
-        return True  # let the exact path report it
-    net = (bid - ask) / ask - config.fee_f(buy.venue) - config.fee_f(sell.venue)
-    return net >= config.open_threshold_f
+def prefiltered_pairs(
+    state: SymbolState, changed: str, fast: FastBook, config: ArbConfig
+) -> Iterator[tuple[Quote, Quote]]:
+    """The pairs of :func:`comparable_pairs` that the exact path could change: a float net spread
+    near or above the open threshold, or an episode already there (it must be updated or closed)."""
+    mine = state.quotes[changed]
+    bid, ask, venue, group, fee = fast[changed] = fast_quote(mine, config)
+    threshold = config.open_threshold_f
+    episodes = state.episodes
+    for other_id, other in state.quotes.items():
+        entry = fast.get(other_id)
+        if entry is None:
+            entry = fast[other_id] = fast_quote(other, config)
+        o_bid, o_ask, o_venue, o_group, o_fee = entry
+        if o_venue == venue or o_group != group:
+            continue
+        if (o_bid - ask) / ask - fee - o_fee >= threshold or (episodes and f"{changed}|{other_id}" in episodes):
+            yield mine, other
+        if (bid - o_ask) / o_ask - o_fee - fee >= threshold or (episodes and f"{other_id}|{changed}" in episodes):
+            yield other, mine
 
 
 @functools.cache
@@ -181,6 +193,8 @@ class Outcome:
 
     alerts: list[Opportunity] = field(default_factory=list)
     closed: list[EpisodeClosed] = field(default_factory=list)
+    transitions: int = 0
+    """Episodes created, opened or removed (what a changelog must record at once)."""
 
 
 def cooldown_allows(state: SymbolState, opportunity: Opportunity, config: ArbConfig) -> tuple[bool, bool]:
@@ -214,8 +228,10 @@ def step_pair(
         buy_id, sell_id = key.split("|")
         episode = Episode(buy_instrument_id=buy_id, sell_instrument_id=sell_id, start_ts_ns=now_ns)
         state.episodes[key] = episode
+        outcome.transitions += 1
     if net is None or net < (config.close_threshold if episode.opened else config.open_threshold):
         del state.episodes[key]
+        outcome.transitions += 1
         if episode.opened:
             outcome.closed.append(_closed(state, episode, now_ns, problem or "net spread below close threshold"))
         return outcome
@@ -228,6 +244,7 @@ def step_pair(
     persisted = now_ns - episode.start_ts_ns >= config.min_persist_ms * 1_000_000 and episode.ticks >= config.min_ticks
     if not episode.opened and persisted:
         episode.opened = True
+        outcome.transitions += 1
         allowed, broke = cooldown_allows(state, opportunity, config)
         if allowed:
             episode.alerted = True
@@ -286,15 +303,18 @@ def process_quote(
     """
     state.quotes[quote.instrument_id] = quote
     state.last_tick_ts_ns = quote.receipt_ts_ns
-    if fast is not None:
-        fast[quote.instrument_id] = fast_prices(quote)
     outcome = Outcome()
-    for buy, sell in comparable_pairs(state, quote.instrument_id, config):
-        if fast is not None and not may_open(fast, buy, sell, config) and pair_key(buy, sell) not in state.episodes:
-            continue
+    pairs = (
+        comparable_pairs(state, quote.instrument_id, config)
+        if fast is None
+        else prefiltered_pairs(state, quote.instrument_id, fast, config)
+    )
+    for buy, sell in pairs:
         _merge(outcome, _step(symbol, state, buy, sell, health, now_ns, config))
     # Episodes of other pairs only get re-evaluated when their own quotes move; a leg
     # that went silent must still close its episode, so sweep them on every tick.
+    if not state.episodes:
+        return outcome
     for key in [k for k in state.episodes if quote.instrument_id not in k.split("|")]:
         buy_id, sell_id = key.split("|")
         buy, sell = state.quotes[buy_id], state.quotes[sell_id]  # episodes exist only for known quotes
@@ -321,3 +341,4 @@ def _step(
 def _merge(into: Outcome, other: Outcome) -> None:
     into.alerts += other.alerts
     into.closed += other.closed
+    into.transitions += other.transitions

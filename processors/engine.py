@@ -17,7 +17,7 @@ from typing import Protocol
 
 import msgspec
 
-from processors.arbitrage import ArbConfig, process_quote
+from processors.arbitrage import ArbConfig, FastQuote, process_quote
 from processors.funding import FundingConfig, process_funding
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.market import Funding, Health, Quote, decode_tick
@@ -56,7 +56,7 @@ class Slot:
     """One symbol's live state: the table row plus what only lives in memory."""
 
     state: SymbolState
-    fast: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    fast: dict[str, FastQuote] = field(default_factory=dict)
     urgent: bool = False
     """An episode or the cooldown changed: write the row before the batch's offsets are committed."""
     dirty: bool = False
@@ -108,15 +108,6 @@ def insane(event: Quote | Funding) -> str | None:
     return None
 
 
-def _transitions(state: SymbolState) -> tuple[object, ...]:
-    """What must reach the changelog at once when it changes: the episode set, which are open, the cooldowns."""
-    return (
-        tuple((key, episode.opened) for key, episode in state.episodes.items()),
-        state.last_alert_ts_ns,
-        len(state.funding_alerts),
-    )
-
-
 class Engine:
     def __init__(self, config: ArbConfig, funding_config: FundingConfig, conflate_after_ms: int) -> None:
         self.config = config
@@ -166,19 +157,20 @@ class Engine:
         if record.offset <= state.applied_offset:
             self._rebuild(slot, event)
             return
-        before = _transitions(state)
         if isinstance(event, Funding):
-            out.funding += process_funding(base, state, event, self.funding_config)
+            alerts = process_funding(base, state, event, self.funding_config)
+            out.funding += alerts
+            slot.urgent = slot.urgent or bool(alerts)  # a funding cooldown started
             slot.dirty = True
         else:
             outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)
             out.alerts += outcome.alerts
             out.closed += outcome.closed
             slot.changed_quotes[event.instrument_id] = event
+            # An alert also moves the cooldown, and only ever comes with an episode opening.
+            slot.urgent = slot.urgent or outcome.transitions > 0
             slot.dirty = slot.dirty or bool(state.episodes)
         state.applied_offset = record.offset
-        if _transitions(state) != before:
-            slot.urgent = True
         self.counters.processed += 1
 
     def _rebuild(self, slot: Slot, event: Quote | Funding) -> None:

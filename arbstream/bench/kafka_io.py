@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from arbstream.broker import LocalKafka, free_port
 from arbstream.kafka import symbol_partitioner
@@ -78,13 +79,21 @@ class OffsetProbe:
     def __init__(self, bootstrap: str, partitions: int) -> None:
         self.partitions = partitions
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
 
     async def __aenter__(self) -> OffsetProbe:
         await self._consumer.start()
+        await self._admin.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._consumer.stop()
+        await self._admin.close()
+
+    async def committed(self, group: str) -> int:
+        """Sum of a consumer group's committed offsets: records it has finished with (0: none yet)."""
+        offsets = await self._admin.list_consumer_group_offsets(group)
+        return int(sum(meta.offset for meta in offsets.values() if meta.offset > 0))
 
     async def total(self, topics: Sequence[str]) -> int:
         tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]

@@ -22,6 +22,7 @@ from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource, stamp
 from arbstream.bench.worker import processed, wait_processed
 from schemas.arbitrage import Opportunity, decode_event
+from schemas.market import Quote
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
 
 SLOT_S = 0.005
@@ -64,20 +65,41 @@ class AlertCollector:
             self.arrivals.extend((now, r.value) for records in batch.values() for r in records if r.value)
 
 
+STICKY_S = 0.03
+"""Under overload an instrument's dislocation lasts this long (all its quotes meanwhile are
+dislocated): a one-tick dislocation followed at once by a normal quote is exactly what
+conflation skips, so a run with conflation would have no alerts left to time."""
+
+
 async def offer(
-    bootstrap: str, source: TickSource, namespace: str, rate: int, duration_s: float, dislocations_per_s: int
+    bootstrap: str,
+    source: TickSource,
+    namespace: str,
+    rate: int,
+    duration_s: float,
+    dislocations_per_s: int,
+    sticky: bool = False,
 ) -> int:
-    """Send ``rate`` ticks/s for ``duration_s`` with about ``dislocations_per_s``; returns how many were sent."""
+    """Send ``rate`` ticks/s for ``duration_s`` with about ``dislocations_per_s``; returns how many were sent.
+
+    ``sticky``: each dislocation holds for ``STICKY_S`` instead of one tick (see there).
+    """
     topic_of = {base: ticks_topic(base, namespace) for base in {i.base for i in source.instruments}}
-    dislocate_every = max(20, rate // dislocations_per_s)
+    dislocate_every = 0 if sticky else max(20, rate // dislocations_per_s)
     producer = make_producer(bootstrap)
     await producer.start()
-    sent = 0
+    sent, target, until, next_plant = 0, -1, 0.0, 0.0
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration_s:
+            now = time.monotonic()
+            if sticky and now >= next_plant:
+                target, until = (target + 1) % len(source.instruments), now + STICKY_S
+                next_plant = now + 1 / dislocations_per_s
             due = int(rate * elapsed) - sent
             for k, event in source.events(due, dislocate_every, start=sent):
+                if k == target and now < until and isinstance(event, Quote):
+                    event = source.dislocated[k]
                 await producer.send(topic_of[event.base], stamp(event, time.time_ns()), key=source.keys[k])
             sent += max(0, due)
             await asyncio.sleep(SLOT_S)
@@ -108,6 +130,7 @@ async def latency_run(
     rate: int,
     duration_s: float,
     partitions: int,
+    sticky: bool = False,
 ) -> Result:
     """One run at one offered load: latency percentiles, achieved rate, and whether the worker kept up."""
     topic = topic_name(OPPORTUNITIES, namespace)
@@ -115,7 +138,7 @@ async def latency_run(
         before = await processed(probe, namespace)
         since_ns, cpu0 = time.time_ns(), worker.cpu_seconds()
         started = time.monotonic()
-        sent = await offer(bootstrap, source, namespace, rate, duration_s, DISLOCATIONS_PER_S)
+        sent = await offer(bootstrap, source, namespace, rate, duration_s, DISLOCATIONS_PER_S, sticky)
         sent_at = time.monotonic()
         done = await wait_processed(probe, namespace, before + sent, max(5.0, 3 * duration_s))
         end = done if done is not None else time.monotonic()

@@ -8,8 +8,11 @@ same ticks without Faust and Kafka, so the framework's share is visible.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from arbstream.bench.common import Result, median, not_measured
@@ -17,52 +20,74 @@ from arbstream.bench.kafka_io import OffsetProbe
 from arbstream.bench.latency import latency_run
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource
-from arbstream.bench.worker import processed, produce_ticks, start_ready, wait_processed, worker_env
+from arbstream.bench.worker import (
+    changelog,
+    processed,
+    produce_ticks,
+    start_ready,
+    topic_bytes,
+    wait_processed,
+    worker_env,
+    worker_stats,
+)
 from arbstream.kafka import ensure_topics
-from schemas.market import Funding, decode_tick
+from schemas.arbitrage import WorkerStats
+from schemas.topics import base_of_ticks_topic
 
 DISLOCATE_EVERY = 200
 """Backlog ticks carry a dislocation every 200 ticks, so drains include alert and episode work."""
+NO_CONFLATION = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
+"""Drains measure processing every tick: a backlog is exactly what a conflating worker would skip."""
+SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
+SETTLE_S = 3.0
 
 
 async def _drain_run(
-    bootstrap: str, probe: OffsetProbe, source: TickSource, ns: str, worker: Service, n: int
+    bootstrap: str, probe: OffsetProbe, source: TickSource, ns: str, workers: list[Service], n: int
 ) -> Result:
+    """Conflation is off for drains (``worker_env(..., conflate=False)``): every tick is processed."""
     before = await processed(probe, ns)
-    worker.signal(signal.SIGSTOP)
+    for worker in workers:
+        worker.signal(signal.SIGSTOP)
     try:
         await produce_ticks(bootstrap, source, ns, n, DISLOCATE_EVERY)
     finally:
-        worker.signal(signal.SIGCONT)
-    resumed, cpu0 = time.monotonic(), worker.cpu_seconds()
+        for worker in workers:
+            worker.signal(signal.SIGCONT)
+    resumed, cpu0 = time.monotonic(), sum(w.cpu_seconds() for w in workers)
     done = await wait_processed(probe, ns, before + n, timeout_s=max(60.0, n / 100))
     if done is None:
         return {"ticks_per_s": float("nan"), "worker_cpu": float("nan"), "error": "backlog not drained in time"}
-    return {"ticks_per_s": n / (done - resumed), "worker_cpu": (worker.cpu_seconds() - cpu0) / (done - resumed)}
+    cpu = sum(w.cpu_seconds() for w in workers) - cpu0
+    return {"ticks_per_s": n / (done - resumed), "worker_cpu": cpu / (done - resumed)}
+
+
+@dataclass(frozen=True)
+class _Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
 
 
 def logic_only(source: TickSource, count: int) -> float:
-    """Ticks/s of the detect agent's body (decode, state, process_quote, encode) on one core, no Faust."""
-    from arbstream.kafka import symbol_of
-    from processors.app import StateCache
-    from processors.arbitrage import process_quote
+    """Ticks per CPU-second of the worker's per-tick path (decode, checks, state, pre-filter, exact
+    arithmetic), no Kafka."""
+    from processors.engine import Engine
     from processors.settings import WorkerSettings
 
-    config = WorkerSettings(min_ticks=1, cooldown_s=0).arb_config()
-    payloads = [(key, value) for _, key, value in source.records("", count, time.time_ns(), 1_000_000, DISLOCATE_EVERY)]
-    cache = StateCache()
-    table: dict[bytes, bytes] = {}
-    started = time.perf_counter()
-    for instrument_id, payload in payloads:
-        key = symbol_of(instrument_id)
-        event = decode_tick(payload)
-        state = cache.get(key, table.get(key))
-        if not isinstance(event, Funding):
-            process_quote(key.decode(), state, event, {}, event.receipt_ts_ns, config)
-        else:
-            state.funding[event.instrument_id] = event
-        table[key] = cache.put(key, state)
-    return count / (time.perf_counter() - started)
+    settings = WorkerSettings(min_ticks=1, cooldown_s=0)
+    engine = Engine(settings.arb_config(), settings.funding_config(), conflate_after_ms=0)
+    now_ms = time.time_ns() // 1_000_000
+    by_base: dict[str, list[_Record]] = {}
+    for offset, (topic, key, value) in enumerate(source.records("", count, time.time_ns(), 1_000_000, DISLOCATE_EVERY)):
+        by_base.setdefault(base_of_ticks_topic(topic), []).append(_Record(offset, key, value, now_ms))
+    # One record at a time, as a worker that keeps up sees them (no batch to amortise anything over).
+    batches = sorted(((r.offset, base, [r]) for base, rs in by_base.items() for r in rs), key=lambda b: b[0])
+    started = time.process_time()  # CPU seconds: steadier than wall time on a shared machine
+    for _, base, batch in batches:
+        engine.apply_batch(base, list(batch), {}, now_ms)
+    return count / (time.process_time() - started)
 
 
 async def _latency_ladder(
@@ -112,6 +137,57 @@ def _merge_runs(results: list[Result]) -> Result:
     return merged
 
 
+async def _overload(
+    bootstrap: str,
+    probe: OffsetProbe,
+    source: TickSource,
+    worker: Service,
+    ns: str,
+    rate: int,
+    duration_s: float,
+    parts: int,
+) -> Result:
+    """``rate`` ticks/s offered (3x the drain rate), dislocations held 30 ms; conflated ticks from worker-stats."""
+    before = await worker_stats(bootstrap, ns)
+    run = await latency_run(bootstrap, probe, source, worker, ns, rate, duration_s, parts, sticky=True)
+    after = await worker_stats(bootstrap, ns)
+
+    def total(stats: dict[str, WorkerStats], field: str) -> int:
+        return sum(int(getattr(s, field)) for s in stats.values())
+
+    counts = {f: total(after, f) - total(before, f) for f in ("processed", "conflated", "rebuilt", "rejected")}
+    return {**run, "worker_counts": counts}
+
+
+async def _scale_out(bootstrap: str, namespace: str, work_dir: Path, n: int, runs: int, parts: int) -> Result:
+    """Drain rate with 1 then 2 workers in one group, on 4 symbols (2 are too few to split evenly)."""
+    source = TickSource.build(SCALE_OUT_BASES)
+    rates: Result = {"bases": list(SCALE_OUT_BASES)}
+    for count in (1, 2):
+        ns = f"{namespace}-x{count}"
+        await ensure_topics(bootstrap, source.topics(ns), parts)
+        env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_SYMBOLS=",".join(SCALE_OUT_BASES), **NO_CONFLATION)
+        workers = [Service(["worker"], env, work_dir / f"scale-{count}-{i}.log") for i in range(count)]
+        try:
+            async with OffsetProbe(bootstrap, parts) as probe:
+                for extra in workers[1:]:
+                    extra.start()
+                if await start_ready(workers[0], probe, bootstrap, source, ns) is None:
+                    return not_measured(f"workers never processed; log tail:\n{workers[0].log_tail()}")
+                await asyncio.sleep(SETTLE_S)  # every member joined and restored: one stable assignment
+                drains = [await _drain_run(bootstrap, probe, source, ns, workers, n) for _ in range(runs)]
+        finally:
+            for worker in workers:
+                worker.stop()
+        rates[f"workers_{count}"] = {
+            "drain_ticks_per_s": median([d["ticks_per_s"] for d in drains]),
+            "workers_cpu": median([d["worker_cpu"] for d in drains]),
+            "drain_runs": [d["ticks_per_s"] for d in drains],
+        }
+    rates["speedup"] = rates["workers_2"]["drain_ticks_per_s"] / rates["workers_1"]["drain_ticks_per_s"]
+    return rates
+
+
 async def run_processors_stage(
     bootstrap: str,
     namespace: str,
@@ -126,29 +202,53 @@ async def run_processors_stage(
     partitions: int,
 ) -> Result:
     await ensure_topics(bootstrap, source.topics(namespace), partitions)
-    env = worker_env(bootstrap, namespace, work_dir, partitions)
-    worker = Service(["worker"], env, work_dir / "worker.log")
+    exact = worker_env(bootstrap, namespace, work_dir, partitions, **NO_CONFLATION)
+    live = worker_env(bootstrap, f"{namespace}-live", work_dir, partitions)
+    worker = Service(["worker"], exact, work_dir / "worker.log")
     try:
         async with OffsetProbe(bootstrap, partitions) as probe:
             ready_s = await start_ready(worker, probe, bootstrap, source, namespace)
             if ready_s is None:
                 return not_measured(f"`arbstream worker` never processed a tick; log tail:\n{worker.log_tail()}")
             drains = [
-                await _drain_run(bootstrap, probe, source, namespace, worker, drain_ticks) for _ in range(drain_runs)
+                await _drain_run(bootstrap, probe, source, namespace, [worker], drain_ticks) for _ in range(drain_runs)
             ]
+            changelog_records, changelog_size = await topic_bytes(bootstrap, changelog(namespace)[0])
+            handled = await processed(probe, namespace)
+    finally:
+        worker.stop()
+    drain_rate = median([d["ticks_per_s"] for d in drains])
+    ns_live = f"{namespace}-live"
+    await ensure_topics(bootstrap, source.topics(ns_live), partitions)
+    worker = Service(["worker"], live, work_dir / "worker-live.log")
+    try:
+        async with OffsetProbe(bootstrap, partitions) as probe:
+            if await start_ready(worker, probe, bootstrap, source, ns_live) is None:
+                return not_measured(f"`arbstream worker` never processed a tick; log tail:\n{worker.log_tail()}")
             ladder = await _latency_ladder(
-                bootstrap, probe, source, worker, namespace, loads, duration_s, latency_runs, partitions
+                bootstrap, probe, source, worker, ns_live, loads, duration_s, latency_runs, partitions
+            )
+            overload_rate = int(3 * drain_rate) if math.isfinite(drain_rate) else 0
+            overload = (
+                await _overload(bootstrap, probe, source, worker, ns_live, overload_rate, duration_s, partitions)
+                if overload_rate
+                else not_measured("no drain rate to triple")
             )
     finally:
         worker.stop()
+    scale = await _scale_out(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
     logic = [logic_only(source, min(drain_ticks, 20_000)) for _ in range(drain_runs)]
     return {
         "unit": "ticks/s per worker process",
         "startup_to_first_tick_s": ready_s,
-        "drain_ticks_per_s": median([d["ticks_per_s"] for d in drains]),
+        "drain_ticks_per_s": drain_rate,
         "drain_worker_cpu": median([d["worker_cpu"] for d in drains]),
         "drain_ticks_per_run": drain_ticks,
         "drain_runs": [d["ticks_per_s"] for d in drains],
-        "logic_only_ticks_per_s": median(logic),
+        "changelog_records": changelog_records,
+        "changelog_bytes_per_tick": changelog_size / handled if handled else math.nan,
+        "logic_only_ticks_per_cpu_s": median(logic),
         "latency": ladder,
+        "overload": overload,
+        "scale_out": scale,
     }

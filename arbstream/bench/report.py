@@ -32,7 +32,7 @@ def ratios(stages: Result) -> dict[str, float | None]:
         "ingest": stages.get("ingest", {}).get("ticks_per_s"),
         "ingest_per_core": stages.get("ingest", {}).get("ticks_per_cpu_s"),
         "worker_drain": stages.get("processors", {}).get("drain_ticks_per_s"),
-        "worker_logic_only": stages.get("processors", {}).get("logic_only_ticks_per_s"),
+        "worker_logic_only": stages.get("processors", {}).get("logic_only_ticks_per_cpu_s"),
     }
     return {k: (v / limit if isinstance(v, float) and limit else None) for k, v in figures.items()}
 
@@ -113,18 +113,42 @@ def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
         ),
         (
             "4 Worker",
-            "per-tick logic alone, no Faust/Kafka, ticks/s",
-            _num(proc["logic_only_ticks_per_s"]),
+            "per-tick logic alone, no Kafka, ticks per CPU-second",
+            _num(proc["logic_only_ticks_per_cpu_s"]),
             _ratio(r["worker_logic_only"]),
+        ),
+        (
+            "4 Worker",
+            f"changelog bytes per processed tick ({_num(proc['changelog_records'])} records)",
+            _num(proc["changelog_bytes_per_tick"], 1),
+            "—",
         ),
     ]
     for level in proc["latency"]:
-        processed = f"processed {_num(level['processed_ticks_per_s'])}/s, worker CPU {level['worker_cpu']:.2f}"
-        state = f"SATURATED: {processed}" if level["saturated"] else f"keeps up; {processed}"
-        samples = level["tick_to_topic"]["samples"]
-        figure = f"tick→topic p50/p99/p99.9 ms @ {level['offered_ticks_per_s']:,}/s ({state}, n={samples})"
-        rows.append(("4 Latency", figure, _latency(level["tick_to_topic"]), "—"))
+        rows.append(("4 Latency", _latency_figure(level), _latency(level["tick_to_topic"]), "—"))
+    overload = proc.get("overload", {})
+    if "tick_to_topic" in overload:
+        counts = overload["worker_counts"]
+        conflated = f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
+        figure = _latency_figure(overload).replace("tick→topic", f"OVERLOAD 3× drain, {conflated}; tick→topic")
+        rows.append(("4 Overload", figure, _latency(overload["tick_to_topic"]), "—"))
+    scale = proc.get("scale_out", {})
+    if "speedup" in scale:
+        one, two = scale["workers_1"], scale["workers_2"]
+        figure = (
+            f"drain ticks/s 1 → 2 workers ({'+'.join(scale['bases'])}; "
+            f"CPU {one['workers_cpu']:.2f} → {two['workers_cpu']:.2f}; speedup {scale['speedup']:.2f}×)"
+        )
+        value = f"{_num(one['drain_ticks_per_s'])} → {_num(two['drain_ticks_per_s'])}"
+        rows.append(("4 Scale-out", figure, value, "—"))
     return rows
+
+
+def _latency_figure(level: Result) -> str:
+    processed = f"processed {_num(level['processed_ticks_per_s'])}/s, worker CPU {level['worker_cpu']:.2f}"
+    state = f"SATURATED: {processed}" if level["saturated"] else f"keeps up; {processed}"
+    offered = f"{level['offered_ticks_per_s']:,}/s (sent {_num(level['sent_ticks_per_s'])}/s)"
+    return f"tick→topic p50/p99/p99.9 ms @ {offered} ({state}, n={level['tick_to_topic']['samples']})"
 
 
 def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
