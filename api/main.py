@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import health, routes
+from api import health, routes, views_backtests
 from api.context import ApiContext
 from api.dashboard import add_dashboard
 from api.follower import Follower, Topics
@@ -22,11 +23,16 @@ from api.models import InfoOut
 from api.readmodel import ReadModel
 from api.settings import ApiSettings
 from api.stream import Publisher
+from api.supervise import Backoff, Supervisor
 from api.universe import Universe, load_universe
 from api.ws import router as ws_router
 from api.ws import websocket_endpoint
 from arbstream import __version__
 from arbstream.kafka import resolve_bootstrap
+from arbstream.topic_configs import align_topic_configs
+from schemas.topics import EVENTS_CONFIG, FUNDING_OPPORTUNITIES, HEALTH_CONFIG, topic_name
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Cross-venue arbitrage of crypto perpetual futures, from the processors' state.
 
@@ -56,27 +62,62 @@ def build_context(
     if bootstrap is not None:
         topics = Topics.from_settings(settings)
         ctx.follower = Follower(
-            bootstrap, topics, ctx.model, ctx.publisher.on_changes, metrics, settings.discover_interval_s
+            bootstrap,
+            topics,
+            ctx.model,
+            ctx.publisher.on_changes,
+            metrics,
+            settings.discover_interval_s,
+            events_lookback_s=settings.events_lookback_s,
+            events_keep={topics.opportunities: settings.alerts_keep, topics.episodes: settings.episodes_keep},
         )
         ctx.follower.universe = ctx.universe  # ingest's instruments/listings topics feed it
+    ctx.tasks = supervised_tasks(ctx)
     return ctx
+
+
+def supervised_tasks(ctx: ApiContext) -> list[Supervisor]:
+    """The API's background jobs, each restarted with backoff after a failure (api/supervise.py)."""
+    settings, publisher = ctx.settings, ctx.publisher
+    assert publisher is not None
+    backoff = Backoff(settings.task_backoff_initial_s, settings.task_backoff_max_s)
+    tasks = [Supervisor("periodic-push", publisher.run_periodic, critical=False, backoff=backoff)]
+    if ctx.follower is not None:
+        # Critical: while it is down the model is frozen, so data endpoints answer 503.
+        tasks.insert(0, Supervisor("read-model-follower", ctx.follower.run, critical=True, backoff=backoff))
+    return tasks
+
+
+async def align_read_topics(settings: ApiSettings, bootstrap: str) -> None:
+    """Topics created by older versions keep Kafka's 7-day/1 GiB segments, under which the
+    health topic's 1 h retention never applied: bring their settings up to date (issue 13)."""
+    topics = Topics.from_settings(settings)
+    funding = topic_name(FUNDING_OPPORTUNITIES, settings.namespace)
+    wanted = {t: EVENTS_CONFIG for t in (topics.opportunities, topics.episodes, funding)}
+    wanted[topics.health] = HEALTH_CONFIG
+    try:
+        await align_topic_configs(bootstrap, wanted)
+    except Exception as exc:  # noqa: BLE001 - best effort: the API serves without it, and says why
+        log.warning("could not update the settings of %s (start-up will grow with uptime): %r", sorted(wanted), exc)
 
 
 def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.follower is not None:
-            ctx.follower.start()
-        assert ctx.publisher is not None
-        periodic = asyncio.create_task(ctx.publisher.run_periodic())
+        for task in ctx.tasks:
+            task.start()
+        align = None
+        if ctx.bootstrap is not None and ctx.settings.align_topic_configs:
+            align = asyncio.create_task(align_read_topics(ctx.settings, ctx.bootstrap))
         try:
             yield
         finally:
-            periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
-            if ctx.follower is not None:
-                await ctx.follower.stop()
+            if align is not None:
+                align.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await align
+            for task in reversed(ctx.tasks):
+                await task.stop()
 
     app = FastAPI(title="arbstream", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = ctx
@@ -86,6 +127,7 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(routes.router)
     app.include_router(ws_router)
+    app.include_router(views_backtests.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     dist = dashboard_dist if dashboard_dist is not None else ctx.settings.dashboard_dist
     if (dist / "index.html").exists():
@@ -102,5 +144,12 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
 
 def run_api(settings: ApiSettings) -> int:
     ctx = build_context(settings, resolve_bootstrap(settings.kafka_bootstrap))
-    uvicorn.run(create_app(ctx), host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        create_app(ctx),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        # Protocol-level hard stop (1009); below it /ws answers an oversized message with a clear error.
+        ws_max_size=4 * settings.ws_max_message_bytes,
+    )
     return 0

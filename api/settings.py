@@ -31,6 +31,10 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
         description="allowed browser origins (comma list); empty = the API's own origin and the dev dashboard",
     )
     dashboard_dist: Path = REPO_ROOT / "dashboard" / "dist"
+    backtest_dir: Path = Field(
+        default=REPO_ROOT / "backtest-results",
+        description="where `arbstream backtest` writes reports (served read-only)",
+    )
     demo: bool = Field(default=False, description="the venues are the simulator (`arbstream up --demo` sets it)")
 
     ws_queue_size: int = Field(default=1_000, ge=1, description="events buffered per WebSocket client before dropping")
@@ -51,6 +55,37 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
     episodes_keep: int = Field(default=10_000, ge=1, description="closed episodes kept in memory for /api/episodes")
     max_lag_records: int = Field(default=10_000, ge=0, description="/health is degraded beyond this consumer lag")
     discover_interval_s: float = Field(default=5.0, gt=0, description="how often to look for new topics/partitions")
+    align_topic_configs: bool = Field(
+        default=True, description="at start, update older health/event topics to the current segment settings"
+    )
+    events_lookback_s: float = Field(
+        default=86_400.0, gt=0, description="start-up reads alerts/closed episodes of this far back at most"
+    )
+
+    # Supervision and the /health rule (issue 13, decision 0010).
+    task_backoff_initial_s: float = Field(default=0.5, gt=0, description="first restart delay of a failed task")
+    task_backoff_max_s: float = Field(default=30.0, gt=0, description="restart delays double up to this")
+    health_report_max_age_s: float = Field(
+        default=30.0, gt=0, description="a venue counts as streaming only with a health report younger than this"
+    )
+    health_max_data_age_s: float = Field(
+        default=60.0, gt=0, description="/health is down when the newest tick is older than this"
+    )
+
+    # Security defaults (issue 13, decision 0010).
+    admin_token: str | None = Field(
+        default=None,
+        description="bearer token for state-changing endpoints; unset = only loopback clients of a "
+        "loopback-bound API (and no foreign browser origin)",
+    )
+    ws_max_connections: int = Field(default=2_000, ge=1, description="WebSocket clients at once; more are refused")
+    ws_max_message_bytes: int = Field(
+        default=16_384, ge=256, description="largest client message; a bigger one closes the socket (1009)"
+    )
+    ws_max_list: int = Field(default=1_000, ge=1, description="longest symbols/venues list in a subscribe op")
+    ws_snapshots_per_min: int = Field(
+        default=30, ge=1, description="subscribe/resync ops per client per minute (each costs a full snapshot)"
+    )
 
     _split_origins = field_validator("cors_origins", mode="before")(split_commas)
 

@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--sample", action="store_true", help="the bundled sample recording")
             cmd.add_argument("--set", action="append", metavar="KEY=VALUE", help="a worker setting (repeatable)")
             cmd.add_argument("--compare", action="append", metavar="KEY=VALUE", help="settings of a second run")
-            cmd.add_argument("--out", type=Path, default=Path("backtest-results"), help="report directory")
+            cmd.add_argument("--out", type=Path, help="report directory (default: backtest-results/<UTC time>)")
             cmd.add_argument("--notional", default="10000", help="quote notional per alert for the naive PnL")
             cmd.add_argument("--from", dest="start", help="first receipt time (ISO-8601 UTC or ns)")
             cmd.add_argument("--to", dest="end", help="stop before this receipt time (ISO-8601 UTC or ns)")

@@ -177,3 +177,33 @@ def test_the_sample_recording_yields_exactly_its_planted_dislocations(tmp_path: 
         symbol, venues = pair["pair"].split(":")
         buy, sell = venues.split("->")
         assert (symbol, sell, True) in sides or (symbol, buy, False) in sides, pair
+
+
+def test_the_api_lists_and_serves_reports_and_nothing_else(tmp_path: Path) -> None:
+    import urllib.request
+
+    from api.main import build_context, create_app
+    from api.readmodel import ReadModel
+    from api.universe import Universe
+    from tests.test_api_support import get_json, scenario_settings, serve
+
+    root = tmp_path / "reports"
+    write_recording(tmp_path / "rec", market([(5, 8), (15, 17)]))
+    backtest([tmp_path / "rec"], [("base", SETTINGS)], root / "run-1", Decimal(500))
+    (root / "half-written").mkdir()
+    (tmp_path / "secret.json").write_text("{}")
+    ctx = build_context(scenario_settings(backtest_dir=root), None, model=ReadModel(), universe=Universe())
+    with serve(create_app(ctx)) as url:
+        status, listing = get_json(url + "/api/backtests")
+        assert status == 200 and [r["name"] for r in listing["reports"]] == ["run-1"]
+        run = listing["reports"][0]
+        assert (run["ticks"], run["runs"][0]["alerts"], run["runs"][0]["suppressed_by_cooldown"]) == (1200, 1, 1)
+        assert run["runs"][0]["settings"] == SETTINGS and "pnl.png" in run["charts"]
+        status, body = get_json(url + "/api/backtests/run-1")
+        assert status == 200 and body["runs"]["base"]["counts"]["alerts"] == 1
+        with urllib.request.urlopen(url + "/api/backtests/run-1/pnl.png", timeout=10) as response:
+            assert response.headers["content-type"] == "image/png" and response.read()[:4] == b"\x89PNG"
+        for path in ("/api/backtests/nope", "/api/backtests/half-written", "/api/backtests/run-1/other.png"):
+            assert get_json(url + path)[0] == 404, path
+        assert get_json(url + "/api/backtests/run-1/..%2F..%2Fsecret.json")[0] == 404
+        assert get_json(url + "/api/backtests/..")[0] in (404, 422)

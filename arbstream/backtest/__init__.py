@@ -19,9 +19,12 @@ from pydantic import ValidationError
 from arbstream.backtest import charts, report
 from arbstream.backtest.run import run_backtest
 from arbstream.errors import ConfigError
+from arbstream.settings import REPO_ROOT
 from ingest.replay import Replayer, parse_time
 from processors.settings import WorkerSettings
 
+REPORTS_DIR = REPO_ROOT / "backtest-results"
+"""Where reports go by default, one directory per run; the API serves them from here."""
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 """A small recording made by the simulator with planted dislocations (see ``sample.py``)."""
 
@@ -100,7 +103,7 @@ def run_cli(
     sample: bool,
     settings: Sequence[str],
     compare: Sequence[str],
-    out: Path,
+    out: Path | None,
     notional: str,
     start: str | None,
     end: str | None,
@@ -118,6 +121,7 @@ def run_cli(
         amount = Decimal(notional)
     except ArithmeticError as exc:
         raise ConfigError(f"--notional {notional!r} is not a number") from exc
+    out = out or REPORTS_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     written = backtest(
         sources,
         variants,
