@@ -36,24 +36,23 @@ markets: the gap between ``latest_funding_time`` and ``next_funding_time``),
 and every ``state.update`` carries it again, so a live change applies at once.
 The 24 h quote volume is the ``value`` of ``GET /v2/futures/ticker`` (all
 markets), taken for linear contracts only (⚠ the inverse ``value`` unit is not
-documented). Both extra calls are optional: a listing file without them (the
-bundled snapshot, older caches) or a failed call gives 8 h and no volume.
+documented). A listing file without them (the bundled snapshot, older caches)
+gives 8 h and no volume; a live fetch fails without the funding rates (a wrong
+interval is a wrong APR: the cached listing is better) and goes on without the
+ticker.
 """
 
 from __future__ import annotations
 
 import gzip
-import logging
 import zlib
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -68,8 +67,6 @@ from ingest.venues.base import (
     ms_to_ns,
 )
 from schemas.market import ContractKind, Instrument
-
-log = logging.getLogger(__name__)
 
 BBO = "bbo"
 STATE = "state"
@@ -95,6 +92,9 @@ class Coinex(Venue):
     ws_base = "wss://socket.coinex.com"
     rest_base = "https://api.coinex.com"
     instrument_paths = (MARKET_PATH, FUNDING_PATH, TICKER_PATH)
+    # A failed ticker costs volumes only; a failed funding-rate call fails the fetch (a wrong
+    # interval is a wrong APR: better the cached listing), decision 0010.
+    optional_instrument_paths = frozenset({TICKER_PATH})
     max_topics_per_connection = MARKETS_PER_CONNECTION
     topics_per_subscribe = MARKETS_PER_CONNECTION
     subscribe_interval_s = 0.2
@@ -231,17 +231,6 @@ class Coinex(Venue):
 
     # -- instruments ------------------------------------------------------
     @classmethod
-    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
-        """Markets (required), then funding intervals and tickers (optional), each verbatim."""
-        parts = [orjson.dumps(MARKET_PATH) + b":" + await _get(http, rest_base + MARKET_PATH)]
-        for path in (FUNDING_PATH, TICKER_PATH):
-            try:
-                parts.append(orjson.dumps(path) + b":" + await _get(http, rest_base + path))
-            except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("coinex listing: %s left out (%s)", path, exc)
-        return b"{" + b",".join(parts) + b"}"
-
-    @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         intervals = _by_market(listing.get(FUNDING_PATH), _interval_h)
         volumes = _by_market(listing.get(TICKER_PATH), lambda row: dec(row.get("value")))
@@ -275,13 +264,6 @@ class Coinex(Venue):
             tick_size=dec(row.get("tick_size")),
             funding_interval_h=interval_h,
         )
-
-
-async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
-    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
-        if response.status != 200:
-            raise RetryableError(f"GET {url}: HTTP {response.status}")
-        return await response.read()
 
 
 def _by_market(response: Any, value: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

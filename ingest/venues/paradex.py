@@ -41,17 +41,14 @@ summary (older caches, the bundled snapshot) parses without volumes.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -65,8 +62,6 @@ from ingest.venues.base import (
     make_quote,
 )
 from schemas.market import ContractKind, Instrument
-
-log = logging.getLogger(__name__)
 
 BBO = "bbo"
 SUMMARY = "markets_summary"
@@ -107,6 +102,7 @@ class Paradex(Venue):
     ws_base = "wss://ws.api.prod.paradex.trade"
     rest_base = "https://api.prod.paradex.trade"
     instrument_paths = (MARKETS_PATH, SUMMARY_PATH)
+    optional_instrument_paths = frozenset({SUMMARY_PATH})  # volumes only
     # One channel per JSON-RPC subscribe; no per-message or per-connection limit is documented
     # (only 20 new connections/s per IP), so a short pause is enough.
     max_topics_per_connection = 200
@@ -224,16 +220,6 @@ class Paradex(Venue):
 
     # -- instruments ------------------------------------------------------
     @classmethod
-    async def fetch_listing(cls, http: aiohttp.ClientSession, rest_base: str) -> bytes:
-        """Markets (required), then the all-markets summary (optional: volumes only), each verbatim."""
-        parts = [orjson.dumps(MARKETS_PATH) + b":" + await _get(http, rest_base + MARKETS_PATH)]
-        try:
-            parts.append(orjson.dumps(SUMMARY_PATH) + b":" + await _get(http, rest_base + SUMMARY_PATH))
-        except (RetryableError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("paradex listing: no 24 h volumes this time (%s)", exc)
-        return b"{" + b",".join(parts) + b"}"
-
-    @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         try:
             volumes = _volumes(listing.get(SUMMARY_PATH))
@@ -262,13 +248,6 @@ class Paradex(Venue):
             funding_interval_h=int(row.get("funding_period_hours") or 8),
         )
         return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
-
-
-async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
-    async with http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
-        if response.status != 200:
-            raise RetryableError(f"GET {url}: HTTP {response.status}")
-        return await response.read()
 
 
 def _volumes(summary: Any) -> dict[str, Decimal]:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import gzip
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from arbstream.broker import free_port
+from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
@@ -36,6 +38,7 @@ from tests.venues.conftest import FRAMES_DIR, fixture_frames
 from tests.venues.listing_specs import generated_specs, listed, round_trip
 
 RECEIPT = 1_790_516_465_130_000_000  # 2026-09-27 13:41:05.130 UTC
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 FRAMES = fixture_frames("coinex")
 ACK, PONG, ERROR, BTC_BBO, INVERSE_BBO, PEPE_BBO, STATE = FRAMES[:7]
 EMPTY_BTC, ZERO_ETH, FROZEN_STATE, ONE_SIDED_SOL, UNTRACKED_BBO, DEPTH = FRAMES[7:13]
@@ -339,27 +342,32 @@ def test_whole_market_plan_books_by_200_state_once_for_every_market() -> None:
     assert len(session.subscriptions) == 450
 
 
-async def test_fetch_tolerates_missing_funding_and_ticker_endpoints() -> None:
-    instruments = listed(CoinexSim, generated_specs(tail=20))
-    markets = CoinexSim(instruments).listing(instruments)["/v2/futures/market"]
+async def _fetch_from(routes: dict[str, dict[str, object]]) -> bytes:
+    """Coinex.fetch_listing against a server answering only ``routes`` (other paths: 404)."""
 
-    async def serve_markets(_request: web.Request) -> web.Response:
-        return web.json_response(markets)
+    def answer(body: dict[str, object]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def serve(_request: web.Request) -> web.Response:
+            return web.Response(body=_encode(body), content_type="application/json")
+
+        return serve
 
     app = web.Application()
-    app.router.add_get("/v2/futures/market", serve_markets)  # the other two paths answer 404
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with aiohttp.ClientSession() as http:
-            raw = await Coinex.fetch_listing(http, f"http://{host}:{port}")
-    finally:
-        await runner.cleanup()
+    for path, body in routes.items():
+        app.router.add_get(path, answer(body))
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        return await Coinex.fetch_listing(http, str(server.make_url("")).rstrip("/"))
+
+
+async def test_fetch_goes_on_without_tickers_but_not_without_funding_intervals() -> None:
+    instruments = listed(CoinexSim, generated_specs(tail=20))
+    listing = CoinexSim(instruments).listing(instruments)
+    raw = await _fetch_from({p: listing[p] for p in ("/v2/futures/market", "/v2/futures/funding-rate")})
     parsed = Coinex.parse_instruments(load_json(raw))
-    assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, volume_24h_quote=None) for i in instruments]
+    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+    assert {i.funding_interval_h for i in parsed} == {1, 4, 8}
+    # A wrong interval is a wrong APR: without the funding rates the fetch fails (the cache serves).
+    with pytest.raises(RetryableError, match="funding-rate: HTTP 404"):
+        await _fetch_from({p: listing[p] for p in ("/v2/futures/market", "/v2/futures/ticker")})
 
 
 async def test_simulator_rest_route_serves_the_generated_listing() -> None:
