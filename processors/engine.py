@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 QUOTE_PREFIX = b'{"type":"quote"'
 """How arbstream's encoder starts every Quote (the tag comes first): lets conflation pick the
 superseded quotes without decoding them. A producer that encodes otherwise is never conflated."""
-MAX_ABS = Decimal("1e30")
-"""No price, size or rate is anywhere near this: a larger number is a data error."""
+MAX_EXPONENT = 30
+"""No price, size or rate is anywhere near 1e30: a larger number is a data error (and arithmetic
+on one like 1E+999999999 would overflow, so it is checked by its exponent, not compared)."""
 
 
 class TickRecord(Protocol):
@@ -101,7 +102,7 @@ def insane(event: Quote | Funding) -> str | None:
     else:
         numbers = (event.rate, event.mark, event.index, event.price_multiplier)
     for number in numbers:
-        if number is not None and (not number.is_finite() or abs(number) > MAX_ABS):
+        if number is not None and (not number.is_finite() or number.adjusted() > MAX_EXPONENT):
             return f"unusable number {number}"
     if event.price_multiplier <= 0:
         return "non-positive price multiplier"
