@@ -32,12 +32,14 @@ class Service:
     args: list[str]
     env: dict[str, str]
     log_path: Path
+    module: str = "arbstream.cli"
+    """What ``python -m`` runs (a bench stage may serve from its own module)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Service:
         with self.log_path.open("ab") as sink:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "arbstream.cli", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 env=self.env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -169,6 +169,15 @@ def _recovery_rows(rec: Result, _r: dict[str, float | None]) -> list[Row]:
     return [("6 Recovery", figure, _num(rec["recovery_s"], 1), "—")]
 
 
+def _api_rows(api: Result, _r: dict[str, float | None]) -> list[Row]:
+    market = f"{api['symbols']}×{api['venues']} market, {_num(api['applied_updates_per_s'])} state updates/s"
+    rows: list[Row] = []
+    for scenario in api["scenarios"].values():
+        size = f"{_num(scenario['bytes'] / 1024)} KiB, API CPU {scenario['api_cpu']:.2f}, n={scenario['samples']}"
+        rows.append(("7 API", f"GET {scenario['path']} p50/p99/p99.9 ms ({size}; {market})", _latency(scenario), "—"))
+    return rows
+
+
 BUILDERS = {
     "parse": ("1 Parse", _parse_rows),
     "broker_limit": ("2 Broker", _broker_rows),
@@ -176,6 +185,7 @@ BUILDERS = {
     "processors": ("4 Worker", _processor_rows),
     "websocket": ("5 WebSocket", _websocket_rows),
     "recovery": ("6 Recovery", _recovery_rows),
+    "api": ("7 API", _api_rows),
 }
 
 

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from arbstream.bench import report
+from arbstream.bench.api_stage import run_api_stage
 from arbstream.bench.broker_limit import run_broker_limit
 from arbstream.bench.common import Plan, Result
 from arbstream.bench.ingest_stage import run_ingest_stage
@@ -32,7 +33,12 @@ from arbstream.bench.websocket_stage import run_websocket_stage
 from arbstream.errors import ConfigError
 from arbstream.settings import REPO_ROOT
 
-STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery")
+STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery", "api")
+LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {
+    "parse": lambda plan: run_parse(plan.parse_frames, plan.runs),
+    "api": lambda plan: run_api_stage(plan.quick),
+}
+"""Stages that need no broker."""
 DEFAULT_OUT = REPO_ROOT / "bench-results"
 JSON_SCHEMA_VERSION = 1
 
@@ -120,15 +126,16 @@ def run_bench(plan: Plan, out_dir: Path = DEFAULT_OUT, stages: Sequence[str] = S
     results: dict[str, Result] = {}
     kafka: str | None = None
     background = busy_cpus()
-    if "parse" in stages:
-        _announce("parse", started)
-        meter = CpuMeter()
-        try:
-            results["parse"] = run_parse(plan.parse_frames, plan.runs)
-        except Exception as exc:  # noqa: BLE001 - as above
-            results["parse"] = _failed(exc)
-        results["parse"] |= {"elapsed_s": time.monotonic() - started, "cpu": meter.result()}
-    broker_wanted = [s for s in stages if s != "parse"]
+    for name, local_stage in LOCAL_STAGES.items():
+        if name in stages:
+            _announce(name, started)
+            stage_started, meter = time.monotonic(), CpuMeter()
+            try:
+                results[name] = local_stage(plan)
+            except Exception as exc:  # noqa: BLE001 - as above
+                results[name] = _failed(exc)
+            results[name] |= {"elapsed_s": time.monotonic() - stage_started, "cpu": meter.result()}
+    broker_wanted = [s for s in stages if s not in LOCAL_STAGES]
     if broker_wanted:
         with tempfile.TemporaryDirectory(prefix="arbstream-bench-") as tmp, bench_broker(Path(tmp) / "kafka") as broker:
             kafka = broker.kafka_version
