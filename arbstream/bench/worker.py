@@ -40,18 +40,16 @@ def group(namespace: str) -> str:
 
 def worker_env(bootstrap: str, namespace: str, work_dir: Path, partitions: int, **extra: str) -> dict[str, str]:
     """Alert on every opening (one tick, no cooldown) so the latency stage sees every planted dislocation."""
-    return service_env(
-        bootstrap,
-        namespace,
-        ARBSTREAM_APP_NAME=APP_NAME,
-        ARBSTREAM_SYMBOLS=",".join(BASES),
-        ARBSTREAM_MIN_TICKS="1",
-        ARBSTREAM_COOLDOWN_S="0",
-        ARBSTREAM_MIN_PERSIST_MS="0",
-        ARBSTREAM_TOPIC_PARTITIONS=str(partitions),
-        ARBSTREAM_WORKER_COMMIT_INTERVAL_MS=str(COMMIT_INTERVAL_MS),
-        **extra,
-    )
+    defaults = {
+        "ARBSTREAM_APP_NAME": APP_NAME,
+        "ARBSTREAM_SYMBOLS": ",".join(BASES),
+        "ARBSTREAM_MIN_TICKS": "1",
+        "ARBSTREAM_COOLDOWN_S": "0",
+        "ARBSTREAM_MIN_PERSIST_MS": "0",
+        "ARBSTREAM_TOPIC_PARTITIONS": str(partitions),
+        "ARBSTREAM_WORKER_COMMIT_INTERVAL_MS": str(COMMIT_INTERVAL_MS),
+    }
+    return service_env(bootstrap, namespace, **{**defaults, **extra})
 
 
 async def processed(probe: OffsetProbe, namespace: str) -> int:
