@@ -19,9 +19,11 @@ At whole-market scale (~1,200 perpetuals, 3 channels each):
   socket (https://www.mexc.com/api-docs/futures/websocket-api; the 2025 docs
   ``mexcdevelop/apidocs`` ``contract_v1_en`` say nothing either). A third-party probe
   ([AO] ``mexc/websocket.md`` §3, §5, 2026-09-15) ran 150 contracts on one socket and had
-  150 subscribe frames at 20/s all acknowledged. So 100 contracts (300 topics) per socket,
-  one contract per frame (the protocol's only form), 0.05 s apart: a socket subscribes in
-  15 s, sockets subscribe in parallel.
+  150 subscribe frames at 20/s all acknowledged. So 50 contracts (150 topics, what the probe
+  saw delivered) per socket, one contract per frame (the protocol's only form), 0.05 s apart: a
+  socket subscribes in 7.5 s. The runner reads and pings only once it has subscribed, and MEXC
+  drops a socket that sent no ping for a minute, so a socket's subscribe phase must stay short
+  (300 topics took 15 s nominal and starved under a loaded event loop in a local run).
 - Funding interval: MEXC changes ``collectCycle`` per contract. The WS funding push carries
   only ``rate`` and ``nextSettleTime`` (no interval), so the interval comes from the bulk
   ``GET /api/v1/contract/funding_rate`` (symbol optional: every contract's
@@ -103,8 +105,8 @@ class Mexc(Venue):
     instrument_paths = (DETAIL_PATH, FUNDING_PATH, TICKER_PATH)
     # Volumes only. The funding listing stays required: without it every interval would read 8 h.
     optional_instrument_paths = frozenset({TICKER_PATH})
-    # No published cap (module docstring): 100 contracts x 3 channels per socket.
-    max_topics_per_connection = 300
+    # No published cap (module docstring): 50 contracts x 3 channels per socket.
+    max_topics_per_connection = 150
     topics_per_subscribe = 1  # the protocol takes one contract per frame
     # No published message-rate limit; 150 frames at 20/s were all acknowledged.
     subscribe_interval_s = 0.05

@@ -330,8 +330,8 @@ def test_generated_listing_carries_the_collect_cycle() -> None:
 def test_whole_market_connection_plan() -> None:
     instruments = listed(MexcSim, generated_specs())
     plans = Mexc(instruments).connections("wss://contract.mexc.com")
-    assert all(len(p.topics) <= 300 for p in plans) and len(plans) == -(-3 * len(instruments) // 300)
-    assert len(Mexc(instruments).subscribe_messages(plans[0].topics)) == 300  # one contract and channel a frame
+    assert all(len(p.topics) <= 150 for p in plans) and len(plans) == -(-3 * len(instruments) // 150)
+    assert len(Mexc(instruments).subscribe_messages(plans[0].topics)) == 150  # one contract and channel a frame
 
 
 async def test_generated_listing_served_over_http_and_fetched_by_the_venue() -> None:
