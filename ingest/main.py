@@ -11,6 +11,7 @@ listings are fetched again and the supervisors follow the new universe without a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections import defaultdict
@@ -127,21 +128,63 @@ class IngestService:
         self.runners: list[ConnectionRunner] = []
         """Every live runner (the metrics collector reads this list; updated in place)."""
         self._tick_bases: set[str] = set()
+        self._lock = asyncio.Lock()
+        """One re-plan at a time: late start-up listings and periodic refreshes both re-plan."""
+        self._late: asyncio.Task[None] | None = None
 
     def rest_base(self, venue: str) -> str:
         return venue_bases(self.settings, venue)[1]
 
     async def start(self) -> None:
+        """Subscribe with every listing fetched within ``listing_start_wait_s``; a venue still
+        fetching starts on its cached/bundled listing, and its live one is adopted when it comes."""
         if self.catalog is not None:
             await self.catalog.start()
         policy, cache = fetch_policy(self.settings), self.settings.instruments_cache_dir
-        self.listings = await listing_io.load_all_live(self.venues, self.http, self.rest_base, cache, policy)
-        await self.apply(choose_universe(known_instruments(self.listings), self.settings))
+        fetches = {
+            v: asyncio.create_task(
+                listing_io.load_venue(v, self.http, self.rest_base(v), cache, policy), name=f"listing-{v}"
+            )
+            for v in self.venues
+        }
+        await asyncio.wait(fetches.values(), timeout=self.settings.listing_start_wait_s)
+        late: list[asyncio.Task[VenueListing]] = []
+        for venue, task in fetches.items():
+            if task.done():
+                self.listings[venue] = task.result()
+                continue
+            try:
+                waited = f"still fetching after {self.settings.listing_start_wait_s:g}s"
+                self.listings[venue] = listing_io.from_disk(venue, cache, waited)
+                late.append(task)
+            except ConfigError:  # nothing on disk to start with: this venue must be waited for
+                self.listings[venue] = await task
+        async with self._lock:
+            await self.apply(choose_universe(known_instruments(self.listings), self.settings))
+        if late:
+            log.info("starting before the listings of %s: adopted when they arrive", [t.get_name() for t in late])
+            self._late = asyncio.create_task(self._adopt_late(late), name="late-listings")
+
+    async def _adopt_late(self, fetches: list[asyncio.Task[VenueListing]]) -> None:
+        for next_done in asyncio.as_completed(fetches):
+            try:
+                listing = await next_done
+                async with self._lock:
+                    self.listings[listing.venue] = listing
+                    log.info("%s listing arrived after start: %s", listing.venue, listing.source.value)
+                    await self._follow_listings()
+            except (ArbstreamError, OSError, aiohttp.ClientError) as exc:  # the periodic refresh retries
+                log.error("a listing that arrived after start could not be applied: %r", exc)
 
     async def refresh(self) -> None:
         """Fetch every listing again and follow the changes; a bad refresh keeps what runs."""
         policy, cache = fetch_policy(self.settings), self.settings.instruments_cache_dir
-        self.listings = await listing_io.refresh_all(self.listings, self.http, self.rest_base, cache, policy)
+        fresh = await listing_io.refresh_all(self.listings, self.http, self.rest_base, cache, policy)
+        async with self._lock:
+            self.listings = fresh
+            await self._follow_listings()
+
+    async def _follow_listings(self) -> None:
         try:
             tracked = choose_universe(known_instruments(self.listings), self.settings)
         except ConfigError as exc:
@@ -191,6 +234,10 @@ class IngestService:
         self._tick_bases |= set(new)
 
     async def stop(self) -> None:
+        if self._late is not None:
+            self._late.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._late
         for supervisor in self.supervisors.values():
             await supervisor.stop()
         for recorder in self.recorders.values():

@@ -29,6 +29,9 @@ class IngestSettings(CommonSettings):
     listing_deadline_s: float = Field(
         default=30.0, gt=0, description="a venue's whole listing fetch (all attempts); then cache, then bundled"
     )
+    listing_start_wait_s: float = Field(
+        default=5.0, ge=0, description="start with the cached/bundled listing of a venue still fetching after this"
+    )
     simulator_url: str | None = Field(
         default=None, description="http://host:port of `arbstream simulate`; replaces every venue's URLs"
     )

@@ -19,8 +19,10 @@ from arbstream.broker import free_port
 from ingest.catalog import universe_records
 from ingest.instruments import BUNDLED_DIR
 from ingest.listings import FetchPolicy, load_all_live, load_venue, refresh_venue
+from ingest.main import IngestService
 from ingest.plan import connection_instruments, sticky_plan
 from ingest.runner import ConnectionRunner, RunnerConfig
+from ingest.settings import IngestSettings
 from ingest.supervisor import VenueSupervisor
 from ingest.venues import venue_class
 from ingest.venues.base import Connection, load_json
@@ -52,6 +54,11 @@ class ListingServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
+
+    def release(self) -> None:
+        """Hung requests answer now (later ones are not held)."""
+        self.hung.clear()
+        self._release.set()
 
     def rest_base(self, venue: str) -> str:
         return f"{self.url}/{venue}"
@@ -261,3 +268,48 @@ async def test_supervisor_replaces_only_the_connections_that_changed() -> None:
             assert sorted(stopped.stopped) == ["binance-market-0", "binance-public-0"] and not supervisor.runners
         finally:
             await supervisor.stop()
+
+
+async def test_start_does_not_wait_for_a_slow_listing_and_adopts_it_when_it_comes(tmp_path: Path) -> None:
+    okx_btc_only = bundled("okx")
+    rows = next(iter(okx_btc_only.values()))["data"]
+    rows[:] = [row for row in rows if row["instId"] == "BTC-USDT-SWAP"]
+    async with serving(binance=bundled("binance"), okx=okx_btc_only) as server, aiohttp.ClientSession() as http:
+        server.hung.add("okx")
+        settings = IngestSettings(
+            simulator_url=server.url,  # REST (and WebSocket) bases under the test server
+            venues=["binance", "okx"],
+            symbols=["BTC", "ETH"],
+            instruments_cache_dir=tmp_path,
+            listing_start_wait_s=0.3,
+            listing_timeout_s=20,
+            listing_attempts=1,
+            backoff_initial_s=60,
+            backoff_max_s=60,
+        )
+
+        async def sink(_: object) -> None:
+            return None
+
+        service = IngestService(settings, http, sink, sink, bootstrap=None)
+        try:
+            await asyncio.wait_for(service.start(), timeout=15)
+            okx = service.listings["okx"]
+            assert (service.listings["binance"].source, okx.source) == (ListingSource.LIVE, ListingSource.BUNDLED)
+            assert okx.error.startswith("live: still fetching after 0.3s")
+            assert {i.native_symbol for i in service.supervisors["okx"].instruments} == {
+                "BTC-USDT-SWAP",
+                "ETH-USDT-SWAP",
+                "BTC-USD-SWAP",
+                "ETH-USD-SWAP",
+            }
+            server.release()
+            for _ in range(100):
+                if service.listings["okx"].source is ListingSource.LIVE:
+                    break
+                await asyncio.sleep(0.1)
+            assert service.listings["okx"].source is ListingSource.LIVE
+            assert [i.native_symbol for i in service.supervisors["okx"].instruments] == ["BTC-USDT-SWAP"]
+            assert {i.venue for i in service.tracked} == {"binance", "okx"}
+        finally:
+            await service.stop()
