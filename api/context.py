@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from api.metrics import ApiMetrics
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from api.follower import Follower
     from api.hub import Hub
     from api.stream import Publisher
+    from api.supervise import Supervisor
 
 
 @dataclass
@@ -29,6 +30,19 @@ class ApiContext:
     hub: Hub | None = None
     publisher: Publisher | None = None
     bootstrap: str | None = None
+    tasks: list[Supervisor] = field(default_factory=list)
+    """Supervised background tasks (api/supervise.py), reported on /health."""
+
+    def not_live(self) -> str | None:
+        """Why data endpoints must answer 503 now (None: the read model is loaded and moving)."""
+        if not self.model.complete:
+            return "read model still loading; see /health"
+        for task in self.tasks:
+            if task.critical and not task.running:
+                return f"read model not live: {task.name} is {task.state} after {task.last_error}; see /health"
+        if self.follower is not None and not self.follower.live:
+            return "read model not live: catching up after a restart; see /health"
+        return None
 
 
 def now_ns() -> int:

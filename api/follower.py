@@ -14,6 +14,17 @@ with default settings, and a changelog created that way would not be compacted
 Loading: the end offsets seen at startup are the target; until every partition
 has been read up to its target the model is incomplete (data endpoints answer
 503, /health says "starting").
+
+Supervision (issue 13): :meth:`Follower.run` reconnects after broker errors
+itself; any other exception propagates to its :class:`api.supervise.Supervisor`,
+which restarts it with backoff. A restarted follower resumes after the last
+batch it applied completely and is not *live* again until it has caught up with
+the end offsets seen at its restart (data endpoints answer 503 meanwhile).
+
+Bounded start-up: the event topics (alerts, closed episodes) are read from the
+later of "``events_lookback_s`` ago" (offsets-for-times) and "the last N records"
+of each partition, N being what the model keeps anyway, so start-up does not
+grow with their 7-day retention.
 """
 
 from __future__ import annotations
@@ -98,6 +109,8 @@ class Follower:
         on_changes: Callable[[Changes], None],
         metrics: ApiMetrics,
         discover_interval_s: float = 5.0,
+        events_lookback_s: float = 86_400.0,
+        events_keep: dict[str, int] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
@@ -108,35 +121,27 @@ class Follower:
         self.records_applied = 0
         self.load_seconds: float | None = None
         self.connected = False
-        self.error: str | None = None
-        """Why the consumer task died, if it did (it retries broker errors itself)."""
+        self.live = False
+        """Caught up since the latest (re)start: the model moves with the topics."""
         self._on_changes = on_changes
+        self._events_lookback_s = events_lookback_s
+        self._events_keep = events_keep or {}
         self._discover_every = discover_interval_s
         self._targets: dict[TopicPartition, int] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._started = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Connects and loads in the background: the API serves /health (status "starting") meanwhile."""
-        self._task = asyncio.create_task(self._main())
-        self._task.add_done_callback(self._on_done)
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        # Without this an unexpected error would end the task silently and /health would only
-        # ever say "starting"; now it says why, and so does the log.
-        if not task.cancelled() and task.exception() is not None:
-            self.error = repr(task.exception())
-            log.critical("read model consumer stopped", exc_info=task.exception())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._close()
+    async def run(self) -> None:
+        """Follow the topics until cancelled (run it under a Supervisor: other errors propagate)."""
+        self.live = False
+        self._targets = None  # live again only once caught up with the end offsets seen now
+        try:
+            await self._main()
+        finally:
+            self.live = False
+            await self._close()
 
     async def _close(self) -> None:
         for client in (self._consumer, self._admin):
@@ -197,11 +202,27 @@ class Follower:
             # from the beginning would re-publish old alerts to WebSocket clients as new ones.
             for tp in found & self._positions.keys():
                 consumer.seek(tp, self._positions[tp])
+            await self._seek_recent_events(sorted(found - self._positions.keys()))
         if self._targets is None:
             ends: dict[TopicPartition, int] = await consumer.end_offsets(sorted(found)) if found else {}
             self._targets = {tp: end for tp, end in ends.items() if end > 0}
             log.info("loading read model: %d records to read from %s", sum(self._targets.values()), self.topics.all())
         await self._check_loaded()
+
+    async def _seek_recent_events(self, fresh: list[TopicPartition]) -> None:
+        """Start each new event-topic partition at its recent records, not at offset 0."""
+        consumer = self._consumer
+        events = [tp for tp in fresh if tp.topic in self._events_keep]
+        if consumer is None or not events:
+            return
+        since_ms = int(time.time() * 1000 - self._events_lookback_s * 1000)
+        by_time = await consumer.offsets_for_times({tp: since_ms for tp in events})
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(events)
+        for tp in events:
+            found = by_time.get(tp)
+            start = max(found.offset if found is not None else ends[tp], ends[tp] - self._events_keep[tp.topic])
+            # Below the log start (retention deleted it) is fine: auto_offset_reset=earliest.
+            consumer.seek(tp, max(start, 0))
 
     async def _follow(self) -> None:
         consumer = self._consumer
@@ -217,17 +238,21 @@ class Follower:
                 continue
             batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
             changes = self._apply(batch)
-            if not self.model.complete:
+            if not self.live:
                 await self._check_loaded()
-            elif changes:
+            if self.model.complete and changes:
                 self._on_changes(changes)
 
     async def _check_loaded(self) -> None:
-        if self.model.complete or self._targets is None or self._consumer is None:
+        if self.live or self._targets is None or self._consumer is None:
             return
         for tp, end in self._targets.items():
             if await self._consumer.position(tp) < end:
                 return
+        self.live = True
+        if self.model.complete:
+            log.info("read model live again after a restart (%d records applied in all)", self.records_applied)
+            return
         self.load_seconds = time.monotonic() - self._started
         log.info("read model loaded: %d records in %.2fs", self.records_applied, self.load_seconds)
         self.model.mark_complete()
@@ -237,9 +262,6 @@ class Follower:
         for tp, records in batch.items():
             if not records:
                 continue
-            self._positions[tp] = records[-1].offset + 1
-            self.records_applied += len(records)
-            self.metrics.records.labels(tp.topic).inc(len(records))
             if tp.topic == self.topics.prices:
                 self._apply_prices(records, changes)
             elif tp.topic == self.topics.worker_stats:
@@ -249,6 +271,11 @@ class Follower:
             else:
                 for record in records:
                     self._apply_event(tp.topic, record, changes)
+            # Only after the whole batch applied: a restart after a failure re-reads it (every
+            # apply_* is idempotent: whole states, health snapshots, events de-duplicated by id).
+            self._positions[tp] = records[-1].offset + 1
+            self.records_applied += len(records)
+            self.metrics.records.labels(tp.topic).inc(len(records))
         return changes
 
     def _apply_prices(self, records: list[Record], changes: Changes) -> None:

@@ -1,23 +1,23 @@
 """``GET /health`` and service info.
 
-Status: ``starting`` (HTTP 503) until the read model has caught up with the
-topics' end offsets seen at startup; then ``ok``, or ``degraded`` when the
-broker does not answer or the consumer lags more than ``max_lag_records``.
-Venue problems are reported per venue (and listed in ``venues_unhealthy``);
-they are the venues' state, not the API's, so they do not degrade the status.
+Status: ``starting`` | ``down`` (HTTP 503) | ``degraded`` | ``ok``, by the rule
+in :mod:`api.health_rule` (venues streaming, data freshness, the supervised
+tasks, broker and lag; decision 0014), with one reason per problem.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import asdict
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
 from api.context import ApiContext, now_ns
-from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut
+from api.health_rule import NS, ConnectionSignal, Signals, Thresholds, verdict
+from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut
 from api.routes import context
 from api.views_prices import iso
-from api.views_venues import unhealthy_venues, venues_out
+from api.views_venues import known_venues, unhealthy_venues, venues_out
 from arbstream import __version__
 
 router = APIRouter()
@@ -43,31 +43,47 @@ async def info(ctx: Annotated[ApiContext, Depends(context)]) -> InfoOut:
     return info_of(ctx)
 
 
-@router.get("/health", responses={503: {"model": HealthOut, "description": "starting: read model still loading"}})
+def signals_of(ctx: ApiContext, now: int, reachable: bool | None, lag_total: int | None) -> Signals:
+    model, follower = ctx.model, ctx.follower
+    newest = model.last_tick_ts_ns
+    return Signals(
+        loaded=model.complete,
+        tasks=[t.report() for t in ctx.tasks],
+        follower_live=follower.live if follower is not None else None,
+        broker_reachable=reachable,
+        lag_total=lag_total,
+        connections=[
+            ConnectionSignal(h.venue, h.connection, h.state.value, (now - h.exchange_ts_ns) / NS)
+            for h in model.health.by_connection.values()
+        ],
+        venues=known_venues(model, ctx.universe),
+        newest_tick_age_s=(now - newest) / NS if newest is not None else None,
+    )
+
+
+def thresholds_of(ctx: ApiContext) -> Thresholds:
+    s = ctx.settings
+    return Thresholds(s.health_report_max_age_s, s.health_max_data_age_s, s.max_lag_records)
+
+
+@router.get(
+    "/health",
+    responses={503: {"model": HealthOut, "description": "starting (read model loading) or down (no live data)"}},
+)
 async def health(ctx: Annotated[ApiContext, Depends(context)], response: Response) -> HealthOut:
-    """Overall status, broker reachability, consumer lag, and every venue's connection health."""
+    """Overall status (ok / degraded / down / starting, rule in api/health_rule.py), broker reachability,
+    consumer lag, the supervised background tasks, and every venue's connection health."""
     follower, model, now = ctx.follower, ctx.model, now_ns()
-    reachable = await follower.broker_reachable() if follower is not None else False
+    reachable = await follower.broker_reachable() if follower is not None else None
     lag = await follower.lag() if follower is not None else None
     lag_total = sum(lag.values()) if lag is not None else None
-    reasons = []
-    if not model.complete:
-        reasons.append("read model loading")
-    if not reachable:
-        reasons.append("broker unreachable")
-    if follower is not None and follower.error is not None:
-        reasons.append(f"read model consumer stopped: {follower.error}")
-    if lag_total is not None and lag_total > ctx.settings.max_lag_records:
-        reasons.append(f"consumer lag {lag_total} records")
-    status: Literal["starting", "ok", "degraded"] = (
-        "starting" if not model.complete else ("degraded" if reasons else "ok")
-    )
-    if status == "starting":
-        response.status_code = 503
+    judged = verdict(signals_of(ctx, now, reachable, lag_total), thresholds_of(ctx))
+    response.status_code = judged.http_status
+    reasons = judged.reasons
     return HealthOut(
-        status=status,
+        status=judged.status,
         complete=model.complete,
-        broker=BrokerOut(reachable=reachable, bootstrap=ctx.bootstrap),
+        broker=BrokerOut(reachable=reachable is True, bootstrap=ctx.bootstrap),
         consumer=ConsumerOut(
             caught_up=model.complete,
             lag_total=lag_total,
@@ -77,6 +93,8 @@ async def health(ctx: Annotated[ApiContext, Depends(context)], response: Respons
         ),
         venues=venues_out(model, ctx.universe, now, ctx.config),
         venues_unhealthy=unhealthy_venues(model),
+        venues_streaming=judged.venues_streaming,
+        tasks=[TaskOut(**asdict(t.report())) for t in ctx.tasks],
         reasons=reasons,
         timestamp=iso(now),
     )

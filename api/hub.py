@@ -15,6 +15,9 @@ Why it is shaped like this:
   deque of ``ws_queue_size``; on overflow the oldest is dropped and its sequence
   number is burnt, so the client sees a gap and can ask for a resync.
 - A client whose socket accepts nothing for ``ws_send_timeout_s`` is dropped.
+- Each snapshot (``subscribe``, ``resync``) serialises the whole subscribed
+  state: at most ``ws_snapshots_per_min`` per client per minute, beyond that the
+  client gets a ``rate_limited`` error saying when to retry.
 - Sequence numbers are per connection, assigned when a message is sent:
   consecutive unless events were dropped. A snapshot supersedes everything
   queued before it.
@@ -72,6 +75,10 @@ class Limits:
     queue_size: int = 1_000
     coalesce_s: float = 0.1
     send_timeout_s: float = 10.0
+    max_list: int = 1_000
+    """Longest ``symbols``/``venues`` list of a subscribe op."""
+    snapshots_per_min: int = 30
+    max_message_bytes: int = 16_384
 
 
 Message = tuple[str, str]
@@ -96,6 +103,7 @@ class Client:
         self._events: deque[Message] = deque()
         self._latest: dict[str, Message] = {}
         self._snapshot_due = False
+        self._snapshot_times: deque[float] = deque()
         self._wake = asyncio.Event()
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -112,6 +120,24 @@ class Client:
     def offer_latest(self, key: str, kind: str, data: str) -> None:
         self._latest[key] = (kind, data)
         self._wake.set()
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    def snapshot_retry_in(self, now: float) -> float | None:
+        """None and counted when a snapshot may be sent now; else seconds until the next one may."""
+        window = self._snapshot_times
+        while window and now - window[0] >= 60.0:
+            window.popleft()
+        if len(window) >= self._limits.snapshots_per_min:
+            return 60.0 - (now - window[0])
+        window.append(now)
+        return None
+
+    async def send_now(self, kind: str, data: str) -> None:
+        """Send one message directly (the last words before a close; the sender task is stopped)."""
+        await self._send(kind, data)
 
     def request_snapshot(self) -> None:
         self._snapshot_due = True
@@ -165,6 +191,8 @@ class Hub:
 
     def __init__(self, metrics: ApiMetrics) -> None:
         self.clients: set[Client] = set()
+        self.connections = 0
+        """Open sockets, including those still waiting for the read model (capped by ws_max_connections)."""
         self._metrics = metrics
 
     def add(self, client: Client) -> None:

@@ -370,13 +370,29 @@ class ConsumerOut(BaseModel):
     load_seconds: float | None = Field(description="time from start to caught up")
 
 
+class TaskOut(BaseModel):
+    name: str
+    state: Literal["starting", "running", "restarting", "stopped"]
+    critical: bool = Field(description="while not running, data endpoints answer 503 and /health is down")
+    restarts: int
+    last_error: str | None
+    last_error_at_ns: int | None
+    retry_in_s: float | None = Field(description="seconds until the next restart attempt (state restarting)")
+
+
 class HealthOut(BaseModel):
-    status: Literal["starting", "ok", "degraded"]
+    status: Literal["starting", "ok", "degraded", "down"] = Field(
+        description="starting and down answer HTTP 503; rule in decision 0014"
+    )
     complete: bool = Field(description="false while the read model is still loading (data endpoints answer 503)")
     broker: BrokerOut
     consumer: ConsumerOut
     venues: list[VenueOut]
     venues_unhealthy: list[str]
+    venues_streaming: list[str] = Field(
+        default=[], description="venues whose every connection streams, reported recently"
+    )
+    tasks: list[TaskOut] = Field(default=[], description="supervised background tasks")
     reasons: list[str] = Field(description="why the status is not ok")
     timestamp: str = NOW
 

@@ -36,6 +36,7 @@ from api.models import (
     VenuesOut,
 )
 from api.price_cache import PricesQuery, prices_json
+from api.security import require_admin
 from api.universe import configured_instruments
 from api.views_arbitrage import (
     ArbFilter,
@@ -64,8 +65,10 @@ def context(request: Request) -> ApiContext:
 
 
 def loaded(ctx: Annotated[ApiContext, Depends(context)]) -> ApiContext:
-    if not ctx.model.complete:
-        raise HTTPException(503, detail="read model still loading; see /health", headers={"Retry-After": "1"})
+    """503 while the model is loading or not live (follower failed/restarting): never a frozen model as 200."""
+    problem = ctx.not_live()
+    if problem is not None:
+        raise HTTPException(503, detail=problem, headers={"Retry-After": "1"})
     return ctx
 
 
@@ -291,7 +294,15 @@ async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> AlertStatusOut:
     return alert_status(ctx.model, _symbol(ctx, symbol), now_ns(), ctx.config)
 
 
-@router.post("/api/reload-config", responses={422: {"model": ErrorOut, "description": "invalid symbol configuration"}})
+@router.post(
+    "/api/reload-config",
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorOut, "description": "ARBSTREAM_ADMIN_TOKEN is set: missing or wrong bearer token"},
+        403: {"model": ErrorOut, "description": "no admin token configured and not a local call, or a foreign Origin"},
+        422: {"model": ErrorOut, "description": "invalid symbol configuration"},
+    },
+)
 async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadOut:
     """Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings); the rest of the universe
     follows ingest's `instruments` topic by itself."""

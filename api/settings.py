@@ -62,7 +62,7 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
         default=86_400.0, gt=0, description="start-up reads alerts/closed episodes of this far back at most"
     )
 
-    # Supervision and the /health rule (issue 13, decision 0010).
+    # Supervision and the /health rule (issue 13, decision 0014).
     task_backoff_initial_s: float = Field(default=0.5, gt=0, description="first restart delay of a failed task")
     task_backoff_max_s: float = Field(default=30.0, gt=0, description="restart delays double up to this")
     health_report_max_age_s: float = Field(
@@ -72,7 +72,7 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
         default=60.0, gt=0, description="/health is down when the newest tick is older than this"
     )
 
-    # Security defaults (issue 13, decision 0010).
+    # Security defaults (issue 13, decision 0014).
     admin_token: str | None = Field(
         default=None,
         description="bearer token for state-changing endpoints; unset = only loopback clients of a "

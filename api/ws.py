@@ -14,6 +14,14 @@ Client → server messages (JSON text):
 Anything else gets an ``error`` message and the connection stays open; the
 input is never echoed back. See :mod:`api.stream` for server messages and
 :mod:`api.hub` for queueing, coalescing and slow clients.
+
+Limits (issue 13, decision 0014), each with a clear error: a handshake from a
+browser page whose ``Origin`` is not allowed is refused (HTTP 403, see
+:mod:`api.security`); beyond ``ws_max_connections`` sockets the handshake gets
+HTTP 503; a message over ``ws_max_message_bytes`` gets ``message_too_large`` and
+the socket closes (1009); ``symbols``/``venues`` longer than ``ws_max_list`` are
+an ``invalid_subscription``; more than ``ws_snapshots_per_min`` subscribe/resync
+ops a minute get ``rate_limited`` (the subscription is unchanged).
 """
 
 from __future__ import annotations
@@ -22,15 +30,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any, Literal
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Response, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.context import ApiContext, now_ns
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
+from api.security import origin_allowed
 from api.stream import OpenEpisodesUpdate, PriceUpdate, Snapshot
 from api.views_prices import iso
 
@@ -60,7 +70,7 @@ class SubscribeOp(BaseModel):
 
 
 class WsError(BaseModel):
-    code: Literal["malformed_json", "unknown_op", "invalid_subscription"]
+    code: Literal["malformed_json", "unknown_op", "invalid_subscription", "rate_limited", "message_too_large"]
     message: str
 
 
@@ -97,6 +107,23 @@ def _error(client: Client, code: str, message: str) -> None:
     client.offer_event("error", json.dumps({"code": code, "message": message}))  # fields of WsError
 
 
+def _too_long(op: SubscribeOp, limit: int) -> str | None:
+    for name, values in (("symbols", op.symbols), ("venues", op.venues)):
+        if values is not None and len(values) > limit:
+            return f"{name}: at most {limit} entries (got {len(values)}); omit the field to mean all"
+    return None
+
+
+def _rate_limited(client: Client) -> bool:
+    retry_in = client.snapshot_retry_in(time.monotonic())
+    if retry_in is None:
+        return False
+    per_min = client.limits.snapshots_per_min
+    message = f"at most {per_min} subscribe/resync per minute (each sends a full snapshot); retry in {retry_in:.1f}s"
+    _error(client, "rate_limited", message)
+    return True
+
+
 def handle_text(client: Client, text: str) -> None:
     """Apply one client message; problems become ``error`` messages."""
     try:
@@ -107,41 +134,94 @@ def handle_text(client: Client, text: str) -> None:
     op = message.get("op") if isinstance(message, dict) else None
     if op == "subscribe":
         try:
-            client.filter = SubscribeOp.model_validate(message).to_filter()
+            subscribe = SubscribeOp.model_validate(message)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             _error(client, "invalid_subscription", problems)
             return
-        client.request_snapshot()
+        problem = _too_long(subscribe, client.limits.max_list)
+        if problem is not None:
+            _error(client, "invalid_subscription", problem)
+        elif not _rate_limited(client):
+            client.filter = subscribe.to_filter()
+            client.request_snapshot()
     elif op == "resync":
-        client.request_snapshot()
+        if not _rate_limited(client):
+            client.request_snapshot()
     elif op == "ping":
         client.offer_event("pong", WsPong(timestamp=iso(now_ns())).model_dump_json())
     else:
         _error(client, "unknown_op", "expected an object with op: subscribe, resync or ping")
 
 
+class TooLargeError(Exception):
+    """A client message over ws_max_message_bytes: the socket is closed with 1009."""
+
+
 async def _receive(websocket: WebSocket, client: Client) -> None:
+    limit = client.limits.max_message_bytes
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
-        if text is None and message.get("bytes") is not None:
-            text = message["bytes"].decode(errors="replace")
+        raw = message.get("bytes")
+        size = len(raw) if raw is not None else len(text.encode()) if text is not None else 0
+        if size > limit:
+            raise TooLargeError(f"message of {size} bytes; at most {limit} bytes (ARBSTREAM_WS_MAX_MESSAGE_BYTES)")
+        if text is None and raw is not None:
+            text = raw.decode(errors="replace")
         handle_text(client, text or "")
+
+
+async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse the handshake with an HTTP status and a JSON body (or a bare 403 without the extension)."""
+    log.warning("refusing WebSocket from %s: %s", websocket.client, message)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = json.dumps({"detail": message}).encode()
+        headers = {"Retry-After": "5"} if status == 503 else None
+        await websocket.send_denial_response(Response(body, status, headers, media_type="application/json"))
+    else:
+        await websocket.close(code=1008, reason=message[:120])
+
+
+def _limits(ctx: ApiContext) -> Limits:
+    s = ctx.settings
+    return Limits(
+        s.ws_queue_size,
+        s.ws_coalesce_ms / 1000,
+        s.ws_send_timeout_s,
+        s.ws_max_list,
+        s.ws_snapshots_per_min,
+        s.ws_max_message_bytes,
+    )
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     ctx: ApiContext = websocket.app.state.ctx
+    hub = ctx.hub
+    assert hub is not None
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), ctx.settings.allowed_origins()):
+        await _refuse(websocket, 403, f"origin {origin!r:.100} is not allowed (ARBSTREAM_CORS_ORIGINS)")
+        return
+    if hub.connections >= ctx.settings.ws_max_connections:
+        await _refuse(websocket, 503, f"too many WebSocket connections (limit {ctx.settings.ws_max_connections})")
+        return
+    hub.connections += 1
+    try:
+        await _serve(websocket, ctx)
+    finally:
+        hub.connections -= 1
+
+
+async def _serve(websocket: WebSocket, ctx: ApiContext) -> None:
     hub, publisher = ctx.hub, ctx.publisher
     assert hub is not None and publisher is not None
     await websocket.accept()
     # Never stream a half-loaded read model: wait until it has caught up.
     await ctx.model.ready.wait()
-    settings = ctx.settings
-    limits = Limits(settings.ws_queue_size, settings.ws_coalesce_ms / 1000, settings.ws_send_timeout_s)
-    client = Client(websocket.send_text, publisher.snapshot, limits, ctx.metrics)
+    client = Client(websocket.send_text, publisher.snapshot, _limits(ctx), ctx.metrics)
     hub.add(client)
     for kind, data in publisher.initial_messages():
         client.offer_event(kind, data)
@@ -160,3 +240,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         # The socket is not draining, so even the close frame may never go out: bound the wait.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(code=1013, reason="too slow"), 1.0)
+    elif receiver in done and isinstance(receiver.exception(), TooLargeError):
+        error = json.dumps({"code": "message_too_large", "message": str(receiver.exception())})
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.send_now("error", error), 1.0)
+            await asyncio.wait_for(websocket.close(code=1009, reason="message too large"), 1.0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from arbstream.broker import LocalKafka, die_with_parent, resident_memory_mb
 from arbstream.errors import FatalError
-from arbstream.settings import BrokerSettings, UpSettings
+from arbstream.settings import DEFAULT_CACHE_DIR, BrokerSettings, UpSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,36 @@ def _terminate(children: list[_Child], timeout_s: float = 15.0) -> None:
             child.process.wait()
 
 
+DEMO_NAMESPACE = "demo"
+
+
+def demo_settings(settings: UpSettings) -> UpSettings:
+    """The demo's own topic namespace and broker data directory (issue 13, item 7).
+
+    Simulated quotes must never reach a live run: ``make demo`` then ``make run``
+    (same local broker, same topics) used to show the simulator's prices as live.
+    The demo writes under namespace ``demo`` (``<ns>-demo`` if one is set) and,
+    with the local broker, keeps its data in ``<kafka data dir>-demo``.
+    """
+    namespace = f"{settings.namespace}-{DEMO_NAMESPACE}" if settings.namespace else DEMO_NAMESPACE
+    data_dir = settings.kafka_data_dir.with_name(settings.kafka_data_dir.name + "-demo")
+    return settings.model_copy(update={"namespace": namespace, "kafka_data_dir": data_dir})
+
+
+def child_env(settings: UpSettings, bootstrap: str, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of every child of ``arbstream up`` (pass :func:`demo_settings` for a demo)."""
+    env = {**environ, "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap, "ARBSTREAM_NAMESPACE": settings.namespace}
+    if settings.demo:
+        env["ARBSTREAM_SIMULATOR_URL"] = f"http://127.0.0.1:{settings.simulator_port}"
+        env["ARBSTREAM_SIMULATOR_PORT"] = str(settings.simulator_port)
+        env["ARBSTREAM_DEMO"] = "true"
+        # Local state too: a live worker must not restore simulated table state, and a live ingest
+        # without network must not fall back to the simulator's listings as its "cached" ones.
+        env.setdefault("ARBSTREAM_WORKER_DATA_DIR", str(DEFAULT_CACHE_DIR / "faust-demo"))
+        env.setdefault("ARBSTREAM_INSTRUMENTS_CACHE_DIR", str(DEFAULT_CACHE_DIR / "instruments-demo"))
+    return env
+
+
 def _wait_for_http(url: str, child: _Child, timeout_s: float = 60.0) -> None:
     """Until ``url`` answers 200; fails early if the child process dies."""
     deadline = time.monotonic() + timeout_s
@@ -97,18 +127,17 @@ def _wait_for_http(url: str, child: _Child, timeout_s: float = 60.0) -> None:
 def run_up(settings: UpSettings) -> int:
     """Broker (unless external) + ingest (+ simulator in demo) + worker + api, until Ctrl-C."""
     stop = _StopFlag()
+    if settings.demo:
+        settings = demo_settings(settings)
     broker: LocalKafka | None = None
     bootstrap = settings.kafka_bootstrap
     if bootstrap is None:
         broker = LocalKafka(settings)
         broker.start()
         bootstrap = broker.bootstrap
-    env = {**os.environ, "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap}
+    env = child_env(settings, bootstrap, dict(os.environ))
     plan: list[tuple[str, list[str]]] = []
     if settings.demo:
-        env["ARBSTREAM_SIMULATOR_URL"] = f"http://127.0.0.1:{settings.simulator_port}"
-        env["ARBSTREAM_SIMULATOR_PORT"] = str(settings.simulator_port)
-        env["ARBSTREAM_DEMO"] = "true"
         plan.append(("simulator", ["simulate"]))
     plan += [("ingest", ["ingest"]), ("worker", ["worker"]), ("api", ["api"])]
     children: list[_Child] = []
@@ -118,8 +147,9 @@ def run_up(settings: UpSettings) -> int:
             children.append(_spawn(name, args, env))
             if name == "simulator":  # ingest fetches its listings from it at start: let it serve first
                 _wait_for_http(f"{env['ARBSTREAM_SIMULATOR_URL']}/control/status", children[-1])
+        demo_note = f" (DEMO: simulated venues, namespace {settings.namespace!r})" if settings.demo else ""
         print(
-            f"\narbstream is up{' (DEMO: simulated venues)' if settings.demo else ''}: "
+            f"\narbstream is up{demo_note}: "
             f"dashboard http://{settings.api_host}:{settings.api_port}  broker {bootstrap}  Ctrl-C stops.\n",
             flush=True,
         )

@@ -192,12 +192,18 @@ def get_json(url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
 
 
 def wait_healthy(base_url: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Wait until the API has loaded, reaches the broker and runs every background task.
+
+    Not ``status == "ok"``: the scenario's venues report once, so /health goes ``down`` (no
+    fresh health report, no fresh tick) while the API itself is fine (rule in api/health_rule.py).
+    """
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            status, last = get_json(f"{base_url}/health", 5)
-            if status == 200 and last["status"] == "ok":
+            last = get_json(f"{base_url}/health", 5)[1]
+            loaded = isinstance(last, dict) and last.get("complete") is True and last["broker"]["reachable"] is True
+            if loaded and all(t["state"] == "running" for t in last.get("tasks", [])):
                 return dict(last)
         except OSError as exc:
             last = repr(exc)

@@ -124,8 +124,9 @@ async def _api_ready(api: Service, port: int) -> bool:
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline and api.alive():
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(f"http://127.0.0.1:{port}/health") as response:
-                    if response.status < 500:
+                # Loaded, not /health: that one is "down" (503) while no venue streams, as here.
+                async with http.get(f"http://127.0.0.1:{port}/api/info") as response:
+                    if response.status == 200 and (await response.json())["complete"] is True:
                         return True
             await asyncio.sleep(0.3)
     return False
