@@ -72,7 +72,7 @@ class Topics:
     opportunities: str
     episodes: str
     prices: str = ""
-    """The worker's latest quote per instrument (compacted): the read model's quotes (decision 0010)."""
+    """The worker's latest quote per instrument (compacted): the read model's quotes (decision 0015)."""
     worker_stats: str = ""
     instruments: str = ""
     """Ingest's tracked universe (compacted), applied to the API's Universe (api/universe.py)."""

@@ -2,7 +2,7 @@
 
 It holds the latest ``SymbolState`` per symbol (episodes and cooldowns from the
 worker's compacted changelog, quotes from its compacted ``prices`` topic: decision
-0010), the latest health snapshot per connection, recent alerts, closed episodes
+0015), the latest health snapshot per connection, recent alerts, closed episodes
 and each worker's counters. It does no I/O: :mod:`api.follower` feeds it decoded records,
 the views read it. Each ``apply_*`` returns what changed, so the WebSocket
 fan-out can send deltas without diffing the whole model again.

@@ -4,7 +4,7 @@ Data flow: every ``ticks.<BASE>`` topic (read by pattern; keyed by instrument id
 by base — :func:`arbstream.kafka.tick_partition`) -> per-symbol state in memory ->
 ``opportunities``, ``opportunity-episodes``, ``funding-opportunities``, ``prices`` (latest
 quote per instrument, rate-limited), ``worker-stats`` and the compacted
-``<app>-symbols-changelog`` (episodes, cooldowns, funding; decision 0010). The logic lives in
+``<app>-symbols-changelog`` (episodes, cooldowns, funding; decision 0015). The logic lives in
 :mod:`processors.arbitrage`, :mod:`processors.funding` and :mod:`processors.engine`.
 """
 

@@ -4,7 +4,7 @@ The changelog (compacted, keyed by symbol, partitioned like the ticks) holds eac
 episodes, cooldowns, funding and ``applied_offset``; it has no quotes. Quotes older than the
 longest max quote age are useless, so a new owner re-reads only the last seconds of each tick
 partition: ticks the row (or the committed offset) already covers rebuild the quotes, the rest
-are processed as usual (decision 0010).
+are processed as usual (decision 0015).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ symbol's slot -> alerts, closed episodes and funding alerts are sent -> rows wit
 transition go to the changelog -> every ``worker_commit_interval_ms`` the producer is flushed,
 then offsets are committed (at least once: nothing is committed before what it produced is
 on the broker). Every few hundred ms the latest quotes go to ``prices``; every second the
-counters go to ``worker-stats``. Decision 0010 explains why this is not a Faust app any more.
+counters go to ``worker-stats``. Decision 0015 explains why this is not a Faust app any more.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class SymbolState(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     In the worker's changelog (compacted, keyed by symbol) ``quotes`` is empty: quotes live in
     memory and are rebuilt from the last seconds of the tick topic after a failover
-    (decision 0010); the row is written when an episode or the cooldown changes and every few
+    (decision 0015); the row is written when an episode or the cooldown changes and every few
     seconds while anything else (funding, episode counters) changed. The API's read model fills
     ``quotes`` from the ``prices`` topic.
     """
