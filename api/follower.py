@@ -296,9 +296,13 @@ class Follower:
     def _apply_worker_stats(self, records: list[Record]) -> None:
         for record in records:
             try:
-                self.model.apply_worker_stats(decode_worker_stats(record.value or b""))
+                stats = decode_worker_stats(record.value or b"")
             except msgspec.DecodeError as exc:
                 self._undecodable(self.topics.worker_stats, record.key, exc)
+                continue
+            self.model.apply_worker_stats(stats)
+            for outcome in ("processed", "conflated", "rebuilt", "forwarded", "rejected"):
+                self.metrics.worker_ticks.labels(stats.worker_id, outcome).set(getattr(stats, outcome))
 
     def _apply_changelog(self, records: list[Record], changes: Changes) -> None:
         # Each record is a symbol's full state, so only the last one per key in a batch matters

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter, Depends, Response
 
 from api.context import ApiContext, now_ns
 from api.health_rule import NS, ConnectionSignal, Signals, Thresholds, verdict
-from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut
+from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut, WorkerOut
 from api.routes import context
 from api.views_prices import iso
 from api.views_venues import known_venues, unhealthy_venues, venues_out
@@ -95,6 +96,13 @@ async def health(ctx: Annotated[ApiContext, Depends(context)], response: Respons
         venues_unhealthy=unhealthy_venues(model),
         venues_streaming=judged.venues_streaming,
         tasks=[TaskOut(**asdict(t.report())) for t in ctx.tasks],
+        workers=[
+            WorkerOut(
+                **{k: v for k, v in msgspec.structs.asdict(w).items() if k in WorkerOut.model_fields},
+                reported_age_ms=max(0, now - w.ts_ns) // 1_000_000,
+            )
+            for _, w in sorted(model.workers.items())
+        ],
         reasons=reasons,
         timestamp=iso(now),
     )

@@ -19,6 +19,12 @@ class ApiMetrics:
         )
         self.lag = Gauge("arbstream_api_consumer_lag", "Records not yet read, per topic", ["topic"], registry=r)
         self.symbols = Gauge("arbstream_api_symbols", "Symbols in the read model", registry=r)
+        self.worker_ticks = Gauge(
+            "arbstream_worker_ticks",
+            "Ticks each worker has handled since it started, by outcome (processed, conflated, ...)",
+            ["worker", "outcome"],
+            registry=r,
+        )
         self.ws_clients = Gauge("arbstream_api_ws_clients", "Connected WebSocket clients", registry=r)
         self.ws_sent = Counter("arbstream_api_ws_messages_sent", "WebSocket messages sent", ["type"], registry=r)
         self._sent_by_type: dict[str, Counter] = {}

@@ -380,6 +380,20 @@ class TaskOut(BaseModel):
     retry_in_s: float | None = Field(description="seconds until the next restart attempt (state restarting)")
 
 
+class WorkerOut(BaseModel):
+    """One worker's cumulative tick counters (``worker-stats``, decision 0015): every tick it read is in one."""
+
+    worker_id: str
+    processed: int
+    conflated: int = Field(description="quotes skipped because a newer one of the same instrument was queued")
+    rebuilt: int = Field(description="ticks re-read after a rebalance that the restored state already held")
+    forwarded: int = Field(description="ticks moved from a wrong partition to their symbol's")
+    rejected: int = Field(description="undecodable ticks or unusable numbers")
+    partitions: int
+    lag_ms: int = Field(description="wall clock minus the Kafka time of the newest tick it handled")
+    reported_age_ms: int
+
+
 class HealthOut(BaseModel):
     status: Literal["starting", "ok", "degraded", "down"] = Field(
         description="starting and down answer HTTP 503; rule in decision 0014"
@@ -393,6 +407,7 @@ class HealthOut(BaseModel):
         default=[], description="venues whose every connection streams, reported recently"
     )
     tasks: list[TaskOut] = Field(default=[], description="supervised background tasks")
+    workers: list[WorkerOut] = Field(default=[], description="each worker's tick counters (conflated, rejected, ...)")
     reasons: list[str] = Field(description="why the status is not ok")
     timestamp: str = NOW
 

@@ -4,6 +4,7 @@ rejected numbers, and the API read model fed by the ``prices`` topic instead of 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -168,3 +169,36 @@ def test_read_model_takes_quotes_from_prices_and_episodes_from_rows() -> None:
     assert state.quotes == {newer.instrument_id: newer}
     assert (state.last_alert_ts_ns, model.last_tick_ts_ns) == (T0, newer.receipt_ts_ns)
     assert changes.quotes == [("BTC", newer)]
+
+
+def test_health_reports_every_workers_counters() -> None:
+    from api.main import build_context, create_app
+    from api.universe import Universe
+    from schemas.arbitrage import WorkerStats
+    from tests.test_api_support import get_json, scenario_settings, serve
+
+    model = ReadModel()
+    now = time.time_ns()
+    model.apply_worker_stats(
+        WorkerStats(
+            worker_id="w1",
+            started_ts_ns=now - 10**10,
+            ts_ns=now,
+            processed=900,
+            conflated=70,
+            rebuilt=20,
+            forwarded=6,
+            rejected=4,
+            partitions=3,
+            lag_ms=12,
+        )
+    )
+    ctx = build_context(scenario_settings(), None, model=model, universe=Universe())
+    with serve(create_app(ctx)) as url:
+        _, health = get_json(url + "/health")
+    (worker,) = health["workers"]
+    counts = {k: worker[k] for k in ("processed", "conflated", "rebuilt", "forwarded", "rejected", "lag_ms")}
+    assert (worker["worker_id"], counts) == (
+        "w1",
+        {"processed": 900, "conflated": 70, "rebuilt": 20, "forwarded": 6, "rejected": 4, "lag_ms": 12},
+    )
