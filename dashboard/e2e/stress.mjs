@@ -48,9 +48,40 @@ const stubs = {
     timestamp: now,
   },
 };
+// The Prices screen polls /api/spreads (one row per symbol) every second: new values each time.
+const spreadNames = Array.from({ length: symbols }, (_, i) => (i === 0 ? "BTC" : i === 1 ? "ETH" : `S${String(i).padStart(3, "0")}`));
+const spreadsBody = () => ({
+  spreads: spreadNames.map((symbol, i) => {
+    const net = ((Math.random() - 0.7) * 0.8).toFixed(4);
+    const [buy, sell] = [VENUES[i % VENUES.length], VENUES[(i + 3) % VENUES.length]];
+    return {
+      symbol,
+      quote_group: "USDT",
+      usable_venues: VENUES.length,
+      buy_exchange: buy,
+      sell_exchange: sell,
+      buy_price: "100",
+      sell_price: "100.1",
+      spread: "0.1",
+      spread_percentage: (Number(net) + 0.1).toFixed(4),
+      net_spread_percentage: net,
+      size: "1",
+      notional: "100",
+      buy_fee: "0.0005",
+      sell_fee: "0.0005",
+      buy_instrument_id: `${symbol}-USDT-PERP@${buy}`,
+      sell_instrument_id: `${symbol}-USDT-PERP@${sell}`,
+    };
+  }),
+  total: symbols,
+  offset: 0,
+  limit: null,
+  timestamp: new Date().toISOString(),
+});
 await page.route(`${ORIGIN}/**`, async (route) => {
   const url = new URL(route.request().url());
   if (url.pathname in stubs) return route.fulfill({ json: stubs[url.pathname] });
+  if (url.pathname === "/api/spreads") return route.fulfill({ json: spreadsBody() });
   const file = url.pathname === "/" ? "index.html" : url.pathname.slice(1);
   try {
     return route.fulfill({ body: readFileSync(join(dist, file)), contentType: TYPES[extname(file)] ?? "application/octet-stream" });

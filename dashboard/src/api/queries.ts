@@ -113,6 +113,21 @@ export function useSpreadHistory(symbol: string, ex1: string, ex2: string, secon
   });
 }
 
+/**
+ * Cross-venue spread per symbol (best usable bid anywhere vs best usable ask anywhere, net of fees), as
+ * the API computes it with the worker's rules. Polled: usability moves with the clock (staleness) as
+ * well as with quotes. Structural sharing keeps unchanged rows the same objects, so memoised cells
+ * skip them.
+ */
+export function useSpreads(refetchIntervalMs = 1_000) {
+  return useQuery({
+    queryKey: ["spreads"],
+    queryFn: async () => unwrap(await api.GET("/api/spreads")),
+    refetchInterval: refetchIntervalMs,
+    placeholderData: keepPreviousData,
+  });
+}
+
 export function useAlertStatus(symbol: string) {
   return useQuery({
     queryKey: ["alert-status", symbol],

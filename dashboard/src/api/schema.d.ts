@@ -81,6 +81,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backtests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Backtests
+         * @description Every report under the backtest directory, newest first.
+         */
+        get: operations["list_backtests_api_backtests_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backtests/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Backtest
+         * @description The whole ``report.json`` of one report.
+         */
+        get: operations["get_backtest_api_backtests__name__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backtests/{name}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Backtest File
+         * @description One file of a report: a chart (PNG), ``report.md`` or ``report.json``.
+         */
+        get: operations["get_backtest_file_api_backtests__name___file__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/best-prices/{symbol}": {
         parameters: {
             query?: never;
@@ -535,6 +595,45 @@ export interface components {
              * @description the newer leg's venue event time, Unix ms
              */
             timestamp: number;
+        };
+        /** BacktestOut */
+        BacktestOut: {
+            /** Charts */
+            charts: string[];
+            /** First Utc */
+            first_utc: string;
+            /** Last Utc */
+            last_utc: string;
+            /** Name */
+            name: string;
+            /** Runs */
+            runs: components["schemas"]["BacktestRunOut"][];
+            /** Ticks */
+            ticks: number;
+        };
+        /** BacktestRunOut */
+        BacktestRunOut: {
+            /** Alerts */
+            alerts: number;
+            /** Episodes Closed */
+            episodes_closed: number;
+            /** Naive Pnl */
+            naive_pnl: string;
+            /** Name */
+            name: string;
+            /** Settings */
+            settings: {
+                [key: string]: string;
+            };
+            /** Suppressed By Cooldown */
+            suppressed_by_cooldown: number;
+        };
+        /** BacktestsOut */
+        BacktestsOut: {
+            /** Directory */
+            directory: string;
+            /** Reports */
+            reports: components["schemas"]["BacktestOut"][];
         };
         /** BestGroup */
         BestGroup: {
@@ -1661,6 +1760,89 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    list_backtests_api_backtests_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestsOut"];
+                };
+            };
+        };
+    };
+    get_backtest_api_backtests__name__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_backtest_file_api_backtests__name___file__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

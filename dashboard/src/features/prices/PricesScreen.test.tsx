@@ -1,5 +1,7 @@
-import { act, fireEvent, screen, within } from "@testing-library/react";
+import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
+import type { SpreadsOut, SymbolSpreadRow } from "../../api/types";
+import { apiRoutes } from "../../test/setup";
 import { entry, renderWithLive, testLive } from "../../test/util";
 import { PricesScreen } from "./PricesScreen";
 
@@ -62,5 +64,60 @@ describe("PricesScreen", () => {
     const btc = screen.getAllByTestId("price-row")[0] as HTMLElement;
     expect(btc.textContent).toContain("100.7");
     expect(eth.innerHTML).toBe(before);
+  });
+});
+
+function spread(symbol: string, net: string | null, buy = "binance", sell = "okx"): SymbolSpreadRow {
+  const pair = net !== null;
+  return {
+    symbol,
+    quote_group: "USDT",
+    usable_venues: pair ? 2 : 1,
+    buy_exchange: pair ? buy : null,
+    sell_exchange: pair ? sell : null,
+    buy_price: pair ? "100" : null,
+    sell_price: pair ? "100.35" : null,
+    spread: pair ? "0.35" : null,
+    spread_percentage: pair ? "0.35" : null,
+    net_spread_percentage: net,
+    size: pair ? "1" : null,
+    notional: pair ? "100" : null,
+    buy_fee: pair ? "0.0005" : null,
+    sell_fee: pair ? "0.0005" : null,
+    buy_instrument_id: pair ? `${symbol}-USDT-PERP@${buy}` : null,
+    sell_instrument_id: pair ? `${symbol}-USDT-PERP@${sell}` : null,
+  };
+}
+
+describe("PricesScreen spread column", () => {
+  const header = (id: string) => document.querySelector(`[data-column="${id}"]`) as HTMLElement;
+  const spreadOf = (symbol: string) =>
+    within(document.querySelector(`[data-testid="price-row"][data-symbol="${symbol}"]`) as HTMLElement).getByTestId("spread-cell");
+
+  function serveSpreads(rows: SymbolSpreadRow[]) {
+    const body: SpreadsOut = { spreads: rows, total: rows.length, offset: 0, limit: null, timestamp: "2026-12-06T10:00:00.000Z" };
+    apiRoutes.set("/api/spreads", () => body);
+  }
+
+  it("shows the API's net spread per symbol, coloured by level", async () => {
+    serveSpreads([spread("ETH", "0.25", "okx", "binance"), spread("BTC", "-0.12"), spread("SOL", null)]);
+    renderWithLive(<PricesScreen />, seeded());
+    await waitFor(() => expect(spreadOf("ETH").textContent).toContain("0.250 %"));
+    expect(spreadOf("ETH").textContent).toContain("okx→binance");
+    expect(spreadOf("ETH").dataset.level).toBe("warm");
+    expect(spreadOf("BTC").textContent).toContain("-0.120 %");
+    expect(spreadOf("BTC").dataset.level).toBe("neg");
+    expect(spreadOf("SOL").textContent).toBe("—");
+    expect(spreadOf("SOL").title).toContain("1 usable venue(s)");
+  });
+
+  it("sorts by net spread, best first, symbols without a pair last either way", async () => {
+    serveSpreads([spread("SOL", "0.6"), spread("ETH", null), spread("BTC", "-0.12")]);
+    renderWithLive(<PricesScreen />, seeded());
+    await waitFor(() => expect(spreadOf("SOL").dataset.level).toBe("hot"));
+    fireEvent.click(header("spread"));
+    expect(rows()).toEqual(["SOL", "BTC", "ETH"]);
+    fireEvent.click(header("spread"));
+    expect(rows()).toEqual(["BTC", "SOL", "ETH"]);
   });
 });

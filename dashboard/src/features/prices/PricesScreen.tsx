@@ -9,6 +9,8 @@ import {
 } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { memo, useEffect, useMemo, useRef, useState } from "react";
+import { useSpreads } from "../../api/queries";
+import type { SymbolSpreadRow } from "../../api/types";
 import { useLive } from "../../live/context";
 import { usePriceRow, useSymbols, useVenuesQuoted } from "../../live/hooks";
 import type { PriceStore } from "../../live/store";
@@ -17,19 +19,28 @@ import { href } from "../../lib/route";
 import { useStaleAfterMs } from "../../lib/staleness";
 import { bestVenues } from "./best";
 import { PriceCell } from "./PriceCell";
+import { SpreadCell } from "./SpreadCell";
 
 interface MatrixRow {
   symbol: string;
   venues: number;
   /** venue -> reference price, sampled for sorting (display order only). */
   prices: Record<string, number | null>;
+  /** Net cross-venue spread, percent (from the API), sampled for sorting; undefined = no pair. */
+  net: number | undefined;
 }
 
+type Spreads = ReadonlyMap<string, SymbolSpreadRow>;
+const NO_SPREADS: Spreads = new Map();
+
 const ROW_HEIGHT = 52;
+const SPREAD_HELP =
+  "sort · best usable bid anywhere − best usable ask anywhere (another venue, same quote group), " +
+  "net of both taker fees, from GET /api/spreads (the worker's staleness and fee rules)";
 const SORT_SAMPLE_MS = 1_000;
 
-/** The rows' sort keys, re-sampled once a second so rows do not jump on every tick. */
-function useSortSample(store: PriceStore, symbols: readonly string[]): MatrixRow[] {
+/** The rows' sort keys, re-sampled once a second (and per spreads poll) so rows do not jump on every tick. */
+function useSortSample(store: PriceStore, symbols: readonly string[], spreads: Spreads): MatrixRow[] {
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const timer = setInterval(() => setTick((t) => t + 1), SORT_SAMPLE_MS);
@@ -41,9 +52,10 @@ function useSortSample(store: PriceStore, symbols: readonly string[]): MatrixRow
       const row = store.row(symbol);
       const prices: Record<string, number | null> = {};
       for (const [venue, entry] of Object.entries(row)) prices[venue] = entry.price === null ? null : Number(entry.price);
-      return { symbol, venues: Object.keys(row).length, prices };
+      const net = spreads.get(symbol)?.net_spread_percentage;
+      return { symbol, venues: Object.keys(row).length, prices, net: net == null ? undefined : Number(net) };
     });
-  }, [store, symbols, tick]);
+  }, [store, symbols, spreads, tick]);
 }
 
 const MatrixLine = memo(function MatrixLine({
@@ -93,13 +105,25 @@ export function PricesScreen() {
   const [hidden, setHidden] = useState<ReadonlySet<string>>(() => new Set());
   const [showMid, setShowMid] = useState(true);
   const [sorting, setSorting] = useState<SortingState>([{ id: "symbol", desc: false }]);
-  const data = useSortSample(store, symbols);
+  const spreadsQuery = useSpreads();
+  const spreads = useMemo<Spreads>(
+    () => (spreadsQuery.data ? new Map(spreadsQuery.data.spreads.map((r) => [r.symbol, r])) : NO_SPREADS),
+    [spreadsQuery.data],
+  );
+  const data = useSortSample(store, symbols, spreads);
   const venues = useMemo(() => allVenues.filter((v) => !hidden.has(v)), [allVenues, hidden]);
 
   const columns = useMemo<ColumnDef<MatrixRow>[]>(
     () => [
       { id: "symbol", accessorKey: "symbol", header: "Symbol", filterFn: "includesString" },
       { id: "venues", accessorKey: "venues", header: "Venues", enableGlobalFilter: false },
+      {
+        id: "spread",
+        header: "Net spread",
+        accessorFn: (r) => r.net,
+        sortUndefined: "last",
+        enableGlobalFilter: false,
+      },
       ...allVenues.map<ColumnDef<MatrixRow>>((venue) => ({
         id: `venue:${venue}`,
         header: venue,
@@ -145,7 +169,7 @@ export function PricesScreen() {
       return next;
     });
 
-  const gridTemplate = `96px 52px repeat(${venues.length}, minmax(100px, 1fr))`;
+  const gridTemplate = `96px 52px 112px repeat(${venues.length}, minmax(100px, 1fr))`;
   const headers = table.getHeaderGroups()[0]?.headers ?? [];
 
   return (
@@ -200,7 +224,7 @@ export function PricesScreen() {
                   key={header.id}
                   className={`th${sorted ? " sorted" : ""}`}
                   onClick={header.column.getToggleSortingHandler()}
-                  title="sort"
+                  title={header.id === "spread" ? SPREAD_HELP : "sort"}
                   data-column={header.id}
                 >
                   {flexRender(header.column.columnDef.header, header.getContext())}
@@ -227,6 +251,7 @@ export function PricesScreen() {
                   {symbol}
                 </a>
                 <div className="num muted venues-count">{row.original.venues}</div>
+                <SpreadCell row={spreads.get(symbol)} />
                 <MatrixLine
                   symbol={symbol}
                   venues={venues}
