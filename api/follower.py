@@ -171,7 +171,7 @@ class Follower:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 2**20,
             # One fetch in flight per broker: a long poll on quiet partitions would hold back
-            # fresh records of busy ones (see processors/faust_tuning.py).
+            # fresh records of busy ones (the worker caps its own the same way).
             fetch_max_wait_ms=50,
         )
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5_000)

@@ -20,9 +20,8 @@ from arbstream.broker import LocalKafka, free_port
 from arbstream.kafka import ensure_topics
 from arbstream.settings import BrokerSettings
 from processors.app import CHANGELOG_CONFIG
-from schemas.arbitrage import decode_state
-from schemas.market import Quote, encode
-from schemas.topics import ticks_topic, topic_name
+from schemas.market import Quote, decode_tick, encode
+from schemas.topics import PRICES, ticks_topic, topic_name
 from tests.helpers import REPO_ROOT, consume_until, running, service_env
 
 pytestmark = pytest.mark.integration
@@ -102,7 +101,9 @@ def test_broker_command_lifecycle_and_port_conflict(tmp_path: Path) -> None:
             first.kill()
 
 
-async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
+async def test_worker_publishes_the_latest_quote_per_instrument(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
     topic = ticks_topic("BTC", namespace)
     await ensure_topics(kafka_bootstrap, [topic], partitions=3)
     quotes = [
@@ -120,7 +121,8 @@ async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, 
         )
         for i, bid in enumerate(["64000.1", "64000.2", "64000.3"])
     ]
-    env = service_env(kafka_bootstrap, namespace, ARBSTREAM_WORKER_DATA_DIR=str(tmp_path / "faust"))
+    env = service_env(kafka_bootstrap, namespace)
+    instrument = quotes[-1].instrument_id.encode()
     with running(["worker"], env, tmp_path / "worker.log") as worker:
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
@@ -129,20 +131,22 @@ async def test_faust_worker_keeps_latest_quote_per_symbol(kafka_bootstrap: str, 
                 await producer.send_and_wait(topic, key=quote.instrument_id.encode(), value=encode(quote))
         finally:
             await producer.stop()
+        prices = topic_name(PRICES, namespace)
         changelog = topic_name("arbstream-symbols-changelog", namespace)
-        await wait_for_topic(kafka_bootstrap, changelog)  # created by the worker, never auto-created by us
+        await wait_for_topic(kafka_bootstrap, prices)  # created by the worker, never auto-created by us
 
         def latest_is_last(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-            return any(decode_state(r.value).quotes.get(quotes[-1].instrument_id) == quotes[-1] for r in records)
+            return any(r.key == instrument and decode_tick(r.value) == quotes[-1] for r in records)
 
-        records = await consume_until(kafka_bootstrap, [changelog], latest_is_last, 90)
+        records = await consume_until(kafka_bootstrap, [prices], latest_is_last, 90)
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-    states = [decode_state(r.value) for r in records]
-    assert states[-1].quotes == {quotes[-1].instrument_id: quotes[-1]}, (tmp_path / "worker.log").read_text()[-3000:]
-    assert {r.key for r in records} == {b"BTC"}
-    configs = await topic_configs(kafka_bootstrap, changelog)
-    assert configs["cleanup.policy"] == "compact"
-    assert {k: configs[k] for k in CHANGELOG_CONFIG} == CHANGELOG_CONFIG
+    mine = [decode_tick(r.value) for r in records if r.key == instrument]
+    assert mine[-1] == quotes[-1], (tmp_path / "worker.log").read_text()[-3000:]
+    assert {r.key for r in records} == {instrument}
+    for compacted in (prices, changelog):
+        configs = await topic_configs(kafka_bootstrap, compacted)
+        assert configs["cleanup.policy"] == "compact", compacted
+        assert {k: configs[k] for k in CHANGELOG_CONFIG} == CHANGELOG_CONFIG, compacted
 
 
 async def wait_for_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> None:

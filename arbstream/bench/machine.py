@@ -15,7 +15,7 @@ from pathlib import Path
 from arbstream.bench.common import Result
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-LIBRARIES = ("aiokafka", "faust-streaming", "msgspec", "aiohttp", "websockets")
+LIBRARIES = ("aiokafka", "msgspec", "aiohttp", "websockets")
 
 
 def _cpuinfo_model() -> str:
