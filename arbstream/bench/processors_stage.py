@@ -9,6 +9,7 @@ same ticks without Faust and Kafka, so the framework's share is visible.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import signal
 import time
@@ -40,6 +41,7 @@ NO_CONFLATION = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
 """Drains measure processing every tick: a backlog is exactly what a conflating worker would skip."""
 SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
 SETTLE_S = 3.0
+THROTTLE_RUN_S, THROTTLE_STOP_S = 0.010, 0.030
 
 
 async def _drain_run(
@@ -137,26 +139,50 @@ def _merge_runs(results: list[Result]) -> Result:
     return merged
 
 
+async def _throttle(worker: Service, run_s: float, stop_s: float) -> None:
+    """Let the worker run ``run_s`` out of every ``run_s + stop_s`` (SIGSTOP/SIGCONT), until cancelled."""
+    try:
+        while True:
+            await asyncio.sleep(run_s)
+            worker.signal(signal.SIGSTOP)
+            await asyncio.sleep(stop_s)
+            worker.signal(signal.SIGCONT)
+    finally:
+        worker.signal(signal.SIGCONT)
+
+
 async def _overload(
     bootstrap: str,
     probe: OffsetProbe,
     source: TickSource,
     worker: Service,
     ns: str,
-    rate: int,
+    drain_rate: float,
     duration_s: float,
     parts: int,
 ) -> Result:
-    """``rate`` ticks/s offered (3x the drain rate), dislocations held 30 ms; conflated ticks from worker-stats."""
+    """3x what the worker sustains, offered; conflated ticks counted from worker-stats.
+
+    One Python producer on this machine cannot offer 3x an unthrottled worker's drain rate, so
+    the worker gets a quarter of the CPU time (run 10 ms, stopped 30 ms) and is offered 3x a
+    quarter of its drain rate. Dislocations are held 30 ms (see ``latency.STICKY_S``).
+    """
+    rate = int(3 * drain_rate * THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S))
     before = await worker_stats(bootstrap, ns)
-    run = await latency_run(bootstrap, probe, source, worker, ns, rate, duration_s, parts, sticky=True)
+    throttle = asyncio.create_task(_throttle(worker, THROTTLE_RUN_S, THROTTLE_STOP_S))
+    try:
+        run = await latency_run(bootstrap, probe, source, worker, ns, rate, duration_s, parts, sticky=True)
+    finally:
+        throttle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await throttle
     after = await worker_stats(bootstrap, ns)
 
     def total(stats: dict[str, WorkerStats], field: str) -> int:
         return sum(int(getattr(s, field)) for s in stats.values())
 
     counts = {f: total(after, f) - total(before, f) for f in ("processed", "conflated", "rebuilt", "rejected")}
-    return {**run, "worker_counts": counts}
+    return {**run, "worker_cpu_share": THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S), "worker_counts": counts}
 
 
 async def _scale_out(bootstrap: str, namespace: str, work_dir: Path, n: int, runs: int, parts: int) -> Result:
@@ -228,10 +254,9 @@ async def run_processors_stage(
             ladder = await _latency_ladder(
                 bootstrap, probe, source, worker, ns_live, loads, duration_s, latency_runs, partitions
             )
-            overload_rate = int(3 * drain_rate) if math.isfinite(drain_rate) else 0
             overload = (
-                await _overload(bootstrap, probe, source, worker, ns_live, overload_rate, duration_s, partitions)
-                if overload_rate
+                await _overload(bootstrap, probe, source, worker, ns_live, drain_rate, duration_s, partitions)
+                if math.isfinite(drain_rate)
                 else not_measured("no drain rate to triple")
             )
     finally:

@@ -130,7 +130,8 @@ def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
     if "tick_to_topic" in overload:
         counts = overload["worker_counts"]
         conflated = f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
-        figure = _latency_figure(overload).replace("tick→topic", f"OVERLOAD 3× drain, {conflated}; tick→topic")
+        share = f"worker at {overload['worker_cpu_share']:.0%} CPU time, offered 3× that capacity"
+        figure = _latency_figure(overload).replace("tick→topic", f"OVERLOAD ({share}), {conflated}; tick→topic")
         rows.append(("4 Overload", figure, _latency(overload["tick_to_topic"]), "—"))
     scale = proc.get("scale_out", {})
     if "speedup" in scale:
