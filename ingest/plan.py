@@ -3,15 +3,17 @@
 A venue module plans its connections from scratch (``Venue.connections``): topics in listing
 order, cut every ``max_topics_per_connection``. Re-planning from scratch after one new listing
 would shift every later topic to another socket and reconnect them all. :func:`sticky_plan`
-instead keeps every existing connection's surviving topics where they are, puts new topics on
-connections of the same URL that have room, and opens new connections only for the rest; a
-connection keeps its label (so its health history continues). Pure functions: plans in, plan out.
+instead keeps every existing connection's surviving topics where they are and never touches a
+connection that lost nothing: new topics go to connections of the same URL that reconnect anyway
+(they lost a delisted topic, or an instrument on them changed) while they have room, then to new
+connections. A connection keeps its label (so its health history continues). Pure functions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Collection, Sequence
 
 from ingest.venues.base import Connection, Venue
 from schemas.market import Instrument
@@ -33,37 +35,61 @@ def _capacities(fresh: Sequence[Connection], cap: int) -> dict[str, int]:
     return out
 
 
-def sticky_plan(current: Sequence[Connection], fresh: Sequence[Connection], cap: int) -> list[Connection]:
-    """Connections carrying exactly ``fresh``'s topics, moving as few as possible off ``current``.
+def sticky_plan(
+    current: Sequence[Connection],
+    fresh: Sequence[Connection],
+    cap: int,
+    dirty: Collection[str] = (),
+    max_connections: int | None = None,
+) -> list[Connection]:
+    """Connections carrying exactly ``fresh``'s topics, reconnecting as few as possible of ``current``.
 
     Each topic must ride on a connection with the URL ``fresh`` gives it (venues route channel
-    kinds by path). Falls back to ``fresh`` itself when holes left by delistings would make the
-    sticky plan use clearly more connections than a fresh one (venues cap connections per client).
+    kinds by path). ``dirty``: labels that reconnect anyway (their instruments changed). Falls back
+    to ``fresh`` itself when the sticky plan would use clearly more connections than a fresh one,
+    or more than the venue allows (``max_connections``).
     """
     url_of = {topic: conn.url for conn in fresh for topic in conn.topics}
     capacity = _capacities(fresh, cap)
     placed: set[str] = set()
     kept: list[tuple[str, str, list[str]]] = []  # (label, url, topics)
+    open_for_new: set[str] = set(dirty)
     for conn in current:
         topics = [t for t in conn.topics if url_of.get(t) == conn.url and t not in placed]
         placed.update(topics)
         kept.append((conn.label, conn.url, topics))
+        if len(topics) < len(conn.topics):
+            open_for_new.add(conn.label)
     labels = {label for label, _, _ in kept}
     for conn in fresh:
         for topic in conn.topics:
             if topic in placed:
                 continue
             placed.add(topic)
-            room = next((k for k in kept if k[1] == conn.url and len(k[2]) < capacity[conn.url]), None)
+            room = next(
+                (k for k in kept if k[0] in open_for_new and k[1] == conn.url and len(k[2]) < capacity[conn.url]),
+                None,
+            )
             if room is None:
                 room = (_next_label(_label_prefix(conn.label), labels), conn.url, [])
                 labels.add(room[0])
+                open_for_new.add(room[0])
                 kept.append(room)
             room[2].append(topic)
     plan = [Connection(label, url, tuple(topics)) for label, url, topics in kept if topics]
-    if len(plan) > len(fresh) + max(1, len(fresh) // 4):
+    limit = len(fresh) + max(1, len(fresh) // 4)
+    if len(plan) > (limit if max_connections is None else min(limit, max_connections)):
         return list(fresh)
     return plan
+
+
+def max_connections(venue_cls: type[Venue]) -> int | None:
+    """A venue's documented cap on connections per client: the class's ``max_connections`` or its
+    module's ``MAX_CONNECTIONS`` (Phemex: 5); None when it documents none."""
+    declared = getattr(venue_cls, "max_connections", None)
+    if declared is None:
+        declared = getattr(sys.modules.get(venue_cls.__module__), "MAX_CONNECTIONS", None)
+    return declared if isinstance(declared, int) else None
 
 
 def _next_label(prefix: str, taken: set[str]) -> str:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ingest.plan import connection_instruments, same_inputs, sticky_plan
+from ingest.plan import connection_instruments, max_connections, same_inputs, sticky_plan
 from ingest.runner import ConnectionRunner
 from ingest.venues import venue_class
 from ingest.venues.base import Connection
@@ -54,7 +54,13 @@ class VenueSupervisor:
         """Follow a new set of tracked instruments (raises what the venue module raises on them)."""
         cls = venue_class(self.venue)
         parser = cls(instruments)
-        target = sticky_plan(self.plan(), parser.connections(self.ws_base), cls.max_topics_per_connection)
+        dirty = [
+            label
+            for label, runner in self.runners.items()
+            if not same_inputs(runner.instruments, connection_instruments(parser, runner.plan, instruments))
+        ]
+        fresh = parser.connections(self.ws_base)
+        target = sticky_plan(self.plan(), fresh, cls.max_topics_per_connection, dirty, max_connections(cls))
         change = PlanChange()
         wanted = {conn.label for conn in target}
         for label in [label for label in self.runners if label not in wanted]:

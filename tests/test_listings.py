@@ -175,13 +175,30 @@ def _conn(label: str, url: str, *topics: str) -> Connection:
     return Connection(label, url, tuple(topics))
 
 
-def test_sticky_plan_keeps_survivors_in_place_and_fills_room_first() -> None:
+def test_sticky_plan_never_touches_a_connection_that_lost_nothing() -> None:
     current = [_conn("v-0", "u", "a", "b", "c"), _conn("v-1", "u", "d", "e")]
     fresh = [_conn("v-0", "u", "a", "c", "x"), _conn("v-1", "u", "d", "e", "y")]  # b delisted; x, y new
-    assert sticky_plan(current, fresh, cap=3) == [_conn("v-0", "u", "a", "c", "x"), _conn("v-1", "u", "d", "e", "y")]
+    # v-0 reconnects anyway (b left it): it takes x; v-1 is untouched, so y gets a new socket.
+    expected = [_conn("v-0", "u", "a", "c", "x"), _conn("v-1", "u", "d", "e"), _conn("v-2", "u", "y")]
+    assert sticky_plan(current, fresh, cap=3) == expected
     # Same change, listing order shifted: nothing moves that need not.
     fresh = [_conn("v-0", "u", "x", "y", "a"), _conn("v-1", "u", "c", "d", "e")]
-    assert sticky_plan(current, fresh, cap=3) == [_conn("v-0", "u", "a", "c", "x"), _conn("v-1", "u", "d", "e", "y")]
+    assert sticky_plan(current, fresh, cap=3) == expected
+    # A connection whose instruments changed reconnects anyway: it takes new topics while it has room.
+    assert sticky_plan(current, fresh, cap=3, dirty={"v-1"}) == [
+        _conn("v-0", "u", "a", "c", "x"),
+        _conn("v-1", "u", "d", "e", "y"),
+    ]
+    # Pure additions never reconnect anything.
+    added = [_conn("v-0", "u", "a", "b", "c"), _conn("v-1", "u", "d", "e", "z")]
+    assert sticky_plan(current, added, cap=3)[:2] == current
+
+
+def test_sticky_plan_respects_the_venues_connection_cap() -> None:
+    current = [_conn("v-0", "u", "a", "b"), _conn("v-1", "u", "c")]
+    fresh = [_conn("v-0", "u", "a", "b"), _conn("v-1", "u", "c", "d")]
+    assert sticky_plan(current, fresh, cap=2) == [*current, _conn("v-2", "u", "d")]
+    assert sticky_plan(current, fresh, cap=2, max_connections=2) == fresh
 
 
 def test_sticky_plan_opens_new_connections_per_url_with_the_venues_labels() -> None:
