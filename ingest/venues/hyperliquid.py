@@ -96,13 +96,13 @@ class Hyperliquid(Venue):
     # 2000 client messages/min per IP across all sockets: 20/s leaves room for pings.
     subscribe_interval_s = 0.05
 
+    ping_interval_s: ClassVar[float | None] = 30.0  # closed after 60 s without traffic
+    stale_after_s = 30.0
+
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         super().__init__(instruments)
         self._live: set[str] | None = None
         """Coins the venue's meta lists as live right now (None: not checked this session)."""
-
-    ping_interval_s: ClassVar[float | None] = 30.0  # closed after 60 s without traffic
-    stale_after_s = 30.0
 
     def topics(self, instrument: Instrument) -> list[str]:
         coin = instrument.native_symbol
@@ -112,13 +112,17 @@ class Hyperliquid(Venue):
         return f"{ws_base}/ws"
 
     def connections(self, ws_base: str) -> list[Connection]:
-        """All coins on one socket; beyond the per-IP subscription cap, the rest are named and left out."""
-        plans = super().connections(ws_base)
-        if len(plans) > 1:
-            dropped = [t for plan in plans[1:] for t in plan.topics]
+        """All coins on one socket, every book before any funding (quotes stream in half the time);
+        beyond the per-IP subscription cap, the rest are named and left out."""
+        coins = list(self.by_native)
+        topics = [_topic(BBO, c) for c in coins] + [_topic(CTX, c) for c in coins]
+        if len(topics) > MAX_SUBSCRIPTIONS:
+            dropped = topics[MAX_SUBSCRIPTIONS:]
             log.error("hyperliquid: %d topics over the %d subscriptions per IP left out: %s",
                       len(dropped), MAX_SUBSCRIPTIONS, dropped[:10])  # fmt: skip
-        return plans[:1]
+        if not topics:
+            return []
+        return [Connection(f"{self.name}-0", self.ws_url(ws_base, "default"), tuple(topics[:MAX_SUBSCRIPTIONS]))]
 
     async def resolve_url(self, connection: Connection, rest_base: str, http: aiohttp.ClientSession) -> str:
         """Check the coins against the live meta before subscribing (a delisted coin closes the socket)."""

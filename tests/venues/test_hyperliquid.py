@@ -127,8 +127,13 @@ def test_control_frames_produce_no_events(venue: Hyperliquid) -> None:
 def test_one_subscription_per_frame_and_only_listed_coins(venue: Hyperliquid) -> None:
     (plan,) = venue.connections("wss://api.hyperliquid.xyz")
     assert plan.url == "wss://api.hyperliquid.xyz/ws"
-    assert plan.topics[:2] == ("bbo:BTC", "activeAssetCtx:BTC") and len(plan.topics) == 8
-    frames = venue.subscribe_messages([*plan.topics[:2], "bbo:BTCC", "activeAssetCtx:kpepe", "l2Book:ETH"])
+    # Every book first (quotes stream sooner), then every coin's funding context.
+    assert plan.topics == (
+        "bbo:BTC", "bbo:ETH", "bbo:SOL", "bbo:kPEPE",
+        "activeAssetCtx:BTC", "activeAssetCtx:ETH", "activeAssetCtx:SOL", "activeAssetCtx:kPEPE",
+    )  # fmt: skip
+    btc = ["bbo:BTC", "activeAssetCtx:BTC"]
+    frames = venue.subscribe_messages([*btc, "bbo:BTCC", "activeAssetCtx:kpepe", "l2Book:ETH"])
     # A misspelt or unlisted coin would close the socket, so it is never sent.
     assert frames == [
         '{"method":"subscribe","subscription":{"type":"bbo","coin":"BTC"}}',
@@ -261,7 +266,7 @@ async def test_simulator_socket_streams_after_subscribing(sim_base: str) -> None
     (plan,) = venue.connections(f"ws://{sim_base}")
     async with aiohttp.ClientSession() as http, http.ws_connect(plan.url) as ws:
         assert await ws.receive_str(timeout=2) == "Websocket connection established."
-        for frame in venue.subscribe_messages(plan.topics[:2]):
+        for frame in venue.subscribe_messages(["bbo:BTC", "activeAssetCtx:BTC"]):
             await ws.send_str(frame)
         parsed = [venue.parse(await ws.receive_str(timeout=2), RECEIPT) for _ in range(2)]
         assert all(p.subscribed for p in parsed)
@@ -309,7 +314,8 @@ def test_more_topics_than_the_per_ip_cap_are_left_out_not_put_on_a_second_socket
     coins = [f"C{chr(65 + n // 26)}{chr(65 + n % 26)}" for n in range(520)]
     venue = Hyperliquid(listed(HyperliquidSim, [ListingSpec(c, "USDC", 1, 1, Decimal(1)) for c in coins]))
     (plan,) = venue.connections("wss://api.hyperliquid.xyz")
-    assert len(plan.topics) == 1000 and plan.topics[-1] == "activeAssetCtx:CTF"
+    # All 520 books, then funding for the first 480 coins: 1,000 subscriptions, no second socket.
+    assert len(plan.topics) == 1000 and plan.topics[519] == "bbo:CTZ" and plan.topics[-1] == "activeAssetCtx:CSL"
 
 
 async def test_a_coin_delisted_since_the_listing_is_not_subscribed_and_the_others_stream(sim_base: str) -> None:
