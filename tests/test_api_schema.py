@@ -18,7 +18,9 @@ from tests.test_api_support import in_process_model, scenario_settings
 
 
 def _app() -> object:
-    config = scenario_settings()
+    # The model is built at import: keep its one-off venue reports "fresh" for the whole run, or
+    # /health would rightly answer 503 "down", which schemathesis counts as a server error.
+    config = scenario_settings(health_report_max_age_s=1e9, health_max_data_age_s=1e9)
     ctx = build_context(config, None, model=in_process_model(time.time_ns(), config), universe=Universe())
     return create_app(ctx)
 

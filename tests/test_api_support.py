@@ -314,6 +314,8 @@ def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         **base_env,
         "ARBSTREAM_SYMBOLS_FILE": str(symbols_file),
         "ARBSTREAM_WS_SEND_TIMEOUT_S": "2",
+        # test_api_ws floods resyncs to block a socket; the rate limit has its own tests.
+        "ARBSTREAM_WS_SNAPSHOTS_PER_MIN": "100000",
         "ARBSTREAM_WS_REFRESH_S": "0.5",
         "ARBSTREAM_WS_COALESCE_MS": "50",
         "ARBSTREAM_DISCOVER_INTERVAL_S": "1",
