@@ -8,7 +8,6 @@ simulator's REST listing endpoints answer, then calls one refresh.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -43,7 +42,7 @@ def fixed_sizes(quote: Callable[[Instrument, int], SimQuote]) -> Callable[[Instr
     """The simulated market with every book's sizes pinned (base units), so sizes can be asserted."""
 
     def pinned(inst: Instrument, now_ms: int) -> SimQuote:
-        return dataclasses.replace(quote(inst, now_ms), bid_size=Decimal("1.5"), ask_size=Decimal("2"))
+        return quote(inst, now_ms)._replace(bid_size=Decimal("1.5"), ask_size=Decimal("2"))
 
     return pinned
 
