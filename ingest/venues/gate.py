@@ -208,7 +208,8 @@ class Gate(Venue):
                     rate=dec(item["funding_rate"]),
                     # Documented as the next period's indicative rate (deprecated upstream).
                     predicted_rate=dec(item.get("funding_rate_indicative")),
-                    # Not in the WS docs but seen on the wire (2026-09): absent -> listing values.
+                    # Not in the WS docs but seen on the wire (2026-09): absent -> the listing's
+                    # interval (make_funding's default) and no next time.
                     next_funding_ts_ns=_seconds_to_ns(item.get("funding_next_apply")),
                     interval_h=_interval_hours(item.get("funding_interval")),
                     mark=dec(item.get("mark_price")),
