@@ -251,8 +251,10 @@ class Phemex(Venue):
             if inst is None or inst.kind is not ContractKind.LINEAR:
                 continue
             out.events.append(_funding(inst, ts_ns, receipt_ts_ns, *(dec(row[column[n]]) for n in names)))
-            seen = BOOK_SEEN.get(inst.native_symbol)
-            if quoted and (seen is None or receipt_ts_ns - seen > BOOK_FRESH_NS):
+            # A book seen "later" than this frame is from an earlier replay of the same recording
+            # in this process: ignored, so a replay parses the same as live.
+            since_book = receipt_ts_ns - BOOK_SEEN.get(inst.native_symbol, receipt_ts_ns + 1)
+            if quoted and not 0 <= since_book <= BOOK_FRESH_NS:
                 bid, ask = dec(row[column["bidRp"]]), dec(row[column["askRp"]])
                 if bid is not None or ask is not None:
                     out.events.append(make_quote(inst, bid=bid, bid_qty=None, ask=ask, ask_qty=None,

@@ -275,6 +275,8 @@ def test_a_streaming_book_silences_the_pack_prices_on_every_socket(venue: Phemex
     assert [e.native_symbol for e in parsed.events if isinstance(e, Quote)] == ["u1000PEPEUSDT"]
     later = venue.parse(FRAMES[PRICED_PACK], RECEIPT + BOOK_FRESH_NS + 1)  # the book went quiet
     assert [e.native_symbol for e in later.events if isinstance(e, Quote)] == ["BTCUSDT", "u1000PEPEUSDT"]
+    replayed = venue.parse(FRAMES[PRICED_PACK], RECEIPT - 1)  # a replay from before that book frame
+    assert [e.native_symbol for e in replayed.events if isinstance(e, Quote)] == ["BTCUSDT", "u1000PEPEUSDT"]
 
 
 def test_volume_from_the_all_tickers_listing() -> None:
