@@ -7,7 +7,7 @@ and tests hit them directly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -55,6 +55,10 @@ class ArbConfig:
         return float(self.default_fee)
 
     @functools.cached_property
+    def lowest_fee_f(self) -> float:
+        return min([*self._fees_f.values(), self._default_fee_f])
+
+    @functools.cached_property
     def open_threshold_f(self) -> float:
         # Below the exact threshold by far more than float rounding (1e-16 relative) can move a
         # spread, so the pre-filter never rejects a pair the exact arithmetic would open.
@@ -62,13 +66,39 @@ class ArbConfig:
 
 
 PREFILTER_MARGIN = 1e-9
-
 FastQuote = tuple[float, float, str, str, float]
 """(bid, ask) per base unit as floats, venue, quote group, taker fee as a float."""
-FastBook = MutableMapping[str, FastQuote]
-"""Per instrument, a float copy of its quote for the pre-filter: it only decides which pairs are
-worth the exact Decimal arithmetic, and nothing computed from it is ever published."""
 INF = float("inf")
+
+
+class FastBook:
+    """A float copy of one symbol's quotes for the pre-filter, with each quote group's bids and asks.
+
+    It only decides which pairs are worth the exact Decimal arithmetic; nothing computed from it
+    is ever published.
+    """
+
+    def __init__(self) -> None:
+        self.quotes: dict[str, FastQuote] = {}
+        self.bids: dict[str, dict[str, float]] = {}
+        self.asks: dict[str, dict[str, float]] = {}
+
+    def put(self, instrument_id: str, entry: FastQuote) -> None:
+        self.quotes[instrument_id] = entry
+        self.bids.setdefault(entry[3], {})[instrument_id] = entry[0]
+        self.asks.setdefault(entry[3], {})[instrument_id] = entry[1]
+
+    def drop(self, instrument_id: str) -> None:
+        entry = self.quotes.pop(instrument_id, None)
+        if entry is not None:
+            del self.bids[entry[3]][instrument_id], self.asks[entry[3]][instrument_id]
+
+    def sync(self, state: SymbolState, config: ArbConfig) -> None:
+        """Cache every quote of ``state`` not cached yet (quotes restored or rebuilt without it)."""
+        if len(self.quotes) != len(state.quotes):
+            for instrument_id, quote in state.quotes.items():
+                if instrument_id not in self.quotes:
+                    self.put(instrument_id, fast_quote(quote, config))
 
 
 def fast_quote(quote: Quote, config: ArbConfig) -> FastQuote:
@@ -84,16 +114,27 @@ def prefiltered_pairs(
     state: SymbolState, changed: str, fast: FastBook, config: ArbConfig
 ) -> Iterator[tuple[Quote, Quote]]:
     """The pairs of :func:`comparable_pairs` that the exact path could change: a float net spread
-    near or above the open threshold, or an episode already there (it must be updated or closed)."""
+    near or above the open threshold, or an episode already there (it must be updated or closed).
+
+    First a bound over the whole quote group (net >= threshold needs other_bid / my_ask - other_fee
+    >= 1 + threshold + my_fee; the best bid and the lowest fee bound the left side): when neither
+    direction can pass it and no episode exists, no pair needs a look.
+    """
     mine = state.quotes[changed]
-    bid, ask, venue, group, fee = fast[changed] = fast_quote(mine, config)
+    fast.sync(state, config)
+    entry = fast_quote(mine, config)
+    fast.put(changed, entry)
+    bid, ask, venue, group, fee = entry
     threshold = config.open_threshold_f
     episodes = state.episodes
+    if not episodes:
+        needed = 1 + threshold + fee
+        lowest_fee = config.lowest_fee_f
+        best_bid, best_ask = max(fast.bids[group].values()), min(fast.asks[group].values())
+        if best_bid / ask - lowest_fee < needed and bid / best_ask - lowest_fee < needed:
+            return
     for other_id, other in state.quotes.items():
-        entry = fast.get(other_id)
-        if entry is None:
-            entry = fast[other_id] = fast_quote(other, config)
-        o_bid, o_ask, o_venue, o_group, o_fee = entry
+        o_bid, o_ask, o_venue, o_group, o_fee = fast.quotes[other_id]
         if o_venue == venue or o_group != group:
             continue
         if (o_bid - ask) / ask - fee - o_fee >= threshold or (episodes and f"{changed}|{other_id}" in episodes):

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import msgspec
 
-from processors.arbitrage import ArbConfig, FastQuote, process_quote
+from processors.arbitrage import ArbConfig, FastBook, process_quote
 from processors.funding import FundingConfig, process_funding
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.market import Funding, Health, Quote, decode_tick
@@ -57,7 +57,7 @@ class Slot:
     """One symbol's live state: the table row plus what only lives in memory."""
 
     state: SymbolState
-    fast: dict[str, FastQuote] = field(default_factory=dict)
+    fast: FastBook = field(default_factory=FastBook)
     urgent: bool = False
     """An episode or the cooldown changed: write the row before the batch's offsets are committed."""
     dirty: bool = False
@@ -178,7 +178,7 @@ class Engine:
         """A tick the restored row already holds: only the in-memory quotes (or funding) need it."""
         if isinstance(event, Quote):
             slot.state.quotes[event.instrument_id] = event
-            slot.fast.pop(event.instrument_id, None)  # the pre-filter defers to the exact path
+            slot.fast.drop(event.instrument_id)  # re-cached from the quote when next needed
             slot.changed_quotes[event.instrument_id] = event
         else:
             slot.state.funding[event.instrument_id] = event

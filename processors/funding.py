@@ -6,6 +6,7 @@ so rates are compared as APR: rate x (24 / interval_h) x 365.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -26,7 +27,9 @@ class FundingConfig:
     quote_bridges: dict[str, str] | None = None
 
 
+@functools.lru_cache(maxsize=65_536)
 def funding_apr(rate: Decimal, interval_h: int) -> Decimal:
+    """Cached: rates change far less often than they are compared (every funding tick, every pair)."""
     return rate * HOURS_PER_YEAR / interval_h
 
 
@@ -62,6 +65,10 @@ def process_funding(
             continue
         if now_ns - other.receipt_ts_ns > config.max_age_ms * 1_000_000:
             continue
+        if other.rate is None or not other.interval_h:
+            continue
+        if abs(funding_apr(other.rate, other.interval_h) - mine.apr) < config.open_apr:
+            continue  # the common case, decided before building the legs
         theirs = _leg(other, now_ns)
         if theirs is None:
             continue

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.readmodel import Changes, ReadModel
-from processors.arbitrage import ArbConfig, process_quote
+from processors.arbitrage import ArbConfig, FastBook, process_quote
 from processors.engine import Engine, persisted, superseded
 from processors.funding import FundingConfig
 from processors.settings import DEFAULT_TAKER_FEES
@@ -72,7 +72,7 @@ ticks = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(ticks)
 def test_pre_filter_changes_nothing_but_the_cost(script: list[tuple[str, Decimal, int, int]]) -> None:
-    exact, fast_state, fast = SymbolState(), SymbolState(), {}
+    exact, fast_state, fast = SymbolState(), SymbolState(), FastBook()
     t = T0
     for venue, bid, spread_ticks, gap_ms in script:
         t += gap_ms * MS
@@ -87,7 +87,7 @@ def test_pre_filter_changes_nothing_but_the_cost(script: list[tuple[str, Decimal
 def test_pre_filter_still_opens_an_exact_threshold_spread() -> None:
     # net = (bid - ask)/ask - 2 x 0.0005 = 0.0015 exactly: opens (>= threshold) with and without it.
     config = ArbConfig(taker_fees={"binance": Decimal("0.0005"), "okx": Decimal("0.0005")}, min_ticks=1)
-    for fast in (None, {}):
+    for fast in (None, FastBook()):
         state = SymbolState()
         process_quote("BTC", state, quote("binance", "99", "100", T0), {}, T0, config, fast)
         out = process_quote("BTC", state, quote("okx", "100.25", "100.3", T0 + MS), {}, T0 + MS, config, fast)
