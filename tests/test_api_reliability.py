@@ -1,5 +1,4 @@
-"""Issue 13, items 5, 6, 7, 8: supervised API tasks, the /health rule, the demo's own namespace,
-topic segment settings and a bounded start-up.
+"""Issue 13, items 5 and 6: supervised API tasks and the /health rule (items 7 and 8: test_api_startup).
 
 Integration tests run the API in-process (uvicorn in a thread) against the real broker, so a
 fault can be injected into the read model the follower feeds.
@@ -14,14 +13,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from api.context import ApiContext
 from api.follower import Topics
@@ -31,13 +26,9 @@ from api.readmodel import Changes
 from api.supervise import Backoff, Supervisor, TaskReport
 from api.universe import Universe
 from arbstream.kafka import ensure_topics
-from arbstream.services import child_env, demo_settings
-from arbstream.settings import UpSettings
-from arbstream.topic_configs import align_topic_configs
 from schemas.arbitrage import encode as encode_event
 from schemas.market import Health, HealthState
 from schemas.market import encode as encode_market
-from schemas.topics import HEALTH_CONFIG
 from tests.test_api_support import get_json, health, in_process_model, scenario_settings, serve
 
 DAY_MS = 86_400_000
@@ -238,7 +229,7 @@ def test_a_failing_periodic_push_is_restarted_and_reported(monkeypatch: pytest.M
 # --- items 5 and 6 against the real broker -----------------------------------------------------
 
 
-async def _produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes, int | None]]) -> None:
+async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes, int | None]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -268,7 +259,7 @@ def in_process_api(bootstrap: str, namespace: str, **overrides: Any) -> Iterator
         yield url, ctx
 
 
-def _status(url: str, path: str) -> tuple[int, Any]:
+def status_of(url: str, path: str) -> tuple[int, Any]:
     return get_json(url + path)
 
 
@@ -278,9 +269,9 @@ def test_failing_follower_is_reported_restarted_and_data_endpoints_503_then_200(
 ) -> None:
     topics = Topics.from_settings(scenario_settings(namespace=namespace))
     asyncio.run(ensure_topics(kafka_bootstrap, [topics.health], 1))
-    asyncio.run(_produce(kafka_bootstrap, topics.health, _health_records(["binance"], HealthState.STREAMING, 100)))
+    asyncio.run(produce(kafka_bootstrap, topics.health, _health_records(["binance"], HealthState.STREAMING, 100)))
     with in_process_api(kafka_bootstrap, namespace) as (url, ctx):
-        wait_for("the read model to load", lambda: _status(url, "/api/venues")[0] == 200)
+        wait_for("the read model to load", lambda: status_of(url, "/api/venues")[0] == 200)
         fault = {"armed": True}
         real_apply = ctx.model.apply_health
 
@@ -290,18 +281,18 @@ def test_failing_follower_is_reported_restarted_and_data_endpoints_503_then_200(
             real_apply(snapshot, changes)
 
         monkeypatch.setattr(ctx.model, "apply_health", apply_health)
-        asyncio.run(_produce(kafka_bootstrap, topics.health, _health_records(["binance"], HealthState.STREAMING, 200)))
+        asyncio.run(produce(kafka_bootstrap, topics.health, _health_records(["binance"], HealthState.STREAMING, 200)))
 
         def follower() -> dict[str, Any]:
-            return _task(_status(url, "/health")[1], "read-model-follower")
+            return _task(status_of(url, "/health")[1], "read-model-follower")
 
         wait_for("a restart after the fault", lambda: follower()["restarts"] >= 2)  # the record fails again
-        status, body = _status(url, "/api/venues")
+        status, body = status_of(url, "/api/venues")
         assert status == 503 and body["detail"].startswith("read model not live")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "/api/prices", timeout=10)
         assert refused.value.code == 503 and refused.value.headers["retry-after"] == "1"
-        status, health_body = _status(url, "/health")
+        status, health_body = status_of(url, "/health")
         assert status == 503 and health_body["status"] == "down"
         task = _task(health_body, "read-model-follower")
         assert task["critical"] is True and task["last_error"] == "RuntimeError('injected read-model fault')"
@@ -310,7 +301,7 @@ def test_failing_follower_is_reported_restarted_and_data_endpoints_503_then_200(
         assert any(r.startswith(not_live) for r in health_body["reasons"]), health_body["reasons"]
 
         fault["armed"] = False  # the fault clears: the next restart re-reads the record and goes live
-        wait_for("data endpoints to answer again", lambda: _status(url, "/api/venues")[0] == 200)
+        wait_for("data endpoints to answer again", lambda: status_of(url, "/api/venues")[0] == 200)
         assert follower()["state"] == "running"
         binance = ctx.model.health.by_connection["binance|main"]
         assert binance.frames_total == 200, "the record that failed was applied after the restart, not skipped"
@@ -322,104 +313,19 @@ def test_health_is_down_with_no_venue_streaming_and_ok_with_fresh_data(kafka_boo
     topics = Topics.from_settings(settings)
     asyncio.run(ensure_topics(kafka_bootstrap, [topics.health, topics.changelog], 1))
     venues = ["binance", "bitmex", "bybit", "coindcx", "okx"]  # every venue the state quotes
-    asyncio.run(_produce(kafka_bootstrap, topics.health, _health_records(venues, HealthState.DISCONNECTED, 0)))
+    asyncio.run(produce(kafka_bootstrap, topics.health, _health_records(venues, HealthState.DISCONNECTED, 0)))
     # A fresh state with quotes (what the worker writes), so the only problem is the venues.
     model = in_process_model(time.time_ns(), settings)
     states = [(s.encode(), encode_event(state), None) for s, state in model.symbols.items()]
-    asyncio.run(_produce(kafka_bootstrap, topics.changelog, states))
+    asyncio.run(produce(kafka_bootstrap, topics.changelog, states))
     with in_process_api(kafka_bootstrap, namespace) as (url, _):
-        wait_for("the read model to load", lambda: _status(url, "/api/venues")[0] == 200)
-        status, body = _status(url, "/health")
+        wait_for("the read model to load", lambda: status_of(url, "/api/venues")[0] == 200)
+        status, body = status_of(url, "/health")
         assert (status, body["status"], body["venues_streaming"]) == (503, "down", [])
         assert "no venue is streaming" in body["reasons"]
         assert {f"venue {v}: main disconnected" for v in venues} <= set(body["reasons"])
 
-        asyncio.run(_produce(kafka_bootstrap, topics.health, _health_records(venues, HealthState.STREAMING, 50)))
-        wait_for("venues streaming", lambda: _status(url, "/health")[1]["venues_streaming"] == venues)
-        status, body = _status(url, "/health")
+        asyncio.run(produce(kafka_bootstrap, topics.health, _health_records(venues, HealthState.STREAMING, 50)))
+        wait_for("venues streaming", lambda: status_of(url, "/health")[1]["venues_streaming"] == venues)
+        status, body = status_of(url, "/health")
         assert (status, body["status"], body["reasons"]) == (200, "ok", []), body["reasons"]
-
-
-# --- item 8: segment settings and a bounded start-up --------------------------------------------
-
-
-@pytest.mark.integration
-def test_existing_health_topic_gets_segment_settings_and_keeps_other_overrides(
-    kafka_bootstrap: str, namespace: str
-) -> None:
-    topic = f"{namespace}.health"
-    old = {"retention.ms": "3600000", "cleanup.policy": "delete", "max.message.bytes": "2000000"}
-
-    async def scenario() -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, str]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=old)])
-            first = await align_topic_configs(
-                kafka_bootstrap, {topic: HEALTH_CONFIG, f"{namespace}.missing": HEALTH_CONFIG}
-            )
-            again = await align_topic_configs(kafka_bootstrap, {topic: HEALTH_CONFIG})
-            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-            entries = response.to_object()["resources"][0]["config_entries"]
-            return first, again, {e["config_names"]: e["config_value"] for e in entries}
-        finally:
-            await admin.close()
-
-    first, again, now = asyncio.run(scenario())
-    assert first == {topic: {"segment.ms": "600000", "segment.bytes": str(16 * 2**20)}}  # missing topic skipped
-    assert again == {}
-    assert (now["segment.ms"], now["segment.bytes"], now["retention.ms"]) == ("600000", str(16 * 2**20), "3600000")
-    assert now["max.message.bytes"] == "2000000", "an operator's own override survives"
-
-
-def _alerts(count: int, prefix: str, timestamp_ms: int) -> list[tuple[bytes, bytes, int | None]]:
-    [template] = [a for a in in_process_model(time.time_ns()).alerts.values() if a.symbol == "BTC"]
-    copies = [msgspec.structs.replace(template, event_id=f"{prefix}{i}") for i in range(count)]
-    return [(b"BTC", encode_event(a), timestamp_ms) for a in copies]
-
-
-@pytest.mark.integration
-def test_start_up_reads_only_recent_alerts(kafka_bootstrap: str, namespace: str) -> None:
-    topics = Topics.from_settings(scenario_settings(namespace=namespace))
-    asyncio.run(ensure_topics(kafka_bootstrap, [topics.opportunities], 1))
-    now_ms = int(time.time() * 1000)
-    records = (
-        _alerts(40, "old", now_ms - 3 * DAY_MS) + _alerts(6, "hour", now_ms - 3_600_000) + _alerts(4, "new", now_ms)
-    )
-    asyncio.run(_produce(kafka_bootstrap, topics.opportunities, records))
-
-    def loaded_alerts(**overrides: Any) -> tuple[list[str], int]:
-        with in_process_api(kafka_bootstrap, namespace, **overrides) as (url, ctx):
-            wait_for("the read model to load", lambda: _status(url, "/api/summary")[0] == 200)
-            assert ctx.follower is not None
-            return list(ctx.model.alerts), ctx.follower.records_applied
-
-    # The last day, not the 40 records of three days ago.
-    assert loaded_alerts(events_lookback_s=86_400) == (
-        [f"hour{i}" for i in range(6)] + [f"new{i}" for i in range(4)],
-        10,
-    )
-    # The last N records when that is fewer (N = the alerts the model keeps anyway).
-    assert loaded_alerts(events_lookback_s=86_400, alerts_keep=3) == (["new1", "new2", "new3"], 3)
-    # An old topic read whole only when asked to look back that far.
-    assert loaded_alerts(events_lookback_s=7 * 86_400)[1] == 50
-
-
-# --- item 7: the demo's own namespace and data directory ----------------------------------------
-
-
-def test_demo_children_use_their_own_namespace_and_data(tmp_path: Path) -> None:
-    live = UpSettings(kafka_data_dir=tmp_path / "kafka-data")
-    demo = demo_settings(live.model_copy(update={"demo": True}))
-    assert (demo.namespace, demo.kafka_data_dir) == ("demo", tmp_path / "kafka-data-demo")
-    env = child_env(demo, "127.0.0.1:9092", {"PATH": "/bin"})
-    assert env["ARBSTREAM_NAMESPACE"] == "demo" and env["ARBSTREAM_DEMO"] == "true"
-    assert env["ARBSTREAM_SIMULATOR_URL"] == "http://127.0.0.1:8765"
-    assert env["ARBSTREAM_WORKER_DATA_DIR"].endswith("faust-demo")
-    assert env["ARBSTREAM_INSTRUMENTS_CACHE_DIR"].endswith("instruments-demo")
-    # The live run: no namespace, the shared data dir, nothing simulated.
-    live_env = child_env(live, "127.0.0.1:9092", {"PATH": "/bin"})
-    assert live_env["ARBSTREAM_NAMESPACE"] == "" and live.kafka_data_dir == tmp_path / "kafka-data"
-    assert not {"ARBSTREAM_DEMO", "ARBSTREAM_SIMULATOR_URL", "ARBSTREAM_WORKER_DATA_DIR"} & live_env.keys()
-    # A namespaced setup keeps its prefix and still stays apart from its own live topics.
-    assert demo_settings(UpSettings(namespace="team1", demo=True)).namespace == "team1-demo"
