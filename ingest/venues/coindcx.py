@@ -12,9 +12,10 @@ payload is JSON inside a string and is decoded a second time. Book channels
 ``depth-update``; the sides are objects keyed by price (integer-looking keys
 come first, so levels are applied by price, never by position), a size "0"
 deletes a level, and ``vs`` rises by one per frame per stream. A skipped ``vs``
-loses that one book only: its quotes are withheld until the stream's next
-``depth-snapshot`` (sent every few frames) and the pair is named in
-``Parsed.resyncs``; the socket, carrying up to 500 other books, stays up. Book
+loses that one book only: its quotes are withheld until its next
+``depth-snapshot``, the pair is named in ``Parsed.resyncs``, and its one channel
+is left and re-joined (a join starts with a snapshot); the socket, carrying up
+to 500 other books, stays up. Book
 frames name the pair the Binance way (``BTCUSDT``) while channels and the REST
 listing use ``B-BTC_USDT``. Sizes are base coin
 (``unit_contract_value`` is 1; ``1000PEPE`` sizes count 1000-PEPE units).
@@ -169,6 +170,11 @@ class Coindcx(Venue):
     def subscribe_messages(self, topics: Sequence[str]) -> list[str]:
         return [orjson.dumps(["join", {"channelName": topic}]).decode() for topic in topics]
 
+    @staticmethod
+    def _rejoin(pair: str) -> list[str]:
+        channel = {"channelName": book_channel(pair)}
+        return [orjson.dumps(["leave", channel]).decode(), orjson.dumps(["join", channel]).decode()]
+
     def reset(self) -> None:
         self._books.clear()
         self._waiting.clear()
@@ -210,10 +216,11 @@ class Coindcx(Venue):
                 return Parsed(gap=f"{pair}: no depth-snapshot in {SNAPSHOT_WAIT_FRAMES} updates")
             return Parsed()
         elif vs != book.vs + 1:
-            # A lost diff makes this book unknowable until the next snapshot, which the stream
-            # sends every few frames: withhold its quotes till then, keep the socket.
+            # A lost diff makes this book unknowable until its next snapshot: withhold its quotes
+            # till then and keep the socket. Leaving and re-joining the one channel brings the
+            # snapshot a join always starts with, sooner than the stream's own next one.
             del self._books[pair]
-            return Parsed(resyncs=[pair])
+            return Parsed(resyncs=[pair], replies=self._rejoin(pair))
         _apply(book.bids, payload["bids"])
         _apply(book.asks, payload["asks"])
         _trim(book.bids, best_first=True)

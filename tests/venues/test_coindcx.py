@@ -98,6 +98,10 @@ def test_skipped_version_withholds_that_book_until_its_next_snapshot(venue: Coin
     skipped = venue.parse(frames[5], RECEIPT)
     # Only this pair resyncs: no gap, so the socket and its other books stay up.
     assert (skipped.resyncs, skipped.gap, skipped.events) == (["B-BTC_USDT"], None, [])
+    assert skipped.replies == [  # that one channel re-joined: a join starts with a snapshot
+        '["leave",{"channelName":"B-BTC_USDT@orderbook@20-futures"}]',
+        '["join",{"channelName":"B-BTC_USDT@orderbook@20-futures"}]',
+    ]
     assert venue.parse(frames[5], RECEIPT).events == []  # no book until the next snapshot
     assert venue.parse(frames[9], RECEIPT).events  # 1000PEPE's book is unaffected
     (quote,) = venue.parse(frames[3], RECEIPT).events
@@ -208,15 +212,14 @@ def test_simulated_stream_round_trips_through_updates_and_gaps(venue: Coindcx) -
     session.skip_sequence = True
     quote = SimQuote(Decimal("86400.5"), Decimal("86401.5"), Decimal(1), Decimal(1), 1_790_516_466_000)
     (frame,) = sim.book_frames(session, inst, quote)
-    assert venue.parse(frame, RECEIPT).resyncs == ["B-BTC_USDT"]
-    for step in range(8):  # withheld until the stream's next snapshot, then quoted again
-        (frame,) = sim.book_frames(session, inst, quote)
-        snapshot = orjson.loads(frame)[0] == "depth-snapshot"
-        assert bool(venue.parse(frame, RECEIPT).events) == snapshot, step
-        if snapshot:
-            break
-    else:
-        pytest.fail("no snapshot within 8 frames")
+    skipped = venue.parse(frame, RECEIPT)
+    assert skipped.resyncs == ["B-BTC_USDT"] and not skipped.events
+    for reply in skipped.replies:  # leave + join on the same socket
+        assert sim.on_message(session, reply) == []
+    (frame,) = sim.book_frames(session, inst, quote)
+    assert orjson.loads(frame)[0] == "depth-snapshot"  # the re-join's snapshot, not the stream's 8th frame
+    (got,) = venue.parse(frame, RECEIPT).events
+    assert isinstance(got, Quote) and (got.bid, got.ask) == (Decimal("86400.5"), Decimal("86401.5"))
 
 
 def test_simulated_prices_send_only_what_changed(venue: Coindcx) -> None:
