@@ -56,7 +56,7 @@ class WorkerSettings(CommonSettings):
     )
     worker_commit_interval_ms: int = Field(default=500, ge=10, description="how often processed offsets are committed")
     worker_conflate_after_ms: int = Field(
-        default=100,
+        default=50,
         ge=0,
         description="a quote this old when fetched, superseded by a newer one of the same instrument, is skipped "
         "and counted (0: never conflate, e.g. for exact replays)",
