@@ -246,14 +246,8 @@ def _health_records(venues: list[str], state: HealthState, frames: int) -> list[
 
 @contextmanager
 def in_process_api(bootstrap: str, namespace: str, **overrides: Any) -> Iterator[tuple[str, ApiContext]]:
-    settings = scenario_settings(
-        namespace=namespace,
-        task_backoff_initial_s=0.2,
-        task_backoff_max_s=0.4,
-        discover_interval_s=0.5,
-        align_topic_configs=False,
-        **overrides,
-    )
+    quick = {"task_backoff_initial_s": 0.2, "task_backoff_max_s": 0.4, "discover_interval_s": 0.5}
+    settings = scenario_settings(namespace=namespace, **{**quick, "align_topic_configs": False, **overrides})
     ctx = build_context(settings, bootstrap, universe=Universe())
     with serve(create_app(ctx)) as url:
         yield url, ctx

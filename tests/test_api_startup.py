@@ -19,7 +19,7 @@ from arbstream.services import child_env, demo_settings
 from arbstream.settings import UpSettings
 from arbstream.topic_configs import align_topic_configs
 from schemas.arbitrage import encode as encode_event
-from schemas.topics import HEALTH_CONFIG
+from schemas.topics import EVENTS_CONFIG, HEALTH_CONFIG
 from tests.test_api_reliability import in_process_api, produce, status_of, wait_for
 from tests.test_api_support import in_process_model, scenario_settings
 
@@ -109,3 +109,24 @@ def test_demo_children_use_their_own_namespace_and_data(tmp_path: Path) -> None:
     assert not {"ARBSTREAM_DEMO", "ARBSTREAM_SIMULATOR_URL", "ARBSTREAM_WORKER_DATA_DIR"} & live_env.keys()
     # A namespaced setup keeps its prefix and still stays apart from its own live topics.
     assert demo_settings(UpSettings(namespace="team1", demo=True)).namespace == "team1-demo"
+
+
+@pytest.mark.integration
+def test_api_start_aligns_topics_created_by_older_versions(kafka_bootstrap: str, namespace: str) -> None:
+    topics = Topics.from_settings(scenario_settings(namespace=namespace))
+    asyncio.run(ensure_topics(kafka_bootstrap, [topics.health, topics.opportunities], 1))  # broker defaults
+
+    async def overrides(topic: str) -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            entries = response.to_object()["resources"][0]["config_entries"]
+            return {e["config_names"]: e["config_value"] for e in entries if e["config_source"] == 1}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(overrides(topics.health)) == {}
+    with in_process_api(kafka_bootstrap, namespace, align_topic_configs=True):
+        wait_for("the health topic's settings", lambda: asyncio.run(overrides(topics.health)) == HEALTH_CONFIG)
+        assert asyncio.run(overrides(topics.opportunities)) == EVENTS_CONFIG
