@@ -35,7 +35,7 @@ def test_heavy_tailed_rates_sum_to_the_total_with_a_floor(market: GeneratedMarke
     rates = heavy_tailed_rates(weights, 50_000)
     assert sum(rates.values()) == pytest.approx(50_000)
     ordered = sorted(rates.values())
-    assert ordered[0] == pytest.approx(1.0, rel=0.6)  # the long tail near 1/s
+    assert 1.0 <= ordered[0] <= 2.0  # the long tail near 1/s
     assert 200 <= ordered[-1] <= 2000  # a few symbols at hundreds per second
     assert sum(1 for r in ordered if r >= 100) <= 0.03 * len(ordered)  # a few per venue
     small = heavy_tailed_rates(weights, 1000)  # fewer updates than instruments: the floor shrinks

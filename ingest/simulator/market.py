@@ -15,6 +15,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from schemas.market import ContractKind, Instrument
 
@@ -26,11 +27,14 @@ UNIT = 20_000
 REVERSION = 512
 """The walk is pulled back by walk/REVERSION per move (keeps prices near their reference)."""
 SIZE_POOL = 16
+_STEPS = (-2, -2, -2, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2)
+"""A walk step per 4 random bits: symmetric, -2..2 half basis points."""
 
 
-@dataclass(frozen=True)
-class SimQuote:
-    """Top of book in the instrument's price unit; sizes in base units."""
+class SimQuote(NamedTuple):
+    """Top of book in the instrument's price unit; sizes in base units.
+
+    A NamedTuple (immutable like a frozen dataclass, built several times faster: one per update)."""
 
     bid: Decimal
     ask: Decimal
@@ -152,27 +156,18 @@ class Market:
             shifts[d.base, d.venue] = shifts.get((d.base, d.venue), 0) + int(d.bps * 2)
         self._shifts = shifts
 
-    def _move(self, base: str) -> int:
-        walk = self.walks[base]
-        walk += self._rng.randint(-2, 2) - int(walk / REVERSION)
-        self.walks[base] = walk
-        return walk
-
     def quote(self, inst: Instrument, now_ms: int) -> SimQuote:
         book = self._books.get(inst.instrument_id) or self._add(inst)
-        walk = self._move(inst.base)
+        bits = self._rng.getrandbits(12)  # one draw: 4 bits per size, 4 bits for the walk's step
+        walk = self.walks[inst.base]
+        walk += _STEPS[bits >> 8] - int(walk / REVERSION)
+        self.walks[inst.base] = walk
         mid = book.ref_ticks * (UNIT + walk + book.bias + self._shifts.get((inst.base, inst.venue), 0))
         bid_ticks = max(1, (mid - book.half_spread) // UNIT)
         ask_ticks = max(bid_ticks + 1, -(-(mid + book.half_spread) // UNIT))
-        bits = self._rng.getrandbits(8)
-        sizes = book.sizes
-        return SimQuote(
-            Decimal(bid_ticks) * book.tick,
-            Decimal(ask_ticks) * book.tick,
-            sizes[bits & 15],
-            sizes[bits >> 4],
-            now_ms,
-        )
+        sizes, tick = book.sizes, book.tick
+        bid, ask = Decimal(bid_ticks) * tick, Decimal(ask_ticks) * tick
+        return SimQuote(bid, ask, sizes[bits & 15], sizes[bits >> 4 & 15], now_ms)
 
     def funding(self, inst: Instrument, now_ms: int) -> SimFunding:
         book = self._books.get(inst.instrument_id) or self._add(inst)
