@@ -14,9 +14,10 @@ from typing import IO
 import aiohttp
 
 from ingest.instruments import load_venue_instruments
+from ingest.listings import ListingError, fetch_validated
 from ingest.settings import IngestSettings
 from ingest.venues import implemented_venues, venue_class
-from ingest.venues.base import FrameError, load_json
+from ingest.venues.base import FrameError
 from schemas.market import encode
 
 
@@ -72,25 +73,23 @@ def run_normalize(venue_name: str, path: str | None, settings: IngestSettings) -
 
 
 async def refresh_instruments(settings: IngestSettings, venues: list[str]) -> dict[str, str]:
-    """Fetch each venue's listings into the cache; a venue that fails keeps its previous file."""
-    from ingest.main import venue_bases
+    """Fetch each venue's listing into the cache (in parallel, validated, written atomically, as
+    ingest does at start); a venue that fails keeps its previous file."""
+    from ingest.main import fetch_policy, venue_bases
 
-    settings.instruments_cache_dir.mkdir(parents=True, exist_ok=True)
-    outcome: dict[str, str] = {}
+    async def one(name: str, http: aiohttp.ClientSession) -> str:
+        rest_base = venue_bases(settings, name)[1]
+        try:
+            listing = await fetch_validated(
+                name, http, rest_base, settings.instruments_cache_dir, fetch_policy(settings)
+            )
+        except ListingError as exc:
+            return f"FAILED ({exc}); keeping previous listing"
+        return f"{len(listing.instruments)} perpetuals -> {settings.instruments_cache_dir / f'{name}.json'}"
+
     async with aiohttp.ClientSession() as http:
-        for name in venues:
-            cls = venue_class(name)
-            _, rest_base = venue_bases(settings, name)
-            try:
-                raw = await cls.fetch_listing(http, rest_base)
-                count = len(cls.parse_instruments(load_json(raw)))  # refuse to cache what we cannot parse
-            except Exception as exc:  # noqa: BLE001 - report per venue, keep going
-                outcome[name] = f"FAILED ({type(exc).__name__}: {exc}); keeping previous listing"
-                continue
-            target = settings.instruments_cache_dir / f"{name}.json"
-            target.write_bytes(raw)
-            outcome[name] = f"{count} perpetuals -> {target}"
-    return outcome
+        results = await asyncio.gather(*(one(name, http) for name in venues))
+    return dict(zip(venues, results, strict=True))
 
 
 def run_refresh(settings: IngestSettings) -> int:
