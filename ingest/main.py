@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
+from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY, start_http_server
 
 from arbstream.errors import ArbstreamError, ConfigError
@@ -173,7 +174,7 @@ class IngestService:
                     self.listings[listing.venue] = listing
                     log.info("%s listing arrived after start: %s", listing.venue, listing.source.value)
                     await self._follow_listings()
-            except (ArbstreamError, OSError, aiohttp.ClientError) as exc:  # the periodic refresh retries
+            except (ArbstreamError, KafkaError, OSError, aiohttp.ClientError) as exc:  # the periodic refresh retries
                 log.error("a listing that arrived after start could not be applied: %r", exc)
 
     async def refresh(self) -> None:
@@ -198,7 +199,7 @@ class IngestService:
             await asyncio.sleep(self.settings.listing_refresh_s)
             try:
                 await self.refresh()
-            except (ArbstreamError, OSError, aiohttp.ClientError) as exc:  # the next refresh may work
+            except (ArbstreamError, KafkaError, OSError, aiohttp.ClientError) as exc:  # the next refresh may work
                 log.error("listing refresh failed: %r", exc)
 
     async def apply(self, tracked: list[Instrument]) -> None:
