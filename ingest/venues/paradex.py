@@ -32,6 +32,10 @@ opening connections, "20 connections per second or 600 per minute" per IP
 (https://docs.paradex.trade/ws/general-information/rate-limits); no cap on
 subscriptions per connection is documented, so 200 ride on each socket.
 
+Markets are ``quote_currency`` USD, ``settlement_currency`` USDC; the canonical
+quote is the settlement currency (``BTC-USDC-PERP@paradex``), so Paradex compares
+with the other USDC-margined linear perpetuals (decision 0013).
+
 Listing: ``GET /v1/markets`` (static data, ``funding_period_hours`` per market)
 and ``GET /v1/markets/summary?market=ALL`` ("for all available markets use
 ALL", https://docs.paradex.trade/api/prod/markets/get-markets-summary), whose
@@ -240,7 +244,9 @@ class Paradex(Venue):
             cls.name,
             row["symbol"],
             row["base_currency"],
-            row["quote_currency"],
+            # Prices are in USD and settle 1:1 in USDC, like every USDC-margined linear perpetual
+            # (Hyperliquid's, Bybit's, Deribit's): grouped as USDC so they compare with those.
+            row["settlement_currency"],
             row["settlement_currency"],
             ContractKind.LINEAR,
             contract_size=multiplier,

@@ -50,12 +50,12 @@ def test_instruments_from_markets() -> None:
     assert set(instruments) == {"BTC-USD-PERP", "ETH-USD-PERP", "SOL-USD-PERP", "kPEPE-USD-PERP"}  # option dropped
     btc = instruments["BTC-USD-PERP"]
     assert (btc.instrument_id, btc.quote, btc.settle, btc.kind, btc.contract_size, btc.tick_size) == (
-        "BTC-USD-PERP@paradex", "USD", "USDC", ContractKind.LINEAR, Decimal(1), Decimal("0.1"),
+        "BTC-USDC-PERP@paradex", "USDC", "USDC", ContractKind.LINEAR, Decimal(1), Decimal("0.1"),
     )  # fmt: skip
     assert btc.funding_interval_h == 8
     pepe = instruments["kPEPE-USD-PERP"]
     assert (pepe.instrument_id, pepe.base, pepe.price_multiplier, pepe.contract_size) == (
-        "PEPE-USD-PERP@paradex", "PEPE", Decimal(1000), Decimal(1000),
+        "PEPE-USDC-PERP@paradex", "PEPE", Decimal(1000), Decimal(1000),
     )  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def test_fixture_headers_follow_the_schema() -> None:
 def test_bbo(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[0], RECEIPT).events
     assert quote == Quote(
-        instrument_id="BTC-USD-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
+        instrument_id="BTC-USDC-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
         bid=Decimal("86401.2"), bid_size=Decimal("0.412"), ask=Decimal("86402.9"), ask_size=Decimal("1.031"),
         exchange_ts_ns=1_790_516_465_220_123_000, receipt_ts_ns=RECEIPT, sequence=31190228,
     )  # fmt: skip
@@ -94,7 +94,7 @@ def test_bbo(venue: Paradex) -> None:
 def test_k_prefixed_sizes_in_base_units(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[1], RECEIPT).events
     assert quote == Quote(
-        instrument_id="PEPE-USD-PERP@paradex", venue="paradex", native_symbol="kPEPE-USD-PERP", base="PEPE",
+        instrument_id="PEPE-USDC-PERP@paradex", venue="paradex", native_symbol="kPEPE-USD-PERP", base="PEPE",
         bid=Decimal("0.0112031"), bid_size=Decimal("125000000"), ask=Decimal("0.011204"), ask_size=Decimal("98000000"),
         price_multiplier=Decimal(1000), exchange_ts_ns=1_790_516_465_203_456_000, receipt_ts_ns=RECEIPT, sequence=5512,
     )  # fmt: skip
@@ -103,7 +103,7 @@ def test_k_prefixed_sizes_in_base_units(venue: Paradex) -> None:
 def test_empty_book_side_is_null(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[2], RECEIPT).events
     assert quote == Quote(
-        instrument_id="ETH-USD-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
+        instrument_id="ETH-USDC-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
         bid=None, bid_size=None, ask=Decimal("3201.45"), ask_size=Decimal("12.5"),
         exchange_ts_ns=1_790_516_465_300_000_000, receipt_ts_ns=RECEIPT, sequence=771203,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def test_empty_book_side_is_null(venue: Paradex) -> None:
 def test_markets_summary_prefers_the_precise_rate(venue: Paradex) -> None:
     (funding,) = venue.parse(sbe_frames()[4], RECEIPT).events
     assert funding == Funding(
-        instrument_id="BTC-USD-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
+        instrument_id="BTC-USDC-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
         rate=Decimal("0.000012500013"), interval_h=8, next_funding_ts_ns=None,
         mark=Decimal("86408.81234567"), index=Decimal("86399.1"),
         exchange_ts_ns=1_790_516_466_000_000_000, receipt_ts_ns=RECEIPT,
@@ -122,7 +122,7 @@ def test_markets_summary_prefers_the_precise_rate(venue: Paradex) -> None:
 def test_markets_summary_version_0_block(venue: Paradex) -> None:
     (funding,) = venue.parse(sbe_frames()[5], RECEIPT).events
     assert funding == Funding(
-        instrument_id="ETH-USD-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
+        instrument_id="ETH-USDC-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
         rate=Decimal("-0.000025"), interval_h=8, mark=Decimal("3200.5"), index=Decimal("3199.9"),
         exchange_ts_ns=1_790_516_466_100_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip
@@ -224,7 +224,8 @@ def test_generated_listing_round_trips_with_volumes_and_funding_periods() -> Non
     assert (pepe.base, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
         "PEPE", Decimal(1000), Decimal(1000), Decimal("0.0000001"),
     )  # fmt: skip
-    assert (btc.quote, btc.settle, btc.tick_size) == ("USD", "USDC", Decimal("0.1"))
+    assert (btc.quote, btc.settle, btc.tick_size) == ("USDC", "USDC", Decimal("0.1"))
+    assert btc.quote_group == "USDC"  # compares with Hyperliquid's, Bybit's and Deribit's USDC perpetuals
     assert {i.funding_interval_h for i in instruments} == {1, 4, 8}
     wanted = {s.base: s.volume_24h_quote for s in specs if s.group == "USDC"}
     assert all(i.volume_24h_quote == wanted[i.base] for i in instruments)

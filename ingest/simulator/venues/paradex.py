@@ -77,7 +77,7 @@ class ParadexSim(VenueSim):
         if coin is None:
             return None
         instrument = make_instrument(
-            cls.name, f"{coin}-USD-PERP", coin, "USD", "USDC", ContractKind.LINEAR,
+            cls.name, f"{coin}-USD-PERP", coin, "USDC", "USDC", ContractKind.LINEAR,
             contract_size=Decimal(spec.multiplier), tick_size=tick_for(spec.reference_price * spec.multiplier),
             funding_interval_h=spec.funding_interval_h,
         )  # fmt: skip
