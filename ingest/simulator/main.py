@@ -20,7 +20,8 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
     venues = settings.venues or implemented_venues()
     wanted = [s.upper() for s in settings.symbols]
     bases = None if not wanted or ALL.upper() in wanted or any(s.startswith("TOP:") for s in wanted) else wanted
-    market = generated_market(venues, seed=settings.simulator_seed)
+    # Built over every venue (a base on two venues is in the market even if one venue is served here).
+    market = generated_market(implemented_venues(), seed=settings.simulator_seed)
     # Rates are the whole market's: a restricted market (BTC,ETH) keeps its symbols' share of them.
     rates = heavy_tailed_rates(update_weights(market), settings.simulator_rate)
     market = restrict(market, bases)
