@@ -18,9 +18,10 @@ from ingest.simulator.clients import SimClient, encode_ws_frames
 from ingest.simulator.main import build_simulator
 from ingest.simulator.schedule import NS, Schedule, heavy_tailed_rates
 from ingest.simulator.server import Simulator, serve
-from ingest.simulator.universe import GeneratedMarket, generated_market, plan_market, update_weights
+from ingest.simulator.universe import MAJORS, GeneratedMarket, generated_market, plan_market, update_weights
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import load_json
+from schemas.market import Quote
 
 T0 = 1_790_516_400 * NS
 
@@ -206,3 +207,37 @@ async def test_served_market_streams_a_generated_tail_symbol(served: tuple[str, 
             stats = await response.json()
         # The restricted market keeps its symbols' share of the whole market's 20,000/s.
         assert 1_000 < stats["book_rate_per_s"] < 20_000 and stats["frames"] >= 4
+
+
+async def test_auto_dislocations_open_tail_opportunities_within_a_minute(market: GeneratedMarket) -> None:
+    """The demo's acceptance, on the wire: parsed as ingest parses, a tail base crosses by more than
+    fees + the open threshold with both legs under 3 s old, within one simulated minute."""
+    venues = ["binance", "okx"]
+    sim = Simulator(
+        market.instruments, venues, tick_ms=20, rates=_rates(market), dislocation_every_ms=10_000, clock=lambda: T0
+    )
+    received = {v: _fake_client(sim, v, (BOOK,)) for v in venues}
+    parsers = {v: venue_class(v)(list(sim.sims[v].by_native.values())) for v in venues}
+    latest: dict[tuple[str, str], tuple[Decimal, Decimal, int]] = {}  # (base, venue) -> per-unit bid, ask, time
+    crossed: set[str] = set()
+    for step in range(1, 3001):  # 60 s
+        now = T0 + step * 20_000_000
+        await sim.step(now)
+        for venue, frames in received.items():
+            for frame in frames:
+                for event in parsers[venue].parse(frame, now).events:
+                    if isinstance(event, Quote) and event.bid is not None and event.ask is not None:
+                        unit = event.price_multiplier
+                        latest[event.base, venue] = (event.bid / unit, event.ask / unit, now)
+                        crossed |= _crossing(latest, event.base, now)
+            frames.clear()
+    assert crossed - set(MAJORS), crossed
+
+
+def _crossing(latest: dict[tuple[str, str], tuple[Decimal, Decimal, int]], base: str, now: int) -> set[str]:
+    legs = [latest[base, v] for v in ("binance", "okx") if (base, v) in latest]
+    if len(legs) < 2 or any(now - t > 3 * NS for _b, _a, t in legs):
+        return set()
+    (bid_a, ask_a, _), (bid_b, ask_b, _) = legs
+    net = max(bid_b / ask_a, bid_a / ask_b) - 1 - Decimal("0.0010")  # two taker fees of ~5 bp
+    return {base} if net >= Decimal("0.0015") else set()
