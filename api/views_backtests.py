@@ -17,7 +17,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
+from api.models import ErrorOut
+
 router = APIRouter(tags=["backtests"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "no such report or file"}}
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _FILE = re.compile(r"^[A-Za-z0-9_-]+\.(png|md|json)$")
@@ -95,13 +98,13 @@ async def list_backtests(request: Request) -> BacktestsOut:
     return BacktestsOut(directory=str(root.name), reports=reports)
 
 
-@router.get("/api/backtests/{name}")
+@router.get("/api/backtests/{name}", responses=NOT_FOUND)
 async def get_backtest(request: Request, name: Annotated[str, PathParam(pattern=_NAME)]) -> Response:
     """The whole ``report.json`` of one report."""
     return Response((_report_dir(request, name) / "report.json").read_bytes(), media_type="application/json")
 
 
-@router.get("/api/backtests/{name}/{file}")
+@router.get("/api/backtests/{name}/{file}", responses=NOT_FOUND)
 async def get_backtest_file(
     request: Request, name: Annotated[str, PathParam(pattern=_NAME)], file: Annotated[str, PathParam()]
 ) -> FileResponse:
