@@ -18,6 +18,7 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from arbstream.broker import free_port
 from arbstream.kafka import ensure_topics
@@ -30,6 +31,7 @@ from ingest.simulator.market import SimQuote
 from ingest.simulator.server import Simulator
 from schemas.market import Funding, Health, Instrument, ListingSource, ListingStatus, Quote
 from schemas.topics import HEALTH, HEALTH_CONFIG, INSTRUMENTS, LISTINGS, topic_name
+from tests.helpers import running, service_env
 from tests.test_listings import bundled
 
 pytestmark = pytest.mark.integration
@@ -193,3 +195,48 @@ async def test_refresh_follows_adds_delistings_and_multipliers(
         finally:
             await service.stop()
             await publisher.stop()
+
+
+async def test_the_ingest_command_refreshes_on_its_timer(
+    simulator: tuple[str, dict[str, dict[str, Any]]], kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    url, listings = simulator
+    env = service_env(
+        kafka_bootstrap,
+        namespace,
+        ARBSTREAM_SIMULATOR_URL=url,
+        ARBSTREAM_VENUES="binance,okx",
+        ARBSTREAM_SYMBOLS="BTC,ETH,SOL",
+        ARBSTREAM_INSTRUMENTS_CACHE_DIR=str(tmp_path / "cache"),
+        ARBSTREAM_LISTING_REFRESH_S="1",
+    )
+    instruments_topic = topic_name(INSTRUMENTS, namespace)
+
+    async def on_topic() -> set[str]:
+        try:
+            return set(await read_compacted(kafka_bootstrap, instruments_topic))
+        except KafkaError:  # not created yet
+            return set()
+
+    async with aiohttp.ClientSession() as http:
+
+        async def binance_books() -> set[str]:
+            async with http.get(f"{url}/control/status") as response:
+                subscriptions = (await response.json())["binance"]["subscriptions"]
+            return {s for s in subscriptions if s.startswith("book:")}
+
+        with running(["ingest"], env, tmp_path / "ingest.log") as ingest:
+
+            async def started() -> bool:
+                return "ETH-USDT-PERP@binance" in await on_topic() and "book:ETHUSDT" in await binance_books()
+
+            await eventually(started, 60, "ingest publishes the universe and subscribes ETHUSDT")
+            info = listings["binance"]["/fapi/v1/exchangeInfo"]
+            info["symbols"] = [s for s in info["symbols"] if s["symbol"] != "ETHUSDT"]
+
+            async def delisted() -> bool:
+                return "ETH-USDT-PERP@binance" not in await on_topic() and "book:ETHUSDT" not in await binance_books()
+
+            await eventually(delisted, 30, "the timer's refresh tombstones and unsubscribes ETHUSDT")
+            assert await binance_books() == {"book:BTCUSDT"}
+            assert ingest.poll() is None, (tmp_path / "ingest.log").read_text()[-3000:]
