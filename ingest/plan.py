@@ -66,8 +66,18 @@ def sticky_plan(
             if topic in placed:
                 continue
             placed.add(topic)
+            # Same URL and same kind of connection (label prefix): a venue that keeps channel kinds
+            # on separate sockets of one URL (CoinEx books vs the all-markets state) keeps them apart.
+            kind = _label_prefix(conn.label)
             room = next(
-                (k for k in kept if k[0] in open_for_new and k[1] == conn.url and len(k[2]) < capacity[conn.url]),
+                (
+                    k
+                    for k in kept
+                    if k[0] in open_for_new
+                    and k[1] == conn.url
+                    and _label_prefix(k[0]) == kind
+                    and len(k[2]) < capacity[conn.url]
+                ),
                 None,
             )
             if room is None:

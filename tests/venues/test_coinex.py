@@ -26,12 +26,13 @@ from aiohttp.test_utils import TestServer
 from arbstream.broker import free_port
 from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
+from ingest.plan import sticky_plan
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.server import Simulator
 from ingest.simulator.venues.coinex import CoinexSim
-from ingest.venues.base import FrameError, load_json
+from ingest.venues.base import Connection, FrameError, load_json
 from ingest.venues.coinex import Coinex
 from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
 from tests.venues.conftest import FRAMES_DIR, fixture_frames
@@ -378,3 +379,19 @@ async def test_simulator_rest_route_serves_the_generated_listing() -> None:
     listing = load_json(raw)
     assert list(listing) == ["/v2/futures/market", "/v2/futures/funding-rate", "/v2/futures/ticker"]
     assert Coinex.parse_instruments(listing) == instruments
+
+
+def test_sticky_plans_keep_the_state_socket_apart_from_the_books() -> None:
+    names = [f"C{chr(65 + n // 26 % 26)}{chr(65 + n % 26)}X" for n in range(260)]
+    instruments = listed(CoinexSim, [ListingSpec(name, "USDT", 1, 8, Decimal(1)) for name in names])
+    url = "wss://socket.coinex.com"
+
+    def shape(plan: list[Connection]) -> list[tuple[str, int]]:
+        return [(c.label, len(c.topics)) for c in plan]
+
+    start = sticky_plan([], Coinex(instruments[:250]).connections(url), 200)
+    assert shape(start) == [("coinex-bbo-0", 200), ("coinex-bbo-1", 50), ("coinex-state-0", 1)]
+    # Ten new markets on refresh join a book socket, never the state one (same URL).
+    dirty = {"coinex-bbo-1", "coinex-state-0"}
+    refreshed = sticky_plan(start, Coinex(instruments).connections(url), 200, dirty=dirty)
+    assert shape(refreshed) == [("coinex-bbo-0", 200), ("coinex-bbo-1", 60), ("coinex-state-0", 1)]
