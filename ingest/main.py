@@ -25,6 +25,7 @@ from arbstream.errors import ArbstreamError, ConfigError
 from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest import listings as listing_io
 from ingest.catalog import Catalog
+from ingest.control import ControlFollower
 from ingest.instruments import load_all
 from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_instruments
 from ingest.metrics import IngestCollector
@@ -194,6 +195,12 @@ class IngestService:
             return
         await self.apply(tracked)
 
+    async def reload_config(self) -> None:
+        """``POST /api/reload-config``: re-read the symbol settings (the symbols file is read on every
+        choice) against the listings held, and follow them; a bad file keeps what runs."""
+        async with self._lock:
+            await self._follow_listings()
+
     async def refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.listing_refresh_s)
@@ -201,6 +208,8 @@ class IngestService:
                 await self.refresh()
             except (ArbstreamError, KafkaError, OSError, aiohttp.ClientError) as exc:  # the next refresh may work
                 log.error("listing refresh failed: %r", exc)
+            except Exception:  # a venue module's bug on a new listing must not end the refresh loop
+                log.exception("listing refresh failed unexpectedly; the next one retries")
 
     async def apply(self, tracked: list[Instrument]) -> None:
         if not tracked:
@@ -282,6 +291,7 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
     async with aiohttp.ClientSession() as http:
         service = IngestService(settings, http, on_events, on_health, bootstrap)
         refresher: asyncio.Task[None] | None = None
+        control: asyncio.Task[None] | None = None
         try:
             await service.start()
             if settings.metrics_port is not None:
@@ -289,10 +299,14 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
                 start_http_server(settings.metrics_port, addr="127.0.0.1")
             log.info("ingest: %d connections to %s", len(service.runners), ", ".join(service.venues))
             refresher = asyncio.create_task(service.refresh_forever(), name="listing-refresh")
+            if bootstrap is not None:
+                follower = ControlFollower(bootstrap, settings.namespace, lambda _: service.reload_config())
+                control = asyncio.create_task(follower.run(), name="control")
             await _until_signalled()
         finally:
-            if refresher is not None:
-                refresher.cancel()
+            for task in (refresher, control):
+                if task is not None:
+                    task.cancel()
             await service.stop()
             if publisher is not None:
                 await publisher.stop()
