@@ -20,7 +20,7 @@ from ingest.catalog import universe_records
 from ingest.instruments import BUNDLED_DIR
 from ingest.listings import FetchPolicy, load_all_live, load_venue, refresh_venue
 from ingest.main import IngestService
-from ingest.plan import connection_instruments, sticky_plan
+from ingest.plan import connection_instruments, same_inputs, sticky_plan
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.settings import IngestSettings
 from ingest.supervisor import VenueSupervisor
@@ -330,3 +330,15 @@ async def test_start_does_not_wait_for_a_slow_listing_and_adopts_it_when_it_come
             assert {i.venue for i in service.tracked} == {"binance", "okx"}
         finally:
             await service.stop()
+
+
+def test_parse_inputs_include_multipliers_and_funding_intervals_but_not_volume() -> None:
+    btc = parsed("binance", bundled("binance"))[0]
+    assert same_inputs([btc], [msgspec.structs.replace(btc, volume_24h_quote=Decimal(123))])
+    for changed in (
+        {"funding_interval_h": 4},
+        {"contract_size": Decimal(10)},
+        {"price_multiplier": Decimal(1000)},
+        {"tick_size": Decimal("0.001")},
+    ):
+        assert not same_inputs([btc], [msgspec.structs.replace(btc, **changed)]), changed
