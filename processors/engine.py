@@ -158,21 +158,29 @@ class Engine:
         if record.offset <= state.applied_offset:
             self._rebuild(slot, event)
             return
+        try:
+            self._step(base, slot, event, health, out)
+        except (ArithmeticError, ValueError) as exc:  # one tick's failure must not stop its symbol
+            self._reject(base, record.offset, f"{type(exc).__name__}: {exc}")
+            return
+        state.applied_offset = record.offset
+        self.counters.processed += 1
+
+    def _step(self, base: str, slot: Slot, event: Quote | Funding, health: dict[str, Health], out: Emitted) -> None:
+        state = slot.state
         if isinstance(event, Funding):
             alerts = process_funding(base, state, event, self.funding_config)
             out.funding += alerts
             slot.urgent = slot.urgent or bool(alerts)  # a funding cooldown started
             slot.dirty = True
-        else:
-            outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)
-            out.alerts += outcome.alerts
-            out.closed += outcome.closed
-            slot.changed_quotes[event.instrument_id] = event
-            # An alert also moves the cooldown, and only ever comes with an episode opening.
-            slot.urgent = slot.urgent or outcome.transitions > 0
-            slot.dirty = slot.dirty or bool(state.episodes)
-        state.applied_offset = record.offset
-        self.counters.processed += 1
+            return
+        outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)
+        out.alerts += outcome.alerts
+        out.closed += outcome.closed
+        slot.changed_quotes[event.instrument_id] = event
+        # An alert also moves the cooldown, and only ever comes with an episode opening.
+        slot.urgent = slot.urgent or outcome.transitions > 0
+        slot.dirty = slot.dirty or bool(state.episodes)
 
     def _rebuild(self, slot: Slot, event: Quote | Funding) -> None:
         """A tick the restored row already holds: only the in-memory quotes (or funding) need it."""
