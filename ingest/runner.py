@@ -132,11 +132,14 @@ class ConnectionRunner:
                 await self._handle(venue, link, await link.recv(15))
             for request in venue.on_connect():
                 await link.send(request)
-            for request in venue.subscribe_messages(self.plan.topics):
-                await link.send(request)
-                await asyncio.sleep(venue.subscribe_interval_s)
             self._last_data = time.monotonic()
-            helpers = [asyncio.create_task(self._watchdog(link)), asyncio.create_task(self._status_loop())]
+            # Subscribing hundreds of topics at the venue's pace takes seconds (Hyperliquid ~20 s):
+            # frames are read, and heartbeats sent, from the first subscription on, not after the last.
+            helpers = [
+                asyncio.create_task(self._subscribe(venue, link)),
+                asyncio.create_task(self._watchdog(link)),
+                asyncio.create_task(self._status_loop()),
+            ]
             if venue.ping_interval_s and venue.ping_message() is not None:
                 helpers.append(asyncio.create_task(self._pinger(venue, link)))
             try:
@@ -151,6 +154,11 @@ class ConnectionRunner:
                 raise ended
             if (reason := link.closed_reason()) is not None:
                 raise SessionEnded(HealthState.DISCONNECTED, reason)
+
+    async def _subscribe(self, venue: Venue, link: Link) -> None:
+        for request in venue.subscribe_messages(self.plan.topics):
+            await link.send(request)
+            await asyncio.sleep(venue.subscribe_interval_s)
 
     async def _handle(self, venue: Venue, link: Link, frame: str | bytes) -> None:
         receipt_ts_ns = time.time_ns()
