@@ -223,6 +223,8 @@ class IngestService:
                 log.error("%s: keeping the current connections, cannot plan the new listing: %s", venue, exc)
                 continue
             log.info("%s: %d instruments, connections: %s", venue, len(grouped.get(venue, [])), change)
+        # What the sockets use: a venue that refused its new listing keeps its previous instruments.
+        tracked = [i for supervisor in self.supervisors.values() for i in supervisor.instruments]
         if self.settings.record_dir is not None and tracked != self.tracked:
             write_instruments(self.settings.record_dir, tracked)  # replays parse with the listing live used
         self.tracked = tracked
