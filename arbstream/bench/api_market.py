@@ -7,9 +7,10 @@ for the first symbols (so a venue's shown contract is chosen among two), and
 every instrument has a funding record. Prices are integers of ticks times a
 per-symbol tick size, so every number is an exact Decimal.
 
-The feeder changes symbols the way the API's follower does — a whole symbol
-state per changelog record, decoded from bytes (so unchanged quotes arrive as new
-objects), applied with ``ReadModel.apply_state`` — at a heavy-tailed rate:
+The feeder moves quotes the way the API's follower applies the worker's
+``prices`` topic — one quote record decoded from bytes, applied with
+``ReadModel.apply_quotes`` (which also samples the spread history) — at a
+heavy-tailed rate:
 symbol i is picked with weight 1/(i+1), so a few symbols move many times a
 second on every venue and the tail moves rarely (and goes stale, as it does live).
 """
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from api.readmodel import Changes, ReadModel
-from schemas.arbitrage import SymbolState, decode_state, encode
-from schemas.market import Funding, Health, HealthState, Quote
+from schemas.arbitrage import SymbolState
+from schemas.market import Funding, Health, HealthState, Quote, decode_tick, encode
 
 VENUES = (
     "binance",
@@ -48,6 +49,8 @@ SCALED_VENUES = ("binance", "bybit", "okx")
 INVERSE_VENUES = ("bitmex", "deribit")
 INVERSE_SYMBOLS = 20
 FEED_PERIOD_S = 0.01
+MAX_BACKLOG_S = 0.05
+"""A feeder that falls behind drops what is older than this instead of starving the API's loop."""
 
 
 def symbol_names(count: int) -> list[str]:
@@ -143,13 +146,12 @@ class SyntheticMarket:
         return model
 
     def move(self, model: ReadModel, base: str, now_ns: int) -> None:
-        """One changelog record: one instrument of ``base`` moves; the whole state is re-decoded."""
+        """One ``prices`` record: one instrument of ``base`` moves."""
         book = self._rng.choice(self._books[base])
         book.ticks += self._rng.randint(-3, 3)
-        state = model.symbols[base]
-        quotes = {**state.quotes, book.instrument_id: self._quote(book, now_ns)}
-        record = encode(SymbolState(quotes=quotes, funding=state.funding, last_tick_ts_ns=now_ns))
-        model.apply_state(base, decode_state(record), Changes())
+        quote = decode_tick(encode(self._quote(book, now_ns)))
+        assert isinstance(quote, Quote)
+        model.apply_quotes(base, [quote], Changes())
         self.updates_applied += 1
 
     async def feed(self, model: ReadModel, updates_per_s: float) -> None:
@@ -160,7 +162,9 @@ class SyntheticMarket:
         while True:
             await asyncio.sleep(FEED_PERIOD_S)
             now = time.monotonic()
-            carry += (now - last) * updates_per_s  # time-based: a late wake-up applies the backlog
+            # Time-based: a late wake-up applies the backlog, up to MAX_BACKLOG_S of it (the rest is
+            # dropped, so an API that cannot keep up shows a lower applied rate, not a frozen loop).
+            carry = min(carry + (now - last) * updates_per_s, max(1.0, updates_per_s * MAX_BACKLOG_S))
             last = now
             due, carry = int(carry), carry - int(carry)
             wall = time.time_ns()

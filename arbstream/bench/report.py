@@ -174,7 +174,8 @@ def _api_rows(api: Result, _r: dict[str, float | None]) -> list[Row]:
     market = f"{api['symbols']}×{api['venues']} market, {_num(api['applied_updates_per_s'])} state updates/s"
     rows: list[Row] = []
     for scenario in api["scenarios"].values():
-        size = f"{_num(scenario['bytes'] / 1024)} KiB, API CPU {scenario['api_cpu']:.2f}, n={scenario['samples']}"
+        cost = f"API {_num(scenario['api_cpu_ms_per_request'], 1)} CPU-ms/request"
+        size = f"{_num(scenario['bytes'] / 1024)} KiB, {cost}, n={scenario['samples']}"
         rows.append(("7 API", f"GET {scenario['path']} p50/p99/p99.9 ms ({size}; {market})", _latency(scenario), "—"))
     return rows
 
