@@ -19,6 +19,7 @@ from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut, Work
 from api.routes import context
 from api.views_prices import iso
 from api.views_venues import known_venues, unhealthy_venues, venues_out
+from api.wire import wire
 from arbstream import __version__
 
 router = APIRouter()
@@ -69,9 +70,10 @@ def thresholds_of(ctx: ApiContext) -> Thresholds:
 
 @router.get(
     "/health",
+    response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "starting (read model loading) or down (no live data)"}},
 )
-async def health(ctx: Annotated[ApiContext, Depends(context)], response: Response) -> HealthOut:
+async def health(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
     """Overall status (ok / degraded / down / starting, rule in api/health_rule.py), broker reachability,
     consumer lag, the supervised background tasks, and every venue's connection health."""
     follower, model, now = ctx.follower, ctx.model, now_ns()
@@ -79,9 +81,8 @@ async def health(ctx: Annotated[ApiContext, Depends(context)], response: Respons
     lag = await follower.lag() if follower is not None else None
     lag_total = sum(lag.values()) if lag is not None else None
     judged = verdict(signals_of(ctx, now, reachable, lag_total), thresholds_of(ctx))
-    response.status_code = judged.http_status
     reasons = judged.reasons
-    return HealthOut(
+    out = HealthOut(
         status=judged.status,
         complete=model.complete,
         broker=BrokerOut(reachable=reachable is True, bootstrap=ctx.bootstrap),
@@ -106,3 +107,4 @@ async def health(ctx: Annotated[ApiContext, Depends(context)], response: Respons
         reasons=reasons,
         timestamp=iso(now),
     )
+    return wire(out, status_code=judged.http_status)  # Decimals (taker fees) as JSON numbers

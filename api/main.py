@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import health, routes, views_backtests
 from api.context import ApiContext
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """Cross-venue arbitrage of crypto perpetual futures, from the processors' state.
 
-Prices are per ONE base unit; Decimal numbers are JSON strings; data endpoints
+Prices are per ONE base unit; Decimal numbers are JSON numbers with their exact digits; data endpoints
 answer 503 until the read model has loaded. WebSocket: `/ws` (see api/stream.py).
 """
 
@@ -124,6 +125,8 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=ctx.settings.allowed_origins(), allow_methods=["GET", "POST"], allow_headers=["*"]
     )
+    # HTTP errors keep the seed's {"error": ...} field beside FastAPI's detail (issue 14).
+    app.add_exception_handler(StarletteHTTPException, routes.error_body)
     app.include_router(health.router)
     app.include_router(routes.router)
     app.include_router(ws_router)

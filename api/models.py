@@ -1,38 +1,34 @@
 """Response models: what /docs (OpenAPI) shows for every endpoint.
 
-Numbers that are Decimal in arbstream are serialised as JSON *strings* in
-fixed-point notation ("0.0000112", never "1.12E-5"), like on every topic
-(decision 0003); the seed's field names are kept (decision 0005). Prices are per
-ONE base unit: a venue quoting the price of 1000 PEPE is divided by 1000.
-Percentages are in percent (0.12 = 0.12 %); ``*_spread`` fractions (0.0012) come
-straight from the processors' events. Times: ``timestamp`` fields of rows are
-Unix milliseconds, ``*_ts_ns`` fields nanoseconds, top-level ``timestamp`` is the
-ISO 8601 UTC time the response was built.
+Numbers that are Decimal in arbstream are JSON *numbers* carrying the Decimal's
+own digits (``api/wire.py``, decision 0017; Kafka topics keep strings, 0003); the
+seed's field names, types and units are kept (decision 0005, issue 14). Prices are
+per ONE base unit: a venue quoting the price of 1000 PEPE is divided by 1000.
+Percentages (``Pct``) are in percent (0.12 = 0.12 %); ``*_spread`` fractions
+(0.0012) come straight from the processors' events. Times: ``timestamp`` fields of
+rows are Unix milliseconds, ``*_ts_ns`` fields nanoseconds, top-level
+``timestamp`` is the ISO 8601 UTC time the response was built, except where the
+seed used epoch seconds (``last_update``, ``last_alert_time``) or ms (/api/spread).
+
+Responses are encoded by ``api.wire.wire`` (pydantic cannot write a Decimal as a
+JSON number): never ``model_dump_json()`` a model that holds a ``Num``.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field
 
-
-def _fixed(value: Decimal) -> str:
-    # normalize() drops trailing zeros ("440.998425000" -> "440.998425"); "f" keeps it out of
-    # exponent notation ("1.12E-8" -> "0.0000000112", "1E+5" -> "100000").
-    return "0" if value.is_zero() else format(value.normalize(), "f")
-
-
-Num = Annotated[Decimal, PlainSerializer(_fixed, return_type=str, when_used="json")]
-"""A Decimal, serialised as a fixed-point JSON string."""
+from api.wire import Num, Pct
 
 PER_BASE = "per ONE base unit (the venue's price divided by its price_multiplier)"
 NOW = Field(description="ISO 8601 UTC time this response was built")
 
 
 class ErrorOut(BaseModel):
-    detail: str = Field(description="what went wrong")
+    error: str = Field(description="what went wrong (the seed's error field)")
+    detail: str = Field(description="the same text (FastAPI's field)")
 
 
 class PriceEntry(BaseModel):
@@ -80,6 +76,7 @@ class SymbolPricesOut(BaseModel):
 class BestQuote(BaseModel):
     price: Num = Field(description=PER_BASE)
     size: Num | None = Field(description="base units")
+    exchange: str = Field(description="the seed's name for venue")
     venue: str
     instrument_id: str
     timestamp: int = Field(description="venue's event time, Unix ms")
@@ -93,7 +90,7 @@ class BestGroup(BaseModel):
     spread: Num | None = Field(
         description="best_ask - best_bid; negative when buying on one venue and selling on another pays"
     )
-    spread_percentage: Num | None = Field(description="spread / best_ask x 100")
+    spread_percentage: Pct | None = Field(description="spread / best_ask x 100")
 
 
 class BestPricesOut(BestGroup):
@@ -109,8 +106,12 @@ class SummaryOut(BaseModel):
     exchanges: list[str]
     price_count: int = Field(description="instruments with a quote")
     open_opportunities: int = Field(description="open arbitrage episodes")
-    last_update: str | None = Field(description="receipt time of the last tick (not of this request), ISO 8601")
+    last_update: Num | None = Field(
+        description="receipt time of the last tick (not of this request), Unix epoch SECONDS (ms precision), "
+        "as the seed's number; null before the first tick"
+    )
     last_update_ms: int | None = Field(description="the same, Unix ms")
+    last_update_iso: str | None = Field(description="the same, ISO 8601")
     timestamp: str = NOW
 
 
@@ -121,11 +122,20 @@ class ArbitrageRow(BaseModel):
     buy_price: Num = Field(description=f"ask on the buy venue, {PER_BASE}")
     sell_price: Num = Field(description=f"bid on the sell venue, {PER_BASE}")
     spread: Num = Field(description="sell_price - buy_price")
-    spread_percentage: Num = Field(description="gross spread, (sell_price - buy_price) / buy_price x 100")
-    net_spread_percentage: Num = Field(description="spread_percentage minus both venues' taker fees, x 100")
-    potential_profit: Num = Field(description="net profit in the quote currency when trading `size` at these prices")
+    spread_percentage: Pct = Field(description="gross spread, (sell_price - buy_price) / buy_price x 100")
+    net_spread_percentage: Pct = Field(description="spread_percentage minus both venues' taker fees, x 100")
+    potential_profit: Pct = Field(
+        description="the seed's profit figure, in PERCENT: net of both taker fees, on executable prices "
+        "(= net_spread_percentage)"
+    )
+    net_profit: Num = Field(description="net profit in the quote currency when trading `size` at these prices")
     profitable: bool = Field(description="net spread > 0 and both legs usable (fresh, healthy venue, sane book)")
     timestamp: int = Field(description="the newer leg's venue event time, Unix ms")
+    exchanges: list[str] = Field(description="[buy_exchange, sell_exchange] (the seed's pair)")
+    higher: str = Field(description="venue of the higher of buy_price and sell_price (sell_exchange when spread >= 0)")
+    lower: str = Field(description="venue of the lower of the two")
+    higher_price: Num = Field(description="max(buy_price, sell_price)")
+    lower_price: Num = Field(description="min(buy_price, sell_price)")
     size: Num = Field(description="executable size, base units: min(ask size buy venue, bid size sell venue)")
     notional: Num = Field(description="size x buy_price, quote currency")
     buy_age_ms: int
@@ -142,7 +152,12 @@ class ArbitrageRow(BaseModel):
 
 class ArbitrageOut(BaseModel):
     opportunities: list[ArbitrageRow] = Field(description="best net spread first")
+    min_spread: Pct | None = Field(description="the floor applied to spread_percentage (null: all=true)")
     timestamp: str = NOW
+
+
+class ArbitrageSymbolOut(ArbitrageOut):
+    symbol: str = Field(description="canonical symbol (the seed's top-level field)")
 
 
 class SymbolSpreadRow(BaseModel):
@@ -154,8 +169,8 @@ class SymbolSpreadRow(BaseModel):
     buy_price: Num | None = Field(description=f"best ask, {PER_BASE}")
     sell_price: Num | None = Field(description=f"best bid, {PER_BASE}")
     spread: Num | None = Field(description="sell_price - buy_price; positive = bid above ask across venues")
-    spread_percentage: Num | None = Field(description="spread / buy_price x 100 (gross)")
-    net_spread_percentage: Num | None = Field(description="spread_percentage minus both venues' taker fees, x 100")
+    spread_percentage: Pct | None = Field(description="spread / buy_price x 100 (gross)")
+    net_spread_percentage: Pct | None = Field(description="spread_percentage minus both venues' taker fees, x 100")
     size: Num | None = Field(description="min(ask size, bid size), base units")
     notional: Num | None = Field(description="size x buy_price, quote currency")
     buy_fee: Num | None
@@ -174,6 +189,13 @@ class SpreadsOut(BaseModel):
 
 class SpreadOut(BaseModel):
     symbol: str
+    exchanges: list[str] = Field(description="[exchange1, exchange2] (the seed's field)")
+    spread: Num | None = Field(description="higher_price - lower_price (>= 0), reference prices, as the seed")
+    spread_percentage: Pct | None = Field(description="spread / lower_price x 100, as the seed")
+    higher: str | None = Field(description="venue with the higher reference price")
+    lower: str | None = Field(description="venue with the lower reference price")
+    higher_price: Num | None
+    lower_price: Num | None
     exchange1: str
     exchange2: str
     quote_group: str = Field(description="the quote group both venues' compared contracts belong to")
@@ -181,17 +203,18 @@ class SpreadOut(BaseModel):
     instrument2: str
     price1: Num | None = Field(description=f"reference price on exchange1, {PER_BASE}")
     price2: Num | None = Field(description=f"reference price on exchange2, {PER_BASE}")
-    spread: Num | None = Field(description="price2 - price1")
-    spread_percentage: Num | None = Field(description="spread / price1 x 100")
+    price_difference: Num | None = Field(description="price2 - price1 (signed; what /history records)")
+    price_difference_percentage: Pct | None = Field(description="price_difference / price1 x 100")
     buy_1_sell_2: ArbitrageRow | None = Field(description="executable: buy on exchange1, sell on exchange2")
     buy_2_sell_1: ArbitrageRow | None = Field(description="executable: buy on exchange2, sell on exchange1")
-    timestamp: str = NOW
+    timestamp: int = Field(description="time of this response, Unix ms (the seed's unit here)")
+    timestamp_iso: str = NOW
 
 
 class SpreadPointOut(BaseModel):
     ts_ns: int = Field(description="when the API applied the state change that produced this sample (its clock), ns")
-    spread: Num = Field(description="price2 - price1, as `spread` of /api/spread at that time")
-    spread_percentage: Num | None = Field(description="spread / price1 x 100, as in /api/spread")
+    spread: Num = Field(description="price2 - price1 (signed), as `price_difference` of /api/spread at that time")
+    spread_percentage: Pct | None = Field(description="spread / price1 x 100, as `price_difference_percentage`")
 
 
 class SpreadHistoryOut(BaseModel):
@@ -207,7 +230,9 @@ class SpreadHistoryOut(BaseModel):
 class AlertStatusOut(BaseModel):
     symbol: str
     can_send_alert: bool
-    last_alert_time: str | None = Field(description="event time of the last alert, ISO 8601")
+    last_alert_time: Num | None = Field(description="event time of the last alert, Unix epoch SECONDS; null: none")
+    seconds_since_last_alert: Num | None = Field(description="now - last_alert_time, seconds; null: no alert yet")
+    last_alert_time_iso: str | None = Field(description="the same time, ISO 8601")
     last_alert_timestamp_ms: int | None
     last_alert_net_spread: Num | None = Field(description="net spread fraction of the last alert")
     seconds_until_next_alert: float
@@ -217,7 +242,11 @@ class AlertStatusOut(BaseModel):
 
 
 class ReloadOut(BaseModel):
-    status: Literal["reloaded"]
+    status: Literal["success"]
+    message: str
+    exchanges: list[str] = Field(description="venues of the configured universe (the seed's field)")
+    total_symbols: int
+    ingest_notified: bool = Field(description="the reload request reached ingest's control topic")
     symbols: list[str]
     venues: list[str]
     instruments: int

@@ -24,6 +24,7 @@ import msgspec
 
 from api.readmodel import ReadModel
 from api.views_prices import iso, price_entry, primary_quotes
+from api.wire import to_json
 from schemas.arbitrage import SymbolState
 from schemas.market import Funding, Quote
 
@@ -51,7 +52,7 @@ class _Symbol:
 
 
 def _head(venue: str, quote: Quote, state: SymbolState) -> bytes:
-    body = price_entry(quote, state, quote.receipt_ts_ns).model_dump_json().encode()
+    body = to_json(price_entry(quote, state, quote.receipt_ts_ns))  # Decimals as JSON numbers (api/wire.py)
     cut = body.rfind(AGE_FIELD)
     # Guards the field order this cache relies on (a new field after age_ms would be cut off).
     assert cut > 0 and body[cut + len(AGE_FIELD) :] == b"0}", "age_ms must stay the last field of PriceEntry"

@@ -3,7 +3,11 @@
 Every data endpoint answers 503 (JSON body, ``Retry-After``) until the read
 model has loaded the topics up to where they ended at startup: a half-loaded
 model is never served as if complete (decision 0005). Unknown symbols and
-venues are 404, bad parameters 422 — never the seed's 200-with-an-error.
+venues are 404, bad parameters 422 — never the seed's 200-with-an-error; the
+body keeps the seed's ``error`` field next to FastAPI's ``detail``
+(:func:`error_body`). Bodies are encoded by ``api.wire`` (Decimals as JSON
+numbers), so each route names its ``response_model`` for /docs and returns
+``wire(...)``.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.context import ApiContext, now_ns
+from api.control import request_ingest_reload
 from api.models import (
     AlertStatusOut,
     ArbitrageOut,
+    ArbitrageSymbolOut,
     BestPricesOut,
     EpisodesOut,
     ErrorOut,
@@ -50,10 +57,25 @@ from api.views_arbitrage import (
 from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_prices
 from api.views_spreads import spread_rows
 from api.views_venues import known_venues, venues_out
+from api.wire import wire
 from arbstream.errors import ConfigError
 from schemas.market import Quote
 
 router = APIRouter()
+
+ARBITRAGE_FLOOR = 0.05
+"""Default ``min_spread`` of /api/arbitrage, percent of gross spread: the seed's fixed floor."""
+SYMBOL_ARBITRAGE_FLOOR = 0.1
+"""Default ``min_spread`` of /api/arbitrage/{symbol}: the seed's default there."""
+
+
+async def error_body(request: Request, exc: Exception) -> Response:
+    """HTTP errors keep the seed's ``{"error": ...}`` beside FastAPI's ``detail``, with a real status."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    body: dict[str, Any] = {"error": detail, "detail": detail} if isinstance(detail, str) else {"detail": detail}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
 
 LOADING: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "read model still loading"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown symbol or venue"}}
@@ -79,7 +101,20 @@ SymbolPath = Annotated[
 Limit = Annotated[int, Query(ge=1, le=1000, description="maximum rows")]
 MinSpread = Annotated[
     float | None,
-    Query(ge=-100, le=100, allow_inf_nan=False, description="minimum gross spread_percentage, in percent"),
+    Query(
+        ge=-100,
+        le=100,
+        allow_inf_nan=False,
+        description="minimum gross spread_percentage, in percent; default: the seed's floor (see `all`)",
+    ),
+]
+AllRows = Annotated[
+    bool,
+    Query(
+        alias="all",
+        description="every ordered pair, negative spreads included (the full signed matrix); "
+        "min_spread still applies when given",
+    ),
 ]
 VenueQuery = Annotated[str | None, Query(max_length=64, description="only rows with a leg on this venue")]
 SymbolQuery = Annotated[str | None, Query(max_length=64, description="only this symbol")]
@@ -162,34 +197,34 @@ async def prices(
     return Response(prices_json(ctx.model, query, now_ns()), media_type="application/json")
 
 
-@router.get("/api/prices/{symbol}", responses=LOADING | NOT_FOUND)
-async def prices_of(ctx: Ctx, symbol: SymbolPath) -> SymbolPricesOut:
+@router.get("/api/prices/{symbol}", response_model=SymbolPricesOut, responses=LOADING | NOT_FOUND)
+async def prices_of(ctx: Ctx, symbol: SymbolPath) -> Response:
     """One symbol: the per-venue map of /api/prices plus every instrument (all quote groups)."""
-    return symbol_prices(ctx.model, _symbol(ctx, symbol), now_ns())
+    return wire(symbol_prices(ctx.model, _symbol(ctx, symbol), now_ns()))
 
 
-@router.get("/api/best-prices/{symbol}", responses=LOADING | NOT_FOUND)
+@router.get("/api/best-prices/{symbol}", response_model=BestPricesOut, responses=LOADING | NOT_FOUND)
 async def best_prices_of(
     ctx: Ctx,
     symbol: SymbolPath,
     quote_group: Annotated[
         str | None, Query(max_length=32, description="USDT, USDC, USD, USD-inverse; default: the largest group")
     ] = None,
-) -> BestPricesOut:
+) -> Response:
     """Best bid and best ask across venues, among comparable contracts only (one quote group)."""
     out = best_prices(ctx.model, _symbol(ctx, symbol), quote_group, now_ns(), ctx.config)
     if out is None:
         raise HTTPException(404, detail=f"no usable quotes of {symbol[:64]!r} in quote group {quote_group!r}")
-    return out
+    return wire(out)
 
 
-@router.get("/api/summary", responses=LOADING)
-async def market_summary(ctx: Ctx) -> SummaryOut:
-    """Counters; `last_update` is the time of the last tick, not of the request."""
-    return summary(ctx.model, now_ns())
+@router.get("/api/summary", response_model=SummaryOut, responses=LOADING)
+async def market_summary(ctx: Ctx) -> Response:
+    """Counters; `last_update` is the time of the last tick (epoch seconds), not of the request."""
+    return wire(summary(ctx.model, now_ns()))
 
 
-@router.get("/api/spreads", responses=LOADING | NOT_FOUND)
+@router.get("/api/spreads", response_model=SpreadsOut, responses=LOADING | NOT_FOUND)
 async def spreads(
     ctx: Ctx,
     symbols: NameList = None,
@@ -202,7 +237,7 @@ async def spreads(
     ] = None,
     limit: PageLimit = None,
     offset: PageOffset = 0,
-) -> SpreadsOut:
+) -> Response:
     """Cross-venue spread per symbol: best usable bid anywhere against best usable ask anywhere (other
     venue, same quote group), gross and net of both taker fees; best net first."""
     wanted = _symbol_set(ctx, symbols)
@@ -210,31 +245,48 @@ async def spreads(
     now = now_ns()
     rows = spread_rows(ctx.model, names, now, ctx.config, quote_group)
     page = rows[offset:] if limit is None else rows[offset : offset + limit]
-    return SpreadsOut(spreads=page, total=len(rows), offset=offset, limit=limit, timestamp=iso(now))
+    return wire(SpreadsOut(spreads=page, total=len(rows), offset=offset, limit=limit, timestamp=iso(now)))
 
 
-@router.get("/api/arbitrage", responses=LOADING | NOT_FOUND)
+def _floor(min_spread: float | None, every_pair: bool, default: float) -> Decimal | None:
+    """The seed listed opportunities above a floor; ``all=true`` drops the default one."""
+    if min_spread is not None:
+        return _decimal(min_spread)
+    return None if every_pair else _decimal(default)
+
+
+@router.get("/api/arbitrage", response_model=ArbitrageOut, responses=LOADING | NOT_FOUND)
 async def arbitrage(
     ctx: Ctx,
     min_spread: MinSpread = None,
-    limit: Limit = 50,
+    limit: Limit = 20,
     venue: VenueQuery = None,
     symbol: SymbolQuery = None,
-) -> ArbitrageOut:
-    """Every pair of comparable contracts, on executable prices (ask to buy, bid to sell), best net first."""
-    where = ArbFilter(_decimal(min_spread), _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
+    every_pair: AllRows = False,
+) -> Response:
+    """Opportunities with a gross spread of at least `min_spread` % (default 0.05, the seed's floor), on
+    executable prices (ask to buy, bid to sell), best net first; `all=true` lists every ordered pair."""
+    floor = _floor(min_spread, every_pair, ARBITRAGE_FLOOR)
+    where = ArbFilter(floor, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
     rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, where)
-    return ArbitrageOut(opportunities=rows[:limit], timestamp=iso(now_ns()))
+    return wire(ArbitrageOut(opportunities=rows[:limit], min_spread=floor, timestamp=iso(now_ns())))
 
 
-@router.get("/api/arbitrage/{symbol}", responses=LOADING | NOT_FOUND)
+@router.get("/api/arbitrage/{symbol}", response_model=ArbitrageSymbolOut, responses=LOADING | NOT_FOUND)
 async def arbitrage_of(
-    ctx: Ctx, symbol: SymbolPath, min_spread: MinSpread = None, limit: Limit = 50, venue: VenueQuery = None
-) -> ArbitrageOut:
-    """The rows of /api/arbitrage for one symbol."""
-    where = ArbFilter(_decimal(min_spread), _venue(ctx, venue), _symbol(ctx, symbol))
-    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, where)
-    return ArbitrageOut(opportunities=rows[:limit], timestamp=iso(now_ns()))
+    ctx: Ctx,
+    symbol: SymbolPath,
+    min_spread: MinSpread = None,
+    limit: Limit = 50,
+    venue: VenueQuery = None,
+    every_pair: AllRows = False,
+) -> Response:
+    """The rows of /api/arbitrage for one symbol; default floor 0.1 % (the seed's default here)."""
+    name = _symbol(ctx, symbol)
+    floor = _floor(min_spread, every_pair, SYMBOL_ARBITRAGE_FLOOR)
+    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, ArbFilter(floor, _venue(ctx, venue), name))
+    out = ArbitrageSymbolOut(symbol=name, opportunities=rows[:limit], min_spread=floor, timestamp=iso(now_ns()))
+    return wire(out)
 
 
 Venue1 = Annotated[str, Path(max_length=64)]
@@ -256,28 +308,28 @@ def _spread_pair(ctx: ApiContext, symbol: str, ex1: str, ex2: str) -> tuple[str,
     return name, pair[0], pair[1]
 
 
-@router.get("/api/spread/{symbol}/{ex1}/{ex2}", responses=LOADING | NOT_FOUND)
-async def spread_between(ctx: Ctx, symbol: SymbolPath, ex1: Venue1, ex2: Venue2) -> SpreadOut:
+@router.get("/api/spread/{symbol}/{ex1}/{ex2}", response_model=SpreadOut, responses=LOADING | NOT_FOUND)
+async def spread_between(ctx: Ctx, symbol: SymbolPath, ex1: Venue1, ex2: Venue2) -> Response:
     """Reference-price spread between two venues, and the executable rows in both directions."""
     name, q1, q2 = _spread_pair(ctx, symbol, ex1, ex2)
-    return spread(ctx.model, name, q1, q2, now_ns(), ctx.config)
+    return wire(spread(ctx.model, name, q1, q2, now_ns(), ctx.config))
 
 
-@router.get("/api/spread/{symbol}/{ex1}/{ex2}/history", responses=LOADING | NOT_FOUND)
+@router.get("/api/spread/{symbol}/{ex1}/{ex2}/history", response_model=SpreadHistoryOut, responses=LOADING | NOT_FOUND)
 async def spread_history(
     ctx: Ctx,
     symbol: SymbolPath,
     ex1: Venue1,
     ex2: Venue2,
     seconds: Annotated[int, Query(ge=1, le=3600, description="window: samples of the last N seconds")] = 600,
-) -> SpreadHistoryOut:
+) -> Response:
     """`spread` and `spread_percentage` of /api/spread over time, oldest first: one sample per state change
     of the symbol (at most one per `interval_ms`), kept in memory by this API process since it loaded."""
     name, q1, q2 = _spread_pair(ctx, symbol, ex1, ex2)
     now = now_ns()
     history = ctx.model.history
     samples = history.since(name, q1.venue, q2.venue, now - seconds * 1_000_000_000) if history is not None else []
-    return SpreadHistoryOut(
+    out = SpreadHistoryOut(
         symbol=name,
         exchange1=q1.venue,
         exchange2=q2.venue,
@@ -286,12 +338,13 @@ async def spread_history(
         points=[SpreadPointOut(ts_ns=s.ts_ns, spread=s.spread, spread_percentage=s.spread_percentage) for s in samples],
         timestamp=iso(now),
     )
+    return wire(out)
 
 
-@router.get("/api/arbitrage/{symbol}/alert-status", responses=LOADING | NOT_FOUND)
-async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> AlertStatusOut:
+@router.get("/api/arbitrage/{symbol}/alert-status", response_model=AlertStatusOut, responses=LOADING | NOT_FOUND)
+async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> Response:
     """The symbol's alert cooldown, from the worker's table (ARBSTREAM_COOLDOWN_S)."""
-    return alert_status(ctx.model, _symbol(ctx, symbol), now_ns(), ctx.config)
+    return wire(alert_status(ctx.model, _symbol(ctx, symbol), now_ns(), ctx.config))
 
 
 @router.post(
@@ -304,8 +357,10 @@ async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> AlertStatusOut:
     },
 )
 async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadOut:
-    """Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings); the rest of the universe
-    follows ingest's `instruments` topic by itself."""
+    """Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings) here, and ask ingest (over the
+    `control` topic) to re-read its symbol settings and follow them: ingest re-plans its
+    subscriptions and publishes the new universe on `instruments`, which every API follows; the
+    worker picks up new `ticks.*` topics by itself. Answers once ingest was told, not once it applied."""
     try:
         configured = await asyncio.to_thread(configured_instruments, ctx.settings)
     except ConfigError as exc:
@@ -313,8 +368,15 @@ async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadO
     before = ctx.universe.ids
     ctx.universe.set_configured(configured)
     after = ctx.universe.ids
+    notified = await request_ingest_reload(ctx.bootstrap, ctx.settings.namespace)
+    told = "ingest re-reads its symbol settings" if notified else "ingest NOT reached (no broker)"
     return ReloadOut(
-        status="reloaded",
+        status="success",
+        message=f"configuration reloaded: {len(ctx.universe.symbols)} symbols on {len(ctx.universe.venues)} "
+        f"venues ({len(after - before)} instruments added, {len(before - after)} removed); {told}",
+        exchanges=sorted(ctx.universe.venues),
+        total_symbols=len(ctx.universe.symbols),
+        ingest_notified=notified,
         symbols=sorted(ctx.universe.symbols),
         venues=sorted(ctx.universe.venues),
         instruments=len(after),
@@ -324,7 +386,7 @@ async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadO
     )
 
 
-@router.get("/api/opportunities", responses=LOADING | NOT_FOUND)
+@router.get("/api/opportunities", response_model=OpportunitiesOut, responses=LOADING | NOT_FOUND)
 async def opportunities(
     ctx: Ctx,
     symbol: SymbolQuery = None,
@@ -333,30 +395,30 @@ async def opportunities(
         float | None, Query(ge=-1, le=1, allow_inf_nan=False, description="fraction, like net_spread")
     ] = None,
     limit: Limit = 100,
-) -> OpportunitiesOut:
+) -> Response:
     """Open arbitrage episodes (live, from the worker's table) and the latest alerts."""
     where = ArbFilter(None, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
-    return open_episodes(ctx.model, now_ns(), where, _decimal(min_net_spread), limit)
+    return wire(open_episodes(ctx.model, now_ns(), where, _decimal(min_net_spread), limit))
 
 
-@router.get("/api/episodes", responses=LOADING | NOT_FOUND)
+@router.get("/api/episodes", response_model=EpisodesOut, responses=LOADING | NOT_FOUND)
 async def episodes(
     ctx: Ctx,
     symbol: SymbolQuery = None,
     venue: VenueQuery = None,
     limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> EpisodesOut:
+) -> Response:
     """Closed episodes (from `opportunity-episodes`), latest first, paged."""
     where = ArbFilter(None, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
-    return closed_episodes(ctx.model, now_ns(), where, limit, offset)
+    return wire(closed_episodes(ctx.model, now_ns(), where, limit, offset))
 
 
-@router.get("/api/venues", responses=LOADING)
-async def venues(ctx: Ctx) -> VenuesOut:
+@router.get("/api/venues", response_model=VenuesOut, responses=LOADING)
+async def venues(ctx: Ctx) -> Response:
     """Every venue configured, quoting or reporting health: connection state, rates, quotes, fee."""
     now = now_ns()
-    return VenuesOut(venues=venues_out(ctx.model, ctx.universe, now, ctx.config), timestamp=iso(now))
+    return wire(VenuesOut(venues=venues_out(ctx.model, ctx.universe, now, ctx.config), timestamp=iso(now)))
 
 
 @router.get(

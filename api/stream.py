@@ -1,14 +1,20 @@
 """What the WebSocket sends: read-model changes turned into messages, periodic pushes, snapshots.
 
 Message envelope: ``{"type": ..., "seq": n, "data": ...}`` (the seed's
-``type``/``data`` plus a per-connection sequence number). Types:
+``type``/``data`` plus a per-connection sequence number). Decimals are JSON
+numbers (``api/wire.py``): every ``data`` is encoded with ``to_text``. Types:
 
 - ``market_summary`` (data as GET /api/summary), ``initial_prices`` (data as the
   ``prices`` map of GET /api/prices): sent on connect, as the seed did.
 - ``price_update``: one instrument's quote, fields as a /api/prices entry plus
   ``symbol``, ``exchange`` and ``primary``; coalesced per instrument.
-- ``arbitrage_opportunities``: the current top list (rows as GET /api/arbitrage,
-  positive gross spread, filtered by the subscription), every ``ws_refresh_s``.
+- ``arbitrage_opportunities`` (channel ``opportunities``): sent when an alert fires,
+  as the seed did; ``data`` is a list holding the alerted pair as a row of GET
+  /api/arbitrage (prices at detection) plus the seed's ``profit`` (percent, net)
+  and the alert's ``event_id`` and ``cooldown_broken``.
+- ``arbitrage_top`` (channel ``arbitrage``): the current top list (rows as GET
+  /api/arbitrage, positive gross spread, filtered by the subscription), every
+  ``ws_refresh_s``. (Before issue 14 this list was called ``arbitrage_opportunities``.)
 - ``opportunity`` (an alert, as on the ``opportunities`` topic),
   ``episode_closed``, ``venue_health`` (a venue as in GET /api/venues).
 - ``episodes`` (channel ``episodes``): one symbol's open episodes (items as in
@@ -26,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 from api.context import ApiContext, now_ns
 from api.hub import Filter, Hub
@@ -40,15 +46,24 @@ from api.models import (
     VenueOut,
 )
 from api.readmodel import Changes
-from api.views_arbitrage import ArbFilter, arbitrage_rows, closed_out, open_episode_rows, opportunity_out
+from api.views_arbitrage import ArbFilter, arbitrage_rows, closed_out, open_episode_rows, opportunity_out, to_row
 from api.views_prices import all_prices, price_entry, primary_quotes, summary
 from api.views_venues import venue_out, venues_out
+from api.wire import Pct, to_text
+from processors.arbitrage import quote_group
 from schemas.arbitrage import EpisodeClosed, Opportunity, SymbolState
 from schemas.market import Quote
 
 SNAPSHOT_HISTORY = 50
 """Recent alerts and closed episodes in a snapshot (the REST endpoints page through more)."""
-_rows = TypeAdapter(list[ArbitrageRow])
+
+
+class AlertRow(ArbitrageRow):
+    """One row of the seed's ``arbitrage_opportunities`` message: the pair that just alerted."""
+
+    profit: Pct = Field(description="the seed's WebSocket name for potential_profit: percent, net of fees")
+    event_id: str = Field(description="the alert's event id (as the `opportunity` message)")
+    cooldown_broken: bool
 
 
 class PriceUpdate(PriceEntry):
@@ -97,6 +112,14 @@ def _echo(f: Filter) -> SubscriptionEcho:
     )
 
 
+def alert_row(alert: Opportunity, bridges: dict[str, str]) -> AlertRow:
+    """The seed's alert row, from the alert event itself (prices and ages at detection)."""
+    row = to_row(alert, None, quote_group(alert.buy.instrument_id, bridges), alert.event_id)
+    return AlertRow(
+        **dict(row), profit=row.potential_profit, event_id=alert.event_id, cooldown_broken=alert.cooldown_broken
+    )
+
+
 def _is_primary(state: SymbolState, quote: Quote) -> bool:
     chosen = primary_quotes(state.quotes.values()).get(quote.venue)
     return chosen is not None and chosen.instrument_id == quote.instrument_id
@@ -133,7 +156,7 @@ class Publisher:
         entry = price_entry(quote, state, now)
         # model_construct: the entry's fields are already validated, skip doing it again per tick.
         update = PriceUpdate.model_construct(**dict(entry), symbol=symbol, exchange=quote.venue, primary=primary)
-        data = update.model_dump_json()
+        data = to_text(update)
 
         def wants(f: Filter) -> bool:
             return f.symbol_ok(symbol) and f.venue_ok(quote.venue) and (primary or f.all_instruments)
@@ -148,7 +171,9 @@ class Publisher:
                 and f.net_ok(alert.net_spread)
             )
 
-        self.hub.publish_event("opportunity", "opportunities", opportunity_out(alert).model_dump_json(), wants)
+        self.hub.publish_event("opportunity", "opportunities", to_text(opportunity_out(alert)), wants)
+        seed_rows = to_text([alert_row(alert, self.ctx.config.quote_bridges)])
+        self.hub.publish_event("arbitrage_opportunities", "opportunities", seed_rows, wants)
 
     def _closed(self, closed: EpisodeClosed) -> None:
         def wants(f: Filter) -> bool:
@@ -158,13 +183,13 @@ class Publisher:
                 and f.net_ok(closed.peak_net_spread)
             )
 
-        self.hub.publish_event("episode_closed", "episodes", closed_out(closed).model_dump_json(), wants)
+        self.hub.publish_event("episode_closed", "episodes", to_text(closed_out(closed)), wants)
 
     def _open_episodes(self, symbol: str, now: int) -> None:
         rows = open_episode_rows(self.ctx.model, now, ArbFilter(symbol=symbol), None)
 
         def render(f: Filter) -> str:
-            return OpenEpisodesUpdate(symbol=symbol, episodes=self._open_wanted(f, rows)).model_dump_json()
+            return to_text(OpenEpisodesUpdate(symbol=symbol, episodes=self._open_wanted(f, rows)))
 
         self.hub.publish_per_filter(f"episodes:{symbol}", "episodes", "episodes", render, lambda f: f.symbol_ok(symbol))
 
@@ -178,7 +203,7 @@ class Publisher:
 
     def _venue(self, venue: str, now: int) -> None:
         ctx = self.ctx
-        data = venue_out(venue, ctx.model, ctx.universe, now, ctx.config).model_dump_json()
+        data = to_text(venue_out(venue, ctx.model, ctx.universe, now, ctx.config))
         self.hub.publish_latest(f"venue:{venue}", "venue_health", "health", data, lambda f: f.venue_ok(venue))
 
     def push_periodic(self) -> None:
@@ -186,12 +211,10 @@ class Publisher:
         if not self.hub.clients:
             return
         ctx, now = self.ctx, now_ns()
-        data = summary(ctx.model, now).model_dump_json()
+        data = to_text(summary(ctx.model, now))
         self.hub.publish_latest("summary", "market_summary", "summary", data, lambda f: True)
         rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, ArbFilter()) if r.spread_percentage > 0]
-        self.hub.publish_per_filter(
-            "arbitrage", "arbitrage_opportunities", "arbitrage", lambda f: _rows.dump_json(self._top(rows, f)).decode()
-        )
+        self.hub.publish_per_filter("arbitrage", "arbitrage_top", "arbitrage", lambda f: to_text(self._top(rows, f)))
 
     def _top(self, rows: list[ArbitrageRow], f: Filter) -> list[ArbitrageRow]:
         chosen = [
@@ -212,8 +235,7 @@ class Publisher:
         """What the seed sent on connect."""
         now = now_ns()
         prices = all_prices(self.ctx.model, now)
-        prices_json = TypeAdapter(dict[str, dict[str, PriceEntry]]).dump_json(prices.prices).decode()
-        return [("market_summary", summary(self.ctx.model, now).model_dump_json()), ("initial_prices", prices_json)]
+        return [("market_summary", to_text(summary(self.ctx.model, now))), ("initial_prices", to_text(prices.prices))]
 
     def snapshot(self, f: Filter) -> str:
         ctx, now = self.ctx, now_ns()
@@ -239,7 +261,7 @@ class Publisher:
             snap.open_episodes = self._open_wanted(f, opened)
         if "health" in f.channels:
             snap.venues = [v for v in venues_out(ctx.model, ctx.universe, now, ctx.config) if f.venue_ok(v.venue)]
-        return snap.model_dump_json()
+        return to_text(snap)
 
     @staticmethod
     def _wanted(f: Filter, symbol: str, o: Opportunity) -> bool:

@@ -25,7 +25,7 @@ from api.models import (
     SpreadOut,
 )
 from api.readmodel import ReadModel
-from api.views_prices import age_ms, group_rank, iso, ms, reference_price
+from api.views_prices import age_ms, epoch_seconds, group_rank, iso, ms, reference_price
 from processors.arbitrage import ArbConfig, evaluate, leg_problem, pair_key, per_base, quote_group, seconds_until_alert
 from schemas.arbitrage import Episode, EpisodeClosed, Opportunity, SymbolState
 from schemas.market import Quote
@@ -48,6 +48,8 @@ def _evaluable(buy: Quote, sell: Quote) -> bool:
 
 def to_row(opportunity: Opportunity, problem: str | None, group: str, episode_id: str | None) -> ArbitrageRow:
     o = opportunity
+    sell_higher = o.sell.price >= o.buy.price
+    higher, lower = (o.sell, o.buy) if sell_higher else (o.buy, o.sell)
     return ArbitrageRow(
         symbol=o.symbol,
         buy_exchange=o.buy.venue,
@@ -57,9 +59,15 @@ def to_row(opportunity: Opportunity, problem: str | None, group: str, episode_id
         spread=o.sell.price - o.buy.price,
         spread_percentage=o.gross_spread * 100,
         net_spread_percentage=o.net_spread * 100,
-        potential_profit=o.net_spread * o.notional,
+        potential_profit=o.net_spread * 100,
+        net_profit=o.net_spread * o.notional,
         profitable=problem is None and o.net_spread > 0,
         timestamp=ms(o.exchange_ts_ns),
+        exchanges=[o.buy.venue, o.sell.venue],
+        higher=higher.venue,
+        lower=lower.venue,
+        higher_price=higher.price,
+        lower_price=lower.price,
         size=o.size,
         notional=o.notional,
         buy_age_ms=o.buy.age_ms,
@@ -149,11 +157,30 @@ def reference_spread(q1: Quote, q2: Quote) -> tuple[Decimal | None, Decimal | No
     return p1, p2, diff, diff / p1 * 100 if diff is not None and p1 else None
 
 
+def seed_spread(
+    q1: Quote, q2: Quote, p1: Decimal | None, p2: Decimal | None
+) -> tuple[Quote | None, Quote | None, Decimal | None, Decimal | None]:
+    """The seed's view of two reference prices: (higher, lower, spread >= 0, spread / lower x 100)."""
+    if p1 is None or p2 is None:
+        return None, None, None, None
+    (hi, hi_p), (lo, lo_p) = ((q2, p2), (q1, p1)) if p2 >= p1 else ((q1, p1), (q2, p2))
+    gap = hi_p - lo_p
+    return hi, lo, gap, gap / lo_p * 100 if lo_p else None
+
+
 def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, config: ArbConfig) -> SpreadOut:
     state = model.symbols[symbol]
     p1, p2, diff, percentage = reference_spread(q1, q2)
+    higher, lower, gap, gap_pct = seed_spread(q1, q2, p1, p2)
     return SpreadOut(
         symbol=symbol,
+        exchanges=[q1.venue, q2.venue],
+        spread=gap,
+        spread_percentage=gap_pct,
+        higher=higher.venue if higher is not None else None,
+        lower=lower.venue if lower is not None else None,
+        higher_price=max(p1, p2) if p1 is not None and p2 is not None else None,
+        lower_price=min(p1, p2) if p1 is not None and p2 is not None else None,
         exchange1=q1.venue,
         exchange2=q2.venue,
         quote_group=quote_group(q1.instrument_id, config.quote_bridges),
@@ -161,11 +188,12 @@ def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, con
         instrument2=q2.instrument_id,
         price1=p1,
         price2=p2,
-        spread=diff,
-        spread_percentage=percentage,
+        price_difference=diff,
+        price_difference_percentage=percentage,
         buy_1_sell_2=pair_row(model, symbol, state, q1, q2, now_ns, config),
         buy_2_sell_1=pair_row(model, symbol, state, q2, q1, now_ns, config),
-        timestamp=iso(now_ns),
+        timestamp=ms(now_ns),
+        timestamp_iso=iso(now_ns),
     )
 
 
@@ -176,7 +204,9 @@ def alert_status(model: ReadModel, symbol: str, now_ns: int, config: ArbConfig) 
     return AlertStatusOut(
         symbol=symbol,
         can_send_alert=wait == 0,
-        last_alert_time=iso(last) if last is not None else None,
+        last_alert_time=epoch_seconds(last) if last is not None else None,
+        seconds_since_last_alert=epoch_seconds(max(0, now_ns - last)) if last is not None else None,
+        last_alert_time_iso=iso(last) if last is not None else None,
         last_alert_timestamp_ms=ms(last) if last is not None else None,
         last_alert_net_spread=state.last_alert_net,
         seconds_until_next_alert=wait,

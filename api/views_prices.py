@@ -33,6 +33,11 @@ def ms(ts_ns: int) -> int:
     return ts_ns // 1_000_000
 
 
+def epoch_seconds(ts_ns: int) -> Decimal:
+    """The seed's time unit (``time.time()``): seconds, exact to the millisecond."""
+    return Decimal(ts_ns // 1_000_000).scaleb(-3)
+
+
 def age_ms(now_ns: int, ts_ns: int) -> int:
     return max(0, now_ns - ts_ns) // 1_000_000
 
@@ -140,6 +145,7 @@ def _best(quotes: list[Quote], side: str, now_ns: int) -> BestQuote | None:
     return BestQuote(
         price=price,
         size=quote.bid_size if side == "bid" else quote.ask_size,
+        exchange=quote.venue,
         venue=quote.venue,
         instrument_id=quote.instrument_id,
         timestamp=ms(quote.exchange_ts_ns),
@@ -185,7 +191,8 @@ def summary(model: ReadModel, now_ns: int) -> SummaryOut:
         exchanges=venues,
         price_count=sum(len(state.quotes) for state in model.symbols.values()),
         open_opportunities=opened,
-        last_update=iso(last) if last is not None else None,
+        last_update=epoch_seconds(last) if last is not None else None,
         last_update_ms=ms(last) if last is not None else None,
+        last_update_iso=iso(last) if last is not None else None,
         timestamp=iso(now_ns),
     )

@@ -41,7 +41,7 @@ from api.context import ApiContext, now_ns
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
 from api.security import origin_allowed
-from api.stream import OpenEpisodesUpdate, PriceUpdate, Snapshot
+from api.stream import AlertRow, OpenEpisodesUpdate, PriceUpdate, Snapshot
 from api.views_prices import iso
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ MESSAGE_DATA: dict[str, Any] = {
     "market_summary": SummaryOut,
     "initial_prices": dict[str, dict[str, PriceEntry]],
     "price_update": PriceUpdate,
-    "arbitrage_opportunities": list[ArbitrageRow],
+    "arbitrage_opportunities": list[AlertRow],
+    "arbitrage_top": list[ArbitrageRow],
     "opportunity": OpportunityOut,
     "episode_closed": EpisodeClosedOut,
     "episodes": OpenEpisodesUpdate,

@@ -19,10 +19,11 @@ from api.models import EpisodeClosedOut, LegOut, OpportunityOut
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from api.views_arbitrage import ArbFilter, open_episodes
+from api.wire import to_json
 from api.ws import handle_text, ws_schema
 from processors.arbitrage import Outcome, process_quote
 from schemas.arbitrage import EpisodeClosed, Leg, Opportunity, SymbolState, decode_state, encode
-from tests.test_api_expected import BTC_NET, ETH_NET, FEE
+from tests.test_api_expected import BTC_NET, ETH_NET, FEE, NUM
 from tests.test_api_support import D, health_script, quote, scenario_settings
 
 
@@ -31,7 +32,7 @@ class Recorder:
         self.messages: list[dict[str, Any]] = []
 
     async def send(self, text: str) -> None:
-        self.messages.append(json.loads(text))
+        self.messages.append(json.loads(text, parse_float=D))  # numbers keep their digits
 
 
 class Blocked:
@@ -242,7 +243,7 @@ async def test_open_episode_updates_reach_matching_subscribers_even_when_no_aler
     await wait_until(lambda: len(episodes("btc", "BTC")) == 1)
     [first] = episodes("btc", "BTC")[0]["data"]["episodes"]
     assert (first["buy_venue"], first["sell_venue"], first["alerted"], first["ticks"]) == ("binance", "bybit", True, 1)
-    assert D(first["last_net_spread"]) == BTC_NET
+    assert first["last_net_spread"] == NUM(BTC_NET)
 
     # A second pair opens inside the symbol's cooldown: no alert, but the episode is streamed.
     okx_net = (D("100300") - D("100001")) / D("100001") - FEE["binance"] - FEE["okx"]
@@ -253,9 +254,9 @@ async def test_open_episode_updates_reach_matching_subscribers_even_when_no_aler
         ("binance", "bybit", True),
         ("binance", "okx", False),
     ]  # best last net spread first
-    assert D(latest[1]["last_net_spread"]) == okx_net
+    assert latest[1]["last_net_spread"] == NUM(okx_net)
     # Same items as GET /api/opportunities (up to alive_ms, which moves with the clock).
-    rest = open_episodes(model, time.time_ns(), ArbFilter(symbol="BTC"), None, 100).model_dump(mode="json")
+    rest = json.loads(to_json(open_episodes(model, time.time_ns(), ArbFilter(symbol="BTC"), None, 100)), parse_float=D)
     assert [{**e, "alive_ms": 0} for e in latest] == [{**e, "alive_ms": 0} for e in rest["opportunities"]]
     assert [m["type"] for m in sinks["btc"].messages].count("opportunity") == 1  # only the first one alerted
 
@@ -269,7 +270,7 @@ async def test_open_episode_updates_reach_matching_subscribers_even_when_no_aler
     tick(quote("ETH-USDT-PERP@binance", "3000", "3000.5", t0 + 5 * ms))
     tick(quote("ETH-USDT-PERP@okx", "3010", "3010.5", t0 + 6 * ms))
     await wait_until(lambda: len(episodes("eth", "ETH")) == 1 and len(episodes("episodes_only", "ETH")) == 1)
-    assert D(episodes("eth", "ETH")[0]["data"]["episodes"][0]["last_net_spread"]) == ETH_NET
+    assert episodes("eth", "ETH")[0]["data"]["episodes"][0]["last_net_spread"] == NUM(ETH_NET)
     # Symbol and venue filters: ETH's subscriber saw nothing of BTC; binance/bybit only saw that pair.
     assert episodes("eth", "BTC") == [] and episodes("btc", "ETH") == []
     only_pair = episodes("btc_binance_bybit", "BTC")[-1]["data"]["episodes"]

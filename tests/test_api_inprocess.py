@@ -16,7 +16,7 @@ from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from schemas.arbitrage import SymbolState
 from schemas.market import Quote
-from tests.test_api_expected import check_all
+from tests.test_api_expected import PCT, check_all
 from tests.test_api_support import D, get_json, in_process_model, quote, scenario, scenario_settings, serve
 
 
@@ -102,9 +102,9 @@ def test_spread_history_samples_each_state_change_per_pair() -> None:
     apply(_btc(("100100", "100101"), ("100000", "100001"), t0), t0 + 90 * s)
     mid_binance, mid_bybit = D("100000.5"), D("100500.5")
     expected = [
-        (t0, D(500), D(500) / mid_binance * 100),
-        (t0 + 3 * s // 10, D(400), D(400) / D("100100.5") * 100),
-        (t0 + 90 * s, D(-100), D(-100) / D("100100.5") * 100),
+        (t0, D(500), PCT(D(500) / mid_binance * 100)),
+        (t0 + 3 * s // 10, D(400), PCT(D(400) / D("100100.5") * 100)),
+        (t0 + 90 * s, D(-100), PCT(D(-100) / D("100100.5") * 100)),
     ]
     with serve(create_app(ctx)) as url:
 
@@ -117,11 +117,13 @@ def test_spread_history_samples_each_state_change_per_pair() -> None:
         assert points("/api/spread/BTC/binance/bybit/history") == expected  # default: 600 s
         assert points("/api/spread/BTCUSDT/binance/bybit/history?seconds=60") == expected[-1:]
         reverse = points("/api/spread/BTC/bybit/binance/history?seconds=3600")
-        assert reverse[0] == (t0, D(-500), D(-500) / mid_bybit * 100)
+        assert reverse[0] == (t0, D(-500), PCT(D(-500) / mid_bybit * 100))
         assert [p[1] for p in reverse] == [D(-500), D(-400), D(100)]
         # The latest sample is what /api/spread answers now.
         now_spread = get_json(url + "/api/spread/BTC/binance/bybit")[1]
-        assert (D(now_spread["spread"]), D(now_spread["spread_percentage"])) == expected[-1][1:]
+        diff = (now_spread["price_difference"], now_spread["price_difference_percentage"])
+        assert diff == expected[-1][1:]  # the signed difference; the seed's `spread` is its size
+        assert (now_spread["spread"], now_spread["higher"]) == (100, "binance")
         body = get_json(url + "/api/spread/BTC/binance/bybit/history?seconds=5")[1]
         assert (body["symbol"], body["exchange1"], body["exchange2"], body["seconds"], body["interval_ms"]) == (
             "BTC", "binance", "bybit", 5, 250,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
-import msgspec
 import pytest
 
 from api.main import build_context, create_app
@@ -20,6 +20,7 @@ from api.price_cache import PricesQuery, cache_of, prices_json
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from api.views_prices import all_prices
+from api.wire import to_json
 from schemas.arbitrage import SymbolState, decode_state, encode
 from schemas.market import Funding
 from tests.test_api_support import D, get_json, in_process_model, quote, scenario_settings, serve, stable
@@ -47,7 +48,7 @@ def _venues(body: Any) -> dict[str, list[str]]:
 def test_unfiltered_answer_is_the_seed_shape_and_the_models_serialisation(api: tuple[str, ReadModel]) -> None:
     url, model = api
     body = _ok(url + "/api/prices")
-    expected = json.loads(all_prices(model, time.time_ns()).model_dump_json())
+    expected = json.loads(to_json(all_prices(model, time.time_ns())), parse_float=Decimal)
     assert stable(body) == stable(expected)
     assert (body["total"], body["offset"], body["limit"]) == (4, 0, None)
     assert _venues(body) == {
@@ -57,7 +58,8 @@ def test_unfiltered_answer_is_the_seed_shape_and_the_models_serialisation(api: t
         "SOL": ["binance", "bybit"],
     }
     pepe = body["prices"]["PEPE"]["binance"]
-    assert (pepe["bid"], pepe["ask"], pepe["price_multiplier"]) == ("0.0000112", "0.00001121", "1000")
+    assert (pepe["bid"], pepe["ask"], pepe["price_multiplier"]) == (D("0.0000112"), D("0.00001121"), 1000)
+    assert all(isinstance(pepe[k], Decimal) for k in ("bid", "ask"))  # JSON numbers with their digits
     assert 0 <= body["prices"]["BTC"]["binance"]["age_ms"] < 600_000
 
 
@@ -70,7 +72,7 @@ def test_symbols_filter_keeps_exactly_those(api: tuple[str, ReadModel]) -> None:
         "SOL": ["binance", "bybit"],
     }
     assert (body["total"], body["offset"], body["limit"]) == (3, 0, None)
-    assert body["prices"]["ETH"]["okx"]["bid"] == "3000.6"
+    assert body["prices"]["ETH"]["okx"]["bid"] == D("3000.6")
 
 
 def test_venues_filter_drops_other_venues_and_symbols_not_quoted_there(api: tuple[str, ReadModel]) -> None:
@@ -121,7 +123,7 @@ def _funding(instrument_id: str, rate: str, t: int) -> Funding:
 
 
 def _body(model: ReadModel, now: int, **query: Any) -> Any:
-    return json.loads(prices_json(model, PricesQuery(**query), now))
+    return json.loads(prices_json(model, PricesQuery(**query), now), parse_float=Decimal)
 
 
 def test_the_cache_follows_every_change_and_rebuilds_only_what_changed() -> None:
@@ -136,7 +138,8 @@ def test_the_cache_follows_every_change_and_rebuilds_only_what_changed() -> None
     model.apply_state("DEF", _state(quote("DEF-USDT-PERP@okx", "1", "1.1", t)), changes)
     cache = cache_of(model)
     first = _body(model, t + 5_000_000)
-    assert (first["prices"]["ABC"]["binance"]["funding_rate"], first["prices"]["ABC"]["okx"]["age_ms"]) == ("0.0001", 5)
+    abc = first["prices"]["ABC"]
+    assert (abc["binance"]["funding_rate"], abc["okx"]["age_ms"]) == (D("0.0001"), 5)
     assert cache.rebuilt == 3
 
     # The follower decodes a whole new state per changelog record: equal quotes, new objects.
@@ -147,7 +150,7 @@ def test_the_cache_follows_every_change_and_rebuilds_only_what_changed() -> None
     moved = quote("ABC-USDT-PERP@okx", "10.25", "10.3", t + 1_000_000)
     model.apply_state("ABC", _state(binance, moved), changes)  # and the funding record is gone
     abc = _body(model, t + 2_000_000)["prices"]["ABC"]
-    assert (abc["okx"]["bid"], abc["okx"]["age_ms"], abc["binance"]["funding_rate"]) == ("10.25", 1, None)
+    assert (abc["okx"]["bid"], abc["okx"]["age_ms"], abc["binance"]["funding_rate"]) == (D("10.25"), 1, None)
     assert cache.rebuilt == 5
 
     # A USDT contract appearing on a venue that showed its inverse one replaces it (primary contract).
@@ -161,7 +164,7 @@ def test_the_cache_follows_every_change_and_rebuilds_only_what_changed() -> None
     model.apply_state("DEF", None, changes)  # tombstone
     after = _body(model, t)
     assert (list(after["prices"]), after["total"]) == (["ABC"], 1)
-    assert after == json.loads(all_prices(model, t).model_dump_json()) | {"timestamp": after["timestamp"]}
+    assert after == json.loads(to_json(all_prices(model, t)), parse_float=Decimal) | {"timestamp": after["timestamp"]}
 
 
 def test_cached_bytes_equal_the_models_serialisation() -> None:
@@ -169,4 +172,4 @@ def test_cached_bytes_equal_the_models_serialisation() -> None:
     model = in_process_model(t)
     now = t + 1_234_000_000
     cached = prices_json(model, PricesQuery(), now)
-    assert msgspec.json.decode(cached) == json.loads(all_prices(model, now).model_dump_json())
+    assert cached == to_json(all_prices(model, now))  # the same bytes as the models' own encoding

@@ -17,6 +17,7 @@ from api.main import build_context, create_app
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from api.views_spreads import spread_rows, top_pairs
+from api.wire import PCT_PLACES, capped
 from schemas.arbitrage import SymbolState
 from schemas.market import HealthState, Quote
 from tests.test_api_support import D, get_json, health, quote, scenario_settings, serve
@@ -70,6 +71,9 @@ def api() -> Iterator[str]:
         yield url
 
 
+PCT = capped(PCT_PLACES)
+
+
 def _rows(url: str) -> list[dict[str, Any]]:
     status, body = get_json(url)
     assert status == 200, body
@@ -86,16 +90,16 @@ def test_best_bid_and_ask_across_venues_net_of_both_fees(api: str) -> None:
         "usable_venues": 3,  # binance, okx, bybit: gate crossed, kucoin stale, mexc unhealthy
         "buy_exchange": "binance",
         "sell_exchange": "okx",
-        "buy_price": "100.1",
-        "sell_price": "100.5",
-        "spread": "0.4",
-        "spread_percentage": str(gross.normalize()),
+        "buy_price": D("100.1"),
+        "sell_price": D("100.5"),
+        "spread": D("0.4"),
+        "spread_percentage": PCT(gross),  # percentages go out with 6 decimals (api/wire.py)
         # okx's fee overridden to 0.1 %, binance's from the default table (0.05 %)
-        "net_spread_percentage": str(_net_pct("100.5", "100.1", "0.0005", "0.001").normalize()),
-        "size": "2",
-        "notional": "200.2",
-        "buy_fee": "0.0005",
-        "sell_fee": "0.001",
+        "net_spread_percentage": PCT(_net_pct("100.5", "100.1", "0.0005", "0.001")),
+        "size": 2,
+        "notional": D("200.2"),
+        "buy_fee": D("0.0005"),
+        "sell_fee": D("0.001"),
         "buy_instrument_id": "BTC-USDT-PERP@binance",
         "sell_instrument_id": "BTC-USDT-PERP@okx",
     }
@@ -104,15 +108,15 @@ def test_best_bid_and_ask_across_venues_net_of_both_fees(api: str) -> None:
 def test_a_venue_holding_both_sides_pairs_with_the_best_other_venue(api: str) -> None:
     eth = _rows(api + "/api/spreads?symbols=ETH")[0]
     # (buy okx 101.2, sell bitget 100.9) grosses -0.296 %; (buy bitget 101, sell phemex 100.8) -0.198 %.
-    assert (eth["buy_exchange"], eth["sell_exchange"], eth["spread"]) == ("bitget", "phemex", "-0.2")
-    assert D(eth["net_spread_percentage"]) == _net_pct("100.8", "101", "0.0006", "0.0006")
+    assert (eth["buy_exchange"], eth["sell_exchange"], eth["spread"]) == ("bitget", "phemex", D("-0.2"))
+    assert eth["net_spread_percentage"] == PCT(_net_pct("100.8", "101", "0.0006", "0.0006"))
 
 
 def test_other_quote_groups_multipliers_and_too_few_usable_venues(api: str) -> None:
     inverse = _rows(api + "/api/spreads?symbols=BTC&quote_group=USD-inverse")[0]
     assert (inverse["buy_exchange"], inverse["sell_exchange"], inverse["usable_venues"]) == ("deribit", "bitmex", 2)
-    assert (inverse["spread"], inverse["size"]) == ("0.8", "2")
-    assert D(inverse["net_spread_percentage"]) == _net_pct("110", "109.2", "0.0005", "0.00075")
+    assert (inverse["spread"], inverse["size"]) == (D("0.8"), 2)
+    assert inverse["net_spread_percentage"] == PCT(_net_pct("110", "109.2", "0.0005", "0.00075"))
     sol = _rows(api + "/api/spreads?symbols=SOL")[0]
     assert (sol["usable_venues"], sol["spread"], sol["net_spread_percentage"], sol["buy_exchange"]) == (
         1,

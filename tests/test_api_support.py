@@ -186,9 +186,9 @@ def stable(body: Any) -> Any:
 def get_json(url: str, timeout_s: float = 10.0) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read(), parse_float=Decimal)
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        return exc.code, json.loads(exc.read() or b"null", parse_float=Decimal)
 
 
 def wait_healthy(base_url: str, timeout_s: float = 60.0) -> dict[str, Any]:
