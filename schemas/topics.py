@@ -12,6 +12,9 @@ HEALTH = "health"
 OPPORTUNITIES = "opportunities"
 OPPORTUNITY_EPISODES = "opportunity-episodes"
 FUNDING_OPPORTUNITIES = "funding-opportunities"
+FUNDING_SETTLEMENTS = "funding-settlements"
+"""Keyed by ``<instrument id>|<settlement ns>``: every settled funding rate (``FundingSettlement``),
+kept 35 days (decision 0017); the API's funding history is materialised from it."""
 INSTRUMENTS = "instruments"
 """Compacted, keyed by instrument id: the tracked universe (``Instrument``; a tombstone on delisting)."""
 LISTINGS = "listings"
@@ -40,6 +43,15 @@ EVENTS_CONFIG = {
     "segment.bytes": str(64 * 2**20),
 }
 """Alerts and closed episodes: a week, in hourly segments so the week is a week (not up to two)."""
+
+SETTLEMENTS_CONFIG = {
+    "retention.ms": str(35 * 86_400_000),
+    "cleanup.policy": "compact,delete",
+    "segment.ms": str(86_400_000),
+    "segment.bytes": str(64 * 2**20),
+}
+"""35 days (the 30-day averages need 30 whole days); compaction drops the duplicates that several
+API replicas write for one settlement (same key); daily segments so the 35 days stay 35 days."""
 
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
