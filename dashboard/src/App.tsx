@@ -4,6 +4,7 @@ import type { InfoOut } from "./api/types";
 import { ConnectionIndicator } from "./components/ConnectionIndicator";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Toasts, useSoundSetting } from "./components/Toasts";
+import { BacktestsScreen } from "./features/backtests/BacktestsScreen";
 import { OpportunitiesScreen } from "./features/opportunities/OpportunitiesScreen";
 import { PricesScreen } from "./features/prices/PricesScreen";
 import { VenuesScreen } from "./features/venues/VenuesScreen";
@@ -56,6 +57,7 @@ const TABS: { route: Route; label: string }[] = [
   { route: { screen: "prices" }, label: "Prices" },
   { route: { screen: "opportunities" }, label: "Opportunities" },
   { route: { screen: "venues" }, label: "Venues" },
+  { route: { screen: "backtests" }, label: "Backtests" },
 ];
 
 export function App() {
@@ -85,6 +87,7 @@ export function App() {
         {route.screen === "prices" && <PricesScreen />}
         {route.screen === "opportunities" && <OpportunitiesScreen />}
         {route.screen === "venues" && <VenuesScreen />}
+        {route.screen === "backtests" && <BacktestsScreen />}
         {route.screen === "symbol" && (
           <Suspense fallback={<div className="empty-state">loading…</div>}>
             <SymbolScreen key={route.symbol} symbol={route.symbol} />

@@ -5,6 +5,7 @@ export type Route =
   | { screen: "prices" }
   | { screen: "opportunities" }
   | { screen: "venues" }
+  | { screen: "backtests" }
   | { screen: "symbol"; symbol: string };
 
 export function parseRoute(hash: string): Route {
@@ -14,6 +15,8 @@ export function parseRoute(hash: string): Route {
       return { screen: "opportunities" };
     case "venues":
       return { screen: "venues" };
+    case "backtests":
+      return { screen: "backtests" };
     case "symbol":
       return parts[1] ? { screen: "symbol", symbol: parts[1].toUpperCase() } : { screen: "prices" };
     default:
