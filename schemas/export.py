@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
+from schemas.funding import FundingSettlement
 from schemas.market import Health, Instrument, ListingStatus, TickEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
@@ -23,6 +24,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "opportunities": Opportunity,
     "opportunity-episodes": EpisodeClosed,
     "funding-opportunities": FundingOpportunity,
+    "funding-settlements": FundingSettlement,
     "symbols-changelog": SymbolState,
     "instruments": Instrument,
     "listings": ListingStatus,
