@@ -174,9 +174,17 @@ page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
 await page.goto(`${ORIGIN}/${process.env.STRESS_QUERY ?? ""}`);
 await page.waitForFunction((n) => document.querySelectorAll('[data-testid="price-row"]').length > 0 && window.arbstreamPerf?.report().symbols === n, symbols, { timeout: 20_000 });
 await page.waitForTimeout(2_000); // warm-up
+// The renderer's main-thread CPU time (not wall time): what the page costs, which a machine busy with
+// other work does not inflate the way it lowers the frame rate.
+const metricsSession = await page.context().newCDPSession(page);
+await metricsSession.send("Performance.enable");
+const metrics = async () => Object.fromEntries((await metricsSession.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+const metricsBefore = await metrics();
 await page.evaluate(() => window.arbstreamPerf.start());
 await page.waitForTimeout(seconds * 1000);
 const report = await page.evaluate(() => window.arbstreamPerf.report());
+const metricsAfter = await metrics();
+const perSecond = (name) => (metricsAfter[name] - metricsBefore[name]) / (metricsAfter.Timestamp - metricsBefore.Timestamp);
 // Scrolling through the whole matrix while it updates.
 await page.evaluate(() => window.arbstreamPerf.start());
 for (let i = 0; i < 20; i++) {
@@ -199,6 +207,9 @@ const summary = {
   max_frame_ms: round(report.maxFrameMs),
   message_to_screen_ms: { p50: round(report.renderP50), p95: round(report.renderP95), p99: round(report.renderP99) },
   fps_while_scrolling: round(scrolling.fps),
+  main_thread_cpu_per_s: Math.round(perSecond("ThreadTime") * 1000) / 1000,
+  script_s_per_s: Math.round(perSecond("ScriptDuration") * 1000) / 1000,
+  style_layout_s_per_s: Math.round((perSecond("RecalcStyleDuration") + perSecond("LayoutDuration")) * 1000) / 1000,
   errors,
 };
 console.log(JSON.stringify(summary));
