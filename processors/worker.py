@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from arbstream.kafka import symbol_partition
 from processors.engine import Emitted, Engine, Slot, persisted
@@ -137,7 +138,8 @@ class Worker:
                 await self._forward(tp, records)
             else:
                 # Fetched while its assignment is still being restored: read it again afterwards.
-                self.consumer.seek(tp, records[0].offset)
+                if tp in self.consumer.assignment():
+                    self.consumer.seek(tp, records[0].offset)
                 continue
             self._positions[tp] = records[-1].offset + 1
             newest = max(newest, records[-1].timestamp)
@@ -229,12 +231,21 @@ class Worker:
 
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         """Offsets are committed only after everything they produced is on the broker (at least once)."""
-        assigned = self.consumer.assignment()
-        offsets = {tp: o for tp, o in self._positions.items() if tp in assigned and (only is None or tp in only)}
-        if not offsets:
+        if not self._committable(only):
             return
         await self.producer.flush()
-        await self.consumer.commit(offsets)
+        offsets = self._committable(only)  # the flush awaited: a rebalance may have started meanwhile
+        try:
+            if offsets:
+                await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance is under way: the revoke callback writes the rows and commits what it can;
+            # anything not committed is re-read by the next owner and recognised as applied.
+            log.info("commit skipped during a rebalance: %r", exc)
+
+    def _committable(self, only: set[TopicPartition] | None) -> dict[TopicPartition, int]:
+        assigned = self.consumer.assignment()
+        return {tp: o for tp, o in self._positions.items() if tp in assigned and (only is None or tp in only)}
 
     # --- rebalances -----------------------------------------------------------------------
 
