@@ -14,6 +14,7 @@ from processors.arbitrage import ArbConfig
 
 if TYPE_CHECKING:
     from api.follower import Follower
+    from api.funding_feed import FundingFeed
     from api.hub import Hub
     from api.stream import Publisher
     from api.supervise import Supervisor
@@ -32,6 +33,8 @@ class ApiContext:
     bootstrap: str | None = None
     tasks: list[Supervisor] = field(default_factory=list)
     """Supervised background tasks (api/supervise.py), reported on /health."""
+    funding: FundingFeed | None = None
+    """Funding settlements, history and alerts (api/funding_feed.py, api/funding_routes.py)."""
 
     def not_live(self) -> str | None:
         """Why data endpoints must answer 503 now (None: the read model is loaded and moving)."""

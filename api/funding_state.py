@@ -128,6 +128,9 @@ class FundingHistory:
     def __len__(self) -> int:
         return sum(len(times) for times in self._times.values())
 
+    def oldest_ts_ns(self) -> int | None:
+        return min((times[0] for times in self._times.values() if times), default=None)
+
     def last(self, instrument_id: str) -> FundingSettlement | None:
         times = self._times.get(instrument_id)
         return self._rows[instrument_id][times[-1]] if times else None

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import health, routes, views_backtests
+from api import funding_routes, health, routes, views_backtests
 from api.context import ApiContext
 from api.dashboard import add_dashboard
 from api.follower import Follower, Topics
@@ -74,6 +74,7 @@ def build_context(
         )
         ctx.follower.universe = ctx.universe  # ingest's instruments/listings topics feed it
     ctx.tasks = supervised_tasks(ctx)
+    funding_routes.attach_funding(ctx)
     return ctx
 
 
@@ -131,6 +132,7 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ws_router)
     app.include_router(views_backtests.router)
+    app.include_router(funding_routes.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     dist = dashboard_dist if dashboard_dist is not None else ctx.settings.dashboard_dist
     if (dist / "index.html").exists():

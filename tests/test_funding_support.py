@@ -1,0 +1,136 @@
+"""A funding scenario with hand-computed answers, shared by the funding API tests (no tests here).
+
+ETH (USDT-linear): Hyperliquid hourly without a next-funding time, Bybit 4-hourly, Binance
+8-hourly with a wide book, OKX 8-hourly on a disconnected venue; BTC on Binance and Bybit
+without any history. History: one day of settlements on each ETH venue (Binance also one
+older). Times are relative to the wall clock: the API's views use it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from api.funding_math import HOUR_NS, grid_next
+from api.readmodel import Changes, ReadModel
+from api.universe import Universe
+from schemas.arbitrage import SymbolState
+from schemas.funding import FundingSettlement
+from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
+
+D = Decimal
+S = 1_000_000_000
+
+
+def funding(inst: str, rate: str, interval_h: int, next_ns: int | None, at: int) -> Funding:
+    return Funding(
+        instrument_id=inst,
+        venue=inst.split("@")[1],
+        native_symbol="X",
+        base=inst.split("-")[0],
+        rate=D(rate),
+        interval_h=interval_h,
+        next_funding_ts_ns=next_ns,
+        exchange_ts_ns=at,
+        receipt_ts_ns=at,
+    )
+
+
+def quote(inst: str, bid: str, ask: str, at: int) -> Quote:
+    venue, base = inst.split("@")[1], inst.split("-")[0]
+    return Quote(
+        instrument_id=inst,
+        venue=venue,
+        native_symbol="X",
+        base=base,
+        bid=D(bid),
+        bid_size=D(3),
+        ask=D(ask),
+        ask_size=D(3),
+        exchange_ts_ns=at,
+        receipt_ts_ns=at,
+    )
+
+
+def instrument(inst: str, volume: str | None) -> Instrument:
+    venue, base = inst.split("@")[1], inst.split("-")[0]
+    return Instrument(
+        instrument_id=inst,
+        venue=venue,
+        native_symbol="X",
+        base=base,
+        quote="USDT",
+        settle="USDT",
+        kind=ContractKind.LINEAR,
+        volume_24h_quote=D(volume) if volume is not None else None,
+    )
+
+
+HL, BY, BN, OK = (f"ETH-USDT-PERP@{v}" for v in ("hyperliquid", "bybit", "binance", "okx"))
+VOLUMES = {HL: "50000000", BY: "20000000", BN: "5000000", OK: None, "BTC-USDT-PERP@binance": "900000000"}
+
+
+def funding_model(now: int) -> ReadModel:
+    model, changes = ReadModel(), Changes()
+    for venue in ("hyperliquid", "bybit", "binance"):
+        model.apply_health(
+            Health(venue=venue, connection="main", state=HealthState.STREAMING, exchange_ts_ns=now, receipt_ts_ns=now),
+            changes,
+        )
+    model.apply_health(
+        Health(venue="okx", connection="main", state=HealthState.DISCONNECTED, exchange_ts_ns=now, receipt_ts_ns=now),
+        changes,
+    )
+    at = now - 2 * S
+    eth = SymbolState(
+        funding={
+            HL: funding(HL, "-0.00001", 1, None, at),
+            BY: funding(BY, "0.00018", 4, grid_next(now, 4), at),
+            BN: funding(BN, "0.0001", 8, grid_next(now, 8), at),
+            OK: funding(OK, "0.001", 8, grid_next(now, 8), at),
+        },
+        quotes={
+            HL: quote(HL, "1999.5", "2000", at),
+            BY: quote(BY, "1999.8", "2000.2", at),
+            BN: quote(BN, "2000.1", "2500", at),
+            OK: quote(OK, "2000", "2001", at),
+        },
+    )
+    btc_bn, btc_by = "BTC-USDT-PERP@binance", "BTC-USDT-PERP@bybit"
+    btc = SymbolState(
+        funding={
+            btc_bn: funding(btc_bn, "0.0001", 8, grid_next(now, 8), at),
+            btc_by: funding(btc_by, "0.0001", 8, grid_next(now, 8), at),
+        }
+    )
+    model.apply_state("ETH", eth, changes)
+    model.apply_state("BTC", btc, changes)
+    model.mark_complete()
+    return model
+
+
+def funding_universe() -> Universe:
+    return Universe(instruments=[instrument(i, v) for i, v in VOLUMES.items()])
+
+
+def settled(inst: str, rate: str, interval_h: int, at: int) -> FundingSettlement:
+    return FundingSettlement(
+        instrument_id=inst,
+        venue=inst.split("@")[1],
+        base=inst.split("-")[0],
+        rate=D(rate),
+        interval_h=interval_h,
+        settled_ts_ns=at,
+        observed_ts_ns=at - S,
+    )
+
+
+def funding_history(now: int) -> list[FundingSettlement]:
+    """Within the last day: Binance 0.0001/0.0002/0.0003 (1d APR 21.9 %), Bybit six times 0.00005
+    (10.95 %), Hyperliquid 24 times -0.00001 (-8.76 %); Binance 0.0009 25 h ago (3d: 41.0625 %)."""
+    rows = [
+        settled(BN, r, 8, now - HOUR_NS - k * 8 * HOUR_NS)
+        for k, r in enumerate(("0.0001", "0.0002", "0.0003", "0.0009"))
+    ]
+    rows += [settled(BY, "0.00005", 4, now - HOUR_NS - k * 4 * HOUR_NS) for k in range(6)]
+    rows += [settled(HL, "-0.00001", 1, now - HOUR_NS // 2 - k * HOUR_NS) for k in range(24)]
+    return rows
