@@ -86,7 +86,9 @@ async def test_recorded_frames_replay_into_the_same_opportunities(
     assert {venue for _, venue, _, _ in rows} == {"binance", "okx"}
     assert all(started <= receipt <= ended for receipt, _, _, _ in rows)
 
-    worker_env = {**sim_env, "ARBSTREAM_MIN_TICKS": "1", "ARBSTREAM_WORKER_DATA_DIR": str(tmp_path / "faust")}
+    # A replay is published at full speed, before the worker may have joined: it must be processed
+    # exactly, not conflated as a lagging live worker would (decision 0015).
+    worker_env = {**sim_env, "ARBSTREAM_MIN_TICKS": "1", "ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
     opportunities = topic_name(OPPORTUNITIES, namespace)
     ticks = [ticks_topic("BTC", namespace), ticks_topic("ETH", namespace)]
     with running(["worker"], worker_env, tmp_path / "worker.log"):
