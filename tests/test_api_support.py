@@ -166,6 +166,8 @@ VOLATILE = {
     "sell_age_ms",
     "alive_ms",
     "seconds_until_next_alert",
+    "seconds_since_last_alert",
+    "timestamp_iso",
     "last_message_age_ms",
     "reported_age_ms",
     "last_quote_age_ms",
@@ -175,8 +177,12 @@ VOLATILE = {
 def stable(body: Any) -> Any:
     """The response without what moves with the wall clock (ages, the response time)."""
     if isinstance(body, dict):
+        # The response time: an ISO string, or Unix ms where the seed had it (/api/spread, with timestamp_iso).
+        now_ms = "timestamp_iso" in body
         return {
-            k: stable(v) for k, v in body.items() if k not in VOLATILE and not (k == "timestamp" and isinstance(v, str))
+            k: stable(v)
+            for k, v in body.items()
+            if k not in VOLATILE and not (k == "timestamp" and (isinstance(v, str) or now_ms))
         }
     if isinstance(body, list):
         return [stable(v) for v in body]

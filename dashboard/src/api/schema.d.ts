@@ -30,7 +30,8 @@ export interface paths {
         };
         /**
          * Arbitrage
-         * @description Every pair of comparable contracts, on executable prices (ask to buy, bid to sell), best net first.
+         * @description Opportunities with a gross spread of at least `min_spread` % (default 0.05, the seed's floor), on
+         *     executable prices (ask to buy, bid to sell), best net first; `all=true` lists every ordered pair.
          */
         get: operations["arbitrage_api_arbitrage_get"];
         put?: never;
@@ -50,7 +51,7 @@ export interface paths {
         };
         /**
          * Arbitrage Of
-         * @description The rows of /api/arbitrage for one symbol.
+         * @description The rows of /api/arbitrage for one symbol; default floor 0.1 % (the seed's default here).
          */
         get: operations["arbitrage_of_api_arbitrage__symbol__get"];
         put?: never;
@@ -275,8 +276,10 @@ export interface paths {
         put?: never;
         /**
          * Reload Config
-         * @description Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings); the rest of the universe
-         *     follows ingest's `instruments` topic by itself.
+         * @description Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings) here, and ask ingest (over the
+         *     `control` topic) to re-read its symbol settings and follow them: ingest re-plans its
+         *     subscriptions and publishes the new universe on `instruments`, which every API follows; the
+         *     worker picks up new `ticks.*` topics by itself. Answers once ingest was told, not once it applied.
          */
         post: operations["reload_config_api_reload_config_post"];
         delete?: never;
@@ -356,7 +359,7 @@ export interface paths {
         };
         /**
          * Market Summary
-         * @description Counters; `last_update` is the time of the last tick, not of the request.
+         * @description Counters; `last_update` is the time of the last tick (epoch seconds), not of the request.
          */
         get: operations["market_summary_api_summary_get"];
         put?: never;
@@ -461,7 +464,7 @@ export interface components {
              * Cooldown Break Ratio
              * @description a new alert this many times better breaks the cooldown
              */
-            cooldown_break_ratio: string;
+            cooldown_break_ratio: number;
             /**
              * Cooldown Seconds
              * @description ARBSTREAM_COOLDOWN_S, the worker's setting
@@ -471,14 +474,24 @@ export interface components {
              * Last Alert Net Spread
              * @description net spread fraction of the last alert
              */
-            last_alert_net_spread: string | null;
+            last_alert_net_spread: number | null;
             /**
              * Last Alert Time
-             * @description event time of the last alert, ISO 8601
+             * @description event time of the last alert, Unix epoch SECONDS; null: none
              */
-            last_alert_time: string | null;
+            last_alert_time: number | null;
+            /**
+             * Last Alert Time Iso
+             * @description the same time, ISO 8601
+             */
+            last_alert_time_iso: string | null;
             /** Last Alert Timestamp Ms */
             last_alert_timestamp_ms: number | null;
+            /**
+             * Seconds Since Last Alert
+             * @description now - last_alert_time, seconds; null: no alert yet
+             */
+            seconds_since_last_alert: number | null;
             /** Seconds Until Next Alert */
             seconds_until_next_alert: number;
             /** Symbol */
@@ -491,6 +504,11 @@ export interface components {
         };
         /** ArbitrageOut */
         ArbitrageOut: {
+            /**
+             * Min Spread
+             * @description the floor applied to spread_percentage (null: all=true)
+             */
+            min_spread: number | null;
             /**
              * Opportunities
              * @description best net spread first
@@ -512,34 +530,64 @@ export interface components {
              * Buy Fee
              * @description taker fee fraction assumed on the buy venue
              */
-            buy_fee: string;
+            buy_fee: number;
             /** Buy Instrument Id */
             buy_instrument_id: string;
             /**
              * Buy Price
              * @description ask on the buy venue, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            buy_price: string;
+            buy_price: number;
             /**
              * Episode Id
              * @description event_id of the open episode of this pair, if one is open
              */
             episode_id: string | null;
             /**
+             * Exchanges
+             * @description [buy_exchange, sell_exchange] (the seed's pair)
+             */
+            exchanges: string[];
+            /**
+             * Higher
+             * @description venue of the higher of buy_price and sell_price (sell_exchange when spread >= 0)
+             */
+            higher: string;
+            /**
+             * Higher Price
+             * @description max(buy_price, sell_price)
+             */
+            higher_price: number;
+            /**
+             * Lower
+             * @description venue of the lower of the two
+             */
+            lower: string;
+            /**
+             * Lower Price
+             * @description min(buy_price, sell_price)
+             */
+            lower_price: number;
+            /**
+             * Net Profit
+             * @description net profit in the quote currency when trading `size` at these prices
+             */
+            net_profit: number;
+            /**
              * Net Spread Percentage
              * @description spread_percentage minus both venues' taker fees, x 100
              */
-            net_spread_percentage: string;
+            net_spread_percentage: number;
             /**
              * Notional
              * @description size x buy_price, quote currency
              */
-            notional: string;
+            notional: number;
             /**
              * Potential Profit
-             * @description net profit in the quote currency when trading `size` at these prices
+             * @description the seed's profit figure, in PERCENT: net of both taker fees, on executable prices (= net_spread_percentage)
              */
-            potential_profit: string;
+            potential_profit: number;
             /**
              * Problem
              * @description why a leg is not usable right now (stale quote, venue stale, ...)
@@ -560,19 +608,19 @@ export interface components {
              * Sell Fee
              * @description taker fee fraction assumed on the sell venue
              */
-            sell_fee: string;
+            sell_fee: number;
             /** Sell Instrument Id */
             sell_instrument_id: string;
             /**
              * Sell Price
              * @description bid on the sell venue, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            sell_price: string;
+            sell_price: number;
             /**
              * Size
              * @description executable size, base units: min(ask size buy venue, bid size sell venue)
              */
-            size: string;
+            size: number;
             /**
              * Skew Ms
              * @description difference between the legs' receipt times
@@ -582,12 +630,12 @@ export interface components {
              * Spread
              * @description sell_price - buy_price
              */
-            spread: string;
+            spread: number;
             /**
              * Spread Percentage
              * @description gross spread, (sell_price - buy_price) / buy_price x 100
              */
-            spread_percentage: string;
+            spread_percentage: number;
             /** Symbol */
             symbol: string;
             /**
@@ -595,6 +643,29 @@ export interface components {
              * @description the newer leg's venue event time, Unix ms
              */
             timestamp: number;
+        };
+        /** ArbitrageSymbolOut */
+        ArbitrageSymbolOut: {
+            /**
+             * Min Spread
+             * @description the floor applied to spread_percentage (null: all=true)
+             */
+            min_spread: number | null;
+            /**
+             * Opportunities
+             * @description best net spread first
+             */
+            opportunities: components["schemas"]["ArbitrageRow"][];
+            /**
+             * Symbol
+             * @description canonical symbol (the seed's top-level field)
+             */
+            symbol: string;
+            /**
+             * Timestamp
+             * @description ISO 8601 UTC time this response was built
+             */
+            timestamp: string;
         };
         /** BacktestOut */
         BacktestOut: {
@@ -647,12 +718,12 @@ export interface components {
              * Spread
              * @description best_ask - best_bid; negative when buying on one venue and selling on another pays
              */
-            spread: string | null;
+            spread: number | null;
             /**
              * Spread Percentage
              * @description spread / best_ask x 100
              */
-            spread_percentage: string | null;
+            spread_percentage: number | null;
         };
         /** BestPricesOut */
         BestPricesOut: {
@@ -673,12 +744,12 @@ export interface components {
              * Spread
              * @description best_ask - best_bid; negative when buying on one venue and selling on another pays
              */
-            spread: string | null;
+            spread: number | null;
             /**
              * Spread Percentage
              * @description spread / best_ask x 100
              */
-            spread_percentage: string | null;
+            spread_percentage: number | null;
             /** Symbol */
             symbol: string;
             /**
@@ -691,18 +762,23 @@ export interface components {
         BestQuote: {
             /** Age Ms */
             age_ms: number;
+            /**
+             * Exchange
+             * @description the seed's name for venue
+             */
+            exchange: string;
             /** Instrument Id */
             instrument_id: string;
             /**
              * Price
              * @description per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            price: string;
+            price: number;
             /**
              * Size
              * @description base units
              */
-            size: string | null;
+            size: number | null;
             /**
              * Timestamp
              * @description venue's event time, Unix ms
@@ -780,8 +856,11 @@ export interface components {
         EpisodeClosedOut: {
             /** Alerted */
             alerted: boolean;
-            /** Avg Net Spread */
-            avg_net_spread: string;
+            /**
+             * Avg Net Spread
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            avg_net_spread: number;
             /** Buy Instrument Id */
             buy_instrument_id: string;
             /** Buy Venue */
@@ -796,8 +875,11 @@ export interface components {
             event_id: string;
             /** Exchange Ts Ns */
             exchange_ts_ns: number;
-            /** Peak Net Spread */
-            peak_net_spread: string;
+            /**
+             * Peak Net Spread
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            peak_net_spread: number;
             /** Receipt Ts Ns */
             receipt_ts_ns: number;
             /** Sell Instrument Id */
@@ -843,9 +925,14 @@ export interface components {
         ErrorOut: {
             /**
              * Detail
-             * @description what went wrong
+             * @description the same text (FastAPI's field)
              */
             detail: string;
+            /**
+             * Error
+             * @description what went wrong (the seed's error field)
+             */
+            error: string;
         };
         /** HealthOut */
         HealthOut: {
@@ -863,7 +950,7 @@ export interface components {
             reasons: string[];
             /**
              * Status
-             * @description starting and down answer HTTP 503; rule in decision 0010
+             * @description starting and down answer HTTP 503; rule in decision 0014
              * @enum {string}
              */
             status: "starting" | "ok" | "degraded" | "down";
@@ -888,6 +975,12 @@ export interface components {
             venues_streaming: string[];
             /** Venues Unhealthy */
             venues_unhealthy: string[];
+            /**
+             * Workers
+             * @description each worker's tick counters (conflated, rejected, ...)
+             * @default []
+             */
+            workers: components["schemas"]["WorkerOut"][];
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -932,19 +1025,25 @@ export interface components {
             age_ms: number;
             /** Exchange Ts Ns */
             exchange_ts_ns: number;
-            /** Fee */
-            fee: string;
+            /**
+             * Fee
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            fee: number;
             /** Instrument Id */
             instrument_id: string;
             /**
              * Price
              * @description executable price per ONE base unit (the venue's price divided by its price_multiplier): the ask on the buy leg, the bid on the sell leg
              */
-            price: string;
+            price: number;
             /** Receipt Ts Ns */
             receipt_ts_ns: number;
-            /** Size */
-            size: string;
+            /**
+             * Size
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            size: number;
             /** Venue */
             venue: string;
         };
@@ -1004,8 +1103,11 @@ export interface components {
              * @description now - episode start
              */
             alive_ms: number;
-            /** Avg Net Spread */
-            avg_net_spread: string;
+            /**
+             * Avg Net Spread
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            avg_net_spread: number;
             /** Buy Instrument Id */
             buy_instrument_id: string;
             /** Buy Venue */
@@ -1014,10 +1116,16 @@ export interface components {
             event_id: string;
             /** @description latest evaluation of the pair */
             last: components["schemas"]["OpportunityOut"];
-            /** Last Net Spread */
-            last_net_spread: string;
-            /** Peak Net Spread */
-            peak_net_spread: string;
+            /**
+             * Last Net Spread
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            last_net_spread: number;
+            /**
+             * Peak Net Spread
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            peak_net_spread: number;
             /** Sell Instrument Id */
             sell_instrument_id: string;
             /** Sell Venue */
@@ -1069,19 +1177,25 @@ export interface components {
              * Gross Spread
              * @description fraction
              */
-            gross_spread: string;
+            gross_spread: number;
             /**
              * Net Spread
              * @description fraction, after both taker fees
              */
-            net_spread: string;
-            /** Notional */
-            notional: string;
+            net_spread: number;
+            /**
+             * Notional
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            notional: number;
             /** Receipt Ts Ns */
             receipt_ts_ns: number;
             sell: components["schemas"]["LegOut"];
-            /** Size */
-            size: string;
+            /**
+             * Size
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            size: number;
             /** Skew Ms */
             skew_ms: number;
             /** Symbol */
@@ -1104,22 +1218,22 @@ export interface components {
              * Ask
              * @description best ask per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            ask: string | null;
+            ask: number | null;
             /**
              * Ask Size
              * @description size at the best ask, base units
              */
-            ask_size: string | null;
+            ask_size: number | null;
             /**
              * Bid
              * @description best bid per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            bid: string | null;
+            bid: number | null;
             /**
              * Bid Size
              * @description size at the best bid, base units
              */
-            bid_size: string | null;
+            bid_size: number | null;
             /**
              * Crossed
              * @description bid >= ask inside this venue: a data error, never used for arbitrage
@@ -1134,7 +1248,7 @@ export interface components {
              * Funding Rate
              * @description latest funding rate per interval, fraction
              */
-            funding_rate: string | null;
+            funding_rate: number | null;
             /**
              * Instrument Id
              * @description canonical id, e.g. BTC-USDT-PERP@binance
@@ -1144,24 +1258,24 @@ export interface components {
              * Last
              * @description last trade price per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            last: string | null;
+            last: number | null;
             /**
              * Mark
              * @description mark price per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            mark: string | null;
+            mark: number | null;
             /** Native Symbol */
             native_symbol: string;
             /**
              * Price
              * @description reference price per ONE base unit (the venue's price divided by its price_multiplier); see price_source
              */
-            price: string | null;
+            price: number | null;
             /**
              * Price Multiplier
              * @description base units one venue price refers to (1000 for 1000PEPE)
              */
-            price_multiplier: string;
+            price_multiplier: number;
             /**
              * Price Source
              * @description mid of bid/ask when both exist, else the last trade, else the mark price
@@ -1227,8 +1341,20 @@ export interface components {
              * @description instrument ids added by this reload
              */
             added: string[];
+            /**
+             * Exchanges
+             * @description venues of the configured universe (the seed's field)
+             */
+            exchanges: string[];
+            /**
+             * Ingest Notified
+             * @description the reload request reached ingest's control topic
+             */
+            ingest_notified: boolean;
             /** Instruments */
             instruments: number;
+            /** Message */
+            message: string;
             /**
              * Removed
              * @description instrument ids removed by this reload
@@ -1238,7 +1364,7 @@ export interface components {
              * Status
              * @constant
              */
-            status: "reloaded";
+            status: "success";
             /** Symbols */
             symbols: string[];
             /**
@@ -1246,6 +1372,8 @@ export interface components {
              * @description ISO 8601 UTC time this response was built
              */
             timestamp: string;
+            /** Total Symbols */
+            total_symbols: number;
             /** Venues */
             venues: string[];
         };
@@ -1288,20 +1416,49 @@ export interface components {
             exchange1: string;
             /** Exchange2 */
             exchange2: string;
+            /**
+             * Exchanges
+             * @description [exchange1, exchange2] (the seed's field)
+             */
+            exchanges: string[];
+            /**
+             * Higher
+             * @description venue with the higher reference price
+             */
+            higher: string | null;
+            /** Higher Price */
+            higher_price: number | null;
             /** Instrument1 */
             instrument1: string;
             /** Instrument2 */
             instrument2: string;
             /**
+             * Lower
+             * @description venue with the lower reference price
+             */
+            lower: string | null;
+            /** Lower Price */
+            lower_price: number | null;
+            /**
+             * Price Difference
+             * @description price2 - price1 (signed; what /history records)
+             */
+            price_difference: number | null;
+            /**
+             * Price Difference Percentage
+             * @description price_difference / price1 x 100
+             */
+            price_difference_percentage: number | null;
+            /**
              * Price1
              * @description reference price on exchange1, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            price1: string | null;
+            price1: number | null;
             /**
              * Price2
              * @description reference price on exchange2, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            price2: string | null;
+            price2: number | null;
             /**
              * Quote Group
              * @description the quote group both venues' compared contracts belong to
@@ -1309,34 +1466,39 @@ export interface components {
             quote_group: string;
             /**
              * Spread
-             * @description price2 - price1
+             * @description higher_price - lower_price (>= 0), reference prices, as the seed
              */
-            spread: string | null;
+            spread: number | null;
             /**
              * Spread Percentage
-             * @description spread / price1 x 100
+             * @description spread / lower_price x 100, as the seed
              */
-            spread_percentage: string | null;
+            spread_percentage: number | null;
             /** Symbol */
             symbol: string;
             /**
              * Timestamp
+             * @description time of this response, Unix ms (the seed's unit here)
+             */
+            timestamp: number;
+            /**
+             * Timestamp Iso
              * @description ISO 8601 UTC time this response was built
              */
-            timestamp: string;
+            timestamp_iso: string;
         };
         /** SpreadPointOut */
         SpreadPointOut: {
             /**
              * Spread
-             * @description price2 - price1, as `spread` of /api/spread at that time
+             * @description price2 - price1 (signed), as `price_difference` of /api/spread at that time
              */
-            spread: string;
+            spread: number;
             /**
              * Spread Percentage
-             * @description spread / price1 x 100, as in /api/spread
+             * @description spread / price1 x 100, as `price_difference_percentage`
              */
-            spread_percentage: string | null;
+            spread_percentage: number | null;
             /**
              * Ts Ns
              * @description when the API applied the state change that produced this sample (its clock), ns
@@ -1371,9 +1533,14 @@ export interface components {
             exchanges: string[];
             /**
              * Last Update
-             * @description receipt time of the last tick (not of this request), ISO 8601
+             * @description receipt time of the last tick (not of this request), Unix epoch SECONDS (ms precision), as the seed's number; null before the first tick
              */
-            last_update: string | null;
+            last_update: number | null;
+            /**
+             * Last Update Iso
+             * @description the same, ISO 8601
+             */
+            last_update_iso: string | null;
             /**
              * Last Update Ms
              * @description the same, Unix ms
@@ -1431,24 +1598,24 @@ export interface components {
              */
             buy_exchange: string | null;
             /** Buy Fee */
-            buy_fee: string | null;
+            buy_fee: number | null;
             /** Buy Instrument Id */
             buy_instrument_id: string | null;
             /**
              * Buy Price
              * @description best ask, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            buy_price: string | null;
+            buy_price: number | null;
             /**
              * Net Spread Percentage
              * @description spread_percentage minus both venues' taker fees, x 100
              */
-            net_spread_percentage: string | null;
+            net_spread_percentage: number | null;
             /**
              * Notional
              * @description size x buy_price, quote currency
              */
-            notional: string | null;
+            notional: number | null;
             /**
              * Quote Group
              * @description group compared (the one with most usable venues unless asked)
@@ -1460,29 +1627,29 @@ export interface components {
              */
             sell_exchange: string | null;
             /** Sell Fee */
-            sell_fee: string | null;
+            sell_fee: number | null;
             /** Sell Instrument Id */
             sell_instrument_id: string | null;
             /**
              * Sell Price
              * @description best bid, per ONE base unit (the venue's price divided by its price_multiplier)
              */
-            sell_price: string | null;
+            sell_price: number | null;
             /**
              * Size
              * @description min(ask size, bid size), base units
              */
-            size: string | null;
+            size: number | null;
             /**
              * Spread
              * @description sell_price - buy_price; positive = bid above ask across venues
              */
-            spread: string | null;
+            spread: number | null;
             /**
              * Spread Percentage
              * @description spread / buy_price x 100 (gross)
              */
-            spread_percentage: string | null;
+            spread_percentage: number | null;
             /** Symbol */
             symbol: string;
             /**
@@ -1557,8 +1724,11 @@ export interface components {
             state: string;
             /** Symbols */
             symbols: string[];
-            /** Taker Fee */
-            taker_fee: string;
+            /**
+             * Taker Fee
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            taker_fee: number;
             /** Venue */
             venue: string;
         };
@@ -1571,6 +1741,45 @@ export interface components {
             timestamp: string;
             /** Venues */
             venues: components["schemas"]["VenueOut"][];
+        };
+        /**
+         * WorkerOut
+         * @description One worker's cumulative tick counters (``worker-stats``, decision 0015): every tick it read is in one.
+         */
+        WorkerOut: {
+            /**
+             * Conflated
+             * @description quotes skipped because a newer one of the same instrument was queued
+             */
+            conflated: number;
+            /**
+             * Forwarded
+             * @description ticks moved from a wrong partition to their symbol's
+             */
+            forwarded: number;
+            /**
+             * Lag Ms
+             * @description wall clock minus the Kafka time of the newest tick it handled
+             */
+            lag_ms: number;
+            /** Partitions */
+            partitions: number;
+            /** Processed */
+            processed: number;
+            /**
+             * Rebuilt
+             * @description ticks re-read after a rebalance that the restored state already held
+             */
+            rebuilt: number;
+            /**
+             * Rejected
+             * @description undecodable ticks or unusable numbers
+             */
+            rejected: number;
+            /** Reported Age Ms */
+            reported_age_ms: number;
+            /** Worker Id */
+            worker_id: string;
         };
     };
     responses: never;
@@ -1604,9 +1813,11 @@ export interface operations {
     arbitrage_api_arbitrage_get: {
         parameters: {
             query?: {
+                /** @description every ordered pair, negative spreads included (the full signed matrix); min_spread still applies when given */
+                all?: boolean;
                 /** @description maximum rows */
                 limit?: number;
-                /** @description minimum gross spread_percentage, in percent */
+                /** @description minimum gross spread_percentage, in percent; default: the seed's floor (see `all`) */
                 min_spread?: number | null;
                 /** @description only this symbol */
                 symbol?: string | null;
@@ -1660,9 +1871,11 @@ export interface operations {
     arbitrage_of_api_arbitrage__symbol__get: {
         parameters: {
             query?: {
+                /** @description every ordered pair, negative spreads included (the full signed matrix); min_spread still applies when given */
+                all?: boolean;
                 /** @description maximum rows */
                 limit?: number;
-                /** @description minimum gross spread_percentage, in percent */
+                /** @description minimum gross spread_percentage, in percent; default: the seed's floor (see `all`) */
                 min_spread?: number | null;
                 /** @description only rows with a leg on this venue */
                 venue?: string | null;
@@ -1682,7 +1895,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ArbitrageOut"];
+                    "application/json": components["schemas"]["ArbitrageSymbolOut"];
                 };
             };
             /** @description unknown symbol or venue */
@@ -1804,6 +2017,15 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
+            /** @description no such report or file */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -1834,6 +2056,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description no such report or file */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
             /** @description Validation Error */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cmpDecimal, fmtAge, fmtFractionPct, fmtPct, fmtPrice, fmtQty } from "./format";
+import { cmpDecimal, decText, fmtAge, fmtFractionPct, fmtPct, fmtPrice, fmtQty } from "./format";
 
 describe("format (display only)", () => {
   it("keeps the API's decimal strings, trimmed to readable digits", () => {
@@ -9,6 +9,15 @@ describe("format (display only)", () => {
     expect(fmtPrice("0.00001115759999")).toBe("0.0000111575");
     expect(fmtPrice("123456789.5")).toBe("123456789");
     expect(fmtPrice(null)).toBe("—");
+  });
+
+  it("formats the API's JSON numbers like the strings they replace, never in exponent notation", () => {
+    expect(fmtPrice(86412.3)).toBe("86412.3");
+    expect(fmtPrice(0.0000112)).toBe("0.0000112");
+    expect(decText(1.12e-8)).toBe("0.0000000112");
+    expect(decText(-0.5)).toBe("-0.5");
+    expect(fmtPct(0.123456)).toBe("0.123 %");
+    expect(cmpDecimal(2, "10")).toBeLessThan(0);
   });
 
   it("formats fractions and percentages", () => {

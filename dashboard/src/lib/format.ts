@@ -1,16 +1,30 @@
 /**
- * Display formatting only. The API sends every price, size and spread as a decimal string
- * (decision 0003); these helpers never feed a number back into any calculation.
+ * Display formatting only. The API sends every price, size and spread as a JSON number that
+ * carries the server's exact decimal digits (decision 0017; Kafka topics keep decimal strings,
+ * 0003). Strings are still accepted (older payloads, tests); these helpers never feed a number
+ * back into any calculation.
  */
 
 const DASH = "—";
 
-/** A price string as sent, trimmed to a readable number of significant digits. */
-export function fmtPrice(value: string | null | undefined, significant = 8): string {
+/** A decimal as the API sends it: a JSON number (or, from older payloads, a decimal string). */
+export type Dec = number | string | null | undefined;
+
+/** Plain decimal text of a number: never exponent notation ("1.12e-8" -> "0.0000000112"). */
+export function decText(value: number | string): string {
+  if (typeof value === "string") return value;
+  const text = String(value);
+  if (!/e/i.test(text)) return text;
+  return value.toFixed(20).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+}
+
+/** A price as sent, trimmed to a readable number of significant digits. */
+export function fmtPrice(value: Dec, significant = 8): string {
   if (value === null || value === undefined || value === "") return DASH;
-  const [intPart = "", frac = ""] = value.split(".");
+  const text = decText(value);
+  const [intPart = "", frac = ""] = text.split(".");
   const digits = intPart.replace("-", "").replace(/^0+/, "").length;
-  if (frac === "") return value;
+  if (frac === "") return text;
   if (digits >= significant) return intPart;
   if (digits === 0) {
     // 0.0000112: keep the leading zeros plus `significant - 2` digits.
@@ -20,21 +34,21 @@ export function fmtPrice(value: string | null | undefined, significant = 8): str
   return `${intPart}.${frac.slice(0, significant - digits)}`;
 }
 
-/** A fraction string ("0.0012") as a percentage ("0.120 %"). */
-export function fmtFractionPct(value: string | null | undefined, decimals = 3): string {
+/** A fraction (0.0012) as a percentage ("0.120 %"). */
+export function fmtFractionPct(value: Dec, decimals = 3): string {
   if (value === null || value === undefined || value === "") return DASH;
   const n = Number(value);
   return Number.isFinite(n) ? `${(n * 100).toFixed(decimals)} %` : DASH;
 }
 
-/** A percentage string that already is in percent ("0.12" = 0.12 %). */
-export function fmtPct(value: string | null | undefined, decimals = 3): string {
+/** A percentage that already is in percent (0.12 = 0.12 %). */
+export function fmtPct(value: Dec, decimals = 3): string {
   if (value === null || value === undefined || value === "") return DASH;
   const n = Number(value);
   return Number.isFinite(n) ? `${n.toFixed(decimals)} %` : DASH;
 }
 
-export function fmtQty(value: string | null | undefined): string {
+export function fmtQty(value: Dec): string {
   if (value === null || value === undefined || value === "") return DASH;
   const n = Number(value);
   if (!Number.isFinite(n)) return DASH;
@@ -62,8 +76,8 @@ export function nsToMs(ns: number): number {
   return Math.floor(ns / 1_000_000);
 }
 
-/** Compare two decimal strings numerically for sorting/flash direction (display only). */
-export function cmpDecimal(a: string | null | undefined, b: string | null | undefined): number {
+/** Compare two decimals numerically for sorting/flash direction (display only). */
+export function cmpDecimal(a: Dec, b: Dec): number {
   const x = a === null || a === undefined ? Number.NaN : Number(a);
   const y = b === null || b === undefined ? Number.NaN : Number(b);
   if (Number.isNaN(x) && Number.isNaN(y)) return 0;

@@ -115,9 +115,11 @@ export function applyMessage(live: Live, message: LiveMessage, invalidate: (key:
       live.summary.set(message.data);
       if (message.data.timestamp) live.store.observeServerNow(Date.parse(message.data.timestamp));
       return;
-    case "arbitrage_opportunities":
+    case "arbitrage_top":
       live.top.set(message.data);
       return;
+    case "arbitrage_opportunities":
+      return; // the seed's alert message; alerts are shown from `opportunity`
     case "venue_health":
       live.venues.update((venues) => ({ ...venues, [message.data.venue]: { data: message.data, receivedAt: now } }));
       return;

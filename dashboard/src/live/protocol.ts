@@ -29,11 +29,12 @@ export interface Snapshot {
     channels: string[];
     symbols: string[] | null;
     venues: string[] | null;
-    min_net_spread: string | null;
+    min_net_spread: number | null;
     all_instruments: boolean;
   };
   prices?: Record<string, PriceEntry[]> | null;
   market_summary?: SummaryOut | null;
+  /** The top list (what `arbitrage_top` messages then replace). */
   arbitrage_opportunities?: ArbitrageRow[] | null;
   opportunities?: OpenEpisodeOut[] | null;
   recent_alerts?: OpportunityOut[] | null;
@@ -48,7 +49,9 @@ export type LiveMessage =
   | { type: "initial_prices"; seq: number; data: Record<string, Record<string, PriceEntry>> }
   | { type: "price_update"; seq: number; data: PriceUpdate }
   | { type: "market_summary"; seq: number; data: SummaryOut }
-  | { type: "arbitrage_opportunities"; seq: number; data: ArbitrageRow[] }
+  | { type: "arbitrage_top"; seq: number; data: ArbitrageRow[] }
+  /** The seed's alert message: the pair that just alerted (the dashboard uses `opportunity`). */
+  | { type: "arbitrage_opportunities"; seq: number; data: (ArbitrageRow & { profit: number; event_id: string; cooldown_broken: boolean })[] }
   | { type: "opportunity"; seq: number; data: OpportunityOut }
   | { type: "episode_closed"; seq: number; data: EpisodeClosedOut }
   | { type: "episodes"; seq: number; data: OpenEpisodesUpdate }

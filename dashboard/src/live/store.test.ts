@@ -24,7 +24,7 @@ describe("PriceStore", () => {
     frame();
     expect(btc).toHaveBeenCalledTimes(1);
     expect(eth).not.toHaveBeenCalled();
-    expect(store.row("BTC").binance?.bid).toBe("199");
+    expect(store.row("BTC").binance?.bid).toBe(199);
   });
 
   it("keeps row identity for unchanged symbols and replaces it for changed ones", () => {
@@ -44,7 +44,7 @@ describe("PriceStore", () => {
     const { store } = manualStore();
     store.apply("BTC", entry("binance", "2", "3", { receipt_timestamp: 2000 }));
     store.apply("BTC", entry("binance", "1", "2", { receipt_timestamp: 1000 }));
-    expect(store.row("BTC").binance?.bid).toBe("2");
+    expect(store.row("BTC").binance?.bid).toBe(2);
   });
 
   it("lists symbols and venues, and replaces everything on a snapshot", () => {
@@ -72,7 +72,7 @@ describe("PriceStore", () => {
       expect(listener).toHaveBeenCalledTimes(1);
       vi.advanceTimersByTime(60);
       expect(listener).toHaveBeenCalledTimes(2);
-      expect(store.row("BTC").binance?.bid).toBe("1.2");
+      expect(store.row("BTC").binance?.bid).toBe(1.2);
     } finally {
       vi.useRealTimers();
     }

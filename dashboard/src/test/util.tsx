@@ -24,22 +24,23 @@ export function renderWithLive(ui: ReactElement, live: Live = testLive()) {
 
 let clock = Date.now();
 
-export function entry(venue: string, bid: string, ask: string, extra: Partial<PriceEntry> = {}): PriceEntry {
+/** A price entry; `bid`/`ask` may be written as decimal text, they go out as JSON numbers like the API's. */
+export function entry(venue: string, bid: string | number, ask: string | number, extra: Partial<PriceEntry> = {}): PriceEntry {
   clock += 1;
   return {
     venue,
     instrument_id: `X-USDT-PERP@${venue}`,
     native_symbol: "XUSDT",
     quote_group: "USDT",
-    price: String((Number(bid) + Number(ask)) / 2),
+    price: (Number(bid) + Number(ask)) / 2,
     price_source: "mid",
-    bid,
-    ask,
-    bid_size: "1",
-    ask_size: "1",
+    bid: Number(bid),
+    ask: Number(ask),
+    bid_size: 1,
+    ask_size: 1,
     last: null,
     mark: null,
-    price_multiplier: "1",
+    price_multiplier: 1,
     funding_rate: null,
     crossed: false,
     timestamp: Date.now(),

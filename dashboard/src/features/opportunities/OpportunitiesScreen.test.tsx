@@ -11,9 +11,9 @@ function alert(symbol: string, buy: string, sell: string, net: string): Opportun
   const leg = (venue: string, price: string) => ({
     venue,
     instrument_id: `${symbol}-USDT-PERP@${venue}`,
-    price,
-    size: "1.5",
-    fee: "0.0005",
+    price: Number(price),
+    size: 1.5,
+    fee: 0.0005,
     age_ms: 12,
     exchange_ts_ns: 1,
     receipt_ts_ns: 1,
@@ -24,10 +24,10 @@ function alert(symbol: string, buy: string, sell: string, net: string): Opportun
     symbol,
     buy: leg(buy, "100"),
     sell: leg(sell, "101.5"),
-    gross_spread: "0.015",
-    net_spread: net,
-    size: "1.5",
-    notional: "150",
+    gross_spread: 0.015,
+    net_spread: Number(net),
+    size: 1.5,
+    notional: 150,
     skew_ms: 3,
     episode_start_ts_ns: 1,
     cooldown_broken: false,
@@ -111,26 +111,26 @@ describe("OpportunitiesScreen with the episodes channel", () => {
         r.dataset.net,
       ]);
     apply({ type: "snapshot", seq: 1, data: { subscription: SUBSCRIPTION, open_episodes: [eth] } });
-    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.0030"]]));
+    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.003"]]));
     // An update for BTC whose alert the cooldown suppressed: shown without any REST round trip.
     apply({ type: "episodes", seq: 2, data: { symbol: "BTC", episodes: [btc] } });
     await waitFor(() => expect(rows()).toHaveLength(2));
     const btcRow = document.querySelector('[data-testid="open-episodes"] tr[data-symbol="BTC"]') as HTMLElement;
     expect(btcRow.textContent).toContain("1.400 %");
     expect(btcRow.textContent).toContain("cooldown");
-    expect(rows()[0]).toEqual(["BTC", "binance", "okx", "0.0140"]); // best net first
+    expect(rows()[0]).toEqual(["BTC", "binance", "okx", "0.014"]); // best net first
 
     fireEvent.change(screen.getByTestId("opp-min-net"), { target: { value: "0.5" } });
-    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.0140"]]));
+    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.014"]]));
     fireEvent.change(screen.getByTestId("opp-min-net"), { target: { value: "" } });
     fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "okx" } });
     await waitFor(() => expect(rows()).toHaveLength(2));
     fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "binance" } });
-    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.0140"]]));
+    await waitFor(() => expect(rows()).toEqual([["BTC", "binance", "okx", "0.014"]]));
     fireEvent.change(screen.getByTestId("opp-venue"), { target: { value: "" } });
 
     // The episode closed: an empty list replaces what was held for the symbol.
     apply({ type: "episodes", seq: 3, data: { symbol: "BTC", episodes: [] } });
-    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.0030"]]));
+    await waitFor(() => expect(rows()).toEqual([["ETH", "bybit", "okx", "0.003"]]));
   });
 });

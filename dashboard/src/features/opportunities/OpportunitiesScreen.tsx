@@ -90,7 +90,7 @@ const topColumns: ColumnDef<ArbitrageRow, unknown>[] = [
   { id: "gross", header: "Gross", meta: num, accessorFn: (r) => Number(r.spread_percentage), cell: (c) => fmtPct(c.row.original.spread_percentage) },
   { id: "net", header: "Net", meta: num, accessorFn: (r) => Number(r.net_spread_percentage), cell: (c) => fmtPct(c.row.original.net_spread_percentage) },
   { id: "size", header: "Size", meta: num, accessorFn: (r) => Number(r.size), cell: (c) => fmtQty(c.row.original.size) },
-  { id: "profit", header: "Net profit", meta: num, accessorFn: (r) => Number(r.potential_profit), cell: (c) => fmtQty(c.row.original.potential_profit) },
+  { id: "profit", header: "Net profit", meta: num, accessorFn: (r) => Number(r.net_profit), cell: (c) => fmtQty(c.row.original.net_profit) },
   { id: "problem", header: "Usable", accessorFn: (r) => r.problem ?? "", cell: (c) => c.row.original.problem ?? (c.row.original.profitable ? "yes" : "") },
 ];
 
@@ -165,7 +165,7 @@ export function OpportunitiesScreen() {
         testId="open-episodes"
         empty="No open episode matches."
         initialSort={[{ id: "net", desc: true }]}
-        rowAttrs={(r) => ({ "data-symbol": r.symbol, "data-buy": r.buy_venue, "data-sell": r.sell_venue, "data-net": r.last_net_spread })}
+        rowAttrs={(r) => ({ "data-symbol": r.symbol, "data-buy": r.buy_venue, "data-sell": r.sell_venue, "data-net": String(r.last_net_spread) })}
       />
       <h2>Recent alerts</h2>
       <DataTable
@@ -175,7 +175,7 @@ export function OpportunitiesScreen() {
         testId="recent-alerts"
         empty="No alert yet."
         initialSort={[{ id: "time", desc: true }]}
-        rowAttrs={(r) => ({ "data-symbol": r.symbol, "data-buy": r.buy.venue, "data-sell": r.sell.venue, "data-net": r.net_spread })}
+        rowAttrs={(r) => ({ "data-symbol": r.symbol, "data-buy": r.buy.venue, "data-sell": r.sell.venue, "data-net": String(r.net_spread) })}
       />
       <h2>
         Executable spreads now{" "}

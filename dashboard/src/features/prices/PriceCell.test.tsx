@@ -27,11 +27,11 @@ describe("PriceCell", () => {
   it("flashes the side that changed, in the direction it moved", () => {
     const first = entry("okx", "100", "101");
     const { rerender } = render(<PriceCell entry={first} ageMs={0} stale={false} bestBid={false} bestAsk={false} showMid />);
-    rerender(<PriceCell entry={{ ...first, bid: "100.5" }} ageMs={0} stale={false} bestBid={false} bestAsk={false} showMid />);
+    rerender(<PriceCell entry={{ ...first, bid: 100.5 }} ageMs={0} stale={false} bestBid={false} bestAsk={false} showMid />);
     const cell = screen.getByTestId("price-cell");
     expect((cell.querySelector(".bid") as HTMLElement).dataset.flash).toBe("up");
     expect((cell.querySelector(".ask") as HTMLElement).dataset.flash).toBeUndefined();
-    rerender(<PriceCell entry={{ ...first, bid: "100.5", ask: "100.9" }} ageMs={0} stale={false} bestBid={false} bestAsk={false} showMid />);
+    rerender(<PriceCell entry={{ ...first, bid: 100.5, ask: 100.9 }} ageMs={0} stale={false} bestBid={false} bestAsk={false} showMid />);
     expect((cell.querySelector(".ask") as HTMLElement).dataset.flash).toBe("down");
   });
 });

@@ -19,10 +19,11 @@ export interface SpreadPoint {
 }
 
 export function spreadPoint(spread: SpreadOut, timeMs: number): SpreadPoint {
-  const n = (v: string | null | undefined) => (v === null || v === undefined ? null : Number(v));
+  const n = (v: number | null | undefined) => (v === null || v === undefined ? null : v);
   return {
     time: Math.floor(timeMs / 1000),
-    mid: n(spread.spread_percentage),
+    // Signed (venue 2 - venue 1), like the history samples; the seed's `spread_percentage` is its size.
+    mid: n(spread.price_difference_percentage),
     net12: n(spread.buy_1_sell_2?.net_spread_percentage),
     net21: n(spread.buy_2_sell_1?.net_spread_percentage),
   };

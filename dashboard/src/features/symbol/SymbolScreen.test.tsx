@@ -27,13 +27,21 @@ function spreadAt(seconds: number, pct: string): SpreadOut {
     quote_group: "USDT",
     instrument1: "BTC-USDT-PERP@binance",
     instrument2: "BTC-USDT-PERP@bybit",
-    price1: "100000",
-    price2: "100400",
-    spread: "400",
-    spread_percentage: pct,
+    price1: 100000,
+    price2: 100400,
+    spread: 400,
+    spread_percentage: Number(pct),
+    exchanges: ["binance", "bybit"],
+    higher: "bybit",
+    lower: "binance",
+    higher_price: 100400,
+    lower_price: 100000,
+    price_difference: 400,
+    price_difference_percentage: Number(pct),
     buy_1_sell_2: null,
     buy_2_sell_1: null,
-    timestamp: new Date(seconds * 1000 + 250).toISOString(),
+    timestamp: seconds * 1000 + 250,
+    timestamp_iso: new Date(seconds * 1000 + 250).toISOString(),
   };
 }
 
@@ -46,10 +54,10 @@ describe("SymbolScreen spread chart", () => {
       seconds: 600,
       interval_ms: 250,
       points: [
-        { ts_ns: (T - 3) * NS, spread: "300", spread_percentage: "0.3" },
-        { ts_ns: (T - 2) * NS, spread: "200", spread_percentage: "0.2" },
-        { ts_ns: (T - 2) * NS + 500_000_000, spread: "250", spread_percentage: "0.25" }, // same second: latest wins
-        { ts_ns: (T - 1) * NS, spread: "100", spread_percentage: "0.1" },
+        { ts_ns: (T - 3) * NS, spread: 300, spread_percentage: 0.3 },
+        { ts_ns: (T - 2) * NS, spread: 200, spread_percentage: 0.2 },
+        { ts_ns: (T - 2) * NS + 500_000_000, spread: 250, spread_percentage: 0.25 }, // same second: latest wins
+        { ts_ns: (T - 1) * NS, spread: 100, spread_percentage: 0.1 },
       ],
       timestamp: "",
     };

@@ -110,7 +110,7 @@ export function SymbolScreen({ symbol }: { symbol: string }) {
   const spread = useSpread(symbol, pair[0], pair[1]);
   useEffect(() => {
     if (spread.data === undefined) return;
-    const serverMs = Date.parse(spread.data.timestamp);
+    const serverMs = spread.data.timestamp; // Unix ms, the seed's unit on /api/spread
     const point = spreadPoint(spread.data, Number.isFinite(serverMs) ? serverMs : spread.dataUpdatedAt);
     setPoints((ps) => {
       const last = ps[ps.length - 1];
@@ -173,7 +173,7 @@ export function SymbolScreen({ symbol }: { symbol: string }) {
             </div>
             {spread.data && (
               <div className="small num">
-                {fmtPrice(spread.data.price1)} / {fmtPrice(spread.data.price2)} · mid spread {fmtPct(spread.data.spread_percentage)} · net{" "}
+                {fmtPrice(spread.data.price1)} / {fmtPrice(spread.data.price2)} · mid spread {fmtPct(spread.data.price_difference_percentage)} · net{" "}
                 {fmtPct(spread.data.buy_1_sell_2?.net_spread_percentage)} / {fmtPct(spread.data.buy_2_sell_1?.net_spread_percentage)}
               </div>
             )}

@@ -29,7 +29,7 @@ function venue(name: string, state: string): VenueOut {
     quote_count: 1,
     last_quote_timestamp: Date.now(),
     last_quote_age_ms: 4000,
-    taker_fee: "0.0005",
+    taker_fee: 0.0005,
     listing: null,
   };
 }
