@@ -3,7 +3,7 @@
 Every second the feed looks at the funding state the read model holds (the worker's changelog
 carries each instrument's latest ``Funding``), hands new updates to the
 :class:`~api.funding_state.SettlementTracker` and writes what settled to the retained
-``funding-settlements`` topic (decision 0017). It reads that topic back from the beginning into
+``funding-settlements`` topic (decision 0018). It reads that topic back from the beginning into
 a :class:`~api.funding_state.FundingHistory`, so the history survives restarts of the API and
 the worker and every replica holds the same one; it also keeps the worker's recent funding
 alerts (``funding-opportunities``). Without a broker (in-process tests) settlements go straight

@@ -1,7 +1,7 @@
 """Pure funding-carry math: APR, funding per hour, averages, settlement schedules, pairs.
 
 Every function takes plain values and returns exact Decimals; the API's views call them and
-tests hit them directly. Conventions (README "Funding terminal", decision 0017):
+tests hit them directly. Conventions (README "Funding terminal", decision 0018):
 
 - a rate is per funding interval; APR = rate x 24 / interval_h x 365 (so a 0.01 % hourly rate
   is 8 times a 0.01 % 8-hourly one);

@@ -1,6 +1,6 @@
 """Settled funding rates: detecting a settlement, and the history the API keeps of them.
 
-Settlement rule (decision 0017): a leg settles at its next-funding time ``T`` at the last rate
+Settlement rule (decision 0018): a leg settles at its next-funding time ``T`` at the last rate
 quoted *for* ``T`` (a ``Funding`` whose ``next_funding_ts_ns`` is ``T``, received before ``T``).
 It is detected either when a later ``Funding`` names a later next-funding time (the venue
 rolled over) or when ``T`` is ``grace`` in the past and nothing rolled it over (the venue went

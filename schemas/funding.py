@@ -16,7 +16,7 @@ class FundingSettlement(msgspec.Struct, frozen=True, kw_only=True, tag="funding_
     """One settled funding rate of one instrument, on ``funding-settlements`` keyed by :attr:`key`.
 
     The settled rate is the last ``Funding.rate`` seen before the settlement time with that
-    time as its ``next_funding_ts_ns`` (decision 0017). Replicas that see the same settlement
+    time as its ``next_funding_ts_ns`` (decision 0018). Replicas that see the same settlement
     write the same key, so compaction and the readers' upsert keep one.
     """
 

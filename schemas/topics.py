@@ -14,7 +14,7 @@ OPPORTUNITY_EPISODES = "opportunity-episodes"
 FUNDING_OPPORTUNITIES = "funding-opportunities"
 FUNDING_SETTLEMENTS = "funding-settlements"
 """Keyed by ``<instrument id>|<settlement ns>``: every settled funding rate (``FundingSettlement``),
-kept 35 days (decision 0017); the API's funding history is materialised from it."""
+kept 35 days (decision 0018); the API's funding history is materialised from it."""
 INSTRUMENTS = "instruments"
 """Compacted, keyed by instrument id: the tracked universe (``Instrument``; a tombstone on delisting)."""
 LISTINGS = "listings"
