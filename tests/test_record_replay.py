@@ -14,9 +14,10 @@ import pytest
 from arbstream.broker import free_port
 from ingest.instruments import load_venue_instruments
 from ingest.recorder import read_recording
+from ingest.simulator.universe import generated_market
 from ingest.venues import VENUE_NAMES
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.market import decode_tick
+from schemas.market import Instrument, decode_tick
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
 from tests.helpers import REPO_ROOT, TopicWatcher, running, service_env
 
@@ -37,7 +38,7 @@ async def wait_http(url: str, timeout_s: float = 20) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-def test_instruments_refresh_from_simulator_matches_bundled(tmp_path: Path) -> None:
+def test_instruments_refresh_from_simulator_caches_the_served_market(tmp_path: Path) -> None:
     port = free_port()
     env = service_env("unused:1", "x", ARBSTREAM_SIMULATOR_PORT=str(port))
     with running(["simulate"], env, tmp_path / "sim.log"):
@@ -55,9 +56,19 @@ def test_instruments_refresh_from_simulator_matches_bundled(tmp_path: Path) -> N
             timeout=60,
         )
     assert done.returncode == 0, done.stdout + done.stderr
+    # The simulator serves its generated market (deterministic); a venue whose simulator cannot
+    # generate listings serves its bundled file.
+    market = generated_market(VENUE_NAMES)
     for venue in VENUE_NAMES:
-        assert load_venue_instruments(venue, tmp_path / "cache") == load_venue_instruments(venue), venue
+        generated = [i for i in market.instruments if i.venue == venue]
+        expected = generated if market.sources[venue] == "generated" else load_venue_instruments(venue)
+        cached = load_venue_instruments(venue, tmp_path / "cache")
+        assert sorted(cached, key=_by_id) == sorted(expected, key=_by_id), venue
         assert f"{venue}: " in done.stdout
+
+
+def _by_id(instrument: Instrument) -> str:
+    return instrument.instrument_id
 
 
 async def test_recorded_frames_replay_into_the_same_opportunities(
@@ -65,7 +76,15 @@ async def test_recorded_frames_replay_into_the_same_opportunities(
 ) -> None:
     port = free_port()
     recordings = tmp_path / "rec"
-    sim_env = service_env(kafka_bootstrap, namespace, ARBSTREAM_SIMULATOR_PORT=str(port))
+    # BTC and ETH only (the simulator's market and what is recorded): the test counts their ticks;
+    # no automatic dislocations: the first alert must be the one this test plants.
+    sim_env = service_env(
+        kafka_bootstrap,
+        namespace,
+        ARBSTREAM_SIMULATOR_PORT=str(port),
+        ARBSTREAM_SYMBOLS="BTC,ETH",
+        ARBSTREAM_SIMULATOR_AUTO_DISLOCATIONS="false",
+    )
     record_env = {
         **sim_env,
         "ARBSTREAM_SIMULATOR_URL": f"http://127.0.0.1:{port}",
