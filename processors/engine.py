@@ -11,6 +11,7 @@ Every record handed to :meth:`Engine.apply_batch` ends in exactly one counter (s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -73,7 +74,7 @@ class Emitted:
     funding: list[FundingOpportunity] = field(default_factory=list)
 
 
-def superseded(records: list[TickRecord], now_ms: int, conflate_after_ms: int) -> set[int]:
+def superseded(records: Sequence[TickRecord], now_ms: int, conflate_after_ms: int) -> set[int]:
     """Indices of quotes that a newer quote of the same instrument in ``records`` replaces,
     among those already older than ``conflate_after_ms`` (only a worker that is behind conflates:
     one that keeps up processes every tick, so event-time results do not depend on load)."""
@@ -131,7 +132,7 @@ class Engine:
     def drop(self, base: str) -> Slot | None:
         return self.slots.pop(base, None)
 
-    def apply_batch(self, base: str, records: list[TickRecord], health: dict[str, Health], now_ms: int) -> Emitted:
+    def apply_batch(self, base: str, records: Sequence[TickRecord], health: dict[str, Health], now_ms: int) -> Emitted:
         """Apply one partition's fetched records (in offset order) to ``base``'s slot."""
         slot = self.slots.get(base)
         if slot is None:

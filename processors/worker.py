@@ -133,7 +133,7 @@ class Worker:
                 continue
             base = self._owned.get(tp)
             if base is not None:
-                await self._emit(base, self.engine.apply_batch(base, list(records), self.health.by_venue, now_ms))
+                await self._emit(base, self.engine.apply_batch(base, records, self.health.by_venue, now_ms))
             elif tp in self._foreign:
                 await self._forward(tp, records)
             else:
