@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from arbstream.kafka import symbol_partition
 from processors.engine import Emitted, Engine, Slot, persisted
@@ -80,6 +80,7 @@ class Worker:
         """Assigned tick partitions that no symbol's ticks belong on: whatever arrives there is forwarded."""
         self._positions: dict[TopicPartition, int] = {}
         self._lag_ms = 0
+        self.send_failures = 0
         self._partition_counts: dict[str, int] = {}
 
     # --- the loop -------------------------------------------------------------------------
@@ -109,21 +110,30 @@ class Worker:
             "stats": s.worker_stats_interval_s,
         }
         while True:
-            batch = await self.consumer.getmany(timeout_ms=100, max_records=20_000)
-            await self._handle_batch(batch)
-            await self._write_rows(urgent_only=True)
-            now = time.monotonic()
-            if now >= due["prices"]:
-                await self._publish_prices()
-            if now >= due["flush"]:
-                await self._write_rows(urgent_only=False)
-            if now >= due["commit"]:
-                await self._commit()
-            if now >= due["stats"]:
-                await self._publish_stats()
-            for name, when in due.items():
-                if now >= when:
-                    due[name] = now + every[name]
+            try:
+                await self._step(due, every)
+            except KafkaError as exc:
+                # The clients reconnect by themselves; the worker stays up and says so.
+                # Follow-up (issue 13 §4): a batch whose sends failed is applied but not re-sent.
+                log.error("broker error in the processing loop (%r); retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _step(self, due: dict[str, float], every: dict[str, float]) -> None:
+        batch = await self.consumer.getmany(timeout_ms=100, max_records=20_000)
+        await self._handle_batch(batch)
+        await self._write_rows(urgent_only=True)
+        now = time.monotonic()
+        if now >= due["prices"]:
+            await self._publish_prices()
+        if now >= due["flush"]:
+            await self._write_rows(urgent_only=False)
+        if now >= due["commit"]:
+            await self._commit()
+        if now >= due["stats"]:
+            await self._publish_stats()
+        for name, when in due.items():
+            if now >= when:
+                due[name] = now + every[name]
 
     async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         now_ms = int(time.time() * 1000)
@@ -160,7 +170,16 @@ class Worker:
     async def _send(self, topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
         """Everything the worker writes goes to its symbol's partition, so one symbol's events keep one order."""
         partition = symbol_partition(symbol, self._partitions_of(topic))
-        await self.producer.send(topic, value, key=key or symbol, partition=partition)
+        delivery = await self.producer.send(topic, value, key=key or symbol, partition=partition)
+        delivery.add_done_callback(self._on_delivery)
+
+    def _on_delivery(self, delivery: asyncio.Future[object]) -> None:
+        """A record the producer gave up on (after its own retries) is counted and logged, never silent."""
+        if delivery.cancelled() or delivery.exception() is not None:
+            self.send_failures += 1
+            if self.send_failures <= 10 or self.send_failures % 1_000 == 0:
+                reason = "cancelled" if delivery.cancelled() else repr(delivery.exception())
+                log.error("a worker output record was not delivered: %s (%d so far)", reason, self.send_failures)
 
     def _partitions_of(self, topic: str) -> int:
         """Partition count of a topic: tick topics from the consumer's metadata, ours as created."""
@@ -226,6 +245,7 @@ class Worker:
             rejected=c.rejected,
             partitions=len(self.consumer.assignment()),
             lag_ms=self._lag_ms,
+            send_failures=self.send_failures,
         )
         await self.producer.send(self.topics.stats, encode_arb(stats), key=self.worker_id.encode())
 
@@ -238,10 +258,10 @@ class Worker:
         try:
             if offsets:
                 await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # A rebalance is under way: the revoke callback writes the rows and commits what it can;
             # anything not committed is re-read by the next owner and recognised as applied.
-            log.info("commit skipped during a rebalance: %r", exc)
+            log.info("commit skipped (rebalance or broker error), retried at the next interval: %r", exc)
 
     def _committable(self, only: set[TopicPartition] | None) -> dict[TopicPartition, int]:
         assigned = self.consumer.assignment()

@@ -174,6 +174,8 @@ class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats",
     """Tick partitions assigned to this worker now."""
     lag_ms: int
     """Wall clock minus the Kafka timestamp of the newest tick the worker handled last."""
+    send_failures: int = 0
+    """Output records (alerts, rows, prices) the producer could not deliver after its retries."""
 
 
 ArbitrageEvent = Opportunity | EpisodeClosed
