@@ -49,7 +49,7 @@ def test_api_stage_reports_every_scenario(tmp_path: Path, monkeypatch: pytest.Mo
     }
     for name, figures in api["scenarios"].items():
         assert (figures["errors"], figures["samples"]) == (0, 3), name
-        assert figures["p50_ms"] > 0 and figures["bytes"] > 0, name
+        assert figures["p50_ms"] > 0 and figures["bytes"] > 0 and figures["api_cpu_ms_per_request"] > 0, name
     full, few = api["scenarios"]["prices_full"], api["scenarios"]["prices_5_symbols"]
     assert few["bytes"] < full["bytes"] / 3
     assert (

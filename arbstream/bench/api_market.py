@@ -73,6 +73,8 @@ class SyntheticMarket:
     symbols: int = 450
     seed: int = 11
     updates_applied: int = 0
+    paused: bool = False
+    """The feeder idles (the stage pauses it to measure a request's own CPU cost)."""
     _rng: random.Random = field(init=False)
     _books: dict[str, list[_Book]] = field(init=False, default_factory=dict)
     _tick: dict[str, Decimal] = field(init=False, default_factory=dict)
@@ -166,7 +168,7 @@ class SyntheticMarket:
             # dropped, so an API that cannot keep up shows a lower applied rate, not a frozen loop).
             carry = min(carry + (now - last) * updates_per_s, max(1.0, updates_per_s * MAX_BACKLOG_S))
             last = now
-            due, carry = int(carry), carry - int(carry)
+            due, carry = (0, 0.0) if self.paused else (int(carry), carry - int(carry))
             wall = time.time_ns()
             for base in self._rng.choices(names, cum_weights=weights, k=due):
                 self.move(model, base, wall)

@@ -41,6 +41,7 @@ history of its symbol (~0.9 ms with 14 venues on this machine), so 500/s already
 core of the API busy."""
 READY_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+CPU_REQUESTS = 20
 BUDGET_S = 20.0
 """Per scenario at most this long (a busy machine then yields fewer samples, reported, not a hung stage)."""
 
@@ -66,6 +67,11 @@ async def _serve(port: int, symbols: int, updates_per_s: float) -> None:
     @app.get("/bench/stats", include_in_schema=False)
     async def stats() -> dict[str, int]:
         return {"updates_applied": market.updates_applied, "instruments": market.instruments}
+
+    @app.get("/bench/feeder", include_in_schema=False)
+    async def feeder_switch(run: bool) -> dict[str, bool]:
+        market.paused = not run
+        return {"running": run}
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     feeder = asyncio.create_task(market.feed(model, updates_per_s))
@@ -102,21 +108,17 @@ async def _stats(http: aiohttp.ClientSession, base: str) -> dict[str, int]:
         return stats
 
 
-async def feeder_cpu(api: Service, seconds: float) -> float:
-    """CPUs the API process uses with no request (the feeder applying quotes): subtracted per request."""
-    cpu0, started = api.cpu_seconds(), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (api.cpu_seconds() - cpu0) / (time.monotonic() - started)
+async def cpu_per_request(http: aiohttp.ClientSession, api: Service, url: str, requests: int) -> float:
+    """The API's CPU milliseconds per request of ``url`` with the feeder paused: the work a request
+    costs, which a busy machine does not inflate the way it inflates wall-clock latency."""
+    cpu0 = api.cpu_seconds()
+    for _ in range(requests):
+        await _get(http, url)
+    return (api.cpu_seconds() - cpu0) / requests * 1000
 
 
-async def measure(
-    http: aiohttp.ClientSession, api: Service, url: str, requests: int, budget_s: float, idle_cpu: float
-) -> Result:
-    """Up to ``requests`` sequential GETs of ``url`` within ``budget_s`` (after a few unmeasured ones).
-
-    Next to the latency, the API's CPU time per request (its CPU during the run minus what the
-    feeder uses alone): the work a request costs, which a busy machine does not inflate the way
-    it inflates wall-clock latency."""
+async def measure(http: aiohttp.ClientSession, api: Service, url: str, requests: int, budget_s: float) -> Result:
+    """Up to ``requests`` sequential GETs of ``url`` within ``budget_s`` (after a few unmeasured ones)."""
     for _ in range(3):
         await _get(http, url)
     samples: list[float] = []
@@ -130,13 +132,11 @@ async def measure(
         sizes.append(len(body))
         errors += status != 200
     elapsed = time.monotonic() - started
-    cpu = api.cpu_seconds() - cpu0
     return {
         "path": "/" + url.split("/", 3)[-1],
         "errors": errors,
         "bytes": int(sum(sizes) / len(sizes)),
-        "api_cpu": cpu / elapsed,
-        "api_cpu_ms_per_request": max(0.0, cpu - idle_cpu * elapsed) / max(1, len(samples)) * 1000,
+        "api_cpu": (api.cpu_seconds() - cpu0) / elapsed,
         **latency_summary(samples),
     }
 
@@ -151,15 +151,16 @@ async def _run(work_dir: Path, requests: int, symbols: int, updates_per_s: float
         async with aiohttp.ClientSession() as http:
             if (problem := await _ready(http, api, base)) is not None:
                 return problem
-            idle_cpu = await feeder_cpu(api, 3.0)
             before, started = await _stats(http, base), time.monotonic()
             few = symbol_names(symbols)[:: max(1, symbols // 5)][:5]  # spread over the alphabet, like a watch list
             budget = BUDGET_S if requests <= 200 else 3 * BUDGET_S
             figures = {
-                name: await measure(http, api, base + path, requests, budget, idle_cpu)
-                for name, path in scenarios(few).items()
+                name: await measure(http, api, base + path, requests, budget) for name, path in scenarios(few).items()
             }
             after = await _stats(http, base)
+            await _get(http, base + "/bench/feeder?run=false")
+            for name, path in scenarios(few).items():
+                figures[name]["api_cpu_ms_per_request"] = await cpu_per_request(http, api, base + path, CPU_REQUESTS)
     finally:
         api.stop()
     return {
@@ -169,7 +170,6 @@ async def _run(work_dir: Path, requests: int, symbols: int, updates_per_s: float
         "instruments": after["instruments"],
         "offered_updates_per_s": updates_per_s,
         "applied_updates_per_s": (after["updates_applied"] - before["updates_applied"]) / (time.monotonic() - started),
-        "feeder_api_cpu": idle_cpu,
         "requests_per_scenario": requests,
         "scenarios": figures,
     }
