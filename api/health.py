@@ -27,6 +27,8 @@ router = APIRouter()
 
 def info_of(ctx: ApiContext) -> InfoOut:
     return InfoOut(
+        message="arbstream: cross-venue arbitrage of crypto perpetual futures",
+        status="running",
         service="arbstream",
         version=__version__,
         namespace=ctx.settings.namespace,
@@ -105,6 +107,8 @@ async def health(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
             for _, w in sorted(model.workers.items())
         ],
         reasons=reasons,
+        price_fetcher_active=bool(judged.venues_streaming),
+        websocket_connections=len(ctx.hub.clients) if ctx.hub is not None else 0,
         timestamp=iso(now),
     )
     return wire(out, status_code=judged.http_status)  # Decimals (taker fees) as JSON numbers

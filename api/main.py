@@ -136,7 +136,8 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.add_api_websocket_route("/ws", websocket_endpoint)
     dist = dashboard_dist if dashboard_dist is not None else ctx.settings.dashboard_dist
     if (dist / "index.html").exists():
-        add_dashboard(app, dist)  # registered last: its catch-all route must not shadow the API's
+        # Registered last: its catch-all route must not shadow the API's. "/" answers JSON to non-browsers.
+        add_dashboard(app, dist, lambda: health.info_of(ctx))
     else:
 
         @app.get("/")

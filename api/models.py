@@ -438,10 +438,14 @@ class HealthOut(BaseModel):
     tasks: list[TaskOut] = Field(default=[], description="supervised background tasks")
     workers: list[WorkerOut] = Field(default=[], description="each worker's tick counters (conflated, rejected, ...)")
     reasons: list[str] = Field(description="why the status is not ok")
+    price_fetcher_active: bool = Field(default=False, description="the seed's field: some venue is streaming")
+    websocket_connections: int = Field(default=0, description="the seed's field: WebSocket clients of this API")
     timestamp: str = NOW
 
 
 class InfoOut(BaseModel):
+    message: str = Field(description="the seed's greeting at GET /")
+    status: Literal["running"] = Field(description="the seed's field at GET /")
     service: str
     version: str
     namespace: str

@@ -30,11 +30,12 @@ numbers (``api/wire.py``): every ``data`` is encoded with ``to_text``. Types:
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
 from api.context import ApiContext, now_ns
+from api.funding_models import PairOut
+from api.funding_stream import funding_snapshot
 from api.hub import Filter, Hub
 from api.models import (
     ArbitrageRow,
@@ -49,7 +50,7 @@ from api.readmodel import Changes
 from api.views_arbitrage import ArbFilter, arbitrage_rows, closed_out, open_episode_rows, opportunity_out, to_row
 from api.views_prices import all_prices, price_entry, primary_quotes, summary
 from api.views_venues import venue_out, venues_out
-from api.wire import Pct, to_text
+from api.wire import Num, Pct, to_text
 from processors.arbitrage import quote_group
 from schemas.arbitrage import EpisodeClosed, Opportunity, SymbolState
 from schemas.market import Quote
@@ -84,7 +85,7 @@ class SubscriptionEcho(BaseModel):
     channels: list[str]
     symbols: list[str] | None
     venues: list[str] | None
-    min_net_spread: Decimal | None
+    min_net_spread: Num | None
     all_instruments: bool
 
 
@@ -100,6 +101,7 @@ class Snapshot(BaseModel):
         default=None, description="channel episodes: every open episode (what `episodes` messages update per symbol)"
     )
     venues: list[VenueOut] | None = None
+    funding_pairs: list[PairOut] | None = Field(default=None, description="channel funding: the best carry pairs now")
 
 
 def _echo(f: Filter) -> SubscriptionEcho:
@@ -261,6 +263,8 @@ class Publisher:
             snap.open_episodes = self._open_wanted(f, opened)
         if "health" in f.channels:
             snap.venues = [v for v in venues_out(ctx.model, ctx.universe, now, ctx.config) if f.venue_ok(v.venue)]
+        if "funding" in f.channels:
+            snap.funding_pairs = funding_snapshot(ctx, f)
         return to_text(snap)
 
     @staticmethod

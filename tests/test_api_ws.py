@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.test_api_expected import FEE
+from tests.test_api_expected import FEE, NUM, PCT
 from tests.test_api_support import Stack, get_json, quote, stable
 from tests.test_api_support import api_stack as api_stack
 
@@ -45,7 +45,7 @@ class Reader:
         deadline = time.monotonic() + timeout_s
         while True:
             raw = await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic()))
-            message: dict[str, Any] = json.loads(raw)
+            message: dict[str, Any] = json.loads(raw, parse_float=D)  # numbers with their digits
             message["_at"] = time.time_ns()
             expected = self.seen[-1]["seq"] + 1 if self.seen else 1
             assert message["seq"] == expected, (message["type"], message["seq"], expected)
@@ -88,13 +88,13 @@ async def test_seed_messages_then_subscription_filters(api_stack: Stack) -> None
     )
     assert summary["data"]["total_symbols"] >= 4
     assert (prices["data"]["BTC"]["binance"]["bid"], prices["data"]["PEPE"]["binance"]["bid"]) == (
-        "100000",
-        "0.0000112",
+        100000,
+        D("0.0000112"),
     )
 
     await reader.send({"op": "subscribe", "channels": ["prices"], "symbols": ["sol"], "venues": ["binance"]})
     snapshot = (await reader.next({"snapshot"}))["data"]
-    assert [(e["instrument_id"], e["bid"]) for e in snapshot["prices"]["SOL"]] == [("SOL-USDT-PERP@binance", "150")]
+    assert [(e["instrument_id"], e["bid"]) for e in snapshot["prices"]["SOL"]] == [("SOL-USDT-PERP@binance", 150)]
     assert set(snapshot["prices"]) == {"SOL"} and snapshot["market_summary"] is None
     after_snapshot = len(reader.seen)
 
@@ -103,7 +103,8 @@ async def test_seed_messages_then_subscription_filters(api_stack: Stack) -> None
         [quote("SOL-USDT-PERP@bybit", "150.5", "150.52", now), quote("SOL-USDT-PERP@binance", "150.5", "150.51", now)]
     )
     update = await reader.next({"price_update"})
-    assert (update["data"]["symbol"], update["data"]["exchange"], update["data"]["bid"]) == ("SOL", "binance", "150.5")
+    data = update["data"]
+    assert (data["symbol"], data["exchange"], data["bid"]) == ("SOL", "binance", D("150.5"))
     await reader.nothing_of({"price_update"}, 1.5)  # bybit's update is filtered out
     assert {m["type"] for m in reader.seen[after_snapshot:]} == {"price_update"}
     await reader.ws.close()
@@ -147,10 +148,17 @@ async def test_alerts_reach_only_matching_subscribers(api_stack: Stack) -> None:
     alert = (await wanted.next({"opportunity"}))["data"]
     gross = (D("20.2") - D("20.001")) / D("20.001")
     assert (alert["symbol"], alert["buy"]["venue"], alert["sell"]["venue"]) == ("AVAX", "binance", "bybit")
-    assert D(alert["net_spread"]) == gross - FEE["binance"] - FEE["bybit"]
+    net = gross - FEE["binance"] - FEE["bybit"]
+    assert alert["net_spread"] == NUM(net)
     assert alert["event_id"] == f"AVAX:binance->bybit:{now + 1}"
+    # The seed's message for the same alert: a list of rows, profit in percent.
+    [seed] = (await wanted.next({"arbitrage_opportunities"}))["data"]
+    assert (seed["symbol"], seed["buy_exchange"], seed["sell_exchange"]) == ("AVAX", "binance", "bybit")
+    assert seed["profit"] == seed["potential_profit"] == PCT(net * 100) and seed["event_id"] == alert["event_id"]
+    prices = (seed["buy_price"], seed["sell_price"], seed["spread_percentage"])
+    assert prices == (D("20.001"), D("20.2"), PCT(gross * 100))
     for reader in (too_strict, other_symbol):
-        await reader.nothing_of({"opportunity"}, 1.0)
+        await reader.nothing_of({"opportunity", "arbitrage_opportunities"}, 1.0)
     for reader in (wanted, too_strict, other_symbol):
         await reader.ws.close()
 

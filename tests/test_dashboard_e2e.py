@@ -48,9 +48,9 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, accept: str = "*/*") -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": accept}), timeout=5) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -119,7 +119,7 @@ def test_dashboard_against_the_demo_stack(kafka_bootstrap: str, namespace: str, 
     with ExitStack() as stack:
         procs = {name: stack.enter_context(running([name], env, logs[name])) for name in logs}
         _wait("the API to load its read model", 60, lambda: _get(f"{base}/health")[0] == 200)
-        _wait("the dashboard at /", 10, lambda: b'id="root"' in _get(f"{base}/")[1])
+        _wait("the dashboard at /", 10, lambda: b'id="root"' in _get(f"{base}/", "text/html")[1])
         completed = subprocess.run(
             ["node", str(SCRIPT)],
             cwd=DASHBOARD,
