@@ -214,6 +214,30 @@ async def _scale_out(bootstrap: str, namespace: str, work_dir: Path, n: int, run
     return rates
 
 
+async def _market_drain(bootstrap: str, namespace: str, work_dir: Path, n: int, runs: int, parts: int) -> Result:
+    """Backlog drain on the simulator's whole market (480 bases, ~4k instruments, heavy-tailed rates)."""
+    source = TickSource.market_mix()
+    ns = f"{namespace}-market"
+    await ensure_topics(bootstrap, source.topics(ns), parts)
+    env = worker_env(bootstrap, ns, work_dir, parts, **NO_CONFLATION)
+    worker = Service(["worker"], env, work_dir / "worker-market.log")
+    try:
+        async with OffsetProbe(bootstrap, parts) as probe:
+            if await start_ready(worker, probe, bootstrap, source, ns) is None:
+                return not_measured(f"worker never processed the market mix; log tail:\n{worker.log_tail()}")
+            drains = [await _drain_run(bootstrap, probe, source, ns, [worker], n) for _ in range(runs)]
+    finally:
+        worker.stop()
+    return {
+        "bases": len({i.base for i in source.instruments}),
+        "instruments": len(source.instruments),
+        "drain_ticks_per_s": median([d["ticks_per_s"] for d in drains]),
+        "drain_worker_cpu": median([d["worker_cpu"] for d in drains]),
+        "drain_runs": [d["ticks_per_s"] for d in drains],
+        "logic_only_ticks_per_cpu_s": median([logic_only(source, min(n, 20_000)) for _ in range(runs)]),
+    }
+
+
 async def run_processors_stage(
     bootstrap: str,
     namespace: str,
@@ -262,6 +286,7 @@ async def run_processors_stage(
     finally:
         worker.stop()
     scale = await _scale_out(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
+    market = await _market_drain(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
     logic = [logic_only(source, min(drain_ticks, 20_000)) for _ in range(drain_runs)]
     return {
         "unit": "ticks/s per worker process",
@@ -276,4 +301,5 @@ async def run_processors_stage(
         "latency": ladder,
         "overload": overload,
         "scale_out": scale,
+        "market_mix": market,
     }

@@ -124,6 +124,13 @@ def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
             "—",
         ),
     ]
+    market = proc.get("market_mix", {})
+    if "drain_ticks_per_s" in market:
+        mix = f"{market['bases']} bases, {_num(market['instruments'])} instruments"
+        figure = f"backlog drain ticks/s, market mix ({mix}; CPU {market['drain_worker_cpu']:.2f})"
+        rows.append(("4 Worker", figure, _num(market["drain_ticks_per_s"]), "—"))
+        figure = f"per-tick logic alone, market mix, ticks per CPU-second ({mix})"
+        rows.append(("4 Worker", figure, _num(market["logic_only_ticks_per_cpu_s"]), "—"))
     for level in proc["latency"]:
         rows.append(("4 Latency", _latency_figure(level), _latency(level["tick_to_topic"]), "—"))
     overload = proc.get("overload", {})

@@ -9,6 +9,8 @@ arbitrage episode and the following quote closes it.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from schemas.market import Funding, Instrument, Quote, encode
 from schemas.topics import ticks_topic
 
 DISLOCATION = Decimal("1.01")
+MARKET_ORDER = 200_000
+"""Length of the market mix's tick order before it repeats."""
 FUNDING_EVERY = 10
 """One funding event per ten ticks, the simulator's default book:funding ratio."""
 
@@ -35,10 +39,15 @@ class TickSource:
     dislocated: list[Quote]
     funding: list[Funding]
     keys: list[bytes]
+    order: list[int] | None = None
+    """Instrument index of each tick (repeating); None: round-robin over the instruments."""
 
     @classmethod
     def build(cls, bases: tuple[str, ...] = BASES) -> TickSource:
-        instruments = select(load_all(implemented_venues()), bases)
+        return cls.of(select(load_all(implemented_venues()), bases))
+
+    @classmethod
+    def of(cls, instruments: list[Instrument]) -> TickSource:
         market = Market(instruments, auto_dislocation_every_ms=0)
         now_ms = time.time_ns() // 1_000_000
         normal = [_quote(inst, market, now_ms) for inst in instruments]
@@ -47,11 +56,26 @@ class TickSource:
         keys = [inst.instrument_id.encode() for inst in instruments]
         return cls(instruments, normal, dislocated, funding, keys)
 
+    @classmethod
+    def market_mix(cls, seed: int = 7) -> TickSource:
+        """The simulator's whole generated market (every base on two or more venues), each instrument
+        ticking as often as the simulator makes it (volume^0.5: a few busy symbols, a long tail)."""
+        from ingest.simulator.universe import generated_market, update_weights
+
+        market = generated_market(implemented_venues())
+        source = cls.of(market.instruments)
+        weights = update_weights(market)
+        rng = random.Random(seed)
+        population = range(len(market.instruments))
+        order = rng.choices(population, [weights[i.instrument_id] for i in market.instruments], k=MARKET_ORDER)
+        return dataclasses.replace(source, order=order)
+
     def events(self, count: int, dislocate_every: int = 0, start: int = 0) -> Iterator[tuple[int, Quote | Funding]]:
-        """(instrument index, event) for tick numbers ``start .. start+count``, round-robin over instruments."""
+        """(instrument index, event) for tick numbers ``start .. start+count`` (round-robin or ``order``)."""
         n = len(self.instruments)
+        order = self.order
         for i in range(start, start + count):
-            k = i % n
+            k = order[i % len(order)] if order is not None else i % n
             if i % FUNDING_EVERY == FUNDING_EVERY - 1:
                 yield k, self.funding[k]
             elif dislocate_every and i % dislocate_every == 0:
