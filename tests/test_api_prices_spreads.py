@@ -16,11 +16,13 @@ import pytest
 from api.main import build_context, create_app
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
-from api.views_spreads import spread_rows, top_pairs
+from api.views_arbitrage import ArbFilter, arbitrage_rows
+from api.views_spreads import positive_rows, spread_rows, top_pairs
 from api.wire import PCT_PLACES, capped
+from arbstream.bench.api_market import SyntheticMarket
 from schemas.arbitrage import SymbolState
 from schemas.market import HealthState, Quote
-from tests.test_api_support import D, get_json, health, quote, scenario_settings, serve
+from tests.test_api_support import D, get_json, health, in_process_model, quote, scenario_settings, serve
 
 S = 1_000_000_000
 
@@ -148,3 +150,16 @@ def test_top_pairs_needs_two_venues() -> None:
     assert top_pairs(one) == []
     two = [*one, quote("X-USDT-PERP@binance", "1.5", "2.5", t)]
     assert [(b.venue, s.venue) for b, s in top_pairs(two)] == [("okx", "binance")]
+
+
+def test_positive_rows_equal_the_filtered_full_pair_matrix() -> None:
+    """The WebSocket top list's rows, without evaluating every pair of the market."""
+    t = time.time_ns()
+    config = scenario_settings(max_quote_age_ms=3_000).arb_config()
+    wheres = [ArbFilter(), ArbFilter(symbol="T005"), ArbFilter(venue="okx"), ArbFilter(min_spread_pct=D("0.02"))]
+    synthetic = SyntheticMarket(symbols=25).build(t - 2 * S)  # venues disagree by up to 0.05 %: many crossings
+    for model in (synthetic, _market(t), in_process_model(t)):
+        for where in wheres:
+            expected = [r for r in arbitrage_rows(model, t, config, where) if r.spread_percentage > 0]
+            assert positive_rows(model, t, config, where) == expected
+    assert len(positive_rows(synthetic, t, config, ArbFilter())) > 100
