@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from api.context import ApiContext, now_ns
 from api.funding_feed import FundingFeed
 from api.funding_models import CoinDetailOut, FundingHistoryOut, FundingStatsOut, FundingTableOut, PairsOut
+from api.funding_stream import FundingPublisher
 from api.funding_views import FundingInputs, best_pairs, coin_detail, funding_history, funding_stats, funding_table
 from api.routes import LOADING, NOT_FOUND, Ctx, SymbolPath, _symbol
 from api.supervise import Backoff, Supervisor
@@ -48,6 +49,9 @@ def attach_funding(ctx: ApiContext) -> None:
     ctx.funding = FundingFeed(ctx.model, settings.namespace, settings.topic_partitions, ctx.bootstrap)
     backoff = Backoff(settings.task_backoff_initial_s, settings.task_backoff_max_s)
     ctx.tasks.append(Supervisor("funding-feed", ctx.funding.run, critical=False, backoff=backoff))
+    publisher = FundingPublisher(ctx)
+    ctx.funding.listeners.append(publisher.on_alerts)
+    ctx.tasks.append(Supervisor("funding-push", publisher.run, critical=False, backoff=backoff))
 
 
 def _inputs(ctx: ApiContext) -> FundingInputs:

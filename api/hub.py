@@ -35,7 +35,7 @@ from typing import Literal, get_args
 
 from api.metrics import ApiMetrics
 
-Channel = Literal["prices", "arbitrage", "summary", "opportunities", "episodes", "health"]
+Channel = Literal["prices", "arbitrage", "summary", "opportunities", "episodes", "health", "funding"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 

@@ -4,7 +4,7 @@ Client → server messages (JSON text):
 
 - ``{"op": "subscribe", "channels": [...], "symbols": [...], "venues": [...],
   "min_net_spread": 0.002, "all_instruments": true}`` — every field optional;
-  channels among ``prices, arbitrage, summary, opportunities, episodes, health``
+  channels among ``prices, arbitrage, summary, opportunities, episodes, health, funding``
   (default all); ``symbols``/``venues`` restrict (an opportunity needs both legs
   on listed venues); ``min_net_spread`` is a fraction like the events'
   ``net_spread``. Answered with a ``snapshot``, then deltas.
@@ -38,6 +38,7 @@ from fastapi import APIRouter, Response, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.context import ApiContext, now_ns
+from api.funding_stream import FundingAlertOut, FundingPairsUpdate
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
 from api.security import origin_allowed
@@ -89,6 +90,8 @@ MESSAGE_DATA: dict[str, Any] = {
     "episodes": OpenEpisodesUpdate,
     "venue_health": VenueOut,
     "snapshot": Snapshot,
+    "funding_pairs": FundingPairsUpdate,
+    "funding_alert": FundingAlertOut,
     "error": WsError,
     "pong": WsPong,
 }
