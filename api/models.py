@@ -1,7 +1,7 @@
 """Response models: what /docs (OpenAPI) shows for every endpoint.
 
 Numbers that are Decimal in arbstream are JSON *numbers* carrying the Decimal's
-own digits (``api/wire.py``, decision 0017; Kafka topics keep strings, 0003); the
+own digits (``api/wire.py``, decision 0020; Kafka topics keep strings, 0003); the
 seed's field names, types and units are kept (decision 0005, issue 14). Prices are
 per ONE base unit: a venue quoting the price of 1000 PEPE is divided by 1000.
 Percentages (``Pct``) are in percent (0.12 = 0.12 %); ``*_spread`` fractions

@@ -1,7 +1,7 @@
 """How the API's numbers go on the wire: JSON numbers carrying the Decimal's own digits.
 
 The seed's clients call ``.toFixed()`` on prices and profits, so REST and WebSocket
-answers carry JSON *numbers* (decision 0017), while Kafka topics keep decimal
+answers carry JSON *numbers* (decision 0020), while Kafka topics keep decimal
 strings (decision 0003). A Decimal is written as a number literal from its own
 text (msgspec ``decimal_format="number"``), never through a binary float: the
 server never rounds ``86412.30`` to the nearest double; the client's parser does,

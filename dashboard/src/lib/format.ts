@@ -1,6 +1,6 @@
 /**
  * Display formatting only. The API sends every price, size and spread as a JSON number that
- * carries the server's exact decimal digits (decision 0017; Kafka topics keep decimal strings,
+ * carries the server's exact decimal digits (decision 0020; Kafka topics keep decimal strings,
  * 0003). Strings are still accepted (older payloads, tests); these helpers never feed a number
  * back into any calculation.
  */
