@@ -66,6 +66,8 @@ class _Book:
     base: str
     multiplier: Decimal
     ticks: int
+    half_spread: int
+    """Ticks between the mid and each side."""
 
 
 @dataclass
@@ -94,9 +96,12 @@ class SyntheticMarket:
             self._books[base] = books
 
     def _book(self, base: str, venue: str, quote: str, scaled: bool, mid_ticks: int) -> _Book:
-        offset = self._rng.randint(-50, 50)  # venues disagree by up to 0.05 %
+        # Venues' mids disagree by up to ~0.05 %, their books are ~0.2-1.2 bp wide each side: a
+        # few cross-venue pairs cross (positive gross spread), most do not — as in a live market.
+        offset = self._rng.randint(-50, 50)
         multiplier = Decimal(1000) if scaled else Decimal(1)
-        return _Book(f"{base}-{quote}-PERP@{venue}", venue, base, multiplier, mid_ticks + offset)
+        half = self._rng.randint(20, 60)
+        return _Book(f"{base}-{quote}-PERP@{venue}", venue, base, multiplier, mid_ticks + offset, half)
 
     @property
     def instruments(self) -> int:
@@ -109,9 +114,9 @@ class SyntheticMarket:
             venue=book.venue,
             native_symbol=book.instrument_id.split("@")[0],
             base=book.base,
-            bid=(book.ticks - 1) * scale,
+            bid=(book.ticks - book.half_spread) * scale,
             bid_size=Decimal(self._rng.randint(1, 500)),
-            ask=(book.ticks + 1) * scale,
+            ask=(book.ticks + book.half_spread) * scale,
             ask_size=Decimal(self._rng.randint(1, 500)),
             mark=book.ticks * scale,
             price_multiplier=book.multiplier,
