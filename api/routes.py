@@ -59,6 +59,7 @@ from api.views_spreads import spread_rows
 from api.views_venues import known_venues, venues_out
 from api.wire import wire
 from arbstream.errors import ConfigError
+from ingest.symbol_files import VENUE_ALIASES
 from schemas.market import Quote
 
 router = APIRouter()
@@ -130,10 +131,16 @@ def _symbol(ctx: ApiContext, raw: str) -> str:
 def _venue(ctx: ApiContext, raw: str | None) -> str | None:
     if raw is None:
         return None
-    venue = raw.strip().lower()
+    venue = seed_venue(raw)
     if venue not in known_venues(ctx.model, ctx.universe):
         raise HTTPException(404, detail=f"unknown venue {raw[:64]!r}")
     return venue
+
+
+def seed_venue(raw: str) -> str:
+    """arbstream's venue id for a name a seed client may send (``gateio`` is ``gate``)."""
+    name = raw.strip().lower()
+    return VENUE_ALIASES.get(name, name)
 
 
 def _decimal(value: float | None) -> Decimal | None:
@@ -172,7 +179,7 @@ def _symbol_set(ctx: ApiContext, raw: str | None) -> frozenset[str] | None:
 def _venue_set(ctx: ApiContext, raw: str | None) -> frozenset[str] | None:
     if raw is None:
         return None
-    names = [n.lower() for n in _names(raw)]
+    names = [seed_venue(n) for n in _names(raw)]
     # Configured and reporting venues first: scanning every quote only when a name is not among them.
     maybe = set(names) - ctx.universe.venues - {h.venue for h in ctx.model.health.by_connection.values()}
     unknown = sorted(maybe - known_venues(ctx.model, ctx.universe)) if maybe else []

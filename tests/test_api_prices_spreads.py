@@ -128,6 +128,11 @@ def test_other_quote_groups_multipliers_and_too_few_usable_venues(api: str) -> N
     )
 
 
+def test_seed_venue_names_are_accepted(api: str) -> None:
+    status, body = get_json(api + "/api/prices?venues=gateio")  # the seed's name for gate
+    assert status == 200 and {v for venues in body["prices"].values() for v in venues} == {"gate"}
+
+
 def test_rows_are_sorted_best_net_first_and_paged(api: str) -> None:
     assert [r["symbol"] for r in _rows(api + "/api/spreads")] == ["BTC", "ETH", "SOL"]
     status, page = get_json(api + "/api/spreads?limit=1&offset=1")
