@@ -142,6 +142,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/best-opportunities/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Best Opportunities Route
+         * @description Ranked funding-carry PAIRS (long the low-funding venue, short the high one; same base and quote
+         *     group; legs on unhealthy venues or with rates older than the worker's funding max age left out):
+         *     APR differential now or averaged over `period`, entry cost at executable prices with both taker
+         *     fees, break-even hours, carry until the first common settlement. `side`: LONG keeps pairs whose
+         *     long leg is itself paid, SHORT those whose short leg is; the seed's `exchange`/`price` name that leg.
+         */
+        get: operations["best_opportunities_route_api_best_opportunities__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/best-prices/{symbol}": {
         parameters: {
             query?: never;
@@ -162,6 +186,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/coin-detail/{symbol}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Coin Detail Route
+         * @description Per-venue current and 1/3/7/30-day APR, 30 days of settled rates per instrument, the symbol's pairs.
+         */
+        get: operations["coin_detail_route_api_coin_detail__symbol___get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/episodes": {
         parameters: {
             query?: never;
@@ -174,6 +218,48 @@ export interface paths {
          * @description Closed episodes (from `opportunity-episodes`), latest first, paged.
          */
         get: operations["episodes_api_episodes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/funding-history/{symbol}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Funding History Route
+         * @description Every settled rate of the symbol's instruments (rate per interval, interval, APR), oldest first.
+         */
+        get: operations["funding_history_route_api_funding_history__symbol__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/funding-table/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Funding Table Route
+         * @description Funding per symbol and venue: live APR from each venue's own interval, realised APR over `period`,
+         *     payouts a day, next funding, volume. `spread` = max - min realised APR in the row (sort `spread`,
+         *     `apr` = largest |APR|, `volume`; `market_cap` sorts by volume: no market caps are kept).
+         */
+        get: operations["funding_table_route_api_funding_table__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -342,6 +428,26 @@ export interface paths {
          *     venue, same quote group), gross and net of both taker fees; best net first.
          */
         get: operations["spreads_api_spreads_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/stats/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stats Route
+         * @description Coins and venues with funding, the newest funding update, how much history is kept.
+         */
+        get: operations["stats_route_api_stats__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -667,6 +773,20 @@ export interface components {
              */
             timestamp: string;
         };
+        /** AveragesOut */
+        AveragesOut: {
+            /**
+             * 1D
+             * @description realised APR over settlements of the last day, percent a year
+             */
+            "1d": number | null;
+            /** 3D */
+            "3d": number | null;
+            /** 7D */
+            "7d": number | null;
+            /** 30D */
+            "30d": number | null;
+        };
         /** BacktestOut */
         BacktestOut: {
             /** Charts */
@@ -793,6 +913,28 @@ export interface components {
             bootstrap: string | null;
             /** Reachable */
             reachable: boolean;
+        };
+        /** CoinDetailOut */
+        CoinDetailOut: {
+            /**
+             * Asset
+             * @description always null: no CoinGecko data
+             */
+            asset: null;
+            /**
+             * History
+             * @description 30 days of settlements per instrument
+             */
+            history: components["schemas"]["VenueHistoryOut"][];
+            /**
+             * Pairs
+             * @description this symbol's best pairs, live ranking
+             */
+            pairs: components["schemas"]["PairOut"][];
+            /** Summary Stats */
+            summary_stats: components["schemas"]["SummaryStatOut"][];
+            /** Symbol */
+            symbol: string;
         };
         /** ConnectionOut */
         ConnectionOut: {
@@ -934,6 +1076,187 @@ export interface components {
              */
             error: string;
         };
+        /** ExchangeFundingOut */
+        ExchangeFundingOut: {
+            /**
+             * Age Ms
+             * @description since the funding update was received
+             */
+            age_ms: number;
+            averages: components["schemas"]["AveragesOut"];
+            /** Exchange */
+            exchange: string;
+            /**
+             * Frequency
+             * @description payouts per day (24 / interval_h)
+             */
+            frequency: number | null;
+            /**
+             * Funding Per H
+             * @description rate / interval_h, fraction of notional per hour
+             */
+            funding_per_h: number | null;
+            /**
+             * Healthy
+             * @description the venue's connections are not disconnected, stale, gapped or failing
+             */
+            healthy: boolean;
+            /**
+             * Hist Apr
+             * @description realised APR over the requested period, percent a year; null: no settlement
+             */
+            hist_apr: number | null;
+            /**
+             * History
+             * @description APR of each settlement in the period, oldest first (at most 60)
+             */
+            history: number[];
+            /**
+             * Image
+             * @description always null: arbstream keeps no logos
+             */
+            image: string | null;
+            /** Index */
+            index: number | null;
+            /** Instrument Id */
+            instrument_id: string;
+            /** Interval H */
+            interval_h: number | null;
+            /**
+             * Live Apr
+             * @description current rate annualised from its own interval, percent a year
+             */
+            live_apr: number | null;
+            /** Mark */
+            mark: number | null;
+            /**
+             * Market Cap
+             * @description always null: arbstream keeps no market caps
+             */
+            market_cap: number | null;
+            /**
+             * Next Funding Estimated
+             * @description the venue sends no time: the UTC grid of its interval
+             */
+            next_funding_estimated: boolean;
+            /**
+             * Next Funding Time
+             * @description Unix ms of the next settlement
+             */
+            next_funding_time: number | null;
+            /** Predicted Apr */
+            predicted_apr: number | null;
+            /**
+             * Predicted Rate
+             * @description the venue's predicted next rate, where it publishes one
+             */
+            predicted_rate: number | null;
+            /**
+             * Price
+             * @description mid per base unit (else the mark price)
+             */
+            price: number | null;
+            /**
+             * Rate
+             * @description current rate per interval, fraction
+             */
+            rate: number | null;
+            /**
+             * Side
+             * @description which side the current rate pays
+             */
+            side: ("LONG" | "SHORT" | "FLAT") | null;
+            /**
+             * Volume
+             * @description 24 h traded notional in the quote currency, from the venue's listing
+             */
+            volume: number | null;
+        };
+        /** FundingHistoryOut */
+        FundingHistoryOut: {
+            /** Days */
+            days: number;
+            /** Series */
+            series: components["schemas"]["InstrumentHistoryOut"][];
+            /** Symbol */
+            symbol: string;
+        };
+        /** FundingRowOut */
+        FundingRowOut: {
+            /**
+             * Asset Info
+             * @description always null: no CoinGecko data
+             */
+            asset_info: null;
+            /** Exchanges Data */
+            exchanges_data: components["schemas"]["ExchangeFundingOut"][];
+            /**
+             * Live Spread
+             * @description max - min live_apr across the row, percent a year
+             */
+            live_spread: number | null;
+            /**
+             * Spread
+             * @description max - min hist_apr across the row, percent a year
+             */
+            spread: number | null;
+            /** Symbol */
+            symbol: string;
+        };
+        /** FundingStatsOut */
+        FundingStatsOut: {
+            /**
+             * Funding Alerts
+             * @description recent funding-arbitrage alerts kept
+             */
+            funding_alerts: number;
+            /**
+             * History Loaded
+             * @description the funding-settlements topic has been read to its end
+             */
+            history_loaded: boolean;
+            /**
+             * Last Update
+             * @description receipt of the newest funding update, Unix epoch seconds
+             */
+            last_update: number | null;
+            /**
+             * Oldest Settlement
+             * @description Unix ms
+             */
+            oldest_settlement: number | null;
+            /**
+             * Settlements
+             * @description settled rates kept (up to 35 days)
+             */
+            settlements: number;
+            /**
+             * Total Coins
+             * @description symbols with a funding rate
+             */
+            total_coins: number;
+            /**
+             * Total Exchanges
+             * @description venues with a funding rate
+             */
+            total_exchanges: number;
+        };
+        /** FundingTableOut */
+        FundingTableOut: {
+            /**
+             * Count
+             * @description rows matching the filters, all pages
+             */
+            count: number;
+            /** Current Page */
+            current_page: number;
+            /** Period */
+            period: string;
+            /** Results */
+            results: components["schemas"]["FundingRowOut"][];
+            /** Total Pages */
+            total_pages: number;
+        };
         /** HealthOut */
         HealthOut: {
             broker: components["schemas"]["BrokerOut"];
@@ -943,6 +1266,12 @@ export interface components {
              */
             complete: boolean;
             consumer: components["schemas"]["ConsumerOut"];
+            /**
+             * Price Fetcher Active
+             * @description the seed's field: some venue is streaming
+             * @default false
+             */
+            price_fetcher_active: boolean;
             /**
              * Reasons
              * @description why the status is not ok
@@ -975,6 +1304,12 @@ export interface components {
             venues_streaming: string[];
             /** Venues Unhealthy */
             venues_unhealthy: string[];
+            /**
+             * Websocket Connections
+             * @description the seed's field: WebSocket clients of this API
+             * @default 0
+             */
+            websocket_connections: number;
             /**
              * Workers
              * @description each worker's tick counters (conflated, rejected, ...)
@@ -1010,14 +1345,34 @@ export interface components {
             max_quote_age_ms_by_venue: {
                 [key: string]: number;
             };
+            /**
+             * Message
+             * @description the seed's greeting at GET /
+             */
+            message: string;
             /** Namespace */
             namespace: string;
             /** Service */
             service: string;
+            /**
+             * Status
+             * @description the seed's field at GET /
+             * @constant
+             */
+            status: "running";
             /** Version */
             version: string;
             /** Websocket */
             websocket: string;
+        };
+        /** InstrumentHistoryOut */
+        InstrumentHistoryOut: {
+            /** Exchange */
+            exchange: string;
+            /** Instrument Id */
+            instrument_id: string;
+            /** Points */
+            points: components["schemas"]["SettledOut"][];
         };
         /** LegOut */
         LegOut: {
@@ -1207,6 +1562,151 @@ export interface components {
              */
             type: "opportunity";
         };
+        /** PairLegOut */
+        PairLegOut: {
+            /**
+             * Apr
+             * @description percent (0.12 = 0.12 %), JSON number, at most 6 decimal places
+             */
+            apr: number;
+            /**
+             * Avg Apr
+             * @description realised over the requested period, percent a year
+             */
+            avg_apr: number | null;
+            /** Exchange */
+            exchange: string;
+            /**
+             * Fee
+             * @description taker fee assumed (fraction)
+             */
+            fee: number;
+            /**
+             * Funding Per H
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            funding_per_h: number;
+            /** Instrument Id */
+            instrument_id: string;
+            /** Interval H */
+            interval_h: number;
+            /** Next Funding Estimated */
+            next_funding_estimated: boolean;
+            /** Next Funding Time */
+            next_funding_time: number;
+            /**
+             * Price
+             * @description executable per base unit now: ask (long leg) or bid (short leg)
+             */
+            price: number | null;
+            /**
+             * Rate
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            rate: number;
+            /** Volume */
+            volume: number | null;
+        };
+        /** PairOut */
+        PairOut: {
+            /**
+             * Apr
+             * @description the pair's APR differential on the requested period (live for `now`), percent a year
+             */
+            apr: number;
+            /**
+             * Apr Spread
+             * @description short APR - long APR at current rates, percent a year
+             */
+            apr_spread: number;
+            /**
+             * Avg Apr Spread
+             * @description the same on the period's averages, percent a year
+             */
+            avg_apr_spread: number | null;
+            /** Avg Break Even Hours */
+            avg_break_even_hours: number | null;
+            /**
+             * Break Even Hours
+             * @description entry_cost / carry per hour (null: no carry or no prices)
+             */
+            break_even_hours: number | null;
+            /**
+             * Carry Per H
+             * @description funding earned per hour, percent of notional
+             */
+            carry_per_h: number;
+            /**
+             * Carry To Common
+             * @description funding net of both legs until then, percent of notional
+             */
+            carry_to_common: number | null;
+            /**
+             * Common Settlement Time
+             * @description Unix ms of the first settlement both legs share
+             */
+            common_settlement_time: number | null;
+            /**
+             * Entry Cost
+             * @description price spread / long ask + both taker fees, percent of notional
+             */
+            entry_cost: number | null;
+            /**
+             * Exchange
+             * @description the leg named by `side` (seed field)
+             */
+            exchange: string;
+            long: components["schemas"]["PairLegOut"];
+            /**
+             * Price
+             * @description that leg's executable price
+             */
+            price: number | null;
+            /**
+             * Price Spread
+             * @description long ask - short bid per base unit
+             */
+            price_spread: number | null;
+            short: components["schemas"]["PairLegOut"];
+            /**
+             * Side
+             * @enum {string}
+             */
+            side: "LONG" | "SHORT";
+            /** Symbol */
+            symbol: string;
+        };
+        /** PairsOut */
+        PairsOut: {
+            /**
+             * Count
+             * @description rows matching the filters, all pages
+             */
+            count: number;
+            /** Current Page */
+            current_page: number;
+            /** Period */
+            period: string;
+            /** Results */
+            results: components["schemas"]["PairOut"][];
+            /** Side */
+            side: string;
+            /** Total Pages */
+            total_pages: number;
+        };
+        /** PointOut */
+        PointOut: {
+            /**
+             * T
+             * @description settlement time, Unix ms
+             */
+            t: number;
+            /**
+             * V
+             * @description settled rate annualised, percent a year
+             */
+            v: number;
+        };
         /** PriceEntry */
         PriceEntry: {
             /**
@@ -1376,6 +1876,28 @@ export interface components {
             total_symbols: number;
             /** Venues */
             venues: string[];
+        };
+        /** SettledOut */
+        SettledOut: {
+            /**
+             * Apr
+             * @description percent (0.12 = 0.12 %), JSON number, at most 6 decimal places
+             */
+            apr: number;
+            /** Estimated Time */
+            estimated_time: boolean;
+            /** Interval H */
+            interval_h: number;
+            /**
+             * Rate
+             * @description decimal JSON number, the source's digits, at most 12 decimal places
+             */
+            rate: number;
+            /**
+             * T
+             * @description settlement time, Unix ms
+             */
+            t: number;
         };
         /** SpreadHistoryOut */
         SpreadHistoryOut: {
@@ -1568,6 +2090,29 @@ export interface components {
             /** Total Symbols */
             total_symbols: number;
         };
+        /** SummaryStatOut */
+        SummaryStatOut: {
+            averages: components["schemas"]["AveragesOut"];
+            /**
+             * Avg Apr
+             * @description 30 days, percent a year
+             */
+            avg_apr: number | null;
+            /** Current Apr */
+            current_apr: number | null;
+            /** Exchange */
+            exchange: string;
+            /** Instrument Id */
+            instrument_id: string;
+            /** Interval H */
+            interval_h: number | null;
+            /** Next Funding Time */
+            next_funding_time: number | null;
+            /** Predicted Apr */
+            predicted_apr: number | null;
+            /** Price */
+            price: number | null;
+        };
         /** SymbolPricesOut */
         SymbolPricesOut: {
             /**
@@ -1696,6 +2241,15 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VenueHistoryOut */
+        VenueHistoryOut: {
+            /** Exchange */
+            exchange: string;
+            /** Instrument Id */
+            instrument_id: string;
+            /** Points */
+            points: components["schemas"]["PointOut"][];
         };
         /** VenueOut */
         VenueOut: {
@@ -2078,6 +2632,64 @@ export interface operations {
             };
         };
     };
+    best_opportunities_route_api_best_opportunities__get: {
+        parameters: {
+            query?: {
+                /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
+                exchanges?: string[] | null;
+                /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
+                min_volume?: number | null;
+                page?: number;
+                page_size?: number;
+                period?: "now" | "1d" | "3d" | "7d" | "14d" | "30d";
+                /** @description symbols containing this text */
+                q?: string | null;
+                side?: "ALL" | "LONG" | "SHORT";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairsOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
     best_prices_of_api_best_prices__symbol__get: {
         parameters: {
             query?: {
@@ -2100,6 +2712,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BestPricesOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    coin_detail_route_api_coin_detail__symbol___get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description canonical base (BTC); seed spellings like BTCUSDT are accepted */
+                symbol: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CoinDetailOut"];
                 };
             };
             /** @description unknown symbol or venue */
@@ -2155,6 +2817,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EpisodesOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    funding_history_route_api_funding_history__symbol__get: {
+        parameters: {
+            query?: {
+                /** @description how far back */
+                days?: number;
+                /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
+                exchanges?: string[] | null;
+            };
+            header?: never;
+            path: {
+                /** @description canonical base (BTC); seed spellings like BTCUSDT are accepted */
+                symbol: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FundingHistoryOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    funding_table_route_api_funding_table__get: {
+        parameters: {
+            query?: {
+                /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
+                exchanges?: string[] | null;
+                /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
+                min_volume?: number | null;
+                page?: number;
+                page_size?: number;
+                period?: "1h" | "4h" | "1d" | "3d" | "7d" | "30d";
+                /** @description symbols containing this text */
+                q?: string | null;
+                sort?: "spread" | "apr" | "market_cap" | "volume" | "symbol";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FundingTableOut"];
                 };
             };
             /** @description unknown symbol or venue */
@@ -2565,6 +3340,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    stats_route_api_stats__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FundingStatsOut"];
                 };
             };
             /** @description read model still loading */
