@@ -52,7 +52,7 @@ const stubs = {
 const spreadNames = Array.from({ length: symbols }, (_, i) => (i === 0 ? "BTC" : i === 1 ? "ETH" : `S${String(i).padStart(3, "0")}`));
 const spreadsBody = () => ({
   spreads: spreadNames.map((symbol, i) => {
-    const net = ((Math.random() - 0.7) * 0.8).toFixed(4);
+    const net = Number(((Math.random() - 0.7) * 0.8).toFixed(4));
     const [buy, sell] = [VENUES[i % VENUES.length], VENUES[(i + 3) % VENUES.length]];
     return {
       symbol,
@@ -60,15 +60,15 @@ const spreadsBody = () => ({
       usable_venues: VENUES.length,
       buy_exchange: buy,
       sell_exchange: sell,
-      buy_price: "100",
-      sell_price: "100.1",
-      spread: "0.1",
-      spread_percentage: (Number(net) + 0.1).toFixed(4),
+      buy_price: 100,
+      sell_price: 100.1,
+      spread: 0.1,
+      spread_percentage: Number((net + 0.1).toFixed(4)),
       net_spread_percentage: net,
-      size: "1",
-      notional: "100",
-      buy_fee: "0.0005",
-      sell_fee: "0.0005",
+      size: 1,
+      notional: 100,
+      buy_fee: 0.0005,
+      sell_fee: 0.0005,
       buy_instrument_id: `${symbol}-USDT-PERP@${buy}`,
       sell_instrument_id: `${symbol}-USDT-PERP@${sell}`,
     };
@@ -103,16 +103,16 @@ await page.addInitScript(
         instrument_id: `${names[si]}-USDT-PERP@${venue}`,
         native_symbol: `${names[si]}USDT`,
         quote_group: "USDT",
-        price: mid.toFixed(4),
+        price: Number(mid.toFixed(4)),
         price_source: "mid",
-        bid: (mid * 0.99995).toFixed(4),
-        ask: (mid * 1.00005).toFixed(4),
-        bid_size: "1.5",
-        ask_size: "2.25",
+        bid: Number((mid * 0.99995).toFixed(4)),
+        ask: Number((mid * 1.00005).toFixed(4)),
+        bid_size: 1.5,
+        ask_size: 2.25,
         last: null,
         mark: null,
-        price_multiplier: "1",
-        funding_rate: "0.0001",
+        price_multiplier: 1,
+        funding_rate: 0.0001,
         crossed: false,
         timestamp: t,
         exchange_ts_missing: false,
