@@ -42,7 +42,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from processors.app import run_worker
+    from processors.faust_app import run_worker
     from processors.settings import WorkerSettings
 
     return run_worker(WorkerSettings())

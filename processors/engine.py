@@ -1,11 +1,13 @@
 """The worker's per-tick path without Kafka: symbol slots, conflation, rebuild, what to persist.
 
-:mod:`processors.worker` feeds it each fetched partition's records and sends what it returns;
-tests and the benchmark drive it directly. A symbol's ticks all arrive on one partition of its
+:mod:`processors.faust_host` (the Faust agent) feeds it each partition's records — each a
+``TickBatch`` of one symbol's ticks — and sends what it returns; tests, the backtest and the
+benchmark drive it directly. A symbol's ticks all arrive on one partition of its
 ``ticks.<BASE>`` topic, so a slot is owned by exactly one worker at a time.
 
-Every record handed to :meth:`Engine.apply_batch` ends in exactly one counter (see
-``schemas.arbitrage.WorkerStats``): nothing is dropped without being counted.
+Every tick in the records handed to :meth:`Engine.apply_batch` ends in exactly one counter (see
+``schemas.arbitrage.WorkerStats``; an undecodable record counts as one): nothing is dropped
+without being counted.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ import msgspec
 from processors.arbitrage import ArbConfig, FastBook, process_quote
 from processors.funding import FundingConfig, process_funding
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
-from schemas.market import Funding, Health, Quote, decode_tick
+from schemas.market import Funding, Health, Quote, decode_ticks
 
 log = logging.getLogger(__name__)
 
-QUOTE_PREFIX = b'{"type":"quote"'
-"""How arbstream's encoder starts every Quote (the tag comes first): lets conflation pick the
-superseded quotes without decoding them. A producer that encodes otherwise is never conflated."""
 MAX_EXPONENT = 30
 """No price, size or rate is anywhere near 1e30: a larger number is a data error (and arithmetic
 on one like 1E+999999999 would overflow, so it is checked by its exponent, not compared)."""
@@ -74,24 +73,35 @@ class Emitted:
     funding: list[FundingOpportunity] = field(default_factory=list)
 
 
-def superseded(records: Sequence[TickRecord], now_ms: int, conflate_after_ms: int) -> set[int]:
-    """Indices of quotes that a newer quote of the same instrument in ``records`` replaces,
-    among those already older than ``conflate_after_ms`` (only a worker that is behind conflates:
-    one that keeps up processes every tick, so event-time results do not depend on load)."""
-    if conflate_after_ms <= 0 or not records or now_ms - records[0].timestamp <= conflate_after_ms:
+def decode_record(record: TickRecord) -> list[Quote | Funding] | str:
+    """The ticks of one record (a ``TickBatch``, or one tick as written before batching), or why not."""
+    try:
+        return decode_ticks(record.value or b"")
+    except msgspec.DecodeError as exc:
+        return f"undecodable: {exc}"
+
+
+def superseded(
+    batch: Sequence[tuple[int, Sequence[Quote | Funding]]], now_ms: int, conflate_after_ms: int
+) -> set[tuple[int, int]]:
+    """(record, tick) indices of quotes that a newer quote of the same instrument in ``batch``
+    replaces, among those whose record is already older than ``conflate_after_ms``. ``batch``:
+    (Kafka timestamp ms, ticks) per record in offset order. Only a worker that is behind conflates:
+    one that keeps up processes every tick, so event-time results do not depend on load."""
+    if conflate_after_ms <= 0 or not batch or now_ms - batch[0][0] <= conflate_after_ms:
         return set()
-    latest: dict[bytes | None, int] = {}
-    for index, record in enumerate(records):
-        if record.value is not None and record.value.startswith(QUOTE_PREFIX):
-            latest[record.key] = index
+    latest: dict[str, tuple[int, int]] = {}
+    for r, (_, ticks) in enumerate(batch):
+        for t, tick in enumerate(ticks):
+            if isinstance(tick, Quote):
+                latest[tick.instrument_id] = (r, t)
     cutoff = now_ms - conflate_after_ms
     return {
-        index
-        for index, record in enumerate(records)
-        if record.timestamp < cutoff
-        and record.value is not None
-        and record.value.startswith(QUOTE_PREFIX)
-        and latest[record.key] != index
+        (r, t)
+        for r, (timestamp, ticks) in enumerate(batch)
+        if timestamp < cutoff
+        for t, tick in enumerate(ticks)
+        if isinstance(tick, Quote) and latest[tick.instrument_id] != (r, t)
     }
 
 
@@ -133,38 +143,50 @@ class Engine:
         return self.slots.pop(base, None)
 
     def apply_batch(self, base: str, records: Sequence[TickRecord], health: dict[str, Health], now_ms: int) -> Emitted:
-        """Apply one partition's fetched records (in offset order) to ``base``'s slot."""
+        """Apply one partition's records (in offset order, each a batch of ticks) to ``base``'s slot."""
         slot = self.slots.get(base)
         if slot is None:
             slot = self.slots[base] = Slot(SymbolState())
         out = Emitted()
-        skip = superseded(records, now_ms, self.conflate_after_ms)
+        decoded = [(record, decode_record(record)) for record in records]
+        for record, ticks in decoded:
+            if isinstance(ticks, str):
+                self._reject(base, record.offset, ticks)  # an undecodable record counts as one tick
+        readable = [(record, ticks) for record, ticks in decoded if not isinstance(ticks, str)]
+        skip = superseded([(record.timestamp, ticks) for record, ticks in readable], now_ms, self.conflate_after_ms)
         self.counters.conflated += len(skip)
-        for index, record in enumerate(records):
-            if index not in skip:
-                self._apply_record(base, slot, record, health, out)
+        for r, (record, ticks) in enumerate(readable):
+            for t, tick in enumerate(ticks):
+                if (r, t) not in skip:
+                    self._apply_tick(base, slot, record.offset, tick, health, out)
+            # A record is applied whole: re-reading it (at least once) only rebuilds quotes.
+            slot.state.applied_offset = max(slot.state.applied_offset, record.offset)
         return out
 
-    def _apply_record(self, base: str, slot: Slot, record: TickRecord, health: dict[str, Health], out: Emitted) -> None:
-        try:
-            event = decode_tick(record.value or b"")
-        except msgspec.DecodeError as exc:
-            self._reject(base, record.offset, f"undecodable: {exc}")
-            return
+    def rebuild(self, base: str, ticks: list[Quote | Funding]) -> None:
+        """Ticks the previous owner already processed (the last seconds before the committed offset):
+        they only refill the in-memory quotes and funding of ``base``'s loaded slot."""
+        slot = self.slots[base]
+        for tick in ticks:
+            if tick.base == base and insane(tick) is None:
+                self._rebuild(slot, tick)
+
+    def _apply_tick(
+        self, base: str, slot: Slot, offset: int, event: Quote | Funding, health: dict[str, Health], out: Emitted
+    ) -> None:
         problem = insane(event) or (None if event.base == base else f"base {event.base!r} on {base!r}'s topic")
         if problem is not None:
-            self._reject(base, record.offset, problem)
+            self._reject(base, offset, problem)
             return
         state = slot.state
-        if record.offset <= state.applied_offset:
+        if offset <= state.applied_offset:
             self._rebuild(slot, event)
             return
         try:
             self._step(base, slot, event, health, out)
         except (ArithmeticError, ValueError) as exc:  # one tick's failure must not stop its symbol
-            self._reject(base, record.offset, f"{type(exc).__name__}: {exc}")
+            self._reject(base, offset, f"{type(exc).__name__}: {exc}")
             return
-        state.applied_offset = record.offset
         self.counters.processed += 1
 
     def _step(self, base: str, slot: Slot, event: Quote | Funding, health: dict[str, Health], out: Emitted) -> None:

@@ -52,7 +52,20 @@ class WorkerSettings(CommonSettings):
         "its partitions back at once instead of after the session timeout; unique per worker",
     )
     worker_discover_interval_ms: int = Field(
-        default=5_000, ge=100, description="how often the worker looks for new ticks.* topics (metadata refresh)"
+        default=5_000, ge=100, description="how often the worker lists the cluster's topics for new ticks.* topics"
+    )
+    worker_data_dir: str = Field(default=".cache/faust", description="the Faust app's local directory")
+    worker_take_max: int = Field(
+        default=2_000, ge=1, description="records the agent takes at once (a worker that is behind gets full batches)"
+    )
+    worker_take_within_ms: int = Field(
+        default=2, ge=1, description="longest the agent waits to fill a batch (latency added when it keeps up)"
+    )
+    worker_resubscribe_delay_s: float = Field(
+        default=1.0, ge=0, description="Faust's coalescing sleep before subscribing new tick topics (Faust: 45)"
+    )
+    worker_switch_interval_ms: float = Field(
+        default=0.5, gt=0, description="Python's thread switch interval: Faust's consumer thread hands fetches over"
     )
     worker_commit_interval_ms: int = Field(default=500, ge=10, description="how often processed offsets are committed")
     worker_conflate_after_ms: int = Field(

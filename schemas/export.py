@@ -14,12 +14,12 @@ import msgspec
 
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.funding import FundingSettlement
-from schemas.market import Health, Instrument, ListingStatus, TickEvent
+from schemas.market import Health, Instrument, ListingStatus, TickBatch
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
 
 TOPIC_TYPES: dict[str, Any] = {
-    "ticks": TickEvent,
+    "ticks": TickBatch,
     "health": Health,
     "opportunities": Opportunity,
     "opportunity-episodes": EpisodeClosed,

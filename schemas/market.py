@@ -12,6 +12,7 @@ frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
 
@@ -160,7 +161,7 @@ class ListingStatus(msgspec.Struct, frozen=True, kw_only=True, tag="listing", ta
 
 
 TickEvent = Quote | Funding
-"""What a ``ticks.<BASE>`` topic carries; the ``type`` field tells them apart."""
+"""One tick; a ``ticks.<BASE>`` record carries several in a :class:`TickBatch`."""
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _tick_decoder = msgspec.json.Decoder(TickEvent)
@@ -174,6 +175,29 @@ def encode(event: Quote | Funding | Health | Instrument | ListingStatus) -> byte
 def decode_tick(payload: bytes) -> Quote | Funding:
     event: Quote | Funding = _tick_decoder.decode(payload)
     return event
+
+
+class TickBatch(msgspec.Struct, frozen=True, kw_only=True, tag="batch", tag_field="type"):
+    """What a ``ticks.<BASE>`` record carries: several ticks of one symbol, in the order ingest
+    received them (the ticks one publisher batch window collected; decision 0019). Keyed by the
+    symbol. Readers also accept a bare ``Quote``/``Funding`` record (written before batching):
+    :func:`decode_ticks` returns the ticks of either."""
+
+    ticks: list[Quote | Funding]
+
+
+_ticks_decoder = msgspec.json.Decoder(TickBatch | Quote | Funding)
+
+
+def encode_ticks(ticks: Sequence[Quote | Funding]) -> bytes:
+    """One tick-topic record holding ``ticks`` (all of one symbol, in receipt order)."""
+    return _encoder.encode(TickBatch(ticks=list(ticks)))
+
+
+def decode_ticks(payload: bytes) -> list[Quote | Funding]:
+    """The ticks of one ``ticks.<BASE>`` record, in order (see :class:`TickBatch`)."""
+    decoded = _ticks_decoder.decode(payload)
+    return decoded.ticks if isinstance(decoded, TickBatch) else [decoded]
 
 
 def decode_health(payload: bytes) -> Health:

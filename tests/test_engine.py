@@ -97,10 +97,11 @@ def test_pre_filter_still_opens_an_exact_threshold_spread() -> None:
 def test_conflation_keeps_the_newest_quote_per_instrument_only_when_behind() -> None:
     qs = [quote("binance", "100", "100.1", T0 + i * MS) for i in range(3)] + [quote("okx", "100", "100.1", T0 + 3 * MS)]
     recs = records(qs)
+    batch = [(r.timestamp, [q]) for r, q in zip(recs, qs, strict=True)]  # (timestamp, ticks) per record
     now_ms = T0 // MS + 500
-    assert superseded(recs, now_ms, 100) == {0, 1}  # binance's first two; okx has only one
-    assert superseded(recs, T0 // MS + 50, 100) == set()  # not behind: every tick is processed
-    assert superseded(recs, now_ms, 0) == set()  # conflation off
+    assert superseded(batch, now_ms, 100) == {(0, 0), (1, 0)}  # binance's first two; okx has only one
+    assert superseded(batch, T0 // MS + 50, 100) == set()  # not behind: every tick is processed
+    assert superseded(batch, now_ms, 0) == set()  # conflation off
     e = engine(conflate_after_ms=100)
     e.apply_batch("BTC", list(recs), {}, now_ms)
     assert (e.counters.conflated, e.counters.processed) == (2, 2)

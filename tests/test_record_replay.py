@@ -17,7 +17,7 @@ from ingest.recorder import read_recording
 from ingest.simulator.universe import generated_market
 from ingest.venues import VENUE_NAMES
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.market import Instrument, decode_tick
+from schemas.market import Instrument, decode_ticks
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
 from tests.helpers import REPO_ROOT, TopicWatcher, running, service_env
 
@@ -123,12 +123,14 @@ async def test_recorded_frames_replay_into_the_same_opportunities(
             assert done.returncode == 0, done.stderr[-2000:]
             counts = dict(part.split("=") for part in done.stdout.split())
             await watcher.wait_for(
-                lambda rs: sum(1 for r in rs if r.topic in ticks) >= int(counts["events"]), 60, "all replayed ticks"
+                lambda rs: sum(len(decode_ticks(r.value)) for r in rs if r.topic in ticks) >= int(counts["events"]),
+                60,
+                "all replayed ticks",
             )
             await watcher.wait_for(
                 lambda rs: any(r.topic == opportunities for r in rs), 60, "an opportunity from the replayed dislocation"
             )
-    replayed = [decode_tick(r.value) for r in watcher.records if r.topic in ticks]
+    replayed = [tick for r in watcher.records if r.topic in ticks for tick in decode_ticks(r.value)]
     assert len(replayed) == int(counts["events"]) and int(counts["malformed"]) == 0
     assert {e.receipt_ts_ns for e in replayed} <= {receipt for receipt, _, _, _ in rows}  # recorded times kept
     alerts = [decode_event(r.value) for r in watcher.records if r.topic == opportunities]

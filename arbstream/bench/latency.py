@@ -19,11 +19,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from arbstream.bench.common import Result, latency_summary
 from arbstream.bench.kafka_io import OffsetProbe, make_producer
 from arbstream.bench.procs import Service
-from arbstream.bench.ticks import TickSource, stamp
+from arbstream.bench.ticks import TickSource, stamped
 from arbstream.bench.worker import processed, wait_processed
+from ingest.publisher import tick_records
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.market import Quote
-from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
+from schemas.market import Funding, Quote
+from schemas.topics import OPPORTUNITIES, topic_name
 
 SLOT_S = 0.005
 """Pacing granularity: ticks for each 5 ms slot are sent together, like a busy venue's frames."""
@@ -79,16 +80,16 @@ async def offer(
     duration_s: float,
     dislocations_per_s: int,
     sticky: bool = False,
-) -> int:
-    """Send ``rate`` ticks/s for ``duration_s`` with about ``dislocations_per_s``; returns how many were sent.
+) -> tuple[int, int]:
+    """Send ``rate`` ticks/s for ``duration_s`` with about ``dislocations_per_s``; returns (ticks, records) sent.
 
+    Each slot's ticks go out as ingest's publisher sends a window's: one record per symbol.
     ``sticky``: each dislocation holds for ``STICKY_S`` instead of one tick (see there).
     """
-    topic_of = {base: ticks_topic(base, namespace) for base in {i.base for i in source.instruments}}
     dislocate_every = 0 if sticky else max(20, rate // dislocations_per_s)
     producer = make_producer(bootstrap)
     await producer.start()
-    sent, target, until, next_plant = 0, -1, 0.0, 0.0
+    sent, records, target, until, next_plant = 0, 0, -1, 0.0, 0.0
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration_s:
@@ -97,16 +98,20 @@ async def offer(
                 target, until = (target + 1) % len(source.instruments), now + STICKY_S
                 next_plant = now + 1 / dislocations_per_s
             due = int(rate * elapsed) - sent
+            slot: list[Quote | Funding] = []
             for k, event in source.events(due, dislocate_every, start=sent):
                 if k == target and now < until and isinstance(event, Quote):
                     event = source.dislocated[k]
-                await producer.send(topic_of[event.base], stamp(event, time.time_ns()), key=source.keys[k])
+                slot.append(stamped(event, time.time_ns()))
+            for topic, key, value, _ in tick_records(slot, namespace):
+                await producer.send(topic, value, key=key)
+                records += 1
             sent += max(0, due)
             await asyncio.sleep(SLOT_S)
         await producer.flush()
     finally:
         await producer.stop()
-    return sent
+    return sent, records
 
 
 def _latencies(arrivals: list[tuple[int, bytes]], since_ns: int) -> tuple[list[float], list[float]]:
@@ -138,11 +143,12 @@ async def latency_run(
         before = await processed(probe, namespace)
         since_ns, cpu0 = time.time_ns(), worker.cpu_seconds()
         started = time.monotonic()
-        sent = await offer(bootstrap, source, namespace, rate, duration_s, DISLOCATIONS_PER_S, sticky)
+        sent, records = await offer(bootstrap, source, namespace, rate, duration_s, DISLOCATIONS_PER_S, sticky)
         sent_at = time.monotonic()
-        done = await wait_processed(probe, namespace, before + sent, max(5.0, 3 * duration_s))
+        done = await wait_processed(probe, namespace, before + records, max(5.0, 3 * duration_s))
         end = done if done is not None else time.monotonic()
-        handled = min(sent, await processed(probe, namespace) - before)
+        # Committed offsets count records; ticks handled in proportion.
+        handled = sent * min(records, await processed(probe, namespace) - before) // max(1, records)
         cpu = worker.cpu_seconds() - cpu0
         await asyncio.sleep(0.3)  # the last alerts are in flight to the collector
     catch_up_s = None if done is None else done - sent_at

@@ -22,6 +22,8 @@ from arbstream.bench.latency import latency_run
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.worker import (
+    DRAIN_STEP_NS,
+    READY_TICKS,
     changelog,
     processed,
     produce_ticks,
@@ -52,16 +54,16 @@ async def _drain_run(
     for worker in workers:
         worker.signal(signal.SIGSTOP)
     try:
-        await produce_ticks(bootstrap, source, ns, n, DISLOCATE_EVERY)
+        records = await produce_ticks(bootstrap, source, ns, n, DISLOCATE_EVERY)
     finally:
         for worker in workers:
             worker.signal(signal.SIGCONT)
     resumed, cpu0 = time.monotonic(), sum(w.cpu_seconds() for w in workers)
-    done = await wait_processed(probe, ns, before + n, timeout_s=max(60.0, n / 100))
+    done = await wait_processed(probe, ns, before + records, timeout_s=max(60.0, n / 100))
     if done is None:
         return {"ticks_per_s": float("nan"), "worker_cpu": float("nan"), "error": "backlog not drained in time"}
     cpu = sum(w.cpu_seconds() for w in workers) - cpu0
-    return {"ticks_per_s": n / (done - resumed), "worker_cpu": cpu / (done - resumed)}
+    return {"ticks_per_s": n / (done - resumed), "worker_cpu": cpu / (done - resumed), "ticks_per_record": n / records}
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,15 @@ def logic_only(source: TickSource, count: int) -> float:
     settings = WorkerSettings(min_ticks=1, cooldown_s=0)
     engine = Engine(settings.arb_config(), settings.funding_config(), conflate_after_ms=0)
     now_ms = time.time_ns() // 1_000_000
-    by_base: dict[str, list[_Record]] = {}
-    for offset, (topic, key, value) in enumerate(source.records("", count, time.time_ns(), 1_000_000, DISLOCATE_EVERY)):
-        by_base.setdefault(base_of_ticks_topic(topic), []).append(_Record(offset, key, value, now_ms))
-    # One record at a time, as a worker that keeps up sees them (no batch to amortise anything over).
-    batches = sorted(((r.offset, base, [r]) for base, rs in by_base.items() for r in rs), key=lambda b: b[0])
+    batches = source.batches("", count, time.time_ns(), DRAIN_STEP_NS, DISLOCATE_EVERY)
+    records = [
+        (base_of_ticks_topic(topic), _Record(offset, key, value, now_ms))
+        for offset, (topic, key, value, _) in enumerate(batches)
+    ]
+    # One record at a time (a publisher window's ticks of one symbol), as a worker that keeps up sees them.
     started = time.process_time()  # CPU seconds: steadier than wall time on a shared machine
-    for _, base, batch in batches:
-        engine.apply_batch(base, list(batch), {}, now_ms)
+    for base, record in records:
+        engine.apply_batch(base, [record], {}, now_ms)
     return count / (time.process_time() - started)
 
 
@@ -234,6 +237,7 @@ async def _market_drain(bootstrap: str, namespace: str, work_dir: Path, n: int, 
         "drain_ticks_per_s": median([d["ticks_per_s"] for d in drains]),
         "drain_worker_cpu": median([d["worker_cpu"] for d in drains]),
         "drain_runs": [d["ticks_per_s"] for d in drains],
+        "drain_ticks_per_record": median([d.get("ticks_per_record", math.nan) for d in drains]),
         "logic_only_ticks_per_cpu_s": median([logic_only(source, min(n, 20_000)) for _ in range(runs)]),
     }
 
@@ -264,9 +268,9 @@ async def run_processors_stage(
                 await _drain_run(bootstrap, probe, source, namespace, [worker], drain_ticks) for _ in range(drain_runs)
             ]
             changelog_records, changelog_size = await topic_bytes(bootstrap, changelog(namespace)[0])
-            handled = await processed(probe, namespace)
     finally:
         worker.stop()
+    handled = READY_TICKS + drain_ticks * len(drains)  # ticks: committed offsets count records
     drain_rate = median([d["ticks_per_s"] for d in drains])
     ns_live = f"{namespace}-live"
     await ensure_topics(bootstrap, source.topics(ns_live), partitions)
@@ -295,6 +299,7 @@ async def run_processors_stage(
         "drain_worker_cpu": median([d["worker_cpu"] for d in drains]),
         "drain_ticks_per_run": drain_ticks,
         "drain_runs": [d["ticks_per_s"] for d in drains],
+        "drain_ticks_per_record": median([d.get("ticks_per_record", math.nan) for d in drains]),
         "changelog_records": changelog_records,
         "changelog_bytes_per_tick": changelog_size / handled if handled else math.nan,
         "logic_only_ticks_per_cpu_s": median(logic),

@@ -22,25 +22,26 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from arbstream.bench.common import Result, median, not_measured
 from arbstream.bench.kafka_io import OffsetProbe, make_producer
 from arbstream.bench.procs import Service
-from arbstream.bench.ticks import TickSource, stamp
+from arbstream.bench.ticks import TickSource, stamped
 from arbstream.bench.worker import changelog, processed, produce_ticks, start_ready, wait_processed, worker_env
 from arbstream.kafka import ensure_topics
-from schemas.topics import ticks_topic
+from ingest.publisher import tick_records
 
 SESSION_TIMEOUT_S = 10
 FEED_TICKS_PER_S = 100
 """Live ticks keep arriving during the outage, so "processing again" is observable."""
 RESUME_TIMEOUT_S = 180.0
 
-# aiokafka/worker log lines that mark the phases (first occurrence after the replacement starts).
+# aiokafka/Faust/worker log lines that mark the phases (first occurrence after the replacement starts).
 PHASES = {
     "joining": re.compile(r"\(Re-\)joining group"),
     "joined": re.compile(r"Joined group"),
     "restoring": re.compile(r"Setting newly assigned partitions"),
-    "restored": re.compile(r"restored \d+ symbols"),
-    "ready": re.compile(r"owns symbols"),
+    "restored": re.compile(r"Recovery\]: Restore complete"),
+    "ready": re.compile(r"Recovery\]: Worker ready"),
 }
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+_STAMP = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]? ")
+"""Faust's log lines start ``[2026-12-06 10:50:48,965] [pid] [INFO]``."""
 INSTANCE_ID = "bench-recovery"
 
 
@@ -70,15 +71,15 @@ def _breakdown(killed_wall: float, resumed_wall: float, phases: dict[str, float]
 
 
 async def _feed(bootstrap: str, source: TickSource, namespace: str) -> None:
+    """Ten ticks every 100 ms, one record per symbol (as ingest batches them)."""
     producer = make_producer(bootstrap)
     await producer.start()
     sent = 0
     try:
         while True:
-            for k, event in source.events(FEED_TICKS_PER_S // 10, start=sent):
-                await producer.send(
-                    ticks_topic(event.base, namespace), stamp(event, time.time_ns()), key=source.keys[k]
-                )
+            ticks = [stamped(event, time.time_ns()) for _, event in source.events(FEED_TICKS_PER_S // 10, start=sent)]
+            for topic, key, value, _ in tick_records(ticks, namespace):
+                await producer.send(topic, value, key=key)
             sent += FEED_TICKS_PER_S // 10
             await asyncio.sleep(0.1)
     finally:
@@ -124,8 +125,8 @@ async def run_recovery(
             if await start_ready(workers[0], probe, bootstrap, source, namespace) is None:
                 return not_measured(f"the first worker never processed a tick; log tail:\n{workers[0].log_tail()}")
             before = await processed(probe, namespace)
-            await produce_ticks(bootstrap, source, namespace, ticks, 200)  # the table's history to restore
-            await wait_processed(probe, namespace, before + ticks, max(60.0, ticks / 100))
+            records = await produce_ticks(bootstrap, source, namespace, ticks, 200)  # the table's history to restore
+            await wait_processed(probe, namespace, before + records, max(60.0, ticks / 100))
             feeder = asyncio.create_task(_feed(bootstrap, source, namespace))
             results = [await _replace(probe, workers[n], workers[n + 1], namespace) for n in range(runs)]
             record_bytes = await _last_record_bytes(bootstrap, changelog(namespace)[0], partitions)

@@ -20,12 +20,16 @@ import msgspec
 
 from arbstream.bench.common import BASES
 from ingest.instruments import load_all, select
+from ingest.publisher import tick_records
 from ingest.simulator.market import Market
 from ingest.venues import implemented_venues
 from schemas.market import Funding, Instrument, Quote, encode
 from schemas.topics import ticks_topic
 
 DISLOCATION = Decimal("1.01")
+WINDOW_NS = 5_000_000
+"""The publisher's batch window (ingest's default ``linger_ms``): ticks received within one
+window go in one record per symbol, as ingest publishes them."""
 MARKET_ORDER = 200_000
 """Length of the market mix's tick order before it repeats."""
 FUNDING_EVERY = 10
@@ -89,7 +93,8 @@ class TickSource:
     def records(
         self, namespace: str, count: int, start_ns: int, step_ns: int, dislocate_every: int = 0
     ) -> list[tuple[str, bytes, bytes]]:
-        """Pre-encoded (topic, key, value) with receipt times ``start_ns + i*step_ns`` (event time)."""
+        """Pre-encoded (topic, key, value), one tick per record (the broker stage's message size), with
+        receipt times ``start_ns + i*step_ns`` (event time)."""
         topic_of = {b: ticks_topic(b, namespace) for b in {i.base for i in self.instruments}}
         out = []
         for i, (k, event) in enumerate(self.events(count, dislocate_every)):
@@ -98,9 +103,20 @@ class TickSource:
             out.append((topic_of[event.base], self.keys[k], encode(stamped)))
         return out
 
+    def batches(
+        self, namespace: str, count: int, start_ns: int, step_ns: int, dislocate_every: int = 0
+    ) -> list[tuple[str, bytes, bytes, int]]:
+        """Like :meth:`records`, batched as ingest's publisher does: (topic, symbol key, ``TickBatch``,
+        ticks) per symbol and ``WINDOW_NS`` of receipt time."""
+        windows: dict[int, list[Quote | Funding]] = {}
+        for i, (_, event) in enumerate(self.events(count, dislocate_every)):
+            ts = start_ns + i * step_ns
+            windows.setdefault((ts - start_ns) // WINDOW_NS, []).append(stamped(event, ts))
+        return [record for ticks in windows.values() for record in tick_records(ticks, namespace)]
 
-def stamp(event: Quote | Funding, ts_ns: int) -> bytes:
-    return encode(msgspec.structs.replace(event, exchange_ts_ns=ts_ns, receipt_ts_ns=ts_ns))
+
+def stamped(event: Quote | Funding, ts_ns: int) -> Quote | Funding:
+    return msgspec.structs.replace(event, exchange_ts_ns=ts_ns, receipt_ts_ns=ts_ns)
 
 
 def _up(price: Decimal | None) -> Decimal | None:

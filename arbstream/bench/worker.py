@@ -1,11 +1,12 @@
 """An ``arbstream worker`` under test, and how the bench knows what it has processed.
 
 The worker commits, per tick partition, the offset after the last record it has finished
-with (processed, conflated, rebuilt, forwarded or rejected: every record ends in one of
-them), and only once what that record produced is on the broker. So the group's committed
-offsets count handled ticks exactly, without reading the worker's logs; the bench has the
-worker commit every ``COMMIT_INTERVAL_MS`` (production default 500 ms), which bounds the
-resolution of every "done" time below.
+with (every tick in it processed, conflated, rebuilt, forwarded or rejected), and only once
+what that record produced is on the broker. Records are per-symbol batches of ticks, as
+ingest publishes them, so the group's committed offsets count *records*: the bench counts the
+records it writes and converts back to ticks. The bench has the worker commit every
+``COMMIT_INTERVAL_MS`` (production default 500 ms), which bounds the resolution of every "done"
+time below.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from schemas.topics import WORKER_STATS, symbols_changelog, topic_name
 
 APP_NAME = "arbstream"
 READY_TICKS = 200
+DRAIN_STEP_NS = 100_000
+"""Backlog ticks are 100 µs apart in receipt time (10k ticks/s of event time): 50 ticks per
+publisher window, so records hold ~25 ticks per symbol on the two-symbol bench market."""
 READY_TIMEOUT_S = 90.0
 COMMIT_INTERVAL_MS = 50
 
@@ -53,7 +57,7 @@ def worker_env(bootstrap: str, namespace: str, work_dir: Path, partitions: int, 
 
 
 async def processed(probe: OffsetProbe, namespace: str) -> int:
-    """Ticks the worker group has finished with so far (0 until it first commits)."""
+    """Records the worker group has finished with so far (0 until it first commits)."""
     try:
         return await probe.committed(group(namespace))
     except Exception:  # noqa: BLE001 - the group does not exist before the worker joins
@@ -61,7 +65,7 @@ async def processed(probe: OffsetProbe, namespace: str) -> int:
 
 
 async def wait_processed(probe: OffsetProbe, namespace: str, target: int, timeout_s: float) -> float | None:
-    """Monotonic time the worker had processed ``target`` ticks in total; None on timeout."""
+    """Monotonic time the worker had processed ``target`` records in total; None on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await processed(probe, namespace) >= target:
@@ -103,16 +107,18 @@ async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
     return count, size
 
 
-async def produce_ticks(bootstrap: str, source: TickSource, namespace: str, count: int, dislocate_every: int) -> None:
-    """``count`` pre-encoded ticks as one burst, event times 100 µs apart ending now (all fresh)."""
-    step_ns = 100_000
-    records = source.records(namespace, count, time.time_ns() - count * step_ns, step_ns, dislocate_every)
+async def produce_ticks(bootstrap: str, source: TickSource, namespace: str, count: int, dislocate_every: int) -> int:
+    """``count`` pre-encoded ticks as one burst, event times 100 µs apart ending now (all fresh),
+    batched per symbol and publisher window; returns the number of records written."""
+    start_ns = time.time_ns() - count * DRAIN_STEP_NS
+    batches = source.batches(namespace, count, start_ns, DRAIN_STEP_NS, dislocate_every)
     producer = make_producer(bootstrap)
     await producer.start()
     try:
-        await send_all(producer, records)
+        await send_all(producer, [(topic, key, value) for topic, key, value, _ in batches])
     finally:
         await producer.stop()
+    return len(batches)
 
 
 async def start_ready(
@@ -122,6 +128,6 @@ async def start_ready(
     started = time.monotonic()
     service.start()
     before = await processed(probe, namespace)
-    await produce_ticks(bootstrap, source, namespace, READY_TICKS, 0)
-    done = await wait_processed(probe, namespace, before + READY_TICKS, READY_TIMEOUT_S)
+    records = await produce_ticks(bootstrap, source, namespace, READY_TICKS, 0)
+    done = await wait_processed(probe, namespace, before + records, READY_TIMEOUT_S)
     return None if done is None else done - started

@@ -1,0 +1,290 @@
+"""The Faust host of :class:`processors.engine.Engine`: what the ``detect`` agent does with each
+batch of records, the ``symbols`` table writes, the periodic outputs and the rebalance hooks.
+
+Per batch (``stream.take_events``): records are grouped by tick partition -> the engine applies
+each partition's records to its symbol's slot -> alerts, closed episodes and funding alerts are
+sent -> symbols with an episode or cooldown transition are written to the table (its changelog)
+before the batch is acknowledged. Faust commits acknowledged offsets only after flushing the
+producer, so at least once holds: nothing is committed before what it produced is on the broker.
+Every ``worker_state_flush_s`` other changed rows are written; every ``prices_interval_ms`` the
+latest quotes go to ``prices``; every ``worker_stats_interval_s`` the counters go to
+``worker-stats``. Decision 0019 explains the design.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import faust
+import msgspec
+from faust.types import TP, EventT, TableT
+
+from arbstream.kafka import symbol_partition
+from processors.engine import Emitted, Engine, decode_record, persisted
+from processors.health_view import HealthView
+from processors.rebuild import RebuildReader
+from processors.settings import WorkerSettings
+from processors.topics import WorkerTopics
+from schemas.arbitrage import WorkerStats, decode_state
+from schemas.arbitrage import encode as encode_arb
+from schemas.market import Funding, Quote
+from schemas.market import encode as encode_market
+from schemas.topics import base_of_ticks_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """A Kafka record as :meth:`Engine.apply_batch` reads it (Faust's timestamps are float seconds)."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    """Milliseconds since the epoch."""
+
+
+def by_partition(events: Iterable[EventT[bytes]]) -> dict[TP, list[TickRecord]]:
+    """A batch's records per partition, each list in offset order (Faust delivers a partition in order)."""
+    grouped: dict[TP, list[TickRecord]] = {}
+    for event in events:
+        message = event.message
+        timestamp_ms = int(message.timestamp * 1000) if message.timestamp else 0
+        record = TickRecord(message.offset, message.key, message.value, timestamp_ms)
+        grouped.setdefault(message.tp, []).append(record)
+    return grouped
+
+
+def tick_count(record: TickRecord) -> int:
+    """Ticks in a record (an undecodable one counts as one, as the engine counts its rejection)."""
+    ticks = decode_record(record)
+    return 1 if isinstance(ticks, str) else len(ticks)
+
+
+class EngineHost:
+    def __init__(self, app: faust.App, settings: WorkerSettings, table: TableT[bytes, bytes], bootstrap: str) -> None:
+        self.app = app
+        self.settings = settings
+        self.table = table
+        self.topics = WorkerTopics.of(settings)
+        self.worker_id = settings.worker_instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        config = settings.arb_config()
+        self.engine = Engine(config, settings.funding_config(), settings.worker_conflate_after_ms)
+        self.health = HealthView()
+        self.rebuild = RebuildReader(bootstrap, self.topics.group, rebuild_window_ms(settings))
+        self.started_ts_ns = time.time_ns()
+        self._owned: dict[TP, str] = {}
+        """Tick partitions whose symbol's slot is loaded here (checked on first sight, see _owner)."""
+        self._foreign: set[TP] = set()
+        """Tick partitions no symbol's ticks belong on: whatever arrives there is forwarded."""
+        self._progress: dict[TP, tuple[int, float]] = {}
+        """Per owned tick partition: the next offset expected, and when it last moved (monotonic)."""
+        self._pending: dict[str, tuple[int, list[Quote | Funding]]] = {}
+        """Per newly assigned symbol: (committed offset - 1, the ticks of its last seconds before it)."""
+        self._lag_ms = 0
+
+    # --- the agent's per-batch path -----------------------------------------------------
+
+    async def handle(self, events: Sequence[EventT[bytes]]) -> None:
+        now_ms = int(time.time() * 1000)
+        newest = 0
+        touched: list[str] = []
+        for tp, records in by_partition(events).items():
+            base = self._owner(tp)
+            if base is None:
+                await self._forward(tp, records)
+            else:
+                await self._emit(base, self.engine.apply_batch(base, records, self.health.by_venue, now_ms))
+                touched.append(base)
+                self._progress[tp] = (records[-1].offset + 1, time.monotonic())
+            newest = max(newest, records[-1].timestamp)
+        self._lag_ms = max(0, now_ms - newest) if newest else 0
+        self.write_rows(touched, urgent_only=True)
+
+    def _owner(self, tp: TP) -> str | None:
+        """The symbol whose ticks ``tp`` carries, its slot loaded; None for a partition no symbol uses."""
+        base = self._owned.get(tp)
+        if base is not None or tp in self._foreign:
+            return base
+        base = base_of_ticks_topic(tp.topic, self.settings.namespace)
+        if tp.partition != self._home(tp.topic, base):
+            self._foreign.add(tp)
+            return None
+        self._load(base)
+        self._owned[tp] = base
+        return base
+
+    def _load(self, base: str) -> None:
+        """Take ``base`` over: its row from the recovered table, then the quotes of its last seconds."""
+        floor, recent = self._pending.pop(base, (-1, []))
+        if base in self.engine.slots:
+            return
+        stored = self.table.get(base.encode())
+        self.engine.load(base, decode_state(stored) if stored else None, floor)
+        self.engine.rebuild(base, recent)
+
+    def _home(self, topic: str, base: str) -> int:
+        return symbol_partition(base.encode(), self._partitions_of(topic))
+
+    def _partitions_of(self, topic: str) -> int:
+        count = self.app.consumer.topic_partitions(topic)
+        return count if count else self.settings.topic_partitions
+
+    async def _emit(self, base: str, out: Emitted) -> None:
+        key = base.encode()
+        emitted = time.time_ns()
+        for alert in out.alerts:
+            await self._send(
+                self.topics.opportunities, key, encode_arb(msgspec.structs.replace(alert, emitted_ts_ns=emitted))
+            )
+        for closed in out.closed:
+            await self._send(self.topics.episodes, key, encode_arb(closed))
+        for funding in out.funding:
+            value = encode_arb(msgspec.structs.replace(funding, emitted_ts_ns=emitted))
+            await self._send(self.topics.funding, key, value)
+
+    async def _send(self, topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
+        """Everything the worker writes goes to its symbol's partition, so one symbol's events keep one order.
+
+        Faust's transport producer, not ``Topic.send``: one aiokafka ``send`` per record, flushed
+        by Faust before every offset commit."""
+        partition = symbol_partition(symbol, self._partitions_of(topic))
+        await self.app.producer.send(topic, key or symbol, value, partition, None, None)
+
+    async def _forward(self, tp: TP, records: list[TickRecord]) -> None:
+        """Records on a partition other than their symbol's (a producer without the symbol partitioner):
+        re-sent to the right one, in order behind its ticks; counted and logged."""
+        base = base_of_ticks_topic(tp.topic, self.settings.namespace)
+        for record in records:
+            await self._send(tp.topic, base.encode(), record.value or b"", key=record.key)
+        counters = self.engine.counters
+        ticks = sum(tick_count(record) for record in records)
+        counters.forwarded += ticks
+        if counters.forwarded <= 10 or counters.forwarded % 10_000 < ticks:
+            log.warning(
+                "ticks on %s[%d] belong on partition %d (producer without arbstream.kafka.symbol_partitioner); "
+                "forwarded (%d so far)",
+                tp.topic,
+                tp.partition,
+                self._home(tp.topic, base),
+                counters.forwarded,
+            )
+
+    # --- the table and the periodic outputs ---------------------------------------------
+
+    def write_rows(self, bases: Iterable[str] | None = None, urgent_only: bool = False) -> int:
+        """Rows of ``bases`` (default: all) with a transition (``urgent_only``) or any change, to the table.
+
+        The table's partition is chosen by the producer's partitioner from the symbol key (the
+        same hash as the ticks'), so rows can be written outside an event, e.g. from a timer."""
+        written = 0
+        for base in list(self.engine.slots if bases is None else bases):
+            slot = self.engine.slots.get(base)
+            if slot is not None and (slot.urgent or (not urgent_only and slot.dirty)):
+                self.table[base.encode()] = encode_arb(persisted(slot.state))
+                slot.urgent = slot.dirty = False
+                written += 1
+        return written
+
+    async def publish_prices(self) -> None:
+        for base, slot in self.engine.slots.items():
+            if slot.changed_quotes:
+                for instrument_id, quote in slot.changed_quotes.items():
+                    await self._send(
+                        self.topics.prices, base.encode(), encode_market(quote), key=instrument_id.encode()
+                    )
+                slot.changed_quotes = {}
+
+    async def publish_stats(self) -> None:
+        c = self.engine.counters
+        stats = WorkerStats(
+            worker_id=self.worker_id,
+            started_ts_ns=self.started_ts_ns,
+            ts_ns=time.time_ns(),
+            processed=c.processed,
+            conflated=c.conflated,
+            rebuilt=c.rebuilt,
+            forwarded=c.forwarded,
+            rejected=c.rejected,
+            partitions=len(self._owned),
+            lag_ms=self._lag_ms,
+        )
+        await self.app.producer.send(self.topics.stats, self.worker_id.encode(), encode_arb(stats), None, None, None)
+
+    # --- rebalances ---------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        """After Faust committed what was processed: write every revoked symbol's changed row and its
+        prices, flushed before the next owner restores them."""
+        bases = [self._owned[tp] for tp in revoked if tp in self._owned]
+        self.write_rows(bases)
+        await self.publish_prices()
+        await self.app.producer.flush()
+
+    async def on_assigned(self, assigned: set[TP]) -> None:
+        """Drop the symbols that went elsewhere; read the last seconds of the new ones' ticks.
+
+        The rows themselves come from Faust's table recovery, which finishes before the new
+        partitions are resumed; a symbol's slot is loaded from them at its first record."""
+        home = self._home_partitions(assigned)
+        for tp in set(self._owned) - set(home):
+            self.engine.drop(self._owned.pop(tp))
+        now = time.monotonic()
+        self._progress = {tp: self._progress.get(tp, (0, now)) for tp in home}
+        self._foreign &= assigned
+        self._pending = {base: recent for base, recent in self._pending.items() if base in home.values()}
+        new = {tp: base for tp, base in home.items() if tp not in self._owned}
+        started = time.monotonic()
+        if new:
+            recent = await self.rebuild.read({(tp.topic, tp.partition): base for tp, base in new.items()})
+            self._pending.update(recent)
+            # Never committed (a topic new to the group): read it from its start, explicitly. Left to
+            # the consumer's offset reset, a partition assigned right after its topic appeared was
+            # sometimes never fetched (seen in about one run in three; cf. faust-streaming #629).
+            for tp, base in new.items():
+                self._progress[tp] = (recent[base][0] + 1, now)
+                if recent[base][0] < 0:
+                    await self.app.consumer.seek(tp, 0)  # out of range (retention): reset to the earliest
+        log.info(
+            "assigned %d tick partitions, %d new (their last %d ms of ticks read in %.2fs); owns symbols [%s]",
+            len(home),
+            len(new),
+            self.rebuild.window_ms,
+            time.monotonic() - started,
+            ",".join(sorted(home.values())),
+        )
+
+    def progress(self) -> dict[TP, tuple[int, float]]:
+        return dict(self._progress)
+
+    def restart_clocks(self) -> None:
+        """While the group rebalances nothing is delivered: that is not a stall."""
+        now = time.monotonic()
+        self._progress = {tp: (expected, now) for tp, (expected, _) in self._progress.items()}
+
+    def _home_partitions(self, assigned: set[TP]) -> dict[TP, str]:
+        """The assigned tick partitions that carry their symbol's ticks (not the changelog, not foreign ones)."""
+        home = {}
+        for tp in assigned:
+            try:
+                base = base_of_ticks_topic(tp.topic, self.settings.namespace)
+            except ValueError:
+                continue  # the table's changelog
+            if tp.partition == self._home(tp.topic, base):
+                home[tp] = base
+        return home
+
+
+def rebuild_window_ms(settings: WorkerSettings) -> int:
+    """How far back a new owner re-reads ticks: the longest max quote age, plus a margin."""
+    config = settings.arb_config()
+    return max([config.max_age_ms, *config.max_age_ms_by_venue.values()]) + REBUILD_MARGIN_MS
+
+
+REBUILD_MARGIN_MS = 1_000

@@ -1,0 +1,92 @@
+"""Taking over symbols after a rebalance or a crash: the quotes of their last seconds.
+
+Faust's table recovery restores each symbol's row (episodes, cooldowns, funding,
+``applied_offset``) from the compacted changelog; the row has no quotes. Quotes older than the
+longest max quote age are useless, so a new owner re-reads only the last seconds of each newly
+assigned tick partition, up to the group's committed offset (where Faust resumes): those ticks
+were processed by the previous owner and only refill the in-memory quotes (decision 0019).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processors.restore import committed_offsets
+from schemas.market import Funding, Quote, decode_ticks
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 30.0
+
+Recent = tuple[int, list[Quote | Funding]]
+"""(committed offset - 1, the ticks of the last seconds before the committed offset)."""
+
+
+class RebuildReader:
+    def __init__(self, bootstrap: str, group: str, window_ms: int) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.window_ms = window_ms
+
+    async def read(self, partitions: dict[tuple[str, int], str]) -> dict[str, Recent]:
+        """Per symbol of ``partitions`` ((topic, partition) -> symbol): its committed floor and recent ticks."""
+        tps = {TopicPartition(topic, partition): base for (topic, partition), base in partitions.items()}
+        committed = await committed_offsets(self.bootstrap, self.group, list(tps))
+        recent: dict[str, Recent] = {base: (committed.get(tp, 0) - 1, []) for tp, base in tps.items()}
+        if committed:
+            ticks = await self._ticks_before(committed)
+            for tp, read in ticks.items():
+                recent[tps[tp]] = (committed[tp] - 1, read)
+        return recent
+
+    async def _ticks_before(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, list[Quote | Funding]]:
+        """Each partition's ticks written in the last ``window_ms``, up to its offset in ``ends``."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            since = int(time.time() * 1000) - self.window_ms
+            starts = await consumer.offsets_for_times({tp: since for tp in ends})
+            todo = {tp: hit.offset for tp, hit in starts.items() if hit is not None and hit.offset < ends[tp]}
+            if not todo:
+                return {}
+            consumer.assign(list(todo))
+            for tp, offset in todo.items():
+                consumer.seek(tp, offset)
+            return await _read_until(consumer, {tp: ends[tp] for tp in todo})
+        finally:
+            await consumer.stop()
+
+
+async def _read_until(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+) -> dict[TopicPartition, list[Quote | Funding]]:
+    read: dict[TopicPartition, list[Quote | Funding]] = {tp: [] for tp in ends}
+    open_tps = set(ends)
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while open_tps:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"recent ticks of {sorted(str(tp) for tp in open_tps)} not read in {READ_TIMEOUT_S:.0f}s"
+            )
+        batch = await consumer.getmany(*open_tps, timeout_ms=200, max_records=50_000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset >= ends[tp]:
+                    break
+                read[tp].extend(_ticks(record.value))
+            if records and records[-1].offset + 1 >= ends[tp]:
+                open_tps.discard(tp)
+        open_tps -= {tp for tp in open_tps if await consumer.position(tp) >= ends[tp]}
+    return read
+
+
+def _ticks(value: bytes | None) -> Iterable[Quote | Funding]:
+    try:
+        return decode_ticks(value or b"")
+    except msgspec.DecodeError:
+        return []  # rejected (and counted) when it was first processed
