@@ -5,6 +5,7 @@ import { ConnectionIndicator } from "./components/ConnectionIndicator";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Toasts, useSoundSetting } from "./components/Toasts";
 import { BacktestsScreen } from "./features/backtests/BacktestsScreen";
+import { FundingScreen } from "./features/funding/FundingScreen";
 import { OpportunitiesScreen } from "./features/opportunities/OpportunitiesScreen";
 import { PricesScreen } from "./features/prices/PricesScreen";
 import { VenuesScreen } from "./features/venues/VenuesScreen";
@@ -56,6 +57,7 @@ const SymbolScreen = lazy(() => import("./features/symbol/SymbolScreen").then((m
 const TABS: { route: Route; label: string }[] = [
   { route: { screen: "prices" }, label: "Prices" },
   { route: { screen: "opportunities" }, label: "Opportunities" },
+  { route: { screen: "funding" }, label: "Funding" },
   { route: { screen: "venues" }, label: "Venues" },
   { route: { screen: "backtests" }, label: "Backtests" },
 ];
@@ -88,6 +90,7 @@ export function App() {
         {route.screen === "opportunities" && <OpportunitiesScreen />}
         {route.screen === "venues" && <VenuesScreen />}
         {route.screen === "backtests" && <BacktestsScreen />}
+        {route.screen === "funding" && <FundingScreen key={route.symbol ?? ""} symbol={route.symbol} />}
         {route.screen === "symbol" && (
           <Suspense fallback={<div className="empty-state">loading…</div>}>
             <SymbolScreen key={route.symbol} symbol={route.symbol} />

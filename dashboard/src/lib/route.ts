@@ -6,6 +6,7 @@ export type Route =
   | { screen: "opportunities" }
   | { screen: "venues" }
   | { screen: "backtests" }
+  | { screen: "funding"; symbol?: string | undefined }
   | { screen: "symbol"; symbol: string };
 
 export function parseRoute(hash: string): Route {
@@ -17,6 +18,8 @@ export function parseRoute(hash: string): Route {
       return { screen: "venues" };
     case "backtests":
       return { screen: "backtests" };
+    case "funding":
+      return parts[1] ? { screen: "funding", symbol: parts[1].toUpperCase() } : { screen: "funding" };
     case "symbol":
       return parts[1] ? { screen: "symbol", symbol: parts[1].toUpperCase() } : { screen: "prices" };
     default:
@@ -25,6 +28,7 @@ export function parseRoute(hash: string): Route {
 }
 
 export function href(route: Route): string {
+  if (route.screen === "funding" && route.symbol) return `#/funding/${encodeURIComponent(route.symbol)}`;
   return route.screen === "symbol" ? `#/symbol/${encodeURIComponent(route.symbol)}` : `#/${route.screen}`;
 }
 
