@@ -44,7 +44,7 @@ def add_dashboard(app: FastAPI, dist: Path, root_json: Callable[[], BaseModel] |
 
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False, name="dashboard:/")
     for path in sorted(dist.iterdir()):
-        if path.is_file() and path.name != "index.html":
+        if path.is_file():
             _file_route(app, f"/{path.name}", path)
     if (dist / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=dist / "assets"), name="dashboard-assets")

@@ -61,8 +61,12 @@ def test_dashboard_is_served_without_shadowing_the_api(tmp_path: Path) -> None:
             settings.max_quote_age_ms_by_venue,
         )
         for path, text in [("/", files["index.html"]), *((f"/{name}", text) for name, text in files.items())]:
-            with urllib.request.urlopen(url + path, timeout=10) as response:
+            browser = urllib.request.Request(url + path, headers={"Accept": "text/html,*/*;q=0.8"})
+            with urllib.request.urlopen(browser, timeout=10) as response:
                 assert response.read().decode() == text, path
+        # A script (no text/html in Accept) gets the seed's JSON at / instead of the page.
+        root = get_json(url + "/")[1]
+        assert (root["status"], root["service"], root["demo"]) == ("running", "arbstream", True)
         assert get_json(url + "/api/prices")[0] == 200
         assert get_json(url + "/api/nope")[0] == 404
         with pytest.raises(urllib.error.HTTPError) as error:
