@@ -182,7 +182,7 @@ async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
     """Refuse the handshake with an HTTP status and a JSON body (or a bare 403 without the extension)."""
     log.warning("refusing WebSocket from %s: %s", websocket.client, message)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = json.dumps({"detail": message}).encode()
+        body = json.dumps({"error": message, "detail": message}).encode()  # as every HTTP error (routes.error_body)
         headers = {"Retry-After": "5"} if status == 503 else None
         await websocket.send_denial_response(Response(body, status, headers, media_type="application/json"))
     else:
