@@ -1,0 +1,171 @@
+"""One focused test per core arbitrage rule, each failing when its rule is deleted (issue 13 item 11).
+
+The rules: the close threshold (hysteresis), ``min_persist_ms``, quote bridges, the per-venue
+maximum quote age, and the health view's worst-connection rule. Each was proven by deleting the
+rule and watching the test fail (and by ``make mutation``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from processors.arbitrage import ArbConfig, FastBook, Outcome, cooldown_allows, leg_problem, process_quote
+from processors.health_view import HealthView
+from schemas.arbitrage import SymbolState
+from schemas.market import Health, HealthState, Quote
+
+T0 = 1_790_000_000_000_000_000
+MS = 1_000_000
+FEES = {"binance": Decimal("0.0005"), "okx": Decimal("0.0005"), "hyperliquid": Decimal("0.0005")}
+
+
+def quote(venue: str, bid: str, ask: str, ts: int, quote_ccy: str = "USDT") -> Quote:
+    return Quote(
+        instrument_id=f"BTC-{quote_ccy}-PERP@{venue}",
+        venue=venue,
+        native_symbol="X",
+        base="BTC",
+        bid=Decimal(bid),
+        bid_size=Decimal("2"),
+        ask=Decimal(ask),
+        ask_size=Decimal("3"),
+        exchange_ts_ns=ts,
+        receipt_ts_ns=ts,
+    )
+
+
+def okx_at(bid: str, ts: int) -> Quote:
+    """okx's side of the pair buy binance at 100 / sell okx at ``bid``: net = bid/100 - 1 - 0.001."""
+    return quote("okx", bid, str(Decimal(bid) + Decimal("0.01")), ts)
+
+
+def run(state: SymbolState, quotes: list[Quote], config: ArbConfig, fast: FastBook | None = None) -> list[Outcome]:
+    return [process_quote("BTC", state, q, {}, q.receipt_ts_ns, config, fast) for q in quotes]
+
+
+KEY = "BTC-USDT-PERP@binance|BTC-USDT-PERP@okx"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_open_episode_survives_between_the_thresholds_and_closes_below_close(fast: bool) -> None:
+    # open 0.0015, close 0.0005: net 0.0010 keeps an OPEN episode alive (hysteresis) ...
+    config = ArbConfig(taker_fees=FEES, min_ticks=1)
+    state, book = SymbolState(), FastBook() if fast else None
+    binance = quote("binance", "99.9", "100", T0)
+    outs = run(state, [binance, okx_at("100.9", T0 + MS), okx_at("100.2", T0 + 2 * MS)], config, book)
+    assert [a.net_spread for a in outs[1].alerts] == [Decimal("0.0080")]
+    assert outs[2].closed == [] and state.episodes[KEY].last_net == Decimal("0.0010")
+    assert state.episodes[KEY].ticks == 2
+    # ... exactly at the close threshold it still holds (net < close closes) ...
+    at_close = run(state, [okx_at("100.15", T0 + 3 * MS)], config, book)[0]
+    assert at_close.closed == [] and state.episodes[KEY].last_net == Decimal("0.0005")
+    # ... and just below it closes, with the reason and the stats of the three ticks.
+    (closed,) = run(state, [okx_at("100.14", T0 + 4 * MS)], config, book)[0].closed
+    assert closed.close_reason == "net spread below close threshold"
+    assert (closed.ticks, closed.peak_net_spread, closed.avg_net_spread) == (
+        3,
+        Decimal("0.0080"),
+        Decimal("0.0095") / 3,
+    )
+    assert KEY not in state.episodes
+
+
+def test_a_pending_episode_needs_the_open_threshold_not_the_close_one() -> None:
+    # Not opened yet (min_ticks 3): net 0.0010 is below open, so the pending episode is dropped.
+    config = ArbConfig(taker_fees=FEES, min_ticks=3)
+    state = SymbolState()
+    outs = run(state, [quote("binance", "99.9", "100", T0), okx_at("100.9", T0 + MS)], config)
+    assert state.episodes[KEY].ticks == 1 and not state.episodes[KEY].opened
+    out = run(state, [okx_at("100.2", T0 + 2 * MS)], config)[0]
+    assert KEY not in state.episodes and out.closed == [] and out.transitions == 1
+    assert outs[1].transitions == 1
+
+
+def test_min_persist_ms_holds_the_alert_until_the_spread_has_lasted() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1, min_persist_ms=500)
+    state = SymbolState()
+    binance = quote("binance", "99.9", "100", T0)
+    early = run(state, [binance, okx_at("101", T0), okx_at("101", T0 + 499 * MS)], config)
+    assert [o.alerts for o in early] == [[], [], []]
+    assert state.episodes[KEY].ticks == 2 and not state.episodes[KEY].opened
+    state.quotes[binance.instrument_id] = quote("binance", "99.9", "100", T0 + 500 * MS)  # keep the leg fresh
+    (alert,) = run(state, [okx_at("101", T0 + 500 * MS)], config)[0].alerts
+    assert alert.episode_start_ts_ns == T0 and alert.detected_ts_ns == T0 + 500 * MS
+    assert alert.event_id == f"BTC:binance->okx:{T0}"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_quote_bridges_make_usdc_and_usdt_comparable_only_when_configured(fast: bool) -> None:
+    usdt = quote("binance", "99.9", "100", T0)
+    usdc = quote("hyperliquid", "101", "101.01", T0 + MS, quote_ccy="USDC")
+    plain = ArbConfig(taker_fees=FEES, min_ticks=1)
+    state = SymbolState()
+    assert run(state, [usdt, usdc], plain, FastBook() if fast else None)[1].alerts == []
+    assert state.episodes == {}
+    bridged = ArbConfig(taker_fees=FEES, min_ticks=1, quote_bridges={"USDC": "USD*", "USDT": "USD*"})
+    state = SymbolState()
+    (alert,) = run(state, [usdt, usdc], bridged, FastBook() if fast else None)[1].alerts
+    assert (alert.buy.instrument_id, alert.sell.instrument_id) == (usdt.instrument_id, usdc.instrument_id)
+    assert alert.net_spread == Decimal("0.0090")
+
+
+def test_max_age_per_venue_overrides_the_default_both_ways() -> None:
+    config = ArbConfig(taker_fees=FEES, max_age_ms=3_000, max_age_ms_by_venue={"hyperliquid": 10_000, "okx": 500})
+    now = T0 + 5_000 * MS
+    assert leg_problem(quote("binance", "99", "100", T0), None, now, config) == "stale quote"
+    assert leg_problem(quote("hyperliquid", "99", "100", T0), None, now, config) is None
+    assert leg_problem(quote("hyperliquid", "99", "100", T0 - 5_000 * MS), None, now, config) is None  # 10 s: limit
+    assert leg_problem(quote("hyperliquid", "99", "100", T0 - 5_001 * MS), None, now, config) == "stale quote"
+    assert leg_problem(quote("okx", "99", "100", now - 500 * MS), None, now, config) is None
+    assert leg_problem(quote("okx", "99", "100", now - 501 * MS), None, now, config) == "stale quote"
+    assert leg_problem(quote("binance", "99", "100", now - 3_000 * MS), None, now, config) is None
+
+
+def test_an_old_leg_on_a_slow_venue_still_trades_when_its_limit_allows() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1, max_age_ms_by_venue={"binance": 60_000})
+    state = SymbolState()
+    old_binance = quote("binance", "99.9", "100", T0)
+    (alert,) = run(state, [old_binance, okx_at("101", T0 + 30_000 * MS)], config)[1].alerts
+    assert alert.buy.age_ms == 30_000 and alert.sell.age_ms == 0
+
+
+def health(connection: str, state: HealthState, venue: str = "binance") -> Health:
+    return Health(venue=venue, connection=connection, state=state, exchange_ts_ns=T0, receipt_ts_ns=T0)
+
+
+def test_health_view_keeps_the_venue_down_while_any_connection_is_down() -> None:
+    view = HealthView()
+    view.apply(health("a", HealthState.STREAMING))
+    view.apply(health("b", HealthState.DISCONNECTED))
+    view.apply(health("a", HealthState.STREAMING))  # the healthy connection speaks last
+    assert view.by_venue["binance"].state is HealthState.DISCONNECTED
+    assert view.by_venue["binance"].connection == "b"
+    view.apply(health("x", HealthState.STALE, venue="okx"))  # another venue changes nothing here
+    assert view.by_venue["binance"].connection == "b" and view.by_venue["okx"].state is HealthState.STALE
+    view.apply(health("b", HealthState.STREAMING))
+    assert view.by_venue["binance"] == health("b", HealthState.STREAMING)
+    assert len(view.by_connection) == 3
+
+
+@pytest.mark.parametrize("bad", [HealthState.DISCONNECTED, HealthState.STALE, HealthState.ERROR, HealthState.GAP])
+def test_every_unhealthy_state_blocks_a_leg_and_every_healthy_one_lets_it_trade(bad: HealthState) -> None:
+    now = T0 + MS
+    leg = quote("binance", "99", "100", T0)
+    assert leg_problem(leg, health("a", bad), now, ArbConfig(taker_fees=FEES)) == f"venue {bad.value}"
+    for good in (HealthState.CONNECTED, HealthState.SUBSCRIBED, HealthState.STREAMING):
+        assert leg_problem(leg, health("a", good), now, ArbConfig(taker_fees=FEES)) is None
+
+
+def test_cooldown_boundary_is_inclusive_and_the_break_ratio_is_exact() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1, cooldown_s=300)
+    state = SymbolState(last_alert_ts_ns=T0, last_alert_net=Decimal("0.004"))
+    opp = run(SymbolState(), [quote("binance", "99.9", "100", T0), okx_at("101", T0)], config)[1].alerts[0]
+    at = msgspec.structs.replace
+    assert cooldown_allows(state, at(opp, detected_ts_ns=T0 + 300 * 10**9), config) == (True, False)
+    inside = at(opp, detected_ts_ns=T0 + 300 * 10**9 - 1)
+    assert cooldown_allows(state, at(inside, net_spread=Decimal("0.008")), config) == (True, True)
+    assert cooldown_allows(state, at(inside, net_spread=Decimal("0.0079")), config) == (False, False)
+    assert cooldown_allows(SymbolState(), inside, config) == (True, False)
