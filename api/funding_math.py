@@ -198,23 +198,71 @@ def build_pair(symbol: str, long: FundingPairLeg, short: FundingPairLeg) -> Fund
     )
 
 
-def symbol_pairs(symbol: str, legs: Sequence[LegInput], now_ns: int, rules: PairRules) -> list[FundingPair]:
+@dataclass(frozen=True)
+class Candidate:
+    """A pair before its costs are computed: enough to filter and rank it (building every pair of
+    the whole market for one page of answers would cost most of a second)."""
+
+    symbol: str
+    long: LegInput
+    short: LegInput
+    spread: Decimal
+    """The ranking figure: short APR - long APR, live or on the period's averages."""
+
+
+def candidates(
+    symbol: str, legs: Sequence[LegInput], now_ns: int, rules: PairRules, use_average: bool = False
+) -> list[Candidate]:
     """Every ordered pair (long X, short Y) of usable, comparable legs on different venues whose
-    carry is positive (the reverse order of a pair is never worth entering)."""
+    carry is positive now (the reverse order of a pair is never worth entering); with
+    ``use_average`` only pairs whose legs both have an average."""
     bridges = rules.arb.quote_bridges
     usable = [leg for leg in legs if leg_usable(leg, now_ns, rules)]
-    # Each leg's numbers once per side, not once per pair.
-    longs = [pair_leg(leg, "long", now_ns, rules.arb) for leg in usable]
-    shorts = [pair_leg(leg, "short", now_ns, rules.arb) for leg in usable]
-    groups = [quote_group(leg.instrument_id, bridges) for leg in longs]
-    pairs = []
-    for i, long in enumerate(longs):
-        for j, short in enumerate(shorts):
-            if short.venue == long.venue or groups[i] != groups[j]:
+    aprs = [_live_apr(leg.funding) for leg in usable]
+    groups = [quote_group(leg.funding.instrument_id, bridges) for leg in usable]
+    found = []
+    for i, long in enumerate(usable):
+        for j, short in enumerate(usable):
+            if aprs[j] <= aprs[i] or short.funding.venue == long.funding.venue or groups[i] != groups[j]:
                 continue
-            if short.funding_per_h > long.funding_per_h:
-                pairs.append(build_pair(symbol, long, short))
-    return pairs
+            if not use_average:
+                found.append(Candidate(symbol, long, short, aprs[j] - aprs[i]))
+            elif long.avg_apr is not None and short.avg_apr is not None:
+                found.append(Candidate(symbol, long, short, short.avg_apr - long.avg_apr))
+    return found
+
+
+def _live_apr(funding: Funding) -> Decimal:
+    assert funding.rate is not None and funding.interval_h  # leg_usable checked
+    return apr(funding.rate, funding.interval_h)
+
+
+def build(candidate: Candidate, now_ns: int, config: ArbConfig) -> FundingPair:
+    long = pair_leg(candidate.long, "long", now_ns, config)
+    return build_pair(candidate.symbol, long, pair_leg(candidate.short, "short", now_ns, config))
+
+
+def symbol_pairs(symbol: str, legs: Sequence[LegInput], now_ns: int, rules: PairRules) -> list[FundingPair]:
+    """Every pair of :func:`candidates`, with all its numbers."""
+    return [build(c, now_ns, rules.arb) for c in candidates(symbol, legs, now_ns, rules)]
+
+
+def ranked_page(
+    found: Sequence[Candidate], start: int, stop: int, now_ns: int, config: ArbConfig, use_average: bool = False
+) -> list[FundingPair]:
+    """``rank(...)[start:stop]`` building only the pairs that page needs: those ranked by spread
+    into it, widened to every pair tied on the spreads at its edges (break-even decides ties)."""
+    ordered = sorted(found, key=lambda c: (-c.spread, c.long.funding.instrument_id, c.short.funding.instrument_id))
+    if start >= len(ordered) or stop <= start:
+        return []
+    last = min(stop, len(ordered)) - 1
+    lo, hi = start, last
+    while lo > 0 and ordered[lo - 1].spread == ordered[start].spread:
+        lo -= 1
+    while hi + 1 < len(ordered) and ordered[hi + 1].spread == ordered[last].spread:
+        hi += 1
+    block = rank((build(c, now_ns, config) for c in ordered[lo : hi + 1]), use_average)
+    return block[start - lo : last - lo + 1]
 
 
 def rank_key(pair: FundingPair, use_average: bool) -> tuple[Decimal, Decimal, str, str]:

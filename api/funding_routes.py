@@ -15,10 +15,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.context import ApiContext, now_ns
+from api.funding_coin_views import coin_detail, funding_history, funding_stats
 from api.funding_feed import FundingFeed
 from api.funding_models import CoinDetailOut, FundingHistoryOut, FundingStatsOut, FundingTableOut, PairsOut
+from api.funding_pair_views import best_pairs
 from api.funding_stream import FundingPublisher
-from api.funding_views import FundingInputs, best_pairs, coin_detail, funding_history, funding_stats, funding_table
+from api.funding_views import FundingInputs, funding_table
 from api.routes import LOADING, NOT_FOUND, Ctx, SymbolPath, _symbol
 from api.supervise import Backoff, Supervisor
 from api.views_venues import known_venues

@@ -2,7 +2,8 @@
 
 - ``funding_pairs`` (state, coalesced): ``{"pairs": [...]}``, the live ranking of
   /api/best-opportunities/ (top ``ws_top_n``, filtered by the subscription's symbols and
-  venues: both legs must be allowed), pushed every :data:`PUSH_INTERVAL_S` when it changed.
+  venues: both legs must be allowed), pushed every :data:`PUSH_INTERVAL_S` while some client
+  is subscribed to the channel (ranking the whole market costs ~0.3 s of CPU: never for nobody).
 - ``funding_alert`` (event): one alert of the ``funding-opportunities`` topic (APR in percent).
 - The ``snapshot`` answer carries the current pairs as ``funding_pairs``.
 """
@@ -15,13 +16,15 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from api.context import ApiContext, now_ns
+from api.funding_math import Candidate, ranked_page
 from api.funding_models import PairOut
-from api.funding_views import FundingInputs, best_pairs
+from api.funding_pair_views import candidates_of, pair_out
+from api.funding_views import FundingInputs
 from api.hub import Filter
 from api.wire import Pct, to_text
 from schemas.arbitrage import FundingOpportunity
 
-PUSH_INTERVAL_S = 2.0
+PUSH_INTERVAL_S = 5.0
 """Funding moves slowly (venues update it every few seconds, the worker flushes it every 5 s)."""
 HUNDRED = Decimal(100)
 
@@ -58,22 +61,24 @@ def alert_out(alert: FundingOpportunity) -> FundingAlertOut:
     )
 
 
-def current_pairs(ctx: ApiContext) -> list[PairOut]:
-    """Every live pair, ranked (filtered per subscriber afterwards)."""
+def _inputs(ctx: ApiContext) -> FundingInputs:
     assert ctx.funding is not None
-    inputs = FundingInputs(ctx.model, ctx.universe, ctx.funding, ctx.config, ctx.settings.funding_max_age_ms, now_ns())
-    return best_pairs(inputs, "now", None, "ALL", None, Decimal(0), 1, 100_000).results
+    return FundingInputs(ctx.model, ctx.universe, ctx.funding, ctx.config, ctx.settings.funding_max_age_ms, now_ns())
 
 
-def wanted_pairs(pairs: list[PairOut], f: Filter, limit: int) -> list[PairOut]:
-    chosen = [p for p in pairs if f.symbol_ok(p.symbol) and f.legs_ok(p.long.exchange, p.short.exchange)]
-    return chosen[:limit]
+def market_candidates(inputs: FundingInputs) -> list[Candidate]:
+    """Every live pair of every symbol, not yet costed (cheap: ranked and costed per subscriber)."""
+    return [c for symbol in sorted(inputs.model.symbols) for c in candidates_of(inputs, symbol, "now", Decimal(0))]
+
+
+def wanted_pairs(inputs: FundingInputs, found: list[Candidate], f: Filter, limit: int) -> list[PairOut]:
+    kept = [c for c in found if f.symbol_ok(c.symbol) and f.legs_ok(c.long.funding.venue, c.short.funding.venue)]
+    return [pair_out(p, "now", "LONG") for p in ranked_page(kept, 0, limit, inputs.now_ns, inputs.config)]
 
 
 class FundingPublisher:
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
-        self._last: tuple[object, ...] | None = None
 
     def on_alerts(self, alerts: list[FundingOpportunity]) -> None:
         hub = self.ctx.hub
@@ -88,20 +93,16 @@ class FundingPublisher:
 
     def push(self) -> None:
         hub = self.ctx.hub
-        if hub is None or not hub.clients or self.ctx.not_live() is not None:
+        if hub is None or self.ctx.funding is None or self.ctx.not_live() is not None:
             return
-        pairs = current_pairs(self.ctx)
-        # Ages and times move with the clock; the ranking and its numbers are what subscribers want
-        # (and a client that connected since gets the current list).
-        ranking = tuple((p.long.instrument_id, p.short.instrument_id, p.apr, p.entry_cost) for p in pairs)
-        signature = (ranking, frozenset(id(client) for client in hub.clients))
-        if signature == self._last:
+        if not any("funding" in client.filter.channels for client in hub.clients):
             return
-        self._last = signature
+        inputs = _inputs(self.ctx)
+        found = market_candidates(inputs)
         limit = self.ctx.settings.ws_top_n
 
         def render(f: Filter) -> str:
-            return to_text(FundingPairsUpdate(pairs=wanted_pairs(pairs, f, limit)))
+            return to_text(FundingPairsUpdate(pairs=wanted_pairs(inputs, found, f, limit)))
 
         hub.publish_per_filter("funding_pairs", "funding_pairs", "funding", render)
 
@@ -112,4 +113,7 @@ class FundingPublisher:
 
 
 def funding_snapshot(ctx: ApiContext, f: Filter) -> list[PairOut]:
-    return wanted_pairs(current_pairs(ctx), f, ctx.settings.ws_top_n) if ctx.funding is not None else []
+    if ctx.funding is None:
+        return []
+    inputs = _inputs(ctx)
+    return wanted_pairs(inputs, market_candidates(inputs), f, ctx.settings.ws_top_n)

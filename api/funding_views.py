@@ -6,36 +6,29 @@ them; :mod:`api.funding_routes` only parses parameters and encodes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from api.funding_feed import FundingFeed
-from api.funding_math import LegInput, PairRules, apr, meets_floor, next_settlement, per_hour, rank, symbol_pairs
+from api.funding_math import (
+    apr,
+    meets_floor,
+    next_settlement,
+    per_hour,
+)
 from api.funding_models import (
     AveragesOut,
-    CoinDetailOut,
     ExchangeFundingOut,
-    FundingHistoryOut,
     FundingRowOut,
-    FundingStatsOut,
     FundingTableOut,
-    InstrumentHistoryOut,
-    PairLegOut,
-    PairOut,
-    PairsOut,
-    PointOut,
-    SettledOut,
-    SummaryStatOut,
-    VenueHistoryOut,
 )
 from api.funding_state import DAY_NS
 from api.readmodel import ReadModel
 from api.universe import Universe
 from api.views_prices import reference_price
 from processors.arbitrage import UNHEALTHY, ArbConfig, per_base
-from schemas.funding import FundingPair, FundingPairLeg
 from schemas.market import Funding
 
 HOUR_NS = 3_600_000_000_000
@@ -152,44 +145,66 @@ def exchange_entry(inputs: FundingInputs, symbol: str, funding: Funding, period:
     )
 
 
-def _spread(values: list[Decimal | None]) -> Decimal | None:
-    known = [v for v in values if v is not None]
-    return max(known) - min(known) if len(known) >= 2 else None
+@dataclass(frozen=True)
+class RowFacts:
+    """What sorting a table row needs, without building its response (only the page's rows are)."""
+
+    symbol: str
+    fundings: list[Funding]
+    live: list[Decimal]
+    """Live APRs in percent (instruments with a rate and an interval)."""
+    hist: list[Decimal]
+    """Realised APRs over the period in percent (instruments with a settlement in it)."""
+    volume: Decimal
 
 
-def funding_row(
+def row_facts(
     inputs: FundingInputs, symbol: str, period: str, venues: frozenset[str] | None, floor: Decimal
-) -> FundingRowOut | None:
-    entries = [
-        exchange_entry(inputs, symbol, f, period)
+) -> RowFacts | None:
+    chosen = [
+        f
         for f in fundings(inputs, symbol)
         if (venues is None or f.venue in venues) and meets_floor(volume_of(inputs, f.instrument_id), floor)
     ]
-    if not entries:
+    if not chosen:
         return None
+    live = [apr(f.rate, f.interval_h) * HUNDRED for f in chosen if f.rate is not None and f.interval_h]
+    hist = [v * HUNDRED for f in chosen if (v := period_avg(inputs, f.instrument_id, period)) is not None]
+    volume = sum((volume_of(inputs, f.instrument_id) or Decimal(0) for f in chosen), Decimal(0))
+    return RowFacts(symbol, chosen, live, hist, volume)
+
+
+def _spread(values: list[Decimal]) -> Decimal | None:
+    return max(values) - min(values) if len(values) >= 2 else None
+
+
+def funding_row(inputs: FundingInputs, facts: RowFacts, period: str) -> FundingRowOut:
     return FundingRowOut(
-        symbol=symbol,
+        symbol=facts.symbol,
         asset_info=None,
-        spread=_spread([e.hist_apr for e in entries]),
-        live_spread=_spread([e.live_apr for e in entries]),
-        exchanges_data=entries,
+        spread=_spread(facts.hist),
+        live_spread=_spread(facts.live),
+        exchanges_data=[exchange_entry(inputs, facts.symbol, f, period) for f in facts.fundings],
     )
 
 
 NEG_INF = Decimal("-Infinity")
 
 
-def _table_key(row: FundingRowOut, sort: str) -> tuple[Any, ...]:
+def _or_lowest(value: Decimal | None) -> Decimal:
+    return value if value is not None else NEG_INF
+
+
+def _table_key(row: RowFacts, sort: str) -> tuple[Any, ...]:
     """Descending on the chosen figure; the live figure breaks ties (and ranks before any history)."""
     if sort == "symbol":
         return (row.symbol,)
     if sort in ("volume", "market_cap"):  # no market caps: the seed's next best proxy is volume
-        return (-sum((e.volume or 0 for e in row.exchanges_data), Decimal(0)), row.symbol)
+        return (-row.volume, row.symbol)
     if sort == "apr":
-        hist = max((abs(e.hist_apr) for e in row.exchanges_data if e.hist_apr is not None), default=NEG_INF)
-        live = max((abs(e.live_apr) for e in row.exchanges_data if e.live_apr is not None), default=NEG_INF)
-        return (-hist, -live, row.symbol)
-    return (-(row.spread if row.spread is not None else NEG_INF), -(row.live_spread or NEG_INF), row.symbol)
+        hist = max((abs(v) for v in row.hist), default=NEG_INF)
+        return (-hist, -max((abs(v) for v in row.live), default=NEG_INF), row.symbol)
+    return (-_or_lowest(_spread(row.hist)), -_or_lowest(_spread(row.live)), row.symbol)
 
 
 def funding_table(
@@ -204,190 +219,11 @@ def funding_table(
 ) -> FundingTableOut:
     needle = (q or "").strip().upper()
     rows = [
-        row
+        facts
         for symbol in sorted(inputs.model.symbols)
         if needle in symbol
-        if (row := funding_row(inputs, symbol, period, venues, floor)) is not None
+        if (facts := row_facts(inputs, symbol, period, venues, floor)) is not None
     ]
     rows.sort(key=lambda row: _table_key(row, sort))
-    results, page_info = paginate(rows, page, page_size)
-    return FundingTableOut(period=period, results=results, **page_info)
-
-
-def leg_inputs(inputs: FundingInputs, symbol: str, period: str) -> list[LegInput]:
-    state = inputs.model.symbols.get(symbol)
-    if state is None:
-        return []
-    return [
-        LegInput(
-            funding=funding,
-            quote=state.quotes.get(funding.instrument_id),
-            health=inputs.model.venue_health(funding.venue),
-            volume_24h_quote=volume_of(inputs, funding.instrument_id),
-            avg_apr=period_avg(inputs, funding.instrument_id, period),
-        )
-        for funding in fundings(inputs, symbol)
-    ]
-
-
-def pairs_of(inputs: FundingInputs, symbol: str, period: str, floor: Decimal) -> list[FundingPair]:
-    rules = PairRules(inputs.config, inputs.max_funding_age_ms, floor)
-    return symbol_pairs(symbol, leg_inputs(inputs, symbol, period), inputs.now_ns, rules)
-
-
-def _leg_out(leg: FundingPairLeg) -> PairLegOut:
-    return PairLegOut(
-        exchange=leg.venue,
-        instrument_id=leg.instrument_id,
-        rate=leg.rate,
-        interval_h=leg.interval_h,
-        apr=leg.apr * HUNDRED,
-        avg_apr=pct(leg.avg_apr),
-        funding_per_h=leg.funding_per_h,
-        next_funding_time=leg.next_funding_ts_ns // 1_000_000,
-        next_funding_estimated=leg.next_funding_estimated,
-        price=leg.price,
-        fee=leg.fee,
-        volume=leg.volume_24h_quote,
-    )
-
-
-def pair_out(pair: FundingPair, period: str, side: str) -> PairOut:
-    named = pair.short if side == "SHORT" else pair.long
-    figure = pair.apr_spread if period == "now" else pair.avg_apr_spread
-    return PairOut(
-        symbol=pair.symbol,
-        exchange=named.venue,
-        side="SHORT" if side == "SHORT" else "LONG",
-        apr=(figure if figure is not None else pair.apr_spread) * HUNDRED,
-        price=named.price,
-        long=_leg_out(pair.long),
-        short=_leg_out(pair.short),
-        apr_spread=pair.apr_spread * HUNDRED,
-        avg_apr_spread=pct(pair.avg_apr_spread),
-        carry_per_h=pair.carry_per_h * HUNDRED,
-        price_spread=pair.price_spread,
-        entry_cost=pct(pair.entry_cost),
-        break_even_hours=pair.break_even_h,
-        avg_break_even_hours=pair.avg_break_even_h,
-        common_settlement_time=pair.common_settlement_ts_ns // 1_000_000 if pair.common_settlement_ts_ns else None,
-        carry_to_common=pct(pair.carry_to_common),
-    )
-
-
-def _side_keeps(pair: FundingPair, side: str) -> bool:
-    """LONG: pairs whose long leg is itself paid (rate < 0); SHORT: whose short leg is (rate > 0)."""
-    if side == "LONG":
-        return pair.long.rate < 0
-    if side == "SHORT":
-        return pair.short.rate > 0
-    return True
-
-
-def best_pairs(
-    inputs: FundingInputs,
-    period: str,
-    q: str | None,
-    side: str,
-    venues: frozenset[str] | None,
-    floor: Decimal,
-    page: int,
-    page_size: int,
-) -> PairsOut:
-    needle = (q or "").strip().upper()
-    found: list[FundingPair] = []
-    for symbol in sorted(inputs.model.symbols):
-        if needle in symbol:
-            found += pairs_of(inputs, symbol, period, floor)
-    kept = (
-        p
-        for p in found
-        if _side_keeps(p, side) and (venues is None or (p.long.venue in venues and p.short.venue in venues))
-    )
-    ranked = rank(kept, use_average=period != "now")
-    results, page_info = paginate(ranked, page, page_size)
-    return PairsOut(period=period, side=side, results=[pair_out(p, period, side) for p in results], **page_info)
-
-
-def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
-    stats, history = [], []
-    since = inputs.now_ns - 30 * DAY_NS
-    for funding in fundings(inputs, symbol):
-        entry = exchange_entry(inputs, symbol, funding, "30d")
-        stats.append(
-            SummaryStatOut(
-                exchange=funding.venue,
-                instrument_id=funding.instrument_id,
-                current_apr=entry.live_apr,
-                avg_apr=entry.hist_apr,
-                averages=entry.averages,
-                price=entry.price,
-                interval_h=funding.interval_h,
-                next_funding_time=entry.next_funding_time,
-                predicted_apr=entry.predicted_apr,
-            )
-        )
-    for instrument_id in sorted(_instruments_with_history(inputs, symbol)):
-        settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)
-        points = [PointOut(t=s.settled_ts_ns // 1_000_000, v=apr(s.rate, s.interval_h) * HUNDRED) for s in settled]
-        history.append(
-            VenueHistoryOut(exchange=instrument_id.split("@")[-1], instrument_id=instrument_id, points=points)
-        )
-    ranked = rank(pairs_of(inputs, symbol, "30d", Decimal(0)))[:20]
-    return CoinDetailOut(
-        symbol=symbol,
-        asset=None,
-        summary_stats=stats,
-        history=history,
-        pairs=[pair_out(p, "now", "LONG") for p in ranked],
-    )
-
-
-def _instruments_with_history(inputs: FundingInputs, symbol: str) -> Iterator[str]:
-    live = {f.instrument_id for f in fundings(inputs, symbol)}
-    settled = {i for i in inputs.feed.history.instruments if i.split("-", 1)[0] == symbol}
-    yield from live | settled
-
-
-def funding_stats(inputs: FundingInputs) -> FundingStatsOut:
-    symbols, venues, newest = set(), set(), None
-    for symbol, state in inputs.model.symbols.items():
-        for funding in state.funding.values():
-            symbols.add(symbol)
-            venues.add(funding.venue)
-            newest = max(newest or 0, funding.receipt_ts_ns)
-    history = inputs.feed.history
-    oldest = min(
-        (s.settled_ts_ns for i in history.instruments for s in history.between(i, -1, 2**63)[:1]), default=None
-    )
-    return FundingStatsOut(
-        total_coins=len(symbols),
-        total_exchanges=len(venues),
-        last_update=Decimal(newest // 1_000_000) / 1000 if newest is not None else None,
-        settlements=len(history),
-        oldest_settlement=oldest // 1_000_000 if oldest is not None else None,
-        history_loaded=inputs.feed.history_loaded,
-        funding_alerts=len(inputs.feed.alerts),
-    )
-
-
-def funding_history(inputs: FundingInputs, symbol: str, days: int, venues: frozenset[str] | None) -> FundingHistoryOut:
-    since = inputs.now_ns - days * DAY_NS
-    series = []
-    for instrument_id in sorted(_instruments_with_history(inputs, symbol)):
-        venue = instrument_id.split("@")[-1]
-        if venues is not None and venue not in venues:
-            continue
-        settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)
-        points = [
-            SettledOut(
-                t=s.settled_ts_ns // 1_000_000,
-                rate=s.rate,
-                interval_h=s.interval_h,
-                apr=apr(s.rate, s.interval_h) * HUNDRED,
-                estimated_time=s.time_estimated,
-            )
-            for s in settled
-        ]
-        series.append(InstrumentHistoryOut(exchange=venue, instrument_id=instrument_id, points=points))
-    return FundingHistoryOut(symbol=symbol, days=days, series=series)
+    chosen, page_info = paginate(rows, page, page_size)
+    return FundingTableOut(period=period, results=[funding_row(inputs, r, period) for r in chosen], **page_info)

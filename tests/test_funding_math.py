@@ -11,10 +11,12 @@ from api.funding_math import (
     PairRules,
     apr,
     average_apr,
+    candidates,
     first_common_settlement,
     grid_next,
     per_hour,
     rank,
+    ranked_page,
     settlements_until,
     symbol_pairs,
 )
@@ -151,3 +153,23 @@ def test_missing_rate_and_averages_rank_on_the_period() -> None:
     assert (pair.long.venue, pair.short.venue, pair.apr_spread) == ("binance", "bybit", D("0.2847"))
     assert pair.avg_apr_spread == D("-0.15")  # on the averages the carry ran the other way
     assert pair.avg_break_even_h is None and rank([pair], use_average=True) == [pair]
+
+
+def test_a_page_is_the_full_ranking_sliced_ties_decided_by_break_even() -> None:
+    # Bybit and OKX both pay 0.0003 every 8 h: longing binance against either ties on the spread;
+    # the cheaper entry (okx's higher bid) must rank first, on every page size.
+    ok = health("x", HealthState.STREAMING)
+    tied = [
+        LegInput(funding("binance", "0.0001", 8, NEXT_8H), quote("binance", "1999.9", "2000"), ok),
+        LegInput(funding("bybit", "0.0003", 8, NEXT_8H), quote("bybit", "1999", "2001"), ok),
+        LegInput(funding("okx", "0.0003", 8, NEXT_8H), quote("okx", "2000", "2001"), ok),
+        LegInput(funding("gate", "0.0002", 8, NEXT_8H), quote("gate", "1999", "2001"), ok),
+    ]
+    rules = PairRules(ARB)
+    full = rank(symbol_pairs("ETH", tied, NOW, rules))
+    assert [(p.long.venue, p.short.venue) for p in full[:2]] == [("binance", "okx"), ("binance", "bybit")]
+    found = candidates("ETH", tied, NOW, rules)
+    for size in (1, 2, 3):
+        pages = [ranked_page(found, start, start + size, NOW, ARB) for start in range(0, len(full), size)]
+        assert [p for page in pages for p in page] == full
+    assert ranked_page(found, 10, 20, NOW, ARB) == []
