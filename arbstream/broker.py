@@ -1,4 +1,4 @@
-"""Local Apache Kafka (KRaft, single node) from Maven Central jars.
+"""Local Apache Kafka (KRaft: one node, or a small cluster for fault tests) from Maven Central jars.
 
 The jars are resolved by Maven from ``deploy/kafka/pom.xml`` into ``.cache/``
 (outside git). :class:`LocalKafka` formats a data directory, starts the JVM on
@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -110,11 +111,24 @@ def resident_memory_mb(pid: int) -> float | None:
     return None
 
 
-def _server_properties(host: str, port: int, controller_port: int, log_dirs: Path) -> str:
+@dataclass(frozen=True)
+class NodeRole:
+    """A node's place in its cluster: one node alone (the default) or one of a KRaft quorum."""
+
+    node_id: int = 1
+    voters: str | None = None
+    """``controller.quorum.voters`` of a cluster; None = this node alone."""
+    replication: int = 1
+    """Replication of internal topics and the default of new ones (``min.insync.replicas`` = r - 1)."""
+
+
+def _server_properties(host: str, port: int, controller_port: int, log_dirs: Path, role: NodeRole) -> str:
+    replication = str(role.replication)
+    min_isr = str(max(1, role.replication - 1))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "node.id": str(role.node_id),
+        "controller.quorum.voters": role.voters or f"{role.node_id}@{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -122,17 +136,21 @@ def _server_properties(host: str, port: int, controller_port: int, log_dirs: Pat
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dirs),
         "num.partitions": "3",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
         "log.message.timestamp.after.max.ms": str(2**63 - 1),
         "auto.create.topics.enable": "true",
     }
+    if role.voters is not None:
+        # A killed node is fenced after this long and its partitions get new leaders (default 9 s).
+        props["broker.session.timeout.ms"] = "3000"
+        props["broker.heartbeat.interval.ms"] = "500"
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
@@ -149,6 +167,9 @@ class LocalKafka:
     data_dir: Path | None = None
     port: int | None = None
     controller_port: int | None = None
+    role: NodeRole = field(default_factory=NodeRole)
+    cluster_id: str | None = None
+    """Shared by every node of a cluster; None = a new one when the data directory is formatted."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     startup_seconds: float | None = field(default=None, init=False)
 
@@ -189,7 +210,7 @@ class LocalKafka:
         """Format a new data directory; an existing one keeps its cluster id (and its data)."""
         if (log_dirs / "meta.properties").exists():
             return
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         cmd = [
             java,
             "-Xmx256m",
@@ -210,23 +231,40 @@ class LocalKafka:
 
     def start(self) -> None:
         """Format (first time only), start the JVM and wait for a real round trip."""
-        assert self.data_dir is not None and self.port is not None and self.controller_port is not None
         started = time.monotonic()
+        self.launch()
+        self.wait_ready(started)
+
+    def prepare(self) -> Path:
+        """Check the ports, write ``server.properties``, format the data directory (first time only)."""
+        assert self.data_dir is not None and self.port is not None and self.controller_port is not None
         libs = ensure_jars(self.settings)
-        java = self._java()
         self._check_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
         log_dirs = self.data_dir / "logs"
-        properties.write_text(_server_properties(self.settings.kafka_host, self.port, self.controller_port, log_dirs))
-        classpath = f"{libs}/*"
-        self._format(java, classpath, properties, log_dirs)
+        host = self.settings.kafka_host
+        properties.write_text(_server_properties(host, self.port, self.controller_port, log_dirs, self.role))
+        self._format(self._java(), f"{libs}/*", properties, log_dirs)
+        return properties
+
+    def launch(self) -> None:
+        """Start the JVM without waiting (a cluster starts its nodes together).
+
+        Call it from the main thread: ``PR_SET_PDEATHSIG`` fires when the *thread* that forked
+        the child ends, so a JVM started from a worker thread would die with that thread.
+        """
+        properties = self.prepare()
+        java, classpath = self._java(), f"{self.settings.kafka_libs_dir}/*"
         heap = self.settings.kafka_heap
         cmd = [
             java,
             f"-Xms{heap}",
             f"-Xmx{heap}",
             "-XX:+UseG1GC",
+            # Client JIT only for cluster nodes: several JVMs start at once on a shared CPU, and
+            # fault tests need start-up time more than peak throughput.
+            *(["-XX:TieredStopAtLevel=1"] if self.role.voters else []),
             "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{LOG4J}",
             f"-Dkafka.logs.dir={self.data_dir}",
@@ -239,7 +277,11 @@ class LocalKafka:
             self.process = subprocess.Popen(
                 cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
             )
-        (self.data_dir / "broker.pid").write_text(str(self.process.pid))
+        (properties.parent / "broker.pid").write_text(str(self.process.pid))
+
+    def wait_ready(self, started: float) -> None:
+        """Until a produce/consume round trip through this node succeeds; stops it and raises on failure."""
+        assert self.process is not None
         try:
             asyncio.run(wait_until_ready(self.bootstrap, self.settings.kafka_start_timeout_s, is_alive=self.is_running))
         except BrokerNotReadyError as exc:
@@ -257,6 +299,12 @@ class LocalKafka:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no clean shutdown (fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> int | None:
         """SIGTERM, wait for a clean shutdown, SIGKILL after the timeout. Returns the exit code."""
@@ -278,6 +326,65 @@ class LocalKafka:
         return proc.returncode
 
     def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class KafkaCluster:
+    """``size`` KRaft nodes, each broker and controller (the fastest layout to start: no separate
+    quorum processes), replication ``size`` and ``min.insync.replicas`` ``size - 1``: a cluster
+    that keeps accepting ``acks=all`` writes with one node down (decision 0021)."""
+
+    settings: BrokerSettings
+    data_dir: Path
+    size: int = 3
+    nodes: list[LocalKafka] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        host = self.settings.kafka_host
+        ports = [(free_port(host), free_port(host)) for _ in range(self.size)]
+        voters = ",".join(f"{i + 1}@{host}:{controller}" for i, (_, controller) in enumerate(ports))
+        cluster_id = new_cluster_id()
+        for i, (port, controller) in enumerate(ports):
+            role = NodeRole(node_id=i + 1, voters=voters, replication=self.size)
+            node_dir = self.data_dir / f"node{i + 1}"
+            self.nodes.append(LocalKafka(self.settings, node_dir, port, controller, role, cluster_id))
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self) -> None:
+        """Every JVM at once (a lone voter cannot elect a controller), then each node's round trip."""
+        started = time.monotonic()
+        try:
+            # Formatting and JVM start-up are CPU-bound child processes: run them side by side.
+            with ThreadPoolExecutor(self.size) as pool:
+                list(pool.map(LocalKafka.prepare, self.nodes))
+            for node in self.nodes:
+                node.launch()
+            for node in self.nodes:
+                node.wait_ready(started)
+        except BrokerStartError:
+            self.stop()
+            raise
+
+    def restart(self, node: LocalKafka) -> None:
+        """Start a stopped or killed node again on its data directory and ports."""
+        node.start()
+
+    def stop(self) -> None:
+        """Every node at once: stopped one by one, the last ones lose their quorum and hang."""
+        with ThreadPoolExecutor(self.size) as pool:
+            list(pool.map(LocalKafka.stop, self.nodes))
+
+    def __enter__(self) -> KafkaCluster:
         self.start()
         return self
 

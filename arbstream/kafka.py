@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
@@ -80,22 +81,41 @@ async def _poll(bootstrap: str, timeout_s: float, is_alive: Callable[[], bool] |
 async def ensure_topics(
     bootstrap: str, names: list[str], partitions: int, configs: dict[str, str] | None = None
 ) -> None:
-    """Create topics that do not exist yet (idempotent)."""
+    """Create topics that do not exist yet (idempotent), replicated as the cluster's default says.
+
+    CreateTopics v4+ takes replication -1 for "the broker's default.replication.factor"; aiokafka
+    speaks v3 at most, so the default is read from a broker: 1 on the single local broker, 3 on a
+    three-node cluster, and no service needs a setting for it.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs or {})
-            for name in names
-            if name not in existing
-        ]
-        if wanted:
+        missing = [name for name in names if name not in existing]
+        if missing:
+            replication = await default_replication(admin)
+            wanted = [
+                NewTopic(name, num_partitions=partitions, replication_factor=replication, topic_configs=configs or {})
+                for name in missing
+            ]
             # Another process may create the same topic between list and create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+async def default_replication(admin: AIOKafkaAdminClient) -> int:
+    """A broker's ``default.replication.factor`` (1 when the broker does not report it, e.g. Redpanda)."""
+    brokers = (await admin.describe_cluster())["brokers"]
+    broker_id = str(brokers[0]["node_id"])
+    resource = ConfigResource(ConfigResourceType.BROKER, broker_id, configs={"default.replication.factor": None})
+    for response in await admin.describe_configs([resource]):
+        for _code, _message, _type, _name, entries in response.resources:
+            for entry in entries:
+                if entry[0] == "default.replication.factor" and entry[1]:
+                    return int(entry[1])
+    return 1
 
 
 def resolve_bootstrap(configured: str | None, host: str = "127.0.0.1", port: int = 9092) -> str:
