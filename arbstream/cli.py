@@ -74,7 +74,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from ingest.replay import run_replay
     from ingest.settings import IngestSettings
 
-    return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end)
+    return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end, args.topics)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -83,6 +83,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return run_cli(
         args.sources,
         args.sample,
+        args.topics,
         args.set or [],
         args.compare or [],
         args.out,
@@ -165,13 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--out", type=Path, required=True, help="directory for the recordings")
             cmd.add_argument("--publish", action="store_true", help="also publish to Kafka like ingest")
         if name == "replay":
-            cmd.add_argument("sources", nargs="+", type=Path, help="recording files or directories")
+            cmd.add_argument("sources", nargs="*", type=Path, help="recording files or directories")
+            cmd.add_argument("--topics", metavar="NAMESPACE", help="replay this namespace's tick topics instead")
             cmd.add_argument("--speed", default="max", help="max (as fast as possible), 1x (real time), 10x ...")
             cmd.add_argument("--from", dest="start", help="first receipt time replayed (ISO-8601 UTC or ns)")
             cmd.add_argument("--to", dest="end", help="replay stops before this receipt time (ISO-8601 UTC or ns)")
         if name == "backtest":
             cmd.add_argument("sources", nargs="*", type=Path, help="recording files or directories")
             cmd.add_argument("--sample", action="store_true", help="the bundled sample recording")
+            cmd.add_argument("--topics", metavar="NAMESPACE", help="replay the ticks.* topics of this namespace")
             cmd.add_argument("--set", action="append", metavar="KEY=VALUE", help="a worker setting (repeatable)")
             cmd.add_argument("--compare", action="append", metavar="KEY=VALUE", help="settings of a second run")
             cmd.add_argument("--out", type=Path, help="report directory (default: backtest-results/<UTC time>)")

@@ -18,7 +18,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest.instruments import load_venue_instruments
 from ingest.publisher import Publisher
 from ingest.recorder import Row, iter_health, iter_recording
+from ingest.replay_topics import read_range
 from ingest.settings import IngestSettings
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, Venue
@@ -239,7 +240,9 @@ class Pacer:
             await self._sleep(delay)
 
 
-async def replay_to_kafka(settings: IngestSettings, replayer: Replayer, speed: Speed, progress: bool = True) -> int:
+async def replay_to_kafka(
+    settings: IngestSettings, events: Iterable[ReplayEvent], counts: ReplayCounts, speed: Speed, progress: bool = True
+) -> int:
     """Publish every replayed event to ``settings.namespace``; returns the records lost."""
     if not settings.namespace:
         raise ConfigError("replay publishes into a topic namespace: set ARBSTREAM_NAMESPACE (e.g. bt1)")
@@ -249,8 +252,8 @@ async def replay_to_kafka(settings: IngestSettings, replayer: Replayer, speed: S
     await publisher.start()
     pacer, created = Pacer(speed), set[str]()
     try:
-        with ReplayProgress(replayer.counts, speed, enabled=progress) as shown:
-            for event in replayer.events():
+        with ReplayProgress(counts, speed, enabled=progress) as shown:
+            for event in events:
                 await pacer.wait(event.receipt_ts_ns)
                 if isinstance(event, Health):
                     await publisher.publish_health(event)
@@ -266,8 +269,39 @@ async def replay_to_kafka(settings: IngestSettings, replayer: Replayer, speed: S
     return publisher.stats.lost
 
 
-def run_replay(settings: IngestSettings, sources: list[Path], speed: str, start: str | None, end: str | None) -> int:
-    replayer = Replayer(sources, settings.instruments_cache_dir, parse_time(start), parse_time(end))
-    lost = asyncio.run(replay_to_kafka(settings, replayer, Speed.parse(speed)))
-    print(" ".join(f"{key}={value}" for key, value in vars(replayer.counts).items()), f"lost={lost}")
+def _counted(events: Iterable[ReplayEvent], counts: ReplayCounts) -> Iterator[ReplayEvent]:
+    """Events already decoded (from topics), counted as the frame replayer counts its own."""
+    for event in events:
+        counts.first_ts_ns = counts.first_ts_ns or event.receipt_ts_ns
+        counts.last_ts_ns = event.receipt_ts_ns
+        if isinstance(event, Health):
+            counts.health += 1
+        else:
+            counts.events += 1
+        yield event
+
+
+def run_replay(
+    settings: IngestSettings,
+    sources: list[Path],
+    speed: str,
+    start: str | None,
+    end: str | None,
+    topics: str | None = None,
+) -> int:
+    """From recordings, or (``topics``) from another namespace's tick topics, into ARBSTREAM_NAMESPACE."""
+    if bool(sources) == (topics is not None):
+        raise ConfigError("replay one source: recording files/directories, or --topics NAMESPACE")
+    if topics is not None and topics == settings.namespace:
+        raise ConfigError(f"--topics {topics!r} is the namespace being replayed into: choose another")
+    if topics is not None:
+        bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
+        read = asyncio.run(read_range(bootstrap, topics, parse_time(start), parse_time(end)))
+        counts = ReplayCounts()
+        events: Iterable[ReplayEvent] = _counted(read, counts)
+    else:
+        replayer = Replayer(sources, settings.instruments_cache_dir, parse_time(start), parse_time(end))
+        counts, events = replayer.counts, replayer.events()
+    lost = asyncio.run(replay_to_kafka(settings, events, counts, Speed.parse(speed)))
+    print(" ".join(f"{key}={value}" for key, value in vars(counts).items()), f"lost={lost}")
     return 1 if lost else 0

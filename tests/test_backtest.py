@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from arbstream.backtest import backtest, parse_overrides, worker_settings
+from arbstream.backtest import FileSource, backtest, parse_overrides, worker_settings
 from arbstream.backtest.report import percentiles
 from arbstream.backtest.run import run_backtest
 from arbstream.errors import ConfigError
@@ -132,8 +132,8 @@ def write_recording(directory: Path, events: list[Quote]) -> None:
 def test_report_is_byte_identical_and_compares_two_settings(tmp_path: Path) -> None:
     write_recording(tmp_path / "rec", market([(5, 8), (15, 17), (40, 43)]))
     variants = [("base", SETTINGS), ("compare", {**SETTINGS, "cooldown_s": "0"})]
-    first = backtest([tmp_path / "rec"], variants, tmp_path / "one", Decimal(500))
-    second = backtest([tmp_path / "rec"], variants, tmp_path / "two", Decimal(500))
+    first = backtest(FileSource([tmp_path / "rec"]), variants, tmp_path / "one", Decimal(500))
+    second = backtest(FileSource([tmp_path / "rec"]), variants, tmp_path / "two", Decimal(500))
     assert [p.name for p in first] == [
         "report.json",
         "report.md",
@@ -160,7 +160,7 @@ def test_the_sample_recording_yields_exactly_its_planted_dislocations(tmp_path: 
     from arbstream.backtest import SAMPLE_DIR
 
     planted = json.loads((SAMPLE_DIR / "planted.json").read_text())
-    written = backtest([SAMPLE_DIR], [("base", {})], tmp_path, Decimal(10_000))
+    written = backtest(FileSource([SAMPLE_DIR]), [("base", {})], tmp_path, Decimal(10_000))
     summary = json.loads(written[0].read_bytes())["runs"]["base"]
     assert summary["counts"]["rejected_ticks"] == 0 and summary["counts"]["ticks"] > 5_000
     alerts = summary["alerts"]
@@ -189,7 +189,7 @@ def test_the_api_lists_and_serves_reports_and_nothing_else(tmp_path: Path) -> No
 
     root = tmp_path / "reports"
     write_recording(tmp_path / "rec", market([(5, 8), (15, 17)]))
-    backtest([tmp_path / "rec"], [("base", SETTINGS)], root / "run-1", Decimal(500))
+    backtest(FileSource([tmp_path / "rec"]), [("base", SETTINGS)], root / "run-1", Decimal(500))
     (root / "half-written").mkdir()
     (tmp_path / "secret.json").write_text("{}")
     ctx = build_context(scenario_settings(backtest_dir=root), None, model=ReadModel(), universe=Universe())

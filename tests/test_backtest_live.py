@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from arbstream.backtest import backtest
+from arbstream.backtest import FileSource, TopicSource, backtest
 from arbstream.broker import free_port
+from arbstream.kafka import ensure_topics, symbol_partition
+from ingest.replay_topics import TopicRange, read_range
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.topics import OPPORTUNITIES, topic_name
+from schemas.market import Quote, encode_ticks
+from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
 from tests.helpers import TopicWatcher, running, service_env
+from tests.test_backtest import MS, T0, S, market
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +81,51 @@ async def test_backtest_of_a_recorded_live_run_reproduces_its_alerts(
     live_ids = sorted(e.event_id for e in live if isinstance(e, Opportunity))
     assert len(live_ids) == len(PLANTS), live_ids
 
-    written = backtest([recording], [("base", SETTINGS)], tmp_path / "report")
+    written = backtest(FileSource([recording]), [("base", SETTINGS)], tmp_path / "report")
     replayed = json.loads(written[0].read_bytes())["runs"]["base"]["alerts"]
     assert sorted(a["event_id"] for a in replayed) == live_ids
+
+
+async def test_backtest_reads_the_tick_topics_between_two_times(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    quotes = market([(5, 8), (40, 43)])
+    topic = ticks_topic("BTC", namespace)
+    await ensure_topics(kafka_bootstrap, [topic], 3)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for q in quotes:  # record time = receipt time, as ingest publishes
+            partition = symbol_partition(b"BTC", 3)
+            await producer.send(topic, encode_ticks([q]), b"BTC", partition, q.receipt_ts_ns // MS)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    counts = TopicRange()
+    everything = await read_range(kafka_bootstrap, namespace, None, None, counts=counts)
+    assert [e.receipt_ts_ns for e in everything] == [q.receipt_ts_ns for q in quotes]
+    assert (counts.records, counts.ticks, counts.undecodable) == (1200, 1200, 0)
+    window = await read_range(kafka_bootstrap, namespace, T0 + 30 * S, T0 + 50 * S)
+    assert len(window) == 400 and window[0].receipt_ts_ns == T0 + 30 * S
+
+    source = TopicSource(kafka_bootstrap, namespace, str(T0 + 30 * S), None, ["BTC"])
+    written = await asyncio.to_thread(backtest, source, [("base", SETTINGS)], tmp_path / "report")
+    result = json.loads(written[0].read_bytes())
+    assert [a["event_id"] for a in result["runs"]["base"]["alerts"]] == [f"BTC:binance->okx:{T0 + 40 * S + MS}"]
+    assert result["recording"]["sources"] == [f"topics:{namespace}"] and result["recording"]["ticks"] == 600
+    # `arbstream replay --topics` copies the range into another namespace, times kept.
+    target = f"{namespace}-copy"
+    env = service_env(kafka_bootstrap, target)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "arbstream.cli", "replay", "--topics", namespace, "--from", str(T0 + 30 * S)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    copied = await read_range(kafka_bootstrap, target, None, None)
+    assert [(e.instrument_id, e.receipt_ts_ns) for e in copied if isinstance(e, Quote)] == [
+        (q.instrument_id, q.receipt_ts_ns) for q in quotes[600:]
+    ]

@@ -7,8 +7,9 @@ per-tick engine (:mod:`arbstream.backtest.run`), once per settings variant, and 
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,10 @@ from pydantic import ValidationError
 from arbstream.backtest import charts, report
 from arbstream.backtest.run import run_backtest
 from arbstream.errors import ConfigError
-from arbstream.settings import REPO_ROOT
-from ingest.replay import Replayer, parse_time
+from arbstream.kafka import resolve_bootstrap
+from arbstream.settings import REPO_ROOT, CommonSettings
+from ingest.replay import ReplayCounts, Replayer, ReplayEvent, parse_time
+from ingest.replay_topics import TopicRange, read_range
 from processors.settings import WorkerSettings
 
 REPORTS_DIR = REPO_ROOT / "backtest-results"
@@ -53,35 +56,72 @@ def worker_settings(overrides: dict[str, Any]) -> WorkerSettings:
     return settings
 
 
+class FileSource:
+    """Recordings (``arbstream record``), re-parsed with today's parsers; replayed per run."""
+
+    def __init__(self, paths: Sequence[Path], start: str | None = None, end: str | None = None) -> None:
+        self.paths, self.start_ns, self.end_ns = list(paths), parse_time(start), parse_time(end)
+        self.counts = ReplayCounts()
+
+    def events(self) -> Iterable[ReplayEvent]:
+        replayer = Replayer(self.paths, start_ns=self.start_ns, end_ns=self.end_ns)
+        self.counts = replayer.counts
+        return replayer.events()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "sources": sorted(p.name for p in self.paths),
+            "frames": self.counts.frames,
+            "malformed_frames": self.counts.malformed,
+        }
+
+
+class TopicSource:
+    """The tick and health topics of a namespace on the broker (read once, replayed per run)."""
+
+    def __init__(self, bootstrap: str, namespace: str, start: str | None, end: str | None, bases: Sequence[str]):
+        self.bootstrap, self.namespace, self.bases = bootstrap, namespace, list(bases)
+        self.start_ns, self.end_ns = parse_time(start), parse_time(end)
+        self.counts = TopicRange()
+        self._events: list[ReplayEvent] | None = None
+
+    def events(self) -> Iterable[ReplayEvent]:
+        if self._events is None:
+            self._events = asyncio.run(
+                read_range(self.bootstrap, self.namespace, self.start_ns, self.end_ns, self.bases, self.counts)
+            )
+        return self._events
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "sources": [f"topics:{self.namespace or '(no namespace)'}"],
+            "records": self.counts.records,
+            "undecodable_records": self.counts.undecodable,
+        }
+
+
 def backtest(
-    sources: Sequence[Path],
+    source: FileSource | TopicSource,
     variants: Sequence[tuple[str, dict[str, Any]]],
     out: Path,
     notional: Decimal = Decimal(10_000),
-    start: str | None = None,
-    end: str | None = None,
     symbols: frozenset[str] = frozenset(),
     venues: frozenset[str] = frozenset(),
 ) -> list[Path]:
     """Run every settings variant over the same replay and write one report comparing them."""
     runs: list[report.NamedRun] = []
-    counts = None
     for name, overrides in variants:
         settings = worker_settings(overrides)
-        replayer = Replayer(sources, start_ns=parse_time(start), end_ns=parse_time(end))
-        result = run_backtest(replayer.events(), settings, symbols, venues)
+        result = run_backtest(source.events(), settings, symbols, venues)
         runs.append(report.NamedRun(name, {k: _text(v) for k, v in sorted(overrides.items())}, result))
-        counts = replayer.counts
-    assert counts is not None
+    first = runs[0].result
     recording = {
-        "sources": sorted(p.name for p in sources),
-        "frames": counts.frames,
-        "malformed_frames": counts.malformed,
-        "ticks": runs[0].result.ticks,
-        "first_ts_ns": counts.first_ts_ns,
-        "last_ts_ns": counts.last_ts_ns,
-        "first_utc": _utc(counts.first_ts_ns),
-        "last_utc": _utc(counts.last_ts_ns),
+        **source.describe(),
+        "ticks": first.ticks,
+        "first_ts_ns": first.first_ts_ns,
+        "last_ts_ns": first.last_ts_ns,
+        "first_utc": _utc(first.first_ts_ns),
+        "last_utc": _utc(first.last_ts_ns),
         "symbols": sorted(symbols),
         "venues": sorted(venues),
     }
@@ -101,6 +141,7 @@ def _utc(ts_ns: int | None) -> str:
 def run_cli(
     sources: Sequence[Path],
     sample: bool,
+    topics: str | None,
     settings: Sequence[str],
     compare: Sequence[str],
     out: Path | None,
@@ -112,8 +153,8 @@ def run_cli(
 ) -> int:
     if sample:
         sources = [*sources, SAMPLE_DIR]
-    if not sources:
-        raise ConfigError("nothing to backtest: give recording files/directories or --sample")
+    if bool(sources) == (topics is not None):
+        raise ConfigError("backtest one source: recording files/directories, --sample, or --topics NAMESPACE")
     variants = [("base", parse_overrides(settings))]
     if compare:
         variants.append(("compare", {**variants[0][1], **parse_overrides(compare)}))
@@ -121,17 +162,14 @@ def run_cli(
         amount = Decimal(notional)
     except ArithmeticError as exc:
         raise ConfigError(f"--notional {notional!r} is not a number") from exc
+    source: FileSource | TopicSource
+    if topics is not None:
+        bootstrap = resolve_bootstrap(CommonSettings().kafka_bootstrap)
+        source = TopicSource(bootstrap, topics, start, end, symbols)
+    else:
+        source = FileSource(sources, start, end)
     out = out or REPORTS_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    written = backtest(
-        sources,
-        variants,
-        out,
-        amount,
-        start,
-        end,
-        frozenset(s.upper() for s in symbols),
-        frozenset(v.lower() for v in venues),
-    )
-    for path in written:
+    wanted = frozenset(s.upper() for s in symbols), frozenset(v.lower() for v in venues)
+    for path in backtest(source, variants, out, amount, *wanted):
         print(path)
     return 0

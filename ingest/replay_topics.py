@@ -1,0 +1,127 @@
+"""Replaying from the broker itself: the tick topics are the event log.
+
+Reads every ``ticks.<BASE>`` topic (and ``health``) of a source namespace between two times —
+each partition from the first record at or after ``--from`` (``offsets_for_times``) to its end
+when the read started, or the first record at ``--to`` — and merges them in receipt-time order,
+as :class:`ingest.replay.Replayer` does for recorded frames. The records of the range are held
+in memory (a range of a few hours of the whole market is hundreds of MB: narrow the range or the
+symbols for longer ones).
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from arbstream.errors import ConfigError
+from arbstream.kafka import partition_counts
+from schemas.market import Funding, Health, Quote, decode_health, decode_ticks
+from schemas.topics import HEALTH, TICKS_PREFIX, topic_name
+
+Event = Quote | Funding | Health
+
+
+@dataclass
+class TopicRange:
+    """What a topics replay read: per partition, the offsets it covered."""
+
+    records: int = 0
+    ticks: int = 0
+    health: int = 0
+    undecodable: int = 0
+    partitions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """``topic[partition]`` -> (first offset, end offset)."""
+
+
+def tick_topic_pattern(namespace: str) -> re.Pattern[str]:
+    prefix = re.escape(topic_name(TICKS_PREFIX.rstrip("."), namespace) + ".")
+    return re.compile(f"^{prefix}[A-Za-z0-9_-]+$")
+
+
+async def read_range(
+    bootstrap: str,
+    namespace: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    bases: Sequence[str] = (),
+    counts: TopicRange | None = None,
+) -> list[Event]:
+    """Every tick and health event of ``namespace`` with a record time in [start, end), merged in
+    receipt-time order (ties keep each partition's order)."""
+    counts = counts if counts is not None else TopicRange()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        topics = await _source_topics(consumer, namespace, bases)
+        counted = await partition_counts(bootstrap, topics) if topics else {}
+        partitions = [TopicPartition(t, p) for t, n in sorted(counted.items()) for p in range(n)]
+        if not partitions:
+            raise ConfigError(f"no tick topics in namespace {namespace!r} on {bootstrap}")
+        starts, ends = await _bounds(consumer, partitions, start_ns, end_ns)
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+            counts.partitions[f"{tp.topic}[{tp.partition}]"] = (starts[tp], ends[tp])
+        streams = await _read_until(consumer, partitions, ends, counts)
+    finally:
+        await consumer.stop()
+    return list(heapq.merge(*streams, key=lambda e: e.receipt_ts_ns))
+
+
+async def _source_topics(consumer: AIOKafkaConsumer, namespace: str, bases: Sequence[str]) -> list[str]:
+    pattern = tick_topic_pattern(namespace)
+    wanted = {topic_name(f"{TICKS_PREFIX}{b.upper()}", namespace) for b in bases}
+    names = sorted(t for t in await consumer.topics() if pattern.match(t) and (not wanted or t in wanted))
+    health = topic_name(HEALTH, namespace)
+    return [*names, health] if health in await consumer.topics() else names
+
+
+async def _bounds(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], start_ns: int | None, end_ns: int | None
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    first = await consumer.beginning_offsets(partitions)
+    last = await consumer.end_offsets(partitions)
+
+    async def at(ns: int | None, default: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        if ns is None:
+            return dict(default)
+        found = await consumer.offsets_for_times({tp: ns // 1_000_000 for tp in partitions})
+        return {tp: (found[tp].offset if found.get(tp) is not None else last[tp]) for tp in partitions}
+
+    return await at(start_ns, first), await at(end_ns, last)
+
+
+async def _read_until(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict[TopicPartition, int], counts: TopicRange
+) -> list[list[Event]]:
+    streams: dict[TopicPartition, list[Event]] = {tp: [] for tp in partitions}
+    pending = {tp for tp in partitions if ends[tp] > await consumer.position(tp)}
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset >= ends[tp]:
+                    pending.discard(tp)
+                    break
+                counts.records += 1
+                streams[tp] += _decode(tp.topic, record.value, counts)
+            if tp in pending and await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return list(streams.values())
+
+
+def _decode(topic: str, value: bytes | None, counts: TopicRange) -> list[Event]:
+    try:
+        if topic.endswith(f"{HEALTH}"):
+            counts.health += 1
+            return [decode_health(value or b"")]
+        ticks = decode_ticks(value or b"")
+    except ValueError:  # msgspec.DecodeError is a ValueError
+        counts.undecodable += 1
+        return []
+    counts.ticks += len(ticks)
+    return list(ticks)
