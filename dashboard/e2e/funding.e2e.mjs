@@ -1,0 +1,87 @@
+// The Funding screen in Debian's Chromium (playwright-core, no downloaded browser), against an API
+// serving a known funding scenario (tests/test_funding_e2e.py starts it; see tests/test_funding_support.py):
+// the planted Hyperliquid (1 h) / Bybit (4 h) carry ranks first with its APR and break-even, the table
+// shows interval badges, and the coin page draws the settled-APR history per venue.
+//
+//   E2E_BASE=http://127.0.0.1:8000 node e2e/funding.e2e.mjs
+//
+// Prints one line `E2E_RESULT {json}` and exits non-zero on failure.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = (process.env.E2E_BASE ?? "").replace(/\/$/, "");
+if (!BASE) throw new Error("E2E_BASE is required");
+const ARTIFACTS = resolve(process.env.E2E_ARTIFACTS ?? "test-artifacts/funding");
+const CHROMIUM = process.env.E2E_CHROMIUM ?? "/usr/bin/chromium";
+mkdirSync(ARTIFACTS, { recursive: true });
+
+async function waitFor(what, timeoutMs, check) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await check();
+      if (last && typeof last !== "string") return last;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last: ${last})`);
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+const userDataDir = mkdtempSync(join(tmpdir(), "arbstream-funding-e2e-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
+  viewport: { width: 1680, height: 1000 },
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const pageErrors = [];
+page.on("pageerror", (error) => pageErrors.push(error.message));
+const result = {};
+try {
+  await page.goto(`${BASE}/#/funding`);
+  const first = await waitFor("the best pairs", 20_000, async () => {
+    const rows = await page.$$eval('[data-testid="best-pairs"] [data-testid="pair-row"]', (els) =>
+      els.map((el) => ({
+        pair: el.getAttribute("data-pair"),
+        apr: el.querySelector('[data-testid="pair-apr"]')?.textContent,
+        breakEven: el.querySelector('[data-testid="pair-break-even"]')?.textContent,
+      })),
+    );
+    return rows.length > 0 ? rows : "no pair rows";
+  });
+  result.pairs = first;
+  assert(first[0].pair === "hyperliquid/bybit", `planted pair first: ${JSON.stringify(first)}`);
+  assert(first[0].apr === "48.18 %" && first[0].breakEven === "20.0 h", `APR and break-even: ${JSON.stringify(first[0])}`);
+  const badges = await page.$$eval('[data-testid="funding-table"] [data-testid="interval-badge"]', (els) => els.map((e) => e.textContent));
+  assert(["1h", "4h", "8h"].every((b) => badges.includes(b)), `interval badges 1h/4h/8h: ${badges}`);
+  result.badges = badges;
+  await page.screenshot({ path: join(ARTIFACTS, "funding.png") });
+
+  await page.click('[data-testid="funding-table"] a[href="#/funding/ETH"]');
+  const lines = await waitFor("the history chart", 10_000, async () => {
+    const venues = await page.$$eval('[data-testid="history-line"]', (els) => els.map((e) => e.getAttribute("data-venue")));
+    return venues.length > 0 ? venues : "no history lines";
+  });
+  result.historyLines = lines;
+  assert(JSON.stringify(lines) === JSON.stringify(["binance", "bybit", "hyperliquid"]), `one line per venue with settlements: ${lines}`);
+  await page.screenshot({ path: join(ARTIFACTS, "funding-coin.png") });
+  assert(pageErrors.length === 0, `no page errors: ${pageErrors.join(" | ")}`);
+  console.log(`E2E_RESULT ${JSON.stringify(result)}`);
+} catch (error) {
+  await page.screenshot({ path: join(ARTIFACTS, "failure.png") }).catch(() => {});
+  console.error(String(error?.stack ?? error));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,58 @@
+"""The Funding screen in Chromium: the planted pair ranks first with its APR and break-even, the
+coin page draws the settled history (``dashboard/e2e/funding.e2e.mjs`` against an in-process API
+serving ``dashboard/dist`` and the funding scenario of ``tests/test_funding_support.py``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from api.main import build_context, create_app
+from tests.helpers import REPO_ROOT
+from tests.test_api_support import scenario_settings, serve
+from tests.test_funding_support import funding_history, funding_model, funding_universe
+
+pytestmark = pytest.mark.integration
+
+DASHBOARD = REPO_ROOT / "dashboard"
+CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
+
+
+def _missing_prerequisite() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
+    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
+        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
+    if not (DASHBOARD / "dist" / "index.html").exists():
+        return "dashboard/dist missing (`make dashboard` builds it)"
+    return None
+
+
+def test_funding_screen_shows_the_planted_pair_and_the_history_chart() -> None:
+    missing = _missing_prerequisite()
+    if missing is not None:
+        pytest.skip(missing)
+    now = time.time_ns()
+    ctx = build_context(scenario_settings(), None, model=funding_model(now), universe=funding_universe())
+    assert ctx.funding is not None
+    for settlement in funding_history(now):
+        ctx.funding.add_settlement(settlement)
+    with serve(create_app(ctx, dashboard_dist=DASHBOARD / "dist")) as url:
+        env = {
+            **os.environ,
+            "E2E_BASE": url,
+            "E2E_CHROMIUM": str(CHROMIUM),
+            "E2E_ARTIFACTS": str(REPO_ROOT / "test-artifacts" / "funding"),
+        }
+        run = subprocess.run(
+            ["node", "e2e/funding.e2e.mjs"], cwd=DASHBOARD, env=env, capture_output=True, text=True, timeout=120
+        )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "E2E_RESULT" in run.stdout
