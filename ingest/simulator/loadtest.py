@@ -153,7 +153,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=8.0)
     args = parser.parse_args()
     for rate in args.rate:
-        result = asyncio.run(run(rate, args.seconds, args.warmup))
+        try:
+            result = asyncio.run(run(rate, args.seconds, args.warmup))
+        except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
+            print({"configured_book_rate": rate, "error": repr(exc)}, flush=True)
+            continue
         print({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
     return 0
 

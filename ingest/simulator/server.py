@@ -186,6 +186,9 @@ class Simulator:
             marks = [(i, self.market.funding(i, now_ms)) for i in fundings.get(venue, ()) if _any(wanted, FUNDING, i)]
             for client in clients:
                 await self._deliver(self.sims[venue], client, quotes, marks)
+            # Writes never suspend: yield per venue so subscribe replies and REST listings are
+            # served between venues even when the pump runs behind at a high rate.
+            await asyncio.sleep(0)
 
     def _group(self, ids: list[str]) -> dict[str, list[Instrument]]:
         by_venue: dict[str, list[Instrument]] = defaultdict(list)
