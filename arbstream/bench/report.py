@@ -187,6 +187,24 @@ def _api_rows(api: Result, _r: dict[str, float | None]) -> list[Row]:
     return rows
 
 
+def _replay_rows(replay: Result, _r: dict[str, float | None]) -> list[Row]:
+    sample = f"{replay['recording']} recording: {_num(replay['frames'])} frames, {_num(replay['events'])} events"
+    return [
+        (
+            "8 Replay",
+            f"replay --speed max, events per CPU-second ({sample})",
+            _num(replay["replay_events_per_cpu_s"]),
+            "—",
+        ),
+        (
+            "8 Replay",
+            "backtest (replay + worker engine), ticks per CPU-second",
+            _num(replay["backtest_ticks_per_cpu_s"]),
+            "—",
+        ),
+    ]
+
+
 BUILDERS = {
     "parse": ("1 Parse", _parse_rows),
     "broker_limit": ("2 Broker", _broker_rows),
@@ -195,6 +213,7 @@ BUILDERS = {
     "websocket": ("5 WebSocket", _websocket_rows),
     "recovery": ("6 Recovery", _recovery_rows),
     "api": ("7 API", _api_rows),
+    "replay": ("8 Replay", _replay_rows),
 }
 
 

@@ -28,15 +28,17 @@ from arbstream.bench.machine import CpuMeter, busy_cpus, describe
 from arbstream.bench.parse import run_parse
 from arbstream.bench.processors_stage import run_processors_stage
 from arbstream.bench.recovery import run_recovery
+from arbstream.bench.replay_stage import run_replay_stage
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.websocket_stage import run_websocket_stage
 from arbstream.errors import ConfigError
 from arbstream.settings import REPO_ROOT
 
-STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery", "api")
+STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery", "api", "replay")
 LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {
     "parse": lambda plan: run_parse(plan.parse_frames, plan.runs),
     "api": lambda plan: run_api_stage(plan.quick),
+    "replay": lambda plan: run_replay_stage(plan.runs),
 }
 """Stages that need no broker."""
 DEFAULT_OUT = REPO_ROOT / "bench-results"
