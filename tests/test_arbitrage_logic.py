@@ -124,11 +124,15 @@ prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), p
 
 @settings(max_examples=300, deadline=None)
 @given(bid_x=prices, spread_x=prices, bid_y=prices, spread_y=prices)
-def test_net_never_exceeds_gross_and_groups_never_cross(bid_x, spread_x, bid_y, spread_y) -> None:
+def test_net_is_gross_less_both_fees_and_groups_never_cross(bid_x, spread_x, bid_y, spread_y) -> None:
     buy = quote("binance", str(bid_x), str(bid_x + spread_x), T0)
     sell = quote("bybit", str(bid_y), str(bid_y + spread_y), T0)
     opp = evaluate("BTC", buy, sell, T0, CONFIG, T0)
-    assert opp.net_spread < opp.gross_spread
+    # Recomputed from the inputs, so a wrong formula, a swapped side or a dropped fee fails here.
+    ask_x = bid_x + spread_x
+    assert opp.gross_spread == (bid_y - ask_x) / ask_x
+    assert opp.net_spread == opp.gross_spread - Decimal("0.0005") - Decimal("0.00055")  # both fees, once each
+    assert (opp.buy.price, opp.sell.price, opp.buy.fee, opp.sell.fee) == (ask_x, bid_y, FEES["binance"], FEES["bybit"])
     state = SymbolState()
     process_quote("BTC", state, buy, {}, T0, CONFIG)
     inverse = quote("okx", str(bid_y), str(bid_y + spread_y), T0, inst="BTC-USD-INV-PERP@okx")
