@@ -16,7 +16,15 @@ from pathlib import Path
 
 GOAL = 0.10
 EQUIVALENT_FILE = Path(__file__).with_name("mutation_equivalent.txt")
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout"}
+STATUS: dict[int | None, str] = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+}
 STATUS |= {24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 37: "type check", None: "not run"}
 COLUMNS = ("killed", "survived", "equivalent", "timeout", "no tests", "not run", "other")
 
