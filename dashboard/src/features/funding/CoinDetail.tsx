@@ -33,7 +33,7 @@ export function HistoryChart({ series }: { series: Series[] }) {
           </span>
         ))}
       </div>
-      <svg className="funding-chart" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" data-testid="history-chart" role="img" aria-label="settled APR per venue">
+      <svg className="funding-chart" viewBox={`0 0 ${W} ${H}`} data-testid="history-chart" role="img" aria-label="settled APR per venue">
         <line className="axis" x1={PAD} x2={W - PAD} y1={y(0)} y2={y(0)} />
         <text x={2} y={y(hi) + 4}>{fmtPct(hi, 1)}</text>
         <text x={2} y={y(lo)}>{fmtPct(lo, 1)}</text>
