@@ -125,10 +125,7 @@ class FundingFeed:
             await self._check_loaded(consumer)
             now = time.monotonic()
             if self.history_loaded and now >= next_scan:
-                for settlement in self.scan(time.time_ns()):
-                    key = settlement.key.encode()
-                    await producer.send_and_wait(self.settlements_topic, encode(settlement), key=key)
-                    self.written += 1
+                await self._write(producer, self.scan(time.time_ns()))
                 next_scan = now + SCAN_INTERVAL_S
             if now >= next_assign:
                 await self._assign(consumer, admin)
@@ -137,10 +134,18 @@ class FundingFeed:
                 self.history.prune(time.time_ns())
                 next_prune = now + PRUNE_INTERVAL_S
 
+    async def _write(self, producer: AIOKafkaProducer, settled: list[FundingSettlement]) -> None:
+        """All at once: at the top of the hour every hourly venue settles together."""
+        sends = [await producer.send(self.settlements_topic, encode(s), key=s.key.encode()) for s in settled]
+        for delivery in sends:
+            await delivery
+        self.written += len(sends)
+
     async def _assign(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
         """Assign the partitions of both topics that exist (listing all topics never creates one)."""
-        wanted = {self.settlements_topic, self.alerts_topic}
-        described = await admin.describe_topics(None)
+        existing = set(await admin.list_topics())  # metadata of all topics: never creates one
+        wanted = sorted({self.settlements_topic, self.alerts_topic} & existing)
+        described = await admin.describe_topics(wanted) if wanted else []
         found = {
             TopicPartition(t["topic"], p["partition"])
             for t in described
