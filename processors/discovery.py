@@ -26,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
 from processors.faust_host import EngineHost
+from processors.restore import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,14 @@ class TopicDiscovery:
         tps = [TopicPartition(tp.topic, tp.partition) for tp in progress]
         ends = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.end_offsets(tps)).items()}
         starts = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.beginning_offsets(tps)).items()}
-        stalled = stalled_partitions(progress, starts, ends, time.monotonic(), self.stall_after_s)
+        # Nothing delivered yet: delivery starts at the group's committed offset.
+        waiting = [TopicPartition(tp.topic, tp.partition) for tp, (expected, _) in progress.items() if expected is None]
+        committed = await committed_offsets(self.bootstrap, self.app.conf.id, waiting) if waiting else {}
+        expected = {
+            tp: (offset if offset is not None else committed.get(TopicPartition(tp.topic, tp.partition), 0), since)
+            for tp, (offset, since) in progress.items()
+        }
+        stalled = stalled_partitions(expected, starts, ends, time.monotonic(), self.stall_after_s)
         if stalled:
             self.stalls += 1
             log.warning(

@@ -65,9 +65,6 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
-        # Rows are written from timers too (outside any event): the producer's partitioner picks
-        # the partition from the symbol key, the same hash that placed the symbol's ticks.
-        use_partitioner=True,
         extra_topic_configs=CHANGELOG_CONFIG,
     )
     host = EngineHost(app, settings, table, bootstrap)

@@ -32,7 +32,6 @@ from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.arbitrage import WorkerStats, decode_state
 from schemas.arbitrage import encode as encode_arb
-from schemas.market import Funding, Quote
 from schemas.market import encode as encode_market
 from schemas.topics import base_of_ticks_topic
 
@@ -77,16 +76,15 @@ class EngineHost:
         config = settings.arb_config()
         self.engine = Engine(config, settings.funding_config(), settings.worker_conflate_after_ms)
         self.health = HealthView()
-        self.rebuild = RebuildReader(bootstrap, self.topics.group, rebuild_window_ms(settings))
+        self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.started_ts_ns = time.time_ns()
         self._owned: dict[TP, str] = {}
         """Tick partitions whose symbol's slot is loaded here (checked on first sight, see _owner)."""
         self._foreign: set[TP] = set()
         """Tick partitions no symbol's ticks belong on: whatever arrives there is forwarded."""
-        self._progress: dict[TP, tuple[int, float]] = {}
-        """Per owned tick partition: the next offset expected, and when it last moved (monotonic)."""
-        self._pending: dict[str, tuple[int, list[Quote | Funding]]] = {}
-        """Per newly assigned symbol: (committed offset - 1, the ticks of its last seconds before it)."""
+        self._progress: dict[TP, tuple[int | None, float]] = {}
+        """Per owned tick partition: the next offset expected (None: nothing delivered since its
+        assignment), and when it last moved (monotonic)."""
         self._lag_ms = 0
 
     # --- the agent's per-batch path -----------------------------------------------------
@@ -95,8 +93,10 @@ class EngineHost:
         now_ms = int(time.time() * 1000)
         newest = 0
         touched: list[str] = []
-        for tp, records in by_partition(events).items():
-            base = self._owner(tp)
+        grouped = by_partition(events)
+        await self._take_over(grouped)
+        for tp, records in grouped.items():
+            base = self._owned.get(tp)
             if base is None:
                 await self._forward(tp, records)
             else:
@@ -107,27 +107,33 @@ class EngineHost:
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.write_rows(touched, urgent_only=True)
 
-    def _owner(self, tp: TP) -> str | None:
-        """The symbol whose ticks ``tp`` carries, its slot loaded; None for a partition no symbol uses."""
-        base = self._owned.get(tp)
-        if base is not None or tp in self._foreign:
-            return base
-        base = base_of_ticks_topic(tp.topic, self.settings.namespace)
-        if tp.partition != self._home(tp.topic, base):
-            self._foreign.add(tp)
-            return None
-        self._load(base)
-        self._owned[tp] = base
-        return base
+    async def _take_over(self, grouped: dict[TP, list[TickRecord]]) -> None:
+        """Load the symbols of partitions delivered for the first time since their assignment.
 
-    def _load(self, base: str) -> None:
-        """Take ``base`` over: its row from the recovered table, then the quotes of its last seconds."""
-        floor, recent = self._pending.pop(base, (-1, []))
-        if base in self.engine.slots:
+        Done here, before their first records, not in the rebalance callback: Faust resumes the
+        partitions as soon as its table recovery ends, which can be before a callback finishes.
+        Faust starts a partition at the group's committed offset, so the first record delivered
+        tells which ticks the previous owner processed: the ones before it only rebuild quotes
+        (those of the last max-quote-age + 1 s, read back by :class:`RebuildReader`).
+        """
+        fresh: dict[TP, tuple[str, int]] = {}
+        for tp, records in grouped.items():
+            if tp in self._owned or tp in self._foreign:
+                continue
+            base = base_of_ticks_topic(tp.topic, self.settings.namespace)
+            if tp.partition != self._home(tp.topic, base):
+                self._foreign.add(tp)
+            else:
+                fresh[tp] = (base, records[0].offset)
+        if not fresh:
             return
-        stored = self.table.get(base.encode())
-        self.engine.load(base, decode_state(stored) if stored else None, floor)
-        self.engine.rebuild(base, recent)
+        recent = await self.rebuild.read({(tp.topic, tp.partition): first for tp, (_, first) in fresh.items()})
+        for tp, (base, first) in fresh.items():
+            if base not in self.engine.slots:
+                stored = self.table.get(base.encode())
+                self.engine.load(base, decode_state(stored) if stored else None, first - 1)
+                self.engine.rebuild(base, recent.get((tp.topic, tp.partition), []))
+            self._owned[tp] = base
 
     def _home(self, topic: str, base: str) -> int:
         return symbol_partition(base.encode(), self._partitions_of(topic))
@@ -179,18 +185,22 @@ class EngineHost:
     # --- the table and the periodic outputs ---------------------------------------------
 
     def write_rows(self, bases: Iterable[str] | None = None, urgent_only: bool = False) -> int:
-        """Rows of ``bases`` (default: all) with a transition (``urgent_only``) or any change, to the table.
-
-        The table's partition is chosen by the producer's partitioner from the symbol key (the
-        same hash as the ticks'), so rows can be written outside an event, e.g. from a timer."""
+        """Rows of ``bases`` (default: all) with a transition (``urgent_only``) or any change, to the table."""
         written = 0
         for base in list(self.engine.slots if bases is None else bases):
             slot = self.engine.slots.get(base)
             if slot is not None and (slot.urgent or (not urgent_only and slot.dirty)):
-                self.table[base.encode()] = encode_arb(persisted(slot.state))
+                self._write_row(base.encode(), encode_arb(persisted(slot.state)))
                 slot.urgent = slot.dirty = False
                 written += 1
         return written
+
+    def _write_row(self, key: bytes, row: bytes) -> None:
+        """What ``table[key] = row`` does, with the partition computed here: the symbol's, the same
+        hash that placed its ticks (Faust would take the current event's partition, and a timer has
+        none; its producer's partitioner fails on a topic it has no metadata for yet)."""
+        self.table.data[key] = row
+        self.table.send_changelog(symbol_partition(key, self._partitions_of(self.topics.changelog)), key, row)
 
     async def publish_prices(self) -> None:
         for base, slot in self.engine.slots.items():
@@ -228,39 +238,17 @@ class EngineHost:
         await self.app.producer.flush()
 
     async def on_assigned(self, assigned: set[TP]) -> None:
-        """Drop the symbols that went elsewhere; read the last seconds of the new ones' ticks.
-
-        The rows themselves come from Faust's table recovery, which finishes before the new
-        partitions are resumed; a symbol's slot is loaded from them at its first record."""
+        """Drop the symbols that went elsewhere. New ones are loaded at their first records (see
+        :meth:`_take_over`); the table's rows are restored by Faust's recovery before that."""
         home = self._home_partitions(assigned)
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
-        now = time.monotonic()
-        self._progress = {tp: self._progress.get(tp, (0, now)) for tp in home}
         self._foreign &= assigned
-        self._pending = {base: recent for base, recent in self._pending.items() if base in home.values()}
-        new = {tp: base for tp, base in home.items() if tp not in self._owned}
-        started = time.monotonic()
-        if new:
-            recent = await self.rebuild.read({(tp.topic, tp.partition): base for tp, base in new.items()})
-            self._pending.update(recent)
-            # Never committed (a topic new to the group): read it from its start, explicitly. Left to
-            # the consumer's offset reset, a partition assigned right after its topic appeared was
-            # sometimes never fetched (seen in about one run in three; cf. faust-streaming #629).
-            for tp, base in new.items():
-                self._progress[tp] = (recent[base][0] + 1, now)
-                if recent[base][0] < 0:
-                    await self.app.consumer.seek(tp, 0)  # out of range (retention): reset to the earliest
-        log.info(
-            "assigned %d tick partitions, %d new (their last %d ms of ticks read in %.2fs); owns symbols [%s]",
-            len(home),
-            len(new),
-            self.rebuild.window_ms,
-            time.monotonic() - started,
-            ",".join(sorted(home.values())),
-        )
+        now = time.monotonic()
+        self._progress = {tp: self._progress.get(tp, (None, now)) for tp in home}
+        log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))
 
-    def progress(self) -> dict[TP, tuple[int, float]]:
+    def progress(self) -> dict[TP, tuple[int | None, float]]:
         return dict(self._progress)
 
     def restart_clocks(self) -> None:

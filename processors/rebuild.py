@@ -1,10 +1,11 @@
-"""Taking over symbols after a rebalance or a crash: the quotes of their last seconds.
+"""Taking over a symbol after a rebalance or a crash: the quotes of its last seconds.
 
 Faust's table recovery restores each symbol's row (episodes, cooldowns, funding,
 ``applied_offset``) from the compacted changelog; the row has no quotes. Quotes older than the
-longest max quote age are useless, so a new owner re-reads only the last seconds of each newly
-assigned tick partition, up to the group's committed offset (where Faust resumes): those ticks
-were processed by the previous owner and only refill the in-memory quotes (decision 0019).
+longest max quote age are useless, so a new owner re-reads only the last seconds of a newly
+assigned tick partition before the first record it is delivered (Faust resumes at the group's
+committed offset): those ticks were processed by the previous owner and only refill the
+in-memory quotes (decision 0019).
 """
 
 from __future__ import annotations
@@ -16,36 +17,30 @@ from collections.abc import Iterable
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from processors.restore import committed_offsets
 from schemas.market import Funding, Quote, decode_ticks
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0
 
-Recent = tuple[int, list[Quote | Funding]]
-"""(committed offset - 1, the ticks of the last seconds before the committed offset)."""
+Ticks = dict[TopicPartition, list[Quote | Funding]]
 
 
 class RebuildReader:
-    def __init__(self, bootstrap: str, group: str, window_ms: int) -> None:
+    def __init__(self, bootstrap: str, window_ms: int) -> None:
         self.bootstrap = bootstrap
-        self.group = group
         self.window_ms = window_ms
 
-    async def read(self, partitions: dict[tuple[str, int], str]) -> dict[str, Recent]:
-        """Per symbol of ``partitions`` ((topic, partition) -> symbol): its committed floor and recent ticks."""
-        tps = {TopicPartition(topic, partition): base for (topic, partition), base in partitions.items()}
-        committed = await committed_offsets(self.bootstrap, self.group, list(tps))
-        recent: dict[str, Recent] = {base: (committed.get(tp, 0) - 1, []) for tp, base in tps.items()}
-        if committed:
-            ticks = await self._ticks_before(committed)
-            for tp, read in ticks.items():
-                recent[tps[tp]] = (committed[tp] - 1, read)
-        return recent
+    async def read(self, firsts: dict[tuple[str, int], int]) -> dict[tuple[str, int], list[Quote | Funding]]:
+        """Per (topic, partition): its ticks written in the last ``window_ms`` before offset ``firsts[tp]``
+        (the first one the new owner was delivered)."""
+        ends = {TopicPartition(topic, partition): first for (topic, partition), first in firsts.items() if first > 0}
+        if not ends:
+            return {}
+        read = await self._ticks_before(ends)
+        return {(tp.topic, tp.partition): ticks for tp, ticks in read.items()}
 
-    async def _ticks_before(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, list[Quote | Funding]]:
-        """Each partition's ticks written in the last ``window_ms``, up to its offset in ``ends``."""
+    async def _ticks_before(self, ends: dict[TopicPartition, int]) -> Ticks:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -62,17 +57,14 @@ class RebuildReader:
             await consumer.stop()
 
 
-async def _read_until(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-) -> dict[TopicPartition, list[Quote | Funding]]:
-    read: dict[TopicPartition, list[Quote | Funding]] = {tp: [] for tp in ends}
+async def _read_until(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> Ticks:
+    read: Ticks = {tp: [] for tp in ends}
     open_tps = set(ends)
     deadline = time.monotonic() + READ_TIMEOUT_S
     while open_tps:
         if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"recent ticks of {sorted(str(tp) for tp in open_tps)} not read in {READ_TIMEOUT_S:.0f}s"
-            )
+            unread = sorted(str(tp) for tp in open_tps)
+            raise TimeoutError(f"recent ticks of {unread} not read in {READ_TIMEOUT_S:.0f}s")
         batch = await consumer.getmany(*open_tps, timeout_ms=200, max_records=50_000)
         for tp, records in batch.items():
             for record in records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +142,36 @@ async def send_records(bootstrap: str, records: list[tuple[str, bytes, bytes, in
             await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
+
+
+@pytest.mark.integration
+async def test_a_replacement_worker_rebuilds_quotes_from_the_last_seconds_of_ticks(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Quotes are not in the changelog: after a SIGKILL the new owner re-reads the ticks before the
+    committed offset, so a quote sent only to the dead worker still makes the next pair."""
+    env = {
+        **worker_env(kafka_bootstrap, namespace, tmp_path, "BTC"),
+        "ARBSTREAM_WORKER_COMMIT_INTERVAL_MS": "100",
+        # The re-read window is the longest quote age + 1 s: wide enough for a worker's start-up here.
+        "ARBSTREAM_MAX_QUOTE_AGE_MS": "30000",
+    }
+    topic = topic_name(OPPORTUNITIES, namespace)
+    await ensure_topics(kafka_bootstrap, [topic], 3)
+    t0 = time.time_ns()
+    binance, okx_high, okx_again = dislocation("BTC", t0, 100)[:3]
+    with running(["worker"], {**env, "ARBSTREAM_WORKER_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log") as first:
+        await asyncio.sleep(6)
+        await send_records(kafka_bootstrap, tick_records([binance], namespace))
+        await asyncio.sleep(3)  # processed and committed
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    async with TopicWatcher(kafka_bootstrap, [topic]) as watcher:
+        with running(["worker"], {**env, "ARBSTREAM_WORKER_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log"):
+            await asyncio.sleep(4)
+            for tick in (okx_high, okx_again):  # okx's two evaluations against binance's rebuilt quote
+                await send_records(kafka_bootstrap, tick_records([tick], namespace))
+            await watcher.wait_for(lambda rs: len(rs) >= 1, 60, "an alert using the rebuilt binance quote")
+    alert = decode_event(watcher.records[0].value)
+    assert isinstance(alert, Opportunity)
+    assert (alert.buy.venue, alert.buy.price, alert.sell.venue) == ("binance", binance.ask, "okx")
