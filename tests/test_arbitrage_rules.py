@@ -14,7 +14,7 @@ import pytest
 
 from processors.arbitrage import ArbConfig, FastBook, Outcome, cooldown_allows, leg_problem, process_quote
 from processors.health_view import HealthView
-from schemas.arbitrage import SymbolState
+from schemas.arbitrage import EpisodeClosed, SymbolState
 from schemas.market import Health, HealthState, Quote
 
 T0 = 1_790_000_000_000_000_000
@@ -64,11 +64,23 @@ def test_open_episode_survives_between_the_thresholds_and_closes_below_close(fas
     assert at_close.closed == [] and state.episodes[KEY].last_net == Decimal("0.0005")
     # ... and just below it closes, with the reason and the stats of the three ticks.
     (closed,) = run(state, [okx_at("100.14", T0 + 4 * MS)], config, book)[0].closed
-    assert closed.close_reason == "net spread below close threshold"
-    assert (closed.ticks, closed.peak_net_spread, closed.avg_net_spread) == (
-        3,
-        Decimal("0.0080"),
-        Decimal("0.0095") / 3,
+    assert closed == EpisodeClosed(
+        event_id=f"BTC:binance->okx:{T0 + MS}",
+        symbol="BTC",
+        buy_venue="binance",
+        sell_venue="okx",
+        buy_instrument_id="BTC-USDT-PERP@binance",
+        sell_instrument_id="BTC-USDT-PERP@okx",
+        start_ts_ns=T0 + MS,
+        end_ts_ns=T0 + 4 * MS,
+        duration_ms=3,
+        peak_net_spread=Decimal("0.0080"),
+        avg_net_spread=Decimal("0.0095") / 3,
+        ticks=3,
+        close_reason="net spread below close threshold",
+        alerted=True,
+        exchange_ts_ns=T0 + 3 * MS,  # the last evaluation's legs, not the closing tick's
+        receipt_ts_ns=T0 + 3 * MS,
     )
     assert KEY not in state.episodes
 

@@ -109,10 +109,17 @@ def test_below_the_threshold_nothing_passes_but_an_existing_episode_always_does(
 
 
 def test_other_quote_groups_and_the_same_venue_never_pair() -> None:
+    # okx's inverse bid crosses every ask; only gate's inverse contract may pair with it.
     state, book = SymbolState(), FastBook()
     pairs(state, quote("binance", "0.0000100", "0.0000101"), book)
-    pairs(state, quote("binance", "0.0000200", "0.0000201", inst="PEPE-USDC-PERP@binance"), book)
-    assert pairs(state, quote("okx", "0.0000200", "0.0000201", inst="PEPE-USD-INV-PERP@okx"), book) == []
+    pairs(state, quote("binance", "0.0000100", "0.0000101", inst="PEPE-USD-INV-PERP@binance"), book)
+    pairs(state, quote("gate", "0.0000100", "0.0000101", inst="PEPE-USD-INV-PERP@gate"), book)
+    okx = quote("okx", "0.0000200", "0.0000201", inst="PEPE-USD-INV-PERP@okx")
+    assert pairs(state, okx, book) == [("binance", "okx"), ("gate", "okx")]
+    buys = [b.instrument_id for b, _ in prefiltered_pairs(state, okx.instrument_id, book, CONFIG)]
+    assert buys == ["PEPE-USD-INV-PERP@binance", "PEPE-USD-INV-PERP@gate"]  # never binance's USDT contract
+    okx_usdt = quote("okx", "0.0000050", "0.0000051", inst="PEPE-USDT-PERP@okx")
+    assert pairs(state, okx_usdt, book) == [("okx", "binance")]
 
 
 def test_with_and_without_the_cache_the_same_alert_on_a_multiplied_dislocation() -> None:
