@@ -7,9 +7,11 @@ Three formats, told apart by content (not by file name, so a renamed file still 
 * ``symbols.json`` — a list of ``{"exchange": ..., "symbol": ...}`` objects.
 
 Venue names go through :data:`VENUE_ALIASES` (the seed called Gate ``gateio``). A line for an
-exchange we know exists but do not support is skipped, and all such lines are named in one
-warning; a name that is no exchange at all (a typo) is an error naming the line, and so is a
-symbol a supported venue does not list — a typo must never silently drop an instrument.
+exchange we know exists but do not support, or for a contract family the venue module declares
+untracked (BitMEX quanto swaps, Phemex's retired USD-settled contracts), is skipped, and all such
+lines are named in one warning; a name that is no exchange at all (a typo) is an error naming
+the line, and so is a symbol a supported venue does not list — a typo must never silently drop
+an instrument.
 
 The seed spelled some symbols the way the venue's spot market does (``okx,BTC-USDT``) or
 without the venue's price multiplier (``SHIB:SHIBUSDT:binance`` where Binance lists
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arbstream.errors import ConfigError
-from ingest.venues import VENUE_NAMES
+from ingest.venues import VENUE_NAMES, venue_class
 from ingest.venues.base import canonical_base
 from schemas.market import ContractKind, Instrument
 
@@ -118,6 +120,7 @@ def resolve(text: str, known: list[Instrument]) -> list[Instrument]:
     index = _Index(known)
     chosen: list[Instrument] = []
     skipped: list[str] = []
+    untracked: list[str] = []
     for line in read_lines(text):
         venue = VENUE_ALIASES.get(line.venue, line.venue)
         if venue not in VENUE_NAMES:
@@ -126,10 +129,18 @@ def resolve(text: str, known: list[Instrument]) -> list[Instrument]:
                 continue
             raise ConfigError(f"{line.where}: {line.text!r}: unknown venue {line.venue!r}")
         instrument = index.find(venue, line)
-        if instrument not in chosen:
+        if isinstance(instrument, str):
+            untracked.append(f"{line.where} ({venue} {line.symbol}: {instrument})")
+        elif instrument not in chosen:
             chosen.append(instrument)
     if skipped:
         log.warning("symbols file: %d lines for unsupported exchanges skipped: %s", len(skipped), ", ".join(skipped))
+    if untracked:
+        log.warning(
+            "symbols file: %d lines for contracts arbstream does not track skipped: %s",
+            len(untracked),
+            "; ".join(untracked),
+        )
     return chosen
 
 
@@ -152,8 +163,11 @@ class _Index:
         for i in known:
             self.by_base.setdefault((i.venue, i.base, i.quote), []).append(i)
 
-    def find(self, venue: str, line: SymbolLine) -> Instrument:
+    def find(self, venue: str, line: SymbolLine) -> Instrument | str:
+        """The line's instrument, or why the venue's contract is one arbstream does not track."""
         found = self.by_native.get((venue, line.symbol)) or self.by_upper.get((venue, line.symbol.upper()))
+        if found is None and (reason := venue_class(venue).untracked_reason(line.symbol)) is not None:
+            return reason
         if found is None:
             found = self._by_meaning(venue, line)
             if found is not None:
@@ -171,6 +185,8 @@ class _Index:
         compact = "".join(ch for ch in line.symbol.upper() if ch.isalnum())
         for suffix in _PERP_SUFFIXES:
             compact = compact.removesuffix(suffix)
+        if compact.endswith(("USDTM", "USDCM", "USDM")):  # KuCoin's perpetual suffix
+            compact = compact[:-1]
         quote = next((q for q in _QUOTES if compact.endswith(q) and len(compact) > len(q)), None)
         if quote is None:
             return None

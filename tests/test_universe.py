@@ -177,3 +177,30 @@ def test_the_seed_files_parse_in_all_three_formats() -> None:
         read_lines('[{"exchange": "okx", "symbol": "BTC-USDT"}, {"symbol": "X"}]')
     with pytest.raises(ConfigError, match="line 3: 'bybit' is not exchange,symbol"):
         read_lines("exchange,symbol\nokx,BTC-USDT\nbybit\n")
+
+
+def test_the_seed_files_load_against_the_simulated_market_with_the_documented_skips(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ingest.simulator.universe import generated_market
+    from ingest.venues import VENUE_NAMES
+
+    market = generated_market(VENUE_NAMES).instruments
+    with caplog.at_level(logging.WARNING):
+        chosen = resolve((SEED / "futures_symbols.txt").read_text(), market)
+    assert (len(chosen), len({i.base for i in chosen})) == (404, 128)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # 11 BitMEX quanto swaps and 13 retired Phemex USD-settled contracts: named once, skipped.
+    assert len(warnings) == 1 and warnings[0].startswith("symbols file: 24 lines for contracts arbstream does not")
+    assert "line 396 (bitmex ETHUSD: BitMEX quanto swap" in warnings[0]
+    by_id = {i.instrument_id: i for i in chosen}
+    assert by_id["PEPE-USDT-PERP@kucoin"].native_symbol == "PEPEUSDTM"  # seed: PEPE:PEPEUSDTM:kucoin
+    assert by_id["BONK-USDT-PERP@kucoin"].native_symbol == "BONKUSDTM"  # seed: 1000BONKUSDTM, resolved by meaning
+    for name in ("symbols.csv", "symbols.json"):
+        assert [i.instrument_id for i in resolve((SEED / name).read_text(), market)][:5] == [
+            "BTC-USDT-PERP@binance",
+            "ETH-USDT-PERP@binance",
+            "ADA-USDT-PERP@binance",
+            "SOL-USDT-PERP@binance",
+            "BTC-USDT-PERP@bybit",
+        ]

@@ -31,6 +31,7 @@ from ingest.simulator.venues import sim_class
 from schemas.market import Instrument
 
 SEED_BASES_FILE = Path(__file__).with_name("seed_bases.txt")
+SEED_LISTINGS_FILE = Path(__file__).with_name("seed_listings.txt")
 DEFAULT_SEED = 11
 DEFAULT_BASES = 480
 PREFIX_BELOW = Decimal("0.001")
@@ -210,6 +211,7 @@ def plan_market(seed: int = DEFAULT_SEED, n_bases: int = DEFAULT_BASES) -> Marke
         relay = RELAYS.get(profile.name)
         pool = chosen[relay] if relay else bases
         chosen[profile.name] = sorted(_pick(profile, pool, rank, rng), key=rank.__getitem__)
+    _ensure_seed_listings(chosen, set(bases))
     _ensure_two_venues(chosen, bases)
     intervals: dict[tuple[str, str], int] = {}
     for profile in PROFILES:
@@ -229,6 +231,20 @@ def plan_market(seed: int = DEFAULT_SEED, n_bases: int = DEFAULT_BASES) -> Marke
 def _spec(base: str, group: str, profile: VenueProfile, price: Decimal, hours: int, volume: Decimal) -> ListingSpec:
     multiplier = 1000 if profile.prefix and group != INVERSE and price < PREFIX_BELOW else 1
     return ListingSpec(base, group, multiplier, hours, price, volume)
+
+
+def seed_listings() -> list[tuple[str, str]]:
+    """(venue, base) of every line of the seed's symbol file."""
+    lines = SEED_LISTINGS_FILE.read_text().splitlines()
+    pairs = [line.split() for line in lines if line.strip() and not line.startswith("#")]
+    return [(venue, base) for venue, base in pairs]
+
+
+def _ensure_seed_listings(chosen: dict[str, list[str]], bases: set[str]) -> None:
+    """Every venue lists the bases the seed's file tracked on it (where the plan has the base)."""
+    for venue, base in seed_listings():
+        if venue in chosen and base in bases and base not in chosen[venue]:
+            chosen[venue].append(base)
 
 
 def _ensure_two_venues(chosen: dict[str, list[str]], bases: list[str]) -> None:

@@ -344,5 +344,12 @@ class Venue(ABC):
         (``load_json``); the bundled snapshot file has exactly that shape.
         """
 
+    @classmethod
+    def untracked_reason(cls, native_symbol: str) -> str | None:
+        """Why a symbol this venue lists (or listed) is a contract family arbstream does not track
+        (quanto, a retired settlement model), or None. A symbols file naming one is skipped with a
+        warning instead of failing as an unknown symbol would."""
+        return None
+
     def instrument(self, native_symbol: str) -> Instrument | None:
         return self.by_native.get(native_symbol)

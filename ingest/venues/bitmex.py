@@ -33,6 +33,7 @@ At whole-market scale (every perpetual, ~2 topics each):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -56,6 +57,7 @@ from schemas.market import ContractKind, Instrument
 
 QUOTE = "quote"
 INSTRUMENT = "instrument"
+_QUANTO = re.compile(r"[A-Z0-9]+USD")
 PERPETUAL = "FFWCSX"  # BitMEX's CFI-style type code for perpetual swaps
 # Fields of an instrument update that change what a Funding event says; other
 # updates (lastPrice, openValue, volume...) produce nothing.
@@ -213,6 +215,13 @@ class Bitmex(Venue):
         )
 
     # -- instruments ------------------------------------------------------
+    @classmethod
+    def untracked_reason(cls, native_symbol: str) -> str | None:
+        # ETHUSD, XRPUSD, ...: quanto swaps settled in XBT (isQuanto in the listing, skipped there too).
+        if _QUANTO.fullmatch(native_symbol) and native_symbol != "XBTUSD":
+            return "BitMEX quanto swap (settled in XBT; arbstream tracks linear and inverse contracts)"
+        return None
+
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         instruments = []

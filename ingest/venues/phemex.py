@@ -33,6 +33,7 @@ book takes one per symbol, so:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -75,6 +76,7 @@ class Scales(NamedTuple):
 
 # Filled by parse_instruments, keyed by native symbol: an Instrument has no field
 # for the scales and the COIN-M frames do not carry them.
+_LEGACY_USD = re.compile(r"[A-Z0-9]+USD")
 SCALES: dict[str, Scales] = {}
 # Receipt time of the last book frame per symbol, for every connection of this process: the pack's
 # size-less prices are withheld for a symbol whose book streams on another socket.
@@ -262,6 +264,13 @@ class Phemex(Venue):
         return out
 
     # -- instruments -----------------------------------------------------------
+    @classmethod
+    def untracked_reason(cls, native_symbol: str) -> str | None:
+        # XRPUSD, LINKUSD, ...: the retired USD-settled model (skipped in the listing too); BTCUSD is COIN-M.
+        if _LEGACY_USD.fullmatch(native_symbol) and native_symbol != "BTCUSD":
+            return "Phemex legacy USD-settled contract (retired; arbstream tracks COIN-M and USDT-M)"
+        return None
+
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         instruments = cls._products(listing[PRODUCTS_PATH])
