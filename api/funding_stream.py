@@ -46,6 +46,10 @@ class FundingAlertOut(BaseModel):
     detected_time: int = Field(description="Unix ms")
 
 
+class FundingAlertsOut(BaseModel):
+    alerts: list[FundingAlertOut] = Field(description="newest first")
+
+
 def alert_out(alert: FundingOpportunity) -> FundingAlertOut:
     return FundingAlertOut(
         event_id=alert.event_id,

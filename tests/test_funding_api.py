@@ -13,7 +13,16 @@ from api.main import build_context, create_app
 from api.readmodel import ReadModel
 from api.universe import Universe
 from tests.test_api_support import get_json, scenario_settings, serve
-from tests.test_funding_support import BN, BY, OK, funding, funding_history, funding_model, funding_universe
+from tests.test_funding_support import (
+    BN,
+    BY,
+    OK,
+    funding,
+    funding_alert,
+    funding_history,
+    funding_model,
+    funding_universe,
+)
 
 D = Decimal
 S = 1_000_000_000
@@ -182,3 +191,20 @@ def test_the_feed_settles_rates_seen_in_the_read_model() -> None:
     settled_then = {s.instrument_id: s for s in feed.scan(grid_next(now, 8) + S)}
     assert (settled_then[BN].rate, settled_then[BN].settled_ts_ns) == (D("0.0001"), grid_next(now, 8))
     assert settled_then[BY].settled_ts_ns == grid_next(now, 4)  # quiet since: settled after the grace
+
+
+def test_recent_funding_alerts_newest_first_without_duplicates() -> None:
+    now = time.time_ns()
+    ctx = build_context(scenario_settings(), None, model=funding_model(now), universe=funding_universe())
+    assert ctx.funding is not None
+    first, second = funding_alert("ETH", 1), funding_alert("BTC", 2)
+    assert ctx.funding.add_alert(first) and ctx.funding.add_alert(second)
+    assert not ctx.funding.add_alert(first)  # at-least-once delivery: the same event id again
+    with serve(create_app(ctx)) as url:
+        alerts = get(url + "/api/funding-alerts")["alerts"]
+        assert [(a["symbol"], a["detected_time"], a["spread_apr"]) for a in alerts] == [
+            ("BTC", 2, D("48.18")),
+            ("ETH", 1, D("48.18")),
+        ]
+        assert [a["event_id"] for a in get(url + "/api/funding-alerts?symbol=ethusdt")["alerts"]] == [first.event_id]
+        assert get_json(url + "/api/funding-alerts?symbol=NOPE")[0] == 404

@@ -13,7 +13,7 @@ from decimal import Decimal
 from api.funding_math import HOUR_NS, grid_next
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
-from schemas.arbitrage import SymbolState
+from schemas.arbitrage import FundingLeg, FundingOpportunity, SymbolState
 from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
 
@@ -134,3 +134,34 @@ def funding_history(now: int) -> list[FundingSettlement]:
     rows += [settled(BY, "0.00005", 4, now - HOUR_NS - k * 4 * HOUR_NS) for k in range(6)]
     rows += [settled(HL, "-0.00001", 1, now - HOUR_NS // 2 - k * HOUR_NS) for k in range(24)]
     return rows
+
+
+def funding_alert(symbol: str, detected_ms: int) -> FundingOpportunity:
+    """A worker alert: long Hyperliquid at -8.76 %, short Bybit at 39.42 % (48.18 % apart)."""
+
+    def leg(venue: str, rate: str, interval_h: int, apr: str) -> FundingLeg:
+        inst = f"{symbol}-USDT-PERP@{venue}"
+        at = detected_ms * 1_000_000
+        return FundingLeg(
+            venue=venue,
+            instrument_id=inst,
+            rate=D(rate),
+            interval_h=interval_h,
+            apr=D(apr),
+            next_funding_ts_ns=None,
+            age_ms=0,
+            exchange_ts_ns=at,
+            receipt_ts_ns=at,
+        )
+
+    at = detected_ms * 1_000_000
+    return FundingOpportunity(
+        event_id=f"{symbol}:funding:hyperliquid/bybit:{at}",
+        symbol=symbol,
+        long=leg("hyperliquid", "-0.00001", 1, "-0.0876"),
+        short=leg("bybit", "0.00018", 4, "0.3942"),
+        spread_apr=D("0.4818"),
+        exchange_ts_ns=at,
+        receipt_ts_ns=at,
+        detected_ts_ns=at,
+    )

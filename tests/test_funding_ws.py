@@ -14,9 +14,8 @@ from websockets.asyncio.client import connect
 from api.funding_stream import FundingPublisher
 from api.hub import Client, Filter
 from api.main import build_context, create_app
-from schemas.arbitrage import FundingLeg, FundingOpportunity
 from tests.test_api_support import get_json, scenario_settings, serve
-from tests.test_funding_support import BY, HL, funding_model, funding_universe
+from tests.test_funding_support import BY, HL, funding_alert, funding_model, funding_universe
 
 D = Decimal
 
@@ -62,20 +61,6 @@ class _Recorder:
         self.events.append((kind, data))
 
 
-def _leg(instrument_id: str, apr: str) -> FundingLeg:
-    return FundingLeg(
-        venue=instrument_id.split("@")[1],
-        instrument_id=instrument_id,
-        rate=D(apr) / 1095,
-        interval_h=8,
-        apr=D(apr),
-        next_funding_ts_ns=None,
-        age_ms=0,
-        exchange_ts_ns=1,
-        receipt_ts_ns=1,
-    )
-
-
 def test_funding_alerts_go_to_subscribers_of_both_legs() -> None:
     ctx = build_context(scenario_settings(), None, model=funding_model(time.time_ns()), universe=funding_universe())
     assert ctx.hub is not None
@@ -84,21 +69,12 @@ def test_funding_alerts_go_to_subscribers_of_both_legs() -> None:
     prices_only = _Recorder(Filter(channels=frozenset({"prices"})))
     for recorder in (everyone, okx_only, prices_only):
         ctx.hub.clients.add(cast(Client, recorder))
-    alert = FundingOpportunity(
-        event_id="ETH:funding:hyperliquid/bybit:7",
-        symbol="ETH",
-        long=_leg(HL, "-0.0876"),
-        short=_leg(BY, "0.3942"),
-        spread_apr=D("0.4818"),
-        exchange_ts_ns=1,
-        receipt_ts_ns=7_000_000,
-        detected_ts_ns=7_000_000,
-    )
+    alert = funding_alert("ETH", 7)
     FundingPublisher(ctx).on_alerts([alert])
     ((kind, data),) = everyone.events
     assert kind == "funding_alert"
     assert json.loads(data, parse_float=Decimal) == {
-        "event_id": "ETH:funding:hyperliquid/bybit:7",
+        "event_id": "ETH:funding:hyperliquid/bybit:7000000",
         "symbol": "ETH",
         "long_exchange": "hyperliquid",
         "short_exchange": "bybit",
