@@ -105,6 +105,14 @@ try {
   });
   const symbols = await visibleSymbols();
   assert(symbols.includes(DISLOCATE_BASE), `${DISLOCATE_BASE} row present (rows: ${symbols})`);
+  // The cross-venue spread column: the API's /api/spreads net for the symbol, as a percentage.
+  const spreadCell = `[data-testid="price-row"][data-symbol="${DISLOCATE_BASE}"] [data-testid="spread-cell"]`;
+  await waitFor(`a net spread for ${DISLOCATE_BASE}`, 15_000, async () => {
+    const text = (await page.textContent(spreadCell)) ?? "";
+    return /^-?\d+\.\d{3} %/.test(text) ? true : `cell shows ${JSON.stringify(text)}`;
+  });
+  const spreads = await (await fetch(`${BASE}/api/spreads?symbols=${DISLOCATE_BASE}`)).json();
+  assert(spreads.spreads[0]?.usable_venues >= 2, `/api/spreads has a pair for ${DISLOCATE_BASE}: ${JSON.stringify(spreads)}`);
   step("prices_for_every_venue", t0);
 
   // 2. Demo banner: shown exactly when the API says the data is simulated.
