@@ -203,13 +203,12 @@ class EngineHost:
         self.table.send_changelog(symbol_partition(key, self._partitions_of(self.topics.changelog)), key, row)
 
     async def publish_prices(self) -> None:
-        for base, slot in self.engine.slots.items():
-            if slot.changed_quotes:
-                for instrument_id, quote in slot.changed_quotes.items():
-                    await self._send(
-                        self.topics.prices, base.encode(), encode_market(quote), key=instrument_id.encode()
-                    )
-                slot.changed_quotes = {}
+        """Runs beside the agent, which adds slots and quotes while this awaits its sends: it works
+        on snapshots, and a quote changed meanwhile goes out next time."""
+        for base, slot in list(self.engine.slots.items()):
+            changed, slot.changed_quotes = slot.changed_quotes, {}
+            for instrument_id, quote in changed.items():
+                await self._send(self.topics.prices, base.encode(), encode_market(quote), key=instrument_id.encode())
 
     async def publish_stats(self) -> None:
         c = self.engine.counters
