@@ -226,6 +226,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/funding-alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Funding Alerts Route
+         * @description The worker's recent funding-rate alerts (`funding-opportunities`: APR gap at least
+         *     ARBSTREAM_FUNDING_OPEN_APR, one per pair per cooldown), APRs in percent, newest first.
+         */
+        get: operations["funding_alerts_route_api_funding_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/funding-history/{symbol}": {
         parameters: {
             query?: never;
@@ -1171,6 +1192,49 @@ export interface components {
              * @description 24 h traded notional in the quote currency, from the venue's listing
              */
             volume: number | null;
+        };
+        /** FundingAlertOut */
+        FundingAlertOut: {
+            /**
+             * Detected Time
+             * @description Unix ms
+             */
+            detected_time: number;
+            /** Event Id */
+            event_id: string;
+            /**
+             * Long Apr
+             * @description percent a year
+             */
+            long_apr: number;
+            /** Long Exchange */
+            long_exchange: string;
+            /** Long Instrument Id */
+            long_instrument_id: string;
+            /**
+             * Short Apr
+             * @description percent (0.12 = 0.12 %), JSON number, at most 6 decimal places
+             */
+            short_apr: number;
+            /** Short Exchange */
+            short_exchange: string;
+            /** Short Instrument Id */
+            short_instrument_id: string;
+            /**
+             * Spread Apr
+             * @description short APR - long APR, percent a year (gross: no fees)
+             */
+            spread_apr: number;
+            /** Symbol */
+            symbol: string;
+        };
+        /** FundingAlertsOut */
+        FundingAlertsOut: {
+            /**
+             * Alerts
+             * @description newest first
+             */
+            alerts: components["schemas"]["FundingAlertOut"][];
         };
         /** FundingHistoryOut */
         FundingHistoryOut: {
@@ -2817,6 +2881,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EpisodesOut"];
+                };
+            };
+            /** @description unknown symbol or venue */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description read model still loading */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    funding_alerts_route_api_funding_alerts_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description only this symbol */
+                symbol?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FundingAlertsOut"];
                 };
             };
             /** @description unknown symbol or venue */

@@ -5,6 +5,7 @@ import { apiCalls, apiRoutes } from "../../test/setup";
 import { renderWithLive } from "../../test/util";
 import { fmtHours } from "./BestPairs";
 import { CoinDetail } from "./CoinDetail";
+import { FundingAlerts } from "./FundingAlerts";
 import { FundingScreen } from "./FundingScreen";
 import { parseVolume, venueList } from "./parts";
 import type { CoinDetailOut, FundingTableOut, PairOut, PairsOut } from "./queries";
@@ -112,6 +113,7 @@ describe("FundingScreen", () => {
     expect(rows[0]?.textContent).toContain("10.95 %");
     expect(screen.getAllByTestId("sparkline")).toHaveLength(3);
     expect((await screen.findByTestId("funding-stats")).textContent).toContain("34 settled rates kept (25h0m of history)");
+    expect(screen.queryByTestId("funding-alerts")).toBeNull(); // no alert yet: no section
   });
 
   it("asks the API again with the chosen sort, period and floor", async () => {
@@ -129,6 +131,30 @@ describe("FundingScreen", () => {
     expect([table?.searchParams.get("sort"), table?.searchParams.get("period")]).toEqual(["apr", "7d"]);
     const pairs = apiCalls.filter((u) => u.pathname === "/api/best-opportunities/").at(-1);
     expect(pairs?.searchParams.get("min_volume")).toBe("5000000");
+  });
+});
+
+describe("FundingAlerts", () => {
+  it("lists the worker's alerts with both legs' APRs", async () => {
+    apiRoutes.set("/api/funding-alerts", () => ({
+      alerts: [
+        {
+          event_id: "ETH:funding:hyperliquid/bybit:1",
+          symbol: "ETH",
+          long_exchange: "hyperliquid",
+          short_exchange: "bybit",
+          long_instrument_id: "ETH-USDT-PERP@hyperliquid",
+          short_instrument_id: "ETH-USDT-PERP@bybit",
+          long_apr: -8.76,
+          short_apr: 39.42,
+          spread_apr: 48.18,
+          detected_time: Date.UTC(2026, 11, 6, 10, 0, 0),
+        },
+      ],
+    }));
+    renderWithLive(<FundingAlerts />);
+    const alert = await screen.findByTestId("funding-alert");
+    expect(alert.textContent).toBe("10:00:00.000 ETH long hyperliquid -8.76 % / short bybit 39.42 %: 48.18 % a year");
   });
 });
 

@@ -2,6 +2,7 @@
 import { fmtAge } from "../../lib/format";
 import { BestPairs } from "./BestPairs";
 import { CoinDetail } from "./CoinDetail";
+import { FundingAlerts } from "./FundingAlerts";
 import { FundingTable } from "./FundingTable";
 import { useFundingStats } from "./queries";
 import "./funding.css";
@@ -31,6 +32,7 @@ export function FundingScreen({ symbol }: { symbol?: string | undefined }) {
     <div className="screen funding">
       <Stats />
       <BestPairs />
+      <FundingAlerts />
       <FundingTable />
     </div>
   );

@@ -103,3 +103,13 @@ export function useFundingStats() {
     refetchInterval: POLL_MS,
   });
 }
+
+export type FundingAlertOut = S["FundingAlertOut"];
+
+export function useFundingAlerts(limit = 20) {
+  return useQuery({
+    queryKey: ["funding-alerts", limit],
+    queryFn: async () => unwrap(await api.GET("/api/funding-alerts", { params: { query: { limit } } })),
+    refetchInterval: POLL_MS,
+  });
+}
