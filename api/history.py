@@ -20,14 +20,49 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import NamedTuple
 
-from api.views_arbitrage import common_pair, reference_spread
+from api.views_arbitrage import reference_spread
+from api.views_prices import group_rank
+from processors.arbitrage import quote_group
 from schemas.arbitrage import SymbolState
+from schemas.market import Quote
+
+Price = Decimal | None
 
 
 class Sample(NamedTuple):
     ts_ns: int
     spread: Decimal
     spread_percentage: Decimal | None
+
+
+def pair_prices(state: SymbolState, bridges: dict[str, str]) -> dict[tuple[str, str], tuple[Price, Price]]:
+    """Reference prices per base unit of every venue pair (v1 < v2) that ``/api/spread`` answers for.
+
+    What ``common_pair`` + ``reference_spread`` give pair by pair (a test compares them), in one
+    pass: a symbol's quotes are grouped and priced once, not once per pair (91 pairs at 14 venues
+    made each applied quote cost ~0.9 ms).
+    """
+    by_group: dict[str, dict[str, Quote]] = {}
+    for quote in state.quotes.values():
+        by_group.setdefault(quote_group(quote.instrument_id, bridges), {}).setdefault(quote.venue, quote)
+    ranked = sorted(by_group, key=group_rank)
+    prices: dict[int, Price] = {}
+    out: dict[tuple[str, str], tuple[Price, Price]] = {}
+    venues = sorted({q.venue for q in state.quotes.values()})
+    for i, v1 in enumerate(venues):
+        for v2 in venues[i + 1 :]:
+            group = next((g for g in ranked if v1 in by_group[g] and v2 in by_group[g]), None)
+            if group is not None:
+                q1, q2 = by_group[group][v1], by_group[group][v2]
+                out[(v1, v2)] = (_price(q1, prices), _price(q2, prices))
+    return out
+
+
+def _price(quote: Quote, cache: dict[int, Price]) -> Price:
+    key = id(quote)
+    if key not in cache:
+        cache[key] = reference_spread(quote, quote)[0]
+    return cache[key]
 
 
 class SpreadHistory:
@@ -52,17 +87,12 @@ class SpreadHistory:
             return
         now = self.clock()
         by_pair = self._series.setdefault(symbol, {})
-        venues = sorted({q.venue for q in state.quotes.values()})
-        for i, v1 in enumerate(venues):
-            for v2 in venues[i + 1 :]:
-                pair = common_pair(state, v1, v2, self._bridges)  # symmetric: one lookup for both orders
-                if pair is None:
-                    continue
-                q1, q2 = pair
-                for key, (a, b) in (((v1, v2), (q1, q2)), ((v2, v1), (q2, q1))):
-                    _, _, diff, percentage = reference_spread(a, b)
-                    if diff is not None:
-                        self._add(by_pair, key, Sample(now, diff, percentage))
+        for (v1, v2), (p1, p2) in pair_prices(state, self._bridges).items():
+            if p1 is None or p2 is None:
+                continue
+            diff = p2 - p1
+            self._add(by_pair, (v1, v2), Sample(now, diff, diff / p1 * 100 if p1 else None))
+            self._add(by_pair, (v2, v1), Sample(now, -diff, -diff / p2 * 100 if p2 else None))
 
     def _add(self, by_pair: dict[tuple[str, str], deque[Sample]], key: tuple[str, str], sample: Sample) -> None:
         series = by_pair.get(key)

@@ -1,0 +1,72 @@
+"""The spread history samples what /api/spread answers, pair by pair, at market size in one pass."""
+
+from __future__ import annotations
+
+import time
+
+from api.history import SpreadHistory, pair_prices
+from api.views_arbitrage import common_pair, reference_spread
+from arbstream.bench.api_market import SyntheticMarket
+from schemas.arbitrage import SymbolState
+from tests.test_api_support import D, in_process_model, quote
+
+
+def _pairwise(state: SymbolState, bridges: dict[str, str]) -> dict[tuple[str, str], tuple[object, object]]:
+    """The definition: /api/spread's functions called for every ordered venue pair."""
+    venues = sorted({q.venue for q in state.quotes.values()})
+    out = {}
+    for v1 in venues:
+        for v2 in venues:
+            pair = common_pair(state, v1, v2, bridges) if v1 != v2 else None
+            if pair is not None:
+                _, _, diff, pct = reference_spread(*pair)
+                if diff is not None:
+                    out[(v1, v2)] = (diff, pct)
+    return out
+
+
+def _states() -> list[SymbolState]:
+    t = time.time_ns()
+    mixed = [
+        quote("X-USDT-PERP@binance", "10", "10.2", t),
+        quote("X-USDT-PERP@okx", "10.1", "10.3", t, mult="1000"),
+        quote("X-USDC-PERP@okx", "9.9", "10.1", t),
+        quote("X-USDC-PERP@bybit", "10.4", "10.5", t),
+        quote("X-USD-INV-PERP@bitmex", "9", "9.1", t),
+        quote("X-USD-INV-PERP@deribit", "9.2", "9.3", t),
+        quote("X-USDT-PERP@coindcx", None, None, t, last="10.05"),  # last price only
+        quote("X-USDT-PERP@kucoin", None, None, t),  # no price at all
+        quote("X-USDT-PERP@gate", "0", "0", t),  # zero reference price: no percentage
+    ]
+    market = SyntheticMarket(symbols=12).build(t)
+    scenario = in_process_model(t)
+    return [
+        SymbolState(quotes={q.instrument_id: q for q in mixed}),
+        *market.symbols.values(),
+        *scenario.symbols.values(),
+    ]
+
+
+def test_samples_equal_the_pairwise_definition() -> None:
+    for bridges in ({}, {"USDC": "USD*", "USDT": "USD*"}):
+        for state in _states():
+            history = SpreadHistory(bridges, clock=lambda: 1)
+            history.record("S", state)
+            got = {
+                (v1, v2): (s.spread, s.spread_percentage)
+                for v1, v2 in _pairwise(state, bridges)
+                for s in history.since("S", v1, v2, 0)
+            }
+            assert got == _pairwise(state, bridges)
+            priced = {k for k, (p1, p2) in pair_prices(state, bridges).items() if p1 is not None and p2 is not None}
+            assert priced == {k for k in _pairwise(state, bridges) if k[0] < k[1]}
+
+
+def test_mixed_groups_pick_the_first_shared_group() -> None:
+    state = _states()[0]
+    pairs = pair_prices(state, {})
+    assert pairs[("binance", "okx")] == (D("10.1"), D("0.0102"))  # USDT first; okx's is 1000-prefixed
+    assert pairs[("bybit", "okx")] == (D("10.45"), D("10.0"))  # only USDC is shared
+    assert pairs[("bitmex", "deribit")] == (D("9.05"), D("9.25"))
+    assert pairs[("binance", "kucoin")] == (D("10.1"), None)  # no price: no sample
+    assert ("binance", "bitmex") not in pairs  # USDT and USD-inverse never compare
