@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from api.history import SpreadHistory, pair_prices
 from api.views_arbitrage import common_pair, reference_spread
@@ -11,7 +12,7 @@ from schemas.arbitrage import SymbolState
 from tests.test_api_support import D, in_process_model, quote
 
 
-def _pairwise(state: SymbolState, bridges: dict[str, str]) -> dict[tuple[str, str], tuple[object, object]]:
+def _pairwise(state: SymbolState, bridges: dict[str, str]) -> dict[tuple[str, str], tuple[Decimal, Decimal | None]]:
     """The definition: /api/spread's functions called for every ordered venue pair."""
     venues = sorted({q.venue for q in state.quotes.values()})
     out = {}
