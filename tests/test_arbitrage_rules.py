@@ -181,3 +181,74 @@ def test_cooldown_boundary_is_inclusive_and_the_break_ratio_is_exact() -> None:
     assert cooldown_allows(state, at(inside, net_spread=Decimal("0.008")), config) == (True, True)
     assert cooldown_allows(state, at(inside, net_spread=Decimal("0.0079")), config) == (False, False)
     assert cooldown_allows(SymbolState(), inside, config) == (True, False)
+
+
+def test_a_leg_names_its_problem_for_each_missing_or_non_positive_field() -> None:
+    config, now = ArbConfig(taker_fees=FEES), T0
+    ok = quote("binance", "99", "100", T0)
+    assert leg_problem(ok, None, now, config) is None
+    for missing in ("bid", "ask", "bid_size", "ask_size"):
+        one_sided = msgspec.structs.replace(ok, **{missing: None})
+        assert leg_problem(one_sided, None, now, config) == "one-sided book", missing
+    for zero in ("bid", "bid_size", "ask_size"):
+        empty = msgspec.structs.replace(ok, **{zero: Decimal(0)})
+        assert leg_problem(empty, None, now, config) == "non-positive price or size", zero
+    assert leg_problem(msgspec.structs.replace(ok, bid=Decimal("0.0001")), None, now, config) is None
+
+
+@pytest.mark.parametrize("down_venue", ["binance", "okx"])
+def test_an_unhealthy_venue_on_either_leg_blocks_the_opening_and_closes_an_open_episode(down_venue: str) -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1)
+    down = {down_venue: health("a", HealthState.DISCONNECTED, venue=down_venue)}
+    state = SymbolState()
+    process_quote("BTC", state, quote("binance", "99.9", "100", T0), down, T0, config)
+    assert process_quote("BTC", state, okx_at("101", T0 + MS), down, T0 + MS, config).alerts == []
+    assert state.episodes == {}
+    assert len(process_quote("BTC", state, okx_at("101", T0 + 2 * MS), {}, T0 + 2 * MS, config).alerts) == 1
+    (closed,) = process_quote("BTC", state, okx_at("101", T0 + 3 * MS), down, T0 + 3 * MS, config).closed
+    assert closed.close_reason == "venue disconnected" and closed.ticks == 1
+
+
+def test_transitions_count_every_episode_created_opened_and_removed() -> None:
+    # The changelog row must be written at once on any transition: the count is what says so.
+    config = ArbConfig(taker_fees=FEES | {"bybit": Decimal("0.0005")}, min_ticks=1)
+    state = SymbolState()
+    run(state, [quote("binance", "99.9", "100", T0), quote("bybit", "99.9", "100", T0)], config)
+    both = run(state, [okx_at("101", T0 + MS)], config)[0]  # two episodes created and opened at once
+    assert (len(both.alerts), both.transitions) == (1, 4)  # the second opening is in cooldown
+    assert run(state, [okx_at("101", T0 + 2 * MS)], config)[0].transitions == 0
+    gone = run(state, [okx_at("100", T0 + 3 * MS)], config)[0]
+    assert (len(gone.closed), gone.transitions) == (2, 2)
+    pending = ArbConfig(taker_fees=FEES, min_ticks=2)
+    state = SymbolState()
+    run(state, [quote("binance", "99.9", "100", T0)], pending)
+    assert run(state, [okx_at("101", T0 + MS)], pending)[0].transitions == 1  # created, not open
+    assert run(state, [okx_at("101", T0 + 2 * MS)], pending)[0].transitions == 1  # opened
+
+
+def test_a_negative_open_threshold_tracks_the_peak_from_the_first_tick() -> None:
+    # Watching near-crosses (net below zero) is a valid configuration: the peak is the first net.
+    config = ArbConfig(taker_fees=FEES, min_ticks=1, open_threshold=Decimal("-0.01"), close_threshold=Decimal("-0.02"))
+    state = SymbolState()
+    run(state, [quote("binance", "99.9", "100", T0), okx_at("99.8", T0 + MS)], config)
+    assert state.episodes[KEY].peak_net == Decimal("-0.0030")  # not max(0, net)
+    run(state, [okx_at("99.7", T0 + 2 * MS)], config)
+    assert state.episodes[KEY].peak_net == Decimal("-0.0030")
+
+
+def test_duration_is_whole_milliseconds_and_the_last_tick_time_is_kept() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1)
+    state = SymbolState()
+    run(state, [quote("binance", "99.9", "100", T0), okx_at("101", T0 + MS)], config)
+    assert state.last_tick_ts_ns == T0 + MS
+    later = T0 + MS + 2_500_000  # 2.5 ms later
+    (closed,) = run(state, [okx_at("100", later)], config)[0].closed
+    assert closed.duration_ms == 2 and type(closed.duration_ms) is int
+    assert state.last_tick_ts_ns == later
+
+
+def test_a_zero_last_alert_net_never_breaks_the_cooldown() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1, cooldown_s=300)
+    state = SymbolState(last_alert_ts_ns=T0, last_alert_net=Decimal(0))
+    opp = run(SymbolState(), [quote("binance", "99.9", "100", T0), okx_at("101", T0 + MS)], config)[1].alerts[0]
+    assert cooldown_allows(state, opp, config) == (False, False)
