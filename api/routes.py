@@ -27,6 +27,7 @@ from api.control import request_ingest_reload
 from api.models import (
     AlertStatusOut,
     ArbitrageOut,
+    ArbitrageRow,
     ArbitrageSymbolOut,
     BestPricesOut,
     EpisodesOut,
@@ -55,7 +56,7 @@ from api.views_arbitrage import (
     spread,
 )
 from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_prices
-from api.views_spreads import spread_rows
+from api.views_spreads import positive_rows, spread_rows
 from api.views_venues import known_venues, venues_out
 from api.wire import wire
 from arbstream.errors import ConfigError
@@ -262,6 +263,13 @@ def _floor(min_spread: float | None, every_pair: bool, default: float) -> Decima
     return None if every_pair else _decimal(default)
 
 
+def _rows(ctx: ApiContext, where: ArbFilter) -> list[ArbitrageRow]:
+    """With a positive floor only crossing pairs can qualify: found without evaluating every pair."""
+    floor = where.min_spread_pct
+    every = arbitrage_rows if floor is None or floor <= 0 else positive_rows
+    return every(ctx.model, now_ns(), ctx.config, where)
+
+
 @router.get("/api/arbitrage", response_model=ArbitrageOut, responses=LOADING | NOT_FOUND)
 async def arbitrage(
     ctx: Ctx,
@@ -275,7 +283,7 @@ async def arbitrage(
     executable prices (ask to buy, bid to sell), best net first; `all=true` lists every ordered pair."""
     floor = _floor(min_spread, every_pair, ARBITRAGE_FLOOR)
     where = ArbFilter(floor, _venue(ctx, venue), _symbol(ctx, symbol) if symbol is not None else None)
-    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, where)
+    rows = _rows(ctx, where)
     return wire(ArbitrageOut(opportunities=rows[:limit], min_spread=floor, timestamp=iso(now_ns())))
 
 
@@ -291,7 +299,7 @@ async def arbitrage_of(
     """The rows of /api/arbitrage for one symbol; default floor 0.1 % (the seed's default here)."""
     name = _symbol(ctx, symbol)
     floor = _floor(min_spread, every_pair, SYMBOL_ARBITRAGE_FLOOR)
-    rows = arbitrage_rows(ctx.model, now_ns(), ctx.config, ArbFilter(floor, _venue(ctx, venue), name))
+    rows = _rows(ctx, ArbFilter(floor, _venue(ctx, venue), name))
     out = ArbitrageSymbolOut(symbol=name, opportunities=rows[:limit], min_spread=floor, timestamp=iso(now_ns()))
     return wire(out)
 

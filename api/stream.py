@@ -47,8 +47,9 @@ from api.models import (
     VenueOut,
 )
 from api.readmodel import Changes
-from api.views_arbitrage import ArbFilter, arbitrage_rows, closed_out, open_episode_rows, opportunity_out, to_row
+from api.views_arbitrage import ArbFilter, closed_out, open_episode_rows, opportunity_out, to_row
 from api.views_prices import all_prices, price_entry, primary_quotes, summary
+from api.views_spreads import positive_rows
 from api.views_venues import venue_out, venues_out
 from api.wire import Num, Pct, to_text
 from processors.arbitrage import quote_group
@@ -215,7 +216,7 @@ class Publisher:
         ctx, now = self.ctx, now_ns()
         data = to_text(summary(ctx.model, now))
         self.hub.publish_latest("summary", "market_summary", "summary", data, lambda f: True)
-        rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, ArbFilter()) if r.spread_percentage > 0]
+        rows = positive_rows(ctx.model, now, ctx.config, ArbFilter())
         self.hub.publish_per_filter("arbitrage", "arbitrage_top", "arbitrage", lambda f: to_text(self._top(rows, f)))
 
     def _top(self, rows: list[ArbitrageRow], f: Filter) -> list[ArbitrageRow]:
@@ -248,7 +249,7 @@ class Publisher:
         if "summary" in f.channels:
             snap.market_summary = summary(ctx.model, now)
         if "arbitrage" in f.channels:
-            rows = [r for r in arbitrage_rows(ctx.model, now, ctx.config, where) if r.spread_percentage > 0]
+            rows = positive_rows(ctx.model, now, ctx.config, where)
             snap.arbitrage_opportunities = self._top(rows, f)
         opened = open_episode_rows(ctx.model, now, where, None) if {"opportunities", "episodes"} & f.channels else []
         if "opportunities" in f.channels:
