@@ -69,7 +69,8 @@ def test_docker_compose_structure() -> None:
         assert "redpanda" in service["depends_on"]
     # `--scale worker=N` needs no fixed container name or host port on the worker.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
-    assert services["api"]["ports"] == ["8000:8000"]
+    # Bound to localhost unless ARBSTREAM_BIND_ADDRESS says otherwise (decision 0014).
+    assert services["api"]["ports"] == ["${ARBSTREAM_BIND_ADDRESS:-127.0.0.1}:8000:8000"]
     assert (REPO_ROOT / "deploy" / "Dockerfile").read_text().count("ENTRYPOINT") == 1
 
 
