@@ -12,9 +12,19 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from processors.arbitrage import ArbConfig, FastBook, Outcome, cooldown_allows, leg_problem, process_quote
+from processors.arbitrage import (
+    ArbConfig,
+    FastBook,
+    Outcome,
+    cooldown_allows,
+    evaluate,
+    leg_problem,
+    process_quote,
+    quote_group,
+    seconds_until_alert,
+)
 from processors.health_view import HealthView
-from schemas.arbitrage import EpisodeClosed, SymbolState
+from schemas.arbitrage import EpisodeClosed, Leg, SymbolState
 from schemas.market import Health, HealthState, Quote
 
 T0 = 1_790_000_000_000_000_000
@@ -252,3 +262,60 @@ def test_a_zero_last_alert_net_never_breaks_the_cooldown() -> None:
     state = SymbolState(last_alert_ts_ns=T0, last_alert_net=Decimal(0))
     opp = run(SymbolState(), [quote("binance", "99.9", "100", T0), okx_at("101", T0 + MS)], config)[1].alerts[0]
     assert cooldown_allows(state, opp, config) == (False, False)
+
+
+def test_both_legs_of_an_evaluation_field_by_field_with_fractional_ages() -> None:
+    buy = msgspec.structs.replace(quote("binance", "199.8", "200", T0), price_multiplier=Decimal(2))
+    sell = quote("okx", "101", "101.1", T0 + 1_500_000)  # 1.5 ms newer: skew and ages round down
+    now = T0 + 4_700_000
+    opp = evaluate("BTC", buy, sell, now, ArbConfig(taker_fees=FEES), T0)
+    assert opp.buy == Leg(
+        venue="binance",
+        instrument_id="BTC-USDT-PERP@binance",
+        price=Decimal(100),  # per base unit: 200 for a contract of 2
+        size=Decimal(3),
+        fee=Decimal("0.0005"),
+        age_ms=4,
+        exchange_ts_ns=T0,
+        receipt_ts_ns=T0,
+    )
+    assert opp.sell == Leg(
+        venue="okx",
+        instrument_id="BTC-USDT-PERP@okx",
+        price=Decimal("101"),
+        size=Decimal(2),
+        fee=Decimal("0.0005"),
+        age_ms=3,
+        exchange_ts_ns=T0 + 1_500_000,
+        receipt_ts_ns=T0 + 1_500_000,
+    )
+    assert (opp.skew_ms, type(opp.skew_ms), opp.size, opp.notional) == (1, int, Decimal(2), Decimal(200))
+    newer = T0 + 1_500_000
+    assert (opp.exchange_ts_ns, opp.receipt_ts_ns, opp.gross_spread) == (newer, newer, Decimal("0.01"))
+
+
+def test_a_bridge_renames_only_the_groups_it_names() -> None:
+    only_usdc = {"USDC": "USD*"}
+    assert quote_group("BTC-USDT-PERP@okx", only_usdc) == "USDT"
+    assert quote_group("BTC-USDC-PERP@okx", only_usdc) == "USD*"
+    assert quote_group("BTC-USD-INV-PERP@okx", {"USD": "X"}) == "X-inverse"
+
+
+def test_a_venue_going_down_closes_its_episode_on_any_other_tick_of_the_symbol() -> None:
+    config = ArbConfig(taker_fees=FEES, min_ticks=1)
+    state = SymbolState()
+    run(state, [quote("binance", "99.9", "100", T0), okx_at("101", T0 + MS)], config)
+    down = {"okx": health("a", HealthState.GAP, venue="okx")}
+    inverse = msgspec.structs.replace(quote("bybit", "99", "99.5", T0 + 2 * MS), instrument_id="BTC-USD-INV-PERP@bybit")
+    (closed,) = process_quote("BTC", state, inverse, down, T0 + 2 * MS, config).closed
+    assert (closed.close_reason, closed.end_ts_ns) == ("venue gap", T0 + 2 * MS)
+    assert state.episodes == {}
+
+
+def test_seconds_until_alert_counts_down_the_cooldown() -> None:
+    config = ArbConfig(taker_fees=FEES, cooldown_s=300)
+    assert seconds_until_alert(SymbolState(), T0, config) == 0.0
+    state = SymbolState(last_alert_ts_ns=T0)
+    assert seconds_until_alert(state, T0 + 100 * 10**9, config) == 200.0
+    assert seconds_until_alert(state, T0 + 299_500_000_000, config) == 0.5
+    assert seconds_until_alert(state, T0 + 400 * 10**9, config) == 0.0
