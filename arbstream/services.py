@@ -124,6 +124,36 @@ def _wait_for_http(url: str, child: _Child, timeout_s: float = 60.0) -> None:
     raise FatalError(f"{child.name} did not serve {url} within {timeout_s:.0f} s (see its log above)")
 
 
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+"""A service that dies is restarted with backoff (each death logged with its exit code); one that
+dies MAX_RESTARTS times within RESTART_WINDOW_S stops the whole stack, loudly."""
+
+
+def _supervise(children: list[_Child], commands: dict[str, list[str]], env: dict[str, str], stop: _StopFlag) -> int:
+    """Until stopped: restart a child that died (with backoff); 1 when one keeps dying."""
+    restarts: dict[str, list[float]] = {}
+    while not stop.event.wait(0.5):
+        for index, child in enumerate(children):
+            if child.process.poll() is None:
+                continue
+            recent = [t for t in restarts.get(child.name, []) if time.monotonic() - t < RESTART_WINDOW_S]
+            code = child.process.returncode
+            if len(recent) >= MAX_RESTARTS:
+                log.error("%s exited with code %s, %d times in %.0f s; stopping everything", child.name, code,
+                          len(recent) + 1, RESTART_WINDOW_S)  # fmt: skip
+                return 1
+            delay = RESTART_BACKOFF_S[min(len(recent), len(RESTART_BACKOFF_S) - 1)]
+            log.error("%s exited with code %s; restarting it in %.0f s (restart %d of %d allowed in %.0f s)",
+                      child.name, code, delay, len(recent) + 1, MAX_RESTARTS, RESTART_WINDOW_S)  # fmt: skip
+            if stop.event.wait(delay):
+                return 0
+            restarts[child.name] = [*recent, time.monotonic()]
+            children[index] = _spawn(child.name, commands[child.name], env)
+    return 0
+
+
 def run_up(settings: UpSettings) -> int:
     """Broker (unless external) + ingest (+ simulator in demo) + worker + api, until Ctrl-C."""
     stop = _StopFlag()
@@ -140,8 +170,9 @@ def run_up(settings: UpSettings) -> int:
     if settings.demo:
         plan.append(("simulator", ["simulate"]))
     plan += [("ingest", ["ingest"]), ("worker", ["worker"]), ("api", ["api"])]
+    commands = dict(plan)
     children: list[_Child] = []
-    exit_code = 0
+    exit_code = 1
     try:
         for name, args in plan:
             children.append(_spawn(name, args, env))
@@ -153,13 +184,7 @@ def run_up(settings: UpSettings) -> int:
             f"dashboard http://{settings.api_host}:{settings.api_port}  broker {bootstrap}  Ctrl-C stops.\n",
             flush=True,
         )
-        while not stop.event.wait(0.5):
-            dead = [c for c in children if c.process.poll() is not None]
-            if dead:
-                for child in dead:
-                    log.error("%s exited with code %s; stopping everything", child.name, child.process.returncode)
-                exit_code = 1
-                break
+        exit_code = _supervise(children, commands, env, stop)
     finally:
         _terminate(children)
         if broker is not None:
