@@ -129,6 +129,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_cli(quick=args.quick, out=args.out, stages=stages)
 
 
+def _cmd_soak(args: argparse.Namespace) -> int:
+    from arbstream.soak import SoakSettings
+    from arbstream.soak_run import run_soak
+
+    settings = SoakSettings()
+    if args.fault_every is not None:
+        settings = settings.model_copy(update={"soak_fault_every_s": args.fault_every})
+    return run_soak(settings, args.minutes, args.out)
+
+
 def _cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import export
 
@@ -154,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "instruments": ("list tracked instruments, or refresh the venues' listings", _cmd_instruments),
         "schemas": ("write the JSON Schema of every topic to schemas/json/", _cmd_schemas),
         "bench": ("measure every stage's throughput/latency next to the broker's limit", _cmd_bench),
+        "soak": ("the demo stack under periodic injected faults: memory, recoveries, invariants", _cmd_soak),
     }
     for name, (help_text, handler) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
@@ -192,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 3 minutes)")
             cmd.add_argument("--out", type=Path, help="directory for the results (default: bench-results/)")
             cmd.add_argument("--stages", help="comma list of stages to run (default: all)")
+        if name == "soak":
+            cmd.add_argument("--minutes", type=float, default=60.0, help="how long faults are injected")
+            cmd.add_argument("--fault-every", type=float, help="seconds between faults (ARBSTREAM_SOAK_FAULT_EVERY_S)")
+            cmd.add_argument("--out", type=Path, help="report directory (default: soak-results/<UTC time>)")
     return parser
 
 
