@@ -6,7 +6,9 @@ carries across frames exactly as it did live. Events keep their recorded receipt
 the processors work in event time, so a worker (or ``arbstream backtest``) on the replay
 produces the opportunities the live system produced. The health events live saw are replayed
 in the same order, and frames are parsed against the instrument listing live used (the
-recording's ``instruments-*.json``; the current listings when a recording has none).
+recording's ``instruments-*.json``; the current listings when a recording has none). Files of
+normalised ticks (``*.ticks.jsonl[.gz]``, what ``arbstream normalize`` prints) are merged in as
+they are.
 
 ``arbstream replay`` publishes the events to a topic namespace (``ARBSTREAM_NAMESPACE``), never
 to live topics unless asked to: the namespace must be set.
@@ -15,6 +17,7 @@ to live topics unless asked to: the namespace must be set.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import heapq
 import logging
 import time
@@ -38,7 +41,7 @@ from ingest.replay_topics import read_range
 from ingest.settings import IngestSettings
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, Venue
-from schemas.market import Funding, Health, Instrument, Quote
+from schemas.market import Funding, Health, Instrument, Quote, decode_ticks
 from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 
 log = logging.getLogger(__name__)
@@ -80,13 +83,36 @@ class ReplayCounts:
     last_ts_ns: int | None = None
 
 
+TICKS_SUFFIXES = (".ticks.jsonl", ".ticks.jsonl.gz")
+"""Normalised ticks (``arbstream normalize > x.ticks.jsonl``), replayed as they are, not re-parsed."""
+
+
 def recording_files(sources: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for source in sources:
         if not source.exists():
             raise ConfigError(f"no such recording: {source}")
-        files += sorted(source.glob("*.jsonl.gz")) if source.is_dir() else [source]
+        if source.is_dir():
+            files += sorted({*source.glob("*.jsonl.gz"), *source.glob("*.ticks.jsonl")})
+        else:
+            files.append(source)
     return files
+
+
+def is_ticks_file(path: Path) -> bool:
+    return path.name.endswith(TICKS_SUFFIXES)
+
+
+def iter_ticks(path: Path) -> Iterator[Quote | Funding]:
+    """The ticks of a normalised-ticks file (one Quote/Funding JSON per line), in file order."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield from decode_ticks(line)
+                except msgspec.DecodeError as exc:
+                    raise ConfigError(f"{path}: line {number} is not a normalised tick: {exc}") from exc
 
 
 def recorded_instruments(sources: Sequence[Path]) -> dict[str, list[Instrument]]:
@@ -122,11 +148,14 @@ class Replayer:
 
     def events(self) -> Iterator[ReplayEvent]:
         files = recording_files(self.sources)
-        frames = heapq.merge(*(iter_recording(path) for path in files))
-        health = heapq.merge(*(iter_health(path) for path in files), key=lambda h: h.receipt_ts_ns)
+        recordings = [path for path in files if not is_ticks_file(path)]
+        frames = heapq.merge(*(iter_recording(path) for path in recordings))
+        health = heapq.merge(*(iter_health(path) for path in recordings), key=lambda h: h.receipt_ts_ns)
+        ticks = heapq.merge(*(iter_ticks(p) for p in files if is_ticks_file(p)), key=lambda t: t.receipt_ts_ns)
         merged = heapq.merge(
             ((row[0], 1, row) for row in frames),
             ((h.receipt_ts_ns, 0, h) for h in health),
+            ((t.receipt_ts_ns, 1, t) for t in ticks),
             key=lambda item: (item[0], item[1]),
         )
         for receipt_ts_ns, _order, item in merged:
@@ -140,8 +169,11 @@ class Replayer:
             if isinstance(item, Health):
                 self.counts.health += 1
                 yield item
-                continue
-            yield from self._parse(cast(Row, item))
+            elif isinstance(item, Quote | Funding):
+                self.counts.events += 1
+                yield item
+            else:
+                yield from self._parse(cast(Row, item))
 
     def _parse(self, row: Row) -> list[Quote | Funding]:
         receipt_ts_ns, venue_name, connection, frame = row

@@ -139,3 +139,23 @@ def test_pacer_keeps_recorded_spacing_scaled_by_speed_without_drift() -> None:
     slept.clear()
     asyncio.run(run("max", [0, 10**12]))
     assert slept == []
+
+
+def test_normalised_tick_files_merge_with_recorded_frames(tmp_path: Path) -> None:
+    from schemas.market import encode
+
+    record(tmp_path, "binance", [(10, book(1, "100.5", "100.6")), (30, book(2, "100.7", "100.8"))]).close()
+    okx = Quote(
+        instrument_id="BTC-USDT-PERP@okx", venue="okx", native_symbol="BTC-USDT-SWAP", base="BTC",
+        bid=Decimal("101"), bid_size=Decimal(1), ask=Decimal("101.1"), ask_size=Decimal(1),
+        exchange_ts_ns=19, receipt_ts_ns=20,
+    )  # fmt: skip
+    (tmp_path / "okx.ticks.jsonl").write_bytes(encode(okx) + b"\n\n")
+    replayer = Replayer([tmp_path])
+    events = list(replayer.events())
+    assert [(e.venue, e.receipt_ts_ns) for e in events] == [("binance", 10), ("okx", 20), ("binance", 30)]
+    assert events[1] == okx
+    assert (replayer.counts.frames, replayer.counts.events) == (2, 3)
+    (tmp_path / "bad.ticks.jsonl").write_text('{"type":"nonsense"}\n')
+    with pytest.raises(ConfigError, match=r"bad.ticks.jsonl: line 1 is not a normalised tick"):
+        list(Replayer([tmp_path]).events())
