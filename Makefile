@@ -11,7 +11,7 @@ DASHBOARD_BUILT := dashboard/dist/index.html
 DASHBOARD_DEPS  := dashboard/node_modules/.package-lock.json
 CHROMIUM        := /usr/bin/chromium
 
-.PHONY: setup run demo test lint unit integration bench broker clean dashboard dashboard-test chromium mutation
+.PHONY: setup run demo test lint unit integration bench broker clean dashboard dashboard-test chromium mutation soak
 
 setup: $(INSTALLED) $(JARS) dashboard
 
@@ -62,6 +62,12 @@ test: setup lint dashboard-test chromium
 
 bench: setup
 	$(BIN)/arbstream bench
+
+# The demo stack under injected faults for an hour (not part of `make test`): memory, recoveries,
+# invariants; report in soak-results/<UTC time>/ (decision 0022).
+SOAK_MINUTES ?= 60
+soak: setup
+	$(BIN)/arbstream soak --minutes $(SOAK_MINUTES)
 
 # Mutation testing of the pure logic against the fast unit tests ([tool.mutmut] in pyproject.toml),
 # one module at a time (the CPU is shared); results are cached in mutants/, so a re-run only

@@ -339,7 +339,7 @@ class LocalKafka:
 class KafkaCluster:
     """``size`` KRaft nodes, each broker and controller (the fastest layout to start: no separate
     quorum processes), replication ``size`` and ``min.insync.replicas`` ``size - 1``: a cluster
-    that keeps accepting ``acks=all`` writes with one node down (decision 0021)."""
+    that keeps accepting ``acks=all`` writes with one node down (decision 0022)."""
 
     settings: BrokerSettings
     data_dir: Path

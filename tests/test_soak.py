@@ -95,6 +95,7 @@ def soak_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "ARBSTREAM_SYMBOLS": "BTC,ETH,SOL",
         "ARBSTREAM_SOAK_SAMPLE_EVERY_S": "3",
         "ARBSTREAM_SOAK_STALL_S": "3",
+        "ARBSTREAM_SOAK_HEALTH_BOUND_S": "20",
         "ARBSTREAM_WORKER_INSTANCE_ID": "soak-worker",  # static membership: a restarted worker takes over at once
     }
     out = work / "out"
