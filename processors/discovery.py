@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from processors.faust_host import EngineHost
@@ -30,8 +31,9 @@ from processors.restore import committed_offsets
 
 log = logging.getLogger(__name__)
 
-STALL_AFTER_S = 6.0
-"""An owned partition with records waiting and nothing delivered this long is re-assigned."""
+STALL_AFTER_S = 20.0
+"""An owned partition with records waiting and nothing delivered since its assignment, this long
+after it, is re-assigned (at most once per ``STALL_AFTER_S``: a rebalance is not free)."""
 
 
 def matching(names: Iterable[str], pattern: str) -> list[str]:
@@ -40,14 +42,15 @@ def matching(names: Iterable[str], pattern: str) -> list[str]:
 
 
 def stalled_partitions(
-    progress: dict[TP, tuple[int, float]], starts: dict[TP, int], ends: dict[TP, int], now: float, after_s: float
+    committed: dict[TP, tuple[int, float]], starts: dict[TP, int], ends: dict[TP, int], now: float, after_s: float
 ) -> list[TP]:
-    """Owned partitions with records waiting (end offset past the next one expected, and past the
-    first one retention kept) and nothing delivered for ``after_s``."""
+    """Partitions assigned ``after_s`` ago or more and never delivered since, with records waiting
+    (end offset past the committed one, and past the first one retention kept). ``committed``:
+    per partition, the group's committed offset and when it was assigned."""
     return sorted(
         tp
-        for tp, (expected, since) in progress.items()
-        if max(expected, starts.get(tp, 0)) < ends.get(tp, 0) and now - since > after_s
+        for tp, (offset, since) in committed.items()
+        if max(offset, starts.get(tp, 0)) < ends.get(tp, 0) and now - since > after_s
     )
 
 
@@ -74,6 +77,7 @@ class TopicDiscovery:
         self.host = host
         self.stall_after_s = STALL_AFTER_S
         self.stalls = 0
+        self._last_guard = 0.0
         self.names = names
         self.pattern = pattern
         self.partitions = partitions
@@ -85,6 +89,13 @@ class TopicDiscovery:
 
     async def poll(self) -> list[str]:
         """Look for new tick topics once; returns the names added to the subscription."""
+        try:
+            return await self._poll()
+        except (KafkaError, TimeoutError) as exc:  # the next poll tries again
+            log.warning("tick topic discovery failed this time: %r", exc)
+            return []
+
+    async def _poll(self) -> list[str]:
         if self._admin is None:
             self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)  # needs the running loop
             await self._admin.start()
@@ -119,32 +130,31 @@ class TopicDiscovery:
         if self.app.rebalancing:
             self.host.restart_clocks()
             return
-        progress = self.host.progress()
-        if not progress:
+        progress = {tp: since for tp, (expected, since) in self.host.progress().items() if expected is None}
+        if not progress or time.monotonic() - self._last_guard < self.stall_after_s:
             return
         if self._offsets is None:
             self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
             await self._offsets.start()
         tps = [TopicPartition(tp.topic, tp.partition) for tp in progress]
+        self._offsets.assign(tps)  # the client fetches metadata for assigned topics only
         ends = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.end_offsets(tps)).items()}
         starts = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.beginning_offsets(tps)).items()}
         # Nothing delivered yet: delivery starts at the group's committed offset.
-        waiting = [TopicPartition(tp.topic, tp.partition) for tp, (expected, _) in progress.items() if expected is None]
-        committed = await committed_offsets(self.bootstrap, self.app.conf.id, waiting) if waiting else {}
-        expected = {
-            tp: (offset if offset is not None else committed.get(TopicPartition(tp.topic, tp.partition), 0), since)
-            for tp, (offset, since) in progress.items()
+        committed = await committed_offsets(self.bootstrap, self.app.conf.id, tps)
+        resumes = {
+            tp: (committed.get(TopicPartition(tp.topic, tp.partition), 0), since) for tp, since in progress.items()
         }
-        stalled = stalled_partitions(expected, starts, ends, time.monotonic(), self.stall_after_s)
+        stalled = stalled_partitions(resumes, starts, ends, time.monotonic(), self.stall_after_s)
         if stalled:
             self.stalls += 1
             log.warning(
-                "records waiting on %s but none delivered for %.0fs: rebalancing (%d so far)",
+                "records waiting on %s but none delivered since its assignment %.0fs ago: rebalancing (%d so far)",
                 ",".join(f"{tp.topic}[{tp.partition}]" for tp in stalled),
                 self.stall_after_s,
                 self.stalls,
             )
-            self.host.restart_clocks()
+            self._last_guard = time.monotonic()
             self.resubscribe()
 
     def _unread(self) -> bool:

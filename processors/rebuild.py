@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.market import Funding, Quote, decode_ticks
 
@@ -37,13 +38,19 @@ class RebuildReader:
         ends = {TopicPartition(topic, partition): first for (topic, partition), first in firsts.items() if first > 0}
         if not ends:
             return {}
-        read = await self._ticks_before(ends)
+        try:
+            read = await self._ticks_before(ends)
+        except (KafkaError, TimeoutError) as exc:
+            # Not fatal: the quotes refill from new ticks within the max quote age.
+            log.error("recent ticks of %d partitions not read back (%r): their quotes start empty", len(ends), exc)
+            return {}
         return {(tp.topic, tp.partition): ticks for tp, ticks in read.items()}
 
     async def _ticks_before(self, ends: dict[TopicPartition, int]) -> Ticks:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
+            consumer.assign(list(ends))  # the client fetches metadata for assigned topics only
             since = int(time.time() * 1000) - self.window_ms
             starts = await consumer.offsets_for_times({tp: since for tp in ends})
             todo = {tp: hit.offset for tp, hit in starts.items() if hit is not None and hit.offset < ends[tp]}
