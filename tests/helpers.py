@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +114,18 @@ class TopicWatcher:
                 return
             await asyncio.sleep(0.2)
         raise AssertionError(f"timed out after {timeout_s}s waiting for {what} ({len(self.records)} records seen)")
+
+
+async def wait_http(url: str, timeout_s: float = 30) -> None:
+    """Until ``url`` answers 200 (a service that just started), or AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")

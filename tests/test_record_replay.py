@@ -19,23 +19,9 @@ from ingest.venues import VENUE_NAMES
 from schemas.arbitrage import Opportunity, decode_event
 from schemas.market import Instrument, decode_ticks
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
-from tests.helpers import REPO_ROOT, TopicWatcher, running, service_env
+from tests.helpers import REPO_ROOT, TopicWatcher, running, service_env, wait_http
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_http(url: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
 
 
 def test_instruments_refresh_from_simulator_caches_the_served_market(tmp_path: Path) -> None:
