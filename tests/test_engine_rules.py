@@ -3,6 +3,8 @@ which flags tell the host to write the row, what a rebuild refills, what the cha
 
 from __future__ import annotations
 
+import decimal
+import logging
 from decimal import Decimal
 
 import msgspec
@@ -161,3 +163,84 @@ def test_a_quote_of_another_symbol_is_rejected_with_its_offset_counted_applied()
     eth: Quote = quote("okx", "1", "2", T0, base="ETH")
     e.apply_batch("BTC", [Rec(3, b"BTC", encode(eth), stamp)], {}, stamp)
     assert (e.counters.rejected, e.counters.processed, e.slots["BTC"].state.applied_offset) == (1, 0, 3)
+
+
+def test_conflation_with_out_of_order_timestamps_waits_for_the_first_record() -> None:
+    # Kafka timestamps need not grow with offsets: a later record may carry an older one.
+    q = [quote("binance", "100", "100.1", T0 + i * MS) for i in range(3)]
+    batch = [(1_000, [q[0]]), (900, [q[1]]), (1_000, [q[2]])]
+    assert superseded(batch, 1_100, 100) == set()  # the first record is not behind yet
+    assert superseded(batch, 1_101, 100) == {(0, 0), (1, 0)}
+    assert superseded([(1_000, [q[0]]), (1_001, [q[1]])], 1_100, 1) == {(0, 0)}  # a 1 ms limit still conflates
+
+
+def test_counters_and_outputs_accumulate_over_ticks_and_batches() -> None:
+    e = engine(conflate_after_ms=100)
+    stamp = T0 // MS
+    binance = [quote("binance", "100", "100.1", T0 + i * MS) for i in range(3)]
+    e.apply_batch("BTC", [Rec(i, b"BTC", encode(q), stamp) for i, q in enumerate(binance)], {}, stamp + 500)
+    e.apply_batch("BTC", [Rec(3 + i, b"BTC", encode(q), stamp) for i, q in enumerate(binance)], {}, stamp + 500)
+    assert (e.counters.conflated, e.counters.processed) == (4, 2)  # 2 + 2 conflated, 1 + 1 processed
+    two_closes = [
+        *dislocation(T0 + 10 * MS),
+        quote("okx", "101", "101.01", T0 + 20 * MS),
+        quote("okx", "101", "101.01", T0 + 21 * MS),
+        quote("okx", "100", "100.01", T0 + 22 * MS),
+    ]
+    fresh = engine()
+    out = fresh.apply_batch("BTC", [Rec(0, b"BTC", encode_ticks(two_closes), stamp)], {}, stamp)
+    assert [c.ticks for c in out.closed] == [2, 2] and len(out.alerts) == 1  # the second is in cooldown
+
+
+def test_funding_alerts_of_one_batch_all_come_out_with_their_symbol() -> None:
+    e = engine()
+    stamp = T0 // MS
+    binance = msgspec.structs.replace(funding("0.001"), instrument_id="BTC-USDT-PERP@binance", venue="binance")
+    gate = msgspec.structs.replace(funding("0.002"), instrument_id="BTC-USDT-PERP@gate", venue="gate")
+    out = e.apply_batch("BTC", [Rec(0, b"BTC", encode_ticks([funding("0"), binance, gate]), stamp)], {}, stamp)
+    assert [(a.symbol, a.long.venue, a.short.venue) for a in out.funding] == [
+        ("BTC", "okx", "binance"),
+        ("BTC", "okx", "gate"),
+        ("BTC", "binance", "gate"),
+    ]
+
+
+def test_every_reject_is_logged_with_symbol_offset_and_reason_then_throttled(caplog: pytest.LogCaptureFixture) -> None:
+    e = engine()
+    stamp = T0 // MS
+    with caplog.at_level(logging.ERROR, logger="processors.engine"):
+        e.apply_batch("BTC", [Rec(3, b"BTC", None, stamp)], {}, stamp)
+        e.apply_batch("BTC", [Rec(4, b"BTC", encode(quote("okx", "1", "2", T0, base="ETH")), stamp)], {}, stamp)
+    assert [r.getMessage() for r in caplog.records] == [
+        "rejected tick BTC@3: undecodable: Input data was truncated (1 rejected so far)",
+        "rejected tick BTC@4: base 'ETH' on 'BTC''s topic (2 rejected so far)",
+    ]
+    caplog.clear()
+    bad = encode(GOOD).replace(b'"bid":"100"', b'"bid":"NaN"')
+    with caplog.at_level(logging.ERROR, logger="processors.engine"):
+        for offset in range(5, 14):  # rejects 3..11: the 11th is past the first ten, not logged
+            e.apply_batch("BTC", [Rec(offset, b"BTC", bad, stamp)], {}, stamp)
+        e.counters.rejected = 9_999
+        e.apply_batch("BTC", [Rec(14, b"BTC", bad, stamp)], {}, stamp)  # the 10,000th is logged
+        e.apply_batch("BTC", [Rec(15, b"BTC", bad, stamp)], {}, stamp)
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 9 and logged[-1] == "rejected tick BTC@14: unusable number NaN (10000 rejected so far)"
+    assert logged[0] == "rejected tick BTC@5: unusable number NaN (3 rejected so far)"
+
+
+def test_a_failing_step_is_rejected_with_the_exception_named(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decode-time checks leave no known input that makes the arithmetic raise: force one.
+    def boom(*_: object, **__: object) -> None:
+        raise decimal.DivisionByZero("division by zero")
+
+    e = engine()
+    stamp = T0 // MS
+    monkeypatch.setattr("processors.engine.process_quote", boom)
+    with caplog.at_level(logging.ERROR, logger="processors.engine"):
+        e.apply_batch("BTC", [Rec(7, b"BTC", encode(GOOD), stamp)], {}, stamp)
+    assert [r.getMessage() for r in caplog.records] == [
+        "rejected tick BTC@7: DivisionByZero: division by zero (1 rejected so far)"
+    ]
+    assert (e.counters.rejected, e.counters.processed, e.slots["BTC"].state.applied_offset) == (1, 0, 7)

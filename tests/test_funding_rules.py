@@ -124,3 +124,35 @@ def test_same_venue_and_other_groups_never_pair_unless_bridged() -> None:
     bridged = FundingConfig(open_apr=CONFIG.open_apr, quote_bridges={"USDC": "USD*", "USDT": "USD*"})
     (alert,) = alerts_between(funding("okx", "0", 1, T0), hyper, bridged)
     assert (alert.long.instrument_id, alert.short.instrument_id) == ("BTC-USDT-PERP@okx", "BTC-USDC-PERP@hyperliquid")
+
+
+def test_every_skipped_leg_is_skipped_alone_and_the_scan_goes_on() -> None:
+    # Each rule's skip must move to the next leg (continue), not end the scan (break): every
+    # skippable leg sits before the one valid partner, which comes last in the state.
+    now = T0 + 3_600 * S
+    state = SymbolState()
+    skipped = [
+        funding("okx", "0.0001", 1, now, inst="ETH-USDT-PERP@okx"),  # the new leg's own venue
+        funding("bitmex", "0.0001", 1, now, inst="BTC-USD-INV-PERP@bitmex"),  # another group
+        funding("gate", "0.0001", 1, now - 61 * S),  # too old
+        funding("bybit", None, 1, now),  # no rate
+        funding("mexc", "0.0001", None, now),  # no interval
+        funding("kucoin", "0.0000010", 1, now),  # too small a spread
+        funding("bitget", "0.0001", 1, now),  # pair in cooldown
+    ]
+    state.funding = {f.instrument_id: f for f in skipped}
+    state.funding_alerts["BTC-USDT-PERP@okx|BTC-USDT-PERP@bitget"] = now - S
+    state.funding["BTC-USDT-PERP@binance"] = funding("binance", "0.0001", 1, now)
+    alerts = process_funding("BTC", state, funding("okx", "0", 1, now), CONFIG)
+    assert [(a.long.venue, a.short.venue) for a in alerts] == [("okx", "binance")]
+
+
+def test_equal_rates_with_a_zero_threshold_long_the_resting_leg() -> None:
+    zero = FundingConfig(open_apr=Decimal(0))
+    (alert,) = alerts_between(funding("binance", "0.0001", 8, T0), funding("okx", "0.0001", 8, T0 + S), zero)
+    assert (alert.long.venue, alert.short.venue, alert.spread_apr) == ("binance", "okx", Decimal(0))
+
+
+def test_ages_are_whole_milliseconds() -> None:
+    (alert,) = alerts_between(funding("binance", "0", 1, T0), funding("okx", "0.0001", 1, T0 + 2_700_000))
+    assert (alert.long.age_ms, type(alert.long.age_ms)) == (2, int)
