@@ -70,12 +70,14 @@ soak: setup
 	$(BIN)/arbstream soak --minutes $(SOAK_MINUTES)
 
 # Mutation testing of the pure logic against the fast unit tests ([tool.mutmut] in pyproject.toml),
-# one module at a time (the CPU is shared); results are cached in mutants/, so a re-run only
-# re-tests what changed. Fails when more than 10 % of processors/' judged mutants survive.
+# one module at a time (the CPU is shared), from a clean mutants/ so the stats see today's tests
+# (a named run re-tests every mutant anyway). Fails when > 10 % of processors/' mutants survive.
+# One module only: make mutation MUTATION_MODULES=processors.funding
 MUTATION_MODULES ?= processors.arbitrage processors.funding processors.engine processors.health_view \
 	schemas ingest.venues.binance ingest.venues.okx
 MUTATION_JOBS ?= 2
 mutation: $(INSTALLED)
+	rm -rf mutants
 	for module in $(MUTATION_MODULES); do $(BIN)/mutmut run --max-children $(MUTATION_JOBS) "$$module.*" || exit 1; done
 	$(BIN)/python -m tests.mutation_report --survivors
 
