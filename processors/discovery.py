@@ -17,41 +17,18 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterable
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from faust.types import TP
-
-from processors.faust_host import EngineHost
-from processors.restore import committed_offsets
 
 log = logging.getLogger(__name__)
-
-STALL_AFTER_S = 20.0
-"""An owned partition with records waiting and nothing delivered since its assignment, this long
-after it, is re-assigned (at most once per ``STALL_AFTER_S``: a rebalance is not free)."""
 
 
 def matching(names: Iterable[str], pattern: str) -> list[str]:
     compiled = re.compile(pattern)
     return sorted(name for name in names if compiled.match(name))
-
-
-def stalled_partitions(
-    committed: dict[TP, tuple[int, float]], starts: dict[TP, int], ends: dict[TP, int], now: float, after_s: float
-) -> list[TP]:
-    """Partitions assigned ``after_s`` ago or more and never delivered since, with records waiting
-    (end offset past the committed one, and past the first one retention kept). ``committed``:
-    per partition, the group's committed offset and when it was assigned."""
-    return sorted(
-        tp
-        for tp, (offset, since) in committed.items()
-        if max(offset, starts.get(tp, 0)) < ends.get(tp, 0) and now - since > after_s
-    )
 
 
 def split_by_partitions(counts: dict[str, int], partitions: int) -> tuple[list[str], dict[str, int]]:
@@ -62,22 +39,10 @@ def split_by_partitions(counts: dict[str, int], partitions: int) -> tuple[list[s
 
 
 class TopicDiscovery:
-    """Keeps ``names`` (the list the agent's topic reads) equal to the cluster's tick topics, and
-    rebalances when an owned partition with waiting records gets nothing delivered.
+    """Keeps ``names`` (the list the agent's topic reads) equal to the cluster's tick topics."""
 
-    The second part is a guard: in about one run in four of the new-topic test, a partition
-    assigned right after its topic appeared was never fetched (Faust showed it active and
-    unpaused; cf. faust-streaming #629). Another rebalance delivers it; it is logged and counted.
-    """
-
-    def __init__(
-        self, app: faust.App, host: EngineHost, names: list[str], pattern: str, bootstrap: str, partitions: int
-    ) -> None:
+    def __init__(self, app: faust.App, names: list[str], pattern: str, bootstrap: str, partitions: int) -> None:
         self.app = app
-        self.host = host
-        self.stall_after_s = STALL_AFTER_S
-        self.stalls = 0
-        self._last_guard = 0.0
         self.names = names
         self.pattern = pattern
         self.partitions = partitions
@@ -85,7 +50,6 @@ class TopicDiscovery:
         """Tick topics left out because their partition count cannot be co-partitioned."""
         self.bootstrap = bootstrap
         self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
 
     async def poll(self) -> list[str]:
         """Look for new tick topics once; returns the names added to the subscription."""
@@ -122,40 +86,7 @@ class TopicDiscovery:
         elif self._unread():
             # A change flagged while the group was rebalancing is dropped by Faust's conductor: flag again.
             self.resubscribe()
-        else:
-            await self._check_delivery()
         return new
-
-    async def _check_delivery(self) -> None:
-        if self.app.rebalancing:
-            self.host.restart_clocks()
-            return
-        progress = {tp: since for tp, (expected, since) in self.host.progress().items() if expected is None}
-        if not progress or time.monotonic() - self._last_guard < self.stall_after_s:
-            return
-        if self._offsets is None:
-            self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-            await self._offsets.start()
-        tps = [TopicPartition(tp.topic, tp.partition) for tp in progress]
-        self._offsets.assign(tps)  # the client fetches metadata for assigned topics only
-        ends = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.end_offsets(tps)).items()}
-        starts = {TP(tp.topic, tp.partition): o for tp, o in (await self._offsets.beginning_offsets(tps)).items()}
-        # Nothing delivered yet: delivery starts at the group's committed offset.
-        committed = await committed_offsets(self.bootstrap, self.app.conf.id, tps)
-        resumes = {
-            tp: (committed.get(TopicPartition(tp.topic, tp.partition), 0), since) for tp, since in progress.items()
-        }
-        stalled = stalled_partitions(resumes, starts, ends, time.monotonic(), self.stall_after_s)
-        if stalled:
-            self.stalls += 1
-            log.warning(
-                "records waiting on %s but none delivered since its assignment %.0fs ago: rebalancing (%d so far)",
-                ",".join(f"{tp.topic}[{tp.partition}]" for tp in stalled),
-                self.stall_after_s,
-                self.stalls,
-            )
-            self._last_guard = time.monotonic()
-            self.resubscribe()
 
     def _unread(self) -> bool:
         if self.app.rebalancing:
@@ -173,5 +104,3 @@ class TopicDiscovery:
     async def close(self) -> None:
         if self._admin is not None:
             await self._admin.close()
-        if self._offsets is not None:
-            await self._offsets.stop()

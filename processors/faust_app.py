@@ -69,7 +69,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     )
     host = EngineHost(app, settings, table, bootstrap)
     ticks = faust.Topic(app, topics=tick_names, key_type=bytes, value_type=bytes)
-    discovery = TopicDiscovery(app, host, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
+    discovery = TopicDiscovery(app, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
     take_max, take_within = settings.worker_take_max, settings.worker_take_within_ms / 1000
 
     @app.agent(ticks, concurrency=1)
@@ -82,7 +82,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         await host.health.follow(bootstrap, topics.health)
 
     async def flush_rows() -> None:
-        host.write_rows()
+        host.flush_rows()
 
     async def discover() -> None:
         await discovery.poll()
@@ -94,7 +94,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         await host.on_assigned(args[0])
 
     app.task(follow_health)
-    app.timer(settings.worker_state_flush_s)(flush_rows)
+    app.timer(min(1.0, settings.worker_state_flush_s))(flush_rows)
     app.timer(settings.prices_interval_ms / 1000)(host.publish_prices)
     app.timer(settings.worker_stats_interval_s)(host.publish_stats)
     app.timer(settings.worker_discover_interval_ms / 1000)(discover)

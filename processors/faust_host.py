@@ -82,10 +82,9 @@ class EngineHost:
         """Tick partitions whose symbol's slot is loaded here (checked on first sight, see _owner)."""
         self._foreign: set[TP] = set()
         """Tick partitions no symbol's ticks belong on: whatever arrives there is forwarded."""
-        self._progress: dict[TP, tuple[int | None, float]] = {}
-        """Per owned tick partition: the next offset expected (None: nothing delivered since its
-        assignment), and when it last moved (monotonic)."""
         self._lag_ms = 0
+        self._written_at: dict[str, float] = {}
+        """When each symbol's row was last written (monotonic)."""
 
     # --- the agent's per-batch path -----------------------------------------------------
 
@@ -102,7 +101,6 @@ class EngineHost:
             else:
                 await self._emit(base, self.engine.apply_batch(base, records, self.health.by_venue, now_ms))
                 touched.append(base)
-                self._progress[tp] = (records[-1].offset + 1, time.monotonic())
             newest = max(newest, records[-1].timestamp)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.write_rows(touched, urgent_only=True)
@@ -192,8 +190,18 @@ class EngineHost:
             if slot is not None and (slot.urgent or (not urgent_only and slot.dirty)):
                 self._write_row(base.encode(), encode_arb(persisted(slot.state)))
                 slot.urgent = slot.dirty = False
+                self._written_at[base] = time.monotonic()
                 written += 1
         return written
+
+    def flush_rows(self) -> int:
+        """Changed rows not written for ``worker_state_flush_s`` (a row never written: at once), so
+        a new symbol's funding reaches the API within a second, and then at most every interval."""
+        now, every = time.monotonic(), self.settings.worker_state_flush_s
+        due = [
+            b for b, slot in self.engine.slots.items() if slot.dirty and now - self._written_at.get(b, -every) >= every
+        ]
+        return self.write_rows(due)
 
     def _write_row(self, key: bytes, row: bytes) -> None:
         """What ``table[key] = row`` does, with the partition computed here: the symbol's, the same
@@ -243,17 +251,7 @@ class EngineHost:
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
         self._foreign &= assigned
-        now = time.monotonic()
-        self._progress = {tp: self._progress.get(tp, (None, now)) for tp in home}
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))
-
-    def progress(self) -> dict[TP, tuple[int | None, float]]:
-        return dict(self._progress)
-
-    def restart_clocks(self) -> None:
-        """While the group rebalances nothing is delivered: that is not a stall."""
-        now = time.monotonic()
-        self._progress = {tp: (expected, now) for tp, (expected, _) in self._progress.items()}
 
     def _home_partitions(self, assigned: set[TP]) -> dict[TP, str]:
         """The assigned tick partitions that carry their symbol's ticks (not the changelog, not foreign ones)."""

@@ -20,7 +20,7 @@ from faust.types import TP
 
 from arbstream.kafka import ensure_topics, symbol_partitioner
 from ingest.publisher import tick_records
-from processors.discovery import matching, split_by_partitions, stalled_partitions
+from processors.discovery import matching, split_by_partitions
 from processors.faust_app import create_app
 from processors.faust_host import TickRecord, by_partition
 from processors.faust_tuning import _ORIGINAL
@@ -99,15 +99,6 @@ def test_a_batch_is_grouped_by_partition_in_offset_order_with_millisecond_timest
     }
 
 
-def test_a_partition_with_waiting_records_and_no_delivery_is_stalled() -> None:
-    btc, eth, sol = TP("t1.ticks.BTC", 1), TP("t1.ticks.ETH", 0), TP("t1.ticks.SOL", 2)
-    progress = {btc: (10, 100.0), eth: (5, 100.0), sol: (0, 100.0)}
-    ends = {btc: 12, eth: 5, sol: 40}
-    starts = {btc: 0, eth: 0, sol: 40}  # SOL's records were all deleted by retention: nothing waits
-    assert stalled_partitions(progress, starts, ends, 107.0, 6.0) == [btc]
-    assert stalled_partitions(progress, starts, ends, 105.0, 6.0) == []  # not long enough
-
-
 @pytest.mark.integration
 async def test_a_symbol_whose_topic_appears_while_the_worker_runs_is_read_without_a_restart(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
@@ -130,7 +121,7 @@ async def test_a_symbol_whose_topic_appears_while_the_worker_runs_is_read_withou
     (record,) = watcher.records
     alert = decode_event(record.value)
     assert isinstance(alert, Opportunity) and alert.symbol == "NEWCOIN"
-    assert delay_s < 30, delay_s  # discovery + resubscription + one rebalance (+ a stall guard's rebalance)
+    assert delay_s < 30, delay_s  # discovery + resubscription + one rebalance: measured 1.5-4 s
     assert "new tick topics" in (tmp_path / "w.log").read_text()
 
 
