@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from processors.faust_host import EngineHost
+from processors.restore import committed_offsets
+
 log = logging.getLogger(__name__)
+
+WATCH_S = 10.0
+WATCH_ATTEMPTS = 3
 
 
 def matching(names: Iterable[str], pattern: str) -> list[str]:
@@ -39,10 +47,23 @@ def split_by_partitions(counts: dict[str, int], partitions: int) -> tuple[list[s
 
 
 class TopicDiscovery:
-    """Keeps ``names`` (the list the agent's topic reads) equal to the cluster's tick topics."""
+    """Keeps ``names`` (the list the agent's topic reads) equal to the cluster's tick topics.
 
-    def __init__(self, app: faust.App, names: list[str], pattern: str, bootstrap: str, partitions: int) -> None:
+    A topic it adds is watched for a while: in about one resubscription in four (tests, a busy
+    machine) Faust assigned a new topic's partition but never fetched it (it logged "No active
+    partitions" during that rebalance; cf. faust-streaming #629). If the partition holds records
+    past the group's committed offset and delivered nothing ``WATCH_S`` after being added, the
+    worker resubscribes again (at most ``WATCH_ATTEMPTS`` times, logged). Only topics found while
+    running are watched: a start-up with hundreds of backlogged partitions is not second-guessed.
+    """
+
+    def __init__(
+        self, app: faust.App, host: EngineHost, names: list[str], pattern: str, bootstrap: str, partitions: int
+    ) -> None:
         self.app = app
+        self.host = host
+        self._watch: dict[str, tuple[float, int]] = {}
+        """Topic found while running -> (when to check its delivery, resubscriptions so far)."""
         self.names = names
         self.pattern = pattern
         self.partitions = partitions
@@ -82,11 +103,49 @@ class TopicDiscovery:
             new = good
         if new:
             log.info("new tick topics %s: resubscribing", ",".join(new))
+            self._watch.update({name: (time.monotonic() + WATCH_S, 0) for name in new})
             self.resubscribe()
         elif self._unread():
             # A change flagged while the group was rebalancing is dropped by Faust's conductor: flag again.
             self.resubscribe()
+        elif self._watch and not self.app.rebalancing:
+            await self._check_watched()
         return new
+
+    async def _check_watched(self) -> None:
+        now = time.monotonic()
+        due = {name for name, (when, _) in self._watch.items() if when <= now}
+        if not due:
+            return
+        stuck = self.host.undelivered(due)
+        waiting = await self._with_records([TopicPartition(tp.topic, tp.partition) for tp in stuck])
+        for name in due:
+            attempts = self._watch[name][1]
+            if name not in waiting or attempts >= WATCH_ATTEMPTS:
+                del self._watch[name]  # delivered, not ours, empty, or given up (logged below)
+                if name in waiting:
+                    log.error("%s: records waiting but never delivered after %d resubscriptions", name, attempts)
+            else:
+                self._watch[name] = (now + WATCH_S, attempts + 1)
+        if waiting & due:
+            log.warning(
+                "new tick topics %s delivered nothing yet: resubscribing again", ",".join(sorted(waiting & due))
+            )
+            self.resubscribe()
+
+    async def _with_records(self, tps: list[TopicPartition]) -> set[str]:
+        """Topics among ``tps`` holding records past the group's committed offset."""
+        if not tps:
+            return set()
+        committed = await committed_offsets(self.bootstrap, self.app.conf.id, tps)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(tps)  # the client fetches metadata for assigned topics only
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        return {tp.topic for tp in tps if ends.get(tp, 0) > committed.get(tp, 0)}
 
     def _unread(self) -> bool:
         if self.app.rebalancing:

@@ -69,7 +69,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     )
     host = EngineHost(app, settings, table, bootstrap)
     ticks = faust.Topic(app, topics=tick_names, key_type=bytes, value_type=bytes)
-    discovery = TopicDiscovery(app, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
+    discovery = TopicDiscovery(app, host, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
     take_max, take_within = settings.worker_take_max, settings.worker_take_within_ms / 1000
 
     @app.agent(ticks, concurrency=1)

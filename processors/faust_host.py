@@ -253,6 +253,11 @@ class EngineHost:
         self._foreign &= assigned
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))
 
+    def undelivered(self, topics: set[str]) -> list[TP]:
+        """Assigned home partitions of ``topics`` that have delivered nothing here yet."""
+        home = self._home_partitions(set(self.app.consumer.assignment()))
+        return [tp for tp in home if tp.topic in topics and tp not in self._owned]
+
     def _home_partitions(self, assigned: set[TP]) -> dict[TP, str]:
         """The assigned tick partitions that carry their symbol's ticks (not the changelog, not foreign ones)."""
         home = {}

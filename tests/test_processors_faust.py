@@ -121,7 +121,9 @@ async def test_a_symbol_whose_topic_appears_while_the_worker_runs_is_read_withou
     (record,) = watcher.records
     alert = decode_event(record.value)
     assert isinstance(alert, Opportunity) and alert.symbol == "NEWCOIN"
-    assert delay_s < 30, delay_s  # discovery + resubscription + one rebalance: measured 1.5-4 s
+    # Discovery + resubscription + one rebalance: 1.5-4 s; when Faust leaves the new partition
+    # unfetched, the watch resubscribes after 10 s (seen: 12-25 s).
+    assert delay_s < 45, delay_s
     assert "new tick topics" in (tmp_path / "w.log").read_text()
 
 
