@@ -99,7 +99,12 @@ class EngineHost:
             if base is None:
                 await self._forward(tp, records)
             else:
+                funded = len(self.engine.slots[base].state.funding) if base in self.engine.slots else 0
                 await self._emit(base, self.engine.apply_batch(base, records, self.health.by_venue, now_ms))
+                slot = self.engine.slots[base]
+                # An instrument's first funding rate is written at once (the API shows it from the
+                # row); later changes wait for the flush interval.
+                slot.urgent = slot.urgent or len(slot.state.funding) > funded
                 touched.append(base)
             newest = max(newest, records[-1].timestamp)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
