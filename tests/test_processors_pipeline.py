@@ -201,11 +201,14 @@ async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
             first_round = [q for i, base in enumerate(SYMBOLS) for q in dislocation(base, t0 + i * 10 * MS, 100)]
             await send_in_order(kafka_bootstrap, namespace, first_round, pause_s=0.05)
             await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS), 60, "one alert per symbol")
-            log = (tmp_path / "a.log").read_text()
-            victims = sorted(owned_symbols(log) & set(SYMBOLS))
-            assert victims, f"the worker about to be killed owns none of {SYMBOLS}"
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
+            # Faust assigns partition numbers, and a worker may hold only numbers no symbol hashes
+            # to: the victim is a worker that owns symbols.
+            owned = {name: owned_symbols((tmp_path / f"{name}.log").read_text()) & set(SYMBOLS) for name in "ab"}
+            victim, survivor = (first, second) if owned["a"] else (second, first)
+            victims = sorted(owned["a"] or owned["b"])
+            assert victims, f"no worker owns any of {SYMBOLS}"
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
             # Mid-stream for the survivor: a second dislocation of every symbol, inside the cooldown.
             t1 = t0 + 60_000 * MS
             second_round = [q for i, base in enumerate(SYMBOLS) for q in dislocation(base, t1 + i * 10 * MS, 100)]
@@ -215,7 +218,7 @@ async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
             await send_in_order(kafka_bootstrap, namespace, dislocation("BTC", t2, 300), pause_s=0.05)
             await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS) + 1, 90, "the cooldown-breaking alert")
             await asyncio.sleep(3)
-        assert second.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
+        assert survivor.poll() is None, "the surviving worker died"
     alerts = [e for e in events(watcher.records) if isinstance(e, Opportunity)]
     assert sorted(a.symbol for a in alerts) == sorted([*SYMBOLS, "BTC"])
     assert len({a.event_id for a in alerts}) == len(alerts)  # not even at-least-once replays
