@@ -1,4 +1,4 @@
-"""Starting ``arbstream worker``: create its topics, then run :class:`processors.worker.Worker`.
+"""Starting ``arbstream worker``: the topics it reads and writes, created before the Faust app starts.
 
 Data flow: every ``ticks.<BASE>`` topic (read by pattern; keyed by instrument id, partitioned
 by base — :func:`arbstream.kafka.tick_partition`) -> per-symbol state in memory ->
@@ -10,13 +10,10 @@ quote per instrument, rate-limited), ``worker-stats`` and the compacted
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 
 from arbstream.errors import ConfigError
-from arbstream.kafka import ensure_topics, partition_counts, resolve_bootstrap
+from arbstream.kafka import ensure_topics, partition_counts
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.topics import HEALTH_CONFIG, symbols_changelog, ticks_topic
@@ -70,23 +67,3 @@ async def prepare_topics(bootstrap: str, settings: WorkerSettings) -> None:
             f"(every symbol-keyed topic is partitioned alike), found {wrong}; set ARBSTREAM_TOPIC_PARTITIONS "
             "to match, or recreate the topics"
         )
-
-
-async def serve(settings: WorkerSettings) -> None:
-    from processors.worker import Worker
-
-    bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
-    await prepare_topics(bootstrap, settings)
-    worker = Worker(settings, bootstrap)
-    task = asyncio.create_task(worker.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def run_worker(settings: WorkerSettings) -> int:
-    logging.getLogger().setLevel(settings.log_level.upper())
-    asyncio.run(serve(settings))
-    return 0

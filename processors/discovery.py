@@ -15,6 +15,7 @@ one rebalance.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -26,7 +27,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from processors.faust_host import EngineHost
-from processors.restore import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +163,17 @@ class TopicDiscovery:
     async def close(self) -> None:
         if self._admin is not None:
             await self._admin.close()
+
+
+COMMITTED_TIMEOUT_S = 30.0
+
+
+async def committed_offsets(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The group's committed offset per partition (absent: never committed), in one request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await asyncio.wait_for(admin.list_consumer_group_offsets(group, partitions=tps), COMMITTED_TIMEOUT_S)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}

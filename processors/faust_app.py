@@ -6,7 +6,7 @@ partitioned by the symbol — :func:`arbstream.kafka.symbol_partition`) -> the `
 ``funding-opportunities``, ``prices`` (latest quote per instrument, rate-limited),
 ``worker-stats``, and the ``symbols`` table whose compacted changelog
 ``<app>-symbols-changelog`` holds episodes, cooldowns and funding, co-partitioned with the
-tick topics. The per-batch logic is :mod:`processors.worker` and :mod:`processors.engine`.
+tick topics. The per-batch logic is :mod:`processors.faust_host` and :mod:`processors.engine`.
 """
 
 from __future__ import annotations
