@@ -188,7 +188,8 @@ def test_the_feed_settles_rates_seen_in_the_read_model() -> None:
     assert feed.history.last(OK) == settled and feed.scan(now + S) == []
     rolled = funding(BN, "0.0002", 8, grid_next(now, 8) + 8 * HOUR_NS, grid_next(now, 8) + S)
     model.symbols["ETH"].funding[BN] = rolled
-    settled_then = {s.instrument_id: s for s in feed.scan(grid_next(now, 8) + S)}
+    # 31 s after the 8 h boundary: past the grace even when the 4 h boundary is the same instant.
+    settled_then = {s.instrument_id: s for s in feed.scan(grid_next(now, 8) + 31 * S)}
     assert (settled_then[BN].rate, settled_then[BN].settled_ts_ns) == (D("0.0001"), grid_next(now, 8))
     assert settled_then[BY].settled_ts_ns == grid_next(now, 4)  # quiet since: settled after the grace
 
