@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import StringConstraints
 
 from api.context import ApiContext, now_ns
 from api.funding_coin_views import coin_detail, funding_history, funding_stats
@@ -29,7 +30,7 @@ from api.wire import wire
 router = APIRouter(tags=["funding"])
 
 Exchanges = Annotated[
-    list[str] | None,
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None,
     Query(description="only these venues (repeatable, or a comma list); unknown names answer 404", max_length=100),
 ]
 Search = Annotated[str | None, Query(max_length=64, description="symbols containing this text")]
