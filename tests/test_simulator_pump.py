@@ -203,7 +203,8 @@ async def test_served_market_streams_a_generated_tail_symbol(served: tuple[str, 
         assert await ws.receive_json(timeout=5) == {"result": None, "id": 7}
         # Rates are heavy-tailed: a busy symbol may fill the first frames, so read until both came.
         wanted, seen = {pepe.native_symbol, tail.native_symbol}, set[str]()
-        for _ in range(200):
+        frames_read = 0
+        for frames_read in range(1, 201):
             seen.add((await ws.receive_json(timeout=10))["data"]["s"])
             if seen >= wanted:
                 break
@@ -211,7 +212,8 @@ async def test_served_market_streams_a_generated_tail_symbol(served: tuple[str, 
         async with http.get(f"{base_url}/control/stats") as response:
             stats = await response.json()
         # The restricted market keeps its symbols' share of the whole market's 20,000/s.
-        assert 1_000 < stats["book_rate_per_s"] < 20_000 and stats["frames"] >= 4
+        assert 1_000 < stats["book_rate_per_s"] < 20_000
+        assert stats["frames"] >= frames_read
 
 
 async def test_auto_dislocations_open_tail_opportunities_within_a_minute(market: GeneratedMarket) -> None:
