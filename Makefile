@@ -55,7 +55,7 @@ broker: setup
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy arbstream ingest processors api schemas tests
+	$(BIN)/mypy arbstream plumbing ingest processors api schemas tests
 
 test: setup lint dashboard-test chromium
 	ARBSTREAM_REQUIRE_E2E=1 $(BIN)/pytest

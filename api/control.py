@@ -9,7 +9,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.control import CONTROL, CONTROL_CONFIG, ControlRequest, encode_request
 from schemas.topics import topic_name
 

@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from api.funding_state import FundingHistory, SettlementTracker
 from api.readmodel import ReadModel
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.arbitrage import FundingOpportunity, decode_funding_event
 from schemas.funding import FundingSettlement, decode_settlement, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, FUNDING_SETTLEMENTS, SETTLEMENTS_CONFIG, topic_name

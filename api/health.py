@@ -20,7 +20,7 @@ from api.routes import context
 from api.views_prices import iso
 from api.views_venues import known_venues, unhealthy_venues, venues_out
 from api.wire import wire
-from arbstream import __version__
+from plumbing import __version__
 
 router = APIRouter()
 

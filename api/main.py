@@ -28,9 +28,9 @@ from api.supervise import Backoff, Supervisor
 from api.universe import Universe, load_universe
 from api.ws import router as ws_router
 from api.ws import websocket_endpoint
-from arbstream import __version__
-from arbstream.kafka import resolve_bootstrap
-from arbstream.topic_configs import align_topic_configs
+from plumbing import __version__
+from plumbing.kafka import resolve_bootstrap
+from plumbing.topic_configs import align_topic_configs
 from schemas.topics import EVENTS_CONFIG, FUNDING_OPPORTUNITIES, HEALTH_CONFIG, topic_name
 
 log = logging.getLogger(__name__)

@@ -59,8 +59,8 @@ from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_p
 from api.views_spreads import positive_rows, spread_rows
 from api.views_venues import known_venues, venues_out
 from api.wire import wire
-from arbstream.errors import ConfigError
 from ingest.symbol_files import VENUE_ALIASES
+from plumbing.errors import ConfigError
 from schemas.market import Quote
 
 router = APIRouter()

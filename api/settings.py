@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from arbstream.settings import DEFAULT_CACHE_DIR, REPO_ROOT, CommaList, split_commas
-from arbstream.settings import ApiSettings as BaseApiSettings
+from plumbing.settings import DEFAULT_CACHE_DIR, REPO_ROOT, CommaList, split_commas
+from plumbing.settings import ApiSettings as BaseApiSettings
 from processors.settings import WorkerSettings
 
 DEV_DASHBOARD_PORT = 5173

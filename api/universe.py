@@ -117,7 +117,7 @@ class Universe:
 def configured_instruments(settings: ApiSettings) -> list[Instrument]:
     """The API's own symbols file against the listings on disk; [] without one.
 
-    Raises :class:`arbstream.errors.ConfigError` on a bad file."""
+    Raises :class:`plumbing.errors.ConfigError` on a bad file."""
     if settings.symbols_file is None:
         return []
     return choose_universe(load_all(None, settings.instruments_cache_dir), settings)

@@ -12,15 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from arbstream.errors import ArbstreamError
+from plumbing.errors import ArbstreamError
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from arbstream.broker import ensure_jars
     from arbstream.services import run_broker_foreground
-    from arbstream.settings import BrokerSettings
+    from plumbing.broker import ensure_jars
+    from plumbing.settings import BrokerSettings
 
     settings = BrokerSettings()
     if args.fetch_only:
@@ -33,7 +33,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from arbstream.services import run_up
-    from arbstream.settings import UpSettings
+    from plumbing.settings import UpSettings
 
     settings = UpSettings()
     if args.demo:

@@ -12,9 +12,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-from arbstream.broker import LocalKafka, die_with_parent, resident_memory_mb
-from arbstream.errors import FatalError
-from arbstream.settings import DEFAULT_CACHE_DIR, BrokerSettings, UpSettings
+from plumbing.broker import LocalKafka, die_with_parent, resident_memory_mb
+from plumbing.errors import FatalError
+from plumbing.settings import DEFAULT_CACHE_DIR, BrokerSettings, UpSettings
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 from pydantic import Field
 
-from arbstream.broker import LocalKafka, die_with_parent, free_port, resident_memory_mb
 from arbstream.services import child_env
-from arbstream.settings import DEFAULT_CACHE_DIR, UpSettings
+from plumbing.broker import LocalKafka, die_with_parent, free_port, resident_memory_mb
+from plumbing.settings import DEFAULT_CACHE_DIR, UpSettings
 from schemas.topics import OPPORTUNITIES, topic_name
 
 SERVICES = ("simulator", "ingest", "worker", "api")

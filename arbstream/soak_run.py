@@ -12,10 +12,10 @@ from pathlib import Path
 
 import aiohttp
 
-from arbstream.errors import FatalError
-from arbstream.kafka import wait_until_ready
 from arbstream.soak import SERVICES, Probes, SoakSettings, Stack
 from arbstream.soak_report import FAULT_KINDS, Fault, SoakReport, print_tables, write
+from plumbing.errors import FatalError
+from plumbing.kafka import wait_until_ready
 
 log = logging.getLogger(__name__)
 

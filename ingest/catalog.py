@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from arbstream.kafka import ensure_topics, partition_counts
+from plumbing.kafka import ensure_topics, partition_counts
 from schemas.market import Instrument, ListingStatus, encode
 from schemas.topics import INSTRUMENTS, LISTINGS, topic_name
 

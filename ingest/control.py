@@ -16,7 +16,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.control import CONTROL, CONTROL_CONFIG, ControlRequest, decode_request
 from schemas.topics import topic_name
 

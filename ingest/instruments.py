@@ -14,11 +14,11 @@ from pathlib import Path
 
 import msgspec
 
-from arbstream.errors import ConfigError
 from ingest import universe
 from ingest.universe import UniverseSpec
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import load_json
+from plumbing.errors import ConfigError
 from schemas.market import Instrument
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "data" / "instruments"

@@ -29,11 +29,11 @@ from typing import Protocol
 
 import aiohttp
 
-from arbstream.errors import ConfigError, RetryableError
 from ingest.instruments import BUNDLED_DIR, select
 from ingest.universe import UniverseSpec
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, load_json
+from plumbing.errors import ConfigError, RetryableError
 from schemas.market import Instrument, ListingSource, ListingStatus
 
 log = logging.getLogger(__name__)

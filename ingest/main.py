@@ -21,8 +21,6 @@ import aiohttp
 from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY, start_http_server
 
-from arbstream.errors import ArbstreamError, ConfigError
-from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest import listings as listing_io
 from ingest.catalog import Catalog
 from ingest.control import ControlFollower
@@ -36,6 +34,8 @@ from ingest.settings import IngestSettings
 from ingest.supervisor import RunnerMaker, VenueSupervisor
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import Connection
+from plumbing.errors import ArbstreamError, ConfigError
+from plumbing.kafka import ensure_topics, resolve_bootstrap
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
 from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from arbstream.kafka import symbol_partitioner
+from plumbing.kafka import symbol_partitioner
 from schemas.market import Funding, Health, Quote, encode, encode_ticks
 from schemas.topics import HEALTH, ticks_topic, topic_name
 
@@ -44,7 +44,7 @@ def tick_records(
 ) -> list[tuple[str, bytes, bytes, int]]:
     """(topic, key, value, tick count): one record per symbol (more past ``max_ticks``), ticks in order.
 
-    The key is the symbol, so :func:`arbstream.kafka.symbol_partitioner` puts every record of a
+    The key is the symbol, so :func:`plumbing.kafka.symbol_partitioner` puts every record of a
     symbol on one partition and the records keep the ticks' order."""
     by_base: dict[str, list[Quote | Funding]] = {}
     for event in events:

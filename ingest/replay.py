@@ -32,8 +32,6 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from arbstream.errors import ConfigError
-from arbstream.kafka import ensure_topics, resolve_bootstrap
 from ingest.instruments import load_venue_instruments
 from ingest.publisher import Publisher
 from ingest.recorder import Row, iter_health, iter_recording
@@ -41,6 +39,8 @@ from ingest.replay_topics import read_range
 from ingest.settings import IngestSettings
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, Venue
+from plumbing.errors import ConfigError
+from plumbing.kafka import ensure_topics, resolve_bootstrap
 from schemas.market import Funding, Health, Instrument, Quote, decode_ticks
 from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 

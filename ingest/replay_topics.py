@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from arbstream.errors import ConfigError
-from arbstream.kafka import partition_counts
+from plumbing.errors import ConfigError
+from plumbing.kafka import partition_counts
 from schemas.market import Funding, Health, Quote, decode_health, decode_ticks
 from schemas.topics import HEALTH, TICKS_PREFIX, topic_name
 

@@ -21,10 +21,10 @@ import aiohttp
 import socketio
 from websockets.exceptions import WebSocketException
 
-from arbstream.errors import RetryableError
 from ingest.links import Link, open_link
 from ingest.recorder import Recorder
 from ingest.venues.base import Connection, FrameError, Venue
+from plumbing.errors import RetryableError
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
 
 log = logging.getLogger(__name__)

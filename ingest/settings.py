@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from arbstream.settings import DEFAULT_CACHE_DIR, CommaList, CommonSettings, split_commas
 from ingest.universe import UniverseSpec
+from plumbing.settings import DEFAULT_CACHE_DIR, CommaList, CommonSettings, split_commas
 
 
 class IngestSettings(CommonSettings):

@@ -30,9 +30,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from arbstream.errors import ConfigError
 from ingest.venues import VENUE_NAMES, venue_class
 from ingest.venues.base import canonical_base
+from plumbing.errors import ConfigError
 from schemas.market import ContractKind, Instrument
 
 log = logging.getLogger(__name__)

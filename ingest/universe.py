@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from arbstream.errors import ConfigError
 from ingest import symbol_files
+from plumbing.errors import ConfigError
 from schemas.market import Instrument
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Starting ``arbstream worker``: the topics it reads and writes, created before the Faust app starts.
 
 Data flow: every ``ticks.<BASE>`` topic (read by pattern; keyed by instrument id, partitioned
-by base — :func:`arbstream.kafka.tick_partition`) -> per-symbol state in memory ->
+by base — :func:`plumbing.kafka.tick_partition`) -> per-symbol state in memory ->
 ``opportunities``, ``opportunity-episodes``, ``funding-opportunities``, ``prices`` (latest
 quote per instrument, rate-limited), ``worker-stats`` and the compacted
 ``<app>-symbols-changelog`` (episodes, cooldowns, funding; decision 0015). The logic lives in
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from arbstream.errors import ConfigError
-from arbstream.kafka import ensure_topics, partition_counts
+from plumbing.errors import ConfigError
+from plumbing.kafka import ensure_topics, partition_counts
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.topics import HEALTH_CONFIG, symbols_changelog, ticks_topic

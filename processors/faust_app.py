@@ -1,7 +1,7 @@
 """``arbstream worker``: the Faust app hosting :class:`processors.engine.Engine` (decision 0019).
 
 Data flow: every ``ticks.<BASE>`` topic (records are per-symbol ``TickBatch``es, keyed and
-partitioned by the symbol — :func:`arbstream.kafka.symbol_partition`) -> the ``detect`` agent
+partitioned by the symbol — :func:`plumbing.kafka.symbol_partition`) -> the ``detect`` agent
 (one symbol's state per slot, in memory) -> ``opportunities``, ``opportunity-episodes``,
 ``funding-opportunities``, ``prices`` (latest quote per instrument, rate-limited),
 ``worker-stats``, and the ``symbols`` table whose compacted changelog
@@ -20,7 +20,7 @@ from typing import Any, cast
 import faust
 from mode import BaseSignalT
 
-from arbstream.kafka import partition_counts, resolve_bootstrap
+from plumbing.kafka import partition_counts, resolve_bootstrap
 from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
 from processors.faust_host import EngineHost

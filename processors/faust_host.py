@@ -24,7 +24,7 @@ import faust
 import msgspec
 from faust.types import TP, EventT, TableT
 
-from arbstream.kafka import symbol_partition
+from plumbing.kafka import symbol_partition
 from processors.engine import Emitted, Engine, decode_record, persisted
 from processors.health_view import HealthView
 from processors.rebuild import RebuildReader
@@ -177,7 +177,7 @@ class EngineHost:
         counters.forwarded += ticks
         if counters.forwarded <= 10 or counters.forwarded % 10_000 < ticks:
             log.warning(
-                "ticks on %s[%d] belong on partition %d (producer without arbstream.kafka.symbol_partitioner); "
+                "ticks on %s[%d] belong on partition %d (producer without plumbing.kafka.symbol_partitioner); "
                 "forwarded (%d so far)",
                 tp.topic,
                 tp.partition,

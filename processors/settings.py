@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from arbstream.settings import CommaList, CommonSettings, split_commas
+from plumbing.settings import CommaList, CommonSettings, split_commas
 from processors.arbitrage import ArbConfig
 from processors.funding import FundingConfig
 

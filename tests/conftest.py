@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from arbstream.broker import LocalKafka, free_port
-from arbstream.settings import BrokerSettings
+from plumbing.broker import LocalKafka, free_port
+from plumbing.settings import BrokerSettings
 
 REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v26.1.1"
 

@@ -25,7 +25,7 @@ from api.main import build_context, create_app
 from api.readmodel import Changes
 from api.supervise import Backoff, Supervisor, TaskReport
 from api.universe import Universe
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.arbitrage import encode as encode_event
 from schemas.market import Health, HealthState
 from schemas.market import encode as encode_market

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from arbstream.broker import free_port
+from plumbing.broker import free_port
 from schemas.market import Quote
 from tests.helpers import running
 from tests.test_api_expected import check_all

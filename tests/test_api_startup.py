@@ -14,10 +14,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from api.follower import Topics
-from arbstream.kafka import ensure_topics
 from arbstream.services import child_env, demo_settings
-from arbstream.settings import UpSettings
-from arbstream.topic_configs import align_topic_configs
+from plumbing.kafka import ensure_topics
+from plumbing.settings import UpSettings
+from plumbing.topic_configs import align_topic_configs
 from schemas.arbitrage import encode as encode_event
 from schemas.topics import EVENTS_CONFIG, HEALTH_CONFIG
 from tests.test_api_reliability import in_process_api, produce, status_of, wait_for

@@ -30,8 +30,8 @@ from fastapi import FastAPI
 
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
-from arbstream.broker import free_port
-from arbstream.kafka import ensure_topics, symbol_partitioner
+from plumbing.broker import free_port
+from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.arbitrage import process_quote
 from schemas.arbitrage import SymbolState, decode_event
 from schemas.market import Funding, Health, HealthState, Quote, decode_tick, encode

@@ -11,7 +11,7 @@ import pytest
 from arbstream.backtest import FileSource, backtest, parse_overrides, worker_settings
 from arbstream.backtest.report import percentiles
 from arbstream.backtest.run import run_backtest
-from arbstream.errors import ConfigError
+from plumbing.errors import ConfigError
 from schemas.market import Health, HealthState, Quote
 
 T0 = 1_790_000_000_000_000_000

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from arbstream.backtest import FileSource, TopicSource, backtest
-from arbstream.broker import free_port
-from arbstream.kafka import ensure_topics, symbol_partition
 from ingest.replay_topics import TopicRange, read_range
+from plumbing.broker import free_port
+from plumbing.kafka import ensure_topics, symbol_partition
 from schemas.arbitrage import Opportunity, decode_event
 from schemas.market import Quote, encode_ticks
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name

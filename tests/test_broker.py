@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from arbstream.broker import LocalKafka, free_port
-from arbstream.kafka import ensure_topics
-from arbstream.settings import BrokerSettings
+from plumbing.broker import LocalKafka, free_port
+from plumbing.kafka import ensure_topics
+from plumbing.settings import BrokerSettings
 from processors.app import CHANGELOG_CONFIG
 from schemas.market import Quote, decode_tick, encode
 from schemas.topics import PRICES, ticks_topic, topic_name

@@ -20,9 +20,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from arbstream.broker import KafkaCluster, free_port
-from arbstream.kafka import symbol_partition
-from arbstream.settings import BrokerSettings
+from plumbing.broker import KafkaCluster, free_port
+from plumbing.kafka import symbol_partition
+from plumbing.settings import BrokerSettings
 from schemas.market import decode_ticks
 from schemas.topics import HEALTH, OPPORTUNITIES, ticks_topic, topic_name
 from tests.helpers import consume_until, running, service_env

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from arbstream.broker import free_port
 from ingest.venues import implemented_venues
+from plumbing.broker import free_port
 from tests.helpers import REPO_ROOT, running, service_env
 
 pytestmark = pytest.mark.integration

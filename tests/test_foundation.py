@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from arbstream.settings import BrokerSettings, CommonSettings
+from plumbing.settings import BrokerSettings, CommonSettings
 from schemas.topics import ticks_topic, topic_name
 from tests.helpers import REPO_ROOT
 
@@ -75,7 +75,7 @@ def test_docker_compose_structure() -> None:
 
 
 def test_cluster_ids_never_start_with_a_dash() -> None:
-    from arbstream.broker import new_cluster_id
+    from plumbing.broker import new_cluster_id
 
     ids = [new_cluster_id() for _ in range(2000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)

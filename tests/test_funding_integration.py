@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from api.follower import Topics
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.arbitrage import encode as encode_state
 from schemas.market import encode as encode_market
 from tests.test_api_reliability import in_process_api, produce, status_of, wait_for

@@ -11,8 +11,8 @@ import aiohttp
 import jsonschema
 import pytest
 
-from arbstream.broker import free_port
 from ingest.venues import implemented_venues
+from plumbing.broker import free_port
 from schemas.export import SCHEMA_DIR
 from schemas.market import Health, HealthState, Quote, decode_health, decode_ticks
 from schemas.topics import HEALTH, ticks_topic, topic_name

@@ -15,7 +15,6 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from arbstream.broker import free_port
 from ingest.catalog import universe_records
 from ingest.instruments import BUNDLED_DIR
 from ingest.listings import FetchPolicy, load_all_live, load_venue, refresh_venue
@@ -26,6 +25,7 @@ from ingest.settings import IngestSettings
 from ingest.supervisor import VenueSupervisor
 from ingest.venues import venue_class
 from ingest.venues.base import Connection, load_json
+from plumbing.broker import free_port
 from schemas.market import Instrument, ListingSource, encode
 
 _encode = msgspec.json.Encoder(decimal_format="number")

@@ -20,8 +20,6 @@ import pytest
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from arbstream.broker import free_port
-from arbstream.kafka import ensure_topics
 from ingest.catalog import read_compacted
 from ingest.instruments import load_all
 from ingest.main import IngestService
@@ -29,6 +27,8 @@ from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.simulator.market import SimQuote
 from ingest.simulator.server import Simulator
+from plumbing.broker import free_port
+from plumbing.kafka import ensure_topics
 from schemas.market import Funding, Health, Instrument, ListingSource, ListingStatus, Quote
 from schemas.topics import HEALTH, HEALTH_CONFIG, INSTRUMENTS, LISTINGS, topic_name
 from tests.helpers import running, service_env

@@ -18,8 +18,8 @@ from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from arbstream.kafka import ensure_topics, symbol_partitioner
 from ingest.publisher import tick_records
+from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.discovery import matching, split_by_partitions
 from processors.faust_app import create_app
 from processors.faust_host import TickRecord, by_partition

@@ -15,8 +15,8 @@ import jsonschema
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from arbstream.errors import ConfigError
-from arbstream.kafka import ensure_topics, symbol_partitioner, tick_partition
+from plumbing.errors import ConfigError
+from plumbing.kafka import ensure_topics, symbol_partitioner, tick_partition
 from processors.app import prepare_topics
 from processors.settings import WorkerSettings
 from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event

@@ -7,8 +7,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from arbstream.kafka import tick_partition
 from ingest.publisher import Publisher, tick_records
+from plumbing.kafka import tick_partition
 from schemas.market import Funding, Quote, decode_ticks
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from arbstream.broker import free_port
 from ingest.instruments import load_venue_instruments
 from ingest.recorder import read_recording
 from ingest.simulator.universe import generated_market
 from ingest.venues import VENUE_NAMES
+from plumbing.broker import free_port
 from schemas.arbitrage import Opportunity, decode_event
 from schemas.market import Instrument, decode_ticks
 from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from arbstream.errors import ConfigError
 from ingest.instruments import load_venue_instruments
 from ingest.recorder import Recorder, iter_health, iter_recording, write_instruments
 from ingest.replay import Pacer, Replayer, Speed, parse_time
+from plumbing.errors import ConfigError
 from schemas.market import Health, HealthState, Quote
 
 BOOK = (

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from arbstream.broker import free_port
+from plumbing.broker import free_port
 from tests import seed_client as seed
 from tests.helpers import running, service_env
 

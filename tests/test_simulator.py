@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from arbstream.broker import free_port
 from ingest.instruments import load_all
 from ingest.simulator.server import Simulator, serve
+from plumbing.broker import free_port
 
 
 @pytest.fixture

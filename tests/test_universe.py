@@ -9,12 +9,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from arbstream.errors import ConfigError
 from ingest.instruments import load_all
 from ingest.settings import IngestSettings
 from ingest.symbol_files import read_lines, resolve
 from ingest.universe import UniverseSpec, select, select_universe
 from ingest.venues.base import make_instrument
+from plumbing.errors import ConfigError
 from schemas.market import ContractKind, Instrument
 
 SEED = Path(__file__).parent / "fixtures" / "seed"

@@ -19,11 +19,11 @@ from pydantic import ValidationError
 
 from arbstream.backtest import charts, report
 from arbstream.backtest.run import run_backtest
-from arbstream.errors import ConfigError
-from arbstream.kafka import resolve_bootstrap
-from arbstream.settings import REPO_ROOT, CommonSettings
 from ingest.replay import ReplayCounts, Replayer, ReplayEvent, parse_time
 from ingest.replay_topics import TopicRange, read_range
+from plumbing.errors import ConfigError
+from plumbing.kafka import resolve_bootstrap
+from plumbing.settings import REPO_ROOT, CommonSettings
 from processors.settings import WorkerSettings
 
 REPORTS_DIR = REPO_ROOT / "backtest-results"

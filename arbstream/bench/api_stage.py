@@ -32,7 +32,7 @@ from api.universe import Universe
 from arbstream.bench.api_market import VENUES, SyntheticMarket, symbol_names
 from arbstream.bench.common import Result, latency_summary, not_measured
 from arbstream.bench.procs import Service
-from arbstream.broker import free_port
+from plumbing.broker import free_port
 
 SYMBOLS = 450
 UPDATES_PER_S = 500

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from arbstream.bench.common import Result, median
 from arbstream.bench.kafka_io import Record, make_producer, send_all
 from arbstream.bench.ticks import TickSource
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.topics import topic_name
 
 WARMUP_MESSAGES = 5_000

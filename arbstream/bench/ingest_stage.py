@@ -17,10 +17,10 @@ from pathlib import Path
 from arbstream.bench.common import BASES, Result, median, not_measured
 from arbstream.bench.kafka_io import OffsetProbe
 from arbstream.bench.procs import Service, service_env
-from arbstream.broker import free_port
 from ingest.instruments import load_all, select
 from ingest.simulator.server import Simulator, serve
 from ingest.venues import implemented_venues
+from plumbing.broker import free_port
 from schemas.topics import ticks_topic
 
 FIRST_TICK_TIMEOUT_S = 60.0

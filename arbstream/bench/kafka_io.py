@@ -12,9 +12,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from arbstream.broker import LocalKafka, free_port
-from arbstream.kafka import symbol_partitioner
-from arbstream.settings import BrokerSettings, CommonSettings
+from plumbing.broker import LocalKafka, free_port
+from plumbing.kafka import symbol_partitioner
+from plumbing.settings import BrokerSettings, CommonSettings
 
 Record = tuple[str, bytes, bytes]
 """(topic, key, value) ready to send."""
@@ -49,7 +49,7 @@ def bench_broker(data_dir: Path) -> Iterator[BrokerInfo]:
 
 def make_producer(bootstrap: str, linger_ms: int = 5) -> AIOKafkaProducer:
     """The same producer settings as ingest's Publisher, so the limit is the one ingest can reach."""
-    # The same partitioner as ingest: a symbol's ticks share a partition (see arbstream.kafka.tick_partition).
+    # The same partitioner as ingest: a symbol's ticks share a partition (see plumbing.kafka.tick_partition).
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         linger_ms=linger_ms,

@@ -33,7 +33,7 @@ from arbstream.bench.worker import (
     worker_env,
     worker_stats,
 )
-from arbstream.kafka import ensure_topics
+from plumbing.kafka import ensure_topics
 from schemas.arbitrage import WorkerStats
 from schemas.topics import base_of_ticks_topic
 

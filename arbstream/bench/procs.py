@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arbstream.broker import die_with_parent
-from arbstream.settings import REPO_ROOT
+from plumbing.broker import die_with_parent
+from plumbing.settings import REPO_ROOT
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -24,8 +24,8 @@ from arbstream.bench.kafka_io import OffsetProbe, make_producer
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource, stamped
 from arbstream.bench.worker import changelog, processed, produce_ticks, start_ready, wait_processed, worker_env
-from arbstream.kafka import ensure_topics
 from ingest.publisher import tick_records
+from plumbing.kafka import ensure_topics
 
 SESSION_TIMEOUT_S = 10
 FEED_TICKS_PER_S = 100

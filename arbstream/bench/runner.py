@@ -31,8 +31,8 @@ from arbstream.bench.recovery import run_recovery
 from arbstream.bench.replay_stage import run_replay_stage
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.websocket_stage import run_websocket_stage
-from arbstream.errors import ConfigError
-from arbstream.settings import REPO_ROOT
+from plumbing.errors import ConfigError
+from plumbing.settings import REPO_ROOT
 
 STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery", "api", "replay")
 LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {

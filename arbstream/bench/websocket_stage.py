@@ -25,8 +25,8 @@ from arbstream.bench.latency import offer
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.worker import start_ready, worker_env
-from arbstream.broker import free_port
-from arbstream.kafka import ensure_topics
+from plumbing.broker import free_port
+from plumbing.kafka import ensure_topics
 from schemas.topics import OPPORTUNITIES, topic_name
 
 CLIENT_COUNTS = (1, 100, 1000)

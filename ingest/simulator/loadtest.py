@@ -22,10 +22,10 @@ from typing import Any
 
 import aiohttp
 
-from arbstream.broker import free_port
-from arbstream.errors import ArbstreamError
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import load_json
+from plumbing.broker import free_port
+from plumbing.errors import ArbstreamError
 from schemas.market import Instrument
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

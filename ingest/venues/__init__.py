@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from arbstream.errors import ConfigError
 from ingest.venues.base import Venue
+from plumbing.errors import ConfigError
 
 VENUE_NAMES: tuple[str, ...] = (
     "binance",

@@ -23,7 +23,7 @@ import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 log = logging.getLogger(__name__)

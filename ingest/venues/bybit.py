@@ -49,7 +49,6 @@ import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -63,6 +62,7 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Instrument
 
 BOOK = "orderbook.1"

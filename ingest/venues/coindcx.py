@@ -42,7 +42,6 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -56,6 +55,7 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Instrument
 
 log = logging.getLogger(__name__)

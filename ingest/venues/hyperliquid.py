@@ -44,7 +44,6 @@ import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -58,6 +57,7 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 log = logging.getLogger(__name__)

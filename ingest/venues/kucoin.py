@@ -43,7 +43,6 @@ import aiohttp
 import msgspec
 import orjson
 
-from arbstream.errors import RetryableError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -57,6 +56,7 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Instrument
 
 TICKER = "/contractMarket/tickerV2"

@@ -42,7 +42,6 @@ from typing import Any, ClassVar, NamedTuple
 import msgspec
 import orjson
 
-from arbstream.errors import ConfigError
 from ingest.venues.base import (
     Connection,
     FrameError,
@@ -55,6 +54,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
 )
+from plumbing.errors import ConfigError
 from schemas.market import ContractKind, Funding, Instrument
 
 PRODUCTS_PATH = "/public/products"

@@ -11,13 +11,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from arbstream.errors import RetryableError
 from ingest.instruments import BUNDLED_DIR, load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.binance import BinanceSim
 from ingest.venues.base import FrameError, load_json
 from ingest.venues.binance import EXCHANGE_INFO, FUNDING_INFO, TICKER_24H, Binance
+from plumbing.errors import RetryableError
 from processors.funding import funding_apr
 from schemas.market import Funding, Quote
 from tests.venues.conftest import fixture_frames

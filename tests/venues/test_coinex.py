@@ -23,8 +23,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from arbstream.broker import free_port
-from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
 from ingest.plan import sticky_plan
 from ingest.runner import ConnectionRunner, RunnerConfig
@@ -34,6 +32,8 @@ from ingest.simulator.server import Simulator
 from ingest.simulator.venues.coinex import CoinexSim
 from ingest.venues.base import Connection, FrameError, load_json
 from ingest.venues.coinex import Coinex
+from plumbing.broker import free_port
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
 from tests.venues.conftest import FRAMES_DIR, fixture_frames
 from tests.venues.listing_specs import generated_specs, listed, round_trip

@@ -10,7 +10,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from arbstream.errors import RetryableError
 from ingest.instruments import load_venue_instruments
 from ingest.simulator.base import ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
@@ -18,6 +17,7 @@ from ingest.simulator.server import Simulator
 from ingest.simulator.venues.kucoin import KucoinSim
 from ingest.venues.base import Connection, FrameError, make_instrument
 from ingest.venues.kucoin import Kucoin
+from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
 from tests.venues.generated_specs import round_trip, specs

@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from arbstream.errors import ConfigError
 from ingest.instruments import load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues.phemex import PhemexSim
 from ingest.venues.base import FrameError, Parsed, make_instrument
 from ingest.venues.phemex import BOOK_FRESH_NS, BOOK_SEEN, SCALES, TICKERS_PATH, Phemex, Scales
+from plumbing.errors import ConfigError
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
 from tests.venues.listing_specs import generated_specs, listed, round_trip, served_round_trip

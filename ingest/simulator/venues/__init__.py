@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from arbstream.errors import ConfigError
 from ingest.simulator.base import VenueSim
+from plumbing.errors import ConfigError
 
 
 def sim_class(name: str) -> type[VenueSim]:

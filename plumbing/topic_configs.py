@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from arbstream.errors import FatalError
+from plumbing.errors import FatalError
 
 log = logging.getLogger(__name__)
 

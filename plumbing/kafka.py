@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from arbstream.errors import BrokerNotReadyError, ConfigError
+from plumbing.errors import BrokerNotReadyError, ConfigError
 
 PROBE_TOPIC = "__arbstream_probe"
 
@@ -128,7 +128,7 @@ def resolve_bootstrap(configured: str | None, host: str = "127.0.0.1", port: int
     """
     if configured:
         return configured
-    from arbstream.broker import port_in_use
+    from plumbing.broker import port_in_use
 
     if port_in_use(host, port):
         return f"{host}:{port}"

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from arbstream.errors import BrokerNotReadyError, BrokerStartError
-from arbstream.kafka import wait_until_ready
-from arbstream.settings import REPO_ROOT, BrokerSettings
+from plumbing.errors import BrokerNotReadyError, BrokerStartError
+from plumbing.kafka import wait_until_ready
+from plumbing.settings import REPO_ROOT, BrokerSettings
 
 log = logging.getLogger(__name__)
 
