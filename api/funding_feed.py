@@ -21,7 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from api.funding_state import FundingHistory, SettlementTracker
 from api.readmodel import ReadModel
 from plumbing.kafka import ensure_topics
-from schemas.arbitrage import FundingOpportunity, decode_funding_event
+from schemas.arbitrage import FundingEpisodeClosed, FundingOpportunity, decode_funding_event
 from schemas.funding import FundingSettlement, decode_settlement, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, FUNDING_SETTLEMENTS, SETTLEMENTS_CONFIG, topic_name
 
@@ -40,6 +40,7 @@ Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 SCAN_INTERVAL_S = 1.0
 PRUNE_INTERVAL_S = 3_600.0
 ALERTS_KEEP = 1_000
+E = TypeVar("E", FundingOpportunity, FundingEpisodeClosed)
 
 
 class FundingFeed:
@@ -52,14 +53,16 @@ class FundingFeed:
         self.history = FundingHistory()
         self.tracker = SettlementTracker()
         self.alerts: OrderedDict[str, FundingOpportunity] = OrderedDict()
+        self.closed: OrderedDict[str, FundingEpisodeClosed] = OrderedDict()
+        """The worker's closed funding episodes (same topic as the alerts), newest last."""
         self.history_loaded = bootstrap is None
         """The settlements topic has been read up to where it ended at start (always, without Kafka)."""
         self.written = 0
         self.undecodable = 0
         self.version = 0
         """Bumped when the history or the alerts change (lets pushes skip an unchanged state)."""
-        self.listeners: list[Callable[[list[FundingOpportunity]], None]] = []
-        """Called with new funding alerts once loaded (the WebSocket channel)."""
+        self.listeners: list[Callable[[list[FundingOpportunity | FundingEpisodeClosed]], None]] = []
+        """Called with new funding alerts and closed episodes once loaded (the WebSocket channel)."""
         self._seen: dict[str, int] = {}
         self._targets: dict[TopicPartition, int] | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -84,14 +87,14 @@ class FundingFeed:
             self.version += 1
         self.tracker.settled_up_to(settlement.instrument_id, settlement.settled_ts_ns)
 
-    def add_alert(self, alert: FundingOpportunity) -> bool:
-        if alert.event_id in self.alerts:  # at-least-once delivery
-            return False
-        self.alerts[alert.event_id] = alert
-        while len(self.alerts) > ALERTS_KEEP:
-            self.alerts.popitem(last=False)
-        self.version += 1
-        return True
+    def add_alert(self, event: FundingOpportunity | FundingEpisodeClosed) -> bool:
+        """Keep an alert or a closed episode (by event id: at-least-once delivery); True when new."""
+        if isinstance(event, FundingOpportunity):
+            fresh = _keep(self.alerts, event.event_id, event)
+        else:
+            fresh = _keep(self.closed, event.event_id, event)
+        self.version += fresh
+        return fresh
 
     # -- the task --------------------------------------------------------------
     async def run(self) -> None:
@@ -180,7 +183,7 @@ class FundingFeed:
         )
 
     def _apply(self, batch: dict[TopicPartition, list[Record]]) -> None:
-        fresh: list[FundingOpportunity] = []
+        fresh: list[FundingOpportunity | FundingEpisodeClosed] = []
         for tp, records in batch.items():
             if records:
                 self._positions[tp] = records[-1].offset + 1
@@ -198,3 +201,13 @@ class FundingFeed:
         if fresh and self.history_loaded:
             for listener in self.listeners:
                 listener(fresh)
+
+
+def _keep(kept: OrderedDict[str, E], event_id: str, event: E) -> bool:
+    """Add unless already there; the oldest go beyond :data:`ALERTS_KEEP`."""
+    if event_id in kept:
+        return False
+    kept[event_id] = event
+    while len(kept) > ALERTS_KEEP:
+        kept.popitem(last=False)
+    return True

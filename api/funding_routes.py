@@ -20,7 +20,7 @@ from api.funding_coin_views import coin_detail, funding_history, funding_stats
 from api.funding_feed import FundingFeed
 from api.funding_models import CoinDetailOut, FundingHistoryOut, FundingStatsOut, FundingTableOut, PairsOut
 from api.funding_pair_views import best_pairs
-from api.funding_stream import FundingAlertsOut, FundingPublisher, alert_out
+from api.funding_stream import FundingAlertsOut, FundingPublisher, alert_out, episode_out
 from api.funding_views import FundingInputs, funding_table
 from api.routes import LOADING, NOT_FOUND, Ctx, SymbolPath, _symbol
 from api.supervise import Backoff, Supervisor
@@ -139,12 +139,18 @@ async def funding_alerts_route(
     symbol: Annotated[str | None, Query(max_length=64, description="only this symbol")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
-    """The worker's recent funding-rate alerts (`funding-opportunities`: APR gap at least
-    ARBSTREAM_FUNDING_OPEN_APR, one per pair per cooldown), APRs in percent, newest first."""
+    """The worker's recent funding-rate alerts and closed funding episodes (`funding-opportunities`):
+    a pair's episode opens when its APR differential net of the amortised entry cost reaches
+    ARBSTREAM_FUNDING_OPEN_APR and closes under ARBSTREAM_FUNDING_CLOSE_APR or when a leg becomes
+    unusable; an opening alerts unless the symbol alerted within ARBSTREAM_FUNDING_COOLDOWN_S.
+    APRs in percent, newest first."""
     assert ctx.funding is not None
     wanted = _symbol(ctx, symbol) if symbol is not None else None
     alerts = [a for a in reversed(ctx.funding.alerts.values()) if wanted is None or a.symbol == wanted]
-    return wire(FundingAlertsOut(alerts=[alert_out(a) for a in alerts[:limit]]))
+    closed = [c for c in reversed(ctx.funding.closed.values()) if wanted is None or c.symbol == wanted]
+    return wire(
+        FundingAlertsOut(alerts=[alert_out(a) for a in alerts[:limit]], closed=[episode_out(c) for c in closed[:limit]])
+    )
 
 
 @router.get("/api/funding-history/{symbol}", response_model=FundingHistoryOut, responses=LOADING | NOT_FOUND)

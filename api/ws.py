@@ -38,7 +38,7 @@ from fastapi import APIRouter, Response, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.context import ApiContext, now_ns
-from api.funding_stream import FundingAlertOut, FundingPairsUpdate
+from api.funding_stream import FundingAlertOut, FundingEpisodeOut, FundingPairsUpdate
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
 from api.security import origin_allowed
@@ -92,6 +92,7 @@ MESSAGE_DATA: dict[str, Any] = {
     "snapshot": Snapshot,
     "funding_pairs": FundingPairsUpdate,
     "funding_alert": FundingAlertOut,
+    "funding_episode_closed": FundingEpisodeOut,
     "error": WsError,
     "pong": WsPong,
 }

@@ -22,7 +22,7 @@ import msgspec
 
 from processors.arbitrage import ArbConfig, FastBook, process_quote
 from processors.funding import FundingConfig, process_funding
-from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
+from schemas.arbitrage import EpisodeClosed, FundingEpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.market import Funding, Health, Quote, decode_ticks
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Emitted:
     alerts: list[Opportunity] = field(default_factory=list)
     closed: list[EpisodeClosed] = field(default_factory=list)
     funding: list[FundingOpportunity] = field(default_factory=list)
+    funding_closed: list[FundingEpisodeClosed] = field(default_factory=list)
 
 
 def decode_record(record: TickRecord) -> list[Quote | Funding] | str:
@@ -192,9 +193,10 @@ class Engine:
     def _step(self, base: str, slot: Slot, event: Quote | Funding, health: dict[str, Health], out: Emitted) -> None:
         state = slot.state
         if isinstance(event, Funding):
-            alerts = process_funding(base, state, event, self.funding_config)
-            out.funding += alerts
-            slot.urgent = slot.urgent or bool(alerts)  # a funding cooldown started
+            funded = process_funding(base, state, event, self.funding_config, health)
+            out.funding += funded.alerts
+            out.funding_closed += funded.closed
+            slot.urgent = slot.urgent or funded.transitions > 0  # a funding episode or cooldown moved
             slot.dirty = True
             return
         outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)

@@ -157,6 +157,8 @@ class EngineHost:
         for funding in out.funding:
             value = encode_arb(msgspec.structs.replace(funding, emitted_ts_ns=emitted))
             await self._send(self.topics.funding, key, value)
+        for ended in out.funding_closed:
+            await self._send(self.topics.funding, key, encode_arb(ended))
 
     async def _send(self, topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
         """Everything the worker writes goes to its symbol's partition, so one symbol's events keep one order.

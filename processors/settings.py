@@ -93,9 +93,13 @@ class WorkerSettings(CommonSettings):
     cooldown_s: int = Field(default=300, ge=0)
     cooldown_break_ratio: Decimal = Field(default=Decimal(2), gt=1)
     quote_bridges: dict[str, str] = Field(default_factory=dict)
-    funding_open_apr: Decimal = Field(default=Decimal("0.10"), gt=0, description="funding APR spread that alerts")
+    funding_open_apr: Decimal = Field(
+        default=Decimal("0.10"), gt=0, description="net funding APR (entry cost amortised) that opens an episode"
+    )
+    funding_close_apr: Decimal = Field(default=Decimal("0.05"), description="net funding APR under which it closes")
+    funding_hold_h: int = Field(default=168, ge=1, description="hours the entry cost is amortised over")
     funding_max_age_ms: int = Field(default=180_000, gt=0)
-    funding_cooldown_s: int = Field(default=3_600, ge=0, description="per instrument pair")
+    funding_cooldown_s: int = Field(default=3_600, ge=0, description="per symbol, between funding alerts")
 
     _split_symbols = field_validator("symbols", mode="before")(split_commas)
 
@@ -108,11 +112,18 @@ class WorkerSettings(CommonSettings):
         return {**DEFAULT_TAKER_FEES, **fees}
 
     def funding_config(self) -> FundingConfig:
+        if self.funding_close_apr > self.funding_open_apr:
+            raise ValueError("funding_close_apr must not exceed funding_open_apr (hysteresis)")
         return FundingConfig(
             open_apr=self.funding_open_apr,
+            close_apr=self.funding_close_apr,
+            hold_h=self.funding_hold_h,
             max_age_ms=self.funding_max_age_ms,
             cooldown_s=self.funding_cooldown_s,
+            cooldown_break_ratio=self.cooldown_break_ratio,
             quote_bridges=self.quote_bridges,
+            taker_fees=self.taker_fees,
+            default_fee=self.default_taker_fee,
         )
 
     def arb_config(self) -> ArbConfig:

@@ -91,17 +91,24 @@ class FundingLeg(msgspec.Struct, frozen=True, kw_only=True):
     age_ms: int
     exchange_ts_ns: int
     receipt_ts_ns: int
+    price: Decimal | None = None
+    """Executable price per base unit when the entry cost was priced: the ask on the long leg,
+    the bid on the short leg (None: no usable quote, the entry cost counts the fees only)."""
+    fee: Decimal | None = None
+    """Taker fee assumed for this venue (fraction)."""
 
 
 class FundingOpportunity(msgspec.Struct, frozen=True, kw_only=True, tag="funding_opportunity", tag_field="type"):
-    """Funding-rate arbitrage: long where funding is low, short where it is high, same base and quote group.
+    """Funding-rate arbitrage alert: a funding episode opened (long where funding is low, short
+    where it is high, same base and quote group) and the symbol was not inside its funding cooldown.
 
-    Not fee-adjusted (the legs are held across funding periods, so the entry and exit
-    fees amortise over the holding time the trader chooses); ``spread_apr`` is gross.
+    ``spread_apr`` is gross; ``net_apr`` subtracts the entry cost amortised over the assumed
+    holding time (``ARBSTREAM_FUNDING_HOLD_H``), the figure the episode opens and closes on
+    (decision 0023).
     """
 
     event_id: str
-    """``<symbol>:funding:<long venue>/<short venue>:<detection ns>``."""
+    """``<symbol>:funding:<long venue>/<short venue>:<episode start ns>``; de-duplicate on it."""
     symbol: str
     long: FundingLeg
     short: FundingLeg
@@ -110,6 +117,52 @@ class FundingOpportunity(msgspec.Struct, frozen=True, kw_only=True, tag="funding
     receipt_ts_ns: int
     detected_ts_ns: int
     emitted_ts_ns: int | None = None
+    entry_cost: Decimal | None = None
+    """Price spread (long ask - short bid) / long ask + both taker fees, fraction of notional; the
+    fees alone when a leg has no usable quote (``priced`` false)."""
+    priced: bool = False
+    """Both legs had usable quotes: the entry cost includes the price spread."""
+    net_apr: Decimal | None = None
+    """spread_apr - entry_cost x 8760 / hold hours."""
+    episode_start_ts_ns: int | None = None
+    cooldown_broken: bool = False
+    """The symbol alerted within its cooldown, but this net APR is at least the break ratio times the last."""
+
+
+class FundingEpisodeClosed(msgspec.Struct, frozen=True, kw_only=True, tag="funding_episode_closed", tag_field="type"):
+    """A funding episode ended: its net APR fell under the close threshold or a leg became unusable.
+    On ``funding-opportunities`` next to the alerts (same key, the symbol)."""
+
+    event_id: str
+    """The episode's id, as its alert's (``<symbol>:funding:<long>/<short>:<start ns>``)."""
+    symbol: str
+    long_venue: str
+    short_venue: str
+    long_instrument_id: str
+    short_instrument_id: str
+    start_ts_ns: int
+    end_ts_ns: int
+    duration_ms: int
+    peak_net_apr: Decimal
+    last_net_apr: Decimal
+    evaluations: int
+    close_reason: str
+    alerted: bool
+    exchange_ts_ns: int
+    receipt_ts_ns: int
+
+
+class FundingEpisode(msgspec.Struct, kw_only=True):
+    """An open funding episode of one (long, short) pair of a symbol (table state)."""
+
+    long_instrument_id: str
+    short_instrument_id: str
+    start_ts_ns: int
+    alerted: bool = False
+    evaluations: int = 0
+    peak_net_apr: Decimal = Decimal(0)
+    last_net_apr: Decimal = Decimal(0)
+    last: FundingOpportunity | None = None
 
 
 class Episode(msgspec.Struct, kw_only=True):
@@ -145,8 +198,11 @@ class SymbolState(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_alert_ts_ns: int | None = None
     last_alert_net: Decimal | None = None
     last_tick_ts_ns: int | None = None
-    funding_alerts: dict[str, int] = {}
-    """Last funding-arbitrage alert time per ``<long instrument>|<short instrument>`` (cooldown)."""
+    funding_episodes: dict[str, FundingEpisode] = {}
+    """Open funding episodes keyed by ``<long instrument>|<short instrument>``."""
+    funding_last_alert_ts_ns: int | None = None
+    """The symbol's last funding alert (its funding cooldown, separate from the price one)."""
+    funding_last_alert_net: Decimal | None = None
     applied_offset: int = -1
     """Offset (on the symbol's ``ticks.<BASE>`` partition) of the last tick whose effects this row
     holds. A tick at or below it is already in the state: after a failover it only rebuilds the
@@ -195,11 +251,12 @@ def decode_event(payload: bytes) -> Opportunity | EpisodeClosed:
     return event
 
 
-_funding_decoder = msgspec.json.Decoder(FundingOpportunity)
+FundingEvent = FundingOpportunity | FundingEpisodeClosed
+_funding_decoder = msgspec.json.Decoder(FundingEvent)
 
 
-def decode_funding_event(payload: bytes) -> FundingOpportunity:
-    event: FundingOpportunity = _funding_decoder.decode(payload)
+def decode_funding_event(payload: bytes) -> FundingOpportunity | FundingEpisodeClosed:
+    event: FundingOpportunity | FundingEpisodeClosed = _funding_decoder.decode(payload)
     return event
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, SymbolState
+from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, SymbolState
 from schemas.funding import FundingSettlement
 from schemas.market import Health, Instrument, ListingStatus, TickBatch
 
@@ -23,7 +23,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "health": Health,
     "opportunities": Opportunity,
     "opportunity-episodes": EpisodeClosed,
-    "funding-opportunities": FundingOpportunity,
+    "funding-opportunities": FundingEvent,
     "funding-settlements": FundingSettlement,
     "symbols-changelog": SymbolState,
     "instruments": Instrument,

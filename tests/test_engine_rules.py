@@ -198,11 +198,13 @@ def test_funding_alerts_of_one_batch_all_come_out_with_their_symbol() -> None:
     binance = msgspec.structs.replace(funding("0.001"), instrument_id="BTC-USDT-PERP@binance", venue="binance")
     gate = msgspec.structs.replace(funding("0.002"), instrument_id="BTC-USDT-PERP@gate", venue="gate")
     out = e.apply_batch("BTC", [Rec(0, b"BTC", encode_ticks([funding("0"), binance, gate]), stamp)], {}, stamp)
-    assert [(a.symbol, a.long.venue, a.short.venue) for a in out.funding] == [
-        ("BTC", "okx", "binance"),
-        ("BTC", "okx", "gate"),
-        ("BTC", "binance", "gate"),
+    # Three funding episodes open; the per-symbol cooldown lets the first alert and the second
+    # (twice the first's net APR breaks it), not the third (processors.funding).
+    assert [(a.symbol, a.long.venue, a.short.venue, a.cooldown_broken) for a in out.funding] == [
+        ("BTC", "okx", "binance", False),
+        ("BTC", "okx", "gate", True),
     ]
+    assert len(e.slots["BTC"].state.funding_episodes) == 3
 
 
 def test_every_reject_is_logged_with_symbol_offset_and_reason_then_throttled(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,6 +19,7 @@ from tests.test_funding_support import (
     OK,
     funding,
     funding_alert,
+    funding_closed,
     funding_history,
     funding_model,
     funding_universe,
@@ -208,4 +209,9 @@ def test_recent_funding_alerts_newest_first_without_duplicates() -> None:
             ("ETH", 1, D("48.18")),
         ]
         assert [a["event_id"] for a in get(url + "/api/funding-alerts?symbol=ethusdt")["alerts"]] == [first.event_id]
+        assert get(url + "/api/funding-alerts")["closed"] == []
+        closed = funding_closed("ETH", 1, 5)
+        assert ctx.funding.add_alert(closed) and not ctx.funding.add_alert(closed)
+        (ended,) = get(url + "/api/funding-alerts?symbol=ETH")["closed"]
+        assert (ended["event_id"], ended["start_time"], ended["end_time"]) == (first.event_id, 1, 5)
         assert get_json(url + "/api/funding-alerts?symbol=NOPE")[0] == 404

@@ -15,7 +15,7 @@ from api.funding_stream import FundingPublisher
 from api.hub import Client, Filter
 from api.main import build_context, create_app
 from tests.test_api_support import get_json, scenario_settings, serve
-from tests.test_funding_support import BY, HL, funding_alert, funding_model, funding_universe
+from tests.test_funding_support import BY, HL, funding_alert, funding_closed, funding_model, funding_universe
 
 D = Decimal
 
@@ -84,5 +84,23 @@ def test_funding_alerts_go_to_subscribers_of_both_legs() -> None:
         "short_apr": D("39.42"),
         "spread_apr": D("48.18"),
         "detected_time": 7,
+        "net_apr": D("43"),
+        "entry_cost": D("0.1"),
+        "priced": True,
+        "long_price": D(2000),
+        "short_price": D(2000),
+        "episode_start_time": 7,
+        "cooldown_broken": False,
     }
+    assert okx_only.events == [] and prices_only.events == []
+    closed = funding_closed("ETH", 7, 9)
+    FundingPublisher(ctx).on_alerts([closed])
+    assert [kind for kind, _ in everyone.events] == ["funding_alert", "funding_episode_closed"]
+    ended = json.loads(everyone.events[1][1], parse_float=Decimal)
+    assert (ended["event_id"], ended["duration_ms"], ended["peak_net_apr"], ended["close_reason"]) == (
+        alert.event_id,
+        2,
+        D("43"),
+        "stale funding rate",
+    )
     assert okx_only.events == [] and prices_only.events == []
