@@ -45,6 +45,9 @@ class IngestSettings(CommonSettings):
     record_dir: Path | None = Field(default=None, description="also write raw frames here (rotating .jsonl.gz)")
     record_rotate_mb: int = Field(default=64, ge=1)
     metrics_port: int | None = Field(default=None, description="serve Prometheus metrics on this port")
+    funding_backfill_days: int = Field(
+        default=30, ge=0, le=35, description="fetch this many days of funding history from the venues on start; 0: off"
+    )
 
     _split_lists = field_validator("venues", "symbols", "quote_groups", "exclude", mode="before")(split_commas)
 
@@ -71,6 +74,9 @@ class SimulatorSettings(CommonSettings):
     simulator_tick_ms: int = Field(default=20, ge=5, description="pump period: due updates are sent in batches")
     simulator_auto_dislocations: bool = True
     simulator_dislocation_every_ms: int = Field(default=10_000, ge=100, description="one planted dislocation per")
+    simulator_planted_carry: bool = Field(
+        default=True, description="plant a funding carry on one base's 1 h / 4 h / 8 h venues (ingest.simulator.carry)"
+    )
     simulator_seed: int = Field(default=11, description="seed of the generated market (same seed, same market)")
 
     _split_lists = field_validator("venues", "symbols", mode="before")(split_commas)

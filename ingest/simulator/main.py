@@ -40,6 +40,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
         reference_prices=market.reference_prices,
         listings_from_instruments=True,
         dislocation_every_ms=settings.simulator_dislocation_every_ms,
+        planted_carry=settings.simulator_planted_carry,
     )
 
 

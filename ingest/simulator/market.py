@@ -60,6 +60,20 @@ class Dislocation:
     until_ms: int
 
 
+@dataclass(frozen=True)
+class PlantedCarry:
+    """A funding dislocation: ``venue``'s instruments of ``base`` fund at exactly ``rate`` per
+    interval (no noise) until ``until_ms`` (None: until replaced). With ``first_settlement_ms``
+    their next funding time is that instant and then every interval after it, instead of the UTC
+    grid, so a demo or a test sees a settlement of the planted rate within seconds."""
+
+    base: str
+    venue: str
+    rate: Decimal
+    until_ms: int | None = None
+    first_settlement_ms: int | None = None
+
+
 @dataclass
 class _Book:
     """Per-instrument constants computed once, so quoting is integer math plus two Decimal products."""
@@ -93,6 +107,8 @@ class Market:
     """Price of one base unit per base; START_PRICES, then 10, where missing."""
     walks: dict[str, int] = field(default_factory=dict)
     dislocations: list[Dislocation] = field(default_factory=list)
+    carries: dict[tuple[str, str], PlantedCarry] = field(default_factory=dict)
+    """Planted funding dislocations by (base, venue)."""
     _rng: random.Random = field(init=False)
     _books: dict[str, _Book] = field(init=False)
     _shifts: dict[tuple[str, str], int] = field(init=False)
@@ -169,13 +185,21 @@ class Market:
         bid, ask = Decimal(bid_ticks) * tick, Decimal(ask_ticks) * tick
         return SimQuote(bid, ask, sizes[bits & 15], sizes[bits >> 4 & 15], now_ms)
 
+    def plant_carry(self, carry: PlantedCarry) -> None:
+        """Fix ``carry.venue``'s funding rate of ``carry.base`` (replaces an earlier carry there)."""
+        self.carries[carry.base.upper(), carry.venue] = carry
+
     def funding(self, inst: Instrument, now_ms: int) -> SimFunding:
         book = self._books.get(inst.instrument_id) or self._add(inst)
-        rate = Decimal(book.funding_level + self._rng.randint(-3, 3)).scaleb(-6)
+        noise = self._rng.randint(-3, 3)  # drawn even when planted: the other instruments' draws stay the same
+        carry = self.carries.get((inst.base, inst.venue))
+        if carry is not None and carry.until_ms is not None and carry.until_ms <= now_ms:
+            del self.carries[inst.base, inst.venue]
+            carry = None
+        rate = carry.rate if carry is not None else Decimal(book.funding_level + noise).scaleb(-6)
         mark = Decimal(book.ref_ticks * (UNIT + self.walks[inst.base]) // UNIT) * book.tick
         interval_ms = (inst.funding_interval_h or 8) * 3600 * 1000
-        next_ms = (now_ms // interval_ms + 1) * interval_ms
-        return SimFunding(rate, mark, mark, next_ms, now_ms)
+        return SimFunding(rate, mark, mark, next_settlement_ms(now_ms, interval_ms, carry), now_ms)
 
     def _add(self, inst: Instrument) -> _Book:
         """An instrument the market was not built with (tests quote ad-hoc ones)."""
@@ -183,3 +207,14 @@ class Market:
         self.walks.setdefault(inst.base, 0)
         book = self._books[inst.instrument_id] = self._book(inst)
         return book
+
+
+def next_settlement_ms(now_ms: int, interval_ms: int, carry: PlantedCarry | None = None) -> int:
+    """The next funding time after ``now_ms``: the UTC grid of the interval, or a planted carry's
+    schedule (its first settlement, then every interval after it)."""
+    first = carry.first_settlement_ms if carry is not None else None
+    if first is None:
+        return (now_ms // interval_ms + 1) * interval_ms
+    if now_ms < first:
+        return first
+    return first + ((now_ms - first) // interval_ms + 1) * interval_ms

@@ -6,6 +6,10 @@ Fault injection (all ``POST``, ``venue`` may be ``all``):
   /control/malformed?venue=V            send one malformed frame on every connection of V
   /control/gap?venue=V                  skip one sequence number on the next frame
   /control/dislocate?base=B&venue=V&bps=N&seconds=S   plant a cross-venue dislocation
+  /control/carry?base=B&venue=V&rate=R[&seconds=S][&settle_in=S]   fix V's funding rate of B at R
+      per interval (a planted carry; without seconds until replaced); settle_in: its next funding
+      time is that many seconds away, then every interval after (a settlement within a test)
+``GET /control/carries`` lists the planted carries (``ingest.simulator.carry``).
 ``GET /control/status`` reports connections and subscriptions per venue; ``GET /control/stats``
 the pump's counters (updates sent, updates dropped for slow clients or a late pump) and rates.
 
@@ -31,9 +35,10 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession, VenueSim
+from ingest.simulator.carry import default_carry
 from ingest.simulator.clients import SimClient, socketio_clients, websocket_client
 from ingest.simulator.listing_routes import listing_routes
-from ingest.simulator.market import Market, SimFunding, SimQuote
+from ingest.simulator.market import Market, PlantedCarry, SimFunding, SimQuote
 from ingest.simulator.schedule import FLOOR_PER_S, NS, Schedule, uniform_rates
 from ingest.simulator.venues import sim_class
 from schemas.market import Instrument
@@ -57,6 +62,8 @@ class Simulator:
     listings_from_instruments: bool = False
     """REST listings are ``sim.listing(instruments)`` (the generated market) instead of the bundled files."""
     dislocation_every_ms: int = 20_000
+    planted_carry: bool = False
+    """Plant :func:`ingest.simulator.carry.default_carry` at start (``arbstream simulate`` does)."""
     clock: Callable[[], int] = time.time_ns
     market: Market = field(init=False)
     sims: dict[str, VenueSim] = field(init=False)
@@ -86,6 +93,10 @@ class Simulator:
         self.books = Schedule(book_rates, start, seed=1, every_step=self.rates is None and self.tick_ms == 0)
         self.fundings = Schedule(uniform_rates(ids, 1000 / max(1, self.funding_every_ms)), start, seed=2)
         self._last_burst = 0
+        if self.planted_carry:
+            for carry in default_carry(tracked):
+                self.market.plant_carry(carry)
+                log.info("simulator: planted carry %s on %s at %s per interval", carry.base, carry.venue, carry.rate)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -100,6 +111,7 @@ class Simulator:
         app.router.add_post("/control/{action}", self._control)
         app.router.add_get("/control/status", self._status)
         app.router.add_get("/control/stats", self._stats)
+        app.router.add_get("/control/carries", self._carries)
         app.cleanup_ctx.append(self._pump_ctx)
         return app
 
@@ -262,6 +274,8 @@ class Simulator:
                         client.session.skip_sequence = True
             elif action == "dislocate":
                 self._dislocate(targets, query["base"], Decimal(query["bps"]), float(query.get("seconds", "10")))
+            elif action == "carry":
+                self._carry(targets, query)
             else:
                 raise web.HTTPNotFound(text=f"unknown control action {action!r}")
         except (KeyError, ValueError, InvalidOperation) as exc:
@@ -274,6 +288,31 @@ class Simulator:
         now_ms = self.clock() // 1_000_000
         for venue in venues:
             self.market.plant(base, venue, bps, int(seconds * 1000), now_ms)
+
+    def _carry(self, venues: list[str], query: Mapping[str, str]) -> None:
+        rate = Decimal(query["rate"])
+        if not rate.is_finite() or abs(rate) >= 1:
+            raise ValueError(f"rate must be a finite fraction per interval within ±1, not {rate}")
+        now_ms = self.clock() // 1_000_000
+        seconds, settle_in = query.get("seconds"), query.get("settle_in")
+        for venue in venues:
+            self.market.plant_carry(
+                PlantedCarry(
+                    base=query["base"].upper(),
+                    venue=venue,
+                    rate=rate,
+                    until_ms=now_ms + int(float(seconds) * 1000) if seconds is not None else None,
+                    first_settlement_ms=now_ms + int(float(settle_in) * 1000) if settle_in is not None else None,
+                )
+            )
+
+    async def _carries(self, _request: web.Request) -> web.Response:
+        carries = [
+            {"base": c.base, "venue": c.venue, "rate": str(c.rate), "until_ms": c.until_ms,
+             "first_settlement_ms": c.first_settlement_ms}
+            for c in self.market.carries.values()
+        ]  # fmt: skip
+        return web.json_response(carries)
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(
