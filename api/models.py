@@ -352,6 +352,18 @@ class ConnectionOut(BaseModel):
     reported_age_ms: int = Field(description="now - time of the last health snapshot")
 
 
+class FundingBackfillOut(BaseModel):
+    """Progress of the funding-history backfill from the venue's REST endpoint (decision 0023)."""
+
+    state: Literal["pending", "running", "done", "unreachable", "unsupported"]
+    instruments: int
+    done: int
+    written: int = Field(description="settlements published to funding-settlements")
+    skipped: int = Field(description="instruments whose history the topic already held")
+    errors: int = Field(description="failed instrument fetches (HTTP error, unreachable, payload not understood)")
+    last_error: str
+
+
 class ListingOut(BaseModel):
     """Which instrument listing a venue's connections use (ingest's ``listings`` topic)."""
 
@@ -366,6 +378,9 @@ class ListingOut(BaseModel):
     tracked: int = Field(description="of them in the tracked universe")
     error: str = Field(description="why the latest live fetch failed ('' when it succeeded)")
     reported_age_s: float = Field(description="how old this status report from ingest is, seconds")
+    funding_backfill: FundingBackfillOut | None = Field(
+        default=None, description="ingest's funding-history backfill from this venue; null when off or not started"
+    )
 
 
 class VenueOut(BaseModel):

@@ -8,12 +8,14 @@ backwards because ingest restarted).
 
 from __future__ import annotations
 
-from api.models import ConnectionOut, ListingOut, VenueOut
+import msgspec
+
+from api.models import ConnectionOut, FundingBackfillOut, ListingOut, VenueOut
 from api.readmodel import ReadModel
 from api.universe import Universe
 from api.views_prices import age_ms, iso, ms
 from processors.arbitrage import UNHEALTHY, ArbConfig
-from schemas.market import Health, ListingStatus, Quote
+from schemas.market import BackfillStatus, Health, ListingStatus, Quote
 
 
 def _rate(now: int, before: int, now_ts: int, before_ts: int) -> float | None:
@@ -83,7 +85,12 @@ def listing_out(status: ListingStatus | None, now_ns: int) -> ListingOut | None:
         tracked=status.tracked,
         error=status.error,
         reported_age_s=round((now_ns - status.exchange_ts_ns) / 1e9, 3),
+        funding_backfill=backfill_out(status.funding_backfill),
     )
+
+
+def backfill_out(status: BackfillStatus | None) -> FundingBackfillOut | None:
+    return None if status is None else FundingBackfillOut.model_validate(msgspec.structs.asdict(status))
 
 
 def venues_out(model: ReadModel, universe: Universe, now_ns: int, config: ArbConfig) -> list[VenueOut]:

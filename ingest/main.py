@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY, start_http_server
 from ingest import listings as listing_io
 from ingest.catalog import Catalog
 from ingest.control import ControlFollower
+from ingest.funding_backfill import BackfillCollector, FundingBackfill, SettlementWriter, run_backfill, with_backfill
 from ingest.instruments import load_all
 from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_instruments
 from ingest.metrics import IngestCollector
@@ -133,6 +134,8 @@ class IngestService:
         self._lock = asyncio.Lock()
         """One re-plan at a time: late start-up listings and periodic refreshes both re-plan."""
         self._late: asyncio.Task[None] | None = None
+        self.backfill: FundingBackfill | None = None
+        """Funding-history backfill whose per-venue progress rides on the listing statuses."""
 
     def rest_base(self, venue: str) -> str:
         return venue_bases(self.settings, venue)[1]
@@ -236,7 +239,9 @@ class IngestService:
 
     async def _publish_statuses(self) -> None:
         if self.catalog is not None:
-            await self.catalog.publish_statuses(listing_io.statuses(self.listings, self.tracked))
+            statuses = listing_io.statuses(self.listings, self.tracked)
+            backfill = self.backfill.statuses() if self.backfill is not None else {}
+            await self.catalog.publish_statuses(with_backfill(statuses, backfill))
 
     async def _ensure_tick_topics(self, bases: set[str]) -> None:
         new = sorted(bases - self._tick_bases)
@@ -294,10 +299,19 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
         service = IngestService(settings, http, on_events, on_health, bootstrap)
         refresher: asyncio.Task[None] | None = None
         control: asyncio.Task[None] | None = None
+        backfill: asyncio.Task[None] | None = None
         try:
             await service.start()
+            if bootstrap is not None and settings.funding_backfill_days > 0:
+                writer = SettlementWriter(bootstrap, settings.namespace, settings.topic_partitions)
+                service.backfill = FundingBackfill(
+                    http, service.rest_base, settings.funding_backfill_days, writer.publish, service._publish_statuses
+                )
+                backfill = asyncio.create_task(run_backfill(service.backfill, writer, service.tracked), name="backfill")
             if settings.metrics_port is not None:
                 REGISTRY.register(IngestCollector(service.runners, publisher))
+                if service.backfill is not None:
+                    REGISTRY.register(BackfillCollector(service.backfill))
                 start_http_server(settings.metrics_port, addr="127.0.0.1")
             log.info("ingest: %d connections to %s", len(service.runners), ", ".join(service.venues))
             refresher = asyncio.create_task(service.refresh_forever(), name="listing-refresh")
@@ -306,7 +320,7 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
                 control = asyncio.create_task(follower.run(), name="control")
             await _until_signalled()
         finally:
-            for task in (refresher, control):
+            for task in (refresher, control, backfill):
                 if task is not None:
                     task.cancel()
             await service.stop()

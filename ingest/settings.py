@@ -35,7 +35,11 @@ class IngestSettings(CommonSettings):
     simulator_url: str | None = Field(
         default=None, description="http://host:port of `arbstream simulate`; replaces every venue's URLs"
     )
-    queue_size: int = Field(default=20_000, ge=100, description="events buffered between sockets and the producer")
+    queue_size: int = Field(
+        default=20_000,
+        ge=100,
+        description="events pending for the producer before they are conflated (newest per instrument kept, counted)",
+    )
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     stale_after_s: float | None = Field(default=None, gt=0, description="override every venue's stale threshold")

@@ -143,6 +143,23 @@ class ListingSource(StrEnum):
     """Neither live nor cached: the snapshot shipped in ``ingest/data/instruments``."""
 
 
+class BackfillStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Progress of a venue's funding-history backfill from its REST endpoint (decision 0023)."""
+
+    state: str
+    """pending, running, done, unreachable (connections failed, the rest not tried) or
+    unsupported (the venue has no public funding-history endpoint)."""
+    instruments: int
+    done: int
+    written: int
+    """Settlements published to ``funding-settlements``."""
+    skipped: int
+    """Instruments whose history was already on the topic."""
+    errors: int
+    """Failed instrument fetches (HTTP error, unreachable, payload not understood)."""
+    last_error: str = ""
+
+
 class ListingStatus(msgspec.Struct, frozen=True, kw_only=True, tag="listing", tag_field="type"):
     """Which instrument listing a venue's connections use, on the ``listings`` topic keyed by venue."""
 
@@ -155,6 +172,8 @@ class ListingStatus(msgspec.Struct, frozen=True, kw_only=True, tag="listing", ta
     tracked: int
     error: str = ""
     """Why the live fetch failed, when ``source`` is not live."""
+    funding_backfill: BackfillStatus | None = None
+    """The venue's funding-history backfill (None: not started or disabled)."""
     exchange_ts_ns: int
     """Emission time (listings carry no venue time)."""
     receipt_ts_ns: int

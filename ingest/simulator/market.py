@@ -201,6 +201,13 @@ class Market:
         interval_ms = (inst.funding_interval_h or 8) * 3600 * 1000
         return SimFunding(rate, mark, mark, next_settlement_ms(now_ms, interval_ms, carry), now_ms)
 
+    def settled_rate(self, inst: Instrument, settled_ms: int) -> Decimal:
+        """The rate ``inst`` settled at ``settled_ms``: its funding level and a deterministic wobble
+        (same market, same history), as ``funding`` quotes it live."""
+        book = self._books.get(inst.instrument_id) or self._add(inst)
+        wobble = zlib.crc32(f"{self.seed}:{inst.instrument_id}:{settled_ms}".encode()) % 7 - 3
+        return Decimal(book.funding_level + wobble).scaleb(-6)
+
     def _add(self, inst: Instrument) -> _Book:
         """An instrument the market was not built with (tests quote ad-hoc ones)."""
         self.reference_prices.setdefault(inst.base, START_PRICES.get(inst.base, Decimal(10)))

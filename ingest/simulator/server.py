@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 from ingest.simulator.base import BOOK, FUNDING, Frame, RestHandler, SimSession, VenueSim
 from ingest.simulator.carry import default_carry
 from ingest.simulator.clients import SimClient, socketio_clients, websocket_client
+from ingest.simulator.funding_history import with_history_routes
 from ingest.simulator.listing_routes import listing_routes
 from ingest.simulator.market import Market, PlantedCarry, SimFunding, SimQuote
 from ingest.simulator.schedule import FLOOR_PER_S, NS, Schedule, uniform_rates
@@ -119,12 +120,9 @@ class Simulator:
         """The venue's own routes (token endpoints...), listings replaced by the generated ones."""
         routes = dict(sim.rest_routes())
         if self.listings_from_instruments:
-            try:
-                listing = sim.listing(list(sim.by_native.values()))
-            except NotImplementedError:
-                return routes  # the venue serves its bundled listing, which its instruments came from
-            routes.update(listing_routes(listing))
-        return routes
+            with contextlib.suppress(NotImplementedError):  # that venue serves its bundled listing
+                routes.update(listing_routes(sim.listing(list(sim.by_native.values()))))
+        return with_history_routes(sim, routes, self.market, lambda: self.clock() // 1_000_000)
 
     def _ws_handler(self, venue: str, path: str):  # type: ignore[no-untyped-def]
         async def handler(request: web.Request) -> web.WebSocketResponse:

@@ -48,6 +48,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Instrument
 
 BOOK = "bookTicker"
@@ -208,6 +210,31 @@ def _quote_volumes(response: Any) -> dict[str, Decimal]:
         if volume is not None:
             volumes[row["symbol"]] = volume
     return volumes
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /fapi/v1/fundingRate (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+# market-data/rest-api/Get-Funding-Rate-History): symbol, startTime/endTime (ms, inclusive),
+# limit <= 1000, ascending; more rows than limit -> the first `limit` from startTime. Shares
+# 500 requests / 5 min / IP with fundingInfo (which the hourly listing refresh also calls):
+# one request every 0.75 s is 400 / 5 min.
+FUNDING_HISTORY_PATH = "/fapi/v1/fundingRate"
+FUNDING_HISTORY = HistorySpec(page_size=1000, paging=Paging.FORWARD, min_interval_s=0.75)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    params = {"symbol": instrument.native_symbol, "startTime": str(start_ms), "endTime": str(end_ms)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {**params, "limit": str(FUNDING_HISTORY.page_size)})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    """Rows ``{symbol, fundingRate, fundingTime (ms), markPrice}``."""
+    if not isinstance(payload, list):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: expected a list")
+    try:
+        return [settlement(instrument, dec(r["fundingRate"]), ms_to_ns(r["fundingTime"])) for r in payload]
+    except (KeyError, TypeError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: row without {exc}") from exc
 
 
 VENUE = Binance

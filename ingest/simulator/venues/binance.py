@@ -16,9 +16,10 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.funding_history import Settled, instrument, int_param
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.binance import ALL_MARKS, EXCHANGE_INFO, FUNDING_INFO, TICKER_24H
+from ingest.venues.binance import ALL_MARKS, EXCHANGE_INFO, FUNDING_HISTORY_PATH, FUNDING_INFO, TICKER_24H
 from schemas.market import ContractKind, Instrument
 
 _KINDS = {"bookTicker": (BOOK, "/public/stream"), "markPrice@1s": (FUNDING, "/market/stream")}
@@ -38,6 +39,18 @@ def tick_for(price: Decimal, digits: int = 6) -> Decimal:
 class BinanceSim(VenueSim):
     name = "binance"
     ws_paths = ("/public/stream", "/market/stream")
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Ascending; the first ``limit`` (<= 1000) from startTime; neither time: the latest 200."""
+        inst = instrument(self, query.get("symbol"))
+        limit = min(int_param(query, "limit", 100), 1000)
+        now = LISTED_AT_MS * 10  # far future: the window ends at the simulator's clock
+        if "startTime" not in query and "endTime" not in query:
+            rows = settled(inst, 0, now)[-200:]
+        else:
+            rows = settled(inst, int_param(query, "startTime", 0), int_param(query, "endTime", now))[:limit]
+        return [{"symbol": inst.native_symbol, "fundingRate": _text(rate), "fundingTime": t} for t, rate in rows]
 
     # -- generated listings ----------------------------------------------------
     @classmethod
