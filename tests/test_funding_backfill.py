@@ -46,6 +46,10 @@ EXPECTED: dict[str, tuple[Instrument, list[tuple[int, str]]]] = {
         inst("binance", "BTCUSDT"),
         [(1790467200000, "0.00010000"), (1790496000000, "0.00007342"), (1790524800000, "-0.00002150")],
     ),
+    "bybit": (
+        inst("bybit", "ETHUSDT", 4, "ETH"),
+        [(1790524800000, "-0.00012"), (1790539200000, "0.00004863"), (1790553600000, "0.0001")],
+    ),
 }
 
 
@@ -139,6 +143,7 @@ async def test_paging_collects_every_settlement_in_the_window_once(paging: Pagin
 # -- each venue's request against the simulator's endpoint --------------------------------------
 SIM_INSTRUMENTS = {
     "binance": inst("binance", "BTCUSDT", 8),
+    "bybit": inst("bybit", "ETHUSDT", 1, "ETH"),  # 721 hourly rows: four pages of 200
 }
 
 

@@ -62,7 +62,9 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
 from plumbing.errors import RetryableError
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Instrument
 
 BOOK = "orderbook.1"
@@ -371,6 +373,33 @@ def _volumes(response: Any, field_name: str) -> dict[str, Decimal]:
         if volume is not None:
             volumes[row["symbol"]] = volume
     return volumes
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /v5/market/funding/history (https://bybit-exchange.github.io/docs/v5/market/history-fund-rate):
+# category (linear|inverse), symbol, startTime/endTime ms (startTime alone is refused), limit
+# 1..200; rows newest first, so a full page continues before its oldest row. Public REST is
+# limited per IP (600 requests / 5 s, https://bybit-exchange.github.io/docs/v5/rate-limit):
+# 10 requests a second leaves the listings plenty.
+FUNDING_HISTORY_PATH = "/v5/market/funding/history"
+FUNDING_HISTORY = HistorySpec(page_size=200, paging=Paging.BACKWARD, min_interval_s=0.1)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    category = "linear" if instrument.kind is ContractKind.LINEAR else "inverse"
+    params = {"category": category, "symbol": instrument.native_symbol, "startTime": str(start_ms)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {**params, "endTime": str(end_ms), "limit": "200"})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    """``result.list`` rows ``{symbol, fundingRate, fundingRateTimestamp (ms string)}``."""
+    if isinstance(payload, dict) and payload.get("retCode") not in (0, None):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: retCode {payload.get('retCode')}: {payload.get('retMsg')}")
+    try:
+        rows = rows_of(payload, "result", "list")
+        return [settlement(instrument, dec(r["fundingRate"]), ms_to_ns(r["fundingRateTimestamp"])) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
 
 
 VENUE = Bybit

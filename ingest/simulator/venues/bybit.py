@@ -31,9 +31,10 @@ from ingest.simulator.base import (
     to_contracts,
     to_venue_qty,
 )
+from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.bybit import INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS
+from ingest.venues.bybit import FUNDING_HISTORY_PATH, INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS
 from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"orderbook.1": BOOK, "tickers": FUNDING}
@@ -62,6 +63,20 @@ def _side_delta(old: Side, new: Side) -> list[list[str]]:
 class BybitSim(VenueSim):
     name = "bybit"
     ws_paths = tuple(_PATHS)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, at most ``limit`` (<= 200) up to endTime; startTime alone is refused."""
+        inst = instrument(self, query.get("symbol"))
+        if "startTime" in query and "endTime" not in query:
+            raise HistoryError("startTime without endTime")
+        limit = min(int_param(query, "limit", 200), 200)
+        rows = settled(inst, int_param(query, "startTime", 0), int_param(query, "endTime", 2**62))[::-1][:limit]
+        category = query.get("category", "linear")
+        listed = [
+            {"symbol": inst.native_symbol, "fundingRate": _text(r), "fundingRateTimestamp": str(t)} for t, r in rows
+        ]
+        return _envelope(category, listed)
 
     # -- generated listings ----------------------------------------------------
     @classmethod
