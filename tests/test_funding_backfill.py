@@ -50,6 +50,10 @@ EXPECTED: dict[str, tuple[Instrument, list[tuple[int, str]]]] = {
         inst("bybit", "ETHUSDT", 4, "ETH"),
         [(1790524800000, "-0.00012"), (1790539200000, "0.00004863"), (1790553600000, "0.0001")],
     ),
+    "okx": (  # the realised rate where given, else the published one
+        inst("okx", "BTC-USDT-SWAP"),
+        [(1790496000000, "-0.0000212039"), (1790524800000, "0.0001"), (1790553600000, "0.0000911203")],
+    ),
 }
 
 
@@ -144,6 +148,7 @@ async def test_paging_collects_every_settlement_in_the_window_once(paging: Pagin
 SIM_INSTRUMENTS = {
     "binance": inst("binance", "BTCUSDT", 8),
     "bybit": inst("bybit", "ETHUSDT", 1, "ETH"),  # 721 hourly rows: four pages of 200
+    "okx": inst("okx", "BTC-USDT-SWAP", 4),
 }
 
 

@@ -56,6 +56,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 BOOK = "bbo-tbt"
@@ -311,6 +313,36 @@ def _interval_h(settle_ms: int | None, after_ms: int | None) -> int | None:
         return None
     hours, rest = divmod(after_ms - settle_ms, HOUR_MS)
     return hours if hours > 0 and rest == 0 else None
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v5/public/funding-rate-history (https://www.okx.com/docs-v5/en/#public-data-rest-api-
+# get-funding-rate-history): instId, `after` (rows with fundingTime earlier than it), `before`
+# (later than it), limit <= 100, newest first. `realizedRate` is the rate actually settled
+# (`fundingRate` the one published before it). Limit: 10 requests / 2 s per IP and instId; the
+# backfill asks at most 5 a second.
+FUNDING_HISTORY_PATH = "/api/v5/public/funding-rate-history"
+FUNDING_HISTORY = HistorySpec(page_size=100, paging=Paging.BACKWARD, min_interval_s=0.2)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    params = {"instId": instrument.native_symbol, "after": str(end_ms + 1), "before": str(start_ms - 1)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {**params, "limit": str(FUNDING_HISTORY.page_size)})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    """``data`` rows ``{instId, fundingRate, realizedRate, fundingTime (ms string), method, ...}``."""
+    if isinstance(payload, dict) and payload.get("code") not in ("0", None):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: code {payload.get('code')}: {payload.get('msg')}")
+    try:
+        return [settlement(instrument, _settled_rate(r), ms_to_ns(r["fundingTime"])) for r in rows_of(payload, "data")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
+
+
+def _settled_rate(row: dict[str, Any]) -> Decimal | None:
+    realized = dec(row.get("realizedRate"))  # "" on rows written before OKX published it
+    return realized if realized is not None else dec(row["fundingRate"])
 
 
 VENUE = Okx

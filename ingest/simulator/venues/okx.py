@@ -30,9 +30,10 @@ from ingest.simulator.base import (
     to_contracts,
     to_venue_qty,
 )
+from ingest.simulator.funding_history import Settled, instrument, int_param
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
-from ingest.venues.okx import FUNDING_RATES, INSTRUMENTS, TICKERS
+from ingest.venues.okx import FUNDING_HISTORY_PATH, FUNDING_RATES, INSTRUMENTS, TICKERS
 from schemas.market import ContractKind, Instrument
 
 KINDS = {"bbo-tbt": BOOK, "funding-rate": FUNDING, "mark-price": FUNDING}
@@ -67,6 +68,27 @@ CONTRACT_USD = Decimal(1000)
 class OkxSim(VenueSim):
     name = "okx"
     ws_paths = ("/ws/v5/public",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, at most ``limit`` (<= 100), strictly between ``before`` and ``after``."""
+        inst = instrument(self, query.get("instId"))
+        limit = min(int_param(query, "limit", 100), 100)
+        after, before = int_param(query, "after", 2**62), int_param(query, "before", -1)
+        rows = settled(inst, before + 1, after - 1)[::-1][:limit]
+        data = [
+            {
+                "formulaType": "withRate",
+                "fundingRate": _text(rate),
+                "fundingTime": str(t),
+                "instId": inst.native_symbol,
+                "instType": "SWAP",
+                "method": "current_period",
+                "realizedRate": _text(rate),
+            }
+            for t, rate in rows
+        ]
+        return {"code": "0", "msg": "", "data": data}
 
     # -- generated listings ----------------------------------------------------
     @classmethod
