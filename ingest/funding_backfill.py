@@ -151,6 +151,8 @@ class VenueProgress:
     """Instruments whose whole window was already on the topic."""
     errors: int = 0
     last_error: str = ""
+    reached: bool = False
+    """At least one request was answered (with anything: an HTTP error is an answer)."""
     logged: set[str] = field(default_factory=set)
     """Error kinds already logged (each is logged once per venue, then only counted)."""
 
@@ -289,7 +291,8 @@ class FundingBackfill:
 
         await asyncio.gather(*(worker() for _ in range(max(1, history.spec.concurrency))))
         if progress.state == "running":
-            progress.state = "done"
+            # Not one answer from the venue: say so, rather than "done" with a count of errors.
+            progress.state = "unreachable" if progress.errors and not progress.reached else "done"
         log.info(
             "%s funding backfill %s: %d/%d instruments, %d settlements written, %d already on the topic, %d errors",
             venue,
@@ -318,18 +321,20 @@ class FundingBackfill:
 
         try:
             rows = await fetch_instrument(history, instrument, span[0], span[1], fetch)
-            failures[0] = 0
+            failures[0], progress.reached = 0, True
             await self.publish(rows)
             progress.written += len(rows)
             if rows:
                 self.have_until[instrument.instrument_id] = rows[-1].settled_ts_ns
         except HistoryUnavailable as exc:
             self._error(progress, venue, "unreachable" if exc.connection else "http", instrument, exc)
-            if exc.connection and progress.written == 0:
+            progress.reached |= not exc.connection
+            if exc.connection and not progress.reached:
                 failures[0] += 1
                 if failures[0] >= UNREACHABLE_AFTER:
                     progress.state = "unreachable"
         except FrameError as exc:
+            progress.reached = True
             self._error(progress, venue, "payload", instrument, exc)
         progress.done += 1
 
