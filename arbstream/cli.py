@@ -126,7 +126,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from arbstream.bench.runner import run_cli
 
     stages = [name.strip() for name in args.stages.split(",")] if args.stages else None
-    return run_cli(quick=args.quick, out=args.out, stages=stages)
+    return run_cli(quick=args.quick, out=args.out, stages=stages, mix=args.mix)
 
 
 def _cmd_soak(args: argparse.Namespace) -> int:
@@ -200,9 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "instruments":
             cmd.add_argument("action", choices=["list", "refresh"], nargs="?", default="list")
         if name == "bench":
-            cmd.add_argument("--quick", action="store_true", help="fewer, shorter runs (under 3 minutes)")
+            cmd.add_argument("--quick", action="store_true", help="fewer, shorter runs (a few minutes)")
             cmd.add_argument("--out", type=Path, help="directory for the results (default: bench-results/)")
             cmd.add_argument("--stages", help="comma list of stages to run (default: all)")
+            cmd.add_argument(
+                "--mix",
+                choices=["market", "bench"],
+                default="market",
+                help="ticks of the broker stages: the simulator's whole market (default) or BTC and ETH only",
+            )
         if name == "soak":
             cmd.add_argument("--minutes", type=float, default=60.0, help="how long faults are injected")
             cmd.add_argument("--fault-every", type=float, help="seconds between faults (ARBSTREAM_SOAK_FAULT_EVERY_S)")

@@ -8,16 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plumbing.errors import ConfigError
+
 Result = dict[str, Any]
 """One stage's JSON-ready figures."""
 
+MIXES = ("market", "bench")
+"""Tick mixes of the broker stages: the simulator's whole market, or the two default symbols."""
 BASES = ("BTC", "ETH")
 """What the product tracks by default; every stage uses these symbols' real instruments."""
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Sizes and repetitions. ``quick`` must finish in under 3 minutes on a 2-core machine."""
+    """Sizes and repetitions. ``quick`` must finish in a few minutes on a 2-core machine."""
 
     quick: bool
     runs: int
@@ -32,12 +36,22 @@ class Plan:
     latency_runs: int
     recovery_ticks: int
     recovery_runs: int
+    market_step_s: float
+    market_catch_up_s: float
+    market_rate_cap: int
+    market_start: int = 2_500
+    market_floor: int = 300
+    mix: str = "market"
+    """Ticks of the broker stages: ``market`` (the simulator's whole market) or ``bench`` (BTC and ETH)."""
     partitions: int = 3
 
     @classmethod
-    def make(cls, quick: bool) -> Plan:
+    def make(cls, quick: bool, mix: str = "market") -> Plan:
+        if mix not in MIXES:
+            raise ConfigError(f"unknown tick mix {mix!r}; mixes: {', '.join(MIXES)}")
         if quick:
             return cls(
+                mix=mix,
                 quick=True,
                 runs=3,
                 parse_frames=5_000,
@@ -51,8 +65,12 @@ class Plan:
                 latency_runs=2,
                 recovery_ticks=5_000,
                 recovery_runs=1,
+                market_step_s=4.0,
+                market_catch_up_s=8.0,
+                market_rate_cap=40_000,
             )
         return cls(
+            mix=mix,
             quick=False,
             runs=5,
             parse_frames=50_000,
@@ -66,6 +84,9 @@ class Plan:
             latency_runs=3,
             recovery_ticks=50_000,
             recovery_runs=3,
+            market_step_s=10.0,
+            market_catch_up_s=20.0,
+            market_rate_cap=160_000,
         )
 
 
@@ -78,7 +99,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of already sorted values: always an observed sample."""
     if not sorted_values:
         return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    # Rounded first: 99.9 / 100 * 1000 is 999.0000000000001 in binary floating point, whose ceiling
+    # would take the maximum instead of the 999th sample.
+    rank = max(1, math.ceil(round(q / 100 * len(sorted_values), 9)))
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 

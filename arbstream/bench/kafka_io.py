@@ -95,6 +95,15 @@ class OffsetProbe:
         offsets = await self._admin.list_consumer_group_offsets(group)
         return int(sum(meta.offset for meta in offsets.values() if meta.offset > 0))
 
+    async def prime(self, topics: Sequence[str]) -> None:
+        """Learn every topic's partition leaders at once, so later :meth:`total` calls answer promptly.
+
+        The consumer learns an unknown topic only when an offset request fails on it, one topic per
+        retry (~0.1 s each): 480 new topics would outlast the request timeout. Asking for all of
+        them concurrently lets one metadata refresh cover them; it also waits for new topics' leaders.
+        """
+        await asyncio.gather(*(self._consumer.end_offsets([TopicPartition(t, 0)]) for t in topics))
+
     async def total(self, topics: Sequence[str]) -> int:
         tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
         ends = await self._consumer.end_offsets(tps)

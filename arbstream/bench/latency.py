@@ -114,7 +114,8 @@ async def offer(
     return sent, records
 
 
-def _latencies(arrivals: list[tuple[int, bytes]], since_ns: int) -> tuple[list[float], list[float]]:
+def opportunity_latencies(arrivals: list[tuple[int, bytes]], since_ns: int) -> tuple[list[float], list[float]]:
+    """(tick→topic, tick→emitted) ms of each alert whose tick arrived after ``since_ns``."""
     to_topic, in_worker = [], []
     for arrived_ns, payload in arrivals:
         event = decode_event(payload)
@@ -152,7 +153,7 @@ async def latency_run(
         cpu = worker.cpu_seconds() - cpu0
         await asyncio.sleep(0.3)  # the last alerts are in flight to the collector
     catch_up_s = None if done is None else done - sent_at
-    to_topic, in_worker = _latencies(alerts.arrivals, since_ns)
+    to_topic, in_worker = opportunity_latencies(alerts.arrivals, since_ns)
     return {
         "offered_ticks_per_s": rate,
         "sent_ticks_per_s": sent / (sent_at - started),

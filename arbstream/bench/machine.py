@@ -64,7 +64,8 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _pid_cpu_s(pid: int) -> float:
+def pid_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (0 when it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
@@ -76,7 +77,7 @@ def _own_cpu_s(extra_pids: Sequence[int]) -> float:
     """CPU seconds of the bench, its reaped children (stopped services) and still-running ``extra_pids``."""
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     reaped = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-    return reaped + sum(_pid_cpu_s(pid) for pid in extra_pids)
+    return reaped + sum(pid_cpu_s(pid) for pid in extra_pids)
 
 
 class CpuMeter:

@@ -42,6 +42,8 @@ DISLOCATE_EVERY = 200
 NO_CONFLATION = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
 """Drains measure processing every tick: a backlog is exactly what a conflating worker would skip."""
 SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
+SCALE_OUT_PARTITIONS = 4
+"""Faust's assignor hands out partition numbers: 4 split evenly between 2 workers (3 would not)."""
 SETTLE_S = 3.0
 THROTTLE_RUN_S, THROTTLE_STOP_S = 0.010, 0.030
 
@@ -188,14 +190,22 @@ async def _overload(
     return {**run, "worker_cpu_share": THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S), "worker_counts": counts}
 
 
-async def _scale_out(bootstrap: str, namespace: str, work_dir: Path, n: int, runs: int, parts: int) -> Result:
-    """Drain rate with 1 then 2 workers in one group, on 4 symbols (2 are too few to split evenly)."""
-    source = TickSource.build(SCALE_OUT_BASES)
-    rates: Result = {"bases": list(SCALE_OUT_BASES)}
+async def _scale_out(
+    bootstrap: str, namespace: str, work_dir: Path, source: TickSource, n: int, runs: int, parts: int
+) -> Result:
+    """Drain rate with 1 then 2 workers in one group, on ``parts`` partitions per tick topic.
+
+    On the two-symbol bench mix it uses 4 symbols instead (2 are too few to split evenly).
+    """
+    if source.order is None:
+        source = TickSource.build(SCALE_OUT_BASES)
+    bases = sorted({i.base for i in source.instruments})
+    rates: Result = {"bases": bases if len(bases) <= len(SCALE_OUT_BASES) else [f"{len(bases)} bases"]}
+    rates["partitions"] = parts
     for count in (1, 2):
         ns = f"{namespace}-x{count}"
         await ensure_topics(bootstrap, source.topics(ns), parts)
-        env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_SYMBOLS=",".join(SCALE_OUT_BASES), **NO_CONFLATION)
+        env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_SYMBOLS=",".join(bases[:4]), **NO_CONFLATION)
         workers = [Service(["worker"], env, work_dir / f"scale-{count}-{i}.log") for i in range(count)]
         try:
             async with OffsetProbe(bootstrap, parts) as probe:
@@ -289,11 +299,20 @@ async def run_processors_stage(
             )
     finally:
         worker.stop()
-    scale = await _scale_out(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
-    market = await _market_drain(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
+    scale = await _scale_out(
+        bootstrap, namespace, work_dir, source, drain_ticks, drain_runs, max(SCALE_OUT_PARTITIONS, partitions)
+    )
+    # On the market mix the drain above is already the whole market's.
+    market = (
+        await _market_drain(bootstrap, namespace, work_dir, drain_ticks, drain_runs, partitions)
+        if source.order is None
+        else {}
+    )
     logic = [logic_only(source, min(drain_ticks, 20_000)) for _ in range(drain_runs)]
     return {
         "unit": "ticks/s per worker process",
+        "bases": len({i.base for i in source.instruments}),
+        "instruments": len(source.instruments),
         "startup_to_first_tick_s": ready_s,
         "drain_ticks_per_s": drain_rate,
         "drain_worker_cpu": median([d["worker_cpu"] for d in drains]),

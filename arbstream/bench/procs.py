@@ -36,10 +36,20 @@ class Service:
     """What ``python -m`` runs (a bench stage may serve from its own module)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
+    def command(self) -> list[str]:
+        """``python -m <module> <args>``; with ``ARBSTREAM_BENCH_PROFILE=<dir>``, workers run profiled
+        (:mod:`arbstream.bench.profiled`), each profile in that directory named after its log."""
+        profile_dir = os.environ.get("ARBSTREAM_BENCH_PROFILE", "")
+        if self.args[:1] == ["worker"] and profile_dir:
+            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            out = Path(profile_dir).resolve() / f"{self.log_path.stem}.profile"
+            return [sys.executable, "-m", "arbstream.bench.profiled", str(out), *self.args]
+        return [sys.executable, "-m", self.module, *self.args]
+
     def start(self) -> Service:
         with self.log_path.open("ab") as sink:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                self.command(),
                 env=self.env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -159,6 +159,46 @@ def _latency_figure(level: Result) -> str:
     return f"tick→topic p50/p99/p99.9 ms @ {offered} ({state}, n={level['tick_to_topic']['samples']})"
 
 
+def _cpu_cells(step: Result) -> str:
+    """CPU cores per 10k ticks/s of each process, the figure that sizes a cluster."""
+    per = step["cpu_cores_per_10k_ticks_per_s"]
+    return ", ".join(f"{name} {_num(per[name], 2)}" for name in ("feed", "worker", "broker"))
+
+
+def _market_figure(step: Result, label: str) -> str:
+    counts = step["worker_counts"]
+    state = "SATURATED" if step["saturated"] else "keeps up"
+    if step["producer_limited"]:
+        state += ", feed-bound"
+    return (
+        f"{label} {step['offered_ticks_per_s']:,}/s offered (sent {_num(step['sent_ticks_per_s'])}/s, "
+        f"{_num(step['ticks_per_record'], 1)} ticks/record): {state}; "
+        f"processed {_num(step['processed_ticks_per_s'])}/s, "
+        f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed; "
+        f"CPU cores per 10k ticks/s: {_cpu_cells(step)}; tick→opportunity p50/p99/p99.9 ms "
+        f"(n={step['tick_to_opportunity']['samples']})"
+    )
+
+
+def _market_rows(market: Result, _r: dict[str, float | None]) -> list[Row]:
+    mix = f"{market['bases']} bases, {_num(market['instruments'])} instruments, {market['partitions']} partitions"
+    rows: list[Row] = [
+        ("4b Market", f"sustained ticks/s end to end, one worker ({mix})", _num(market["sustained_ticks_per_s"]), "—")
+    ]
+    for step in market["ladder"]:
+        rows.append(("4b Market", _market_figure(step, "ladder"), _latency(step["tick_to_opportunity"]), "—"))
+    overload = market["overload"]
+    if "tick_to_opportunity" in overload:
+        figure = _market_figure(overload, f"OVERLOAD {OVERLOAD_LABEL}")
+        rows.append(("4b Market", figure, _latency(overload["tick_to_opportunity"]), "—"))
+    else:
+        rows.append(("4b Market", f"overload: {overload.get('reason', '')}", "—", "—"))
+    return rows
+
+
+OVERLOAD_LABEL = "3× sustained,"
+
+
 def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
     rows: list[Row] = []
     for level in ws["levels"]:
@@ -210,6 +250,7 @@ BUILDERS = {
     "broker_limit": ("2 Broker", _broker_rows),
     "ingest": ("3 Ingest", _ingest_rows),
     "processors": ("4 Worker", _processor_rows),
+    "market": ("4b Market", _market_rows),
     "websocket": ("5 WebSocket", _websocket_rows),
     "recovery": ("6 Recovery", _recovery_rows),
     "api": ("7 API", _api_rows),

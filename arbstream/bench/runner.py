@@ -25,6 +25,7 @@ from arbstream.bench.common import Plan, Result
 from arbstream.bench.ingest_stage import run_ingest_stage
 from arbstream.bench.kafka_io import BrokerInfo, bench_broker
 from arbstream.bench.machine import CpuMeter, busy_cpus, describe
+from arbstream.bench.market_stage import LadderPlan, run_market_stage
 from arbstream.bench.parse import run_parse
 from arbstream.bench.processors_stage import run_processors_stage
 from arbstream.bench.recovery import run_recovery
@@ -34,7 +35,7 @@ from arbstream.bench.websocket_stage import run_websocket_stage
 from plumbing.errors import ConfigError
 from plumbing.settings import REPO_ROOT
 
-STAGES = ("parse", "broker_limit", "ingest", "processors", "websocket", "recovery", "api", "replay")
+STAGES = ("parse", "broker_limit", "ingest", "processors", "market", "websocket", "recovery", "api", "replay")
 LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {
     "parse": lambda plan: run_parse(plan.parse_frames, plan.runs),
     "api": lambda plan: run_api_stage(plan.quick),
@@ -62,6 +63,7 @@ StageFn = Callable[[str], Awaitable[Result]]
 def _broker_stages(plan: Plan, broker: BrokerInfo, work_dir: Path, source: TickSource) -> dict[str, StageFn]:
     """Each broker stage as a function of its own namespace (so stages never see each other's topics)."""
     boot, parts = broker.bootstrap, plan.partitions
+    market = source if source.order is not None else TickSource.market_mix()  # the stage is the market mix
     return {
         "broker_limit": lambda ns: run_broker_limit(boot, ns, source, plan.broker_messages, plan.runs, parts),
         "ingest": lambda ns: run_ingest_stage(
@@ -79,15 +81,31 @@ def _broker_stages(plan: Plan, broker: BrokerInfo, work_dir: Path, source: TickS
             latency_runs=plan.latency_runs,
             partitions=parts,
         ),
+        "market": lambda ns: run_market_stage(boot, ns, work_dir, market, ladder_plan(plan), parts, broker.pid),
         "websocket": lambda ns: run_websocket_stage(boot, ns, work_dir, source, plan.latency_duration_s, parts),
         "recovery": lambda ns: run_recovery(boot, ns, work_dir, source, plan.recovery_ticks, plan.recovery_runs, parts),
     }
 
 
+def ladder_plan(plan: Plan) -> LadderPlan:
+    return LadderPlan(
+        start=plan.market_start,
+        cap=plan.market_rate_cap,
+        floor=plan.market_floor,
+        step_s=plan.market_step_s,
+        catch_up_s=plan.market_catch_up_s,
+    )
+
+
+def tick_source(mix: str) -> TickSource:
+    """The broker stages' ticks: the simulator's whole market, or BTC and ETH (``Plan.mix``)."""
+    return TickSource.market_mix() if mix == "market" else TickSource.build()
+
+
 async def _run_broker_stages(
     plan: Plan, broker: BrokerInfo, work_dir: Path, namespace: str, wanted: Sequence[str], started: float
 ) -> dict[str, Result]:
-    source = TickSource.build()
+    source = tick_source(plan.mix)
     results: dict[str, Result] = {}
     try:
         for name, stage in _broker_stages(plan, broker, work_dir, source).items():
@@ -167,7 +185,7 @@ def _write(summary: Result, out_dir: Path, run_id: str) -> list[Path]:
     return [json_path, md_path]
 
 
-def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None) -> int:
+def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None, mix: str = "market") -> int:
     """``arbstream bench``: always exit 0 once results are written — a benchmark reports, it does not judge."""
     # The bench polls topics that services create moments later; aiokafka logs each miss at ERROR.
     logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
@@ -178,7 +196,7 @@ def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None) 
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ConfigError(f"unknown bench stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
-    summary, paths = run_bench(Plan.make(quick), out or DEFAULT_OUT, stages)
+    summary, paths = run_bench(Plan.make(quick, mix), out or DEFAULT_OUT, stages)
     report.print_tables(summary, Console())
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
