@@ -54,6 +54,18 @@ EXPECTED: dict[str, tuple[Instrument, list[tuple[int, str]]]] = {
         inst("okx", "BTC-USDT-SWAP"),
         [(1790496000000, "-0.0000212039"), (1790524800000, "0.0001"), (1790553600000, "0.0000911203")],
     ),
+    "gate": (
+        inst("gate", "BTC_USDT", 2),
+        [(1790539200000, "0.0001"), (1790546400000, "-0.000015"), (1790553600000, "0.000073")],
+    ),
+    "bitget": (
+        inst("bitget", "BTCUSDT"),
+        [(1790496000000, "-0.000031"), (1790524800000, "0.0001"), (1790553600000, "0.000068")],
+    ),
+    "mexc": (  # JSON numbers, read as Decimals from their text
+        inst("mexc", "BTC_USDT"),
+        [(1790496000000, "0"), (1790524800000, "-0.00005"), (1790553600000, "0.000266")],
+    ),
 }
 
 
@@ -149,6 +161,9 @@ SIM_INSTRUMENTS = {
     "binance": inst("binance", "BTCUSDT", 8),
     "bybit": inst("bybit", "ETHUSDT", 1, "ETH"),  # 721 hourly rows: four pages of 200
     "okx": inst("okx", "BTC-USDT-SWAP", 4),
+    "gate": inst("gate", "BTC_USDT", 1),
+    "bitget": inst("bitget", "BTCUSDT", 1),  # 721 rows: eight pages of 100
+    "mexc": inst("mexc", "BTC_USDT", 8),
 }
 
 

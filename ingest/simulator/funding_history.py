@@ -100,3 +100,8 @@ def int_param(query: dict[str, str], name: str, default: int) -> int:
         return int(query.get(name, default))
     except ValueError as exc:
         raise HistoryError(f"{name} must be an integer") from exc
+
+
+def json_number(value: Decimal) -> orjson.Fragment:
+    """A rate the venue sends as a JSON number, with exactly its digits (never through a float)."""
+    return orjson.Fragment(format(value, "f").encode())

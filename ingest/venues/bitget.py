@@ -56,6 +56,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 BOOK = "books1"
@@ -268,6 +270,31 @@ def _venue_qty(instrument: Instrument, size: Decimal | None, price: Decimal | No
     if size is None or instrument.kind is ContractKind.LINEAR:
         return size
     return None if price is None else size * price
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v2/mix/market/history-fund-rate (https://www.bitget.com/api-doc/contract/market/Get-
+# History-Funding-Rate): symbol, productType, pageSize <= 100, pageNo; no time window, newest
+# first, so pages are read until one is short or reaches the window's start. 20 requests / s per
+# IP; the backfill asks 5 a second.
+FUNDING_HISTORY_PATH = "/api/v2/mix/market/history-fund-rate"
+FUNDING_HISTORY = HistorySpec(page_size=100, paging=Paging.PAGES, min_interval_s=0.2)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    params = {"symbol": instrument.native_symbol, "productType": inst_type(instrument)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {**params, "pageSize": "100", "pageNo": str(page)})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    """``data`` rows ``{symbol, fundingRate, fundingTime (ms string)}``."""
+    if isinstance(payload, dict) and payload.get("code") not in ("00000", None):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: code {payload.get('code')}: {payload.get('msg')}")
+    try:
+        rows = rows_of(payload, "data")
+        return [settlement(instrument, dec(r["fundingRate"]), ms_to_ns(r["fundingTime"])) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
 
 
 VENUE = Bitget

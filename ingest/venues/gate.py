@@ -55,6 +55,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Instrument
 
 TICKERS_PATH = "/api/v4/futures/usdt/tickers"
@@ -268,6 +270,28 @@ class Gate(Venue):
             tick_size=dec(row.get("order_price_round")),
             funding_interval_h=_interval_hours(row.get("funding_interval")) or 8,
         )
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v4/futures/{settle}/funding_rate (https://www.gate.io/docs/developers/apiv4/#funding-
+# rate-history): contract, from/to (Unix seconds), limit <= 1000; rows ``{t (s), r}`` newest
+# first. Public endpoints: 200 requests / 10 s per endpoint and IP; the backfill asks 5 a second.
+FUNDING_HISTORY_PATH = "/api/v4/futures/usdt/funding_rate"
+FUNDING_HISTORY = HistorySpec(page_size=1000, paging=Paging.BACKWARD, min_interval_s=0.2)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    window = {"from": str(-(-start_ms // 1000)), "to": str(end_ms // 1000)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {"contract": instrument.native_symbol, **window, "limit": "1000"})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    if not isinstance(payload, list):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: expected a list ({str(payload)[:200]})")
+    try:
+        return [settlement(instrument, dec(r["r"]), int(r["t"]) * 1_000_000_000) for r in payload]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
 
 
 VENUE = Gate

@@ -57,6 +57,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 DEPTH = "depth.full"
@@ -292,6 +294,30 @@ class Mexc(Venue):
             tick_size=_num(row.get("priceUnit")),
             funding_interval_h=funding_h,
         )
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v1/contract/funding_rate/history (https://mexcdevelop.github.io/apidocs/contract_v1_en/
+# #get-contract-funding-rate-history): symbol, page_num, page_size (<= 1000); no time window,
+# ``data.resultList`` rows ``{symbol, fundingRate (number), settleTime (ms)}`` newest first.
+# 20 requests / 2 s per IP; the backfill asks 5 a second.
+FUNDING_HISTORY_PATH = "/api/v1/contract/funding_rate/history"
+FUNDING_HISTORY = HistorySpec(page_size=1000, paging=Paging.PAGES, min_interval_s=0.2)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    params = {"symbol": instrument.native_symbol, "page_num": str(page), "page_size": "1000"}
+    return HistoryRequest(FUNDING_HISTORY_PATH, params)
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    if isinstance(payload, dict) and payload.get("success") is False:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: code {payload.get('code')}: {payload.get('message')}")
+    try:
+        rows = rows_of(payload, "data", "resultList")
+        return [settlement(instrument, dec(r["fundingRate"]), ms_to_ns(r["settleTime"])) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
 
 
 VENUE = Mexc

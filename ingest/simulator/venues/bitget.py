@@ -14,10 +14,11 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.funding_history import Settled, instrument, int_param
 from ingest.simulator.listing_helpers import nominal_price, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
-from ingest.venues.bitget import COIN_M, LISTINGS, TICKERS, USDC_M, USDT_M
+from ingest.venues.bitget import COIN_M, FUNDING_HISTORY_PATH, LISTINGS, TICKERS, USDC_M, USDT_M
 from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"books1": BOOK, "ticker": FUNDING}
@@ -52,6 +53,15 @@ def _dumps(payload: dict[str, Any]) -> str:
 class BitgetSim(VenueSim):
     name = "bitget"
     ws_paths = ("/v2/ws/public",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, page ``pageNo`` of ``pageSize`` (<= 100) rows; no time window."""
+        inst = instrument(self, query.get("symbol"))
+        size, page = min(int_param(query, "pageSize", 20), 100), max(1, int_param(query, "pageNo", 1))
+        rows = settled(inst, 0, 2**62)[::-1][(page - 1) * size : page * size]
+        data = [{"symbol": inst.native_symbol, "fundingRate": _text(r), "fundingTime": str(t)} for t, r in rows]
+        return {"code": "00000", "msg": "success", "requestTime": 1_790_516_400_000, "data": data}
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:

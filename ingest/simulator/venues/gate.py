@@ -19,10 +19,11 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.funding_history import Settled, instrument, int_param
 from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.gate import TICKERS_PATH, Gate
+from ingest.venues.gate import FUNDING_HISTORY_PATH, TICKERS_PATH, Gate
 from schemas.market import ContractKind, Instrument
 
 _KINDS = {"futures.book_ticker": BOOK, "futures.tickers": FUNDING}
@@ -45,6 +46,14 @@ def _now_ms() -> int:
 class GateSim(VenueSim):
     name = "gate"
     ws_paths = ("/v4/ws/usdt",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, at most ``limit`` (<= 1000) within ``from``..``to`` (Unix seconds)."""
+        inst = instrument(self, query.get("contract"))
+        limit = min(int_param(query, "limit", 100), 1000)
+        start, end = int_param(query, "from", 0) * 1000, int_param(query, "to", 2**52) * 1000
+        return [{"t": t // 1000, "r": _text(rate)} for t, rate in settled(inst, start, end)[::-1][:limit]]
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:

@@ -21,10 +21,11 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
+from ingest.simulator.funding_history import Settled, instrument, int_param, json_number
 from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.mexc import DETAIL_PATH, ENABLED, FUNDING_PATH, PERPETUAL, TICKER_PATH
+from ingest.venues.mexc import DETAIL_PATH, ENABLED, FUNDING_HISTORY_PATH, FUNDING_PATH, PERPETUAL, TICKER_PATH
 from schemas.market import ContractKind, Instrument
 
 LEVELS = 5
@@ -43,6 +44,19 @@ def _now_ms() -> int:
 class MexcSim(VenueSim):
     name = "mexc"
     ws_paths = ("/edge",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, page ``page_num`` of ``page_size`` (<= 1000) rows; no time window."""
+        inst = instrument(self, query.get("symbol"))
+        size, page = min(int_param(query, "page_size", 20), 1000), max(1, int_param(query, "page_num", 1))
+        every = settled(inst, 0, 2**62)[::-1]
+        rows = [
+            {"symbol": inst.native_symbol, "fundingRate": json_number(r), "settleTime": t}
+            for t, r in every[(page - 1) * size : page * size]
+        ]
+        pages = {"pageSize": size, "totalCount": len(every), "totalPage": -(-len(every) // size), "currentPage": page}
+        return {"success": True, "code": 0, "data": {**pages, "resultList": rows}}
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
