@@ -16,7 +16,7 @@ from plumbing.errors import ConfigError
 from plumbing.kafka import ensure_topics, partition_counts
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
-from schemas.topics import HEALTH_CONFIG, symbols_changelog, ticks_topic
+from schemas.topics import EVENTS_CONFIG, HEALTH_CONFIG, symbols_changelog, ticks_topic
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ async def prepare_topics(bootstrap: str, settings: WorkerSettings) -> None:
     await ensure_topics(bootstrap, [topics.prices], parts, PRICES_CONFIG)
     await ensure_topics(bootstrap, [topics.health], parts, HEALTH_CONFIG)
     await ensure_topics(bootstrap, [topics.stats], parts, STATS_CONFIG)
+    await ensure_topics(bootstrap, [topics.rejected], parts, EVENTS_CONFIG)
     tick_names = [ticks_topic(s, settings.namespace) for s in settings.symbols]
     wrong = {name: n for name, n in (await partition_counts(bootstrap, tick_names)).items() if n != parts}
     if wrong:

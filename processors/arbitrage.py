@@ -342,9 +342,11 @@ def process_quote(
     whose float spread is clearly below the open threshold is skipped: the exact evaluation
     would have left it without an episode too, so the outcome is the same, only cheaper.
     """
+    # Episodes a leg of which went stale before this tick end first, at the instant they did: the
+    # same record the worker's sweep writes when no tick of the symbol comes (expire_episodes).
+    outcome = expire_episodes(state, now_ns, config) if state.episodes else Outcome()
     state.quotes[quote.instrument_id] = quote
     state.last_tick_ts_ns = quote.receipt_ts_ns
-    outcome = Outcome()
     pairs = (
         comparable_pairs(state, quote.instrument_id, config)
         if fast is None
@@ -358,10 +360,50 @@ def process_quote(
         return outcome
     for key in [k for k in state.episodes if quote.instrument_id not in k.split("|")]:
         buy_id, sell_id = key.split("|")
-        buy, sell = state.quotes[buy_id], state.quotes[sell_id]  # episodes exist only for known quotes
-        if any(leg_problem(leg, health.get(leg.venue), now_ns, config) for leg in (buy, sell)):
-            _merge(outcome, _step(symbol, state, buy, sell, health, now_ns, config))
+        held_buy, held_sell = state.quotes.get(buy_id), state.quotes.get(sell_id)
+        if held_buy is None or held_sell is None:
+            continue  # restored without its quotes (not re-read after a failover): it expires by time
+        if any(leg_problem(leg, health.get(leg.venue), now_ns, config) for leg in (held_buy, held_sell)):
+            _merge(outcome, _step(symbol, state, held_buy, held_sell, health, now_ns, config))
     return outcome
+
+
+def expiry_ns(episode: Episode, config: ArbConfig) -> int | None:
+    """When the older of the episode's legs (as last evaluated) stops being usable: its receipt
+    time plus its venue's max quote age. A leg is stale at any later instant (see leg_problem)."""
+    last = episode.last
+    if last is None:
+        return None
+    return min(
+        last.buy.receipt_ts_ns + config.max_age_ns(last.buy.venue),
+        last.sell.receipt_ts_ns + config.max_age_ns(last.sell.venue),
+    )
+
+
+def expire_episodes(state: SymbolState, now_ns: int, config: ArbConfig) -> Outcome:
+    """Close every episode of ``state`` whose legs expired before ``now_ns`` (event time).
+
+    The close is dated at the expiry, not at ``now_ns``: the record is the same whether the
+    symbol's next tick or the worker's sweep (its event-time clock, decision 0023) finds it, so a
+    live worker, a replay and a backtest agree. A pending episode just disappears.
+    """
+    outcome = Outcome()
+    for key, episode in list(state.episodes.items()):
+        expiry = expiry_ns(episode, config)
+        if expiry is None or expiry >= now_ns:
+            continue
+        del state.episodes[key]
+        outcome.transitions += 1
+        if episode.opened:
+            outcome.closed.append(_closed(state, episode, expiry, _stale_reason(episode, config)))
+    return outcome
+
+
+def _stale_reason(episode: Episode, config: ArbConfig) -> str:
+    last = episode.last
+    assert last is not None  # an episode with an expiry has been evaluated
+    legs = sorted((last.buy, last.sell), key=lambda leg: leg.receipt_ts_ns + config.max_age_ns(leg.venue))
+    return f"stale quote: no {legs[0].venue} quote for {config.max_age_ns(legs[0].venue) // 1_000_000} ms"
 
 
 def _step(

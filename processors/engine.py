@@ -20,16 +20,18 @@ from typing import Protocol
 
 import msgspec
 
-from processors.arbitrage import ArbConfig, FastBook, process_quote
+from processors.arbitrage import ArbConfig, FastBook, expire_episodes, process_quote
 from processors.funding import FundingConfig, process_funding
+from processors.health_view import HealthView
 from schemas.arbitrage import EpisodeClosed, FundingEpisodeClosed, FundingOpportunity, Opportunity, SymbolState
-from schemas.market import Funding, Health, Quote, decode_ticks
+from schemas.market import Funding, Health, Quote, decode_ticks, encode
 
 log = logging.getLogger(__name__)
 
 MAX_EXPONENT = 30
-"""No price, size or rate is anywhere near 1e30: a larger number is a data error (and arithmetic
-on one like 1E+999999999 would overflow, so it is checked by its exponent, not compared)."""
+"""No price, size or rate is anywhere near 1e30 or 1e-30 (other than 0): such a number is a data
+error. It is checked by its exponent, not compared: arithmetic on 1E+999999999 overflows, and
+1E-999999999 becomes the float 0.0 that the pre-filter would divide by."""
 
 
 class TickRecord(Protocol):
@@ -50,6 +52,8 @@ class Counters:
     rebuilt: int = 0
     forwarded: int = 0
     rejected: int = 0
+    out_of_order: int = 0
+    """Quotes older than the one held for their instrument (a retry or a reordering upstream): ignored."""
 
 
 @dataclass
@@ -72,6 +76,16 @@ class Emitted:
     closed: list[EpisodeClosed] = field(default_factory=list)
     funding: list[FundingOpportunity] = field(default_factory=list)
     funding_closed: list[FundingEpisodeClosed] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    """For the dead-letter topic: what was rejected, with the reason."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    offset: int
+    reason: str
+    payload: bytes
+    """The rejected tick as JSON, or the whole record when it could not be decoded."""
 
 
 def decode_record(record: TickRecord) -> list[Quote | Funding] | str:
@@ -106,6 +120,16 @@ def superseded(
     }
 
 
+def older(quote: Quote, held: Quote) -> bool:
+    """``quote`` is not newer than ``held`` (same instrument): an earlier exchange time, or the same
+    time with a sequence not above the held one's, or the very same quote again (a re-sent record)."""
+    if quote.exchange_ts_ns != held.exchange_ts_ns:
+        return quote.exchange_ts_ns < held.exchange_ts_ns
+    if quote.sequence is not None and held.sequence is not None:
+        return quote.sequence <= held.sequence
+    return quote == held
+
+
 def insane(event: Quote | Funding) -> str | None:
     """Why an event's numbers cannot be used (NaN, infinity, absurd magnitude), or None."""
     numbers: tuple[Decimal | None, ...]
@@ -114,7 +138,9 @@ def insane(event: Quote | Funding) -> str | None:
     else:
         numbers = (event.rate, event.mark, event.index, event.price_multiplier)
     for number in numbers:
-        if number is not None and (not number.is_finite() or number.adjusted() > MAX_EXPONENT):
+        if number is None or not number:  # NaN and infinities are truthy
+            continue
+        if not number.is_finite() or abs(number.adjusted()) > MAX_EXPONENT:
             return f"unusable number {number}"
     if event.price_multiplier <= 0:
         return "non-positive price multiplier"
@@ -128,7 +154,8 @@ class Engine:
         self.conflate_after_ms = conflate_after_ms
         self.slots: dict[str, Slot] = {}
         self.counters = Counters()
-        self._reported_rejects = 0
+        self.newest_event_ns = 0
+        """The newest receipt time of a processed tick: what the worker's event-time clock follows."""
 
     def load(self, base: str, state: SymbolState | None, applied_floor: int = -1) -> None:
         """Take ownership of ``base`` with its restored row (None: a new symbol).
@@ -143,16 +170,21 @@ class Engine:
     def drop(self, base: str) -> Slot | None:
         return self.slots.pop(base, None)
 
-    def apply_batch(self, base: str, records: Sequence[TickRecord], health: dict[str, Health], now_ms: int) -> Emitted:
-        """Apply one partition's records (in offset order, each a batch of ticks) to ``base``'s slot."""
+    def apply_batch(
+        self, base: str, records: Sequence[TickRecord], health: HealthView | dict[str, Health], now_ms: int
+    ) -> Emitted:
+        """Apply one partition's records (in offset order, each a batch of ticks) to ``base``'s slot.
+
+        ``health``: a :class:`HealthView` (each tick sees the venues' health at its receipt time) or
+        one fixed map."""
         slot = self.slots.get(base)
         if slot is None:
             slot = self.slots[base] = Slot(SymbolState())
         out = Emitted()
         decoded = [(record, decode_record(record)) for record in records]
         for record, ticks in decoded:
-            if isinstance(ticks, str):
-                self._reject(base, record.offset, ticks)  # an undecodable record counts as one tick
+            if isinstance(ticks, str):  # an undecodable record counts as one tick
+                self._reject(base, record.offset, ticks, record.value or b"", out)
         readable = [(record, ticks) for record, ticks in decoded if not isinstance(ticks, str)]
         skip = superseded([(record.timestamp, ticks) for record, ticks in readable], now_ms, self.conflate_after_ms)
         self.counters.conflated += len(skip)
@@ -172,23 +204,50 @@ class Engine:
             if tick.base == base and insane(tick) is None:
                 self._rebuild(slot, tick)
 
+    def sweep(self, base: str, horizon_ns: int) -> Emitted:
+        """Close ``base``'s episodes whose legs expired before event time ``horizon_ns``, though no
+        tick of the symbol came to find them (the worker's clock minus its grace, decision 0024)."""
+        out = Emitted()
+        slot = self.slots.get(base)
+        if slot is None or not slot.state.episodes:
+            return out
+        outcome = expire_episodes(slot.state, horizon_ns, self.config)
+        out.closed += outcome.closed
+        slot.urgent = slot.urgent or outcome.transitions > 0
+        return out
+
     def _apply_tick(
-        self, base: str, slot: Slot, offset: int, event: Quote | Funding, health: dict[str, Health], out: Emitted
+        self,
+        base: str,
+        slot: Slot,
+        offset: int,
+        event: Quote | Funding,
+        health: HealthView | dict[str, Health],
+        out: Emitted,
     ) -> None:
         problem = insane(event) or (None if event.base == base else f"base {event.base!r} on {base!r}'s topic")
         if problem is not None:
-            self._reject(base, offset, problem)
+            self._reject(base, offset, problem, encode(event), out)
             return
         state = slot.state
         if offset <= state.applied_offset:
             self._rebuild(slot, event)
             return
+        held = state.quotes.get(event.instrument_id) if isinstance(event, Quote) else None
+        if isinstance(event, Quote) and held is not None and older(event, held):
+            self.counters.out_of_order += 1
+            return
+        held_funding = state.funding.get(event.instrument_id) if isinstance(event, Funding) else None
+        venues = health if isinstance(health, dict) else health.at(event.receipt_ts_ns)
         try:
-            self._step(base, slot, event, health, out)
+            self._step(base, slot, event, venues, out)
         except (ArithmeticError, ValueError) as exc:  # one tick's failure must not stop its symbol
-            self._reject(base, offset, f"{type(exc).__name__}: {exc}")
+            self._undo(slot, event.instrument_id, held, held_funding)
+            self._reject(base, offset, f"{type(exc).__name__}: {exc}", encode(event), out)
             return
         self.counters.processed += 1
+        if event.receipt_ts_ns > self.newest_event_ns:
+            self.newest_event_ns = event.receipt_ts_ns
 
     def _step(self, base: str, slot: Slot, event: Quote | Funding, health: dict[str, Health], out: Emitted) -> None:
         state = slot.state
@@ -207,6 +266,21 @@ class Engine:
         slot.urgent = slot.urgent or outcome.transitions > 0
         slot.dirty = slot.dirty or bool(state.episodes)
 
+    @staticmethod
+    def _undo(slot: Slot, instrument_id: str, quote: Quote | None, funding: Funding | None) -> None:
+        """After a failed step: the instrument's quote and funding as before the tick, so a bad tick
+        cannot stay in the state and fail every later tick of its symbol."""
+        state = slot.state
+        if quote is None:
+            state.quotes.pop(instrument_id, None)
+        else:
+            state.quotes[instrument_id] = quote
+        if funding is None:
+            state.funding.pop(instrument_id, None)
+        else:
+            state.funding[instrument_id] = funding
+        slot.fast.drop(instrument_id)  # re-cached from the held quote when next needed
+
     def _rebuild(self, slot: Slot, event: Quote | Funding) -> None:
         """A tick the restored row already holds: only the in-memory quotes (or funding) need it."""
         if isinstance(event, Quote):
@@ -217,8 +291,9 @@ class Engine:
             slot.state.funding[event.instrument_id] = event
         self.counters.rebuilt += 1
 
-    def _reject(self, base: str, offset: int, reason: str) -> None:
+    def _reject(self, base: str, offset: int, reason: str, payload: bytes, out: Emitted) -> None:
         self.counters.rejected += 1
+        out.rejected.append(Rejected(offset, reason, payload))
         if self.counters.rejected <= 10 or self.counters.rejected % 10_000 == 0:
             log.error("rejected tick %s@%d: %s (%d rejected so far)", base, offset, reason, self.counters.rejected)
 

@@ -98,6 +98,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     app.timer(settings.prices_interval_ms / 1000)(host.publish_prices)
     app.timer(settings.worker_stats_interval_s)(host.publish_stats)
     app.timer(settings.worker_discover_interval_ms / 1000)(discover)
+    app.timer(settings.worker_sweep_interval_ms / 1000)(host.sweep)
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)
     return app, host

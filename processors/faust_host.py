@@ -25,12 +25,13 @@ import msgspec
 from faust.types import TP, EventT, TableT
 
 from plumbing.kafka import symbol_partition
-from processors.engine import Emitted, Engine, decode_record, persisted
+from processors.engine import Emitted, Engine, Rejected, decode_record, persisted
+from processors.event_time import EventClock
 from processors.health_view import HealthView
 from processors.rebuild import RebuildReader
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
-from schemas.arbitrage import WorkerStats, decode_state
+from schemas.arbitrage import RejectedTick, WorkerStats, decode_state
 from schemas.arbitrage import encode as encode_arb
 from schemas.market import encode as encode_market
 from schemas.topics import base_of_ticks_topic
@@ -76,6 +77,9 @@ class EngineHost:
         config = settings.arb_config()
         self.engine = Engine(config, settings.funding_config(), settings.worker_conflate_after_ms)
         self.health = HealthView()
+        self.clock = EventClock()
+        self._delivered: dict[TP, int] = {}
+        """The last offset delivered per owned tick partition (is anything waiting behind it?)."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.started_ts_ns = time.time_ns()
         self._owned: dict[TP, str] = {}
@@ -100,7 +104,10 @@ class EngineHost:
                 await self._forward(tp, records)
             else:
                 funded = len(self.engine.slots[base].state.funding) if base in self.engine.slots else 0
-                await self._emit(base, self.engine.apply_batch(base, records, self.health.by_venue, now_ms))
+                out = self.engine.apply_batch(base, records, self.health, now_ms)
+                self._delivered[tp] = records[-1].offset
+                await self._emit(base, out)
+                await self._dead_letter(tp, base, out.rejected)
                 slot = self.engine.slots[base]
                 # An instrument's first funding rate is written at once (the API shows it from the
                 # row); later changes wait for the flush interval.
@@ -108,6 +115,7 @@ class EngineHost:
                 touched.append(base)
             newest = max(newest, records[-1].timestamp)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
+        self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
 
     async def _take_over(self, grouped: dict[TP, list[TickRecord]]) -> None:
@@ -159,6 +167,51 @@ class EngineHost:
             await self._send(self.topics.funding, key, value)
         for ended in out.funding_closed:
             await self._send(self.topics.funding, key, encode_arb(ended))
+
+    async def _dead_letter(self, tp: TP, base: str, rejected: list[Rejected]) -> None:
+        """Rejected ticks go to ``rejected-ticks`` with where they were and why (counted as rejected)."""
+        for r in rejected:
+            payload = r.payload.decode("utf-8", "backslashreplace")
+            letter = RejectedTick(
+                symbol=base,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=r.offset,
+                reason=r.reason,
+                payload=payload,
+                rejected_ts_ns=time.time_ns(),
+            )
+            await self._send(self.topics.rejected, base.encode(), encode_arb(letter))
+
+    async def sweep(self) -> int:
+        """Close episodes of symbols whose ticks stopped, by the event-time clock (decision 0024).
+
+        Only symbols whose partition has nothing waiting: one with records not yet delivered is
+        behind, and its own ticks will close (or keep) its episodes in order."""
+        now = self.clock.now()
+        if now is None:
+            return 0
+        horizon = now - self.settings.worker_sweep_grace_ms * 1_000_000
+        closed = 0
+        swept = []
+        for tp, base in list(self._owned.items()):
+            if not self._caught_up(tp):
+                continue
+            out = self.engine.sweep(base, horizon)
+            if out.closed:
+                closed += len(out.closed)
+                swept.append(base)
+                await self._emit(base, out)
+        self.write_rows(swept, urgent_only=True)
+        return closed
+
+    def _caught_up(self, tp: TP) -> bool:
+        delivered = self._delivered.get(tp)
+        try:
+            highwater = self.app.consumer.highwater(tp)
+        except AssertionError:  # aiokafka asserts the partition is assigned: revoked meanwhile
+            return False
+        return delivered is not None and highwater is not None and highwater <= delivered + 1
 
     async def _send(self, topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
         """Everything the worker writes goes to its symbol's partition, so one symbol's events keep one order.
@@ -236,6 +289,7 @@ class EngineHost:
             rebuilt=c.rebuilt,
             forwarded=c.forwarded,
             rejected=c.rejected,
+            out_of_order=c.out_of_order,
             partitions=len(self._owned),
             lag_ms=self._lag_ms,
         )
@@ -257,6 +311,7 @@ class EngineHost:
         home = self._home_partitions(assigned)
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
+            self._delivered.pop(tp, None)
         self._foreign &= assigned
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))
 

@@ -81,6 +81,15 @@ class WorkerSettings(CommonSettings):
         default=250, ge=10, description="the worker publishes each instrument's latest quote at most this often"
     )
     worker_stats_interval_s: float = Field(default=1.0, gt=0, description="period of the worker-stats records")
+    worker_sweep_interval_ms: int = Field(
+        default=500, ge=10, description="how often episodes whose symbol's ticks stopped are checked for staleness"
+    )
+    worker_sweep_grace_ms: int = Field(
+        default=1_000,
+        ge=0,
+        description="a silent symbol's episode closes once the worker's event-time clock is this far past its "
+        "expiry (allowed lateness: ticks of different symbols reach the worker slightly out of time order)",
+    )
 
     taker_fees: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_TAKER_FEES))
     default_taker_fee: Decimal = Field(default=Decimal("0.001"), ge=0)

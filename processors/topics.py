@@ -11,6 +11,7 @@ from schemas.topics import (
     OPPORTUNITIES,
     OPPORTUNITY_EPISODES,
     PRICES,
+    REJECTED_TICKS,
     WORKER_STATS,
     symbols_changelog,
     ticks_pattern,
@@ -29,6 +30,7 @@ class WorkerTopics:
     changelog: str
     prices: str
     stats: str
+    rejected: str
 
     @classmethod
     def of(cls, settings: WorkerSettings) -> WorkerTopics:
@@ -43,4 +45,5 @@ class WorkerTopics:
             changelog=symbols_changelog(settings.app_name, ns),
             prices=topic_name(PRICES, ns),
             stats=topic_name(WORKER_STATS, ns),
+            rejected=topic_name(REJECTED_TICKS, ns),
         )

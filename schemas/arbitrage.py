@@ -232,6 +232,25 @@ class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats",
     """Wall clock minus the Kafka timestamp of the newest tick the worker handled last."""
     send_failures: int = 0
     """Output records (alerts, rows, prices) the producer could not deliver after its retries."""
+    out_of_order: int = 0
+    """Quotes older than the one the worker held for their instrument (by exchange time, then
+    sequence; or the same quote again): ignored, not processed."""
+
+
+class RejectedTick(msgspec.Struct, frozen=True, kw_only=True, tag="rejected_tick", tag_field="type"):
+    """A tick (or an undecodable tick record) the worker rejected, on ``rejected-ticks`` keyed by
+    the symbol: nothing rejected is lost, and the reason travels with it."""
+
+    symbol: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    """Why: ``undecodable: ...``, ``unusable number NaN``, ``base 'ETH' on 'BTC''s topic``, ..."""
+    payload: str
+    """The rejected tick as JSON, or the whole record's bytes (UTF-8, undecodable bytes escaped)."""
+    rejected_ts_ns: int
+    """Wall-clock time of the rejection."""
 
 
 ArbitrageEvent = Opportunity | EpisodeClosed

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, SymbolState
+from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, RejectedTick, SymbolState
 from schemas.funding import FundingSettlement
 from schemas.market import Health, Instrument, ListingStatus, TickBatch
 
@@ -28,6 +28,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "symbols-changelog": SymbolState,
     "instruments": Instrument,
     "listings": ListingStatus,
+    "rejected-ticks": RejectedTick,
 }
 """Logical topic (``ticks`` stands for every ``ticks.<BASE>``) -> message type."""
 

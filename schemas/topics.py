@@ -25,6 +25,8 @@ instrument, at most once per ``ARBSTREAM_PRICES_INTERVAL_MS`` (what the API show
 WORKER_STATS = "worker-stats"
 """Keyed by worker id: each worker's ``WorkerStats`` (processed, conflated, ... ticks) every second."""
 TICKS_PREFIX = "ticks."
+REJECTED_TICKS = "rejected-ticks"
+"""Keyed by symbol: every tick the worker rejected (``RejectedTick``: the tick, where it was, why)."""
 
 HEALTH_CONFIG = {
     "retention.ms": str(3_600_000),

@@ -116,7 +116,10 @@ def test_stale_leg_closes_episode_on_another_pairs_tick() -> None:
     outcome = process_quote(
         "BTC", state, quote("bybit", "99", "99.5", later, inst="ETH-USD-INV-PERP@bybit"), {}, later, CONFIG
     )
-    assert [c.close_reason for c in outcome.closed] == ["stale quote"]
+    # Dated when the older leg expired (receipt + max age), not at the tick that found it.
+    assert [(c.close_reason, c.end_ts_ns) for c in outcome.closed] == [
+        ("stale quote: no binance quote for 3000 ms", T0 + 3_000 * MS)
+    ]
 
 
 prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), places=4)

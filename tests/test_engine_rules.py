@@ -179,7 +179,8 @@ def test_counters_and_outputs_accumulate_over_ticks_and_batches() -> None:
     stamp = T0 // MS
     binance = [quote("binance", "100", "100.1", T0 + i * MS) for i in range(3)]
     e.apply_batch("BTC", [Rec(i, b"BTC", encode(q), stamp) for i, q in enumerate(binance)], {}, stamp + 500)
-    e.apply_batch("BTC", [Rec(3 + i, b"BTC", encode(q), stamp) for i, q in enumerate(binance)], {}, stamp + 500)
+    later = [quote("binance", "100", "100.1", T0 + (3 + i) * MS) for i in range(3)]
+    e.apply_batch("BTC", [Rec(3 + i, b"BTC", encode(q), stamp) for i, q in enumerate(later)], {}, stamp + 500)
     assert (e.counters.conflated, e.counters.processed) == (4, 2)  # 2 + 2 conflated, 1 + 1 processed
     two_closes = [
         *dislocation(T0 + 10 * MS),

@@ -4,8 +4,11 @@ The worker's Faust/Kafka plumbing only delivers a symbol's ticks in order and pe
 the decisions (episodes, cooldown, alerts, funding arbitrage) are :class:`processors.engine.Engine`.
 A backtest hands it the replayed ticks in receipt-time order — one symbol's ticks stay in order
 exactly as on its partition live — with the venue health live saw applied at its recorded time,
-so a replay of a recorded live period yields the live period's event ids. Nothing here reads a
-clock: the same recording and settings give the same result, byte for byte.
+so a replay of a recorded live period yields the live period's event ids. Episodes whose symbol
+goes silent are closed by the worker's sweep rule, run on the event time of the replay (every
+``worker_sweep_interval_ms`` of it, and once at the end), so they close exactly as live closes
+them (decision 0024). Nothing here reads a clock: the same recording and settings give the same
+result, byte for byte.
 """
 
 from __future__ import annotations
@@ -58,7 +61,12 @@ def run_backtest(
     health = HealthView()
     result = BacktestResult()
     offsets: dict[str, int] = {}
+    grace_ns = settings.worker_sweep_grace_ms * 1_000_000
+    every_ns, next_sweep_ns = settings.worker_sweep_interval_ms * 1_000_000, 0
     for event in events:
+        if event.receipt_ts_ns >= next_sweep_ns:
+            result.closed += _sweep(engine, event.receipt_ts_ns - grace_ns)
+            next_sweep_ns = event.receipt_ts_ns + every_ns
         if isinstance(event, Health):
             health.apply(event)
             result.health_events += 1
@@ -67,13 +75,15 @@ def run_backtest(
             continue
         offset = offsets[event.base] = offsets.get(event.base, -1) + 1
         record = _Record(offset, event.instrument_id.encode(), encode(event), event.receipt_ts_ns // 1_000_000)
-        emitted = engine.apply_batch(event.base, [record], health.by_venue, record.timestamp)
+        emitted = engine.apply_batch(event.base, [record], health, record.timestamp)
         result.alerts += emitted.alerts
         result.closed += emitted.closed
         result.funding += emitted.funding
         result.ticks += 1
         result.first_ts_ns = result.first_ts_ns or event.receipt_ts_ns
         result.last_ts_ns = event.receipt_ts_ns
+    if result.last_ts_ns is not None:
+        result.closed += _sweep(engine, result.last_ts_ns - grace_ns)
     result.rejected = engine.counters.rejected
     for slot in engine.slots.values():
         for episode in slot.state.episodes.values():
@@ -81,3 +91,7 @@ def run_backtest(
                 result.still_open.append(episode.last)
     result.still_open.sort(key=lambda o: o.event_id)
     return result
+
+
+def _sweep(engine: Engine, horizon_ns: int) -> list[EpisodeClosed]:
+    return [closed for base in sorted(engine.slots) for closed in engine.sweep(base, horizon_ns).closed]
