@@ -30,7 +30,6 @@ grow with their 7-day retention.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from api.metrics import ApiMetrics
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
 from api.universe import Universe
+from plumbing.aio import cancel_requested
 from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state, decode_worker_stats
 from schemas.market import Quote, decode_health, decode_tick
 from schemas.topics import (
@@ -61,6 +61,9 @@ from schemas.topics import (
 )
 
 log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 10.0
+"""A client that does not stop in this time is abandoned (its sockets die with the old connection)."""
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
@@ -144,12 +147,25 @@ class Follower:
             await self._close()
 
     async def _close(self) -> None:
-        for client in (self._consumer, self._admin):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await (client.stop() if isinstance(client, AIOKafkaConsumer) else client.close())
+        consumer, admin = self._consumer, self._admin
         self._consumer = self._admin = None
         self.connected = False
+        for name, closing in (
+            ("consumer", consumer.stop() if consumer else None),
+            ("admin", admin.close() if admin else None),
+        ):
+            if closing is None:
+                continue
+            try:
+                await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
+            except asyncio.CancelledError:
+                if cancel_requested():
+                    raise
+                # aiokafka's consumer.stop() can raise CancelledError after a broker outage (its fetch
+                # task's cancellation leaks out): the client is closed either way, carry on.
+                log.warning("read model %s raised CancelledError while closing; continuing", name)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("read model %s did not close cleanly (%r); continuing", name, exc)
 
     async def _main(self) -> None:
         backoff = 0.5
@@ -157,7 +173,11 @@ class Follower:
             try:
                 await self._connect()
                 await self._follow()
-            except (KafkaError, OSError, TimeoutError) as exc:
+            except (KafkaError, OSError, TimeoutError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and cancel_requested():
+                    raise
+                # A CancelledError nobody requested leaks out of aiokafka's fetcher after a broker
+                # outage: the consumer is unusable, so it is a broker error like the others.
                 log.warning("read model consumer failed (%r); reconnecting in %.1fs", exc, backoff)
                 await self._close()
                 await asyncio.sleep(backoff)

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from plumbing.aio import cancel_requested
+
 log = logging.getLogger(__name__)
 
 TaskState = Literal["starting", "running", "restarting", "stopped"]
@@ -106,8 +108,13 @@ class Supervisor:
             try:
                 await self._job()
                 error: BaseException = RuntimeError(f"{self.name} returned; it should run until stopped")
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if cancel_requested():
+                    raise
+                # Not ours: a library raised CancelledError out of the job (aiokafka's consumer.stop()
+                # after a broker outage does). Re-raising would end supervision with no log and a
+                # "running" state: the silent death this class exists to prevent.
+                error = exc
             except Exception as exc:  # noqa: BLE001 - the point: any failure is reported and restarted
                 error = exc
             self._record(error)

@@ -49,7 +49,14 @@ class IngestCollector(Collector):
                 ("delivered", published.delivered),
                 ("delivery_errors", published.delivery_errors),
                 ("lost", published.lost),
+                ("conflated", published.conflated),
             ):
                 family = CounterMetricFamily(f"arbstream_ingest_{name}", f"messages {name.replace('_', ' ')}")
                 family.add_metric([], value)
                 yield family
+            for name, value in (("pending", published.pending), ("in_flight", published.in_flight)):
+                gauge = GaugeMetricFamily(
+                    f"arbstream_ingest_{name}", f"events {name.replace('_', ' ')} in the publisher"
+                )
+                gauge.add_metric([], value)
+                yield gauge

@@ -1,24 +1,38 @@
 """Batched, keyed publishing of ingest events to Kafka.
 
-Sockets put events on a bounded queue (back-pressure instead of unbounded memory). One drain
-task takes the first waiting event, lets the batch window (``linger_ms``) pass, takes whatever
-else has arrived, and hands aiokafka one record per symbol holding all of that symbol's ticks
-(a ``TickBatch``, at most ``MAX_BATCH_TICKS``), keyed and partitioned by the symbol. The window
-replaces the producer's own linger (set to 0), so a tick waits no longer than it did before
-batching. Several ticks per record is what lets one worker process keep up with the whole
-market (decision 0019). Delivery results arrive in callbacks: failures are counted and
-re-queued up to ``retries`` times, then logged as lost — never silently.
+Sockets hand events to :meth:`Publisher.publish`, which never blocks: a socket that stopped
+reading while the broker is slow or down would stamp the frames it reads later with a receipt
+time after the outage, and old prices would look fresh (issue 13 item 4). One drain task lets the
+batch window (``linger_ms``) pass, takes everything pending, and hands aiokafka one record per
+symbol holding all of that symbol's ticks (a ``TickBatch``, at most ``MAX_BATCH_TICKS``), keyed
+and partitioned by the symbol. The window replaces the producer's own linger (set to 0), so a
+tick waits no longer than it did before batching (decision 0019).
+
+Overload degrades resolution, never freshness: when more than ``max_pending`` events wait (the
+broker is down, or slower than the venues), the pending events are *conflated* — only the newest
+quote and funding state per instrument and the newest health per connection stay, in order —
+and every event dropped that way is counted (``conflated``). Memory is bounded by the tracked
+universe, whatever the outage's length. The recorder keeps every raw frame regardless.
+
+Delivery results arrive in callbacks. A failed record's events are retried up to ``retries``
+times, minus those an already-sent newer event of the same instrument superseded (counted
+conflated: re-sending them would put an older quote behind a newer one, issue 13 item 3); an
+event past its retries is counted lost. :meth:`stop` flushes for at most ``stop_timeout_s`` and
+counts whatever the broker did not take as lost — never silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaProducer
 
+from plumbing.aio import cancel_requested
 from plumbing.kafka import symbol_partitioner
 from schemas.market import Funding, Health, Quote, encode, encode_ticks
 from schemas.topics import HEALTH, ticks_topic, topic_name
@@ -29,33 +43,61 @@ MAX_BATCH_TICKS = 256
 """Ticks per record at most (~100 KB of JSON, well under the producer's batch and request sizes)."""
 
 
+Pending: TypeAlias = Quote | Funding | Health
+
+
 @dataclass
 class _Record:
     topic: str
     key: bytes
     value: bytes
-    ticks: int = 1
-    """Events the record carries (a health record: 1)."""
+    events: list[Pending]
+    """What the record carries, kept to retry it (a health record: the one Health)."""
     attempt: int = 0
 
+    @property
+    def ticks(self) -> int:
+        return len(self.events)
 
-def tick_records(
+
+def _identity(event: Pending) -> tuple[str, str]:
+    """What a newer event replaces: the instrument's quote, its funding state, a connection's health."""
+    if isinstance(event, Health):
+        return ("health", f"{event.venue}/{event.connection}")
+    return (type(event).__name__, event.instrument_id)
+
+
+def conflate(events: list[Pending]) -> list[Pending]:
+    """The newest event per identity, in their original order (what overload keeps)."""
+    newest = {_identity(event): index for index, event in enumerate(events)}
+    keep = set(newest.values())
+    return [event for index, event in enumerate(events) if index in keep]
+
+
+def tick_chunks(
     events: Iterable[Quote | Funding], namespace: str, max_ticks: int = MAX_BATCH_TICKS
-) -> list[tuple[str, bytes, bytes, int]]:
-    """(topic, key, value, tick count): one record per symbol (more past ``max_ticks``), ticks in order.
+) -> list[tuple[str, bytes, bytes, list[Pending]]]:
+    """(topic, key, value, ticks): one record per symbol (more past ``max_ticks``), ticks in order.
 
     The key is the symbol, so :func:`plumbing.kafka.symbol_partitioner` puts every record of a
     symbol on one partition and the records keep the ticks' order."""
     by_base: dict[str, list[Quote | Funding]] = {}
     for event in events:
         by_base.setdefault(event.base, []).append(event)
-    records = []
+    records: list[tuple[str, bytes, bytes, list[Pending]]] = []
     for base, ticks in by_base.items():
         topic = ticks_topic(base, namespace)
         for start in range(0, len(ticks), max_ticks):
-            chunk = ticks[start : start + max_ticks]
-            records.append((topic, base.encode(), encode_ticks(chunk), len(chunk)))
+            chunk: list[Pending] = list(ticks[start : start + max_ticks])
+            records.append((topic, base.encode(), encode_ticks(ticks[start : start + max_ticks]), chunk))
     return records
+
+
+def tick_records(
+    events: Iterable[Quote | Funding], namespace: str, max_ticks: int = MAX_BATCH_TICKS
+) -> list[tuple[str, bytes, bytes, int]]:
+    """(topic, key, value, tick count) of :func:`tick_chunks` (what readers and the bench need)."""
+    return [(topic, key, value, len(chunk)) for topic, key, value, chunk in tick_chunks(events, namespace, max_ticks)]
 
 
 @dataclass
@@ -66,18 +108,44 @@ class PublisherStats:
     delivery_errors: int = 0
     """Failed record deliveries (each retried or counted lost)."""
     lost: int = 0
-    """Events in records that failed past every retry."""
+    """Events the broker never took: past every retry, or still pending when stop() gave up."""
+    conflated: int = 0
+    """Events replaced by a newer one of the same instrument/connection before they were sent."""
     records: int = 0
     """Records sent: ``delivered / records`` is the mean ticks per record."""
+    pending: int = 0
+    """Events waiting for the drain (a gauge)."""
+    in_flight: int = 0
+    """Events handed to the producer, not yet acknowledged (a gauge)."""
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, namespace: str, queue_size: int, linger_ms: int = 5, retries: int = 5) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        max_pending: int,
+        linger_ms: int = 5,
+        retries: int = 5,
+        stop_timeout_s: float = 10.0,
+        conflate_when_full: bool = True,
+    ) -> None:
+        """``conflate_when_full=False`` makes :meth:`publish` wait for room instead (replay: a
+        recording is replayed whole, back-pressure only slows it down)."""
         self.namespace = namespace
         self.retries = retries
         self.window_s = linger_ms / 1000
+        self.max_pending = max_pending
+        self.stop_timeout_s = stop_timeout_s
+        self.conflate_when_full = conflate_when_full
+        self._room = asyncio.Event()
         self.stats = PublisherStats()
-        self._queue: asyncio.Queue[Quote | Funding | _Record] = asyncio.Queue(maxsize=queue_size)
+        self._pending: list[Pending] = []
+        self._retry: list[_Record] = []
+        """Failed records to send again, ahead of everything pending (their events are older)."""
+        self._wakeup = asyncio.Event()
+        self._last_sent_ns: dict[tuple[str, str], int] = {}
+        """Receipt time of the newest event sent per identity: a retry never goes behind it."""
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             linger_ms=0,  # the batch window is the linger (see the module doc)
@@ -93,47 +161,86 @@ class Publisher:
         self._drain_task = asyncio.create_task(self._drain(), name="publisher-drain")
 
     async def stop(self) -> None:
-        """Flush what is queued, then stop the producer."""
-        await self._queue.join()
+        """Flush for at most ``stop_timeout_s``; whatever the broker did not take is counted lost."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_timeout_s
+        while (self._pending or self._retry or self.stats.in_flight) and loop.time() < deadline:
+            self._wakeup.set()
+            await asyncio.sleep(0.02)
         if self._drain_task is not None:
             self._drain_task.cancel()
-        await self._producer.flush()
-        await self._producer.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain_task
+        try:
+            await asyncio.wait_for(self._producer.stop(), max(0.1, deadline - loop.time()))
+        except asyncio.CancelledError:
+            if cancel_requested():
+                raise
+        except Exception as exc:  # noqa: BLE001 - what it did not deliver is counted below
+            log.warning("producer did not stop cleanly: %r", exc)
+        await asyncio.sleep(0)  # delivery callbacks of the last batches
+        left = len(self._pending) + sum(r.ticks for r in self._retry) + self.stats.in_flight
+        if left:
+            self.stats.lost += left
+            log.error(
+                "LOST %d events at shutdown: the broker did not take them within %.0fs", left, self.stop_timeout_s
+            )
+        self._pending.clear()
+        self._retry.clear()
+        self.stats.pending = self.stats.in_flight = 0
 
     async def publish(self, events: Iterable[Quote | Funding]) -> None:
-        for event in events:
-            await self._put(event)
+        """Accept events at once (never blocks the socket that parsed them, unless built not to conflate)."""
+        while not self.conflate_when_full and len(self._pending) >= self.max_pending:
+            self._room.clear()
+            await self._room.wait()
+        before = len(self._pending)
+        self._pending.extend(events)
+        self._accepted(len(self._pending) - before)
 
     async def publish_health(self, health: Health) -> None:
-        await self._put(_Record(self._health_topic, health.venue.encode(), encode(health)))
+        self._pending.append(health)
+        self._accepted(1)
 
-    async def _put(self, item: Quote | Funding | _Record) -> None:
-        self.stats.queued += 1
-        await self._queue.put(item)
+    def _accepted(self, count: int) -> None:
+        self.stats.queued += count
+        if len(self._pending) > self.max_pending:
+            kept = conflate(self._pending)
+            self.stats.conflated += len(self._pending) - len(kept)
+            self._pending = kept
+        self.stats.pending = len(self._pending)
+        self._wakeup.set()
 
     async def _drain(self) -> None:
         while True:
-            items = [await self._queue.get()]
-            try:
-                if self.window_s > 0:
-                    await asyncio.sleep(self.window_s)
-                while not self._queue.empty():
-                    items.append(self._queue.get_nowait())
-                for record in self._records(items):
-                    await self._send(record)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
+            await self._wakeup.wait()
+            if self.window_s > 0:
+                await asyncio.sleep(self.window_s)
+            self._wakeup.clear()
+            items, self._pending = self._pending, []
+            retry, self._retry = self._retry, []
+            self.stats.pending = 0
+            self._room.set()
+            records = retry + self._records(items)
+            # In flight from now on: a stop() while send() waits on a dead broker counts them lost.
+            self.stats.in_flight += sum(record.ticks for record in records)
+            for record in records:
+                await self._send(record)
 
-    def _records(self, items: list[Quote | Funding | _Record]) -> list[_Record]:
-        ready = [item for item in items if isinstance(item, _Record)]
-        ticks = [item for item in items if not isinstance(item, _Record)]
-        batched = [
-            _Record(topic, key, value, count) for topic, key, value, count in tick_records(ticks, self.namespace)
+    def _records(self, items: list[Pending]) -> list[_Record]:
+        health = [
+            _Record(self._health_topic, item.venue.encode(), encode(item), [item])
+            for item in items
+            if isinstance(item, Health)
         ]
-        return ready + batched
+        ticks = [item for item in items if not isinstance(item, Health)]
+        batched = [_Record(topic, key, value, chunk) for topic, key, value, chunk in tick_chunks(ticks, self.namespace)]
+        return health + batched
 
     async def _send(self, record: _Record) -> None:
+        for event in record.events:
+            if not isinstance(event, Health):
+                self._last_sent_ns[_identity(event)] = event.receipt_ts_ns
         try:
             future = await self._producer.send(record.topic, record.value, key=record.key)
             future.add_done_callback(lambda f, r=record: self._on_delivery(f, r))
@@ -147,24 +254,34 @@ class Publisher:
         elif (exc := future.exception()) is not None:
             self._failed(record, exc)
         else:
+            self.stats.in_flight -= record.ticks
             self.stats.delivered += record.ticks
 
     def _failed(self, record: _Record, exc: BaseException) -> None:
+        self.stats.in_flight -= record.ticks
         self.stats.delivery_errors += 1
-        if record.attempt < self.retries:
-            record.attempt += 1
-            log.warning("delivery to %s failed (%r); retry %d/%d", record.topic, exc, record.attempt, self.retries)
-            try:
-                self._queue.put_nowait(record)
-            except asyncio.QueueFull:
-                asyncio.get_running_loop().create_task(self._queue.put(record))
+        if record.attempt >= self.retries:
+            self.stats.lost += record.ticks
+            log.error(
+                "LOST %d events for %s key %r after %d attempts: %r",
+                record.ticks,
+                record.topic,
+                record.key,
+                record.attempt,
+                exc,
+            )
             return
-        self.stats.lost += record.ticks
-        log.error(
-            "LOST %d events for %s key %r after %d attempts: %r",
-            record.ticks,
-            record.topic,
-            record.key,
-            record.attempt,
-            exc,
-        )
+        retry = [event for event in record.events if not self._superseded(event)]
+        self.stats.conflated += record.ticks - len(retry)
+        log.warning("delivery to %s failed (%r); retry %d/%d", record.topic, exc, record.attempt + 1, self.retries)
+        if not retry:
+            return
+        if len(retry) < record.ticks:  # encode only what is still the newest of its instrument
+            record.value = encode_ticks([event for event in retry if not isinstance(event, Health)])
+        self._retry.append(_Record(record.topic, record.key, record.value, retry, record.attempt + 1))
+        self._wakeup.set()
+
+    def _superseded(self, event: Pending) -> bool:
+        if isinstance(event, Health):
+            return False
+        return self._last_sent_ns.get(_identity(event), -1) > event.receipt_ts_ns

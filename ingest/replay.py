@@ -280,7 +280,9 @@ async def replay_to_kafka(
         raise ConfigError("replay publishes into a topic namespace: set ARBSTREAM_NAMESPACE (e.g. bt1)")
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
     await ensure_topics(bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG)
-    publisher = Publisher(bootstrap, settings.namespace, settings.queue_size, settings.linger_ms)
+    publisher = Publisher(
+        bootstrap, settings.namespace, settings.queue_size, settings.linger_ms, conflate_when_full=False
+    )
     await publisher.start()
     pacer, created = Pacer(speed), set[str]()
     try:

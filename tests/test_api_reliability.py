@@ -189,6 +189,35 @@ def test_a_job_that_returns_is_restarted_too() -> None:
     assert report.restarts == 1 and report.last_error is not None and "should run until stopped" in report.last_error
 
 
+def test_a_cancelled_error_leaking_out_of_a_job_is_a_failure_but_stop_still_stops() -> None:
+    """aiokafka's consumer.stop()/getmany raise CancelledError after a broker outage though nobody
+    cancelled the task: supervision must restart the job, not end silently in state "running"."""
+    runs = 0
+
+    async def leaks_cancellation() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise asyncio.CancelledError
+        await asyncio.sleep(3600)
+
+    async def scenario() -> tuple[TaskReport, bool]:
+        task = Supervisor("leaky", leaks_cancellation, critical=True, backoff=Backoff(initial_s=0.01))
+        task.start()
+        for _ in range(500):  # 5 s at most: without the rule the job is never run again
+            if runs >= 2:
+                break
+            await asyncio.sleep(0.01)
+        report = task.report()
+        await task.stop()  # a real cancellation still ends supervision
+        assert task._task is not None
+        return report, task._task.cancelled()
+
+    report, cancelled = asyncio.run(scenario())
+    assert (report.state, report.restarts, report.last_error) == ("running", 1, "CancelledError()")
+    assert cancelled
+
+
 def _task(health_body: dict[str, Any], name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(t for t in health_body["tasks"] if t["name"] == name)
     return found

@@ -7,9 +7,9 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from ingest.publisher import Publisher, tick_records
+from ingest.publisher import Publisher, _Record, tick_chunks, tick_records
 from plumbing.kafka import tick_partition
-from schemas.market import Funding, Quote, decode_ticks
+from schemas.market import Funding, Health, HealthState, Quote, decode_ticks
 
 
 class FlakyProducer:
@@ -64,7 +64,7 @@ FUNDING = Funding(
 
 
 def started(failures: int = 0, retries: int = 5, linger_ms: int = 5) -> tuple[Publisher, FlakyProducer]:
-    publisher = Publisher("unused:1", "ns", queue_size=100, linger_ms=linger_ms, retries=retries)
+    publisher = Publisher("unused:1", "ns", max_pending=100, linger_ms=linger_ms, retries=retries)
     producer = FlakyProducer(failures)
     publisher._producer = producer
     publisher._drain_task = asyncio.create_task(publisher._drain())
@@ -127,3 +127,111 @@ def test_tick_records_keep_order_split_large_batches_and_key_by_symbol() -> None
     assert [t for _, _, value, _ in records for t in decode_ticks(value)] == ticks
     # The symbol key lands where the instrument-keyed ticks used to: the symbol's partition.
     assert tick_partition(b"BTC", 3) == tick_partition(b"BTC-USDT-PERP@binance", 3)
+
+
+class StuckProducer(FlakyProducer):
+    """A broker that is down: send() waits until ``release`` is set (aiokafka waits for metadata)."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        await self.release.wait()
+        return await super().send(topic, value, key)
+
+
+def health(connection: str, state: HealthState, ts: int) -> Health:
+    return Health(venue="okx", connection=connection, state=state, exchange_ts_ns=ts, receipt_ts_ns=ts)
+
+
+async def test_a_stuck_broker_never_blocks_publish_and_overload_keeps_the_newest_per_instrument() -> None:
+    publisher = Publisher("unused:1", "ns", max_pending=10, linger_ms=0)
+    producer = StuckProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    await publisher.publish([quote(ts=1)])
+    await asyncio.sleep(0.01)  # the drain took it and waits in send()
+    eth = [quote(base="ETH", bid=str(n), ts=100 + n) for n in range(1, 30)]
+    sol = [quote(base="SOL", bid=str(n), ts=200 + n) for n in range(1, 30)]
+    for e, s in zip(eth, sol, strict=True):  # 58 events while the broker is stuck: none waits
+        await asyncio.wait_for(publisher.publish([e, s]), 0.1)
+    await publisher.publish_health(health("okx-0", HealthState.STREAMING, 7))
+    await publisher.publish_health(health("okx-1", HealthState.STALE, 8))
+    # Bounded: conflated to the newest quote per instrument and health per connection, counted.
+    assert publisher.stats.pending <= 10 and publisher.stats.conflated >= 48
+    producer.release.set()
+    await publisher.stop()
+    sent = [t for topic, _, value in producer.sent if topic != "ns.health" for t in decode_ticks(value)]
+    assert sent[0] == quote(ts=1) and len(sent) <= 1 + 10
+    for ticks in (eth, sol):  # each instrument: its newest quotes, in order, ending with the last one
+        kept = [t for t in sent if t.base == ticks[0].base]
+        assert kept == ticks[len(ticks) - len(kept) :] and kept
+    healths = [value for topic, _, value in producer.sent if topic == "ns.health"]
+    assert len(healths) == 2  # both connections kept: health is conflated per connection, not per venue
+    stats = publisher.stats
+    assert stats.queued == stats.delivered + stats.conflated + stats.lost and stats.lost == 0
+
+
+async def test_a_retry_never_sends_an_older_quote_behind_a_newer_one() -> None:
+    publisher, producer = started(failures=1, linger_ms=0)
+    older, newer = quote(bid="1", ts=10), quote(bid="2", ts=20)
+    await publisher.publish([older])
+    await asyncio.sleep(0.01)  # sent; its delivery failed
+    await publisher.publish([newer])
+    await publisher.stop()
+    delivered = [t for _, _, value in producer.sent for t in decode_ticks(value)]
+    # The failed record was re-queued ahead of the newer one: older then newer, never newer then older.
+    assert delivered == [older, older, newer]
+    assert (publisher.stats.delivered, publisher.stats.conflated, publisher.stats.lost) == (2, 0, 0)
+
+
+async def test_a_failed_quote_already_superseded_by_a_sent_one_is_conflated_not_resent() -> None:
+    publisher, producer = started(linger_ms=0)
+    older, newer = quote(bid="1", ts=10), quote(bid="2", ts=20)
+    publisher._last_sent_ns[("Quote", newer.instrument_id)] = newer.receipt_ts_ns  # newer already sent
+    publisher._failed(ingest_record(publisher, [older]), ConnectionError("broker went away"))
+    await publisher.stop()
+    assert producer.sent == [] and (publisher.stats.conflated, publisher.stats.lost) == (1, 0)
+
+
+def ingest_record(publisher: Publisher, events: list[Quote]) -> Any:
+    ((topic, key, value, chunk),) = tick_chunks(events, publisher.namespace)
+    publisher.stats.in_flight += len(chunk)
+    return _Record(topic, key, value, chunk)
+
+
+async def test_stop_with_the_broker_down_counts_what_it_could_not_deliver() -> None:
+    publisher = Publisher("unused:1", "ns", max_pending=100, linger_ms=0, stop_timeout_s=0.2)
+    producer = StuckProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    await publisher.publish([quote(ts=1), quote(base="ETH", ts=2)])
+    await asyncio.sleep(0.01)
+    await publisher.publish([quote(base="SOL", ts=3)])
+    await publisher.stop()
+    assert (publisher.stats.delivered, publisher.stats.lost) == (0, 3)
+
+
+async def test_without_conflation_publish_waits_for_room_and_keeps_every_tick() -> None:
+    publisher = Publisher("unused:1", "ns", max_pending=3, linger_ms=0, conflate_when_full=False)
+    producer = StuckProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    ticks = [quote(bid=str(n), ts=n) for n in range(1, 9)]
+    publishing = asyncio.create_task(publisher.publish(ticks[:1]))
+    await publishing
+    await asyncio.sleep(0.01)
+    blocked = asyncio.create_task(_publish_each(publisher, ticks[1:]))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and publisher.stats.pending == 3  # waits for the broker, drops nothing
+    producer.release.set()
+    await blocked
+    await publisher.stop()
+    assert [t for _, _, value in producer.sent for t in decode_ticks(value)] == ticks
+    assert publisher.stats.conflated == 0
+
+
+async def _publish_each(publisher: Publisher, ticks: list[Quote]) -> None:
+    for tick in ticks:
+        await publisher.publish([tick])

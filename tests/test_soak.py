@@ -128,11 +128,6 @@ def test_soak_health_back_after_venue_and_worker_faults(soak_report: dict[str, A
         assert counts[kind]["health_back"] == counts[kind]["injected"], (kind, soak_report["markdown"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API's read-model follower does not come back after a broker restart (stays 'broker unreachable',"
-    " 'read model catching up') while ingest and worker flow again: api/follower.py, issue 13 item 4",
-)
 def test_soak_no_invariant_broken(soak_report: dict[str, Any]) -> None:
     counts = soak_report["fault_counts"]
     assert counts["broker_restart"]["health_back"] == counts["broker_restart"]["injected"], soak_report["markdown"]
