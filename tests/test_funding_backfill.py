@@ -66,6 +66,22 @@ EXPECTED: dict[str, tuple[Instrument, list[tuple[int, str]]]] = {
         inst("mexc", "BTC_USDT"),
         [(1790496000000, "0"), (1790524800000, "-0.00005"), (1790553600000, "0.000266")],
     ),
+    "kucoin": (
+        inst("kucoin", "XBTUSDTM"),
+        [(1790496000000, "0.0001"), (1790524800000, "-0.000012"), (1790553600000, "0.000089")],
+    ),
+    "bitmex": (  # ISO times; each row's own interval
+        inst("bitmex", "XBTUSD", 4),
+        [(1790481600000, "0.0001"), (1790510400000, "-0.000245"), (1790539200000, "0.000061")],
+    ),
+    "hyperliquid": (  # times a few ms past the hour are that hour
+        inst("hyperliquid", "ETH", 1, "ETH"),
+        [(1790546400000, "-0.00022196"), (1790550000000, "0.0000125"), (1790553600000, "0.00001831")],
+    ),
+    "coinex": (  # the rate actually charged, not the theoretical one
+        inst("coinex", "BTCUSDT"),
+        [(1790496000000, "0.0001"), (1790524800000, "-0.00013372"), (1790553600000, "0.00007488")],
+    ),
 }
 
 
@@ -81,7 +97,7 @@ def test_parser_reads_the_documented_response_exactly(venue: str) -> None:
     for row in rows:
         assert isinstance(row.rate, Decimal)
         assert (row.instrument_id, row.venue, row.base) == (instrument.instrument_id, venue, instrument.base)
-        assert row.interval_h == instrument.funding_interval_h
+        assert row.interval_h == (8 if venue == "bitmex" else instrument.funding_interval_h)
         assert row.observed_ts_ns == row.settled_ts_ns and not row.time_estimated
 
 
@@ -164,6 +180,10 @@ SIM_INSTRUMENTS = {
     "gate": inst("gate", "BTC_USDT", 1),
     "bitget": inst("bitget", "BTCUSDT", 1),  # 721 rows: eight pages of 100
     "mexc": inst("mexc", "BTC_USDT", 8),
+    "kucoin": inst("kucoin", "XBTUSDTM", 4),  # 181 rows: two pages of 100
+    "bitmex": inst("bitmex", "XBTUSD", 1),  # 721 rows: two pages of 500
+    "hyperliquid": inst("hyperliquid", "ETH", 1, "ETH"),
+    "coinex": inst("coinex", "BTCUSDT", 4),
 }
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -53,6 +54,8 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
 )
+from ingest.venues.history import HistoryRequest, HistorySpec, Paging, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Instrument
 
 QUOTE = "quote"
@@ -259,6 +262,42 @@ class Bitmex(Venue):
             funding_interval_h=interval_hours(row.get("fundingInterval")) or 8,
         )
         return msgspec.structs.replace(instrument, volume_24h_quote=dec(row.get("foreignNotional24h")))
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v1/funding (https://www.bitmex.com/api/explorer/#!/Funding/Funding_get): symbol,
+# startTime/endTime (ISO 8601), count <= 500, reverse=false (oldest first); rows ``{timestamp
+# (ISO), symbol, fundingInterval ("2000-01-01T08:00:00.000Z"), fundingRate (number),
+# fundingRateDaily}``. Unauthenticated REST is limited to 30 requests a minute
+# (https://www.bitmex.com/app/restAPI#Limits): one every 2.5 s.
+FUNDING_HISTORY_PATH = "/api/v1/funding"
+FUNDING_HISTORY = HistorySpec(page_size=500, paging=Paging.FORWARD, min_interval_s=2.5)
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    window = {"startTime": _iso(start_ms), "endTime": _iso(end_ms)}
+    return HistoryRequest(
+        FUNDING_HISTORY_PATH, {"symbol": instrument.native_symbol, **window, "count": "500", "reverse": "false"}
+    )
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    if not isinstance(payload, list):
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: expected a list ({str(payload)[:200]})")
+    try:
+        return [
+            settlement(
+                instrument, dec(r["fundingRate"]), iso_to_ns(r["timestamp"]), interval_hours(r.get("fundingInterval"))
+            )
+            for r in payload
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
+
+
+def _iso(ms: int) -> str:
+    """Milliseconds to BitMEX's ISO form (``2026-09-28T00:00:00.000Z``), exactly."""
+    return f"{datetime.fromtimestamp(ms // 1000, tz=UTC):%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
 VENUE = Bitmex

@@ -21,10 +21,11 @@ from typing import Any
 import msgspec
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
+from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param, json_number
 from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
-from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.bitmex import PERPETUAL, Bitmex
+from ingest.venues.base import FrameError, canonical_base, iso_to_ns, make_instrument
+from ingest.venues.bitmex import FUNDING_HISTORY_PATH, PERPETUAL, Bitmex
 from schemas.market import ContractKind, Instrument
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -76,6 +77,29 @@ def _error(message: str, request: Any) -> str:
 class BitmexSim(VenueSim):
     name = "bitmex"
     ws_paths = ("/realtime",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """``count`` (<= 500) rows from startTime (ISO), oldest first unless ``reverse=true``."""
+        inst = instrument(self, query.get("symbol"))
+        try:
+            start = iso_to_ns(query["startTime"]) // 1_000_000 if "startTime" in query else 0
+            end = iso_to_ns(query["endTime"]) // 1_000_000 if "endTime" in query else 2**62
+        except FrameError as exc:
+            raise HistoryError(str(exc)) from exc
+        rows = settled(inst, start, end)
+        rows = (rows[::-1] if query.get("reverse") == "true" else rows)[: min(int_param(query, "count", 100), 500)]
+        hours = inst.funding_interval_h or 8
+        return [
+            {
+                "timestamp": _iso(t),
+                "symbol": inst.native_symbol,
+                "fundingInterval": _interval(hours),
+                "fundingRate": json_number(rate),
+                "fundingRateDaily": json_number(rate * 24 / hours),
+            }
+            for t, rate in rows
+        ]
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:

@@ -33,9 +33,11 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.funding_history import Settled, instrument, int_param
 from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, tick_for
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
+from ingest.venues.coinex import FUNDING_HISTORY_PATH
 from schemas.market import ContractKind, Instrument
 
 _CHANNELS = {"bbo.subscribe": BOOK, "state.subscribe": FUNDING}
@@ -63,6 +65,24 @@ def _gz(message: dict[str, Any]) -> bytes:
 class CoinexSim(VenueSim):
     name = "coinex"
     ws_paths = ("/v2/futures",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first within start_time..end_time, page ``page`` of ``limit`` (<= 100) rows."""
+        inst = instrument(self, query.get("market"))
+        size, page = min(int_param(query, "limit", 10), 100), max(1, int_param(query, "page", 1))
+        every = settled(inst, int_param(query, "start_time", 0), int_param(query, "end_time", 2**62))[::-1]
+        rows = [
+            {
+                "market": inst.native_symbol,
+                "funding_time": t,
+                "theoretical_funding_rate": _text(r),
+                "actual_funding_rate": _text(r),
+            }
+            for t, r in every[(page - 1) * size : page * size]
+        ]
+        return {"code": 0, "data": rows, "pagination": {"has_next": page * size < len(every)}, "message": "OK"}
+
     empty_books: bool = False
     """Default for the empty-books mode (see the module docstring)."""
 

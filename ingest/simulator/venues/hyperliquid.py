@@ -26,10 +26,14 @@ import orjson
 from aiohttp import web
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_venue_qty
+from ingest.simulator.funding_history import HistoryError, Settled, instrument
 from ingest.simulator.listing_helpers import plain, prefixed
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from schemas.market import ContractKind, Instrument
+
+PREMIUM_OFFSET = Decimal("0.0000125")
+"""Hyperliquid's funding is the premium plus 0.00125 % an hour of interest: the premium shown."""
 
 # Spelt out here rather than imported, so the simulator checks the venue module.
 CTXS_KEY = "POST /info metaAndAssetCtxs"
@@ -58,6 +62,21 @@ def _parse_error(text: str) -> str:
 class HyperliquidSim(VenueSim):
     name = "hyperliquid"
     ws_paths = ("/ws",)
+    funding_history_path = "/info"
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """``{"type": "fundingHistory", coin, startTime, endTime?}``: oldest first, at most 500, each
+        ``time`` a few ms past the hour as the venue stamps them; other info types: None."""
+        if not isinstance(body, dict) or body.get("type") != "fundingHistory":
+            return None
+        inst = instrument(self, body.get("coin"))
+        start, end = body.get("startTime"), body.get("endTime", 2**62)
+        if not isinstance(start, int) or not isinstance(end, int):
+            raise HistoryError("startTime (and endTime) must be integers")
+        return [
+            {"coin": inst.native_symbol, "fundingRate": _text(r), "premium": _text(r - PREMIUM_OFFSET), "time": t + 76}
+            for t, r in settled(inst, start, end)[:500]
+        ]
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:

@@ -18,9 +18,10 @@ from aiohttp import web
 from msgspec.structs import replace as replace_struct
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_contracts
+from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param, json_number
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
-from ingest.venues.kucoin import PERPETUAL, Kucoin
+from ingest.venues.kucoin import FUNDING_HISTORY_PATH, PERPETUAL, Kucoin
 from schemas.market import ContractKind, Instrument
 
 TICKER = "/contractMarket/tickerV2"
@@ -49,6 +50,16 @@ HOUR_MS = 3_600_000
 class KucoinSim(VenueSim):
     name = "kucoin"
     ws_paths = ("/",)  # the live bullet endpoint is wss://ws-api-futures.kucoin.com/
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """Newest first, the 100 up to ``to``; symbol, from and to are all required."""
+        inst = instrument(self, query.get("symbol"))
+        if "from" not in query or "to" not in query:
+            raise HistoryError("from and to are required")
+        rows = settled(inst, int_param(query, "from", 0), int_param(query, "to", 0))[::-1][:100]
+        data = [{"symbol": inst.native_symbol, "fundingRate": json_number(r), "timepoint": t} for t, r in rows]
+        return {"code": "200000", "data": data}
 
     # -- generated listings ----------------------------------------------------
     @classmethod
