@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from arbstream.bench.common import Plan, latency_summary, percentile
-from arbstream.bench.market_feed import STICKY_S, Planter
 from arbstream.bench.market_stage import (
     BACKLOG_TOLERANCE_S,
     LadderPlan,
@@ -19,13 +18,14 @@ from arbstream.bench.market_stage import (
     counter_deltas,
     is_saturated,
     next_rate,
+    overload_basis,
     per_10k,
     slope,
     sustained_rate,
 )
 from arbstream.bench.procs import Service
 from arbstream.bench.report import summary_rows
-from arbstream.bench.ticks import FUNDING_EVERY, TickSource
+from arbstream.bench.ticks import FUNDING_EVERY, STICKY_S, Planter, TickSource
 from plumbing.errors import ConfigError
 from schemas.arbitrage import WorkerStats
 from schemas.market import Funding, Quote
@@ -76,6 +76,13 @@ def test_a_feed_bound_step_ends_the_ladder_and_is_not_a_sustained_rate() -> None
     assert next_rate(steps, PLAN) is None
     assert sustained_rate(steps) == 2_500
     assert sustained_rate([_sat(2_500)]) is None
+
+
+def test_overload_triples_the_sustained_rate_or_else_the_best_processed_one() -> None:
+    assert overload_basis(5_000, [4_900.0, 7_100.0]) == 5_000
+    assert overload_basis(None, [390.5, 401.7, 180.0]) == 401
+    assert overload_basis(None, [0.0, 0.2]) is None
+    assert overload_basis(None, []) is None
 
 
 def test_slope_is_the_least_squares_fit() -> None:

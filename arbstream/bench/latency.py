@@ -17,13 +17,12 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from arbstream.bench.common import Result, latency_summary
-from arbstream.bench.kafka_io import OffsetProbe, make_producer
+from arbstream.bench.kafka_io import OffsetProbe, make_producer, prime_producer
 from arbstream.bench.procs import Service
-from arbstream.bench.ticks import TickSource, stamped
+from arbstream.bench.ticks import Planter, TickSource, stamped
 from arbstream.bench.worker import processed, wait_processed
 from ingest.publisher import tick_records
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.market import Funding, Quote
 from schemas.topics import OPPORTUNITIES, topic_name
 
 SLOT_S = 0.005
@@ -66,12 +65,6 @@ class AlertCollector:
             self.arrivals.extend((now, r.value) for records in batch.values() for r in records if r.value)
 
 
-STICKY_S = 0.03
-"""Under overload an instrument's dislocation lasts this long (all its quotes meanwhile are
-dislocated): a one-tick dislocation followed at once by a normal quote is exactly what
-conflation skips, so a run with conflation would have no alerts left to time."""
-
-
 async def offer(
     bootstrap: str,
     source: TickSource,
@@ -84,25 +77,19 @@ async def offer(
     """Send ``rate`` ticks/s for ``duration_s`` with about ``dislocations_per_s``; returns (ticks, records) sent.
 
     Each slot's ticks go out as ingest's publisher sends a window's: one record per symbol.
-    ``sticky``: each dislocation holds for ``STICKY_S`` instead of one tick (see there).
+    ``sticky``: each dislocation holds for ``ticks.STICKY_S`` instead of one tick (see there).
     """
-    dislocate_every = 0 if sticky else max(20, rate // dislocations_per_s)
+    planter = Planter(source, dislocations_per_s, sticky)
     producer = make_producer(bootstrap)
     await producer.start()
-    sent, records, target, until, next_plant = 0, 0, -1, 0.0, 0.0
+    await prime_producer(producer, source.topics(namespace))
+    sent, records = 0, 0
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration_s:
-            now = time.monotonic()
-            if sticky and now >= next_plant:
-                target, until = (target + 1) % len(source.instruments), now + STICKY_S
-                next_plant = now + 1 / dislocations_per_s
             due = int(rate * elapsed) - sent
-            slot: list[Quote | Funding] = []
-            for k, event in source.events(due, dislocate_every, start=sent):
-                if k == target and now < until and isinstance(event, Quote):
-                    event = source.dislocated[k]
-                slot.append(stamped(event, time.time_ns()))
+            now_ns = time.time_ns()
+            slot = [stamped(event, now_ns) for event in planter.slot(sent, due, rate, time.monotonic())]
             for topic, key, value, _ in tick_records(slot, namespace):
                 await producer.send(topic, value, key=key)
                 records += 1

@@ -15,7 +15,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,54 +22,18 @@ from typing import IO, Any
 import orjson
 
 from arbstream.bench.machine import pid_cpu_s
-from arbstream.bench.ticks import TickSource, stamped
+from arbstream.bench.ticks import Planter, TickSource, stamped
 from ingest.publisher import Publisher
 from plumbing.broker import die_with_parent
 from plumbing.errors import FatalError
 from plumbing.settings import REPO_ROOT
-from schemas.market import Funding, Quote
+from schemas.market import Quote
 
 SLOT_S = 0.005
 """Pacing granularity: each 5 ms slot's ticks are published together, like a busy venue's frames."""
-STICKY_S = 0.03
-"""Under overload a dislocation holds this long (see ``latency.STICKY_S``): conflation would
-otherwise skip a one-tick dislocation and leave no alert to time."""
 QUEUE_SIZE = 200_000
 FLUSH_TIMEOUT_S = 30.0
 WARM_UP_TIMEOUT_S = 120.0
-
-
-@dataclass
-class Planter:
-    """Which ticks of a slot are dislocated.
-
-    Plain mode: every ``dislocate_every``-th tick (the instrument's next quote is normal again).
-    Sticky mode: ``per_s`` times a second, the instrument of the slot's first tick becomes the
-    target and all its quotes for ``STICKY_S`` are dislocated. Targets are taken from the
-    ticks, so they are the busy instruments of the heavy-tailed mix, which tick again soon.
-    """
-
-    source: TickSource
-    per_s: int
-    sticky: bool
-    target: int = -1
-    until: float = 0.0
-    next_plant: float = 0.0
-
-    def dislocate_every(self, rate: int) -> int:
-        return 0 if self.sticky or self.per_s <= 0 else max(20, rate // self.per_s)
-
-    def slot(self, sent: int, due: int, rate: int, now: float) -> Iterator[Quote | Funding]:
-        """The events of ticks ``sent .. sent+due`` at monotonic time ``now`` (not yet stamped)."""
-        events = list(self.source.events(due, self.dislocate_every(rate), start=sent))
-        if self.sticky and events and now >= self.next_plant and self.per_s > 0:
-            self.target, self.until = events[0][0], now + STICKY_S
-            self.next_plant = now + 1 / self.per_s
-        for k, event in events:
-            if k == self.target and now < self.until and isinstance(event, Quote):
-                yield self.source.dislocated[k]
-            else:
-                yield event
 
 
 async def publish_paced(publisher: Publisher, planter: Planter, rate: int, duration_s: float) -> int:

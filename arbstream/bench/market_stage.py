@@ -43,6 +43,10 @@ PRODUCER_SHORTFALL = 0.9
 """The feed sent under this share of the offered rate: the step measures the feed, not the worker."""
 SETTLE_TIMEOUT_S = 120.0
 COUNTERS = ("processed", "conflated", "rebuilt", "rejected")
+PRODUCTION_COMMITS = {"ARBSTREAM_WORKER_COMMIT_INTERVAL_MS": "500"}
+"""The production commit interval: the other stages commit every 50 ms for a finer "done" time,
+but over the market's 1,440 partitions a commit takes longer than that and never stops. Catch-up
+times are therefore known to ±0.5 s."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,15 @@ def sustained_rate(steps: Sequence[StepOutcome]) -> int | None:
     """The highest offered rate the worker kept up with (None: it kept up with none)."""
     kept = [s.rate for s in steps if not s.saturated and not s.producer_limited]
     return max(kept) if kept else None
+
+
+def overload_basis(sustained: int | None, processed_rates: Sequence[float]) -> int | None:
+    """What the overload run triples: the sustained rate, or, when the worker kept up with no step
+    (not even the floor), the most it processed on any step (its capacity as measured)."""
+    if sustained:
+        return sustained
+    best = max((r for r in processed_rates if r > 0), default=0.0)
+    return int(best) if best >= 1 else None
 
 
 def slope(samples: Sequence[tuple[float, float]]) -> float:
@@ -262,7 +275,8 @@ async def run_market_stage(
 ) -> Result:
     topics = source.topics(namespace)
     await ensure_topics(bootstrap, topics, partitions)
-    worker = Service(["worker"], worker_env(bootstrap, namespace, work_dir, partitions), work_dir / "market-worker.log")
+    env = worker_env(bootstrap, namespace, work_dir, partitions, **PRODUCTION_COMMITS)
+    worker = Service(["worker"], env, work_dir / "market-worker.log")
     feed = FeedProcess(bootstrap, namespace, work_dir / "market-feed.log")
     try:
         async with OffsetProbe(bootstrap, partitions) as probe:
@@ -274,10 +288,11 @@ async def run_market_stage(
             pipe = _Pipeline(bootstrap, namespace, probe, feed, worker, broker_pid, topics)
             ladder = await _ladder(pipe, plan)
             sustained = sustained_rate([_outcome(s) for s in ladder])
+            basis = overload_basis(sustained, [s["processed_ticks_per_s"] for s in ladder])
             overload = (
-                await run_step(pipe, OVERLOAD_FACTOR * sustained, plan, sticky=True)
-                if sustained
-                else not_measured("the worker sustained no step of the ladder")
+                await run_step(pipe, OVERLOAD_FACTOR * basis, plan, sticky=True)
+                if basis
+                else not_measured("the worker processed nothing on the ladder")
             )
     finally:
         feed.stop()
@@ -293,5 +308,6 @@ async def run_market_stage(
         "step_s": plan.step_s,
         "ladder": ladder,
         "sustained_ticks_per_s": sustained,
+        "overload_basis_ticks_per_s": basis,
         "overload": overload,
     }

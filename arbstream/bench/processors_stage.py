@@ -170,7 +170,7 @@ async def _overload(
 
     One Python producer on this machine cannot offer 3x an unthrottled worker's drain rate, so
     the worker gets a quarter of the CPU time (run 10 ms, stopped 30 ms) and is offered 3x a
-    quarter of its drain rate. Dislocations are held 30 ms (see ``latency.STICKY_S``).
+    quarter of its drain rate. Dislocations are held 30 ms (see ``ticks.STICKY_S``).
     """
     rate = int(3 * drain_rate * THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S))
     before = await worker_stats(bootstrap, ns)

@@ -5,7 +5,8 @@ The bench starts workers this way when ``ARBSTREAM_BENCH_PROFILE`` names a direc
 millisecond (the event loop, where Faust's agents and the engine run; Faust's consumer thread is
 not sampled), so the profiled process runs at nearly full speed. When the service exits (the bench
 stops it with SIGTERM, which Faust turns into a clean shutdown) the profile is written as
-``OUT.txt`` (call tree) and ``OUT.flat.txt`` (functions by total time, callees included).
+``OUT.txt`` (call tree), ``OUT.flat.txt`` (functions by total time, callees included),
+``OUT.self.txt`` (by own time) and ``OUT.pyisession`` (the raw samples).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ def write_profile(profiler: Profiler, out: Path) -> None:
     if session is None:
         return
     out.with_suffix(".txt").write_text(profiler.output(ConsoleRenderer(show_all=False, short_mode=False)))
-    flat = ConsoleRenderer(flat=True, flat_time="total", show_all=True)
-    out.with_suffix(".flat.txt").write_text(profiler.output(flat))
+    total = ConsoleRenderer(flat=True, flat_time="total", show_all=True)
+    out.with_suffix(".flat.txt").write_text(profiler.output(total))
+    own = ConsoleRenderer(flat=True, flat_time="self", show_all=True)
+    out.with_suffix(".self.txt").write_text(profiler.output(own))
+    session.save(str(out.with_suffix(".pyisession")))  # `pyinstrument --load` renders it any other way
 
 
 def main(argv: list[str]) -> int:

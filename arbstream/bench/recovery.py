@@ -20,7 +20,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from arbstream.bench.common import Result, median, not_measured
-from arbstream.bench.kafka_io import OffsetProbe, make_producer
+from arbstream.bench.kafka_io import OffsetProbe, make_producer, prime_producer
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource, stamped
 from arbstream.bench.worker import changelog, processed, produce_ticks, start_ready, wait_processed, worker_env
@@ -74,6 +74,7 @@ async def _feed(bootstrap: str, source: TickSource, namespace: str) -> None:
     """Ten ticks every 100 ms, one record per symbol (as ingest batches them)."""
     producer = make_producer(bootstrap)
     await producer.start()
+    await prime_producer(producer, source.topics(namespace))
     sent = 0
     try:
         while True:

@@ -34,6 +34,10 @@ MARKET_ORDER = 200_000
 """Length of the market mix's tick order before it repeats."""
 FUNDING_EVERY = 10
 """One funding event per ten ticks, the simulator's default book:funding ratio."""
+STICKY_S = 0.03
+"""Under overload an instrument's dislocation lasts this long (all its quotes meanwhile are
+dislocated): a one-tick dislocation followed at once by a normal quote is exactly what
+conflation skips, so a run with conflation would have no alerts left to time."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,39 @@ class TickSource:
             ts = start_ns + i * step_ns
             windows.setdefault((ts - start_ns) // WINDOW_NS, []).append(stamped(event, ts))
         return [record for ticks in windows.values() for record in tick_records(ticks, namespace)]
+
+
+@dataclass
+class Planter:
+    """Which ticks of a slot are dislocated.
+
+    Plain mode: every ``dislocate_every``-th tick (the instrument's next quote is normal again).
+    Sticky mode: ``per_s`` times a second, the instrument of the slot's first tick becomes the
+    target and all its quotes for ``STICKY_S`` are dislocated. Targets are taken from the
+    ticks, so they are the busy instruments of the heavy-tailed mix, which tick again soon.
+    """
+
+    source: TickSource
+    per_s: int
+    sticky: bool
+    target: int = -1
+    until: float = 0.0
+    next_plant: float = 0.0
+
+    def dislocate_every(self, rate: int) -> int:
+        return 0 if self.sticky or self.per_s <= 0 else max(20, rate // self.per_s)
+
+    def slot(self, sent: int, due: int, rate: int, now: float) -> Iterator[Quote | Funding]:
+        """The events of ticks ``sent .. sent+due`` at monotonic time ``now`` (not yet stamped)."""
+        events = list(self.source.events(due, self.dislocate_every(rate), start=sent))
+        if self.sticky and events and now >= self.next_plant and self.per_s > 0:
+            self.target, self.until = events[0][0], now + STICKY_S
+            self.next_plant = now + 1 / self.per_s
+        for k, event in events:
+            if k == self.target and now < self.until and isinstance(event, Quote):
+                yield self.source.dislocated[k]
+            else:
+                yield event
 
 
 def stamped(event: Quote | Funding, ts_ns: int) -> Quote | Funding:
