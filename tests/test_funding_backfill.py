@@ -82,6 +82,10 @@ EXPECTED: dict[str, tuple[Instrument, list[tuple[int, str]]]] = {
         inst("coinex", "BTCUSDT"),
         [(1790496000000, "0.0001"), (1790524800000, "-0.00013372"), (1790553600000, "0.00007488")],
     ),
+    "deribit": (  # hourly rows: the one on the 8 h grid, with its trailing 8 h rate
+        make_instrument("deribit", "BTC-PERPETUAL", "BTC", "USD", "BTC", ContractKind.INVERSE, funding_interval_h=8),
+        [(1790524800000, "0.0000398")],
+    ),
 }
 
 
@@ -184,6 +188,7 @@ SIM_INSTRUMENTS = {
     "bitmex": inst("bitmex", "XBTUSD", 1),  # 721 rows: two pages of 500
     "hyperliquid": inst("hyperliquid", "ETH", 1, "ETH"),
     "coinex": inst("coinex", "BTCUSDT", 4),
+    "deribit": inst("deribit", "ETH_USDC-PERPETUAL", 8, "ETH"),  # 721 hourly rows in two windows
 }
 
 

@@ -40,6 +40,8 @@ from ingest.venues.base import (
     make_quote,
     ms_to_ns,
 )
+from ingest.venues.history import HOUR_NS, HistoryRequest, HistorySpec, Paging, rows_of, settlement
+from schemas.funding import FundingSettlement
 from schemas.market import ContractKind, Funding, Instrument, Quote
 
 QUOTE = "quote"
@@ -223,6 +225,34 @@ class Deribit(Venue):
                 )
             )
         return instruments
+
+
+# -- funding history ---------------------------------------------------------------------------
+# GET /api/v2/public/get_funding_rate_history (https://docs.deribit.com/#public-get_funding_rate_
+# history): instrument_name, start_timestamp, end_timestamp (ms, required); ``result`` rows
+# ``{timestamp, index_price, prev_index_price, interest_1h, interest_8h}`` one an hour, oldest
+# first (at most 744 per answer). Funding accrues continuously; the live feed reports
+# ``funding_8h`` and the API settles it on the 8 h UTC grid, so the backfill keeps the rows on
+# that grid with their trailing ``interest_8h``: the same points, the same keys. Windows of 24
+# days stay under the cap; one request every 0.5 s keeps well inside the credit pool.
+FUNDING_HISTORY_PATH = "/api/v2/public/get_funding_rate_history"
+FUNDING_HISTORY = HistorySpec(page_size=744, paging=Paging.FORWARD, min_interval_s=0.5, max_window_ms=24 * 86_400_000)
+GRID_NS = 8 * HOUR_NS
+
+
+def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
+    window = {"start_timestamp": str(start_ms), "end_timestamp": str(end_ms)}
+    return HistoryRequest(FUNDING_HISTORY_PATH, {"instrument_name": instrument.native_symbol, **window})
+
+
+def parse_funding_history(payload: Any, instrument: Instrument) -> list[FundingSettlement]:
+    if isinstance(payload, dict) and "error" in payload:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: {payload['error']}")
+    try:
+        rows = [(ms_to_ns(r["timestamp"]), r) for r in rows_of(payload, "result")]
+        return [settlement(instrument, dec(r["interest_8h"]), t, 8) for t, r in rows if t % GRID_NS == 0]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"{FUNDING_HISTORY_PATH}: bad row ({exc!r})") from exc
 
 
 VENUE = Deribit

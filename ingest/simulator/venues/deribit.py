@@ -20,9 +20,10 @@ from typing import Any
 import msgspec
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
-from ingest.simulator.market import SimFunding, SimQuote
+from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param, json_number
+from ingest.simulator.market import EIGHT_HOURS_MS, SimFunding, SimQuote
 from ingest.venues.base import make_instrument
-from ingest.venues.deribit import Deribit
+from ingest.venues.deribit import FUNDING_HISTORY_PATH, Deribit
 from schemas.market import ContractKind, Instrument
 
 # Decimals as JSON numbers (the venue sends numbers, never strings).
@@ -62,6 +63,32 @@ INVERSE_PERPETUALS = {"BTC": Decimal(10), "ETH": Decimal(1)}
 class DeribitSim(VenueSim):
     name = "deribit"
     ws_paths = ("/ws/api/v2",)
+    funding_history_path = FUNDING_HISTORY_PATH
+
+    def funding_history(self, query: dict[str, str], body: Any, settled: Settled) -> Any:
+        """One row an hour, oldest first, at most 744; ``interest_8h`` is the rate over the 8 h
+        ending at the row (the market's 8 h settlement on the grid, an eighth of it each hour)."""
+        inst = instrument(self, query.get("instrument_name"))
+        if "start_timestamp" not in query or "end_timestamp" not in query:
+            raise HistoryError("start_timestamp and end_timestamp are required")
+        start, end = int_param(query, "start_timestamp", 0), int_param(query, "end_timestamp", 0)
+        hourly = msgspec.structs.replace(inst, funding_interval_h=1)
+        rows = []
+        for t, _ in settled(hourly, start, end)[:744]:
+            grid = t - t % EIGHT_HOURS_MS  # the 8 h settlement this hour's trailing rate ends with
+            last = settled(inst, grid, grid)
+            if last:
+                rate = last[0][1]
+                rows.append(
+                    {
+                        "timestamp": t,
+                        "index_price": 1,
+                        "prev_index_price": 1,
+                        "interest_8h": json_number(rate),
+                        "interest_1h": json_number(rate / 8),
+                    }
+                )
+        return {"jsonrpc": "2.0", "result": rows, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": False}
 
     # -- generated listings ----------------------------------------------------
     @classmethod
