@@ -46,6 +46,7 @@ class IngestCollector(Collector):
         if self.publisher is not None:
             published = self.publisher.stats
             for name, value in (
+                ("queued", published.queued),
                 ("delivered", published.delivered),
                 ("delivery_errors", published.delivery_errors),
                 ("lost", published.lost),
