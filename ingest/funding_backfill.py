@@ -33,17 +33,15 @@ from typing import Any
 
 import aiohttp
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ingest.settlements_io import SettlementWriter
 from ingest.venues.base import FrameError, load_json
 from ingest.venues.history import HOUR_NS, HistoryRequest, HistorySpec, Paging
-from plumbing.kafka import ensure_topics, partition_counts
-from schemas.funding import FundingSettlement, decode_settlement, encode
+from schemas.funding import FundingSettlement
 from schemas.market import BackfillStatus, Instrument, ListingStatus
-from schemas.topics import FUNDING_SETTLEMENTS, SETTLEMENTS_CONFIG, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -184,39 +182,6 @@ class Pacer:
             self._next = time.monotonic() + self.interval_s
 
 
-async def read_backfilled(bootstrap: str, topic: str) -> dict[str, int]:
-    """Per instrument, the newest settlement the venue's own record (a backfill) put on the topic."""
-    count = (await partition_counts(bootstrap, [topic])).get(topic, 0)
-    partitions = [TopicPartition(topic, p) for p in range(count)]
-    newest: dict[str, int] = {}
-    if not partitions:
-        return newest
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
-                for record in records:
-                    _note_backfilled(newest, record.value)
-    finally:
-        await consumer.stop()
-    return newest
-
-
-def _note_backfilled(newest: dict[str, int], value: bytes | None) -> None:
-    if value is None:
-        return
-    try:
-        s = decode_settlement(value)
-    except msgspec.DecodeError:
-        return  # the API counts and reports undecodable settlements; nothing to resume from here
-    if s.observed_ts_ns == s.settled_ts_ns and s.settled_ts_ns > newest.get(s.instrument_id, -1):
-        newest[s.instrument_id] = s.settled_ts_ns
-
-
 class FundingBackfill:
     """Fetches and publishes funding history for the instruments handed to :meth:`track`."""
 
@@ -228,6 +193,7 @@ class FundingBackfill:
         publish: Publish,
         on_change: Callable[[], Awaitable[None]] | None = None,
         timeout_s: float = 15.0,
+        pacing: float = 1.0,
     ) -> None:
         self.http = http
         self.rest_base = rest_base
@@ -235,6 +201,8 @@ class FundingBackfill:
         self.publish = publish
         self.on_change = on_change
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.pacing = pacing
+        """Multiplies every venue's pause between requests (0 against the simulator: no venue limit)."""
         self.progress: dict[str, VenueProgress] = {}
         self.have_until: dict[str, int] = {}
         """Per instrument: newest backfilled settlement already on the topic (ns)."""
@@ -274,7 +242,7 @@ class FundingBackfill:
                 await task
 
     async def _venue(self, venue: str, history: VenueHistory, instruments: list[Instrument], now_ms: int) -> None:
-        progress, pacer = self.progress[venue], Pacer(history.spec.min_interval_s)
+        progress, pacer = self.progress[venue], Pacer(history.spec.min_interval_s * self.pacing)
         progress.state = "running"
         await self._changed()
         failures = [0]  # consecutive connection failures while nothing has been fetched
@@ -368,33 +336,6 @@ class FundingBackfill:
                 await self.on_change()
             except (KafkaError, OSError) as exc:  # a status report failing must not stop the backfill
                 log.warning("funding backfill status not published: %r", exc)
-
-
-class SettlementWriter:
-    """Publishes settlements to ``funding-settlements`` with the API's key and encoding."""
-
-    def __init__(self, bootstrap: str, namespace: str, partitions: int) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic_name(FUNDING_SETTLEMENTS, namespace)
-        self.partitions = partitions
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> dict[str, int]:
-        """Create the topic if needed, start the producer; returns what the topic already holds."""
-        await ensure_topics(self.bootstrap, [self.topic], self.partitions, SETTLEMENTS_CONFIG)
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=20)
-        await self._producer.start()
-        return await read_backfilled(self.bootstrap, self.topic)
-
-    async def publish(self, settlements: list[FundingSettlement]) -> None:
-        assert self._producer is not None, "start() first"
-        sends = [await self._producer.send(self.topic, encode(s), key=s.key.encode()) for s in settlements]
-        for delivery in sends:
-            await delivery
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
 
 
 class BackfillCollector(Collector):

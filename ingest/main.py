@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, start_http_server
 from ingest import listings as listing_io
 from ingest.catalog import Catalog
 from ingest.control import ControlFollower
-from ingest.funding_backfill import BackfillCollector, FundingBackfill, SettlementWriter, run_backfill, with_backfill
+from ingest.funding_backfill import BackfillCollector, FundingBackfill, run_backfill, with_backfill
 from ingest.instruments import load_all
 from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_instruments
 from ingest.metrics import IngestCollector
@@ -32,6 +32,7 @@ from ingest.publisher import Publisher
 from ingest.recorder import Recorder, write_instruments
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.settings import IngestSettings
+from ingest.settlements_io import SettlementWriter
 from ingest.supervisor import RunnerMaker, VenueSupervisor
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import Connection
@@ -305,7 +306,12 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
             if bootstrap is not None and settings.funding_backfill_days > 0:
                 writer = SettlementWriter(bootstrap, settings.namespace, settings.topic_partitions)
                 service.backfill = FundingBackfill(
-                    http, service.rest_base, settings.funding_backfill_days, writer.publish, service._publish_statuses
+                    http,
+                    service.rest_base,
+                    settings.funding_backfill_days,
+                    writer.publish,
+                    service._publish_statuses,
+                    pacing=0.0 if settings.simulator_url else 1.0,  # the simulator has no rate limit
                 )
                 backfill = asyncio.create_task(run_backfill(service.backfill, writer, service.tracked), name="backfill")
             if settings.metrics_port is not None:

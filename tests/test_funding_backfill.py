@@ -205,7 +205,7 @@ async def test_backfill_from_the_simulator_matches_its_market(venue: str) -> Non
 
     try:
         async with aiohttp.ClientSession() as http:
-            backfill = FundingBackfill(http, lambda v: f"http://127.0.0.1:{port}/{v}", 30, publish)
+            backfill = FundingBackfill(http, lambda v: f"http://127.0.0.1:{port}/{v}", 30, publish, pacing=0.0)
             backfill.track([instrument], now_ms=NOW_MS)
             await backfill.wait()
     finally:

@@ -18,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from api.funding_math import average_apr
 from api.wire import PCT_PLACES, capped
 from ingest.catalog import Catalog
-from ingest.funding_backfill import FundingBackfill, SettlementWriter, run_backfill, with_backfill
+from ingest.funding_backfill import FundingBackfill, run_backfill, with_backfill
+from ingest.settlements_io import SettlementWriter
 from ingest.simulator.server import Simulator, serve
 from ingest.venues.base import make_instrument
 from plumbing.broker import free_port
