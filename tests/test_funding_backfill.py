@@ -217,3 +217,26 @@ async def test_backfill_from_the_simulator_matches_its_market(venue: str) -> Non
     assert [s.rate for s in published] == [sim.market.settled_rate(instrument, t) for t in expected]
     progress = backfill.progress[venue]
     assert (progress.state, progress.done, progress.written, progress.errors) == ("done", 1, len(expected), 0)
+
+
+def test_every_venue_declares_its_history_endpoint_or_its_absence() -> None:
+    from ingest.venues import VENUE_NAMES
+
+    declared = {venue: venue_history(venue) for venue in VENUE_NAMES}
+    assert sorted(v for v, h in declared.items() if h is None) == ["coindcx", "paradex", "phemex"]
+    assert sorted(v for v, h in declared.items() if h is not None) == sorted(SIM_INSTRUMENTS) == sorted(EXPECTED)
+    for history in declared.values():
+        if history is not None:
+            assert history.spec.page_size > 0 and history.spec.min_interval_s > 0
+
+
+async def test_a_venue_without_an_endpoint_is_reported_unsupported() -> None:
+    async def publish(rows: list[FundingSettlement]) -> None:
+        raise AssertionError("nothing to publish")
+
+    async with aiohttp.ClientSession() as http:
+        backfill = FundingBackfill(http, lambda v: "http://127.0.0.1:9", 30, publish)
+        backfill.track([inst("paradex", "BTC-USD-PERP"), inst("paradex", "ETH-USD-PERP", base="ETH")])
+        await backfill.wait()
+    status = backfill.statuses()["paradex"]
+    assert (status.state, status.instruments, status.done, status.errors) == ("unsupported", 2, 0, 0)

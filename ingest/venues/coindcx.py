@@ -354,4 +354,10 @@ async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
         return await response.read()
 
 
+# -- funding history ---------------------------------------------------------------------------
+# Not backfilled (decision 0023): CoinDCX documents no public funding-history endpoint for its
+# futures (https://docs.coindcx.com/#futures-end-points lists current funding only).
+FUNDING_HISTORY = None
+
+
 VENUE = Coindcx

@@ -268,4 +268,11 @@ def _volumes(summary: Any) -> dict[str, Decimal]:
     return volumes
 
 
+# -- funding history ---------------------------------------------------------------------------
+# Not backfilled (decision 0023): GET /v1/funding/data (https://docs.paradex.trade/api/prod/
+# markets/get-funding-data) lists funding-index snapshots every few seconds, not settlements
+# (funding accrues continuously): 30 days is hundreds of thousands of rows per market.
+FUNDING_HISTORY = None
+
+
 VENUE = Paradex

@@ -356,4 +356,12 @@ def _funding(inst: Instrument, ts_ns: int, receipt_ts_ns: int, *values: Decimal 
                         receipt_ts_ns=receipt_ts_ns, next_funding_ts_ns=next_ns)  # fmt: skip
 
 
+# -- funding history ---------------------------------------------------------------------------
+# Not backfilled (decision 0023): Phemex serves history per funding-rate *index* symbol
+# (GET /api-data/public/data/funding-rate-history?symbol=.BTCFR8H, https://phemex-docs.github.io/
+# #query-funding-rate-history), and the mapping from a contract to its index symbol (per
+# settlement currency and interval) is not verified here.
+FUNDING_HISTORY = None
+
+
 VENUE = Phemex
