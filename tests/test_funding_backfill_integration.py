@@ -9,9 +9,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,9 +26,10 @@ from ingest.simulator.server import Simulator, serve
 from ingest.venues.base import make_instrument
 from plumbing.broker import free_port
 from plumbing.kafka import ensure_topics
-from schemas.funding import FundingSettlement, encode
+from schemas.funding import FundingSettlement, decode_settlement, encode
 from schemas.market import ContractKind, Instrument, ListingSource, ListingStatus
-from schemas.topics import FUNDING_SETTLEMENTS, SETTLEMENTS_CONFIG, topic_name
+from schemas.topics import FUNDING_SETTLEMENTS, LISTINGS, SETTLEMENTS_CONFIG, topic_name
+from tests.helpers import TopicWatcher, running, service_env
 from tests.test_api_reliability import in_process_api, produce, status_of, wait_for
 from tests.test_funding_integration import publish_worker_output
 
@@ -158,3 +161,71 @@ def test_backfilled_history_reaches_the_api_once_and_an_unreachable_venue_is_rep
         reported = okx_listing()
         assert reported is not None
         assert (reported["funding_backfill"]["state"], reported["funding_backfill"]["errors"]) == ("unreachable", 1)
+
+
+SUPPORTED = [
+    "binance",
+    "bybit",
+    "okx",
+    "kucoin",
+    "deribit",
+    "bitmex",
+    "gate",
+    "mexc",
+    "bitget",
+    "hyperliquid",
+    "coinex",
+]
+
+
+def _settled_by_instrument(records: list[Any]) -> dict[str, list[FundingSettlement]]:
+    found: dict[str, list[FundingSettlement]] = {}
+    for record in records:
+        if record.topic.endswith(FUNDING_SETTLEMENTS) and record.value is not None:
+            settled = decode_settlement(record.value)
+            found.setdefault(settled.instrument_id, []).append(settled)
+    return found
+
+
+def _backfill_states(records: list[Any]) -> dict[str, str]:
+    states = {}
+    for record in records:
+        if record.topic.endswith(LISTINGS) and record.value is not None:
+            status = msgspec.json.decode(record.value, type=ListingStatus)
+            if status.funding_backfill is not None:
+                states[status.venue] = status.funding_backfill.state
+    return states
+
+
+@pytest.mark.integration
+async def test_arbstream_ingest_backfills_the_simulated_venues(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """The real `arbstream ingest` against `arbstream simulate`: every supported venue's BTC
+    instruments get 30 days of settlements on their grid, and each venue's listing status says done."""
+    port = free_port()
+    sim_env = service_env(kafka_bootstrap, namespace, ARBSTREAM_SIMULATOR_PORT=str(port), ARBSTREAM_SYMBOLS="BTC")
+    ingest_env = service_env(
+        kafka_bootstrap, namespace, ARBSTREAM_SYMBOLS="BTC", ARBSTREAM_SIMULATOR_URL=f"http://127.0.0.1:{port}"
+    )
+    topics = [topic_name(FUNDING_SETTLEMENTS, namespace), topic_name(LISTINGS, namespace)]
+    started_ms = time.time_ns() // MS
+    with running(["simulate"], sim_env, tmp_path / "sim.log"), running(["ingest"], ingest_env, tmp_path / "ingest.log"):
+        async with TopicWatcher(kafka_bootstrap, topics) as watcher:
+            await watcher.wait_for(
+                lambda rs: all(_backfill_states(rs).get(v) == "done" for v in SUPPORTED), 120, "every backfill done"
+            )
+            states = _backfill_states(watcher.records)
+            settled = _settled_by_instrument(watcher.records)
+    assert {v: states[v] for v in ("paradex", "phemex", "coindcx")} == dict.fromkeys(
+        ("paradex", "phemex", "coindcx"), "unsupported"
+    )
+    assert {i.split("@")[1] for i in settled} == set(SUPPORTED)
+    for instrument_id, rows in settled.items():
+        interval = rows[0].interval_h
+        times = sorted(r.settled_ts_ns // MS for r in rows)
+        assert len(set(times)) == len(times), instrument_id  # each settlement once
+        assert times == list(range(times[0], times[-1] + 1, interval * HOUR_MS)), instrument_id  # no gap
+        assert times[0] - (started_ms - 30 * 24 * HOUR_MS) in range(0, interval * HOUR_MS + 60_000), instrument_id
+        assert time.time_ns() // MS - times[-1] < interval * HOUR_MS, instrument_id  # up to the latest
+        assert all(r.observed_ts_ns == r.settled_ts_ns and r.base == "BTC" for r in rows)
