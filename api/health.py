@@ -62,12 +62,13 @@ def signals_of(ctx: ApiContext, now: int, reachable: bool | None, lag_total: int
         ],
         venues=known_venues(model, ctx.universe),
         newest_tick_age_s=(now - newest) / NS if newest is not None else None,
+        worker_report_ages_s=[(now - w.ts_ns) / NS for w in model.workers.values()],
     )
 
 
 def thresholds_of(ctx: ApiContext) -> Thresholds:
     s = ctx.settings
-    return Thresholds(s.health_report_max_age_s, s.health_max_data_age_s, s.max_lag_records)
+    return Thresholds(s.health_report_max_age_s, s.health_max_data_age_s, s.max_lag_records, s.health_worker_max_age_s)
 
 
 @router.get(
@@ -79,6 +80,7 @@ async def health(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
     """Overall status (ok / degraded / down / starting, rule in api/health_rule.py), broker reachability,
     consumer lag, the supervised background tasks, and every venue's connection health."""
     follower, model, now = ctx.follower, ctx.model, now_ns()
+    model.prune_workers(now - int(ctx.settings.workers_gone_keep_s * NS))
     reachable = await follower.broker_reachable() if follower is not None else None
     lag = await follower.lag() if follower is not None else None
     lag_total = sum(lag.values()) if lag is not None else None
@@ -103,6 +105,7 @@ async def health(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
             WorkerOut(
                 **{k: v for k, v in msgspec.structs.asdict(w).items() if k in WorkerOut.model_fields},
                 reported_age_ms=max(0, now - w.ts_ns) // 1_000_000,
+                alive=now - w.ts_ns <= ctx.settings.health_worker_max_age_s * NS,
             )
             for _, w in sorted(model.workers.items())
         ],

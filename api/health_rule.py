@@ -21,7 +21,7 @@ not the process, is what is missing), which is what a status page should say.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from api.supervise import TaskReport
@@ -43,6 +43,8 @@ class Thresholds:
     report_max_age_s: float = 30.0
     max_data_age_s: float = 60.0
     max_lag_records: int = 10_000
+    worker_report_max_age_s: float = 30.0
+    """A worker silent this long is gone (its stats are every second by default)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Signals:
     venues: set[str]
     """Every venue configured or seen: one without any report is 'silent'."""
     newest_tick_age_s: float | None
+    worker_report_ages_s: list[float] = field(default_factory=list)
+    """Age of each known worker's latest ``worker-stats`` record."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,10 @@ def verdict(signals: Signals, limits: Thresholds) -> Verdict:
     elif age > limits.max_data_age_s:
         down.append(f"newest tick is {age:.0f}s old (limit {limits.max_data_age_s:.0f}s)")
     degraded = _task_reasons(signals.tasks, critical=False)
+    ages = signals.worker_report_ages_s
+    if ages and min(ages) > limits.worker_report_max_age_s:
+        # Every worker that ever reported went silent: nothing computes opportunities any more.
+        degraded.append(f"no worker reporting (last report {min(ages):.0f}s ago)")
     if signals.broker_reachable is False:
         degraded.append("broker unreachable")
     if signals.lag_total is not None and signals.lag_total > limits.max_lag_records:

@@ -355,7 +355,7 @@ class ConnectionOut(BaseModel):
 class FundingBackfillOut(BaseModel):
     """Progress of the funding-history backfill from the venue's REST endpoint (decision 0023)."""
 
-    state: Literal["pending", "running", "done", "unreachable", "unsupported"]
+    state: Literal["pending", "running", "done", "unreachable", "unsupported", "failed"]
     instruments: int
     done: int
     written: int = Field(description="settlements published to funding-settlements")
@@ -436,6 +436,9 @@ class WorkerOut(BaseModel):
     partitions: int
     lag_ms: int = Field(description="wall clock minus the Kafka time of the newest tick it handled")
     reported_age_ms: int
+    alive: bool = Field(
+        description="reported within health_worker_max_age_s; a gone worker stays listed for workers_gone_keep_s"
+    )
 
 
 class HealthOut(BaseModel):

@@ -125,6 +125,11 @@ class ReadModel:
     def apply_worker_stats(self, stats: WorkerStats) -> None:
         self.workers[stats.worker_id] = stats
 
+    def prune_workers(self, reported_before_ns: int) -> None:
+        """Forget workers whose last report is older than this (a replaced worker id must not linger)."""
+        for worker_id in [w for w, stats in self.workers.items() if stats.ts_ns < reported_before_ns]:
+            del self.workers[worker_id]
+
     def apply_health(self, health: Health, changes: Changes) -> None:
         self.version += 1
         key = f"{health.venue}|{health.connection}"

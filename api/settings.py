@@ -71,6 +71,12 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
     health_max_data_age_s: float = Field(
         default=60.0, gt=0, description="/health is down when the newest tick is older than this"
     )
+    health_worker_max_age_s: float = Field(
+        default=30.0, gt=0, description="a worker without a worker-stats record for this long is listed as gone"
+    )
+    workers_gone_keep_s: float = Field(
+        default=600.0, gt=0, description="a gone worker's last counters stay on /health this long, then are dropped"
+    )
 
     # Security defaults (issue 13, decision 0014).
     admin_token: str | None = Field(

@@ -147,8 +147,9 @@ class BackfillStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Progress of a venue's funding-history backfill from its REST endpoint (decision 0023)."""
 
     state: str
-    """pending, running, done, unreachable (connections failed, the rest not tried) or
-    unsupported (the venue has no public funding-history endpoint)."""
+    """pending, running, done, unreachable (connections failed, the rest not tried),
+    unsupported (the venue has no public funding-history endpoint) or failed (our side: the broker
+    refused the writes, a parser's bug; ``last_error`` says which)."""
     instruments: int
     done: int
     written: int

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from api.readmodel import Changes
 from api.supervise import Backoff, Supervisor, TaskReport
 from api.universe import Universe
 from plumbing.kafka import ensure_topics
+from schemas.arbitrage import WorkerStats
 from schemas.arbitrage import encode as encode_event
 from schemas.market import Health, HealthState
 from schemas.market import encode as encode_market
@@ -113,6 +115,9 @@ RESTARTING = TaskReport("read-model-follower", "restarting", True, 3, "RuntimeEr
             ["broker unreachable", "consumer lag 101 records"],
         ),
         ({"broker_reachable": None}, "ok", 200, []),  # no broker configured (in-process model)
+        ({"worker_report_ages_s": [1.0, 400.0]}, "ok", 200, []),  # one gone, one alive: still computing
+        ({"worker_report_ages_s": [31.0, 400.0]}, "degraded", 200, ["no worker reporting (last report 31s ago)"]),
+        ({"worker_report_ages_s": []}, "ok", 200, []),  # none ever reported (an API without workers yet)
         ({"loaded": False}, "starting", 503, ["read model loading"]),
     ],
 )
@@ -216,6 +221,35 @@ def test_a_cancelled_error_leaking_out_of_a_job_is_a_failure_but_stop_still_stop
     report, cancelled = asyncio.run(scenario())
     assert (report.state, report.restarts, report.last_error) == ("running", 1, "CancelledError()")
     assert cancelled
+
+
+def test_gone_workers_are_flagged_then_dropped_and_all_gone_degrades_health() -> None:
+    settings = scenario_settings(health_worker_max_age_s=30, workers_gone_keep_s=600)
+    now = time.time_ns()
+    model = in_process_model(now, settings)
+    for worker_id, age_s in (("fresh", 1), ("replaced", 100), ("ancient", 700)):
+        stats = WorkerStats(
+            worker_id=worker_id,
+            started_ts_ns=now - 10**12,
+            ts_ns=now - age_s * 10**9,
+            processed=1,
+            conflated=0,
+            rebuilt=0,
+            forwarded=0,
+            rejected=0,
+            partitions=1,
+            lag_ms=0,
+        )
+        model.apply_worker_stats(stats)
+    ctx = build_context(settings, None, model=model, universe=Universe())
+    with serve(create_app(ctx)) as url:
+        _, body = get_json(url + "/health")
+        assert [(w["worker_id"], w["alive"]) for w in body["workers"]] == [("fresh", True), ("replaced", False)]
+        assert not any("no worker" in reason for reason in body["reasons"])
+        del model.workers["fresh"]  # the last live worker is gone too
+        _, body = get_json(url + "/health")
+        gone = [r for r in body["reasons"] if re.fullmatch(r"no worker reporting \(last report 10\ds ago\)", r)]
+        assert len(gone) == 1, body["reasons"]
 
 
 def _task(health_body: dict[str, Any], name: str) -> dict[str, Any]:
