@@ -141,7 +141,7 @@ async def fetch_instrument(
 @dataclass
 class VenueProgress:
     state: str = "pending"
-    """pending, running, done, unreachable, unsupported."""
+    """pending, running, done, unreachable, unsupported, failed."""
     instruments: int = 0
     done: int = 0
     written: int = 0
@@ -227,7 +227,7 @@ class FundingBackfill:
             if history is None:
                 progress.state = "unsupported"
                 continue
-            task = asyncio.create_task(self._venue(venue, history, by_liquidity(mine), now), name=f"backfill-{venue}")
+            task = asyncio.create_task(self._guarded(venue, history, by_liquidity(mine), now), name=f"backfill-{venue}")
             self._tasks.append(task)
 
     async def wait(self) -> None:
@@ -240,6 +240,17 @@ class FundingBackfill:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def _guarded(self, venue: str, history: VenueHistory, instruments: list[Instrument], now_ms: int) -> None:
+        """One venue's backfill; a failure of ours (broker refusing, a parser's bug) ends this venue
+        only, as ``failed`` with the reason, and is logged with its traceback."""
+        try:
+            await self._venue(venue, history, instruments, now_ms)
+        except Exception as exc:
+            log.exception("%s funding backfill failed", venue)
+            progress = self.progress[venue]
+            progress.state, progress.last_error = "failed", repr(exc)[:300]
+            await self._changed()
 
     async def _venue(self, venue: str, history: VenueHistory, instruments: list[Instrument], now_ms: int) -> None:
         progress, pacer = self.progress[venue], Pacer(history.spec.min_interval_s * self.pacing)
@@ -367,6 +378,8 @@ async def run_backfill(backfill: FundingBackfill, writer: SettlementWriter, inst
         log.info("funding backfill: %d instruments already backfilled on the topic", len(backfill.have_until))
         backfill.track(instruments)
         await backfill.wait()
+    except (KafkaError, OSError) as exc:  # the broker is reported by /health; ingest itself carries on
+        log.error("funding backfill stopped: funding-settlements unavailable: %r", exc)
     finally:
         await backfill.stop()
         await writer.stop()

@@ -240,3 +240,24 @@ async def test_a_venue_without_an_endpoint_is_reported_unsupported() -> None:
         await backfill.wait()
     status = backfill.statuses()["paradex"]
     assert (status.state, status.instruments, status.done, status.errors) == ("unsupported", 2, 0, 0)
+
+
+async def test_a_failure_on_our_side_ends_that_venue_as_failed_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = _Pages(Paging.FORWARD)
+    history = venue_history("binance")
+    assert history is not None
+    monkeypatch.setattr("ingest.funding_backfill.venue_history", lambda venue: type(history)(pages.spec, pages))  # type: ignore[arg-type]
+
+    async def publish(rows: list[FundingSettlement]) -> None:
+        raise RuntimeError("broker refused")
+
+    async def get(venue: str, request: HistoryRequest) -> Any:
+        return await pages.fetch(request)
+
+    async with aiohttp.ClientSession() as http:
+        backfill = FundingBackfill(http, lambda v: "unused", 30, publish, pacing=0.0)
+        monkeypatch.setattr(backfill, "_get", get)
+        backfill.track([inst("gate", "BTC_USDT", 1), inst("gate", "ETH_USDT", 1, "ETH")], now_ms=NOW_MS)
+        await backfill.wait()
+    status = backfill.statuses()["gate"]
+    assert (status.state, status.done, status.last_error) == ("failed", 0, "RuntimeError('broker refused')")
