@@ -37,6 +37,9 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
                 interval_h=funding.interval_h,
                 next_funding_time=entry.next_funding_time,
                 predicted_apr=entry.predicted_apr,
+                cap=entry.cap,
+                floor=entry.floor,
+                at_cap=entry.at_cap,
             )
         )
     for instrument_id in sorted(_instruments_with_history(inputs, symbol)):

@@ -22,7 +22,7 @@ from decimal import Decimal
 from processors.arbitrage import UNHEALTHY, ArbConfig, leg_problem, per_base, quote_group
 from processors.funding import funding_apr
 from schemas.funding import FundingPair, FundingPairLeg
-from schemas.market import Funding, Health, Quote
+from schemas.market import Funding, Health, Instrument, Quote
 
 HOURS_PER_YEAR = Decimal(24 * 365)
 HOUR_NS = 3_600_000_000_000
@@ -49,6 +49,21 @@ def average_apr(settled: Iterable[tuple[Decimal, int]]) -> Decimal | None:
         total_rate += rate
         total_h += interval_h
     return total_rate * HOURS_PER_YEAR / total_h if total_h else None
+
+
+def rate_limits(funding: Funding, instrument: Instrument | None) -> tuple[Decimal | None, Decimal | None]:
+    """(cap, floor) per interval: the funding stream's own (OKX), else the instrument's listing's
+    (Binance, Bybit, OKX, Gate, MEXC); None where the venue publishes none (never guessed)."""
+    cap = funding.rate_cap if funding.rate_cap is not None else instrument.funding_cap if instrument else None
+    floor = funding.rate_floor if funding.rate_floor is not None else instrument.funding_floor if instrument else None
+    return cap, floor
+
+
+def at_cap(rate: Decimal | None, cap: Decimal | None, floor: Decimal | None) -> bool | None:
+    """The rate sits at (or beyond) the venue's cap or floor; None when no bound is known or no rate."""
+    if rate is None or (cap is None and floor is None):
+        return None
+    return (cap is not None and rate >= cap) or (floor is not None and rate <= floor)
 
 
 def grid_next(now_ns: int, interval_h: int) -> int:

@@ -58,6 +58,11 @@ class ExchangeFundingOut(BaseModel):
     averages: AveragesOut
     healthy: bool = Field(description="the venue's connections are not disconnected, stale, gapped or failing")
     age_ms: int = Field(description="since the funding update was received")
+    cap: Num | None = Field(default=None, description="the venue's highest rate per interval (null: not published)")
+    floor: Num | None = Field(default=None, description="the venue's lowest rate per interval (null: not published)")
+    at_cap: bool | None = Field(
+        default=None, description="the current rate sits at the cap or the floor (null: no bound known, or no rate)"
+    )
 
 
 class FundingRowOut(BaseModel):
@@ -123,6 +128,9 @@ class SummaryStatOut(BaseModel):
     interval_h: int | None
     next_funding_time: int | None
     predicted_apr: Pct | None
+    cap: Num | None = Field(default=None, description="funding rate cap per interval (null: not published)")
+    floor: Num | None = Field(default=None, description="funding rate floor per interval (null: not published)")
+    at_cap: bool | None = Field(default=None, description="the current rate sits at the cap or the floor")
 
 
 class PointOut(BaseModel):

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 from api.funding_feed import FundingFeed
 from api.funding_math import (
     apr,
+    at_cap,
     meets_floor,
     next_settlement,
     per_hour,
+    rate_limits,
 )
 from api.funding_models import (
     AveragesOut,
@@ -118,6 +120,7 @@ def exchange_entry(inputs: FundingInputs, symbol: str, funding: Funding, period:
     schedule = next_settlement(funding, inputs.now_ns)
     settled = inputs.feed.history.between(funding.instrument_id, inputs.now_ns - PERIODS_NS[period], inputs.now_ns)
     multiplier = funding.price_multiplier
+    cap, floor = rate_limits(funding, inputs.universe.published.get(funding.instrument_id))
     return ExchangeFundingOut(
         exchange=funding.venue,
         instrument_id=funding.instrument_id,
@@ -142,6 +145,9 @@ def exchange_entry(inputs: FundingInputs, symbol: str, funding: Funding, period:
         averages=averages(inputs, funding.instrument_id),
         healthy=healthy(inputs, funding.venue),
         age_ms=max(0, inputs.now_ns - funding.receipt_ts_ns) // 1_000_000,
+        cap=cap,
+        floor=floor,
+        at_cap=at_cap(rate, cap, floor),
     )
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple
 
 import msgspec
 
@@ -22,6 +24,46 @@ import msgspec
 class ContractKind(StrEnum):
     LINEAR = "linear"
     INVERSE = "inverse"
+
+
+class InstrumentKey(NamedTuple):
+    """What a canonical instrument id says: ``BTC-USDT-PERP@binance``, ``BTC-USD-INV-PERP@bitmex``.
+
+    The id format is defined here and only here (:func:`instrument_id_of` writes it,
+    :func:`instrument_key` reads it), so quote groups and venues never come from ad-hoc string
+    splitting elsewhere."""
+
+    base: str
+    quote: str
+    kind: ContractKind
+    venue: str
+
+    @property
+    def quote_group(self) -> str:
+        """Which contracts can be compared: USD-inverse with USD, USDT with USDT, USDC with USDC."""
+        return self.quote if self.kind is ContractKind.LINEAR else f"{self.quote}-inverse"
+
+
+_KIND_SUFFIX = {ContractKind.LINEAR: "PERP", ContractKind.INVERSE: "INV-PERP"}
+
+
+def instrument_id_of(base: str, quote: str, kind: ContractKind, venue: str) -> str:
+    return f"{base}-{quote}-{_KIND_SUFFIX[kind]}@{venue}"
+
+
+@lru_cache(maxsize=1 << 16)
+def instrument_key(instrument_id: str) -> InstrumentKey:
+    """The parts of a canonical id (cached: the worker asks for every pair on every tick).
+
+    Raises ValueError for anything :func:`instrument_id_of` did not write."""
+    contract, at, venue = instrument_id.partition("@")
+    parts = contract.split("-")
+    if not at or not venue or len(parts) not in (3, 4) or parts[-1] != "PERP" or not parts[0] or not parts[1]:
+        raise ValueError(f"not a canonical instrument id: {instrument_id!r} (want BASE-QUOTE-PERP@venue)")
+    if len(parts) == 4 and parts[2] != "INV":
+        raise ValueError(f"not a canonical instrument id: {instrument_id!r} (want BASE-QUOTE-INV-PERP@venue)")
+    kind = ContractKind.INVERSE if len(parts) == 4 else ContractKind.LINEAR
+    return InstrumentKey(parts[0], parts[1], kind, venue)
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +90,11 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     volume_24h_quote: Decimal | None = None
     """Traded notional over the last 24 h in quote currency, where the venue's listing (or the
     ticker endpoint fetched with it) publishes it; None when it does not. Ranks ``top:N``."""
+    funding_cap: Decimal | None = None
+    """Highest funding rate per interval the venue allows for this contract, where its listing
+    publishes one (Binance fundingInfo, Bybit, OKX, Gate, MEXC); None: not published, never guessed."""
+    funding_floor: Decimal | None = None
+    """Lowest funding rate per interval (negative), as ``funding_cap``."""
 
     @property
     def quote_group(self) -> str:
@@ -97,6 +144,10 @@ class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_fiel
     exchange_ts_ns: int
     receipt_ts_ns: int
     exchange_ts_missing: bool = False
+    rate_cap: Decimal | None = None
+    """The venue's funding-rate cap per interval when its funding stream carries one (OKX
+    ``maxFundingRate``); else the instrument's listed ``funding_cap`` applies."""
+    rate_floor: Decimal | None = None
 
 
 class HealthState(StrEnum):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import msgspec
+
 from ingest.venues.base import canonical_base
+from schemas.market import Instrument
 
 HOUR_MS = 3_600_000
 
@@ -55,3 +58,14 @@ def next_funding_ms(interval_h: int | None, now_ms: int | None = None) -> int:
     now = int(time.time() * 1000) if now_ms is None else now_ms
     step = (interval_h or 8) * HOUR_MS
     return (now // step + 1) * step
+
+
+def with_funding_limits(inst: Instrument, cap: Decimal) -> Instrument:
+    """The instrument with the symmetric funding-rate bounds its generated listing publishes."""
+    return msgspec.structs.replace(inst, funding_cap=cap, funding_floor=-cap)
+
+
+def funding_limits(inst: Instrument, default: Decimal) -> tuple[Decimal, Decimal]:
+    """(cap, floor) a listing row publishes for ``inst``: its own, else the venue's default bound."""
+    cap = inst.funding_cap if inst.funding_cap is not None else default
+    return cap, inst.funding_floor if inst.funding_floor is not None else -cap

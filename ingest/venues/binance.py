@@ -162,6 +162,7 @@ class Binance(Venue):
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         intervals = _funding_intervals(listing.get(FUNDING_INFO))
+        caps = _funding_caps(listing.get(FUNDING_INFO))
         volumes = _quote_volumes(listing.get(TICKER_24H))
         instruments = []
         for row in listing[EXCHANGE_INFO]["symbols"]:
@@ -183,9 +184,10 @@ class Binance(Venue):
                 funding_interval_h=intervals.get(row["symbol"], DEFAULT_FUNDING_H),
             )
             volume = volumes.get(row["symbol"])
-            instruments.append(
-                instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
-            )
+            if volume is not None:
+                instrument = msgspec.structs.replace(instrument, volume_24h_quote=volume)
+            cap, floor = caps.get(row["symbol"], (None, None))
+            instruments.append(msgspec.structs.replace(instrument, funding_cap=cap, funding_floor=floor))
         return instruments
 
 
@@ -196,6 +198,17 @@ def _funding_intervals(response: Any) -> dict[str, int]:
     if not isinstance(response, list):
         raise FrameError(f"{FUNDING_INFO}: expected a list")
     return {row["symbol"]: int(row["fundingIntervalHours"]) for row in response if row.get("fundingIntervalHours")}
+
+
+def _funding_caps(response: Any) -> dict[str, tuple[Decimal | None, Decimal | None]]:
+    """``adjustedFundingRateCap``/``Floor`` per symbol: fundingInfo lists only symbols whose cap,
+    floor or interval was adjusted, so every other symbol's cap is unknown here (None)."""
+    if not isinstance(response, list):
+        return {}  # absent (None) or malformed: _funding_intervals reports the latter
+    return {
+        row["symbol"]: (dec(row.get("adjustedFundingRateCap")), dec(row.get("adjustedFundingRateFloor")))
+        for row in response
+    }
 
 
 def _quote_volumes(response: Any) -> dict[str, Decimal]:

@@ -310,7 +310,7 @@ class Bybit(Venue):
         # price_multiplier base units; inverse sizes are 1-USD contracts.
         _, multiplier = canonical_base(row["baseCoin"])
         minutes = int(row.get("fundingInterval") or 0)
-        return make_instrument(
+        instrument = make_instrument(
             cls.name,
             row["symbol"],
             row["baseCoin"],
@@ -321,6 +321,9 @@ class Bybit(Venue):
             tick_size=dec(row.get("priceFilter", {}).get("tickSize")),
             funding_interval_h=minutes // 60 if minutes >= 60 else None,
         )
+        # instruments-info publishes each contract's funding-rate bounds per interval.
+        upper, lower = dec(row.get("upperFundingRate")), dec(row.get("lowerFundingRate"))
+        return msgspec.structs.replace(instrument, funding_cap=upper, funding_floor=lower)
 
 
 def pack(groups: list[list[str]], max_topics: int, max_chars: int) -> list[tuple[str, ...]]:

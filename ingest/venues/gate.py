@@ -259,7 +259,7 @@ class Gate(Venue):
             return None
         # quanto_multiplier counts units of the named asset; a 1000X name counts 1000-X units.
         _, price_multiplier = canonical_base(base_asset)
-        return make_instrument(
+        instrument = make_instrument(
             cls.name,
             row["name"],
             base_asset,
@@ -269,6 +269,13 @@ class Gate(Venue):
             contract_size=multiplier * price_multiplier,
             tick_size=dec(row.get("order_price_round")),
             funding_interval_h=_interval_hours(row.get("funding_interval")) or 8,
+        )
+        # funding_rate_limit: "Upper and lower limits of funding rate" (one bound, both signs).
+        limit = dec(row.get("funding_rate_limit"))
+        return (
+            instrument
+            if limit is None
+            else msgspec.structs.replace(instrument, funding_cap=limit, funding_floor=-limit)
         )
 
 

@@ -249,6 +249,10 @@ class Mexc(Venue):
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         try:
             cycles = {row["symbol"]: int(row["collectCycle"]) for row in cls._rows(listing, FUNDING_PATH)}
+            caps = {
+                row["symbol"]: (_num(row.get("maxFundingRate")), _num(row.get("minFundingRate")))
+                for row in cls._rows(listing, FUNDING_PATH)
+            }
             tickers = {row["symbol"]: row for row in cls._rows(listing, TICKER_PATH)}
             instruments = [
                 cls._instrument(row, cycles.get(row["symbol"], DEFAULT_FUNDING_H))
@@ -256,7 +260,12 @@ class Mexc(Venue):
                 if row.get("futureType") == PERPETUAL and row.get("state") == ENABLED
             ]
             return [
-                msgspec.structs.replace(i, volume_24h_quote=_quote_volume(i, tickers.get(i.native_symbol)))
+                msgspec.structs.replace(
+                    i,
+                    volume_24h_quote=_quote_volume(i, tickers.get(i.native_symbol)),
+                    funding_cap=caps.get(i.native_symbol, (None, None))[0],
+                    funding_floor=caps.get(i.native_symbol, (None, None))[1],
+                )
                 for i in instruments
             ]
         except FrameError:

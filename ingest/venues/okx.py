@@ -85,6 +85,9 @@ class _FundingState:
     next_funding_ts_ns: int | None = None
     interval_h: int | None = None
     mark: Decimal | None = None
+    rate_cap: Decimal | None = None
+    """``maxFundingRate``/``minFundingRate`` of the funding-rate channel (kept across mark pushes)."""
+    rate_floor: Decimal | None = None
 
 
 class Okx(Venue):
@@ -191,6 +194,8 @@ class Okx(Venue):
             predicted_rate=dec(item.get("nextFundingRate")),  # deprecated: "" under current_period
             next_funding_ts_ns=None if settle_ms is None else ms_to_ns(settle_ms),
             interval_h=_interval_h(settle_ms, after_ms),
+            rate_cap=dec(item.get("maxFundingRate")),
+            rate_floor=dec(item.get("minFundingRate")),
         )
         return self._emit(inst, state, _optional_int(item.get("ts")), receipt_ts_ns)
 
@@ -204,7 +209,7 @@ class Okx(Venue):
 
     def _emit(self, inst: Instrument, state: _FundingState, ts_ms: int | None, receipt_ts_ns: int) -> Funding:
         self._funding[inst.native_symbol] = state
-        return make_funding(
+        funding = make_funding(
             inst,
             rate=state.rate,
             predicted_rate=state.predicted_rate,
@@ -214,12 +219,17 @@ class Okx(Venue):
             exchange_ts_ns=None if ts_ms is None else ms_to_ns(ts_ms),
             receipt_ts_ns=receipt_ts_ns,
         )
+        if state.rate_cap is None and state.rate_floor is None:
+            return funding
+        return replace_struct(funding, rate_cap=state.rate_cap, rate_floor=state.rate_floor)
 
     # -- instruments ------------------------------------------------------
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
-        intervals = {
-            inst_id: h for inst_id, row in _rows(FUNDING_RATES, listing.get(FUNDING_RATES)) if (h := _row_interval(row))
+        funding_rows = _rows(FUNDING_RATES, listing.get(FUNDING_RATES))
+        intervals = {inst_id: h for inst_id, row in funding_rows if (h := _row_interval(row))}
+        caps = {
+            inst_id: (dec(row.get("maxFundingRate")), dec(row.get("minFundingRate"))) for inst_id, row in funding_rows
         }
         tickers = dict(_rows(TICKERS, listing.get(TICKERS)))
         instruments = []
@@ -229,9 +239,10 @@ class Okx(Venue):
                 continue
             instrument = _instrument(cls.name, row, intervals.get(inst_id, DEFAULT_FUNDING_H))
             if instrument is not None:
+                cap, floor = caps.get(inst_id, (None, None))
                 volume = _quote_volume(instrument, tickers.get(inst_id))
                 instruments.append(
-                    instrument if volume is None else replace_struct(instrument, volume_24h_quote=volume)
+                    replace_struct(instrument, volume_24h_quote=volume, funding_cap=cap, funding_floor=floor)
                 )
         return instruments
 

@@ -48,6 +48,8 @@ def test_instruments_from_contract_detail() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal("5322813307.2215"),
+        funding_cap=Decimal("0.0018"),  # contract/funding_rate maxFundingRate / minFundingRate
+        funding_floor=Decimal("-0.0018"),
     )
     # PEPE is scaled by contract size only (10M PEPE a contract), priced per coin.
     pepe = instruments["PEPE_USDT"]
@@ -69,6 +71,8 @@ def test_instruments_from_contract_detail() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal(120_441_100),
+        funding_cap=Decimal("0.003"),
+        funding_floor=Decimal("-0.003"),
     )
 
 

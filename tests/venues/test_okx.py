@@ -44,6 +44,8 @@ def _btc_funding(**changes: object) -> Funding:
         "next_funding_ts_ns": 1790524800000_000_000,
         "exchange_ts_ns": 1790516467000_000_000,
         "receipt_ts_ns": RECEIPT,
+        "rate_cap": Decimal("0.00375"),  # the channel's maxFundingRate / minFundingRate
+        "rate_floor": Decimal("-0.00375"),
     }
     fields.update(changes)
     return Funding(**fields)  # type: ignore[arg-type]
@@ -72,6 +74,8 @@ def test_instruments_from_listing() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal("128319.2012") * Decimal("86411.3"),  # volCcy24h x last
+        funding_cap=Decimal("0.00375"),  # public/funding-rate maxFundingRate / minFundingRate
+        funding_floor=Decimal("-0.00375"),
     )
     assert instruments["BTC-USD-SWAP"] == Instrument(
         instrument_id="BTC-USD-INV-PERP@okx",
@@ -85,6 +89,8 @@ def test_instruments_from_listing() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal(412_033_100),
+        funding_cap=Decimal("0.00375"),
+        funding_floor=Decimal("-0.00375"),
     )
     pepe = instruments["PEPE-USDT-SWAP"]
     assert (pepe.instrument_id, pepe.base, pepe.price_multiplier, pepe.contract_size) == (
@@ -211,7 +217,12 @@ def test_funding_rate(venue: Okx) -> None:
 def test_mark_merges_with_latest_funding(venue: Okx) -> None:
     (mark_only,) = venue.parse(frame(BTC_MARK), RECEIPT).events
     assert mark_only == _btc_funding(
-        rate=None, next_funding_ts_ns=None, mark=Decimal("86408.8"), exchange_ts_ns=1790516467200_000_000
+        rate=None,
+        next_funding_ts_ns=None,
+        mark=Decimal("86408.8"),
+        exchange_ts_ns=1790516467200_000_000,
+        rate_cap=None,  # no funding push yet
+        rate_floor=None,
     )
     venue.parse(frame(BTC_FUNDING), RECEIPT)
     (merged,) = venue.parse(frame(BTC_MARK), RECEIPT).events
@@ -241,6 +252,8 @@ def test_funding_interval_from_consecutive_settlements(venue: Okx) -> None:
         next_funding_ts_ns=1790524800000_000_000,
         exchange_ts_ns=1790516468000_000_000,
         receipt_ts_ns=RECEIPT,
+        rate_cap=Decimal("0.015"),
+        rate_floor=Decimal("-0.015"),
     )
 
 

@@ -17,6 +17,7 @@ import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.funding_history import Settled, instrument, int_param
+from ingest.simulator.listing_helpers import funding_limits, with_funding_limits
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.binance import ALL_MARKS, EXCHANGE_INFO, FUNDING_HISTORY_PATH, FUNDING_INFO, TICKER_24H
@@ -34,6 +35,10 @@ def _text(value: Decimal) -> str:
 def tick_for(price: Decimal, digits: int = 6) -> Decimal:
     """A tick giving ``price`` ``digits`` significant digits (0.1 at 86,400; 1e-7 at 0.0112, as Binance)."""
     return Decimal(1).scaleb(price.adjusted() - digits + 1)
+
+
+FUNDING_CAP = Decimal("0.02")
+"""Funding-rate bound per interval the generated listing publishes (both signs)."""
 
 
 class BinanceSim(VenueSim):
@@ -55,6 +60,11 @@ class BinanceSim(VenueSim):
     # -- generated listings ----------------------------------------------------
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        inst = cls._listed(spec)
+        return inst if inst is None or spec.funding_interval_h in (None, 8) else with_funding_limits(inst, FUNDING_CAP)
+
+    @classmethod
+    def _listed(cls, spec: ListingSpec) -> Instrument | None:
         if spec.group not in GROUPS:
             return None
         asset = spec.base if spec.multiplier == 1 else f"{spec.multiplier}{spec.base}"
@@ -91,8 +101,8 @@ class BinanceSim(VenueSim):
             FUNDING_INFO: [
                 {
                     "symbol": i.native_symbol,
-                    "adjustedFundingRateCap": "0.02000000",
-                    "adjustedFundingRateFloor": "-0.02000000",
+                    "adjustedFundingRateCap": str(funding_limits(i, FUNDING_CAP)[0]),
+                    "adjustedFundingRateFloor": str(funding_limits(i, FUNDING_CAP)[1]),
                     "fundingIntervalHours": i.funding_interval_h,
                     "disclaimer": False,
                 }

@@ -32,6 +32,7 @@ from ingest.simulator.base import (
     to_venue_qty,
 )
 from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param
+from ingest.simulator.listing_helpers import funding_limits, with_funding_limits
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.bybit import FUNDING_HISTORY_PATH, INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS
@@ -60,6 +61,10 @@ def _side_delta(old: Side, new: Side) -> list[list[str]]:
     return entries + ([[new[0], new[1]]] if new is not None else [])
 
 
+FUNDING_CAP = Decimal("0.02")
+"""Funding-rate bound per interval the generated listing publishes (both signs)."""
+
+
 class BybitSim(VenueSim):
     name = "bybit"
     ws_paths = tuple(_PATHS)
@@ -81,6 +86,11 @@ class BybitSim(VenueSim):
     # -- generated listings ----------------------------------------------------
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        inst = cls._listed(spec)
+        return inst if inst is None else with_funding_limits(inst, FUNDING_CAP)
+
+    @classmethod
+    def _listed(cls, spec: ListingSpec) -> Instrument | None:
         asset = spec.base if spec.multiplier == 1 else f"{spec.multiplier}{spec.base}"
         if canonical_base(asset) != (spec.base, Decimal(spec.multiplier)):
             return None
@@ -271,8 +281,8 @@ def _instrument_row(inst: Instrument) -> dict[str, Any]:
         "fundingInterval": hours * 60,
         "settleCoin": inst.settle,
         "copyTrading": "both",
-        "upperFundingRate": "0.02",
-        "lowerFundingRate": "-0.02",
+        "upperFundingRate": str(funding_limits(inst, FUNDING_CAP)[0]),
+        "lowerFundingRate": str(funding_limits(inst, FUNDING_CAP)[1]),
         "isPreListing": False,
         "preListingInfo": None,
         "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.1"},

@@ -20,7 +20,15 @@ import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.funding_history import Settled, instrument, int_param
-from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    funding_limits,
+    next_funding_ms,
+    nominal_price,
+    plain,
+    prefixed,
+    tick_for,
+    with_funding_limits,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.gate import FUNDING_HISTORY_PATH, TICKERS_PATH, Gate
@@ -43,6 +51,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+FUNDING_CAP = Decimal("0.003")
+"""Funding-rate bound per interval the generated listing publishes (both signs)."""
+
+
 class GateSim(VenueSim):
     name = "gate"
     ws_paths = ("/v4/ws/usdt",)
@@ -57,6 +69,11 @@ class GateSim(VenueSim):
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        inst = cls._listed(spec)
+        return inst if inst is None else with_funding_limits(inst, FUNDING_CAP)
+
+    @classmethod
+    def _listed(cls, spec: ListingSpec) -> Instrument | None:
         asset = prefixed(spec.base, spec.multiplier)
         if spec.group != "USDT" or asset is None:
             return None
@@ -181,7 +198,7 @@ def _contract_row(inst: Instrument) -> dict[str, Any]:
         "orders_limit": 100,
         "create_time": 1709251200,
         "status": "trading",
-        "funding_rate_limit": "0.003",
+        "funding_rate_limit": str(funding_limits(inst, FUNDING_CAP)[0]),
         "contract_type": "",
     }
 

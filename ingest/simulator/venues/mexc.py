@@ -22,7 +22,15 @@ import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
 from ingest.simulator.funding_history import Settled, instrument, int_param, json_number
-from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    funding_limits,
+    next_funding_ms,
+    nominal_price,
+    number,
+    prefixed,
+    tick_for,
+    with_funding_limits,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.mexc import DETAIL_PATH, ENABLED, FUNDING_HISTORY_PATH, FUNDING_PATH, PERPETUAL, TICKER_PATH
@@ -39,6 +47,10 @@ INVERSE_USD = {"BTC": 100, **dict.fromkeys(("ETH", "SOL", "XRP", "SUI", "DOGE", 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+FUNDING_CAP = Decimal("0.003")
+"""Funding-rate bound per interval the generated listing publishes (both signs)."""
 
 
 class MexcSim(VenueSim):
@@ -60,6 +72,11 @@ class MexcSim(VenueSim):
 
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        inst = cls._listed(spec)
+        return inst if inst is None else with_funding_limits(inst, FUNDING_CAP)
+
+    @classmethod
+    def _listed(cls, spec: ListingSpec) -> Instrument | None:
         if spec.group == "USD-inverse":
             usd = INVERSE_USD.get(spec.base)
             if usd is None or spec.multiplier != 1:
@@ -208,8 +225,8 @@ def _funding_row(inst: Instrument) -> dict[str, Any]:
     return {
         "symbol": inst.native_symbol,
         "fundingRate": Decimal("0.0001"),
-        "maxFundingRate": Decimal("0.003"),
-        "minFundingRate": Decimal("-0.003"),
+        "maxFundingRate": funding_limits(inst, FUNDING_CAP)[0],
+        "minFundingRate": funding_limits(inst, FUNDING_CAP)[1],
         "collectCycle": inst.funding_interval_h or 8,
         "nextSettleTime": next_funding_ms(inst.funding_interval_h),
         "timestamp": next_funding_ms(1) - 3_600_000,

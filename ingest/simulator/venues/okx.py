@@ -31,6 +31,7 @@ from ingest.simulator.base import (
     to_venue_qty,
 )
 from ingest.simulator.funding_history import Settled, instrument, int_param
+from ingest.simulator.listing_helpers import funding_limits, with_funding_limits
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from ingest.venues.okx import FUNDING_HISTORY_PATH, FUNDING_RATES, INSTRUMENTS, TICKERS
@@ -65,6 +66,10 @@ NEXT_FUNDING_MS = 1_790_524_800_000  # a multiple of 8 h, so of 4 h and 1 h too
 CONTRACT_USD = Decimal(1000)
 
 
+FUNDING_CAP = Decimal("0.02")
+"""Funding-rate bound per interval the generated listing publishes (both signs)."""
+
+
 class OkxSim(VenueSim):
     name = "okx"
     ws_paths = ("/ws/v5/public",)
@@ -93,6 +98,11 @@ class OkxSim(VenueSim):
     # -- generated listings ----------------------------------------------------
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
+        inst = cls._listed(spec)
+        return inst if inst is None else with_funding_limits(inst, FUNDING_CAP)
+
+    @classmethod
+    def _listed(cls, spec: ListingSpec) -> Instrument | None:
         if spec.multiplier != 1:
             return None  # OKX lists PEPE-USDT-SWAP with a large ctVal, never a 1000PEPE
         tick = Decimal(1).scaleb(spec.reference_price.adjusted() - 5)
@@ -196,9 +206,9 @@ class OkxSim(VenueSim):
             "instId": inst.native_symbol,
             "instType": "SWAP",
             "interestRate": "0.0001",
-            "maxFundingRate": "0.00375",
+            "maxFundingRate": str(funding_limits(inst, FUNDING_CAP)[0]),
             "method": "current_period",
-            "minFundingRate": "-0.00375",
+            "minFundingRate": str(funding_limits(inst, FUNDING_CAP)[1]),
             "nextFundingRate": "",
             "nextFundingTime": str(funding.next_funding_ms + interval_ms),
             "premium": _text(premium),
@@ -261,9 +271,9 @@ def _funding_row(inst: Instrument) -> dict[str, Any]:
         "instId": inst.native_symbol,
         "instType": "SWAP",
         "interestRate": "0.0001",
-        "maxFundingRate": "0.02",
+        "maxFundingRate": str(funding_limits(inst, FUNDING_CAP)[0]),
         "method": "current_period",
-        "minFundingRate": "-0.02",
+        "minFundingRate": str(funding_limits(inst, FUNDING_CAP)[1]),
         "nextFundingRate": "",
         "nextFundingTime": str(NEXT_FUNDING_MS + interval_ms),
         "premium": "0",
