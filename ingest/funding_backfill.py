@@ -208,6 +208,9 @@ class FundingBackfill:
         """Per instrument: newest backfilled settlement already on the topic (ns)."""
         self._seen: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+        self._pacers: dict[str, Pacer] = {}
+        """What the topic holds is known: instruments may be handed over (:func:`run_backfill`)."""
 
     def statuses(self) -> dict[str, BackfillStatus]:
         return {venue: p.status() for venue, p in self.progress.items()}
@@ -253,7 +256,9 @@ class FundingBackfill:
             await self._changed()
 
     async def _venue(self, venue: str, history: VenueHistory, instruments: list[Instrument], now_ms: int) -> None:
-        progress, pacer = self.progress[venue], Pacer(history.spec.min_interval_s * self.pacing)
+        progress = self.progress[venue]
+        # One pacer per venue, shared by the start-up task and those of instruments listed later.
+        pacer = self._pacers.setdefault(venue, Pacer(history.spec.min_interval_s * self.pacing))
         progress.state = "running"
         await self._changed()
         failures = [0]  # consecutive connection failures while nothing has been fetched
@@ -371,13 +376,22 @@ def with_backfill(statuses: Iterable[ListingStatus], backfill: dict[str, Backfil
     return [msgspec.structs.replace(s, funding_backfill=backfill.get(s.venue, s.funding_backfill)) for s in statuses]
 
 
-async def run_backfill(backfill: FundingBackfill, writer: SettlementWriter, instruments: Sequence[Instrument]) -> None:
-    """The start-up task: read what the topic holds, then fetch the rest (never raises on venue errors)."""
+async def run_backfill(
+    backfill: FundingBackfill, writer: SettlementWriter, instruments: Sequence[Instrument], keep_open: bool = False
+) -> None:
+    """The start-up task: read what the topic holds, then fetch the rest (never raises on venue errors).
+
+    ``keep_open``: then stay, writer open, for instruments that join the universe later (ingest
+    hands them to :meth:`FundingBackfill.track` on each listing refresh) until cancelled.
+    """
     try:
         backfill.have_until = await writer.start()
         log.info("funding backfill: %d instruments already backfilled on the topic", len(backfill.have_until))
         backfill.track(instruments)
+        backfill.started = True
         await backfill.wait()
+        if keep_open:
+            await asyncio.Event().wait()
     except (KafkaError, OSError) as exc:  # the broker is reported by /health; ingest itself carries on
         log.error("funding backfill stopped: funding-settlements unavailable: %r", exc)
     finally:

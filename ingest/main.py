@@ -232,6 +232,8 @@ class IngestService:
         if self.settings.record_dir is not None and tracked != self.tracked:
             write_instruments(self.settings.record_dir, tracked)  # replays parse with the listing live used
         self.tracked = tracked
+        if self.backfill is not None and self.backfill.started:
+            self.backfill.track(tracked)  # instruments new to the universe (the others are left out)
         self.runners[:] = [r for s in self.supervisors.values() for r in s.runners.values()]
         if self.catalog is not None:
             written, tombstones = await self.catalog.publish_universe(tracked)
@@ -313,7 +315,9 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
                     service._publish_statuses,
                     pacing=0.0 if settings.simulator_url else 1.0,  # the simulator has no rate limit
                 )
-                backfill = asyncio.create_task(run_backfill(service.backfill, writer, service.tracked), name="backfill")
+                backfill = asyncio.create_task(
+                    run_backfill(service.backfill, writer, service.tracked, keep_open=True), name="backfill"
+                )
             if settings.metrics_port is not None:
                 REGISTRY.register(IngestCollector(service.runners, publisher))
                 if service.backfill is not None:

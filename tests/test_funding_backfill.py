@@ -261,3 +261,29 @@ async def test_a_failure_on_our_side_ends_that_venue_as_failed_and_says_why(monk
         await backfill.wait()
     status = backfill.statuses()["gate"]
     assert (status.state, status.done, status.last_error) == ("failed", 0, "RuntimeError('broker refused')")
+
+
+async def test_instruments_listed_later_are_backfilled_once_each() -> None:
+    first, later = inst("binance", "BTCUSDT", 8), inst("binance", "ETHUSDT", 8, "ETH")
+    port = free_port()
+    sim = Simulator([first, later], ["binance"], clock=lambda: NOW_MS * MS, auto_dislocations=False)
+    runner = await serve(sim, "127.0.0.1", port)
+    published: list[FundingSettlement] = []
+
+    async def publish(rows: list[FundingSettlement]) -> None:
+        published.extend(rows)
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            backfill = FundingBackfill(http, lambda v: f"http://127.0.0.1:{port}/{v}", 1, publish, pacing=0.0)
+            backfill.track([first], now_ms=NOW_MS)
+            await backfill.wait()
+            backfill.track([first, later], now_ms=NOW_MS)  # a listing refresh: only ETH is new
+            await backfill.wait()
+    finally:
+        await runner.cleanup()
+    step = 8 * HOUR_MS
+    day = list(range(-(-(NOW_MS - 24 * HOUR_MS) // step) * step, NOW_MS + 1, step))
+    assert [(s.base, s.settled_ts_ns // MS) for s in published] == [("BTC", t) for t in day] + [("ETH", t) for t in day]
+    progress = backfill.progress["binance"]
+    assert (progress.instruments, progress.done, progress.written, progress.state) == (2, 2, 6, "done")
