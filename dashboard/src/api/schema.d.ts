@@ -235,8 +235,11 @@ export interface paths {
         };
         /**
          * Funding Alerts Route
-         * @description The worker's recent funding-rate alerts (`funding-opportunities`: APR gap at least
-         *     ARBSTREAM_FUNDING_OPEN_APR, one per pair per cooldown), APRs in percent, newest first.
+         * @description The worker's recent funding-rate alerts and closed funding episodes (`funding-opportunities`):
+         *     a pair's episode opens when its APR differential net of the amortised entry cost reaches
+         *     ARBSTREAM_FUNDING_OPEN_APR and closes under ARBSTREAM_FUNDING_CLOSE_APR or when a leg becomes
+         *     unusable; an opening alerts unless the symbol alerted within ARBSTREAM_FUNDING_COOLDOWN_S.
+         *     APRs in percent, newest first.
          */
         get: operations["funding_alerts_route_api_funding_alerts_get"];
         put?: never;
@@ -1104,9 +1107,24 @@ export interface components {
              * @description since the funding update was received
              */
             age_ms: number;
+            /**
+             * At Cap
+             * @description the current rate sits at the cap or the floor (null: no bound known, or no rate)
+             */
+            at_cap?: boolean | null;
             averages: components["schemas"]["AveragesOut"];
+            /**
+             * Cap
+             * @description the venue's highest rate per interval (null: not published)
+             */
+            cap?: number | null;
             /** Exchange */
             exchange: string;
+            /**
+             * Floor
+             * @description the venue's lowest rate per interval (null: not published)
+             */
+            floor?: number | null;
             /**
              * Frequency
              * @description payouts per day (24 / interval_h)
@@ -1196,10 +1214,26 @@ export interface components {
         /** FundingAlertOut */
         FundingAlertOut: {
             /**
+             * Cooldown Broken
+             * @description alerted inside the symbol's cooldown by beating it
+             * @default false
+             */
+            cooldown_broken: boolean;
+            /**
              * Detected Time
              * @description Unix ms
              */
             detected_time: number;
+            /**
+             * Entry Cost
+             * @description price spread + both taker fees, percent of notional
+             */
+            entry_cost?: number | null;
+            /**
+             * Episode Start Time
+             * @description Unix ms
+             */
+            episode_start_time?: number | null;
             /** Event Id */
             event_id: string;
             /**
@@ -1212,6 +1246,22 @@ export interface components {
             /** Long Instrument Id */
             long_instrument_id: string;
             /**
+             * Long Price
+             * @description long leg's ask per base unit used for the entry cost
+             */
+            long_price?: number | null;
+            /**
+             * Net Apr
+             * @description spread minus the entry cost amortised over ARBSTREAM_FUNDING_HOLD_H, percent a year: what the episode opened on (null: an alert written before episodes)
+             */
+            net_apr?: number | null;
+            /**
+             * Priced
+             * @description both legs had usable quotes (else the entry cost is the fees)
+             * @default false
+             */
+            priced: boolean;
+            /**
              * Short Apr
              * @description percent (0.12 = 0.12 %), JSON number, at most 6 decimal places
              */
@@ -1220,6 +1270,11 @@ export interface components {
             short_exchange: string;
             /** Short Instrument Id */
             short_instrument_id: string;
+            /**
+             * Short Price
+             * @description short leg's bid per base unit
+             */
+            short_price?: number | null;
             /**
              * Spread Apr
              * @description short APR - long APR, percent a year (gross: no fees)
@@ -1235,6 +1290,96 @@ export interface components {
              * @description newest first
              */
             alerts: components["schemas"]["FundingAlertOut"][];
+            /**
+             * Closed
+             * @description closed funding episodes, newest first
+             * @default []
+             */
+            closed: components["schemas"]["FundingEpisodeOut"][];
+        };
+        /**
+         * FundingBackfillOut
+         * @description Progress of the funding-history backfill from the venue's REST endpoint (decision 0023).
+         */
+        FundingBackfillOut: {
+            /** Done */
+            done: number;
+            /**
+             * Errors
+             * @description failed instrument fetches (HTTP error, unreachable, payload not understood)
+             */
+            errors: number;
+            /** Instruments */
+            instruments: number;
+            /** Last Error */
+            last_error: string;
+            /**
+             * Skipped
+             * @description instruments whose history the topic already held
+             */
+            skipped: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "running" | "done" | "unreachable" | "unsupported" | "failed";
+            /**
+             * Written
+             * @description settlements published to funding-settlements
+             */
+            written: number;
+        };
+        /** FundingEpisodeOut */
+        FundingEpisodeOut: {
+            /**
+             * Alerted
+             * @description false: its opening fell inside the symbol's cooldown
+             */
+            alerted: boolean;
+            /** Close Reason */
+            close_reason: string;
+            /** Duration Ms */
+            duration_ms: number;
+            /**
+             * End Time
+             * @description Unix ms
+             */
+            end_time: number;
+            /**
+             * Evaluations
+             * @description funding updates that evaluated the pair while it was open
+             */
+            evaluations: number;
+            /**
+             * Event Id
+             * @description the episode's id: its alert's event_id when it alerted
+             */
+            event_id: string;
+            /**
+             * Last Net Apr
+             * @description percent (0.12 = 0.12 %), JSON number, at most 6 decimal places
+             */
+            last_net_apr: number;
+            /** Long Exchange */
+            long_exchange: string;
+            /** Long Instrument Id */
+            long_instrument_id: string;
+            /**
+             * Peak Net Apr
+             * @description percent a year
+             */
+            peak_net_apr: number;
+            /** Short Exchange */
+            short_exchange: string;
+            /** Short Instrument Id */
+            short_instrument_id: string;
+            /**
+             * Start Time
+             * @description Unix ms
+             */
+            start_time: number;
+            /** Symbol */
+            symbol: string;
         };
         /** FundingHistoryOut */
         FundingHistoryOut: {
@@ -1481,6 +1626,8 @@ export interface components {
              * @description why the latest live fetch failed ('' when it succeeded)
              */
             error: string;
+            /** @description ingest's funding-history backfill from this venue; null when off or not started */
+            funding_backfill?: components["schemas"]["FundingBackfillOut"] | null;
             /**
              * Instruments
              * @description perpetuals in the listing
@@ -2156,16 +2303,31 @@ export interface components {
         };
         /** SummaryStatOut */
         SummaryStatOut: {
+            /**
+             * At Cap
+             * @description the current rate sits at the cap or the floor
+             */
+            at_cap?: boolean | null;
             averages: components["schemas"]["AveragesOut"];
             /**
              * Avg Apr
              * @description 30 days, percent a year
              */
             avg_apr: number | null;
+            /**
+             * Cap
+             * @description funding rate cap per interval (null: not published)
+             */
+            cap?: number | null;
             /** Current Apr */
             current_apr: number | null;
             /** Exchange */
             exchange: string;
+            /**
+             * Floor
+             * @description funding rate floor per interval (null: not published)
+             */
+            floor?: number | null;
             /** Instrument Id */
             instrument_id: string;
             /** Interval H */
@@ -2365,6 +2527,11 @@ export interface components {
          * @description One worker's cumulative tick counters (``worker-stats``, decision 0015): every tick it read is in one.
          */
         WorkerOut: {
+            /**
+             * Alive
+             * @description reported within health_worker_max_age_s; a gone worker stays listed for workers_gone_keep_s
+             */
+            alive: boolean;
             /**
              * Conflated
              * @description quotes skipped because a newer one of the same instrument was queued

@@ -76,6 +76,9 @@ function entry(exchange: string, interval_h: number, live_apr: number, healthy =
     averages: { "1d": 21.9, "3d": null, "7d": null, "30d": null },
     healthy,
     age_ms: 1000,
+    cap: exchange === "okx" ? 0.0001 : null,
+    floor: exchange === "okx" ? -0.0001 : null,
+    at_cap: exchange === "okx" ? true : null,
   };
 }
 
@@ -110,6 +113,9 @@ describe("FundingScreen", () => {
     const badges = within(screen.getByTestId("funding-table")).getAllByTestId("interval-badge");
     expect(badges.map((b) => b.textContent)).toEqual(["8h", "1h", "8h"]);
     expect(rows[2]?.className).toBe("dim"); // okx's venue is down
+    const capped = screen.getAllByTestId("at-cap-badge");
+    expect(capped).toHaveLength(1); // only okx's rate sits at its cap; unknown caps show nothing
+    expect(within(rows[2] as HTMLElement).getByTestId("at-cap-badge").textContent).toBe("at cap");
     expect(rows[0]?.textContent).toContain("10.95 %");
     expect(screen.getAllByTestId("sparkline")).toHaveLength(3);
     expect((await screen.findByTestId("funding-stats")).textContent).toContain("34 settled rates kept (25h0m of history)");
@@ -149,12 +155,22 @@ describe("FundingAlerts", () => {
           short_apr: 39.42,
           spread_apr: 48.18,
           detected_time: Date.UTC(2026, 11, 6, 10, 0, 0),
+          net_apr: 43,
+          entry_cost: 0.1,
+          priced: true,
+          long_price: 2000,
+          short_price: 2000,
+          episode_start_time: Date.UTC(2026, 11, 6, 10, 0, 0),
+          cooldown_broken: false,
         },
       ],
+      closed: [],
     }));
     renderWithLive(<FundingAlerts />);
     const alert = await screen.findByTestId("funding-alert");
-    expect(alert.textContent).toBe("10:00:00.000 ETH long hyperliquid -8.76 % / short bybit 39.42 %: 48.18 % a year");
+    expect(alert.textContent).toBe(
+      "10:00:00.000 ETH long hyperliquid -8.76 % / short bybit 39.42 %: 48.18 % a year (net of entry 43.00 %)",
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { useNow } from "../../lib/clock";
 import { fmtPct, fmtPrice, fmtQty } from "../../lib/format";
 import { href } from "../../lib/route";
-import { Apr, Countdown, IntervalBadge, Pager, Sparkline } from "./parts";
+import { Apr, CapBadge, Countdown, IntervalBadge, Pager, Sparkline } from "./parts";
 import { type ExchangeFundingOut, type FundingRowOut, type TablePeriod, type TableSort, useFundingTable } from "./queries";
 
 const PERIODS: TablePeriod[] = ["1h", "4h", "1d", "3d", "7d", "30d"];
@@ -35,6 +35,7 @@ function VenueRow({ row, entry, first, now }: { row: Omit<FundingRowOut, "asset_
       </td>
       <td className="r num" title="rate per interval">
         {fmtPct(entry.rate === null || entry.rate === undefined ? null : Number(entry.rate) * 100, 4)}
+        <CapBadge atCap={entry.at_cap} cap={entry.cap} floor={entry.floor} />
       </td>
       <td className="r">
         <Apr value={entry.live_apr} />

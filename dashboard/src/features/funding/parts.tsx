@@ -12,6 +12,16 @@ export function IntervalBadge({ hours }: { hours: number | null | undefined }) {
   );
 }
 
+/** "at cap" when the rate sits at the venue's cap or floor (nothing when no bound is known or not at it). */
+export function CapBadge({ atCap, cap, floor }: { atCap: boolean | null | undefined; cap: Dec; floor: Dec }) {
+  if (atCap !== true) return null;
+  return (
+    <span className="tag at-cap" data-testid="at-cap-badge" title={`the venue caps this rate at ${fmtPct(cap === null || cap === undefined ? null : Number(cap) * 100, 4)} / ${fmtPct(floor === null || floor === undefined ? null : Number(floor) * 100, 4)} per interval`}>
+      at cap
+    </span>
+  );
+}
+
 /** An APR in percent, green when shorts are paid (positive), red when longs are. */
 export function Apr({ value, decimals = 2 }: { value: Dec; decimals?: number }) {
   const n = Number(value);
