@@ -4,7 +4,7 @@ Venues fund on different intervals (Hyperliquid hourly, most venues 8 h, some 4 
 are compared as APR: rate x (24 / interval_h) x 365. A pair (long X, short Y) of comparable
 instruments on different venues earns ``APR_Y - APR_X`` a year; entering it costs the price
 spread and both taker fees once, so the figure an episode opens and closes on is the **net**
-APR: the spread minus the entry cost amortised over ``hold_h`` hours (decision 0023).
+APR: the spread minus the entry cost amortised over ``hold_h`` hours (decision 0025).
 
 The discipline is the price-arbitrage one (``processors.arbitrage``): an episode opens when the
 net APR reaches ``open_apr``, lives while it stays at or above ``close_apr`` (hysteresis), and

@@ -104,7 +104,7 @@ class FundingOpportunity(msgspec.Struct, frozen=True, kw_only=True, tag="funding
 
     ``spread_apr`` is gross; ``net_apr`` subtracts the entry cost amortised over the assumed
     holding time (``ARBSTREAM_FUNDING_HOLD_H``), the figure the episode opens and closes on
-    (decision 0023).
+    (decision 0025).
     """
 
     event_id: str
