@@ -183,7 +183,7 @@ SIM_INSTRUMENTS = {
     "okx": inst("okx", "BTC-USDT-SWAP", 4),
     "gate": inst("gate", "BTC_USDT", 1),
     "bitget": inst("bitget", "BTCUSDT", 1),  # 721 rows: eight pages of 100
-    "mexc": inst("mexc", "BTC_USDT", 8),
+    "mexc": inst("mexc", "BTC_USDT", 4),  # 181 rows: two pages of 100
     "kucoin": inst("kucoin", "XBTUSDTM", 4),  # 181 rows: two pages of 100
     "bitmex": inst("bitmex", "XBTUSD", 1),  # 721 rows: two pages of 500
     "hyperliquid": inst("hyperliquid", "ETH", 1, "ETH"),

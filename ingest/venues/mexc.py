@@ -307,15 +307,17 @@ class Mexc(Venue):
 
 # -- funding history ---------------------------------------------------------------------------
 # GET /api/v1/contract/funding_rate/history (https://mexcdevelop.github.io/apidocs/contract_v1_en/
-# #get-contract-funding-rate-history): symbol, page_num, page_size (<= 1000); no time window,
+# #get-contract-funding-rate-history): symbol, page_num, page_size (default 20); no time window,
 # ``data.resultList`` rows ``{symbol, fundingRate (number), settleTime (ms)}`` newest first.
-# 20 requests / 2 s per IP; the backfill asks 5 a second.
+# Pages of 100: the documented maximum is not verified here, and a page size above the venue's
+# cap would make its first (capped) page look like the last. 20 requests / 2 s per IP; the
+# backfill asks 5 a second.
 FUNDING_HISTORY_PATH = "/api/v1/contract/funding_rate/history"
-FUNDING_HISTORY = HistorySpec(page_size=1000, paging=Paging.PAGES, min_interval_s=0.2)
+FUNDING_HISTORY = HistorySpec(page_size=100, paging=Paging.PAGES, min_interval_s=0.2)
 
 
 def funding_history_request(instrument: Instrument, start_ms: int, end_ms: int, page: int) -> HistoryRequest:
-    params = {"symbol": instrument.native_symbol, "page_num": str(page), "page_size": "1000"}
+    params = {"symbol": instrument.native_symbol, "page_num": str(page), "page_size": str(FUNDING_HISTORY.page_size)}
     return HistoryRequest(FUNDING_HISTORY_PATH, params)
 
 
