@@ -19,6 +19,7 @@ from api.funding_models import (
 from api.funding_pair_views import candidates_of, pair_out
 from api.funding_state import DAY_NS
 from api.funding_views import HUNDRED, FundingInputs, exchange_entry, fundings
+from schemas.market import instrument_key
 
 
 def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
@@ -46,7 +47,7 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
         settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)
         points = [PointOut(t=s.settled_ts_ns // 1_000_000, v=apr(s.rate, s.interval_h) * HUNDRED) for s in settled]
         history.append(
-            VenueHistoryOut(exchange=instrument_id.split("@")[-1], instrument_id=instrument_id, points=points)
+            VenueHistoryOut(exchange=instrument_key(instrument_id).venue, instrument_id=instrument_id, points=points)
         )
     ranked = ranked_page(candidates_of(inputs, symbol, "now", Decimal(0)), 0, 20, inputs.now_ns, inputs.config)
     return CoinDetailOut(
@@ -90,7 +91,7 @@ def funding_history(inputs: FundingInputs, symbol: str, days: int, venues: froze
     since = inputs.now_ns - days * DAY_NS
     series = []
     for instrument_id in sorted(_instruments_with_history(inputs, symbol)):
-        venue = instrument_id.split("@")[-1]
+        venue = instrument_key(instrument_id).venue
         if venues is not None and venue not in venues:
             continue
         settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)

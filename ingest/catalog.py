@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from plumbing.kafka import ensure_topics, partition_counts
-from schemas.market import Instrument, ListingStatus, encode
+from schemas.market import Instrument, ListingStatus, encode, instrument_key
 from schemas.topics import INSTRUMENTS, LISTINGS, topic_name
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ Record = tuple[bytes, bytes | None]
 
 def venue_of(instrument_id: str) -> str:
     """``BTC-USDT-PERP@binance`` -> ``binance``."""
-    return instrument_id.rpartition("@")[2]
+    return instrument_key(instrument_id).venue
 
 
 def universe_records(

@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from schemas.arbitrage import Episode, EpisodeClosed, Leg, Opportunity, SymbolState
-from schemas.market import Health, HealthState, Quote
+from schemas.market import ContractKind, Health, HealthState, Quote, instrument_key
 
 UNHEALTHY = {HealthState.DISCONNECTED, HealthState.STALE, HealthState.ERROR, HealthState.GAP}
 
@@ -143,18 +143,12 @@ def prefiltered_pairs(
             yield other, mine
 
 
-@functools.cache
-def _quote_and_kind(instrument_id: str) -> tuple[str, bool]:
-    """(quote currency, inverse?) of a canonical id; cached, it runs for every pair on every tick."""
-    parts = instrument_id.split("@", 1)[0].split("-")
-    return (parts[1] if len(parts) > 2 else ""), "INV" in parts
-
-
 def quote_group(instrument_id: str, bridges: dict[str, str] | None = None) -> str:
-    """Comparable-contracts group from a canonical id: ``BTC-USDT-PERP@x`` -> USDT, inverse -> USD-inverse."""
-    quote, inverse = _quote_and_kind(instrument_id)
-    quote = bridges.get(quote, quote) if bridges else quote
-    return f"{quote}-inverse" if inverse else quote
+    """Comparable-contracts group (``BTC-USDT-PERP@x`` -> USDT, inverse -> USD-inverse), a bridged
+    quote currency (``quote_bridges``, e.g. USDC -> USDT) counting as the one it is bridged to."""
+    key = instrument_key(instrument_id)
+    quote = bridges.get(key.quote, key.quote) if bridges else key.quote
+    return quote if key.kind is ContractKind.LINEAR else f"{quote}-inverse"
 
 
 def per_base(price: Decimal, multiplier: Decimal) -> Decimal:

@@ -98,8 +98,12 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def quote_group(self) -> str:
-        """Which contracts can be compared: USD-inverse with USD, USDT with USDT, USDC with USDC."""
-        return self.quote if self.kind is ContractKind.LINEAR else f"{self.quote}-inverse"
+        """Which contracts can be compared (see :attr:`InstrumentKey.quote_group`)."""
+        return self.key.quote_group
+
+    @property
+    def key(self) -> InstrumentKey:
+        return InstrumentKey(self.base, self.quote, self.kind, self.venue)
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True, tag="quote", tag_field="type"):
@@ -126,6 +130,11 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True, tag="quote", tag_field="t
     exchange_ts_missing: bool = False
     sequence: int | None = None
 
+    @property
+    def key(self) -> InstrumentKey:
+        """Base, quote, kind and venue of the instrument (its quote group: ``key.quote_group``)."""
+        return instrument_key(self.instrument_id)
+
 
 class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_field="type"):
     """Funding state of one instrument. ``rate`` is per interval, as a fraction (0.0001 = 1 bp)."""
@@ -148,6 +157,11 @@ class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_fiel
     """The venue's funding-rate cap per interval when its funding stream carries one (OKX
     ``maxFundingRate``); else the instrument's listed ``funding_cap`` applies."""
     rate_floor: Decimal | None = None
+
+    @property
+    def key(self) -> InstrumentKey:
+        """Base, quote, kind and venue of the instrument (its quote group: ``key.quote_group``)."""
+        return instrument_key(self.instrument_id)
 
 
 class HealthState(StrEnum):

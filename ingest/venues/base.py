@@ -24,7 +24,7 @@ import msgspec
 import orjson
 
 from plumbing.errors import RetryableError
-from schemas.market import ContractKind, Funding, Instrument, Quote
+from schemas.market import ContractKind, Funding, Instrument, Quote, instrument_id_of
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,8 @@ def make_instrument(
 ) -> Instrument:
     base, multiplier = canonical_base(base_asset)
     quote = ALIASES.get(quote, quote)
-    suffix = "PERP" if kind is ContractKind.LINEAR else "INV-PERP"
     return Instrument(
-        instrument_id=f"{base}-{quote}-{suffix}@{venue}",
+        instrument_id=instrument_id_of(base, quote, kind, venue),
         venue=venue,
         native_symbol=native_symbol,
         base=base,
