@@ -287,3 +287,25 @@ async def test_instruments_listed_later_are_backfilled_once_each() -> None:
     assert [(s.base, s.settled_ts_ns // MS) for s in published] == [("BTC", t) for t in day] + [("ETH", t) for t in day]
     progress = backfill.progress["binance"]
     assert (progress.instruments, progress.done, progress.written, progress.state) == (2, 2, 6, "done")
+
+
+async def test_the_pacer_spaces_request_starts_by_the_venue_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.funding_backfill import Pacer
+
+    clock = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        clock[0] += seconds
+
+    monkeypatch.setattr("ingest.funding_backfill.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("ingest.funding_backfill.asyncio.sleep", sleep)
+    pacer = Pacer(0.75)
+    await pacer.wait()  # the first request goes at once
+    clock[0] += 0.25  # the request took 0.25 s
+    await pacer.wait()
+    await pacer.wait()
+    clock[0] += 2.0  # a slow answer: no pause owed
+    await pacer.wait()
+    assert slept == [0.5, 0.75]
