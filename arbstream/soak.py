@@ -44,6 +44,12 @@ class SoakSettings(UpSettings):
     soak_recovery_bound_s: float = Field(default=90.0, gt=0, description="a fault not recovered by then breaks")
     soak_health_bound_s: float = Field(default=60.0, gt=0, description="/health back at baseline within this")
     soak_stall_s: float = Field(default=5.0, gt=0, description="length of an injected venue stall")
+    soak_broker_back_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a restarted broker not serving by then ends the soak with a breach (whole market: ~1,500 "
+        "partitions to load)",
+    )
     soak_out_dir: Path = Path("soak-results")
 
 

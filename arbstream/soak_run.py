@@ -14,7 +14,7 @@ import aiohttp
 
 from arbstream.soak import SERVICES, Probes, SoakSettings, Stack
 from arbstream.soak_report import FAULT_KINDS, Fault, SoakReport, print_tables, write
-from plumbing.errors import FatalError
+from plumbing.errors import ArbstreamError, FatalError
 from plumbing.kafka import wait_until_ready
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ async def until(check: Callable[[], Awaitable[bool]], bound_s: float, every_s: f
                 return round(time.monotonic() - started, 1)
         await asyncio.sleep(every_s)
     return None
+
+
+class BrokerGone(FatalError):
+    """The broker did not come back after an injected restart."""
 
 
 class Soak:
@@ -82,7 +86,11 @@ class Soak:
                 await asyncio.sleep(max(0.0, min(self.settings.soak_fault_every_s * (index + 1), end) - self.now()))
                 if self.now() + 1 >= end:
                     break
-                await self._one_fault(FAULT_KINDS[index % len(FAULT_KINDS)], index)
+                try:
+                    await self._one_fault(FAULT_KINDS[index % len(FAULT_KINDS)], index)
+                except BrokerGone as exc:
+                    self.report.breach(self.now(), str(exc))
+                    break
                 index += 1
         finally:
             sampler.cancel()
@@ -161,7 +169,10 @@ class Soak:
         try:
             await asyncio.to_thread(broker.stop)
             broker.launch()  # from the loop's (main) thread: the JVM's death signal follows this thread
-            await wait_until_ready(broker.bootstrap, self.settings.kafka_start_timeout_s, is_alive=broker.is_running)
+            await wait_until_ready(broker.bootstrap, self.settings.soak_broker_back_s, is_alive=broker.is_running)
+        except ArbstreamError as exc:
+            # Nothing can be measured without a broker: a breach, and the soak ends with its report.
+            raise BrokerGone(f"broker not back after its restart: {exc}") from exc
         finally:
             self.broker_restarting = False
         delivered = (await self.probes.ingest()).get("arbstream_ingest_delivered_total", {}).get("", 0)

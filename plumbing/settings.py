@@ -58,7 +58,9 @@ class BrokerSettings(CommonSettings):
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = "512m"
     kafka_start_timeout_s: float = 90.0
-    kafka_stop_timeout_s: float = 20.0
+    kafka_stop_timeout_s: float = 60.0
+    """A controlled shutdown moves ~1,500 partition leaderships at whole-market size: 20 s was not
+    enough on a busy 2-core machine, and the SIGKILL that followed made the restart recover every log."""
 
     @property
     def kafka_libs_dir(self) -> Path:
