@@ -43,6 +43,15 @@ class ArbConfig:
         return self.max_age_ms_by_venue.get(venue, self.max_age_ms) * 1_000_000
 
     @functools.cached_property
+    def max_age_ns_by_venue(self) -> dict[str, int]:
+        """The per-venue overrides in ns (the default is ``max_age_ns_default``): checked on every tick."""
+        return {venue: ms * 1_000_000 for venue, ms in self.max_age_ms_by_venue.items()}
+
+    @functools.cached_property
+    def max_age_ns_default(self) -> int:
+        return self.max_age_ms * 1_000_000
+
+    @functools.cached_property
     def _fees_f(self) -> dict[str, float]:
         return {venue: float(fee) for venue, fee in self.taker_fees.items()}
 
@@ -378,15 +387,24 @@ def expire_episodes(state: SymbolState, now_ns: int, config: ArbConfig) -> Outco
     """Close every episode of ``state`` whose legs expired before ``now_ns`` (event time).
 
     The close is dated at the expiry, not at ``now_ns``: the record is the same whether the
-    symbol's next tick or the worker's sweep (its event-time clock, decision 0023) finds it, so a
+    symbol's next tick or the worker's sweep (its event-time clock, decision 0024) finds it, so a
     live worker, a replay and a backtest agree. A pending episode just disappears.
     """
     outcome = Outcome()
-    for key, episode in list(state.episodes.items()):
+    ages, default = config.max_age_ns_by_venue, config.max_age_ns_default
+    expired = [  # runs on every tick of a symbol with episodes: no call per episode
+        key
+        for key, episode in state.episodes.items()
+        if (last := episode.last) is not None
+        and (
+            last.buy.receipt_ts_ns + ages.get(last.buy.venue, default) < now_ns
+            or last.sell.receipt_ts_ns + ages.get(last.sell.venue, default) < now_ns
+        )
+    ]
+    for key in expired:
+        episode = state.episodes.pop(key)
         expiry = expiry_ns(episode, config)
-        if expiry is None or expiry >= now_ns:
-            continue
-        del state.episodes[key]
+        assert expiry is not None  # it has a last evaluation
         outcome.transitions += 1
         if episode.opened:
             outcome.closed.append(_closed(state, episode, expiry, _stale_reason(episode, config)))

@@ -138,9 +138,9 @@ def insane(event: Quote | Funding) -> str | None:
     else:
         numbers = (event.rate, event.mark, event.index, event.price_multiplier)
     for number in numbers:
-        if number is None or not number:  # NaN and infinities are truthy
+        if number is None or (number.is_finite() and -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT):
             continue
-        if not number.is_finite() or abs(number.adjusted()) > MAX_EXPONENT:
+        if number or not number.is_finite():  # zero is fine whatever its exponent (0E-40)
             return f"unusable number {number}"
     if event.price_multiplier <= 0:
         return "non-positive price multiplier"
@@ -233,11 +233,16 @@ class Engine:
         if offset <= state.applied_offset:
             self._rebuild(slot, event)
             return
-        held = state.quotes.get(event.instrument_id) if isinstance(event, Quote) else None
-        if isinstance(event, Quote) and held is not None and older(event, held):
-            self.counters.out_of_order += 1
-            return
-        held_funding = state.funding.get(event.instrument_id) if isinstance(event, Funding) else None
+        held: Quote | None = None
+        held_funding: Funding | None = None
+        if isinstance(event, Quote):
+            held = state.quotes.get(event.instrument_id)
+            # The common case (a later exchange time) is decided without a call.
+            if held is not None and event.exchange_ts_ns <= held.exchange_ts_ns and older(event, held):
+                self.counters.out_of_order += 1
+                return
+        else:
+            held_funding = state.funding.get(event.instrument_id)
         venues = health if isinstance(health, dict) else health.at(event.receipt_ts_ns)
         try:
             self._step(base, slot, event, venues, out)
