@@ -73,7 +73,7 @@ soak: setup
 # one module at a time (the CPU is shared), from a clean mutants/ so the stats see today's tests
 # (a named run re-tests every mutant anyway). Fails when > 10 % of processors/' mutants survive.
 # One module only: make mutation MUTATION_MODULES=processors.funding
-MUTATION_MODULES ?= processors.arbitrage processors.funding processors.engine processors.health_view \
+MUTATION_MODULES ?= processors.arbitrage processors.funding processors.engine processors.health_view processors.event_time \
 	schemas ingest.venues.binance ingest.venues.okx
 MUTATION_JOBS ?= 2
 mutation: $(INSTALLED)
