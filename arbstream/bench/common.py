@@ -58,8 +58,8 @@ class Plan:
                 broker_messages=50_000,
                 ingest_window_s=3.0,
                 ingest_warmup_s=3.0,
-                drain_ticks=8_000,
-                drain_runs=3,
+                drain_ticks=5_000,  # the market mix drains at ~1k ticks/s: 5 s per run
+                drain_runs=2,
                 latency_loads=(250, 500, 1_000, 10_000),
                 latency_duration_s=2.0,
                 latency_runs=2,
