@@ -9,8 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from arbstream.bench.common import Plan, latency_summary, percentile
+from arbstream.bench.kafka_io import OffsetProbe
+from arbstream.bench.market_feed import MAX_PENDING, run_command, warm_up
 from arbstream.bench.market_stage import (
     BACKLOG_TOLERANCE_S,
     LadderPlan,
@@ -26,9 +29,11 @@ from arbstream.bench.market_stage import (
 from arbstream.bench.procs import Service
 from arbstream.bench.report import summary_rows
 from arbstream.bench.ticks import FUNDING_EVERY, STICKY_S, Planter, TickSource
+from ingest.publisher import Publisher
 from plumbing.errors import ConfigError
+from plumbing.kafka import ensure_topics
 from schemas.arbitrage import WorkerStats
-from schemas.market import Funding, Quote
+from schemas.market import Funding, Quote, decode_ticks
 
 PLAN = LadderPlan(start=2_500, cap=40_000, floor=300, step_s=4.0, catch_up_s=8.0)
 
@@ -234,3 +239,46 @@ def test_report_rows_of_the_market_stage() -> None:
     assert "worker 1.60" in rows[1][1] and rows[1][2] == "12.0 / 40.5 / 41.0"
     assert "SATURATED" in rows[2][1]
     assert rows[3][1].startswith("OVERLOAD") and "7,500/s offered" in rows[3][1]
+
+
+@pytest.mark.integration
+async def test_feed_publishes_every_offered_tick_through_ingests_publisher(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    """The market feed's step against the real broker: what it reports is what the topics hold."""
+    source = TickSource.build()  # BTC and ETH: the feed's logic, without creating 480 topics
+    topics = source.topics(namespace)
+    await ensure_topics(kafka_bootstrap, topics, 3)
+    publisher = Publisher(kafka_bootstrap, namespace, MAX_PENDING)
+    await publisher.start()
+    try:
+        await warm_up(publisher, source)
+        warm_records = publisher.stats.records
+        step = await run_command(
+            publisher, source, {"rate": 400, "duration_s": 0.5, "dislocations_per_s": 20, "sticky": False}
+        )
+    finally:
+        await publisher.stop()
+    assert step["flushed"] is True
+    assert step["sent_ticks"] > 0
+    assert step["delivered_ticks"] == step["sent_ticks"]
+    assert step["lost_ticks"] == 0 == step["conflated_in_ingest"]
+    async with OffsetProbe(kafka_bootstrap, 3) as probe:
+        assert await probe.total(topics) == warm_records + step["records"]
+    ticks = await _read_ticks(kafka_bootstrap, topics)
+    assert len(ticks) == len({q.base for q in source.normal}) + step["sent_ticks"]  # warm-up: one per symbol
+    dislocated = [t for t in ticks if isinstance(t, Quote) and any(t.bid == d.bid for d in source.dislocated)]
+    assert len(dislocated) == len(range(0, step["sent_ticks"], Planter(source, 20, False).dislocate_every(400)))
+
+
+async def _read_ticks(bootstrap: str, topics: list[str]) -> list[Quote | Funding]:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    ticks: list[Quote | Funding] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=2_000):
+            for records in batch.values():
+                ticks += [tick for record in records for tick in decode_ticks(record.value or b"")]
+    finally:
+        await consumer.stop()
+    return ticks

@@ -24,6 +24,7 @@ import orjson
 from arbstream.bench.machine import pid_cpu_s
 from arbstream.bench.ticks import Planter, TickSource, stamped
 from ingest.publisher import Publisher
+from ingest.settings import IngestSettings
 from plumbing.broker import die_with_parent
 from plumbing.errors import FatalError
 from plumbing.settings import REPO_ROOT
@@ -31,7 +32,8 @@ from schemas.market import Quote
 
 SLOT_S = 0.005
 """Pacing granularity: each 5 ms slot's ticks are published together, like a busy venue's frames."""
-QUEUE_SIZE = 200_000
+MAX_PENDING: int = IngestSettings.model_fields["queue_size"].default
+"""Ingest's own bound: past it the publisher conflates (counted per step as ``conflated_in_ingest``)."""
 FLUSH_TIMEOUT_S = 30.0
 WARM_UP_TIMEOUT_S = 120.0
 
@@ -51,11 +53,11 @@ async def publish_paced(publisher: Publisher, planter: Planter, rate: int, durat
 
 
 async def _flushed(publisher: Publisher, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
-    """Every queued tick delivered or counted lost (the publisher retries failures first)."""
+    """Every accepted tick delivered, conflated away by the publisher, or counted lost."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         stats = publisher.stats
-        if stats.delivered + stats.lost >= stats.queued:
+        if stats.delivered + stats.conflated + stats.lost >= stats.queued:
             return True
         await asyncio.sleep(0.01)
     return False
@@ -63,7 +65,7 @@ async def _flushed(publisher: Publisher, timeout_s: float = FLUSH_TIMEOUT_S) -> 
 
 async def run_command(publisher: Publisher, source: TickSource, command: dict[str, Any]) -> dict[str, Any]:
     stats = publisher.stats
-    before = (stats.records, stats.delivered, stats.lost)
+    before = (stats.records, stats.delivered, stats.lost, stats.conflated)
     cpu0, started = time.process_time(), time.monotonic()
     planter = Planter(source, int(command["dislocations_per_s"]), bool(command["sticky"]))
     sent = await publish_paced(publisher, planter, int(command["rate"]), float(command["duration_s"]))
@@ -75,6 +77,7 @@ async def run_command(publisher: Publisher, source: TickSource, command: dict[st
         "records": stats.records - before[0],
         "delivered_ticks": stats.delivered - before[1],
         "lost_ticks": stats.lost - before[2],
+        "conflated_in_ingest": stats.conflated - before[3],
         "flushed": flushed,
         "cpu_s": time.process_time() - cpu0,
         "elapsed_s": time.monotonic() - started,
@@ -99,7 +102,7 @@ async def warm_up(publisher: Publisher, source: TickSource) -> float:
 
 async def serve(bootstrap: str, namespace: str) -> None:
     source = TickSource.market_mix()
-    publisher = Publisher(bootstrap, namespace, QUEUE_SIZE)
+    publisher = Publisher(bootstrap, namespace, MAX_PENDING)
     await publisher.start()
     loop = asyncio.get_running_loop()
     try:

@@ -236,6 +236,7 @@ def _step_result(
         "sent_ticks_per_s": fed["sent_ticks_per_s"],
         "ticks_per_record": ticks / records,
         "lost_ticks": fed["lost_ticks"],
+        "conflated_in_ingest": fed.get("conflated_in_ingest", 0),
         "processed_ticks_per_s": processed_rate,
         "catch_up_s": catch_up_s,
         "backlog_growth_records_per_s": slope(backlog),
