@@ -67,14 +67,15 @@ def rate_problem(funding: Funding, health: Health | None, now_ns: int, config: F
     return None
 
 
-def entry_price(quote: Quote | None, side: str, now_ns: int, config: FundingConfig) -> Decimal | None:
-    """Ask (long) or bid (short) per base unit from a two-sided, uncrossed quote younger than the
-    funding max age (an entry cost for a multi-day hold, not a taker's instant fill)."""
+def entry_price(quote: Quote | None, buying: bool, now_ns: int, config: FundingConfig) -> Decimal | None:
+    """Ask (``buying``: the long leg) or bid (the short leg) per base unit from a two-sided,
+    uncrossed quote younger than the funding max age (an entry cost for a multi-day hold, not a
+    taker's instant fill)."""
     if quote is None or quote.bid is None or quote.ask is None or not 0 < quote.bid < quote.ask:
         return None
     if now_ns - quote.receipt_ts_ns > config.max_age_ms * 1_000_000:
         return None
-    return per_base(quote.ask if side == "long" else quote.bid, quote.price_multiplier)
+    return per_base(quote.ask if buying else quote.bid, quote.price_multiplier)
 
 
 def make_leg(funding: Funding, price: Decimal | None, now_ns: int, config: FundingConfig) -> FundingLeg:
@@ -122,9 +123,9 @@ def evaluate_pair(
     )
     if problem is not None:
         return None, problem
-    long_leg = make_leg(long, entry_price(state.quotes.get(long.instrument_id), "long", now_ns, config), now_ns, config)
+    long_leg = make_leg(long, entry_price(state.quotes.get(long.instrument_id), True, now_ns, config), now_ns, config)
     short_leg = make_leg(
-        short, entry_price(state.quotes.get(short.instrument_id), "short", now_ns, config), now_ns, config
+        short, entry_price(state.quotes.get(short.instrument_id), False, now_ns, config), now_ns, config
     )
     spread = short_leg.apr - long_leg.apr
     cost, priced = entry_cost(long_leg, short_leg)

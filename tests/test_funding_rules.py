@@ -70,26 +70,26 @@ def test_the_break_ratio_is_inclusive_and_needs_a_positive_last_alert() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bid", "ask", "age_ns", "side", "expected"),
+    ("bid", "ask", "age_ns", "buying", "expected"),
     [
-        ("99", "101", 0, "long", D(101)),
-        ("99", "101", 0, "short", D(99)),
-        ("99", "101", MAX_AGE_NS, "long", D(101)),  # as old as the funding max age: still a price
-        ("99", "101", MAX_AGE_NS + 1, "long", None),
-        ("101", "101", 0, "long", None),  # locked or crossed: no price
-        ("102", "101", 0, "short", None),
-        ("0", "101", 0, "long", None),  # non-positive bid
+        ("99", "101", 0, True, D(101)),  # the long leg buys at the ask
+        ("99", "101", 0, False, D(99)),  # the short leg sells at the bid
+        ("99", "101", MAX_AGE_NS, True, D(101)),  # as old as the funding max age: still a price
+        ("99", "101", MAX_AGE_NS + 1, True, None),
+        ("101", "101", 0, True, None),  # locked or crossed: no price
+        ("102", "101", 0, False, None),
+        ("0", "101", 0, True, None),  # non-positive bid
     ],
 )
-def test_which_quotes_price_the_entry(bid: str, ask: str, age_ns: int, side: str, expected: Decimal | None) -> None:
-    assert entry_price(quote("okx", bid, ask, T0), side, T0 + age_ns, CONFIG) == expected
+def test_which_quotes_price_the_entry(bid: str, ask: str, age_ns: int, buying: bool, expected: Decimal | None) -> None:
+    assert entry_price(quote("okx", bid, ask, T0), buying, T0 + age_ns, CONFIG) == expected
 
 
 def test_entry_prices_are_per_base_unit_and_one_sided_books_are_none() -> None:
     kpepe = msgspec.structs.replace(quote("hyperliquid", "0.0112", "0.0113", T0), price_multiplier=D(1000))
-    assert entry_price(kpepe, "long", T0, CONFIG) == D("0.0000113")
+    assert entry_price(kpepe, True, T0, CONFIG) == D("0.0000113")
     one_sided = msgspec.structs.replace(quote("okx", "99", "101", T0), bid=None)
-    assert entry_price(one_sided, "long", T0, CONFIG) is None and entry_price(None, "long", T0, CONFIG) is None
+    assert entry_price(one_sided, True, T0, CONFIG) is None and entry_price(None, True, T0, CONFIG) is None
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,38 @@ def test_the_alert_is_the_opening_evaluation_and_later_ones_keep_its_event_id() 
     last = state.funding_episodes[KEY].last
     assert last is not None and last.event_id == alert.event_id == f"BTC:funding:binance/okx:{T0 + S}"
     assert (last.episode_start_ts_ns, last.detected_ts_ns) == (T0 + S, T0 + 2 * S)
+
+
+def test_the_long_leg_on_an_unhealthy_venue_is_not_used_either() -> None:
+    state = SymbolState()
+    down = {"binance": health("binance", HealthState.STALE)}
+    process_funding("BTC", state, funding("binance", "0", 1, T0), CONFIG, down)
+    out = process_funding("BTC", state, funding("okx", "0.0001", 1, T0 + S), CONFIG, down)
+    assert (out.alerts, out.transitions, state.funding_episodes) == ([], 0, {})
+
+
+def test_a_zero_fee_venue_adds_nothing_and_a_zero_cost_pair_opens_at_exactly_the_threshold() -> None:
+    free = FundingConfig(open_apr=D("0.0876"), close_apr=D(0), hold_h=8760, max_age_ms=60_000,
+                         taker_fees={"binance": D(0), "okx": D(0)})  # fmt: skip
+    state = SymbolState()
+    process_funding("BTC", state, funding("binance", "0", 1, T0), free)
+    (alert,) = process_funding("BTC", state, funding("okx", "0.00001", 1, T0 + S), free).alerts  # gross 0.0876
+    assert (alert.entry_cost, alert.net_apr, alert.spread_apr) == (D(0), D("0.0876"), D("0.0876"))
+    half = FundingConfig(hold_h=8760, taker_fees={"binance": D(0), "okx": D("0.0005")})
+    state = SymbolState()
+    process_funding("BTC", state, funding("binance", "0", 1, T0), half)
+    (alert,) = process_funding("BTC", state, funding("okx", "0.0001", 1, T0 + S), half).alerts
+    assert (alert.long.fee, alert.short.fee, alert.entry_cost) == (D(0), D("0.0005"), D("0.0005"))
+    state = SymbolState()
+    process_funding("BTC", state, funding("okx", "0", 1, T0), half)
+    (alert,) = process_funding("BTC", state, funding("binance", "0.0001", 1, T0 + S), half).alerts
+    assert (alert.long.venue, alert.entry_cost) == ("okx", D("0.0005"))
+
+
+def test_ages_and_durations_are_whole_milliseconds() -> None:
+    state = SymbolState()
+    process_funding("BTC", state, funding("binance", "0", 1, T0), CONFIG)
+    (alert,) = process_funding("BTC", state, funding("okx", "0.0001", 1, T0 + 2_700_000), CONFIG).alerts
+    assert (alert.long.age_ms, type(alert.long.age_ms)) == (2, int)
+    (closed,) = process_funding("BTC", state, funding("okx", "0", 1, T0 + 2_700_000 + 1_500_000), CONFIG).closed
+    assert (closed.duration_ms, type(closed.duration_ms)) == (1, int)
