@@ -42,6 +42,7 @@ OVERLOAD_FACTOR = 3
 PRODUCER_SHORTFALL = 0.9
 """The feed sent under this share of the offered rate: the step measures the feed, not the worker."""
 SETTLE_TIMEOUT_S = 120.0
+IDLE_S = 3.0
 COUNTERS = ("processed", "conflated", "rebuilt", "rejected")
 PRODUCTION_COMMITS = {"ARBSTREAM_WORKER_COMMIT_INTERVAL_MS": "500"}
 """The production commit interval: the other stages commit every 50 ms for a finer "done" time,
@@ -258,6 +259,16 @@ def _outcome(step: Result) -> StepOutcome:
     return StepOutcome(step["offered_ticks_per_s"], step["saturated"], step["producer_limited"])
 
 
+async def idle_cores(pipe: _Pipeline) -> dict[str, float]:
+    """CPU cores each process spends with no ticks at all, once caught up: what holding the
+    market's partitions costs before the first tick (Faust's timers walk every partition)."""
+    await pipe.settle(SETTLE_TIMEOUT_S)
+    cpu0, started = pipe.cpu(), time.monotonic()
+    await asyncio.sleep(IDLE_S)
+    cpu1, elapsed = pipe.cpu(), time.monotonic() - started
+    return {name: (cpu1[name] - cpu0[name]) / elapsed for name in cpu0}
+
+
 async def _ladder(pipe: _Pipeline, plan: LadderPlan) -> list[Result]:
     steps: list[Result] = []
     while (rate := next_rate([_outcome(s) for s in steps], plan)) is not None:
@@ -287,6 +298,7 @@ async def run_market_stage(
                 return not_measured(f"the worker never processed the market mix; log tail:\n{worker.log_tail()}")
             hello = await feed.start()
             pipe = _Pipeline(bootstrap, namespace, probe, feed, worker, broker_pid, topics)
+            idle = await idle_cores(pipe)
             ladder = await _ladder(pipe, plan)
             sustained = sustained_rate([_outcome(s) for s in ladder])
             basis = overload_basis(sustained, [s["processed_ticks_per_s"] for s in ladder])
@@ -306,6 +318,7 @@ async def run_market_stage(
         "group": group(namespace),
         "startup_to_first_tick_s": ready_s,
         "feed_warm_up_s": hello.get("warm_up_s"),
+        "idle_cpu_cores": idle,
         "step_s": plan.step_s,
         "ladder": ladder,
         "sustained_ticks_per_s": sustained,

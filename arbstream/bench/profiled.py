@@ -5,8 +5,8 @@ The bench starts workers this way when ``ARBSTREAM_BENCH_PROFILE`` names a direc
 millisecond (the event loop, where Faust's agents and the engine run; Faust's consumer thread is
 not sampled), so the profiled process runs at nearly full speed. When the service exits (the bench
 stops it with SIGTERM, which Faust turns into a clean shutdown) the profile is written as
-``OUT.txt`` (call tree), ``OUT.flat.txt`` (functions by total time, callees included),
-``OUT.self.txt`` (by own time) and ``OUT.pyisession`` (the raw samples).
+``OUT.pyisession`` (the raw samples), ``OUT.flat.txt`` (functions by total time, callees
+included), ``OUT.self.txt`` (by own time) and ``OUT.txt`` (call tree).
 """
 
 from __future__ import annotations
@@ -21,15 +21,17 @@ INTERVAL_S = 0.001
 
 
 def write_profile(profiler: Profiler, out: Path) -> None:
+    """The raw session first: rendering takes seconds, and the bench SIGKILLs a worker that has not
+    exited 20 s after SIGTERM."""
     session = profiler.last_session
     if session is None:
         return
-    out.with_suffix(".txt").write_text(profiler.output(ConsoleRenderer(show_all=False, short_mode=False)))
+    session.save(str(out.with_suffix(".pyisession")))  # `pyinstrument --load` renders it any other way
     total = ConsoleRenderer(flat=True, flat_time="total", show_all=True)
     out.with_suffix(".flat.txt").write_text(profiler.output(total))
     own = ConsoleRenderer(flat=True, flat_time="self", show_all=True)
     out.with_suffix(".self.txt").write_text(profiler.output(own))
-    session.save(str(out.with_suffix(".pyisession")))  # `pyinstrument --load` renders it any other way
+    out.with_suffix(".txt").write_text(profiler.output(ConsoleRenderer(show_all=False)))
 
 
 def main(argv: list[str]) -> int:

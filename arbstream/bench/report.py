@@ -185,6 +185,8 @@ def _market_rows(market: Result, _r: dict[str, float | None]) -> list[Row]:
     rows: list[Row] = [
         ("4b Market", f"sustained ticks/s end to end, one worker ({mix})", _num(market["sustained_ticks_per_s"]), "—")
     ]
+    if "idle_cpu_cores" in market:
+        rows.append(("4b Market", "worker CPU cores with no ticks (holding the partitions)", _idle(market), "—"))
     for step in market["ladder"]:
         rows.append(("4b Market", _market_figure(step, "ladder"), _latency(step["tick_to_opportunity"]), "—"))
     overload = market["overload"]
@@ -197,6 +199,10 @@ def _market_rows(market: Result, _r: dict[str, float | None]) -> list[Row]:
 
 
 OVERLOAD_LABEL = "3× sustained,"
+
+
+def _idle(market: Result) -> str:
+    return _num(market["idle_cpu_cores"]["worker"], 2)
 
 
 def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
