@@ -8,16 +8,20 @@ import os
 import shutil
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from api.main import build_context, create_app
+from api.universe import Universe
 from tests.helpers import REPO_ROOT
 from tests.test_api_support import scenario_settings, serve
-from tests.test_funding_support import funding_history, funding_model, funding_universe
+from tests.test_funding_support import BY, funding_history, funding_model, funding_universe
 
 pytestmark = pytest.mark.integration
+D = Decimal
 
 DASHBOARD = REPO_ROOT / "dashboard"
 CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -40,7 +44,14 @@ def test_funding_screen_shows_the_planted_pair_and_the_history_chart() -> None:
     if missing is not None:
         pytest.skip(missing)
     now = time.time_ns()
-    ctx = build_context(scenario_settings(), None, model=funding_model(now), universe=funding_universe())
+    # Bybit's listing caps its rate at 0.00018 per interval, the rate it pays now: "at cap".
+    capped = [
+        msgspec.structs.replace(i, funding_cap=D("0.00018"), funding_floor=D("-0.00018"))
+        if i.instrument_id == BY
+        else i
+        for i in funding_universe().published.values()
+    ]
+    ctx = build_context(scenario_settings(), None, model=funding_model(now), universe=Universe(instruments=capped))
     assert ctx.funding is not None
     for settlement in funding_history(now):
         ctx.funding.add_settlement(settlement)
@@ -50,6 +61,7 @@ def test_funding_screen_shows_the_planted_pair_and_the_history_chart() -> None:
             "E2E_BASE": url,
             "E2E_CHROMIUM": str(CHROMIUM),
             "E2E_ARTIFACTS": str(REPO_ROOT / "test-artifacts" / "funding"),
+            "E2E_AT_CAP": "bybit",
         }
         run = subprocess.run(
             ["node", "e2e/funding.e2e.mjs"], cwd=DASHBOARD, env=env, capture_output=True, text=True, timeout=120

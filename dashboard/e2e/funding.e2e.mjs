@@ -24,6 +24,7 @@ const APR = process.env.E2E_APR ?? "48.18 %";
 const BREAK_EVEN = process.env.E2E_BREAK_EVEN ?? "20.0 h";
 const COIN = process.env.E2E_COIN ?? "ETH";
 const HISTORY_VENUES = (process.env.E2E_HISTORY_VENUES ?? "binance,bybit,hyperliquid").split(",");
+const AT_CAP = process.env.E2E_AT_CAP ?? ""; // venues whose rate sits at its cap: the table marks them "at cap"
 mkdirSync(ARTIFACTS, { recursive: true });
 
 async function waitFor(what, timeoutMs, check) {
@@ -77,6 +78,13 @@ try {
   const badges = await page.$$eval('[data-testid="funding-table"] [data-testid="interval-badge"]', (els) => els.map((e) => e.textContent));
   assert(["1h", "4h", "8h"].every((b) => badges.includes(b)), `interval badges 1h/4h/8h: ${badges}`);
   result.badges = badges;
+  if (AT_CAP) {
+    const capped = await page.$$eval('[data-testid="funding-table"] [data-testid="funding-venue-row"]', (rows) =>
+      rows.filter((r) => r.querySelector('[data-testid="at-cap-badge"]')).map((r) => r.getAttribute("data-venue")),
+    );
+    assert(JSON.stringify(capped) === JSON.stringify(AT_CAP.split(",")), `"at cap" on ${AT_CAP} only: ${capped}`);
+    result.atCap = capped;
+  }
   await page.screenshot({ path: join(ARTIFACTS, "funding.png") });
 
   await page.click(`[data-testid="funding-table"] a[href="#/funding/${COIN}"]`);
