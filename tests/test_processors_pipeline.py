@@ -19,7 +19,7 @@ from plumbing.errors import ConfigError
 from plumbing.kafka import ensure_topics, symbol_partitioner, tick_partition
 from processors.app import prepare_topics
 from processors.settings import WorkerSettings
-from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_funding_event
+from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, decode_event, decode_funding_event
 from schemas.export import SCHEMA_DIR
 from schemas.market import Funding, Quote, decode_tick, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
@@ -100,8 +100,9 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
         tick("BTC", "okx", "101.2", "101.3", t0 + 2 * MS, size="1.5"),  # 2nd tick: opens, alerts
         tick("ETH", "binance", "3000", "3000.5", t0 + 3 * MS),  # ETH: one venue, nothing to compare
         tick("BTC", "okx", "100.01", "100.1", t0 + 9 * MS),  # below close threshold: episode closes
-        funding("binance", "0.0001", 8, t0 + 10 * MS),  # 10.95 % APR
-        funding("okx", "-0.0001", 8, t0 + 11 * MS),  # -10.95 %: spread 21.9 % >= 10 %: one alert
+        funding("binance", "0.0005", 8, t0 + 10 * MS),  # 54.75 % APR
+        # -54.75 %: spread 109.5 %, net of the entry cost amortised over a week >= 10 %: one alert
+        funding("okx", "-0.0005", 8, t0 + 11 * MS),
     ]
     topics = [topic_name(t, namespace) for t in (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
     with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "BTC,ETH"), tmp_path / "w.log"):
@@ -119,7 +120,8 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
     alert, closed = decode_event(by_topic[OPPORTUNITIES]), decode_event(by_topic[OPPORTUNITY_EPISODES])
     assert isinstance(alert, Opportunity) and isinstance(closed, EpisodeClosed)
     carry = decode_funding_event(by_topic[FUNDING_OPPORTUNITIES])
-    assert (carry.long.venue, carry.short.venue, carry.spread_apr) == ("okx", "binance", Decimal("0.2190"))
+    assert isinstance(carry, FundingOpportunity)
+    assert (carry.long.venue, carry.short.venue, carry.spread_apr) == ("okx", "binance", Decimal("1.0950"))
     start = t0 + 1 * MS
     assert alert.event_id == f"BTC:binance->okx:{start}"
     assert (alert.gross_spread, alert.net_spread) == (Decimal("0.012"), Decimal("0.0110"))
