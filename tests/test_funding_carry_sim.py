@@ -74,7 +74,7 @@ def test_the_default_carry_takes_one_venue_per_interval_of_the_first_complete_ba
 def test_the_generated_market_has_a_planted_carry() -> None:
     market = generated_market(implemented_venues(), seed=11)
     carries = default_carry(market.instruments)
-    intervals = {(i.base, i.venue): i.funding_interval_h for i in market.instruments if i.quote == "USDT"}
+    intervals = {(i.base, i.venue): i.funding_interval_h or 0 for i in market.instruments if i.quote == "USDT"}
     assert sorted(intervals[c.base, c.venue] for c in carries) == [1, 4, 8]
     sim = Simulator(market.instruments, implemented_venues(), planted_carry=True, auto_dislocations=False)
     assert set(sim.market.carries.values()) == set(carries)
