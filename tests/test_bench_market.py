@@ -16,6 +16,7 @@ from arbstream.bench.kafka_io import OffsetProbe
 from arbstream.bench.market_feed import MAX_PENDING, run_command, warm_up
 from arbstream.bench.market_stage import (
     BACKLOG_TOLERANCE_S,
+    GROWTH_TOLERANCE,
     LadderPlan,
     StepOutcome,
     counter_deltas,
@@ -104,10 +105,18 @@ def test_saturated_when_catch_up_is_missing_or_slow() -> None:
     assert not is_saturated(BACKLOG_TOLERANCE_S, flat, 1_000.0)
 
 
-def test_saturated_when_the_backlog_grows_by_more_than_a_tenth_of_the_offered_records() -> None:
-    growing = [(0.0, 0.0), (1.0, 150.0), (2.0, 300.0)]  # +150 records/s
+def test_saturated_when_the_backlog_grows_by_more_than_a_tenth_of_the_offered_records_to_over_a_second() -> None:
+    growing = [(0.0, 0.0), (1.0, 600.0), (2.0, 1_200.0)]  # +600 records/s, 1,200 waiting at the end
     assert is_saturated(0.2, growing, 1_000.0)
-    assert not is_saturated(0.2, growing, 2_000.0)  # 150 < 10 % of 2,000
+    assert not is_saturated(0.2, growing, 7_000.0)  # 600 < 10 % of 7,000
+    assert not is_saturated(0.2, growing, 1_300.0)  # growing, but under a second of records waits
+
+
+def test_a_commit_sawtooth_is_not_saturation() -> None:
+    """Commits every 0.5 s: the backlog climbs to half a second of records and drops back."""
+    sawtooth = [(0.0, 0.0), (0.5, 150.0), (1.0, 20.0), (1.5, 160.0), (2.0, 30.0), (2.5, 170.0), (3.0, 150.0)]
+    assert slope(sawtooth) > GROWTH_TOLERANCE * 300.0
+    assert not is_saturated(0.4, sawtooth, 300.0)
 
 
 def test_cpu_per_10k_ticks() -> None:

@@ -116,10 +116,19 @@ def slope(samples: Sequence[tuple[float, float]]) -> float:
 
 
 def is_saturated(catch_up_s: float | None, backlog: Sequence[tuple[float, float]], records_per_s: float) -> bool:
-    """Lag grows: no catch-up, a slow one, or a backlog growing by a sizeable share of the offered records."""
+    """Lag grows: no catch-up, a slow one, or a backlog that grew by a sizeable share of the offered
+    records and ended above ``BACKLOG_TOLERANCE_S`` of them.
+
+    The size condition matters: the group commits every 0.5 s, so the backlog seen from the broker
+    is a sawtooth up to half a second of records high, and over a few samples its fitted slope can
+    be steep while the worker keeps up.
+    """
     if catch_up_s is None or catch_up_s > BACKLOG_TOLERANCE_S:
         return True
-    return records_per_s > 0 and slope(backlog) > GROWTH_TOLERANCE * records_per_s
+    if records_per_s <= 0 or not backlog:
+        return False
+    growing = slope(backlog) > GROWTH_TOLERANCE * records_per_s
+    return growing and backlog[-1][1] > BACKLOG_TOLERANCE_S * records_per_s
 
 
 def per_10k(cores: float, ticks_per_s: float) -> float:
