@@ -392,15 +392,28 @@ def expire_episodes(state: SymbolState, now_ns: int, config: ArbConfig) -> Outco
     """
     outcome = Outcome()
     ages, default = config.max_age_ns_by_venue, config.max_age_ns_default
-    expired = [  # runs on every tick of a symbol with episodes: no call per episode
-        key
-        for key, episode in state.episodes.items()
-        if (last := episode.last) is not None
-        and (
-            last.buy.receipt_ts_ns + ages.get(last.buy.venue, default) < now_ns
-            or last.sell.receipt_ts_ns + ages.get(last.sell.venue, default) < now_ns
-        )
-    ]
+    # Runs on every tick of a symbol with episodes: no call per episode, and with one max age for
+    # every venue (the default) a leg expired when it was received before now - that age.
+    if ages:
+        expired = [
+            key
+            for key, episode in state.episodes.items()
+            if (last := episode.last) is not None
+            and (
+                last.buy.receipt_ts_ns + ages.get(last.buy.venue, default) < now_ns
+                or last.sell.receipt_ts_ns + ages.get(last.sell.venue, default) < now_ns
+            )
+        ]
+    else:
+        horizon = now_ns - default
+        expired = [
+            key
+            for key, episode in state.episodes.items()
+            if (last := episode.last) is not None
+            and (last.buy.receipt_ts_ns < horizon or last.sell.receipt_ts_ns < horizon)
+        ]
+    if not expired:
+        return outcome
     for key in expired:
         episode = state.episodes.pop(key)
         expiry = expiry_ns(episode, config)
