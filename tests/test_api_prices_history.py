@@ -71,3 +71,29 @@ def test_mixed_groups_pick_the_first_shared_group() -> None:
     assert pairs[("bitmex", "deribit")] == (D("9.05"), D("9.25"))
     assert pairs[("binance", "kucoin")] == (D("10.1"), None)  # no price: no sample
     assert ("binance", "bitmex") not in pairs  # USDT and USD-inverse never compare
+
+
+def test_one_stored_entry_serves_both_directions_within_interval_and_ring_bounds() -> None:
+    clock = iter([0, 400_000_000, 1_000_000_000, 2_000_000_000, 3_000_000_000])
+    history = SpreadHistory({}, points=3, interval_ms=1_000, clock=lambda: next(clock))
+
+    def state(okx_bid: str) -> SymbolState:
+        quotes = [quote("X-USDT-PERP@binance", "10", "10", 1), quote("X-USDT-PERP@okx", okx_bid, okx_bid, 1)]
+        return SymbolState(quotes={q.instrument_id: q for q in quotes})
+
+    history.record("X", state("11"))
+    history.record("X", state("12"))
+    assert [(s.ts_ns, s.spread) for s in history.since("X", "binance", "okx", 0)] == [(0, D("2"))]
+    for okx in ("13", "14", "15"):
+        history.record("X", state(okx))
+    # t=0 and t=0.4 s share a slot (values of the later, time of the first); three slots kept at most.
+    assert [(s.ts_ns, s.spread, s.spread_percentage) for s in history.since("X", "binance", "okx", 0)] == [
+        (1_000_000_000, D("3"), D("30")),
+        (2_000_000_000, D("4"), D("40")),
+        (3_000_000_000, D("5"), D("50")),
+    ]
+    assert [(s.spread, s.spread_percentage) for s in history.since("X", "okx", "binance", 2_500_000_000)] == [
+        (D("-5"), D("-5") / D("15") * 100)
+    ]
+    history.record("X", None)
+    assert history.since("X", "binance", "okx", 0) == []
