@@ -433,6 +433,7 @@ class WorkerOut(BaseModel):
     rebuilt: int = Field(description="ticks re-read after a rebalance that the restored state already held")
     forwarded: int = Field(description="ticks moved from a wrong partition to their symbol's")
     rejected: int = Field(description="undecodable ticks or unusable numbers")
+    out_of_order: int = Field(default=0, description="quotes older than the one held (ignored, counted)")
     partitions: int
     lag_ms: int = Field(description="wall clock minus the Kafka time of the newest tick it handled")
     reported_age_ms: int

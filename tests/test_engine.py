@@ -192,14 +192,24 @@ def test_health_reports_every_workers_counters() -> None:
             rejected=4,
             partitions=3,
             lag_ms=12,
+            out_of_order=3,
         )
     )
     ctx = build_context(scenario_settings(), None, model=model, universe=Universe())
     with serve(create_app(ctx)) as url:
         _, health = get_json(url + "/health")
     (worker,) = health["workers"]
-    counts = {k: worker[k] for k in ("processed", "conflated", "rebuilt", "forwarded", "rejected", "lag_ms")}
+    outcomes = ("processed", "conflated", "rebuilt", "forwarded", "rejected", "out_of_order", "lag_ms")
+    counts = {k: worker[k] for k in outcomes}
     assert (worker["worker_id"], counts) == (
         "w1",
-        {"processed": 900, "conflated": 70, "rebuilt": 20, "forwarded": 6, "rejected": 4, "lag_ms": 12},
+        {
+            "processed": 900,
+            "conflated": 70,
+            "rebuilt": 20,
+            "forwarded": 6,
+            "rejected": 4,
+            "out_of_order": 3,
+            "lag_ms": 12,
+        },
     )
