@@ -2547,6 +2547,12 @@ export interface components {
              * @description wall clock minus the Kafka time of the newest tick it handled
              */
             lag_ms: number;
+            /**
+             * Out Of Order
+             * @description quotes older than the one held (ignored, counted)
+             * @default 0
+             */
+            out_of_order: number;
             /** Partitions */
             partitions: number;
             /** Processed */
