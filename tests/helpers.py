@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def service_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP"}}
-    env.update({"ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap, "ARBSTREAM_NAMESPACE": namespace, **extra})
+    # A service under test never reads or writes the checkout's listing cache (.cache/instruments):
+    # a restricted simulated market cached there broke later tests and a developer's `make run`.
+    cache = Path(tempfile.gettempdir()) / "arbstream-test-listings" / namespace
+    env.update(
+        {
+            "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+            "ARBSTREAM_NAMESPACE": namespace,
+            "ARBSTREAM_INSTRUMENTS_CACHE_DIR": str(cache),
+            **extra,
+        }
+    )
     return env
 
 
