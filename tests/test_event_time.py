@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -228,7 +229,7 @@ def test_a_failing_step_restores_the_held_quote_so_the_symbol_keeps_working(monk
     feed(e, "BTC", [quote("binance", "99.99", "100", T0), quote("okx", "99.99", "100", T0 + MS)])
     real = process_quote
 
-    def fails_on_102(symbol, state, q, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fails_on_102(symbol: str, state: Any, q: Quote, *args: Any, **kwargs: Any) -> Any:
         out = real(symbol, state, q, *args, **kwargs)
         if q.bid == Decimal("102"):
             raise decimal.InvalidOperation("boom")

@@ -47,6 +47,12 @@ def load_json(frame: str | bytes) -> Any:
         raise FrameError(f"not JSON: {exc}") from exc
 
 
+MAX_EXPONENT = 24
+"""No price, size, rate or timestamp a venue sends reaches 10**25 (ns timestamps are ~10**18)."""
+MIN_EXPONENT = -30
+"""Nor is any non-zero one smaller than 10**-30 (the worker's float pre-filter would divide by 0.0)."""
+
+
 def dec(value: Any) -> Decimal | None:
     """Exact decimal from a venue value (str, int or Decimal); None for absent/empty."""
     if value is None or value == "":
@@ -60,6 +66,9 @@ def dec(value: Any) -> Decimal | None:
         raise FrameError(f"not a decimal: {value!r}") from exc
     if not result.is_finite():
         raise FrameError(f"not a finite decimal: {value!r}")
+    if result and not MIN_EXPONENT <= result.adjusted() <= MAX_EXPONENT:
+        # "1E+999999999" is a valid Decimal; arithmetic on it downstream raises or explodes.
+        raise FrameError(f"decimal out of any sane range: {value!r}")
     return result
 
 
