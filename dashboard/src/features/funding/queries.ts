@@ -40,23 +40,32 @@ export interface PairsQuery {
 
 const POLL_MS = 5_000;
 
+/** The parameters the funding table and the pairs list share (seed names; empty means "all"). */
+function listParams<P>(query: {
+  period: P;
+  q: string;
+  exchanges: string[];
+  minVolume?: number | undefined;
+  page: number;
+  pageSize: number;
+}) {
+  return {
+    period: query.period,
+    q: query.q || undefined,
+    exchanges: query.exchanges.length > 0 ? query.exchanges : undefined,
+    min_volume: query.minVolume,
+    page: query.page,
+    page_size: query.pageSize,
+  };
+}
+
 export function useFundingTable(query: TableQuery) {
   return useQuery({
     queryKey: ["funding-table", query],
     queryFn: async () =>
       unwrap(
         await api.GET("/api/funding-table/", {
-          params: {
-            query: {
-              period: query.period,
-              q: query.q || undefined,
-              sort: query.sort,
-              exchanges: query.exchanges.length > 0 ? query.exchanges : undefined,
-              min_volume: query.minVolume,
-              page: query.page,
-              page_size: query.pageSize,
-            },
-          },
+          params: { query: { ...listParams(query), sort: query.sort } },
         }),
       ),
     refetchInterval: POLL_MS,
@@ -70,17 +79,7 @@ export function useBestPairs(query: PairsQuery) {
     queryFn: async () =>
       unwrap(
         await api.GET("/api/best-opportunities/", {
-          params: {
-            query: {
-              period: query.period,
-              q: query.q || undefined,
-              side: query.side,
-              exchanges: query.exchanges.length > 0 ? query.exchanges : undefined,
-              min_volume: query.minVolume,
-              page: query.page,
-              page_size: query.pageSize,
-            },
-          },
+          params: { query: { ...listParams(query), side: query.side } },
         }),
       ),
     refetchInterval: POLL_MS,
