@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +15,35 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = REPO_ROOT / "dashboard"
+CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
+
+
+def browser_missing() -> str | None:
+    """What the Chromium tests lack (Debian's chromium, playwright-core, the built dashboard), or None."""
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
+    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
+        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
+    if not (DASHBOARD / "dist" / "index.html").exists():
+        return "dashboard/dist missing (`make dashboard` builds it)"
+    return None
+
+
+def require_browser() -> None:
+    """Skip a browser test without its prerequisites; under ``make test`` (ARBSTREAM_REQUIRE_E2E, which
+    installs them) a missing one is a failure, never a skip counted as a pass."""
+    missing = browser_missing()
+    if missing is not None:
+        if os.environ.get("ARBSTREAM_REQUIRE_E2E"):
+            pytest.fail(missing)
+        pytest.skip(missing)
 
 
 def service_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:

@@ -24,28 +24,14 @@ import pytest
 
 from ingest.venues import implemented_venues
 from plumbing.broker import free_port
-from tests.helpers import REPO_ROOT, running, service_env
+from tests.helpers import CHROMIUM, DASHBOARD, REPO_ROOT, require_browser, running, service_env
 
 pytestmark = pytest.mark.integration
 
-DASHBOARD = REPO_ROOT / "dashboard"
 SCRIPT = DASHBOARD / "e2e" / "dashboard.e2e.mjs"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
 SYMBOLS = "BTC,ETH"
 STALL_VENUE = "okx"
-
-
-def _missing_prerequisite() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not on PATH"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
-    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
-        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
-    if not (DASHBOARD / "dist" / "index.html").exists():
-        return "dashboard/dist missing (`make dashboard` builds it)"
-    return None
 
 
 def _get(url: str, accept: str = "*/*") -> tuple[int, bytes]:
@@ -81,13 +67,7 @@ def _tails(logs: dict[str, Path], chars: int = 1500) -> str:
 
 
 def test_dashboard_against_the_demo_stack(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
-    missing = _missing_prerequisite()
-    if missing is not None:
-        # `make test` installs Chromium and the dashboard, and sets this: there a missing
-        # prerequisite is a failure, never a skip counted as a pass.
-        if os.environ.get("ARBSTREAM_REQUIRE_E2E"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require_browser()
     venues = implemented_venues()
     assert STALL_VENUE in venues
     sim_port, api_port = free_port(), free_port()

@@ -5,44 +5,25 @@ serving ``dashboard/dist`` and the funding scenario of ``tests/test_funding_supp
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 import pytest
 
 from api.main import build_context, create_app
 from api.universe import Universe
-from tests.helpers import REPO_ROOT
+from tests.helpers import CHROMIUM, DASHBOARD, REPO_ROOT, require_browser
 from tests.test_api_support import scenario_settings, serve
 from tests.test_funding_support import BY, funding_history, funding_model, funding_universe
 
 pytestmark = pytest.mark.integration
 D = Decimal
 
-DASHBOARD = REPO_ROOT / "dashboard"
-CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
-
-
-def _missing_prerequisite() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not on PATH"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
-    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
-        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
-    if not (DASHBOARD / "dist" / "index.html").exists():
-        return "dashboard/dist missing (`make dashboard` builds it)"
-    return None
-
 
 def test_funding_screen_shows_the_planted_pair_and_the_history_chart() -> None:
-    missing = _missing_prerequisite()
-    if missing is not None:
-        pytest.skip(missing)
+    require_browser()
     now = time.time_ns()
     # Bybit's listing caps its rate at 0.00018 per interval, the rate it pays now: "at cap".
     capped = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -37,14 +36,12 @@ from ingest.simulator.universe import generated_market, restrict
 from ingest.venues import implemented_venues
 from plumbing.broker import free_port
 from processors.settings import DEFAULT_TAKER_FEES
-from tests.helpers import REPO_ROOT, running, service_env
+from tests.helpers import CHROMIUM, DASHBOARD, REPO_ROOT, browser_missing, running, service_env
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 SEED = 11
-DASHBOARD = REPO_ROOT / "dashboard"
-CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
 SETTLE_IN_S = 15
 
 
@@ -146,18 +143,6 @@ def history_point(api: str, base: str, venue: str, at_ms: int) -> dict[str, Any]
     return points[0] if points else None
 
 
-def _browser_missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not on PATH"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
-    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
-        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
-    if not (DASHBOARD / "dist" / "index.html").exists():
-        return "dashboard/dist missing (`make dashboard` builds it)"
-    return None
-
-
 def run_browser(api: str, base: str, pair: str, history_venues: list[str], artifacts: Path) -> str:
     env = {
         **os.environ,
@@ -180,9 +165,9 @@ def run_browser(api: str, base: str, pair: str, history_venues: list[str], artif
 def test_planted_carry_ranks_first_settles_and_survives_restarts(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
-    browser_missing = _browser_missing()
-    if browser_missing is not None and os.environ.get("ARBSTREAM_REQUIRE_E2E"):
-        pytest.fail(browser_missing)
+    missing_for_browser = browser_missing()
+    if missing_for_browser is not None and os.environ.get("ARBSTREAM_REQUIRE_E2E"):
+        pytest.fail(missing_for_browser)
     base, legs = planted()
     sim_port, api_port = free_port(), free_port()
     env = service_env(
@@ -239,10 +224,10 @@ def test_planted_carry_ranks_first_settles_and_survives_restarts(
         # the worker's table kept the episodes and the cooldown: no new alert after its restart
         time.sleep(3)
         assert _get(f"{api}/api/funding-alerts?symbol={base}")[1]["alerts"] == alerts
-        if browser_missing is None:
+        if missing_for_browser is None:
             series = _get(f"{api}/api/funding-history/{base}")[1]["series"]
             drawn = [s["exchange"] for s in series if s["points"]]  # in the API's order (by instrument id)
             artifacts = REPO_ROOT / "test-artifacts" / "funding-stack"
             run_browser(api, base, f"{long_venue}/{short_venue}", drawn, artifacts)
-    if browser_missing is not None:
-        pytest.skip(f"API checks passed; browser part skipped: {browser_missing}")
+    if missing_for_browser is not None:
+        pytest.skip(f"API checks passed; browser part skipped: {missing_for_browser}")
