@@ -138,6 +138,7 @@ class Publisher:
         self.max_pending = max_pending
         self.stop_timeout_s = stop_timeout_s
         self.conflate_when_full = conflate_when_full
+        self._conflate_at = max_pending
         self._room = asyncio.Event()
         self.stats = PublisherStats()
         self._pending: list[Pending] = []
@@ -204,10 +205,12 @@ class Publisher:
 
     def _accepted(self, count: int) -> None:
         self.stats.queued += count
-        if len(self._pending) > self.max_pending:
+        if self.conflate_when_full and len(self._pending) > self._conflate_at:
             kept = conflate(self._pending)
             self.stats.conflated += len(self._pending) - len(kept)
             self._pending = kept
+            # A universe larger than max_pending must not re-conflate on every event (quadratic).
+            self._conflate_at = max(self.max_pending, 2 * len(kept))
         self.stats.pending = len(self._pending)
         self._wakeup.set()
 
@@ -218,6 +221,7 @@ class Publisher:
                 await asyncio.sleep(self.window_s)
             self._wakeup.clear()
             items, self._pending = self._pending, []
+            self._conflate_at = self.max_pending
             retry, self._retry = self._retry, []
             self.stats.pending = 0
             self._room.set()

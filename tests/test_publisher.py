@@ -235,3 +235,16 @@ async def test_without_conflation_publish_waits_for_room_and_keeps_every_tick() 
 async def _publish_each(publisher: Publisher, ticks: list[Quote]) -> None:
     for tick in ticks:
         await publisher.publish([tick])
+
+
+async def test_without_conflation_one_large_batch_is_kept_whole() -> None:
+    publisher = Publisher("unused:1", "ns", max_pending=3, linger_ms=0, conflate_when_full=False)
+    producer = StuckProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    ticks = [quote(bid=str(n), ts=n) for n in range(1, 9)]
+    await publisher.publish(ticks)  # one recorded frame may carry more events than max_pending
+    producer.release.set()
+    await publisher.stop()
+    assert [t for _, _, value in producer.sent for t in decode_ticks(value)] == ticks
+    assert publisher.stats.conflated == 0
