@@ -75,6 +75,20 @@ def of_type(records: list[ConsumerRecord[bytes, bytes]], kind: type[T]) -> list[
     return [e for e in (decode_event(r.value) for r in records) if isinstance(e, kind)]
 
 
+async def worker_ready(log: Path, symbol: str, namespace: str, timeout_s: float = 120) -> None:
+    """Until the worker said Ready and its latest assignment holds the symbol's tick topic (a fixed
+    sleep was too short on a loaded CI machine: ticks sent earlier were read by the rebuild)."""
+    topic = topic_name(f"ticks.{symbol}", namespace)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "[^Worker]: Ready" in text and topic in text.split("Setting newly assigned partitions")[-1]:
+            await asyncio.sleep(1.0)  # the assignment's own start-up (recovery, first fetch)
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"worker not assigned {topic} within {timeout_s:.0f}s")
+
+
 async def test_an_episode_whose_symbol_goes_silent_is_closed_and_its_row_cleared(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
@@ -87,7 +101,7 @@ async def test_an_episode_whose_symbol_goes_silent_is_closed_and_its_row_cleared
     events = [topic_name(OPPORTUNITIES, namespace), topic_name(OPPORTUNITY_EPISODES, namespace)]
     changelog = symbols_changelog("arbstream", namespace)
     with running(["worker"], env, tmp_path / "w.log"):
-        await asyncio.sleep(8)
+        await worker_ready(tmp_path / "w.log", "BTC", namespace)
         async with TopicWatcher(kafka_bootstrap, [*events, changelog]) as watcher:
             t0 = time.time_ns()
             await send_records(kafka_bootstrap, tick_records(opening("BTC", t0), namespace))
@@ -143,7 +157,7 @@ async def test_a_quote_older_than_the_one_held_is_ignored_and_counted(
     fresh = opening("SOL", t0 + 30 * MS)[1:]
     alerts, stats = topic_name(OPPORTUNITIES, namespace), topic_name(WORKER_STATS, namespace)
     with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "SOL"), tmp_path / "w.log"):
-        await asyncio.sleep(8)
+        await worker_ready(tmp_path / "w.log", "SOL", namespace)
         async with TopicWatcher(kafka_bootstrap, [alerts, stats]) as watcher:
             for batch in ([tick("SOL", "binance", "100", "100.01", t0), held], late, fresh):
                 await send_records(kafka_bootstrap, tick_records(batch, namespace))
@@ -167,7 +181,7 @@ async def test_rejected_ticks_reach_the_dead_letter_topic_and_the_symbol_keeps_w
     topic = topic_name("ticks.XRP", namespace)
     dead, alerts = topic_name(REJECTED_TICKS, namespace), topic_name(OPPORTUNITIES, namespace)
     with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "XRP"), tmp_path / "w.log"):
-        await asyncio.sleep(8)
+        await worker_ready(tmp_path / "w.log", "XRP", namespace)
         async with TopicWatcher(kafka_bootstrap, [dead, alerts]) as watcher:
             await send_raw(
                 kafka_bootstrap,
