@@ -210,10 +210,12 @@ async def test_websocket_messages_and_an_alert_on_a_planted_dislocation(stack: S
     assert errors == [], "\n".join(errors)
 
     # While the dislocation lasts, REST lists it above the seed's floor, in percent (the read model
-    # follows the worker's prices topic, a few hundred ms behind the alert at most).
+    # follows the worker's prices topic, a few hundred ms behind the alert at most). On a loaded
+    # machine a leg can be listed for a moment with a `problem` (e.g. stale) before the next quote
+    # reaches the read model, so wait for the usable listing and show the problems if it never comes.
     def okx_listed() -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = seed.get(stack.api, "/api/arbitrage")["opportunities"]
-        return rows if any(r["sell_exchange"] == "okx" for r in rows) else []
+        return rows if any(r["sell_exchange"] == "okx" and r["profitable"] for r in rows) else []
 
     try:
         listed = _wait("the planted opportunity on /api/arbitrage", 10, okx_listed)
@@ -226,7 +228,6 @@ async def test_websocket_messages_and_an_alert_on_a_planted_dislocation(stack: S
         gross = (opportunity["sell_price"] - opportunity["buy_price"]) / opportunity["buy_price"] * 100
         assert abs(opportunity["spread_percentage"] - gross) < 1e-4, opportunity
         assert opportunity["potential_profit"] < opportunity["spread_percentage"], opportunity
-    assert any(r["sell_exchange"] == "okx" and r["profitable"] for r in listed), listed
     everything = seed.get(stack.api, "/api/arbitrage?all=true&limit=1000")["opportunities"]
     assert any(r["spread_percentage"] < 0 for r in everything)  # the full signed matrix, on request
 
