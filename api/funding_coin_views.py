@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
-from api.funding_math import apr, ranked_page
+from api.funding_math import Floors, apr, ranked_page
 from api.funding_models import (
     CoinDetailOut,
     FundingHistoryOut,
@@ -35,6 +35,8 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
                 avg_apr=entry.hist_apr,
                 averages=entry.averages,
                 price=entry.price,
+                volume=entry.volume,
+                open_interest=entry.open_interest,
                 interval_h=funding.interval_h,
                 next_funding_time=entry.next_funding_time,
                 predicted_apr=entry.predicted_apr,
@@ -49,7 +51,7 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
         history.append(
             VenueHistoryOut(exchange=instrument_key(instrument_id).venue, instrument_id=instrument_id, points=points)
         )
-    ranked = ranked_page(candidates_of(inputs, symbol, "now", Decimal(0)), 0, 20, inputs.now_ns, inputs.config)
+    ranked = ranked_page(candidates_of(inputs, symbol, "now", Floors()), 0, 20, inputs.now_ns, inputs.config)
     return CoinDetailOut(
         symbol=symbol,
         asset=None,

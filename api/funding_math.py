@@ -118,6 +118,7 @@ class LegInput:
     health: Health | None
     volume_24h_quote: Decimal | None = None
     avg_apr: Decimal | None = None
+    open_interest_quote: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,13 @@ class PairRules:
     """The worker's ARBSTREAM_FUNDING_MAX_AGE_MS: an older rate is not a leg."""
     min_volume_24h: Decimal = Decimal(0)
     """Liquidity floor (quote currency traded in 24 h); above 0 an unknown volume is excluded."""
+    min_open_interest: Decimal = Decimal(0)
+    """Open-interest floor (quote notional); above 0 an unknown open interest is excluded."""
 
 
 def leg_usable(leg: LegInput, now_ns: int, rules: PairRules) -> bool:
-    """A funding leg needs a rate, an interval, a fresh update, a healthy venue and enough volume."""
+    """A funding leg needs a rate, an interval, a fresh update, a healthy venue, enough volume and
+    enough open interest."""
     funding = leg.funding
     if funding.rate is None or not funding.interval_h:
         return False
@@ -139,12 +143,26 @@ def leg_usable(leg: LegInput, now_ns: int, rules: PairRules) -> bool:
         return False
     if leg.health is not None and leg.health.state in UNHEALTHY:
         return False  # the price-arbitrage rule: a venue known unhealthy is no leg
-    return meets_floor(leg.volume_24h_quote, rules.min_volume_24h)
+    return meets_floor(leg.volume_24h_quote, rules.min_volume_24h) and meets_floor(
+        leg.open_interest_quote, rules.min_open_interest
+    )
 
 
-def meets_floor(volume: Decimal | None, floor: Decimal) -> bool:
-    """A floor of 0 lets everything through; above 0 an unknown volume is not known liquid."""
-    return floor <= 0 or (volume is not None and volume >= floor)
+def meets_floor(value: Decimal | None, floor: Decimal) -> bool:
+    """A floor of 0 lets everything through; above 0 an unknown value (volume or open interest the
+    venue does not publish) is not known liquid, so it is left out."""
+    return floor <= 0 or (value is not None and value >= floor)
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The liquidity floors of a request (quote currency; 0: no floor)."""
+
+    volume_24h: Decimal = Decimal(0)
+    open_interest: Decimal = Decimal(0)
+
+    def admit(self, volume: Decimal | None, open_interest: Decimal | None) -> bool:
+        return meets_floor(volume, self.volume_24h) and meets_floor(open_interest, self.open_interest)
 
 
 def executable_price(quote: Quote | None, side: str, now_ns: int, config: ArbConfig) -> Decimal | None:
@@ -173,6 +191,7 @@ def pair_leg(leg: LegInput, side: str, now_ns: int, config: ArbConfig) -> Fundin
         price=executable_price(leg.quote, side, now_ns, config),
         fee=config.fee(funding.venue),
         volume_24h_quote=leg.volume_24h_quote,
+        open_interest_quote=leg.open_interest_quote,
         avg_apr=leg.avg_apr,
     )
 

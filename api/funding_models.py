@@ -45,6 +45,11 @@ class ExchangeFundingOut(BaseModel):
     image: str | None = Field(description="always null: arbstream keeps no logos")
     market_cap: Num | None = Field(description="always null: arbstream keeps no market caps")
     volume: Num | None = Field(description="24 h traded notional in the quote currency, from the venue's listing")
+    open_interest: Num | None = Field(
+        default=None,
+        description="open interest as notional in the quote currency, from the venue's listing or ticker "
+        "(null: the venue publishes none in it, e.g. Binance)",
+    )
     rate: Num | None = Field(description="current rate per interval, fraction")
     interval_h: int | None
     funding_per_h: Num | None = Field(description="rate / interval_h, fraction of notional per hour")
@@ -91,6 +96,7 @@ class PairLegOut(BaseModel):
     price: Num | None = Field(description="executable per base unit now: ask (long leg) or bid (short leg)")
     fee: Num = Field(description="taker fee assumed (fraction)")
     volume: Num | None
+    open_interest: Num | None = Field(default=None, description="open interest, quote notional (null: not published)")
 
 
 class PairOut(BaseModel):
@@ -125,6 +131,8 @@ class SummaryStatOut(BaseModel):
     avg_apr: Pct | None = Field(description=f"30 days, {APR}")
     averages: AveragesOut
     price: Num | None
+    volume: Num | None = Field(default=None, description="24 h traded notional, quote currency")
+    open_interest: Num | None = Field(default=None, description="open interest, quote notional (null: not published)")
     interval_h: int | None
     next_funding_time: int | None
     predicted_apr: Pct | None

@@ -6,11 +6,18 @@ whole market's pairs is cheap, costing them all is not.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from api.funding_math import Candidate, LegInput, PairRules, candidates, ranked_page
+from api.funding_math import Candidate, Floors, LegInput, PairRules, candidates, ranked_page
 from api.funding_models import PairLegOut, PairOut, PairsOut
-from api.funding_views import HUNDRED, FundingInputs, fundings, paginate, pct, period_avg, volume_of
+from api.funding_views import (
+    HUNDRED,
+    FundingInputs,
+    fundings,
+    open_interest_of,
+    paginate,
+    pct,
+    period_avg,
+    volume_of,
+)
 from schemas.funding import FundingPair, FundingPairLeg
 
 
@@ -25,13 +32,14 @@ def leg_inputs(inputs: FundingInputs, symbol: str, period: str) -> list[LegInput
             health=inputs.model.venue_health(funding.venue),
             volume_24h_quote=volume_of(inputs, funding.instrument_id),
             avg_apr=period_avg(inputs, funding.instrument_id, period),
+            open_interest_quote=open_interest_of(inputs, funding.instrument_id),
         )
         for funding in fundings(inputs, symbol)
     ]
 
 
-def candidates_of(inputs: FundingInputs, symbol: str, period: str, floor: Decimal) -> list[Candidate]:
-    rules = PairRules(inputs.config, inputs.max_funding_age_ms, floor)
+def candidates_of(inputs: FundingInputs, symbol: str, period: str, floors: Floors) -> list[Candidate]:
+    rules = PairRules(inputs.config, inputs.max_funding_age_ms, floors.volume_24h, floors.open_interest)
     return candidates(symbol, leg_inputs(inputs, symbol, period), inputs.now_ns, rules, period != "now")
 
 
@@ -49,6 +57,7 @@ def _leg_out(leg: FundingPairLeg) -> PairLegOut:
         price=leg.price,
         fee=leg.fee,
         volume=leg.volume_24h_quote,
+        open_interest=leg.open_interest_quote,
     )
 
 
@@ -91,7 +100,7 @@ def best_pairs(
     q: str | None,
     side: str,
     venues: frozenset[str] | None,
-    floor: Decimal,
+    floors: Floors,
     page: int,
     page_size: int,
 ) -> PairsOut:
@@ -99,7 +108,7 @@ def best_pairs(
     found: list[Candidate] = []
     for symbol in sorted(inputs.model.symbols):
         if needle in symbol:
-            found += candidates_of(inputs, symbol, period, floor)
+            found += candidates_of(inputs, symbol, period, floors)
     kept = [
         c
         for c in found

@@ -18,6 +18,7 @@ from pydantic import StringConstraints
 from api.context import ApiContext, now_ns
 from api.funding_coin_views import coin_detail, funding_history, funding_stats
 from api.funding_feed import FundingFeed
+from api.funding_math import Floors
 from api.funding_models import CoinDetailOut, FundingHistoryOut, FundingStatsOut, FundingTableOut, PairsOut
 from api.funding_pair_views import best_pairs
 from api.funding_stream import FundingAlertsOut, FundingPublisher, alert_out, episode_out
@@ -41,6 +42,15 @@ MinVolume = Annotated[
         allow_inf_nan=False,
         description="liquidity floor: 24 h traded notional (quote currency) per instrument; "
         "an instrument whose venue publishes no volume is left out when a floor is set",
+    ),
+]
+MinOpenInterest = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="open-interest floor: open interest as quote notional per instrument; an instrument "
+        "whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set",
     ),
 ]
 PageNumber = Annotated[int, Query(ge=1, le=100_000)]
@@ -83,22 +93,28 @@ def _floor(value: float | None) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
+def _floors(min_volume: float | None, min_open_interest: float | None) -> Floors:
+    return Floors(_floor(min_volume), _floor(min_open_interest))
+
+
 @router.get("/api/funding-table/", response_model=FundingTableOut, responses=LOADING | NOT_FOUND)
 async def funding_table_route(
     ctx: Ctx,
     period: Literal["1h", "4h", "1d", "3d", "7d", "30d"] = "1d",
     q: Search = None,
-    sort: Literal["spread", "apr", "market_cap", "volume", "symbol"] = "spread",
+    sort: Literal["spread", "apr", "market_cap", "volume", "open_interest", "symbol"] = "spread",
     exchanges: Exchanges = None,
     min_volume: MinVolume = None,
+    min_open_interest: MinOpenInterest = None,
     page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 10,
 ) -> Response:
     """Funding per symbol and venue: live APR from each venue's own interval, realised APR over `period`,
-    payouts a day, next funding, volume. `spread` = max - min realised APR in the row (sort `spread`,
-    `apr` = largest |APR|, `volume`; `market_cap` sorts by volume: no market caps are kept)."""
-    venues, floor = _venues(ctx, exchanges), _floor(min_volume)
-    return wire(funding_table(_inputs(ctx), period, q, sort, venues, floor, page, page_size))
+    payouts a day, next funding, volume, open interest. `spread` = max - min realised APR in the row
+    (sort `spread`, `apr` = largest |APR|, `volume` and `open_interest` = the row's sum over venues that
+    publish it, largest first; `market_cap` sorts by volume: no market caps are kept)."""
+    venues, floors = _venues(ctx, exchanges), _floors(min_volume, min_open_interest)
+    return wire(funding_table(_inputs(ctx), period, q, sort, venues, floors, page, page_size))
 
 
 @router.get("/api/best-opportunities/", response_model=PairsOut, responses=LOADING | NOT_FOUND)
@@ -109,6 +125,7 @@ async def best_opportunities_route(
     side: Literal["ALL", "LONG", "SHORT"] = "ALL",
     exchanges: Exchanges = None,
     min_volume: MinVolume = None,
+    min_open_interest: MinOpenInterest = None,
     page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 30,
 ) -> Response:
@@ -117,8 +134,8 @@ async def best_opportunities_route(
     APR differential now or averaged over `period`, entry cost at executable prices with both taker
     fees, break-even hours, carry until the first common settlement. `side`: LONG keeps pairs whose
     long leg is itself paid, SHORT those whose short leg is; the seed's `exchange`/`price` name that leg."""
-    venues, floor = _venues(ctx, exchanges), _floor(min_volume)
-    return wire(best_pairs(_inputs(ctx), period, q, side, venues, floor, page, page_size))
+    venues, floors = _venues(ctx, exchanges), _floors(min_volume, min_open_interest)
+    return wire(best_pairs(_inputs(ctx), period, q, side, venues, floors, page, page_size))
 
 
 @router.get("/api/coin-detail/{symbol}/", response_model=CoinDetailOut, responses=LOADING | NOT_FOUND)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from api.context import ApiContext, now_ns
-from api.funding_math import Candidate, ranked_page
+from api.funding_math import Candidate, Floors, ranked_page
 from api.funding_models import PairOut
 from api.funding_pair_views import candidates_of, pair_out
 from api.funding_views import FundingInputs
@@ -130,7 +130,7 @@ def _inputs(ctx: ApiContext) -> FundingInputs:
 
 def market_candidates(inputs: FundingInputs) -> list[Candidate]:
     """Every live pair of every symbol, not yet costed (cheap: ranked and costed per subscriber)."""
-    return [c for symbol in sorted(inputs.model.symbols) for c in candidates_of(inputs, symbol, "now", Decimal(0))]
+    return [c for symbol in sorted(inputs.model.symbols) for c in candidates_of(inputs, symbol, "now", Floors())]
 
 
 def wanted_pairs(inputs: FundingInputs, found: list[Candidate], f: Filter, limit: int) -> list[PairOut]:

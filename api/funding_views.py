@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from api.funding_feed import FundingFeed
 from api.funding_math import (
+    Floors,
     apr,
     at_cap,
-    meets_floor,
     next_settlement,
     per_hour,
     rate_limits,
@@ -87,6 +87,16 @@ def volume_of(inputs: FundingInputs, instrument_id: str) -> Decimal | None:
     return instrument.volume_24h_quote if instrument is not None else None
 
 
+def open_interest_of(inputs: FundingInputs, instrument_id: str) -> Decimal | None:
+    instrument = inputs.universe.published.get(instrument_id)
+    return instrument.open_interest_quote if instrument is not None else None
+
+
+def admitted(inputs: FundingInputs, instrument_id: str, floors: Floors) -> bool:
+    """The instrument clears the request's volume and open-interest floors."""
+    return floors.admit(volume_of(inputs, instrument_id), open_interest_of(inputs, instrument_id))
+
+
 def healthy(inputs: FundingInputs, venue: str) -> bool:
     health = inputs.model.venue_health(venue)
     return health is None or health.state not in UNHEALTHY
@@ -132,6 +142,7 @@ def exchange_entry(inputs: FundingInputs, symbol: str, funding: Funding, period:
         image=None,
         market_cap=None,
         volume=volume_of(inputs, funding.instrument_id),
+        open_interest=open_interest_of(inputs, funding.instrument_id),
         rate=rate,
         interval_h=interval,
         funding_per_h=per_hour(rate, interval) if rate is not None and interval else None,
@@ -162,22 +173,25 @@ class RowFacts:
     hist: list[Decimal]
     """Realised APRs over the period in percent (instruments with a settlement in it)."""
     volume: Decimal
+    open_interest: Decimal
+    """Sum over the row's instruments that publish one (0 when none does)."""
 
 
 def row_facts(
-    inputs: FundingInputs, symbol: str, period: str, venues: frozenset[str] | None, floor: Decimal
+    inputs: FundingInputs, symbol: str, period: str, venues: frozenset[str] | None, floors: Floors
 ) -> RowFacts | None:
     chosen = [
         f
         for f in fundings(inputs, symbol)
-        if (venues is None or f.venue in venues) and meets_floor(volume_of(inputs, f.instrument_id), floor)
+        if (venues is None or f.venue in venues) and admitted(inputs, f.instrument_id, floors)
     ]
     if not chosen:
         return None
     live = [apr(f.rate, f.interval_h) * HUNDRED for f in chosen if f.rate is not None and f.interval_h]
     hist = [v * HUNDRED for f in chosen if (v := period_avg(inputs, f.instrument_id, period)) is not None]
     volume = sum((volume_of(inputs, f.instrument_id) or Decimal(0) for f in chosen), Decimal(0))
-    return RowFacts(symbol, chosen, live, hist, volume)
+    open_interest = sum((open_interest_of(inputs, f.instrument_id) or Decimal(0) for f in chosen), Decimal(0))
+    return RowFacts(symbol, chosen, live, hist, volume, open_interest)
 
 
 def _spread(values: list[Decimal]) -> Decimal | None:
@@ -207,6 +221,8 @@ def _table_key(row: RowFacts, sort: str) -> tuple[Any, ...]:
         return (row.symbol,)
     if sort in ("volume", "market_cap"):  # no market caps: the seed's next best proxy is volume
         return (-row.volume, row.symbol)
+    if sort == "open_interest":
+        return (-row.open_interest, row.symbol)
     if sort == "apr":
         hist = max((abs(v) for v in row.hist), default=NEG_INF)
         return (-hist, -max((abs(v) for v in row.live), default=NEG_INF), row.symbol)
@@ -219,7 +235,7 @@ def funding_table(
     q: str | None,
     sort: str,
     venues: frozenset[str] | None,
-    floor: Decimal,
+    floors: Floors,
     page: int,
     page_size: int,
 ) -> FundingTableOut:
@@ -228,7 +244,7 @@ def funding_table(
         facts
         for symbol in sorted(inputs.model.symbols)
         if needle in symbol
-        if (facts := row_facts(inputs, symbol, period, venues, floor)) is not None
+        if (facts := row_facts(inputs, symbol, period, venues, floors)) is not None
     ]
     rows.sort(key=lambda row: _table_key(row, sort))
     chosen, page_info = paginate(rows, page, page_size)

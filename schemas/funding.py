@@ -53,6 +53,8 @@ class FundingPairLeg(msgspec.Struct, frozen=True, kw_only=True):
     None when the quote is missing or unusable (stale, one-sided, crossed)."""
     fee: Decimal
     volume_24h_quote: Decimal | None
+    open_interest_quote: Decimal | None = None
+    """Open interest in quote currency (``Instrument.open_interest_quote``; None: not published)."""
     avg_apr: Decimal | None = None
     """Average APR over the requested period from settled rates (None: no settlement in it)."""
 

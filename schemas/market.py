@@ -90,6 +90,13 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     volume_24h_quote: Decimal | None = None
     """Traded notional over the last 24 h in quote currency, where the venue's listing (or the
     ticker endpoint fetched with it) publishes it; None when it does not. Ranks ``top:N``."""
+    open_interest_quote: Decimal | None = None
+    """Open interest as notional in quote currency, from the venue's listing or the one
+    whole-venue ticker/open-interest call fetched with it: linear contracts x
+    ``contract_size`` x the venue's price (mark where the row has one); inverse contracts are
+    quote units already (contracts x ``contract_size``). None when the venue publishes none in
+    that response (Binance needs one call per symbol): never guessed. Each venue module says
+    which field it reads."""
     funding_cap: Decimal | None = None
     """Highest funding rate per interval the venue allows for this contract, where its listing
     publishes one (Binance fundingInfo, Bybit, OKX, Gate, MEXC); None: not published, never guessed."""

@@ -60,6 +60,12 @@ def test_funding_table_rows_with_live_and_realised_apr() -> None:
         assert binance["history"] == [D("32.85"), D("21.9"), D("10.95")]  # 0.0003, 0.0002, 0.0001 as APR %
         assert binance["averages"] == {"1d": D("21.9"), "3d": D("41.0625"), "7d": D("41.0625"), "30d": D("41.0625")}
         assert (binance["volume"], binance["price"], binance["side"]) == (D(5_000_000), D("2250.05"), "SHORT")
+        assert [by_venue[v]["open_interest"] for v in ("binance", "bybit", "hyperliquid", "okx")] == [
+            None,  # Binance's all-symbol ticker carries none
+            D(30_000_000),
+            D(12_000_000),
+            D(8_000_000),
+        ]
         assert binance["next_funding_time"] == grid_next(now, 8) // 1_000_000
         assert (hyper["live_apr"], hyper["hist_apr"], hyper["side"], hyper["frequency"]) == (
             D("-8.76"),
@@ -89,6 +95,16 @@ def test_funding_table_filters_sorts_and_pages() -> None:
         by_volume = get(url + "/api/funding-table/?sort=volume&page_size=1&page=2")
         assert (by_volume["count"], by_volume["total_pages"], by_volume["current_page"]) == (2, 2, 2)
         assert [r["symbol"] for r in by_volume["results"]] == ["ETH"]  # BTC's 900M volume first
+        by_oi = get(url + "/api/funding-table/?sort=open_interest")
+        assert [r["symbol"] for r in by_oi["results"]] == ["ETH", "BTC"]  # 50M known on ETH, none on BTC
+        oi_floor = get(url + "/api/funding-table/?min_open_interest=10000000")  # unknown (binance) left out
+        assert [[(e["exchange"], e["open_interest"]) for e in r["exchanges_data"]] for r in oi_floor["results"]] == [
+            [("bybit", D(30_000_000)), ("hyperliquid", D(12_000_000))]
+        ]
+        both = get(url + "/api/funding-table/?min_open_interest=10000000&min_volume=30000000")
+        assert [[e["exchange"] for e in r["exchanges_data"]] for r in both["results"]] == [["hyperliquid"]]
+        assert get_json(url + "/api/funding-table/?min_open_interest=-1")[0] == 422
+        assert get_json(url + "/api/funding-table/?sort=-open_interest")[0] == 422
         assert get_json(url + "/api/funding-table/?exchanges=nowhere")[0] == 404
         assert get_json(url + "/api/funding-table/?period=2d")[0] == 422
 
@@ -134,6 +150,12 @@ def test_best_opportunities_on_averages_side_floor_and_pages() -> None:
         assert [(p["long"]["exchange"], p["short"]["exchange"]) for p in liquid["results"]] == [
             ("hyperliquid", "bybit")
         ]
+        deep = get(url + "/api/best-opportunities/?min_open_interest=10000000")
+        assert [
+            (p["long"]["exchange"], p["long"]["open_interest"], p["short"]["exchange"], p["short"]["open_interest"])
+            for p in deep["results"]
+        ] == [("hyperliquid", D(12_000_000), "bybit", D(30_000_000))]
+        assert get(url + "/api/best-opportunities/?min_open_interest=12000001")["count"] == 0
         assert get(url + "/api/best-opportunities/?q=BTC")["count"] == 0  # equal rates: no carry
         assert get_json(url + "/api/best-opportunities/?side=BOTH")[0] == 422
 
@@ -145,6 +167,12 @@ def test_coin_detail_stats_and_history() -> None:
         assert (coin["symbol"], coin["asset"]) == ("ETH", None)
         stats = {s["exchange"]: s for s in coin["summary_stats"]}
         assert (stats["binance"]["current_apr"], stats["binance"]["avg_apr"]) == (D("10.95"), D("41.0625"))
+        assert [(s["exchange"], s["volume"], s["open_interest"]) for s in coin["summary_stats"]] == [
+            ("binance", D(5_000_000), None),
+            ("bybit", D(20_000_000), D(30_000_000)),
+            ("hyperliquid", D(50_000_000), D(12_000_000)),
+            ("okx", None, D(8_000_000)),
+        ]
         assert [(h["exchange"], len(h["points"])) for h in coin["history"]] == [
             ("binance", 4),
             ("bybit", 6),

@@ -3,10 +3,12 @@ times, unhealthy venues, the liquidity floor, common settlements and ranking."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from api.funding_math import (
     HOUR_NS,
+    Floors,
     LegInput,
     PairRules,
     apr,
@@ -141,6 +143,17 @@ def test_stale_funding_stale_quote_and_liquidity_floor() -> None:
     assert len(pairs) == 3 and all(p.entry_cost is None and p.break_even_h is None for p in pairs)
     # Only binance has a known 24 h volume: a floor leaves nothing to pair it with.
     assert symbol_pairs("ETH", legs(), NOW, PairRules(ARB, min_volume_24h=D(1_000_000))) == []
+
+
+def test_open_interest_floor_keeps_known_deep_legs_only() -> None:
+    depths = (D(9), D(10), None, D(10), D(10))
+    deep = [replace(leg, open_interest_quote=oi) for leg, oi in zip(legs(), depths, strict=True)]
+    # hyperliquid (9) is under the floor, binance publishes none: bybit is left with no partner but okx (down).
+    assert symbol_pairs("ETH", deep, NOW, PairRules(ARB, min_open_interest=D(10))) == []
+    kept = symbol_pairs("ETH", deep, NOW, PairRules(ARB, min_open_interest=D(9)))
+    assert [(p.long.venue, p.short.venue, p.long.open_interest_quote) for p in kept] == [("hyperliquid", "bybit", D(9))]
+    assert [Floors(open_interest=D(10)).admit(D(5), v) for v in (None, D(9), D(10))] == [False, False, True]
+    assert Floors().admit(None, None) and not Floors(volume_24h=D(1)).admit(None, D(10))
 
 
 def test_missing_rate_and_averages_rank_on_the_period() -> None:

@@ -51,7 +51,7 @@ def quote(inst: str, bid: str, ask: str, at: int) -> Quote:
     )
 
 
-def instrument(inst: str, volume: str | None) -> Instrument:
+def instrument(inst: str, volume: str | None, open_interest: str | None = None) -> Instrument:
     venue, base = inst.split("@")[1], inst.split("-")[0]
     return Instrument(
         instrument_id=inst,
@@ -62,11 +62,14 @@ def instrument(inst: str, volume: str | None) -> Instrument:
         settle="USDT",
         kind=ContractKind.LINEAR,
         volume_24h_quote=D(volume) if volume is not None else None,
+        open_interest_quote=D(open_interest) if open_interest is not None else None,
     )
 
 
 HL, BY, BN, OK = (f"ETH-USDT-PERP@{v}" for v in ("hyperliquid", "bybit", "binance", "okx"))
 VOLUMES = {HL: "50000000", BY: "20000000", BN: "5000000", OK: None, "BTC-USDT-PERP@binance": "900000000"}
+OPEN_INTEREST = {HL: "12000000", BY: "30000000", OK: "8000000"}
+"""Binance publishes no open interest in its all-symbol ticker: none here either."""
 
 
 def funding_model(now: int) -> ReadModel:
@@ -109,7 +112,7 @@ def funding_model(now: int) -> ReadModel:
 
 
 def funding_universe() -> Universe:
-    return Universe(instruments=[instrument(i, v) for i, v in VOLUMES.items()])
+    return Universe(instruments=[instrument(i, v, OPEN_INTEREST.get(i)) for i, v in VOLUMES.items()])
 
 
 def settled(inst: str, rate: str, interval_h: int, at: int) -> FundingSettlement:
