@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import msgspec
 
-from ingest.venues.base import canonical_base
+from ingest.venues.base import canonical_base, open_interest_notional
 from schemas.market import Instrument
 
 HOUR_MS = 3_600_000
@@ -69,3 +69,33 @@ def funding_limits(inst: Instrument, default: Decimal) -> tuple[Decimal, Decimal
     """(cap, floor) a listing row publishes for ``inst``: its own, else the venue's default bound."""
     cap = inst.funding_cap if inst.funding_cap is not None else default
     return cap, inst.funding_floor if inst.funding_floor is not None else -cap
+
+
+def open_contracts(inst: Instrument, price: Decimal) -> Decimal:
+    """Whole contracts open on a generated instrument: about a quarter of its day's volume (at
+    least one), in the venue's size unit, at ``price`` (the venue's quoted price of its ticker row)."""
+    per_contract = open_interest_notional(inst, Decimal(1), price)
+    assert per_contract is not None and per_contract > 0
+    return Decimal(max(1, int((inst.volume_24h_quote or Decimal(0)) / 4 / per_contract)))
+
+
+def with_open_interest(inst: Instrument, price: Decimal) -> Instrument:
+    """``inst`` with the open interest its generated ticker row publishes: :func:`open_contracts`
+    valued as ingest values them. Unchanged without a volume (the simulators list no ticker row)."""
+    if inst.volume_24h_quote is None:
+        return inst
+    value = open_interest_notional(inst, open_contracts(inst, price), price)
+    return msgspec.structs.replace(inst, open_interest_quote=value)
+
+
+def open_units(inst: Instrument, price: Decimal) -> Decimal:
+    """For venues that state open interest as a quantity of the named asset (``1000BONK`` units)
+    priced at ``price`` each: whole units worth about a quarter of the day's volume (at least one)."""
+    return Decimal(max(1, int((inst.volume_24h_quote or Decimal(0)) / 4 / price)))
+
+
+def with_unit_open_interest(inst: Instrument, price: Decimal) -> Instrument:
+    """``inst`` with the open interest :func:`open_units` x ``price`` (unchanged without a volume)."""
+    if inst.volume_24h_quote is None:
+        return inst
+    return msgspec.structs.replace(inst, open_interest_quote=open_units(inst, price) * price)

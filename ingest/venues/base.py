@@ -154,6 +154,23 @@ def contracts_to_base(instrument: Instrument, contracts: Decimal | None, price: 
     return contracts * instrument.contract_size / price
 
 
+def open_interest_notional(instrument: Instrument, contracts: Decimal | None, price: Decimal | None) -> Decimal | None:
+    """Open interest in quote currency from a count in the venue's size unit (``Instrument.open_interest_quote``).
+
+    Linear: contracts x contract_size base units x the price of one base unit (``price`` is per
+    ``price_multiplier`` base units, as the venue quotes it). Inverse: contracts x contract_size,
+    quote units already (no price needed). None when the count, or a linear contract's price, is
+    missing: never guessed.
+    """
+    if contracts is None:
+        return None
+    if instrument.kind is ContractKind.INVERSE:
+        return contracts * instrument.contract_size
+    if price is None:
+        return None
+    return contracts * instrument.contract_size * price / instrument.price_multiplier
+
+
 def make_quote(
     instrument: Instrument,
     *,

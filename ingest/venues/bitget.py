@@ -29,6 +29,11 @@ recommended"), subscribe args at most 4,096 bytes:
 - 24 h volume: ``GET /api/v2/mix/market/tickers?productType=...`` lists a whole family in one
   GET; ``quoteVolume`` is the quote-currency turnover. Optional: cached/bundled files without
   it give ``volume_24h_quote`` None.
+- Open interest: the same tickers rows carry ``holdingAmount``, the open position in base coin
+  (https://www.bitget.com/api-doc/contract/market/Get-All-Symbol-Ticker "holdingAmount: Current
+  holding amount (base coin)"; ccxt's bitget parseOpenInterest reads the same field as base
+  amount). COIN-M sizes are base coin too, so for every family ``open_interest_quote`` =
+  holdingAmount x ``markPrice`` (USD for COIN-M, the quote coin for USDT-M / USDC-M).
 - USDC-M (``BTCPERP``: base BTC, quote USDC, sizes in base coin) is listed too; files cached
   before it was fetched simply lack it.
 - Sequences: every ``books1`` push is a whole one-level snapshot; nothing to resync.
@@ -210,15 +215,14 @@ class Bitget(Venue):
         instruments = []
         try:
             for family, path in LISTINGS.items():
-                volumes = {row["symbol"]: dec(row.get("quoteVolume")) for row in _rows(listing, TICKERS[family])}
+                tickers = {row["symbol"]: row for row in _rows(listing, TICKERS[family])}
                 for row in _rows(listing, path):
                     if row.get("symbolType") != "perpetual" or row.get("symbolStatus") != "normal":
                         continue
                     if not _PUBLISHABLE_BASE.match(row["baseCoin"]):
                         continue
                     instrument = cls._instrument(family, row)
-                    volume = volumes.get(instrument.native_symbol)
-                    instruments.append(msgspec.structs.replace(instrument, volume_24h_quote=volume))
+                    instruments.append(_with_ticker(instrument, tickers.get(instrument.native_symbol)))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise FrameError(f"unexpected contract listing: {exc!r}") from exc
         return instruments
@@ -241,6 +245,17 @@ class Bitget(Venue):
             tick_size=None if step is None else step.scaleb(-places),
             funding_interval_h=int(row["fundInterval"]) if row.get("fundInterval") else None,
         )
+
+
+def _with_ticker(instrument: Instrument, row: dict[str, Any] | None) -> Instrument:
+    """24 h quote volume and open interest (holdingAmount x markPrice) from the tickers row."""
+    if row is None:
+        return instrument
+    holding, mark = dec(row.get("holdingAmount")), dec(row.get("markPrice"))
+    open_interest = holding * mark if holding is not None and mark is not None else None
+    return msgspec.structs.replace(
+        instrument, volume_24h_quote=dec(row.get("quoteVolume")), open_interest_quote=open_interest
+    )
 
 
 def _rows(listing: dict[str, Any], path: str) -> list[dict[str, Any]]:

@@ -29,6 +29,10 @@ At whole-market scale (~600 USDT contracts, 2 channels each):
   https://www.gate.com/docs/developers/apiv4/en/#get-all-futures-trading-statistics) has
   ``volume_24h_quote`` (USDT), fetched with the listing. Older cached/bundled files without
   it parse with ``volume_24h_quote`` None.
+- Open interest: the same tickers rows carry ``total_size``, the open contracts ("Contract total
+  size", https://www.gate.com/docs/developers/apiv4/en/#get-all-futures-trading-statistics;
+  ccxt reads open interest in contracts from Gate's ``total_size`` too). ``open_interest_quote`` =
+  total_size x quanto_multiplier (``contract_size``) x ``mark_price``; None without a row.
 - Sequences: ``book_ticker`` ``u`` is an order-book update id, not contiguous: no gaps.
 """
 
@@ -36,7 +40,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import msgspec
@@ -54,6 +57,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
     ms_to_ns,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, settlement
 from schemas.funding import FundingSettlement
@@ -228,22 +232,33 @@ class Gate(Venue):
         rows = listing[cls.instrument_paths[0]]
         if not isinstance(rows, list):
             raise FrameError("contracts listing is not an array")
-        volumes = cls._volumes(listing.get(TICKERS_PATH, []))
+        tickers = cls._ticker_rows(listing.get(TICKERS_PATH, []))
         return [
-            msgspec.structs.replace(inst, volume_24h_quote=volumes.get(inst.native_symbol))
+            cls._with_ticker(inst, tickers.get(inst.native_symbol))
             for row in rows
             if (inst := cls._instrument(row)) is not None
         ]
 
     @staticmethod
-    def _volumes(tickers: Any) -> dict[str, Decimal | None]:
-        """24 h quote volume per contract from the tickers response (absent in older files)."""
+    def _ticker_rows(tickers: Any) -> dict[str, dict[str, Any]]:
+        """Tickers rows per contract (absent in older files)."""
         if not isinstance(tickers, list):
             raise FrameError("tickers listing is not an array")
         try:
-            return {row["contract"]: dec(row.get("volume_24h_quote")) for row in tickers}
-        except (KeyError, TypeError, AttributeError) as exc:
+            return {row["contract"]: row for row in tickers}
+        except (KeyError, TypeError) as exc:
             raise FrameError(f"tickers listing: bad row {exc!r}") from exc
+
+    @staticmethod
+    def _with_ticker(inst: Instrument, row: dict[str, Any] | None) -> Instrument:
+        """24 h quote volume and open interest from the contract's tickers row."""
+        if row is None:
+            return inst
+        if not isinstance(row, dict):
+            raise FrameError(f"tickers listing: bad row {row!r:.200}")
+        volume = dec(row.get("volume_24h_quote"))
+        open_interest = open_interest_notional(inst, dec(row.get("total_size")), dec(row.get("mark_price")))
+        return msgspec.structs.replace(inst, volume_24h_quote=volume, open_interest_quote=open_interest)
 
     @classmethod
     def _instrument(cls, row: dict[str, Any]) -> Instrument | None:

@@ -22,6 +22,7 @@ from tests.venues.listing_specs import generated_specs, listed, round_trip, serv
 RECEIPT = 1_790_516_465_130_000_000
 USDT_LISTING = "/api/v2/mix/market/contracts?productType=USDT-FUTURES"
 COIN_LISTING = "/api/v2/mix/market/contracts?productType=COIN-FUTURES"
+USDT_TICKERS = "/api/v2/mix/market/tickers?productType=USDT-FUTURES"
 
 
 @pytest.fixture
@@ -299,6 +300,19 @@ def test_usdc_family_and_volume_from_the_tickers() -> None:
     assert instruments["ETHUSDT"].volume_24h_quote is None and perp.volume_24h_quote is None
 
 
+def test_open_interest_is_holding_amount_in_base_coin_at_the_mark() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("bitget")}
+    # USDT-M: holdingAmount 41230.112 BTC x markPrice 86408.8 USDT.
+    assert instruments["BTCUSDT"].open_interest_quote == Decimal("3562644501.7856")
+    # COIN-M sizes are base coin too: 2210.3 BTC x 86401.6 USD.
+    assert instruments["BTCUSD"].open_interest_quote == Decimal("190973456.48")
+    assert instruments["ETHUSDT"].open_interest_quote is None  # no tickers row
+    listing = _listing()
+    rows = listing[USDT_TICKERS]["data"]
+    no_mark = {**listing, USDT_TICKERS: {**listing[USDT_TICKERS], "data": [{**rows[0], "markPrice": None}]}}
+    assert {i.native_symbol: i.open_interest_quote for i in Bitget.parse_instruments(no_mark)}["BTCUSDT"] is None
+
+
 def test_listing_cached_before_usdc_and_tickers_still_parses() -> None:
     listing = {path: response for path, response in _listing().items() if path in (USDT_LISTING, COIN_LISTING)}
     instruments = Bitget.parse_instruments(listing)
@@ -330,6 +344,7 @@ def test_generated_listing_round_trip() -> None:
     )
     assert by_symbol["BTCUSDT"].tick_size == Decimal("0.1") and by_symbol["BTCUSD"].contract_size == 1
     assert sum(i.volume_24h_quote is None for i in instruments) > 0
+    assert all((i.open_interest_quote is None) == (i.volume_24h_quote is None) for i in instruments)
 
 
 def test_generated_listing_rows_look_like_bitget() -> None:

@@ -269,6 +269,19 @@ def test_volume_from_the_tickers_endpoint_and_tolerated_absence() -> None:
         Gate.parse_instruments({Gate.instrument_paths[0]: [row], TICKERS_PATH: [{"last": "1"}]})
 
 
+def test_open_interest_from_total_size_contracts_at_the_mark() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("gate")}
+    # BTC_USDT tickers row: total_size 51233806 contracts of 0.0001 BTC, mark_price 86408.8.
+    assert instruments["BTC_USDT"].open_interest_quote == Decimal("442705169.58928")
+    assert instruments["SOL_USDT"].open_interest_quote is None  # no tickers row: never guessed
+    row = {"name": "BTC_USDT", "type": "direct", "quanto_multiplier": "0.0001", "funding_interval": 28800}
+    ticker = {"contract": "BTC_USDT", "volume_24h_quote": "1", "total_size": "10"}  # no mark: unknown
+    (no_mark,) = Gate.parse_instruments({Gate.instrument_paths[0]: [row], TICKERS_PATH: [ticker]})
+    assert (no_mark.volume_24h_quote, no_mark.open_interest_quote) == (Decimal(1), None)
+    with pytest.raises(FrameError):
+        Gate.parse_instruments({Gate.instrument_paths[0]: [row], TICKERS_PATH: [{**ticker, "total_size": "x"}]})
+
+
 def test_generated_listing_round_trip() -> None:
     specs = generated_specs()
     instruments = round_trip(GateSim, Gate, specs)
@@ -282,6 +295,7 @@ def test_generated_listing_round_trip() -> None:
     assert (pepe.base, pepe.price_multiplier, pepe.contract_size) == ("PEPE", Decimal(1000), Decimal(100_000))
     assert by_symbol["BONK_USDT"].contract_size == Decimal(100_000)
     assert sum(i.volume_24h_quote is None for i in instruments) > 0
+    assert all((i.open_interest_quote is None) == (i.volume_24h_quote is None) for i in instruments)
     assert GateSim.list_instrument(ListingSpec("BTC", "USD-inverse", 1, 8, Decimal(86000))) is None
 
 
@@ -294,6 +308,9 @@ def test_generated_listing_rows_look_like_gate() -> None:
     assert contract["funding_interval"] == 14400
     assert (contract["order_price_round"], contract["status"], contract["in_delisting"]) == ("0.001", "trading", False)
     assert (ticker["contract"], ticker["volume_24h_quote"]) == ("SOL_USDT", "123456789")
+    # A quarter of the day's volume (30864197.25) in whole contracts of 0.01 SOL at the row's mark, 300.
+    assert (ticker["total_size"], ticker["mark_price"]) == ("10288065", "300")
+    assert inst.open_interest_quote == Decimal("30864195")
 
 
 def test_whole_market_connection_plan() -> None:

@@ -15,7 +15,14 @@ import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.funding_history import Settled, instrument, int_param
-from ingest.simulator.listing_helpers import nominal_price, plain, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    nominal_price,
+    open_units,
+    plain,
+    prefixed,
+    tick_for,
+    with_unit_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from ingest.venues.bitget import COIN_M, FUNDING_HISTORY_PATH, LISTINGS, TICKERS, USDC_M, USDT_M
@@ -82,7 +89,8 @@ class BitgetSim(VenueSim):
         inst = make_instrument(
             cls.name, native, asset, quote, settle, kind, size, tick_for(price), spec.funding_interval_h
         )
-        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        inst = msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        return with_unit_open_interest(inst, nominal_price(inst.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -243,7 +251,7 @@ def _ticker_row(inst: Instrument) -> dict[str, Any]:
         "changeUtc24h": "0",
         "indexPrice": price,
         "fundingRate": "0.0001",
-        "holdingAmount": "1000",
+        "holdingAmount": plain(open_units(inst, Decimal(price))),
         "deliveryStartTime": None,
         "deliveryTime": None,
         "deliveryStatus": "",

@@ -24,10 +24,12 @@ from ingest.simulator.listing_helpers import (
     funding_limits,
     next_funding_ms,
     nominal_price,
+    open_contracts,
     plain,
     prefixed,
     tick_for,
     with_funding_limits,
+    with_open_interest,
 )
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
@@ -85,7 +87,8 @@ class GateSim(VenueSim):
             cls.name, f"{asset}_USDT", asset, "USDT", "USDT", ContractKind.LINEAR, quanto * spec.multiplier,
             tick_for(price), spec.funding_interval_h,
         )  # fmt: skip
-        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        inst = msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        return with_open_interest(inst, nominal_price(inst.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -214,7 +217,7 @@ def _ticker_row(inst: Instrument) -> dict[str, Any]:
         "low_24h": plain(price),
         "high_24h": plain(price),
         "change_percentage": "0",
-        "total_size": "100000",
+        "total_size": plain(open_contracts(inst, price)),
         "volume_24h": plain((base_volume / inst.contract_size).quantize(Decimal(1))),
         "volume_24h_base": plain(base_volume),
         "volume_24h_quote": plain(volume),
