@@ -35,6 +35,10 @@ Funding interval: listing ``fundingInterval`` (minutes) per symbol; the
 live interval change shows before the next hourly listing refresh. 24 h quote
 volume: ``/v5/market/tickers`` (all symbols of a category in one GET, optional):
 ``turnover24h`` for linear (quote coin), ``volume24h`` for inverse (USD contracts).
+Open interest from the same rows (https://bybit-exchange.github.io/docs/v5/market/tickers):
+linear ``openInterestValue`` (quote coin, the value of ``openInterest`` base coin); inverse
+``openInterest`` (1-USD contracts, i.e. USD; its ``openInterestValue`` is in the coin), so
+``open_interest_quote`` is quote currency for both.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
     ms_to_ns,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
 from plumbing.errors import RetryableError
@@ -291,6 +296,9 @@ class Bybit(Venue):
         volumes = _volumes(listing.get(LINEAR_TICKERS), "turnover24h") | _volumes(
             listing.get(INVERSE_TICKERS), "volume24h"
         )
+        depths = _volumes(listing.get(LINEAR_TICKERS), "openInterestValue") | _volumes(
+            listing.get(INVERSE_TICKERS), "openInterest"
+        )
         instruments = []
         for path in (LINEAR_LISTING, INVERSE_LISTING):
             for row in _result_list(path, listing[path]):
@@ -301,7 +309,7 @@ class Bybit(Venue):
                 volume = volumes.get(instrument.native_symbol)
                 if volume is not None:
                     instrument = msgspec.structs.replace(instrument, volume_24h_quote=volume)
-                instruments.append(instrument)
+                instruments.append(_with_open_interest(instrument, depths.get(instrument.native_symbol)))
         return instruments
 
     @classmethod
@@ -366,8 +374,17 @@ def _result_list(path: str, response: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _with_open_interest(instrument: Instrument, stated: Decimal | None) -> Instrument:
+    """Linear rows state the value (quote coin); inverse rows count 1-USD contracts."""
+    if stated is None:
+        return instrument
+    value = open_interest_notional(instrument, stated, None) if instrument.kind is ContractKind.INVERSE else stated
+    return msgspec.structs.replace(instrument, open_interest_quote=value)
+
+
 def _volumes(response: Any, field_name: str) -> dict[str, Decimal]:
-    """24 h quote volume per symbol from a tickers response (absent in older files: none)."""
+    """One figure per symbol from a tickers response: 24 h volume or open interest (absent in older
+    files: none)."""
     if response is None:
         return {}
     volumes = {}

@@ -17,10 +17,11 @@ from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues.bybit import BybitSim
 from ingest.venues.base import FrameError, Parsed, load_json
-from ingest.venues.bybit import INVERSE_LISTING, LINEAR_LISTING, LINEAR_TICKERS, Bybit, pack
+from ingest.venues.bybit import INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS, Bybit, pack
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
 from tests.venues.generated_specs import round_trip, specs
+from tests.venues.listing_specs import listed
 
 RECEIPT = 1_790_516_465_130_000_000
 FRAMES = fixture_frames("bybit")
@@ -290,6 +291,15 @@ def test_snapshot_after_a_skip_restores_the_quote(venue: Bybit) -> None:
     )
 
 
+def test_open_interest_value_linear_and_usd_contracts_inverse() -> None:
+    instruments = {i.native_symbol: i for i in load_venue_instruments("bybit")}
+    assert instruments["BTCUSDT"].open_interest_quote == Decimal("4771094812.20")  # openInterestValue, USDT
+    assert instruments["BTCUSD"].open_interest_quote == Decimal(612003318)  # openInterest, 1-USD contracts
+    (inst,) = listed(BybitSim, [ListingSpec("SOL", "USD-inverse", 1, 8, Decimal("180.41"), Decimal(4_000_000))])
+    (row,) = BybitSim([inst]).listing([inst])[INVERSE_TICKERS]["result"]["list"]
+    assert (row["openInterest"], inst.open_interest_quote) == ("1000000", Decimal(1_000_000))  # a quarter of 4M USD
+
+
 def test_listing_volumes_from_tickers_and_old_files_without_them() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("bybit")}
     assert instruments["BTCUSDT"].volume_24h_quote == Decimal("6120438221.9412")  # turnover24h, USDT
@@ -297,6 +307,7 @@ def test_listing_volumes_from_tickers_and_old_files_without_them() -> None:
     listing = load_json((BUNDLED_DIR / "bybit.json").read_bytes())
     old = {path: listing[path] for path in (LINEAR_LISTING, INVERSE_LISTING)}
     assert [i.volume_24h_quote for i in Bybit.parse_instruments(old)] == [None] * 6
+    assert [i.open_interest_quote for i in Bybit.parse_instruments(old)] == [None] * 6
     assert [i.funding_interval_h for i in Bybit.parse_instruments(old)] == [8, 8, 8, 4, 8, 8]
     with pytest.raises(FrameError, match="retCode 10001"):
         Bybit.parse_instruments(old | {LINEAR_TICKERS: {"retCode": 10001, "retMsg": "params error"}})

@@ -32,7 +32,16 @@ from ingest.simulator.base import (
     to_venue_qty,
 )
 from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param
-from ingest.simulator.listing_helpers import funding_limits, with_funding_limits
+from ingest.simulator.listing_helpers import (
+    funding_limits,
+    nominal_price,
+    open_contracts,
+    open_units,
+    plain,
+    with_funding_limits,
+    with_open_interest,
+    with_unit_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.bybit import FUNDING_HISTORY_PATH, INVERSE_LISTING, INVERSE_TICKERS, LINEAR_LISTING, LINEAR_TICKERS
@@ -108,11 +117,12 @@ class BybitSim(VenueSim):
         inst = make_instrument(
             cls.name, symbol, asset, quote, settle, kind, size, tick, funding_interval_h=spec.funding_interval_h
         )
-        return (
-            inst
-            if spec.volume_24h_quote is None
-            else msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
-        )
+        if spec.volume_24h_quote is None:
+            return inst
+        inst = msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        price = nominal_price(inst.tick_size)
+        # Linear rows state the open interest's value; inverse rows count 1-USD contracts.
+        return with_open_interest(inst, price) if kind is ContractKind.INVERSE else with_unit_open_interest(inst, price)
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -297,10 +307,14 @@ def _ticker_row(inst: Instrument) -> dict[str, Any]:
     volume = _text(inst.volume_24h_quote)
     # Linear: turnover24h is quote coin. Inverse: volume24h counts 1-USD contracts, i.e. USD.
     inverse = inst.kind is ContractKind.INVERSE
+    price = nominal_price(inst.tick_size)
+    held = open_contracts(inst, price) if inverse else open_units(inst, price)
     return {
         "symbol": inst.native_symbol,
+        "markPrice": plain(price),
         "price24hPcnt": "0.0128",
-        "openInterest": "1000000",
+        "openInterest": plain(held),
+        "openInterestValue": plain(held / price if inverse else held * price),
         "turnover24h": "0" if inverse else volume,
         "volume24h": volume if inverse else "0",
         "fundingRate": "0.0001",
