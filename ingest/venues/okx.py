@@ -33,6 +33,12 @@ nextFundingTime"); every ``funding-rate`` push carries the same pair, so a live
 change shows at the next push. 24 h volume: ``GET /api/v5/market/tickers?instType=SWAP``;
 ``volCcy24h`` is base coin, so linear quote volume is ``volCcy24h x last`` (an
 estimate at the last price), inverse is ``vol24h`` contracts x contract value (USD).
+Open interest: the tickers carry none; ``GET /api/v5/public/open-interest?instType=SWAP`` ("Get
+open interest", https://www.okx.com/docs-v5/en/#public-data-rest-api-get-open-interest) lists
+every swap in one GET (``oi`` contracts, ``oiCcy`` coin, ``oiUsd``), fetched with the listing
+(optional, like the tickers). ``open_interest_quote``: linear ``oi`` x contract value (base) x the
+ticker's ``last`` (quote currency, as the volume; ``oiUsd`` is USD, not USDT/USDC), inverse ``oi``
+x contract value (USD). None without both rows.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
     ms_to_ns,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
 from schemas.funding import FundingSettlement
@@ -73,6 +80,7 @@ REQUEST_BYTES = 32 * 1024  # half the documented 64 KB, whatever the instId leng
 INSTRUMENTS = "/api/v5/public/instruments?instType=SWAP"
 FUNDING_RATES = "/api/v5/public/funding-rate?instId=ANY"
 TICKERS = "/api/v5/market/tickers?instType=SWAP"
+OPEN_INTEREST = "/api/v5/public/open-interest?instType=SWAP"
 KINDS = {"linear": ContractKind.LINEAR, "inverse": ContractKind.INVERSE}
 
 
@@ -95,8 +103,8 @@ class Okx(Venue):
     ws_base = "wss://ws.okx.com:8443"
     rest_base = "https://www.okx.com"
     # Files saved before the funding and ticker paths were fetched still load (8 h, no volume).
-    instrument_paths = (INSTRUMENTS, FUNDING_RATES, TICKERS)
-    optional_instrument_paths = frozenset({TICKERS})  # volumes only
+    instrument_paths = (INSTRUMENTS, FUNDING_RATES, TICKERS, OPEN_INTEREST)
+    optional_instrument_paths = frozenset({TICKERS, OPEN_INTEREST})  # volumes and open interest only
     # A multiple of len(CHANNELS): the default split then keeps the three topics
     # of one instrument on the same connection.
     max_topics_per_connection = 600
@@ -232,6 +240,7 @@ class Okx(Venue):
             inst_id: (dec(row.get("maxFundingRate")), dec(row.get("minFundingRate"))) for inst_id, row in funding_rows
         }
         tickers = dict(_rows(TICKERS, listing.get(TICKERS)))
+        open_interest = dict(_rows(OPEN_INTEREST, listing.get(OPEN_INTEREST)))
         instruments = []
         for inst_id, row in _rows(INSTRUMENTS, listing[INSTRUMENTS]):
             # Pre-open listings carry "" in most fields until shortly before trading.
@@ -240,9 +249,17 @@ class Okx(Venue):
             instrument = _instrument(cls.name, row, intervals.get(inst_id, DEFAULT_FUNDING_H))
             if instrument is not None:
                 cap, floor = caps.get(inst_id, (None, None))
-                volume = _quote_volume(instrument, tickers.get(inst_id))
+                ticker = tickers.get(inst_id)
+                volume = _quote_volume(instrument, ticker)
+                depth = _open_interest(instrument, open_interest.get(inst_id), ticker)
                 instruments.append(
-                    replace_struct(instrument, volume_24h_quote=volume, funding_cap=cap, funding_floor=floor)
+                    replace_struct(
+                        instrument,
+                        volume_24h_quote=volume,
+                        open_interest_quote=depth,
+                        funding_cap=cap,
+                        funding_floor=floor,
+                    )
                 )
         return instruments
 
@@ -269,6 +286,14 @@ def _quote_volume(inst: Instrument, ticker: dict[str, Any] | None) -> Decimal | 
         return None if contracts is None else contracts * inst.contract_size
     base_volume, last = dec(ticker.get("volCcy24h")), dec(ticker.get("last"))
     return None if base_volume is None or last is None else base_volume * last
+
+
+def _open_interest(inst: Instrument, row: dict[str, Any] | None, ticker: dict[str, Any] | None) -> Decimal | None:
+    """``oi`` contracts in quote currency: inverse contracts are USD; linear ones at the ticker's last."""
+    if row is None:
+        return None
+    last = dec(ticker.get("last")) if ticker is not None else None
+    return open_interest_notional(inst, dec(row.get("oi")), last)
 
 
 def _instrument(venue: str, row: dict[str, Any], interval_h: int) -> Instrument | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import orjson
@@ -13,7 +14,7 @@ from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.okx import OkxSim
 from ingest.venues.base import FrameError, load_json
-from ingest.venues.okx import FUNDING_RATES, INSTRUMENTS, Okx
+from ingest.venues.okx import FUNDING_RATES, INSTRUMENTS, OPEN_INTEREST, Okx
 from schemas.market import ContractKind, Funding, Instrument, Quote
 from tests.venues.conftest import fixture_frames
 from tests.venues.generated_specs import round_trip, specs
@@ -384,6 +385,21 @@ def test_listing_intervals_from_funding_any_and_volumes_from_tickers() -> None:
         Okx.parse_instruments(listing | {FUNDING_RATES: {"code": "50011", "msg": "Too Many Requests", "data": []}})
 
 
+def test_open_interest_from_the_one_public_open_interest_call() -> None:
+    listing = load_json((BUNDLED_DIR / "okx.json").read_bytes())
+    response = load_json((Path(__file__).parents[1] / "fixtures" / "open_interest" / "okx.json").read_bytes())
+    instruments = {i.native_symbol: i for i in Okx.parse_instruments(listing | {OPEN_INTEREST: response})}
+    # Linear: oi 2871045.12 contracts of 0.01 BTC at the ticker's last 86411.3 (USDT, not oiUsd).
+    assert instruments["BTC-USDT-SWAP"].open_interest_quote == Decimal("2480907411.77856")
+    assert instruments["BTC-USD-SWAP"].open_interest_quote == Decimal(612_231_000)  # 6122310 contracts of 100 USD
+    assert instruments["ETH-USDT-SWAP"].open_interest_quote is None  # empty oi
+    assert instruments["SOL-USDT-SWAP"].open_interest_quote is None  # no row
+    assert all(i.open_interest_quote is None for i in load_venue_instruments("okx"))  # file without the call
+    assert OPEN_INTEREST in Okx.optional_instrument_paths
+    with pytest.raises(FrameError, match="50011"):
+        Okx.parse_instruments(listing | {OPEN_INTEREST: {"code": "50011", "msg": "Too Many Requests", "data": []}})
+
+
 def test_subscribe_requests_stay_under_the_frame_size_cap() -> None:
     base = load_venue_instruments("okx")[0]
     long_ids = [msgspec.structs.replace(base, native_symbol=f"{'X' * 120}{n}-USDT-SWAP") for n in range(300)]
@@ -409,6 +425,8 @@ def test_generated_listing_round_trip_covers_groups_and_intervals() -> None:
     inverse = {i.base: i.contract_size for i in instruments if i.kind is ContractKind.INVERSE}
     assert inverse.pop("BTC") == Decimal(100) and set(inverse.values()) == {Decimal(10)}
     assert by_native["BTC-USDT-SWAP"].volume_24h_quote == Decimal(10_000)
+    # A quarter of 10,000 USDT in whole contracts of 0.01 BTC at the simulated last (10,000): 25 contracts.
+    assert by_native["BTC-USDT-SWAP"].open_interest_quote == Decimal(2500)
     assert OkxSim.list_instrument(ListingSpec("PEPE", "USDT", 1000, 8, Decimal("0.0000112"))) is None
     # The simulated funding pushes carry the listed interval, as the live channel does.
     sim, venue = OkxSim(instruments), Okx(instruments)

@@ -31,10 +31,10 @@ from ingest.simulator.base import (
     to_venue_qty,
 )
 from ingest.simulator.funding_history import Settled, instrument, int_param
-from ingest.simulator.listing_helpers import funding_limits, with_funding_limits
+from ingest.simulator.listing_helpers import funding_limits, open_contracts, with_funding_limits, with_open_interest
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
-from ingest.venues.okx import FUNDING_HISTORY_PATH, FUNDING_RATES, INSTRUMENTS, TICKERS
+from ingest.venues.okx import FUNDING_HISTORY_PATH, FUNDING_RATES, INSTRUMENTS, OPEN_INTEREST, TICKERS
 from schemas.market import ContractKind, Instrument
 
 KINDS = {"bbo-tbt": BOOK, "funding-rate": FUNDING, "mark-price": FUNDING}
@@ -117,14 +117,18 @@ class OkxSim(VenueSim):
         native = f"{spec.base}-{quote}-SWAP"
         inst = make_instrument(cls.name, native, spec.base, quote, settle, kind, size, tick, spec.funding_interval_h)
         volume = spec.volume_24h_quote
-        return inst if volume is None else replace_struct(inst, volume_24h_quote=volume)
+        if volume is None:
+            return inst
+        return with_open_interest(replace_struct(inst, volume_24h_quote=volume), _last(inst))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
+        traded = [i for i in mine if i.volume_24h_quote is not None]
         return {
             INSTRUMENTS: {"code": "0", "msg": "", "data": [_instrument_row(i) for i in mine]},
             FUNDING_RATES: {"code": "0", "msg": "", "data": [_funding_row(i) for i in mine]},
             TICKERS: {"code": "0", "msg": "", "data": [_ticker_row(i) for i in mine if i.volume_24h_quote is not None]},
+            OPEN_INTEREST: {"code": "0", "msg": "", "data": [_oi_row(i) for i in traded]},
         }
 
     def on_message(self, session: SimSession, frame: Frame) -> list[Frame]:
@@ -283,6 +287,26 @@ def _funding_row(inst: Instrument) -> dict[str, Any]:
     }
 
 
+def _last(inst: Instrument) -> Decimal:
+    """The linear ticker's ``last``: a power of ten near the tick's scale (divisions stay exact)."""
+    return Decimal(1).scaleb((inst.tick_size or Decimal(1)).adjusted() + 5)
+
+
+def _oi_row(inst: Instrument) -> dict[str, Any]:
+    """One ``public/open-interest`` row: contracts, coin and USD (the venue module reads ``oi``)."""
+    contracts = open_contracts(inst, _last(inst))
+    value = inst.open_interest_quote or Decimal(0)
+    linear = inst.kind is ContractKind.LINEAR
+    return {
+        "instType": "SWAP",
+        "instId": inst.native_symbol,
+        "oi": _text(contracts),
+        "oiCcy": _text(contracts * inst.contract_size if linear else value / _last(inst)),
+        "oiUsd": _text(value),
+        "ts": str(LISTED_AT_MS),
+    }
+
+
 def _ticker_row(inst: Instrument) -> dict[str, Any]:
     """Volumes the venue module turns back into exactly ``volume_24h_quote``.
 
@@ -293,7 +317,7 @@ def _ticker_row(inst: Instrument) -> dict[str, Any]:
     if inst.kind is ContractKind.INVERSE:
         contracts, base_volume, last = inst.volume_24h_quote / inst.contract_size, Decimal(0), Decimal(1)
     else:
-        last = Decimal(1).scaleb((inst.tick_size or Decimal(1)).adjusted() + 5)
+        last = _last(inst)
         base_volume = inst.volume_24h_quote / last
         contracts = base_volume / inst.contract_size
     return {
