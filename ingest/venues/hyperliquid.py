@@ -31,7 +31,10 @@ Listing: ``POST /info {"type":"metaAndAssetCtxs"}`` gives the universe and, by
 position, every coin's context, whose ``dayNtlVlm`` is the 24 h notional volume
 in USDC (``volume_24h_quote``). A listing file holding the older
 ``{"type":"meta"}`` answer (bundled snapshot, old caches) still parses, without
-volumes.
+volumes. The same context's ``openInterest`` counts units of the listed coin (``kPEPE`` units;
+https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/perpetuals
+"Retrieve perpetuals asset contexts"), so ``open_interest_quote`` = openInterest x ``markPx``
+(USDC, the price of one listed unit).
 """
 
 from __future__ import annotations
@@ -248,7 +251,8 @@ class Hyperliquid(Venue):
                 continue
             # Contexts follow the universe's order, delisted coins included.
             context = contexts[n] if n < len(contexts) else {}
-            instruments.append(cls._instrument(row["name"], dec(context.get("dayNtlVlm"))))
+            instrument = cls._instrument(row["name"], dec(context.get("dayNtlVlm")))
+            instruments.append(_with_open_interest(instrument, context))
         return instruments
 
     @classmethod
@@ -269,6 +273,13 @@ class Hyperliquid(Venue):
             funding_interval_h=FUNDING_INTERVAL_H,
         )
         return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
+
+
+def _with_open_interest(instrument: Instrument, context: dict[str, Any]) -> Instrument:
+    held, mark = dec(context.get("openInterest")), dec(context.get("markPx"))
+    if held is None or mark is None:
+        return instrument
+    return msgspec.structs.replace(instrument, open_interest_quote=held * mark)
 
 
 async def _post_info(http: aiohttp.ClientSession, rest_base: str, kind: str) -> bytes:

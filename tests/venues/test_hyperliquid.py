@@ -290,6 +290,7 @@ def test_generated_listing_round_trips_usdc_coins_with_volumes() -> None:
     assert {i.funding_interval_h for i in instruments} == {1}  # hourly, whatever the others do
     wanted = {s.base: s.volume_24h_quote for s in specs if s.group == "USDC"}
     assert all(i.volume_24h_quote == (wanted[i.base] or 0) for i in instruments)
+    assert all(i.open_interest_quote is not None and i.open_interest_quote > 0 for i in instruments)
 
 
 def test_only_usdc_and_k_prefix() -> None:
@@ -308,6 +309,22 @@ def test_volume_from_asset_contexts_by_position_and_old_meta_files_still_parse()
     assert (pepe.native_symbol, pepe.volume_24h_quote) == ("kPEPE", Decimal(0))
     old = Hyperliquid.parse_instruments({"POST /info meta": meta})
     assert [(i.native_symbol, i.volume_24h_quote) for i in old] == [("BTC", None), ("kPEPE", None)]
+
+
+def test_open_interest_in_listed_coin_units_at_the_mark() -> None:
+    meta = {"universe": [{"name": "BTC"}, {"name": "kPEPE"}, {"name": "SOL"}]}
+    # The documented context (EXCHANGES.md activeAssetCtx / metaAndAssetCtxs): strings, units of the coin.
+    btc = {"funding": "0.0000095", "openInterest": "30122.44012", "dayNtlVlm": "3120993814.20331", "markPx": "86409.0"}
+    pepe = {"openInterest": "8123456789", "dayNtlVlm": "0.0", "markPx": "0.011234"}  # kPEPE units, kPEPE price
+    sol = {"openInterest": "1000.0", "dayNtlVlm": "1.0"}  # no mark: unknown, not guessed
+    listing = {"POST /info metaAndAssetCtxs": [meta, [btc, pepe, sol]]}
+    by_coin = {i.native_symbol: i.open_interest_quote for i in Hyperliquid.parse_instruments(listing)}
+    assert by_coin == {
+        "BTC": Decimal("2602849928.32908"),  # 30122.44012 BTC x 86409
+        "kPEPE": Decimal("91258913.567626"),  # 8123456789 kPEPE x 0.011234 USDC
+        "SOL": None,
+    }
+    assert all(i.open_interest_quote is None for i in Hyperliquid.parse_instruments({"POST /info meta": meta}))
 
 
 def test_more_topics_than_the_per_ip_cap_are_left_out_not_put_on_a_second_socket() -> None:

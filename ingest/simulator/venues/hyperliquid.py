@@ -27,7 +27,7 @@ from aiohttp import web
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.funding_history import HistoryError, Settled, instrument
-from ingest.simulator.listing_helpers import plain, prefixed
+from ingest.simulator.listing_helpers import open_units, plain, prefixed, with_unit_open_interest
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from schemas.market import ContractKind, Instrument
@@ -90,7 +90,8 @@ class HyperliquidSim(VenueSim):
             contract_size=Decimal(spec.multiplier), tick_size=None, funding_interval_h=FUNDING_INTERVAL_H,
         )  # fmt: skip
         # Every coin's context carries its 24 h notional volume, zero for an idle coin.
-        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote or Decimal(0))
+        instrument = msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote or Decimal(0))
+        return with_unit_open_interest(instrument, _reference_price(instrument))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -215,8 +216,11 @@ def _reference_price(inst: Instrument) -> Decimal:
 def _context(inst: Instrument) -> dict[str, Any]:
     """The coin's asset context, all strings; ``dayNtlVlm`` carries the listing's 24 h volume."""
     price = plain(_reference_price(inst))
-    context: dict[str, Any] = {"funding": "0.0000125", "openInterest": "1000.0", "prevDayPx": price}
+    context: dict[str, Any] = {"funding": "0.0000125"}
     volume = inst.volume_24h_quote
+    if volume is not None:  # units of the listed coin (a bundled instrument, without one, has none)
+        context["openInterest"] = plain(open_units(inst, _reference_price(inst)))
+    context["prevDayPx"] = price
     if volume is not None:  # an instrument without one (a bundled listing's) is served without
         context["dayNtlVlm"] = plain(volume)
     context |= {"premium": "0.0", "oraclePx": price, "markPx": price, "midPx": price}
