@@ -40,7 +40,9 @@ Listing: ``GET /v1/markets`` (static data, ``funding_period_hours`` per market)
 and ``GET /v1/markets/summary?market=ALL`` ("for all available markets use
 ALL", https://docs.paradex.trade/api/prod/markets/get-markets-summary), whose
 ``volume_24h`` (USD) becomes ``volume_24h_quote``; a listing file without the
-summary (older caches, the bundled snapshot) parses without volumes.
+summary (older caches, the bundled snapshot) parses without volumes. The summary's
+``open_interest`` is in the market's base unit (the listed coin, ``kPEPE`` units; the docs'
+"Open interest in base currency"), so ``open_interest_quote`` = open_interest x ``mark_price``.
 """
 
 from __future__ import annotations
@@ -227,8 +229,9 @@ class Paradex(Venue):
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         try:
             volumes = _volumes(listing.get(SUMMARY_PATH))
+            depths = _open_interest(listing.get(SUMMARY_PATH))
             instruments = [
-                cls._listed(row, volumes.get(row["symbol"]))
+                cls._listed(row, volumes.get(row["symbol"]), depths.get(row["symbol"]))
                 for row in listing[MARKETS_PATH]["results"]
                 if row.get("asset_kind") == "PERP"  # not perpetual options (PERP_OPTION) nor anything else
             ]
@@ -237,7 +240,7 @@ class Paradex(Venue):
         return instruments
 
     @classmethod
-    def _listed(cls, row: dict[str, Any], volume: Decimal | None) -> Instrument:
+    def _listed(cls, row: dict[str, Any], volume: Decimal | None, open_interest: Decimal | None) -> Instrument:
         # kPEPE sizes count 1000-PEPE units: one size unit is 1000 base units.
         _, multiplier = canonical_base(row["base_currency"])
         instrument = make_instrument(
@@ -253,6 +256,8 @@ class Paradex(Venue):
             tick_size=dec(row.get("price_tick_size")),
             funding_interval_h=int(row.get("funding_period_hours") or 8),
         )
+        if open_interest is not None:
+            instrument = msgspec.structs.replace(instrument, open_interest_quote=open_interest)
         return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
 
 
@@ -266,6 +271,18 @@ def _volumes(summary: Any) -> dict[str, Decimal]:
         if volume is not None:
             volumes[row["symbol"]] = volume
     return volumes
+
+
+def _open_interest(summary: Any) -> dict[str, Decimal]:
+    """Open interest in USD per market: ``open_interest`` (base units) x ``mark_price`` (absent: none)."""
+    if summary is None:
+        return {}
+    depths = {}
+    for row in summary["results"]:
+        held, mark = dec(row.get("open_interest")), dec(row.get("mark_price"))
+        if held is not None and mark is not None:
+            depths[row["symbol"]] = held * mark
+    return depths
 
 
 # -- funding history ---------------------------------------------------------------------------

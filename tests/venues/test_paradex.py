@@ -240,12 +240,23 @@ def test_usdc_settled_only() -> None:
         assert ParadexSim.list_instrument(other) is None
 
 
+def test_open_interest_from_the_summary_in_base_units_at_the_mark() -> None:
+    market = {"symbol": "BTC-USD-PERP", "base_currency": "BTC", "settlement_currency": "USDC", "asset_kind": "PERP"}
+    # The documented markets_summary row (EXCHANGES.md): open_interest in BTC, prices in USD.
+    summary = {"symbol": "BTC-USD-PERP", "mark_price": "86402.1", "volume_24h": "412003.5", "open_interest": "61.25"}
+    listing = {"/v1/markets": {"results": [market]}, "/v1/markets/summary?market=ALL": {"results": [summary]}}
+    (btc,) = Paradex.parse_instruments(listing)
+    assert (btc.volume_24h_quote, btc.open_interest_quote) == (Decimal("412003.5"), Decimal("5292128.625"))
+    no_mark = {**listing, "/v1/markets/summary?market=ALL": {"results": [{**summary, "mark_price": None}]}}
+    assert Paradex.parse_instruments(no_mark)[0].open_interest_quote is None
+
+
 def test_listing_without_the_summary_still_parses() -> None:
     instruments = listed(ParadexSim, generated_specs(tail=20))
     listing = ParadexSim(instruments).listing(instruments)
     del listing["/v1/markets/summary?market=ALL"]
     parsed = Paradex.parse_instruments(listing)
-    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None, open_interest_quote=None) for i in instruments]
 
 
 def test_books_split_over_sockets_and_the_summary_rides_once() -> None:
@@ -281,7 +292,7 @@ async def test_fetch_without_the_summary_endpoint_lists_markets_without_volumes(
         await runner.cleanup()
     listing = load_json(raw)
     assert list(listing) == ["/v1/markets"]
-    without_volumes = [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+    without_volumes = [msgspec.structs.replace(i, volume_24h_quote=None, open_interest_quote=None) for i in instruments]
     assert Paradex.parse_instruments(listing) == without_volumes
 
 

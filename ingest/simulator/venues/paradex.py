@@ -30,7 +30,14 @@ import msgspec
 import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
-from ingest.simulator.listing_helpers import nominal_price, plain, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    nominal_price,
+    open_units,
+    plain,
+    prefixed,
+    tick_for,
+    with_unit_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from schemas.market import ContractKind, Instrument
@@ -83,7 +90,8 @@ class ParadexSim(VenueSim):
         )  # fmt: skip
         if spec.volume_24h_quote is None:
             return instrument
-        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+        instrument = msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+        return with_unit_open_interest(instrument, nominal_price(instrument.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -214,7 +222,7 @@ def _summary(inst: Instrument) -> dict[str, Any]:
         "total_volume": plain((inst.volume_24h_quote or Decimal(0)) * 400),
         "created_at": OPENED_AT_MS,
         "underlying_price": price,
-        "open_interest": "1000",
+        "open_interest": plain(open_units(inst, nominal_price(inst.tick_size))),
         "funding_rate": "0.0000125",
         "price_change_rate_24h": "0.0123",
     }
