@@ -32,6 +32,10 @@ At whole-market scale (~1,200 perpetuals, 3 channels each):
   (documented "symbol: false" in the contract REST docs), ``amount24`` is the quote turnover
   of a linear contract; an inverse one's is ``volume24`` contracts x ``contractSize`` USD.
   Optional: older cached/bundled files without it give ``volume_24h_quote`` None.
+- Open interest: the same ticker rows carry ``holdVol``, the open contracts ("holdVol: open
+  interest", https://www.mexc.com/api-docs/futures/market-endpoints "Get Contract Trend Data");
+  ``open_interest_quote`` = holdVol x contractSize x ``fairPrice`` (the mark) for a linear
+  contract, holdVol x contractSize USD for an inverse one. None without a row.
 - Sequences: ``depth.full`` sends the whole top 5 each push; nothing to resync.
 """
 
@@ -56,6 +60,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
     ms_to_ns,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
 from schemas.funding import FundingSettlement
@@ -90,6 +95,13 @@ def _quote_volume(instrument: Instrument, ticker: dict[str, Any] | None) -> Deci
         return _num(ticker.get("amount24"))
     contracts = _num(ticker.get("volume24"))  # inverse: USD contracts
     return None if contracts is None else contracts * instrument.contract_size
+
+
+def _open_interest(instrument: Instrument, ticker: dict[str, Any] | None) -> Decimal | None:
+    """Open contracts (``holdVol``) in the quote currency, linear ones at the mark (None: no row)."""
+    if ticker is None:
+        return None
+    return open_interest_notional(instrument, _num(ticker.get("holdVol")), _num(ticker.get("fairPrice")))
 
 
 def _ts_ns(*candidates: Any) -> int | None:
@@ -263,6 +275,7 @@ class Mexc(Venue):
                 msgspec.structs.replace(
                     i,
                     volume_24h_quote=_quote_volume(i, tickers.get(i.native_symbol)),
+                    open_interest_quote=_open_interest(i, tickers.get(i.native_symbol)),
                     funding_cap=caps.get(i.native_symbol, (None, None))[0],
                     funding_floor=caps.get(i.native_symbol, (None, None))[1],
                 )

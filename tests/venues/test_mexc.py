@@ -48,6 +48,7 @@ def test_instruments_from_contract_detail() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal("5322813307.2215"),
+        open_interest_quote=Decimal("847790146.31638"),  # holdVol 98112731 x 0.0001 BTC x fairPrice 86409.8
         funding_cap=Decimal("0.0018"),  # contract/funding_rate maxFundingRate / minFundingRate
         funding_floor=Decimal("-0.0018"),
     )
@@ -71,6 +72,7 @@ def test_instruments_from_contract_detail() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal(120_441_100),
+        open_interest_quote=Decimal(22_034_100),  # holdVol 220341 contracts of 100 USD
         funding_cap=Decimal("0.003"),
         funding_floor=Decimal("-0.003"),
     )
@@ -295,6 +297,7 @@ def test_volume_from_the_bulk_ticker() -> None:
     assert instruments["BTC_USDT"].volume_24h_quote == Decimal("5322813307.2215")  # amount24
     assert instruments["BTC_USD"].volume_24h_quote == Decimal(120_441_100)  # 1,204,411 contracts of 100 USD
     assert instruments["ETH_USDT"].volume_24h_quote is None  # no ticker row
+    assert instruments["ETH_USDT"].open_interest_quote is None
     assert Mexc.instrument_paths == ("/api/v1/contract/detail", "/api/v1/contract/funding_rate", TICKER_PATH)
 
 
@@ -312,6 +315,7 @@ def test_generated_listing_round_trip() -> None:
     assert (mog.base, mog.price_multiplier, mog.contract_size) == ("MOG", Decimal(1_000_000), Decimal(1_000_000))
     assert by_symbol["1000PEPE_USDC"].base == "PEPE" and by_symbol["BONK_USDT"].price_multiplier == 1
     assert sum(i.volume_24h_quote is None for i in instruments) > 0
+    assert all((i.open_interest_quote is None) == (i.volume_24h_quote is None) for i in instruments)
 
 
 def test_generated_listing_carries_the_collect_cycle() -> None:

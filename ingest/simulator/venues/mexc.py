@@ -27,9 +27,11 @@ from ingest.simulator.listing_helpers import (
     next_funding_ms,
     nominal_price,
     number,
+    open_contracts,
     prefixed,
     tick_for,
     with_funding_limits,
+    with_open_interest,
 )
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
@@ -73,7 +75,9 @@ class MexcSim(VenueSim):
     @classmethod
     def list_instrument(cls, spec: ListingSpec) -> Instrument | None:
         inst = cls._listed(spec)
-        return inst if inst is None else with_funding_limits(inst, FUNDING_CAP)
+        if inst is None:
+            return None
+        return with_open_interest(with_funding_limits(inst, FUNDING_CAP), nominal_price(inst.tick_size))
 
     @classmethod
     def _listed(cls, spec: ListingSpec) -> Instrument | None:
@@ -252,7 +256,7 @@ def _ticker_row(inst: Instrument) -> dict[str, Any]:
         "ask1": price,
         "volume24": number(contracts),
         "amount24": number(amount),
-        "holdVol": 100_000,
+        "holdVol": number(open_contracts(inst, price)),
         "lower24Price": price,
         "high24Price": price,
         "riseFallRate": Decimal(0),
