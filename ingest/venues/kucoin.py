@@ -27,7 +27,10 @@ is not the current one and is ignored. The interval per symbol is the listing's
 ``fundingRateGranularity`` (the hourly listing refresh follows live changes).
 24 h quote volume is in the same listing: ``turnoverOf24h`` (quote currency) for
 linear contracts, ``volumeOf24h`` (1-USD lots) for inverse ones, whose turnover is
-in coin.
+in coin. Open interest too: ``openInterest`` counts lots
+(https://www.kucoin.com/docs-new/rest/futures-trading/market-data/get-all-symbols), so
+``open_interest_quote`` = lots x multiplier coins x ``markPrice`` (linear) or lots of 1 USD
+(inverse).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from ingest.venues.base import (
     make_instrument,
     make_quote,
     ms_to_ns,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, rows_of, settlement
 from plumbing.errors import RetryableError
@@ -245,7 +249,8 @@ class Kucoin(Venue):
             tick_size=dec(row.get("tickSize")),
             funding_interval_h=_hours(row.get("fundingRateGranularity")),
         )
-        return instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
+        open_interest = open_interest_notional(instrument, dec(row.get("openInterest")), dec(row.get("markPrice")))
+        return msgspec.structs.replace(instrument, volume_24h_quote=volume, open_interest_quote=open_interest)
 
 
 def _times(value: Decimal | None, factor: Decimal) -> Decimal | None:

@@ -47,6 +47,7 @@ def test_instruments_from_active_contracts() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal("1130278521.5612"),  # turnoverOf24h, USDT
+        open_interest_quote=Decimal("739992912.1440"),  # openInterest 8563920 lots x 0.001 BTC x markPrice 86408.2
     )
     assert instruments["XBTUSDM"] == Instrument(
         instrument_id="BTC-USD-INV-PERP@kucoin",
@@ -60,6 +61,7 @@ def test_instruments_from_active_contracts() -> None:
         tick_size=Decimal("0.1"),
         funding_interval_h=8,
         volume_24h_quote=Decimal(6158920),  # volumeOf24h lots of 1 USD (turnoverOf24h is BTC)
+        open_interest_quote=Decimal(21905523),  # openInterest lots of 1 USD
     )
     pepe = instruments["PEPEUSDTM"]
     assert (pepe.instrument_id, pepe.price_multiplier, pepe.contract_size, pepe.tick_size) == (
@@ -343,6 +345,7 @@ def test_generated_listing_round_trip_covers_prefixes_groups_and_intervals() -> 
     bonk = by_native["1000BONKUSDTM"]  # a prefixed base: lots count 1000-BONK units
     assert (bonk.base, bonk.price_multiplier, bonk.contract_size) == ("BONK", Decimal(1000), Decimal(1000 * 1000))
     assert by_native["XBTUSDM"].kind is ContractKind.INVERSE
+    assert all((i.open_interest_quote or 0) > 0 for i in instruments if i.volume_24h_quote is not None)
     unprefixed = KucoinSim.list_instrument(ListingSpec("PEPE", "USDT", 1, 4, Decimal("0.0000112")))
     assert unprefixed is not None and (unprefixed.native_symbol, unprefixed.contract_size) == (
         "PEPEUSDTM",

@@ -19,6 +19,7 @@ from msgspec.structs import replace as replace_struct
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, RestHandler, SimSession, VenueSim, to_contracts
 from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param, json_number
+from ingest.simulator.listing_helpers import nominal_price, open_contracts, with_open_interest
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.kucoin import FUNDING_HISTORY_PATH, PERPETUAL, Kucoin
@@ -82,7 +83,9 @@ class KucoinSim(VenueSim):
         symbol = f"{asset}{quote}M"
         inst = make_instrument(cls.name, symbol, asset, quote, settle, kind, size, tick, spec.funding_interval_h)
         volume = spec.volume_24h_quote
-        return inst if volume is None else replace_struct(inst, volume_24h_quote=volume)
+        if volume is None:
+            return inst
+        return with_open_interest(replace_struct(inst, volume_24h_quote=volume), nominal_price(tick))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         rows = [_contract_row(i) for i in instruments if i.venue == self.name]
@@ -193,6 +196,7 @@ def _contract_row(inst: Instrument) -> dict[str, Any]:
     tick = inst.tick_size or Decimal("0.0001")
     volume = inst.volume_24h_quote
     hours = inst.funding_interval_h or 8
+    mark = nominal_price(inst.tick_size)
     return {
         "symbol": inst.native_symbol,
         "rootSymbol": "XBT" if inverse else inst.quote,
@@ -228,7 +232,9 @@ def _contract_row(inst: Instrument) -> dict[str, Any]:
         "fundingFeeRate": Decimal("0.0001"),
         "predictedFundingFeeRate": None,
         "fundingRateGranularity": hours * HOUR_MS,
-        "openInterest": "1000000",
+        # Lots (strings on the wire), valued at markPrice; none for a contract without a volume.
+        "openInterest": str(open_contracts(inst, mark)) if volume is not None else None,
+        "markPrice": mark,
         # Linear turnover is quote currency; inverse turnover is coin, its volume 1-USD lots.
         "turnoverOf24h": (Decimal(0) if inverse else volume) if volume is not None else None,
         "volumeOf24h": (volume if inverse else Decimal(0)) if volume is not None else None,
