@@ -28,6 +28,10 @@ At whole-market scale (every perpetual, ~2 topics each):
   ``instrument`` update, which is what Funding events use, so a live change applies at once.
 - 24 h volume: the listing's ``foreignNotional24h`` (quote currency: USD for XBTUSD,
   USDT for the linear contracts) becomes ``Instrument.volume_24h_quote``.
+- Open interest: the same rows' ``openInterest`` counts contracts (https://www.bitmex.com/api/
+  explorer/#!/Instrument/Instrument_getActive; ``openValue`` is in the settlement currency's
+  smallest unit, satoshis for XBTUSD, so not used): ``open_interest_quote`` = openInterest x the
+  contract's quote units (XBTUSD: 1 USD) or x its underlying units x ``markPrice`` (linear).
 - Sequences: neither table carries one; nothing to resync.
 """
 
@@ -53,6 +57,7 @@ from ingest.venues.base import (
     make_funding,
     make_instrument,
     make_quote,
+    open_interest_notional,
 )
 from ingest.venues.history import HistoryRequest, HistorySpec, Paging, settlement
 from schemas.funding import FundingSettlement
@@ -261,7 +266,10 @@ class Bitmex(Venue):
             tick_size=dec(row.get("tickSize")),
             funding_interval_h=interval_hours(row.get("fundingInterval")) or 8,
         )
-        return msgspec.structs.replace(instrument, volume_24h_quote=dec(row.get("foreignNotional24h")))
+        open_interest = open_interest_notional(instrument, dec(row.get("openInterest")), dec(row.get("markPrice")))
+        return msgspec.structs.replace(
+            instrument, volume_24h_quote=dec(row.get("foreignNotional24h")), open_interest_quote=open_interest
+        )
 
 
 # -- funding history ---------------------------------------------------------------------------

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from ingest.instruments import load_venue_instruments
+from ingest.instruments import BUNDLED_DIR, load_venue_instruments
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
 from ingest.simulator.market import SimFunding
 from ingest.simulator.venues.bitmex import BitmexSim
-from ingest.venues.base import FrameError, Parsed
+from ingest.venues.base import FrameError, Parsed, load_json
 from ingest.venues.bitmex import Bitmex
 from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
@@ -276,6 +276,19 @@ def test_listing_volume_is_foreign_notional() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("bitmex")}
     assert instruments["XBTUSD"].volume_24h_quote == Decimal("412345678")
     assert instruments["SOLUSDT"].volume_24h_quote is None  # absent from the row
+
+
+def test_open_interest_counts_contracts() -> None:
+    listing = load_json((BUNDLED_DIR / "bitmex.json").read_bytes())
+    rows = {row["symbol"]: row for row in listing[Bitmex.instrument_paths[0]]}
+    # instrument/active rows as documented: openInterest in contracts, openValue in the settle unit.
+    rows["XBTUSDT"] |= {"openInterest": 2210340000, "openValue": 191039951440800}
+    rows["XBTUSD"] |= {"openInterest": 412003300, "openValue": 476838190000}
+    parsed = {i.native_symbol: i for i in Bitmex.parse_instruments({Bitmex.instrument_paths[0]: list(rows.values())})}
+    # XBTUSDT: 2,210,340,000 contracts of 1e-6 XBT at markPrice 86430.12 USDT.
+    assert parsed["XBTUSDT"].open_interest_quote == Decimal("191039951.4408")
+    assert parsed["XBTUSD"].open_interest_quote == Decimal(412003300)  # contracts of 1 USD
+    assert parsed["SOLUSDT"].open_interest_quote is None  # absent from the row
 
 
 def test_whole_market_connection_plan() -> None:

@@ -22,7 +22,15 @@ import msgspec
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_contracts
 from ingest.simulator.funding_history import HistoryError, Settled, instrument, int_param, json_number
-from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, number, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    next_funding_ms,
+    nominal_price,
+    number,
+    open_contracts,
+    prefixed,
+    tick_for,
+    with_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import FrameError, canonical_base, iso_to_ns, make_instrument
 from ingest.venues.bitmex import FUNDING_HISTORY_PATH, PERPETUAL, Bitmex
@@ -124,7 +132,8 @@ class BitmexSim(VenueSim):
             )  # fmt: skip
         else:
             return None  # no USDC perpetuals
-        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        inst = msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        return with_open_interest(inst, nominal_price(inst.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         rows = [_listing_row(i) for i in instruments if i.venue == self.name]
@@ -253,6 +262,7 @@ def _listing_row(inst: Instrument) -> dict[str, Any]:
         "markPrice": price,
         "indicativeSettlePrice": price,
         "foreignNotional24h": None if volume is None else number(volume),
+        "openInterest": None if volume is None else int(open_contracts(inst, price)),
         "homeNotional24h": None if volume is None else number((volume / price).quantize(Decimal(1))),
         "timestamp": _iso(1_790_516_400_000),
     }
