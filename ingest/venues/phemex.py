@@ -28,6 +28,10 @@ book takes one per symbol, so:
   process-wide: books and the pack ride on different sockets), so the sized quote wins.
 - 24 h volume: ``GET /md/v3/ticker/24hr/all`` (every hedged symbol in one GET, ``turnoverRv`` in
   the settle currency) fetched with the listing; optional, older files give None.
+- Open interest: the same rows' ``openInterestRv`` is a quantity of the named asset despite its
+  "value" suffix (ccxt's documented sample: ``openInterestRv`` 1323.596 beside ``volumeRq`` 7406.95
+  BTC and ``turnoverRv`` 124.8M USDT on BTCUSDT), so ``open_interest_quote`` = openInterestRv x
+  ``markRp``. COIN-M (inverse) tickers are not fetched: None there.
 - Funding interval: ``fundingInterval`` (seconds) per product in the listing.
 """
 
@@ -274,8 +278,13 @@ class Phemex(Venue):
     @classmethod
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         instruments = cls._products(listing[PRODUCTS_PATH])
-        volumes = _volumes(listing.get(TICKERS_PATH))
-        return [msgspec.structs.replace(i, volume_24h_quote=volumes.get(i.native_symbol)) for i in instruments]
+        volumes, depths = _volumes(listing.get(TICKERS_PATH)), _open_interest(listing.get(TICKERS_PATH))
+        return [
+            msgspec.structs.replace(
+                i, volume_24h_quote=volumes.get(i.native_symbol), open_interest_quote=depths.get(i.native_symbol)
+            )
+            for i in instruments
+        ]
 
     @classmethod
     def _products(cls, response: dict[str, Any]) -> list[Instrument]:
@@ -320,6 +329,18 @@ def _volumes(response: Any) -> dict[str, Decimal | None]:
         return {row["symbol"]: dec(row.get("turnoverRv")) for row in response["result"]}
     except (KeyError, TypeError, AttributeError) as exc:
         raise FrameError(f"{TICKERS_PATH}: unexpected response {exc!r}") from exc
+
+
+def _open_interest(response: Any) -> dict[str, Decimal]:
+    """Open interest per hedged symbol: ``openInterestRv`` (units of the named asset) x ``markRp``."""
+    if response is None:
+        return {}
+    depths = {}
+    for row in response["result"]:  # shape checked by _volumes
+        held, mark = dec(row.get("openInterestRv")), dec(row.get("markRp"))
+        if held is not None and mark is not None:
+            depths[row["symbol"]] = held * mark
+    return depths
 
 
 def _levels(raw: Any, scales: Scales | None) -> list[tuple[Decimal, Decimal]]:

@@ -61,6 +61,7 @@ def test_instruments_from_products() -> None:
         quote="USDT", settle="USDT", kind=ContractKind.LINEAR, price_multiplier=Decimal(1000),
         contract_size=Decimal(1000), tick_size=Decimal("0.0000001"), funding_interval_h=8,
         volume_24h_quote=Decimal("10113220.51"),
+        open_interest_quote=Decimal("3374.5706722"),  # openInterestRv 301220 (1000PEPE units) x markRp 0.01120301
     )  # fmt: skip
     assert SCALES["BTCUSD"] == Scales(price=4, ratio=8)
     assert "BTCUSDT" not in SCALES  # hedged prices are unscaled strings
@@ -283,6 +284,9 @@ def test_volume_from_the_all_tickers_listing() -> None:
     instruments = {i.native_symbol: i for i in load_venue_instruments("phemex")}
     assert instruments["BTCUSDT"].volume_24h_quote == Decimal("762103311.2231")
     assert instruments["ETHUSDT"].volume_24h_quote is None and instruments["BTCUSD"].volume_24h_quote is None
+    # openInterestRv is BTC (ccxt's sample beside volumeRq), valued at markRp.
+    assert instruments["BTCUSDT"].open_interest_quote == Decimal("109638879.939334367499443")
+    assert instruments["ETHUSDT"].open_interest_quote is None and instruments["BTCUSD"].open_interest_quote is None
     assert Phemex.instrument_paths == ("/public/products", TICKERS_PATH)
     with pytest.raises(FrameError):
         Phemex.parse_instruments(

@@ -35,7 +35,15 @@ from ingest.simulator.base import (
     to_contracts,
     to_venue_qty,
 )
-from ingest.simulator.listing_helpers import nominal_price, number, plain, prefixed, tick_for
+from ingest.simulator.listing_helpers import (
+    nominal_price,
+    number,
+    open_units,
+    plain,
+    prefixed,
+    tick_for,
+    with_unit_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import canonical_base, make_instrument
 from ingest.venues.phemex import PRODUCTS_PATH, TICKERS_PATH
@@ -95,7 +103,8 @@ class PhemexSim(VenueSim):
             cls.name, native, asset, spec.group, spec.group, ContractKind.LINEAR, Decimal(spec.multiplier),
             tick_for(price), spec.funding_interval_h,
         )  # fmt: skip
-        return msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        inst = msgspec.structs.replace(inst, volume_24h_quote=spec.volume_24h_quote)
+        return with_unit_open_interest(inst, nominal_price(inst.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -291,7 +300,8 @@ def _ticker(inst: Instrument) -> dict[str, Any]:
     volume = inst.volume_24h_quote or Decimal(0)
     return {
         "askRp": price, "bidRp": price, "fundingRateRr": "0.0001", "highRp": price, "indexRp": price,
-        "lastRp": price, "lowRp": price, "markRp": price, "openInterestRv": "0", "openRp": price,
+        "lastRp": price, "lowRp": price, "markRp": price, "openRp": price,
+        "openInterestRv": plain(open_units(inst, Decimal(price))),
         "predFundingRateRr": "0.0001", "symbol": inst.native_symbol, "timestamp": 1790516400000000000,
         "turnoverRv": plain(volume), "volumeRq": plain((volume / Decimal(price)).quantize(Decimal(1))),
     }  # fmt: skip
