@@ -39,7 +39,9 @@ markets), taken for linear contracts only (⚠ the inverse ``value`` unit is not
 documented). A listing file without them (the bundled snapshot, older caches)
 gives 8 h and no volume; a live fetch fails without the funding rates (a wrong
 interval is a wrong APR: the cached listing is better) and goes on without the
-ticker.
+ticker. Open interest: the same ticker rows' ``open_interest_volume`` (base units of a linear
+market, https://docs.coinex.com/api/v2/futures/market/http/list-market-ticker) x their
+``mark_price``, linear only again (the inverse unit is not documented either: None).
 """
 
 from __future__ import annotations
@@ -236,6 +238,7 @@ class Coinex(Venue):
     def parse_instruments(cls, listing: dict[str, Any]) -> list[Instrument]:
         intervals = _by_market(listing.get(FUNDING_PATH), _interval_h)
         volumes = _by_market(listing.get(TICKER_PATH), lambda row: dec(row.get("value")))
+        depths = _by_market(listing.get(TICKER_PATH), _open_interest)
         instruments = []
         for row in listing[MARKET_PATH]["data"]:
             kind = KINDS.get(row.get("contract_type", ""))
@@ -244,6 +247,8 @@ class Coinex(Venue):
             market = row["market"]
             volume = volumes.get(market) if kind is ContractKind.LINEAR else None
             instrument = cls._instrument(row, kind, intervals.get(market) or DEFAULT_INTERVAL_H)
+            if kind is ContractKind.LINEAR and depths.get(market) is not None:
+                instrument = msgspec.structs.replace(instrument, open_interest_quote=depths[market])
             instruments.append(
                 instrument if volume is None else msgspec.structs.replace(instrument, volume_24h_quote=volume)
             )
@@ -266,6 +271,12 @@ class Coinex(Venue):
             tick_size=dec(row.get("tick_size")),
             funding_interval_h=interval_h,
         )
+
+
+def _open_interest(row: dict[str, Any]) -> Decimal | None:
+    """``open_interest_volume`` (base units) x ``mark_price``: quote currency for a linear market."""
+    held, mark = dec(row.get("open_interest_volume")), dec(row.get("mark_price"))
+    return held * mark if held is not None and mark is not None else None
 
 
 def _by_market(response: Any, value: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ingest.instruments import load_venue_instruments
+from ingest.instruments import BUNDLED_DIR, load_venue_instruments
 from ingest.plan import sticky_plan
 from ingest.runner import ConnectionRunner, RunnerConfig
 from ingest.simulator.base import BOOK, FUNDING, ListingSpec, SimSession
@@ -31,7 +31,7 @@ from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.server import Simulator
 from ingest.simulator.venues.coinex import CoinexSim
 from ingest.venues.base import Connection, FrameError, load_json
-from ingest.venues.coinex import Coinex
+from ingest.venues.coinex import TICKER_PATH, Coinex
 from plumbing.broker import free_port
 from plumbing.errors import RetryableError
 from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
@@ -312,6 +312,22 @@ def test_generated_listing_round_trips_every_group_with_intervals_and_volumes() 
     wanted = {(s.base, s.group): s.volume_24h_quote for s in specs}
     linear = [i for i in instruments if i.kind is ContractKind.LINEAR]
     assert all(i.volume_24h_quote == wanted[(i.base, i.quote)] for i in linear)
+    assert btc_usd.open_interest_quote is None  # nor the inverse open interest's
+    assert all((i.open_interest_quote is None) == (i.volume_24h_quote is None) for i in linear)
+
+
+def test_open_interest_from_the_ticker_linear_only() -> None:
+    listing = load_json((BUNDLED_DIR / "coinex.json").read_bytes())
+    # /v2/futures/ticker rows as documented: strings, open_interest_volume in base units (inverse: not read).
+    rows = [
+        {"market": "BTCUSDT", "value": "4120331004.12", "mark_price": "86408.8", "open_interest_volume": "1820.709"},
+        {"market": "BTCUSD", "value": "1201.3", "mark_price": "86401.6", "open_interest_volume": "2566879"},
+        {"market": "ETHUSDT", "value": "1", "open_interest_volume": "20714.38"},  # no mark: not guessed
+    ]
+    parsed = Coinex.parse_instruments(listing | {TICKER_PATH: {"code": 0, "data": rows, "message": "OK"}})
+    by_market = {i.native_symbol: i.open_interest_quote for i in parsed}
+    assert by_market["BTCUSDT"] == Decimal("157325279.8392")  # 1820.709 BTC x 86408.8 USDT
+    assert (by_market["BTCUSD"], by_market["ETHUSDT"], by_market["SOLUSDT"]) == (None, None, None)
 
 
 def test_prefixed_contracts_are_not_offered() -> None:
@@ -326,7 +342,8 @@ def test_listing_files_without_funding_or_tickers_give_8_hours_and_no_volume() -
     listing = CoinexSim(instruments).listing(instruments)
     del listing["/v2/futures/funding-rate"], listing["/v2/futures/ticker"]
     parsed = Coinex.parse_instruments(listing)
-    assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, volume_24h_quote=None) for i in instruments]
+    unknown = {"volume_24h_quote": None, "open_interest_quote": None}
+    assert parsed == [msgspec.structs.replace(i, funding_interval_h=8, **unknown) for i in instruments]
 
 
 def test_whole_market_plan_books_by_200_state_once_for_every_market() -> None:
@@ -364,7 +381,7 @@ async def test_fetch_goes_on_without_tickers_but_not_without_funding_intervals()
     listing = CoinexSim(instruments).listing(instruments)
     raw = await _fetch_from({p: listing[p] for p in ("/v2/futures/market", "/v2/futures/funding-rate")})
     parsed = Coinex.parse_instruments(load_json(raw))
-    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None) for i in instruments]
+    assert parsed == [msgspec.structs.replace(i, volume_24h_quote=None, open_interest_quote=None) for i in instruments]
     assert {i.funding_interval_h for i in parsed} == {1, 4, 8}
     # A wrong interval is a wrong APR: without the funding rates the fetch fails (the cache serves).
     with pytest.raises(RetryableError, match="funding-rate: HTTP 404"):

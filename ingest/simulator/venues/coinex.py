@@ -34,7 +34,14 @@ import orjson
 
 from ingest.simulator.base import BOOK, FUNDING, Frame, ListingSpec, SimSession, VenueSim, to_venue_qty
 from ingest.simulator.funding_history import Settled, instrument, int_param
-from ingest.simulator.listing_helpers import next_funding_ms, nominal_price, plain, tick_for
+from ingest.simulator.listing_helpers import (
+    next_funding_ms,
+    nominal_price,
+    open_units,
+    plain,
+    tick_for,
+    with_unit_open_interest,
+)
 from ingest.simulator.market import SimFunding, SimQuote
 from ingest.venues.base import make_instrument
 from ingest.venues.coinex import FUNDING_HISTORY_PATH
@@ -100,7 +107,8 @@ class CoinexSim(VenueSim):
         )  # fmt: skip
         if not linear or spec.volume_24h_quote is None:
             return instrument  # the inverse turnover's unit is not documented: no volume read
-        return msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+        instrument = msgspec.structs.replace(instrument, volume_24h_quote=spec.volume_24h_quote)
+        return with_unit_open_interest(instrument, nominal_price(instrument.tick_size))
 
     def listing(self, instruments: list[Instrument]) -> dict[str, Any]:
         mine = [i for i in instruments if i.venue == self.name]
@@ -246,7 +254,8 @@ def _ticker(inst: Instrument) -> dict[str, Any]:
         "volume_buy": "0",
         "index_price": price,
         "mark_price": price,
-        "open_interest_volume": "0",
+        # Base units (linear); an inverse row's figure is not read (its unit is not documented).
+        "open_interest_volume": plain(open_units(inst, Decimal(price))),
         "period": 86400,
     }
 
