@@ -24,6 +24,11 @@ the symbols whose cap/floor or interval was adjusted, with ``fundingIntervalHour
 every other symbol funds every 8 h. Binance changes intervals live (announced
 moves to 4 h or 1 h); the hourly listing refresh picks them up. The mark-price
 stream does not carry the interval.
+
+Open interest: none. ``/fapi/v1/ticker/24hr`` carries no open interest; Binance publishes it
+only per symbol (``GET /fapi/v1/openInterest?symbol=``, https://developers.binance.com/docs/
+derivatives/usds-margined-futures/market-data/rest-api/Open-Interest), i.e. ~500 calls per
+refresh, and no stream carries it; ``Instrument.open_interest_quote`` stays None (decision 0028).
 """
 
 from __future__ import annotations

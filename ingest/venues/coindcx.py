@@ -28,6 +28,9 @@ which ingest refreshes hourly, so a live interval change is picked up there.
 
 Listing: ``active_instruments`` names every active pair, then one ``instrument``
 details GET per pair (there is no bulk call), paced under the documented limit.
+Neither carries 24 h volume or open interest, and no other public call lists them
+(https://docs.coindcx.com/#futures-end-points): ``volume_24h_quote`` and
+``open_interest_quote`` stay None.
 """
 
 from __future__ import annotations
