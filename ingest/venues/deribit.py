@@ -18,7 +18,10 @@ few dozen perpetuals (BTC/ETH inverse, ``*_USDC-PERPETUAL`` linear), so one
 connection carries them all. The quote channel has no sequence numbers: nothing
 to resync. Funding accrues continuously; ``funding_8h`` is reported as an 8 h
 rate for every instrument. 24 h volume is not in the instrument listing and
-``get_book_summary_by_currency`` needs one request per currency: not fetched.
+``get_book_summary_by_currency`` needs one request per currency: not fetched. The same
+holds for open interest (that summary's ``open_interest``: USD for inverse perpetuals, base coin
+for linear ones, https://docs.deribit.com/api-reference/market-data/public-get_book_summary_by_currency),
+so ``open_interest_quote`` is None (decision 0028).
 """
 
 from __future__ import annotations
