@@ -280,8 +280,9 @@ export interface paths {
         /**
          * Funding Table Route
          * @description Funding per symbol and venue: live APR from each venue's own interval, realised APR over `period`,
-         *     payouts a day, next funding, volume. `spread` = max - min realised APR in the row (sort `spread`,
-         *     `apr` = largest |APR|, `volume`; `market_cap` sorts by volume: no market caps are kept).
+         *     payouts a day, next funding, volume, open interest. `spread` = max - min realised APR in the row
+         *     (sort `spread`, `apr` = largest |APR|, `volume` and `open_interest` = the row's sum over venues that
+         *     publish it, largest first; `market_cap` sorts by volume: no market caps are kept).
          */
         get: operations["funding_table_route_api_funding_table__get"];
         put?: never;
@@ -1183,6 +1184,11 @@ export interface components {
              * @description Unix ms of the next settlement
              */
             next_funding_time: number | null;
+            /**
+             * Open Interest
+             * @description open interest as notional in the quote currency, from the venue's listing or ticker (null: the venue publishes none in it, e.g. Binance)
+             */
+            open_interest?: number | null;
             /** Predicted Apr */
             predicted_apr: number | null;
             /**
@@ -1806,6 +1812,11 @@ export interface components {
             /** Next Funding Time */
             next_funding_time: number;
             /**
+             * Open Interest
+             * @description open interest, quote notional (null: not published)
+             */
+            open_interest?: number | null;
+            /**
              * Price
              * @description executable per base unit now: ask (long leg) or bid (short leg)
              */
@@ -2334,10 +2345,20 @@ export interface components {
             interval_h: number | null;
             /** Next Funding Time */
             next_funding_time: number | null;
+            /**
+             * Open Interest
+             * @description open interest, quote notional (null: not published)
+             */
+            open_interest?: number | null;
             /** Predicted Apr */
             predicted_apr: number | null;
             /** Price */
             price: number | null;
+            /**
+             * Volume
+             * @description 24 h traded notional, quote currency
+             */
+            volume?: number | null;
         };
         /** SymbolPricesOut */
         SymbolPricesOut: {
@@ -2874,6 +2895,8 @@ export interface operations {
             query?: {
                 /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
                 exchanges?: string[] | null;
+                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set */
+                min_open_interest?: number | null;
                 /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
                 min_volume?: number | null;
                 page?: number;
@@ -3196,6 +3219,8 @@ export interface operations {
             query?: {
                 /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
                 exchanges?: string[] | null;
+                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set */
+                min_open_interest?: number | null;
                 /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
                 min_volume?: number | null;
                 page?: number;
@@ -3203,7 +3228,7 @@ export interface operations {
                 period?: "1h" | "4h" | "1d" | "3d" | "7d" | "30d";
                 /** @description symbols containing this text */
                 q?: string | null;
-                sort?: "spread" | "apr" | "market_cap" | "volume" | "symbol";
+                sort?: "spread" | "apr" | "market_cap" | "volume" | "open_interest" | "symbol";
             };
             header?: never;
             path?: never;

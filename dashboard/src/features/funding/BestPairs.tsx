@@ -76,8 +76,18 @@ export function BestPairs() {
   const [period, setPeriod] = useState<PairPeriod>("now");
   const [side, setSide] = useState<PairSide>("ALL");
   const [floor, setFloor] = useState("");
+  const [depth, setDepth] = useState("");
   const [page, setPage] = useState(1);
-  const pairs = useBestPairs({ period, side, q: "", exchanges: [], minVolume: parseVolume(floor), page, pageSize: 10 });
+  const pairs = useBestPairs({
+    period,
+    side,
+    q: "",
+    exchanges: [],
+    minVolume: parseVolume(floor),
+    minOpenInterest: parseVolume(depth),
+    page,
+    pageSize: 10,
+  });
   return (
     <section data-testid="best-pairs">
       <h2>Best pairs</h2>
@@ -100,6 +110,9 @@ export function BestPairs() {
         </label>
         <label title="24 h traded notional per leg, e.g. 5m or 250k">
           min volume <input className="narrow" value={floor} onChange={(e) => (setFloor(e.target.value), setPage(1))} aria-label="min volume" />
+        </label>
+        <label title="open interest per leg, quote notional, e.g. 1m; a leg whose venue publishes none is left out">
+          min OI <input className="narrow" value={depth} onChange={(e) => (setDepth(e.target.value), setPage(1))} aria-label="min open interest" />
         </label>
         {pairs.isError && <span className="warn">{String(pairs.error)}</span>}
       </div>

@@ -1,5 +1,5 @@
 /** One symbol's funding: per-venue current and averaged APR, 30 days of settlements, its pairs. */
-import { fmtPct, fmtPrice } from "../../lib/format";
+import { fmtPct, fmtPrice, fmtQty } from "../../lib/format";
 import { href } from "../../lib/route";
 import { PairsTable } from "./BestPairs";
 import { Apr, IntervalBadge } from "./parts";
@@ -78,6 +78,8 @@ export function CoinDetail({ symbol }: { symbol: string }) {
               <th className="r">7d</th>
               <th className="r">30d</th>
               <th className="r">price</th>
+              <th className="r">24h volume</th>
+              <th className="r">open interest</th>
             </tr>
           </thead>
           <tbody>
@@ -103,6 +105,10 @@ export function CoinDetail({ symbol }: { symbol: string }) {
                   <Apr value={s.avg_apr} />
                 </td>
                 <td className="r num">{fmtPrice(s.price)}</td>
+                <td className="r num">{fmtQty(s.volume)}</td>
+                <td className="r num" data-testid="coin-open-interest">
+                  {fmtQty(s.open_interest)}
+                </td>
               </tr>
             ))}
           </tbody>

@@ -63,6 +63,7 @@ function entry(exchange: string, interval_h: number, live_apr: number, healthy =
     image: null,
     market_cap: null,
     volume: 5_000_000,
+    open_interest: exchange === "binance" ? null : 12_340_000, // Binance's all-symbol ticker has none
     rate: 0.0001,
     interval_h,
     funding_per_h: 0.0001 / interval_h,
@@ -117,6 +118,8 @@ describe("FundingScreen", () => {
     expect(capped).toHaveLength(1); // only okx's rate sits at its cap; unknown caps show nothing
     expect(within(rows[2] as HTMLElement).getByTestId("at-cap-badge").textContent).toBe("at cap");
     expect(rows[0]?.textContent).toContain("10.95 %");
+    const depths = rows.map((r) => within(r).getByTestId("open-interest").textContent);
+    expect(depths).toEqual(["—", "12.34M", "12.34M"]);
     expect(screen.getAllByTestId("sparkline")).toHaveLength(3);
     expect((await screen.findByTestId("funding-stats")).textContent).toContain("34 settled rates kept (25h0m of history)");
     expect(screen.queryByTestId("funding-alerts")).toBeNull(); // no alert yet: no section
@@ -131,12 +134,17 @@ describe("FundingScreen", () => {
     fireEvent.change(screen.getByLabelText("table sort"), { target: { value: "apr" } });
     fireEvent.change(screen.getByLabelText("table period"), { target: { value: "7d" } });
     fireEvent.change(screen.getByLabelText("min volume"), { target: { value: "5m" } });
+    fireEvent.change(screen.getByLabelText("min open interest"), { target: { value: "250k" } });
     await screen.findAllByTestId("funding-venue-row");
     await new Promise((resolve) => setTimeout(resolve, 20));
     const table = apiCalls.filter((u) => u.pathname === "/api/funding-table/").at(-1);
     expect([table?.searchParams.get("sort"), table?.searchParams.get("period")]).toEqual(["apr", "7d"]);
     const pairs = apiCalls.filter((u) => u.pathname === "/api/best-opportunities/").at(-1);
-    expect(pairs?.searchParams.get("min_volume")).toBe("5000000");
+    expect([pairs?.searchParams.get("min_volume"), pairs?.searchParams.get("min_open_interest")]).toEqual(["5000000", "250000"]);
+    fireEvent.change(screen.getByLabelText("table sort"), { target: { value: "open_interest" } });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const byDepth = apiCalls.filter((u) => u.pathname === "/api/funding-table/").at(-1);
+    expect(byDepth?.searchParams.get("sort")).toBe("open_interest");
   });
 });
 
@@ -179,7 +187,21 @@ describe("CoinDetail", () => {
     const detail: CoinDetailOut = {
       symbol: "ETH",
       asset: null,
-      summary_stats: [],
+      summary_stats: [
+        {
+          exchange: "bybit",
+          instrument_id: "ETH-USDT-PERP@bybit",
+          current_apr: 39.42,
+          avg_apr: null,
+          averages: { "1d": null, "3d": null, "7d": null, "30d": null },
+          price: 2000,
+          volume: 20_000_000,
+          open_interest: 30_000_000,
+          interval_h: 4,
+          next_funding_time: NOW + HOUR,
+          predicted_apr: null,
+        },
+      ],
       history: [
         { exchange: "binance", instrument_id: "ETH-USDT-PERP@binance", points: [{ t: NOW - 16 * HOUR, v: 21.9 }, { t: NOW - 8 * HOUR, v: 10.95 }] },
         { exchange: "okx", instrument_id: "ETH-USDT-PERP@okx", points: [] },
@@ -194,6 +216,7 @@ describe("CoinDetail", () => {
     expect(lines.map((l) => l.dataset.venue)).toEqual(["binance", "hyperliquid"]);
     expect(lines[0]?.getAttribute("points")?.split(" ")).toHaveLength(2);
     expect(within(screen.getByTestId("coin-pairs")).getAllByTestId("pair-row")).toHaveLength(1);
+    expect(screen.getByTestId("coin-open-interest").textContent).toBe("30.00M");
   });
 });
 

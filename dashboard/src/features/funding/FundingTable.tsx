@@ -1,4 +1,4 @@
-/** The funding table: per symbol, each venue's rate, interval, APR now and realised, next funding, volume. */
+/** The funding table: per symbol, each venue's rate, interval, APR now and realised, next funding, volume, open interest. */
 import { useState } from "react";
 import { useNow } from "../../lib/clock";
 import { fmtPct, fmtPrice, fmtQty } from "../../lib/format";
@@ -11,6 +11,7 @@ const SORTS: { value: TableSort; label: string }[] = [
   { value: "spread", label: "realised APR spread" },
   { value: "apr", label: "largest |APR|" },
   { value: "volume", label: "24 h volume" },
+  { value: "open_interest", label: "open interest" },
   { value: "symbol", label: "symbol" },
 ];
 
@@ -59,6 +60,9 @@ function VenueRow({ row, entry, first, now }: { row: Omit<FundingRowOut, "asset_
         <Countdown at={entry.next_funding_time} now={now} estimated={entry.next_funding_estimated} />
       </td>
       <td className="r num">{fmtQty(entry.volume)}</td>
+      <td className="r num" data-testid="open-interest" title="open interest, quote notional (— : the venue publishes none)">
+        {fmtQty(entry.open_interest)}
+      </td>
       <td className="r num">{fmtPrice(entry.price)}</td>
     </tr>
   );
@@ -113,6 +117,7 @@ export function FundingTable() {
               <th>history</th>
               <th className="r">next funding</th>
               <th className="r">24h volume</th>
+              <th className="r">open interest</th>
               <th className="r">price</th>
             </tr>
           </thead>

@@ -13,7 +13,7 @@ export type CoinDetailOut = S["CoinDetailOut"];
 export type FundingStatsOut = S["FundingStatsOut"];
 
 export type TablePeriod = "1h" | "4h" | "1d" | "3d" | "7d" | "30d";
-export type TableSort = "spread" | "apr" | "market_cap" | "volume" | "symbol";
+export type TableSort = "spread" | "apr" | "market_cap" | "volume" | "open_interest" | "symbol";
 export type PairPeriod = "now" | "1d" | "3d" | "7d" | "14d" | "30d";
 export type PairSide = "ALL" | "LONG" | "SHORT";
 
@@ -24,6 +24,8 @@ export interface TableQuery {
   exchanges: string[];
   /** Liquidity floor, quote currency traded in 24 h (undefined: none). */
   minVolume?: number | undefined;
+  /** Open-interest floor, quote notional (undefined: none; a venue that publishes none is then left out). */
+  minOpenInterest?: number | undefined;
   page: number;
   pageSize: number;
 }
@@ -34,6 +36,7 @@ export interface PairsQuery {
   side: PairSide;
   exchanges: string[];
   minVolume?: number | undefined;
+  minOpenInterest?: number | undefined;
   page: number;
   pageSize: number;
 }
@@ -46,6 +49,7 @@ function listParams<P>(query: {
   q: string;
   exchanges: string[];
   minVolume?: number | undefined;
+  minOpenInterest?: number | undefined;
   page: number;
   pageSize: number;
 }) {
@@ -54,6 +58,7 @@ function listParams<P>(query: {
     q: query.q || undefined,
     exchanges: query.exchanges.length > 0 ? query.exchanges : undefined,
     min_volume: query.minVolume,
+    min_open_interest: query.minOpenInterest,
     page: query.page,
     page_size: query.pageSize,
   };
