@@ -10,6 +10,9 @@ venues) -> `arbstream ingest` -> Kafka -> `arbstream worker` -> `arbstream api`:
   ``/api/funding-history/``, and both history and ranking survive a restart of the API and the
   worker;
 - the worker alerted the pair on ``/api/funding-alerts`` (funding episode);
+- each venue's open interest reaches ``/api/funding-table/`` as the simulator's listing states it
+  (the 1 h leg's venue publishes one, Binance none), and ``min_open_interest`` drops the planted
+  pair, whose Binance leg has no known open interest;
 - in Chromium the Funding screen shows the planted pair first and the coin page draws the history
   chart (``dashboard/e2e/funding.e2e.mjs``; skipped without Chromium unless ARBSTREAM_REQUIRE_E2E).
 """
@@ -91,6 +94,36 @@ def planted() -> tuple[str, dict[str, tuple[Decimal, int]]]:
     return base, legs
 
 
+def listed_open_interest(base: str) -> dict[str, Decimal | None]:
+    """Open interest per venue of the base's USDT contracts in the generated market, built here
+    with the simulator's seed (what each venue's listing publishes, in quote currency)."""
+    market = restrict(generated_market(implemented_venues(), seed=SEED), [base])
+    return {i.venue: i.open_interest_quote for i in market.instruments if i.quote == "USDT"}
+
+
+def open_interest(api: str, base: str, venues: set[str]) -> dict[str, Any] | None:
+    """``open_interest`` per venue of the base's funding-table row, once every venue in ``venues`` is in it."""
+    status, body = _get(f"{api}/api/funding-table/?q={base}&page_size=50")
+    if status != 200:
+        return None
+    shown = {
+        e["exchange"]: e["open_interest"]
+        for row in body["results"]
+        if row["symbol"] == base
+        for e in row["exchanges_data"]
+        if e["instrument_id"].startswith(f"{base}-USDT-")
+    }
+    return shown if venues <= set(shown) else None
+
+
+def fmt_qty(value: Decimal | None) -> str:
+    """The dashboard's ``fmtQty`` for the values used here (1e4 and up), "—" for none."""
+    if value is None:
+        return "—"
+    assert value >= 10_000
+    return f"{float(value) / 1e6:.2f}M" if value >= 1_000_000 else f"{float(value) / 1e3:.1f}k"
+
+
 def best_pair(api: str, base: str, legs: dict[str, tuple[Decimal, int]]) -> dict[str, Any] | None:
     """The top pair once the planted one leads (the planted legs' rates reach the API one venue
     feed at a time: before the 1 h leg's arrives, the 4 h/8 h pair leads for a moment)."""
@@ -147,7 +180,9 @@ def history_point(api: str, base: str, venue: str, at_ms: int) -> dict[str, Any]
     return points[0] if points else None
 
 
-def run_browser(api: str, base: str, pair: str, history_venues: list[str], artifacts: Path) -> str:
+def run_browser(
+    api: str, base: str, pair: str, history_venues: list[str], depths: dict[str, str], artifacts: Path
+) -> str:
     env = {
         **os.environ,
         "E2E_BASE": api,
@@ -158,6 +193,7 @@ def run_browser(api: str, base: str, pair: str, history_venues: list[str], artif
         "E2E_BREAK_EVEN": "",
         "E2E_COIN": base,
         "E2E_HISTORY_VENUES": ",".join(history_venues),
+        "E2E_OPEN_INTEREST": ",".join(f"{venue}={text}" for venue, text in depths.items()),
     }
     run = subprocess.run(
         ["node", "e2e/funding.e2e.mjs"], cwd=DASHBOARD, env=env, capture_output=True, text=True, timeout=120
@@ -210,6 +246,14 @@ def test_planted_carry_ranks_first_settles_and_survives_restarts(
             settles_ms = int(_get(f"{sim}/control/carries")[1][-1]["first_settlement_ms"])
             top = _wait("the planted pair ranked first", 90, lambda: best_pair(api, base, legs), logs)
             check_pair(top, legs)
+            listed = listed_open_interest(base)
+            assert listed[long_venue] is None and listed[short_venue] is not None  # Binance publishes none
+            shown = _wait("open interest", 30, lambda: open_interest(api, base, set(legs)), logs)
+            assert {v: shown[v] for v in legs} == {v: listed[v] for v in legs}
+            assert all(shown[venue] == listed[venue] for venue in shown)
+            deep = _get(f"{api}/api/best-opportunities/?q={base}&min_open_interest=1")[1]["results"]
+            assert deep and all(long_venue not in (p["long"]["exchange"], p["short"]["exchange"]) for p in deep)
+            assert all(p["long"]["open_interest"] >= 1 and p["short"]["open_interest"] >= 1 for p in deep)
             point = _wait("the settlement", 90, lambda: history_point(api, base, long_venue, settles_ms), logs)
             assert (point["rate"], point["interval_h"], point["apr"]) == (D("-0.002"), 8, D("-219"))
             assert point["estimated_time"] is False
@@ -232,6 +276,7 @@ def test_planted_carry_ranks_first_settles_and_survives_restarts(
             series = _get(f"{api}/api/funding-history/{base}")[1]["series"]
             drawn = [s["exchange"] for s in series if s["points"]]  # in the API's order (by instrument id)
             artifacts = REPO_ROOT / "test-artifacts" / "funding-stack"
-            run_browser(api, base, f"{long_venue}/{short_venue}", drawn, artifacts)
+            depths = {venue: fmt_qty(listed[venue]) for venue in (long_venue, short_venue)}
+            run_browser(api, base, f"{long_venue}/{short_venue}", drawn, depths, artifacts)
     if missing_for_browser is not None:
         pytest.skip(f"API checks passed; browser part skipped: {missing_for_browser}")

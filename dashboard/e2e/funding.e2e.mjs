@@ -7,7 +7,9 @@
 //
 // The expectations default to that scenario; tests/test_funding_stack.py points the script at the
 // simulator-fed stack with E2E_PAIR (long/short), E2E_APR, E2E_BREAK_EVEN ("" = any "N.N h"),
-// E2E_COIN and E2E_HISTORY_VENUES (comma list of venues whose history lines the coin page draws).
+// E2E_COIN and E2E_HISTORY_VENUES (comma list of venues whose history lines the coin page draws),
+// E2E_OPEN_INTEREST (venue=text pairs the table's open-interest cells must show, "—" where the venue
+// publishes none).
 //
 // Prints one line `E2E_RESULT {json}` and exits non-zero on failure.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -25,6 +27,11 @@ const BREAK_EVEN = process.env.E2E_BREAK_EVEN ?? "20.0 h";
 const COIN = process.env.E2E_COIN ?? "ETH";
 const HISTORY_VENUES = (process.env.E2E_HISTORY_VENUES ?? "binance,bybit,hyperliquid").split(",");
 const AT_CAP = process.env.E2E_AT_CAP ?? ""; // venues whose rate sits at its cap: the table marks them "at cap"
+// The scenario's open interest (tests/test_funding_support.py OPEN_INTEREST): Binance publishes none.
+const OPEN_INTEREST = (process.env.E2E_OPEN_INTEREST ?? "binance=—,bybit=30.00M,hyperliquid=12.00M")
+  .split(",")
+  .filter(Boolean)
+  .map((pair) => pair.split("="));
 mkdirSync(ARTIFACTS, { recursive: true });
 
 async function waitFor(what, timeoutMs, check) {
@@ -85,6 +92,12 @@ try {
     assert(JSON.stringify(capped) === JSON.stringify(AT_CAP.split(",")), `"at cap" on ${AT_CAP} only: ${capped}`);
     result.atCap = capped;
   }
+  // Each venue's first row: the first symbol's (the planted one ranks first; later rows may list the venue again).
+  const depths = await page.$$eval('[data-testid="funding-table"] [data-testid="funding-venue-row"]', (rows) =>
+    Object.fromEntries(rows.reverse().map((r) => [r.getAttribute("data-venue"), r.querySelector('[data-testid="open-interest"]')?.textContent])),
+  );
+  result.openInterest = depths;
+  for (const [venue, text] of OPEN_INTEREST) assert(depths[venue] === text, `open interest of ${venue} is ${text}: ${JSON.stringify(depths)}`);
   await page.screenshot({ path: join(ARTIFACTS, "funding.png") });
 
   await page.click(`[data-testid="funding-table"] a[href="#/funding/${COIN}"]`);
