@@ -1,6 +1,6 @@
 /** Best carry pairs: long the low-funding venue, short the high one, with entry cost and break-even. */
 import { useState } from "react";
-import { fmtPct, fmtPrice } from "../../lib/format";
+import { fmtPct, fmtPrice, fmtQty } from "../../lib/format";
 import { href } from "../../lib/route";
 import { Apr, IntervalBadge, Pager, parseVolume } from "./parts";
 import { type PairOut, type PairPeriod, type PairSide, useBestPairs } from "./queries";
@@ -41,6 +41,9 @@ export function PairRow({ pair }: { pair: PairOut }) {
       <td className="r num">
         {fmtPrice(pair.long.price)} / {fmtPrice(pair.short.price)}
       </td>
+      <td className="r num" data-testid="pair-open-interest" title="open interest of each leg, quote notional (— : the venue publishes none)">
+        {fmtQty(pair.long.open_interest)} / {fmtQty(pair.short.open_interest)}
+      </td>
     </tr>
   );
 }
@@ -59,6 +62,7 @@ export function PairsTable({ pairs, testId = "pairs-table" }: { pairs: PairOut[]
             <th className="r">break-even</th>
             <th className="r">carry to common settlement</th>
             <th className="r">ask / bid</th>
+            <th className="r">OI long / short</th>
           </tr>
         </thead>
         <tbody>

@@ -27,6 +27,7 @@ function leg(exchange: string, interval_h: number, rate: number, apr: number, pr
     price,
     fee: 0.0005,
     volume: 50_000_000,
+    open_interest: exchange === "bybit" ? 30_000_000 : 12_000_000,
   };
 }
 
@@ -109,6 +110,7 @@ describe("FundingScreen", () => {
     expect(pair.dataset.pair).toBe("hyperliquid/bybit");
     expect(within(pair).getByTestId("pair-apr").textContent).toBe("48.18 %");
     expect(within(pair).getByTestId("pair-break-even").textContent).toBe("20.0 h");
+    expect(within(pair).getByTestId("pair-open-interest").textContent).toBe("12.00M / 30.00M");
     const rows = await screen.findAllByTestId("funding-venue-row");
     expect(rows.map((r) => r.dataset.venue)).toEqual(["binance", "hyperliquid", "okx"]);
     const badges = within(screen.getByTestId("funding-table")).getAllByTestId("interval-badge");
