@@ -50,7 +50,8 @@ MinOpenInterest = Annotated[
         ge=0,
         allow_inf_nan=False,
         description="open-interest floor: open interest as quote notional per instrument; an instrument "
-        "whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set",
+        "whose venue publishes no open interest (Binance, Deribit, CoinDCX, CoinEx and Phemex inverse) is "
+        "left out when a floor is set",
     ),
 ]
 PageNumber = Annotated[int, Query(ge=1, le=100_000)]

@@ -2895,7 +2895,7 @@ export interface operations {
             query?: {
                 /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
                 exchanges?: string[] | null;
-                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set */
+                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX, CoinEx and Phemex inverse) is left out when a floor is set */
                 min_open_interest?: number | null;
                 /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
                 min_volume?: number | null;
@@ -3219,7 +3219,7 @@ export interface operations {
             query?: {
                 /** @description only these venues (repeatable, or a comma list); unknown names answer 404 */
                 exchanges?: string[] | null;
-                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX) is left out when a floor is set */
+                /** @description open-interest floor: open interest as quote notional per instrument; an instrument whose venue publishes no open interest (Binance, Deribit, CoinDCX, CoinEx and Phemex inverse) is left out when a floor is set */
                 min_open_interest?: number | null;
                 /** @description liquidity floor: 24 h traded notional (quote currency) per instrument; an instrument whose venue publishes no volume is left out when a floor is set */
                 min_volume?: number | null;
