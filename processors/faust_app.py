@@ -24,7 +24,7 @@ from plumbing.kafka import partition_counts, resolve_bootstrap
 from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
 from processors.faust_host import EngineHost
-from processors.faust_tuning import limit_fetch_wait
+from processors.faust_tuning import commit_against_one_assignment, limit_fetch_wait, throttle_livelock_scan
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.topics import ticks_topic
@@ -36,7 +36,9 @@ SYMBOLS_TABLE = "symbols"
 
 def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) -> tuple[faust.App, EngineHost]:
     """The Faust app reading ``tick_names`` (a list that :class:`TopicDiscovery` extends in place)."""
-    limit_fetch_wait(settings.worker_fetch_max_wait_ms)
+    limit_fetch_wait(settings.worker_fetch_max_wait_ms, settings.worker_fetch_min_bytes)
+    throttle_livelock_scan(settings.worker_livelock_check_s)
+    commit_against_one_assignment()
     topics = WorkerTopics.of(settings)
     app = faust.App(
         topics.group,

@@ -43,6 +43,14 @@ class WorkerSettings(CommonSettings):
     worker_fetch_max_wait_ms: int = Field(
         default=20, ge=1, le=1500, description="longest broker long-poll of the worker's consumer"
     )
+    worker_fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="bytes a fetch waits for (up to the max wait) before the broker answers: fewer, fuller fetches",
+    )
+    worker_livelock_check_s: float = Field(
+        default=30.0, gt=0, description="how often Faust's per-partition stall check (it only logs) runs"
+    )
     worker_session_timeout_s: float = Field(
         default=30.0, gt=0, description="how long the group waits for a silent worker before rebalancing its partitions"
     )

@@ -31,7 +31,11 @@ from tests.helpers import TopicWatcher, running
 from tests.test_processors_pipeline import dislocation, worker_env
 
 SETTINGS = WorkerSettings(
-    kafka_bootstrap="127.0.0.1:1", worker_fetch_max_wait_ms=20, worker_resubscribe_delay_s=0.5, namespace="t1"
+    kafka_bootstrap="127.0.0.1:1",
+    worker_fetch_max_wait_ms=20,
+    worker_fetch_min_bytes=4096,
+    worker_resubscribe_delay_s=0.5,
+    namespace="t1",
 )
 
 
@@ -43,6 +47,60 @@ async def test_fetch_wait_patch_reaches_the_consumer_faust_builds() -> None:
     original = getattr(faust_aiokafka.AIOKafkaConsumerThread, _ORIGINAL)(thread, transport)
     # Faust still hard-codes 1.5 s (if this fails, a Faust setting may now replace the patch).
     assert (original._fetch_max_wait_ms, patched._fetch_max_wait_ms) == (1500, 20)
+    assert (original._fetch_min_bytes, patched._fetch_min_bytes) == (1, 4096)
+
+
+class FakeConsumerThread:
+    """What Faust's consumer thread's ``_commit`` and livelock scan touch, recorded."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+        self.assignment_calls = 0
+        self.committed: dict[Any, Any] = {}
+        self.checked: list[TP] = []
+        self.tp_last_committed_at: dict[TP, float] = {}
+        self.should_stop = False
+        self.log = logging.getLogger("fake")
+
+    def assignment(self) -> set[TP]:
+        self.assignment_calls += 1
+        return set(self.assigned)
+
+    def _ensure_consumer(self) -> FakeConsumerThread:
+        return self
+
+    async def commit(self, offsets: dict[Any, Any]) -> None:
+        self.committed = offsets
+
+    async def sleep(self, _: float) -> None:
+        await asyncio.sleep(0)
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        self.checked.append(tp)
+
+
+async def test_commit_reads_the_assignment_once_and_commits_only_assigned_partitions() -> None:
+    create_app(SETTINGS, "127.0.0.1:1", ["t1.ticks.BTC"])
+    assigned = {TP(f"t1.ticks.S{i}", 0) for i in range(300)}
+    thread = FakeConsumerThread(assigned)
+    offsets = {**{tp: 7 for tp in assigned}, TP("t1.ticks.GONE", 0): 9}
+    assert await faust_aiokafka.AIOKafkaConsumerThread._commit(cast(Any, thread), offsets) is True
+    # Faust's own code ran (it builds aiokafka offsets); it called assignment() once per partition.
+    assert {(tp.topic, tp.partition, m.offset) for tp, m in thread.committed.items()} == {
+        (tp.topic, tp.partition, 7) for tp in assigned
+    }
+    assert thread.assignment_calls == 1
+    assert set(thread.tp_last_committed_at) == assigned
+
+
+async def test_livelock_scan_runs_at_most_every_interval_over_every_partition() -> None:
+    create_app(SETTINGS.model_copy(update={"worker_livelock_check_s": 60.0}), "127.0.0.1:1", ["t1.ticks.BTC"])
+    thread = FakeConsumerThread({TP(f"t1.ticks.S{i}", p) for i in range(500) for p in range(3)})
+    scan = faust_aiokafka.Consumer.verify_all_partitions_active
+    await scan(cast(Any, thread))
+    assert sorted(thread.checked) == sorted(thread.assigned)
+    await scan(cast(Any, thread))  # within the interval: nothing
+    assert len(thread.checked) == 1_500
 
 
 async def test_new_topics_are_subscribed_after_the_configured_delay_not_faust_s_45_s() -> None:

@@ -58,7 +58,25 @@ class Service:
                 # A crashed or interrupted bench must not leave services behind.
                 preexec_fn=die_with_parent,
             )
+        self._attach_sampler()
         return self
+
+    def _attach_sampler(self) -> None:
+        """With ``ARBSTREAM_BENCH_PYSPY=<dir>``, py-spy samples every thread of each worker (Faust's
+        consumer thread too, which the pyinstrument profile cannot see) until the worker exits, and
+        writes ``<dir>/<log stem>.pyspy.txt`` (collapsed stacks: one line per stack and its count)."""
+        out_dir = os.environ.get("ARBSTREAM_BENCH_PYSPY", "")
+        if self.args[:1] != ["worker"] or not out_dir or self.proc is None:
+            return
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        out = Path(out_dir).resolve() / f"{self.log_path.stem}.pyspy.txt"
+        sampler = [str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--nonblocking", "-r", "50"]
+        subprocess.Popen(
+            [*sampler, "-f", "raw", "-o", str(out), "-p", str(self.proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
 
     @property
     def pid(self) -> int:
