@@ -126,7 +126,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from arbstream.bench.runner import run_cli
 
     stages = [name.strip() for name in args.stages.split(",")] if args.stages else None
-    return run_cli(quick=args.quick, out=args.out, stages=stages, mix=args.mix)
+    return run_cli(quick=args.quick, out=args.out, stages=stages, mix=args.mix, partitions=args.partitions)
 
 
 def _cmd_soak(args: argparse.Namespace) -> int:
@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=["market", "bench"],
                 default="market",
                 help="ticks of the broker stages: the simulator's whole market (default) or BTC and ETH only",
+            )
+            cmd.add_argument(
+                "--partitions", type=int, help="partitions per topic of the broker stages (default: the plan's)"
             )
         if name == "soak":
             cmd.add_argument("--minutes", type=float, default=60.0, help="how long faults are injected")

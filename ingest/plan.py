@@ -121,8 +121,9 @@ def connection_instruments(venue: Venue, conn: Connection, instruments: Sequence
 
 
 def listing_fields(instrument: Instrument) -> tuple[object, ...]:
-    """What a connection's parser depends on: every field but the 24 h volume, which changes on
-    every refresh and must not reconnect anything."""
+    """What a connection's parser depends on: a whitelist, leaving out the liquidity figures (24 h
+    volume, open interest) and the funding caps, which change on refreshes and must not reconnect
+    anything."""
     return (
         instrument.instrument_id,
         instrument.native_symbol,

@@ -26,7 +26,7 @@ from types import TracebackType
 
 from plumbing.errors import BrokerNotReadyError, BrokerStartError
 from plumbing.kafka import wait_until_ready
-from plumbing.settings import REPO_ROOT, BrokerSettings
+from plumbing.settings import REPO_ROOT, BrokerSettings, CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,8 @@ def _server_properties(host: str, port: int, controller_port: int, log_dirs: Pat
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dirs),
-        "num.partitions": "3",
+        # Topics a client creates by subscribing to them: as arbstream's default (decision 0029).
+        "num.partitions": str(CommonSettings.model_fields["topic_partitions"].default),
         "offsets.topic.replication.factor": replication,
         "offsets.topic.num.partitions": "10",
         "transaction.state.log.replication.factor": replication,

@@ -43,7 +43,12 @@ class CommonSettings(BaseSettings):
         description="prefix for every topic name; keeps tests, replays and backtests apart",
         pattern=r"^[A-Za-z0-9_-]*$",
     )
-    topic_partitions: int = Field(default=3, ge=1, description="partitions for topics we create")
+    topic_partitions: int = Field(
+        default=1,
+        ge=1,
+        description="partitions for topics we create: one worker per partition at most, so set it to the number of "
+        "workers before the topics exist (each ticks.<BASE> topic uses one; the others cost every worker CPU)",
+    )
     log_level: str = "INFO"
 
 

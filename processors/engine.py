@@ -13,7 +13,7 @@ without being counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -21,7 +21,7 @@ from typing import Protocol
 import msgspec
 
 from processors.arbitrage import ArbConfig, FastBook, expire_episodes, process_quote
-from processors.funding import FundingConfig, process_funding
+from processors.funding import FundingConfig, expire_funding_episodes, process_funding
 from processors.health_view import HealthView
 from schemas.arbitrage import EpisodeClosed, FundingEpisodeClosed, FundingOpportunity, Opportunity, SymbolState
 from schemas.market import Funding, Health, Quote, decode_ticks, encode
@@ -204,16 +204,21 @@ class Engine:
             if tick.base == base and insane(tick) is None:
                 self._rebuild(slot, tick)
 
-    def sweep(self, base: str, horizon_ns: int) -> Emitted:
+    def sweep(self, base: str, horizon_ns: int, health: Mapping[str, Health] | None = None) -> Emitted:
         """Close ``base``'s episodes whose legs expired before event time ``horizon_ns``, though no
         tick of the symbol came to find them (the worker's clock minus its grace, decision 0024)."""
         out = Emitted()
         slot = self.slots.get(base)
-        if slot is None or not slot.state.episodes:
+        if slot is None:
             return out
-        outcome = expire_episodes(slot.state, horizon_ns, self.config)
-        out.closed += outcome.closed
-        slot.urgent = slot.urgent or outcome.transitions > 0
+        if slot.state.episodes:
+            outcome = expire_episodes(slot.state, horizon_ns, self.config)
+            out.closed += outcome.closed
+            slot.urgent = slot.urgent or outcome.transitions > 0
+        if slot.state.funding_episodes:
+            funded = expire_funding_episodes(base, slot.state, horizon_ns, self.funding_config, health)
+            out.funding_closed += funded.closed
+            slot.urgent = slot.urgent or funded.transitions > 0
         return out
 
     def _apply_tick(

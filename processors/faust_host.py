@@ -184,7 +184,7 @@ class EngineHost:
             await self._send(self.topics.rejected, base.encode(), encode_arb(letter))
 
     async def sweep(self) -> int:
-        """Close episodes of symbols whose ticks stopped, by the event-time clock (decision 0024).
+        """Close episodes (price and funding) of symbols whose ticks stopped, by the event-time clock (decision 0024).
 
         Only symbols whose partition has nothing waiting: one with records not yet delivered is
         behind, and its own ticks will close (or keep) its episodes in order."""
@@ -197,9 +197,9 @@ class EngineHost:
         for tp, base in list(self._owned.items()):
             slot = self.engine.slots.get(base)
             # Most symbols have no episode: skip them before asking the consumer for a high-water mark.
-            if slot is None or not slot.state.episodes or not self._caught_up(tp):
+            if slot is None or not (slot.state.episodes or slot.state.funding_episodes) or not self._caught_up(tp):
                 continue
-            out = self.engine.sweep(base, horizon)
+            out = self.engine.sweep(base, horizon, self.health.at(horizon))
             if out.closed:
                 closed += len(out.closed)
                 swept.append(base)

@@ -269,6 +269,25 @@ def _gap(short_apr: Decimal | None, long_apr: Decimal | None) -> Decimal | None:
     return short_apr - long_apr if short_apr is not None and long_apr is not None else None
 
 
+def expire_funding_episodes(
+    symbol: str, state: SymbolState, now_ns: int, config: FundingConfig, health: Mapping[str, Health] | None = None
+) -> FundingOutcome:
+    """Close ``symbol``'s funding episodes that a leg can no longer hold at event time ``now_ns``
+    (stale rate or quote, unhealthy venue), though no funding tick came to find them: the sweep's
+    half of the episode discipline (decision 0024). An episode whose legs are still usable is left
+    as it is — a sweep is not an evaluation."""
+    outcome = FundingOutcome()
+    for key in list(state.funding_episodes):
+        long_id, short_id = key.split("|")
+        long, short = state.funding[long_id], state.funding[short_id]
+        opportunity, problem = evaluate_pair(symbol, long, short, state, health or {}, now_ns, config)
+        if opportunity is None:
+            step = step_episode(state, key, None, problem, now_ns, config)
+            outcome.closed += step.closed
+            outcome.transitions += step.transitions
+    return outcome
+
+
 def process_funding(
     symbol: str,
     state: SymbolState,

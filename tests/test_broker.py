@@ -105,7 +105,7 @@ async def test_worker_publishes_the_latest_quote_per_instrument(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     topic = ticks_topic("BTC", namespace)
-    await ensure_topics(kafka_bootstrap, [topic], partitions=3)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=3)  # the worker below is told 3
     quotes = [
         Quote(
             instrument_id="BTC-USDT-PERP@binance",
@@ -121,7 +121,7 @@ async def test_worker_publishes_the_latest_quote_per_instrument(
         )
         for i, bid in enumerate(["64000.1", "64000.2", "64000.3"])
     ]
-    env = service_env(kafka_bootstrap, namespace)
+    env = service_env(kafka_bootstrap, namespace, ARBSTREAM_TOPIC_PARTITIONS="3")
     instrument = quotes[-1].instrument_id.encode()
     with running(["worker"], env, tmp_path / "worker.log") as worker:
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)

@@ -29,6 +29,7 @@ from tests.helpers import consume_until, running, service_env
 
 VENUES = "binance,bybit,okx"
 SYMBOLS = ("BTC", "ETH", "SOL")
+PARTITIONS = 3
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +138,7 @@ def test_broker_killed_mid_stream_loses_no_tick_and_duplicates_no_alert(
         ARBSTREAM_METRICS_PORT=str(metrics_port),
         ARBSTREAM_WORKER_DATA_DIR=str(tmp_path / "worker"),
         ARBSTREAM_COOLDOWN_S="0",  # every episode alerts: many alerts to find a duplicate among
+        ARBSTREAM_TOPIC_PARTITIONS=str(PARTITIONS),  # leaders spread over the brokers
     )
     with ExitStack() as processes:
         sim = processes.enter_context(running(["simulate"], env, tmp_path / "simulate.log"))
@@ -182,7 +184,7 @@ def _led_by_other(bootstrap: str, namespace: str, node_id: int) -> bool:
 
 def _btc_leader(bootstrap: str, namespace: str) -> int:
     """The node leading BTC's tick partition: killing it forces a leader change under the producer."""
-    return asyncio.run(_leader_of(bootstrap, ticks_topic("BTC", namespace), symbol_partition(b"BTC", 3)))
+    return asyncio.run(_leader_of(bootstrap, ticks_topic("BTC", namespace), symbol_partition(b"BTC", PARTITIONS)))
 
 
 def _check_topics(bootstrap: str, stack: Stack, counters: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from processors.funding import FundingConfig, entry_price, process_funding, rate_problem
+from processors.funding import FundingConfig, entry_price, expire_funding_episodes, process_funding, rate_problem
 from schemas.arbitrage import SymbolState
 from schemas.market import HealthState
 from tests.test_funding_logic import CONFIG, T0, funding, health, quote, step
@@ -188,3 +188,26 @@ def test_ages_and_durations_are_whole_milliseconds() -> None:
     assert (alert.long.age_ms, type(alert.long.age_ms)) == (2, int)
     (closed,) = process_funding("BTC", state, funding("okx", "0", 1, T0 + 2_700_000 + 1_500_000), CONFIG).closed
     assert (closed.duration_ms, type(closed.duration_ms)) == (1, int)
+
+
+def test_the_sweep_closes_a_funding_episode_once_a_leg_is_stale_and_leaves_a_usable_one_alone() -> None:
+    state = SymbolState()
+    process_funding("BTC", state, funding("binance", "0", 1, T0), CONFIG)
+    assert step(state, "okx", "0.0001", T0 + S) == (1, 0)
+    evaluations = state.funding_episodes[KEY].evaluations
+    # Binance's rate (T0) is exactly max-age old: still a leg; the sweep is not an evaluation.
+    kept = expire_funding_episodes("BTC", state, T0 + MAX_AGE_NS, CONFIG)
+    assert (kept.closed, kept.transitions, state.funding_episodes[KEY].evaluations) == ([], 0, evaluations)
+    out = expire_funding_episodes("BTC", state, T0 + MAX_AGE_NS + 1, CONFIG)
+    assert [(c.long_instrument_id, c.short_instrument_id, c.close_reason) for c in out.closed] == [
+        ("BTC-USDT-PERP@binance", "BTC-USDT-PERP@okx", "stale funding rate")
+    ]
+    assert (out.transitions, state.funding_episodes) == (1, {})
+
+
+def test_the_sweep_closes_a_funding_episode_whose_venue_went_down() -> None:
+    state = SymbolState()
+    process_funding("BTC", state, funding("binance", "0", 1, T0), CONFIG)
+    assert step(state, "okx", "0.0001", T0 + S) == (1, 0)
+    out = expire_funding_episodes("BTC", state, T0 + 2 * S, CONFIG, {"okx": health("okx", HealthState.DISCONNECTED)})
+    assert [c.close_reason for c in out.closed] == ["venue disconnected"] and state.funding_episodes == {}

@@ -87,6 +87,9 @@ def worker_env(bootstrap: str, namespace: str, tmp_path: Path, symbols: str) -> 
         # that conflates when behind would merge them (tested on its own in test_engine.py).
         ARBSTREAM_WORKER_CONFLATE_AFTER_MS="0",
         ARBSTREAM_WORKER_SESSION_TIMEOUT_S="6",
+        # Three partitions per topic (the product's default is one): these tests cover the symbol
+        # partitioner and records sent to another symbol's partition.
+        ARBSTREAM_TOPIC_PARTITIONS="3",
     )
 
 

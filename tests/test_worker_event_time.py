@@ -207,7 +207,9 @@ async def test_ticks_the_restored_row_already_holds_are_not_counted_again(
     """The changelog row is ahead of the committed offset (a worker died between writing the row and
     committing): the new owner re-reads ticks the row holds. Counting okx's first tick twice would
     open the episode on that re-read (a phantom evaluation); the alert must come from the third tick."""
-    settings = WorkerSettings(kafka_bootstrap=kafka_bootstrap, namespace=namespace, symbols=["ADA"], min_ticks=2)
+    settings = WorkerSettings(
+        kafka_bootstrap=kafka_bootstrap, namespace=namespace, symbols=["ADA"], min_ticks=2, topic_partitions=3
+    )  # as worker_env
     await prepare_topics(kafka_bootstrap, settings)
     t0 = time.time_ns()
     binance, okx_first, okx_second = opening("ADA", t0)

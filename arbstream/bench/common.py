@@ -43,7 +43,8 @@ class Plan:
     market_floor: int = 300
     mix: str = "market"
     """Ticks of the broker stages: ``market`` (the simulator's whole market) or ``bench`` (BTC and ETH)."""
-    partitions: int = 3
+    partitions: int = 1
+    """Partitions per topic of the broker stages: the product's default (decision 0029); ``--partitions``."""
 
     @classmethod
     def make(cls, quick: bool, mix: str = "market") -> Plan:

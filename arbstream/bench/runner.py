@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -185,7 +186,13 @@ def _write(summary: Result, out_dir: Path, run_id: str) -> list[Path]:
     return [json_path, md_path]
 
 
-def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None, mix: str = "market") -> int:
+def run_cli(
+    quick: bool,
+    out: Path | None,
+    stages: Sequence[str] | None = None,
+    mix: str = "market",
+    partitions: int | None = None,
+) -> int:
     """``arbstream bench``: always exit 0 once results are written — a benchmark reports, it does not judge."""
     # The bench polls topics that services create moments later; aiokafka logs each miss at ERROR.
     logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
@@ -196,7 +203,9 @@ def run_cli(quick: bool, out: Path | None, stages: Sequence[str] | None = None, 
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ConfigError(f"unknown bench stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
-    summary, paths = run_bench(Plan.make(quick, mix), out or DEFAULT_OUT, stages)
+    plan = Plan.make(quick, mix)
+    plan = plan if partitions is None else dataclasses.replace(plan, partitions=partitions)
+    summary, paths = run_bench(plan, out or DEFAULT_OUT, stages)
     report.print_tables(summary, Console())
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
