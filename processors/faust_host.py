@@ -97,9 +97,11 @@ class EngineHost:
         newest = 0
         touched: list[str] = []
         grouped = by_partition(events)
-        await self._take_over(grouped)
+        revoked = await self._take_over(grouped)
         for tp, records in grouped.items():
             base = self._owned.get(tp)
+            if tp in revoked:
+                continue  # its new owner reads it from the committed offset
             if base is None:
                 await self._forward(tp, records)
             else:
@@ -118,7 +120,7 @@ class EngineHost:
         self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
 
-    async def _take_over(self, grouped: dict[TP, list[TickRecord]]) -> None:
+    async def _take_over(self, grouped: dict[TP, list[TickRecord]]) -> set[TP]:
         """Load the symbols of partitions delivered for the first time since their assignment.
 
         Done here, before their first records, not in the rebalance callback: Faust resumes the
@@ -126,18 +128,28 @@ class EngineHost:
         Faust starts a partition at the group's committed offset, so the first record delivered
         tells which ticks the previous owner processed: the ones before it only rebuild quotes
         (those of the last max-quote-age + 1 s, read back by :class:`RebuildReader`).
+
+        Returns the partitions of the batch that are no longer assigned: records Faust fetched
+        before a rebalance revoked them (their symbol is not loaded again; the new owner reads them).
         """
+        unseen = [tp for tp in grouped if tp not in self._owned and tp not in self._foreign]
+        if not unseen:
+            return set()
+        assigned = self.app.consumer.assignment()
+        revoked = {tp for tp in unseen if tp not in assigned}
+        if revoked:
+            log.info("dropped records of %d partitions revoked meanwhile: %s", len(revoked), sorted(revoked)[:5])
         fresh: dict[TP, tuple[str, int]] = {}
-        for tp, records in grouped.items():
-            if tp in self._owned or tp in self._foreign:
+        for tp in unseen:
+            if tp in revoked:
                 continue
             base = base_of_ticks_topic(tp.topic, self.settings.namespace)
             if tp.partition != self._home(tp.topic, base):
                 self._foreign.add(tp)
             else:
-                fresh[tp] = (base, records[0].offset)
+                fresh[tp] = (base, grouped[tp][0].offset)
         if not fresh:
-            return
+            return revoked
         recent = await self.rebuild.read({(tp.topic, tp.partition): first for tp, (_, first) in fresh.items()})
         for tp, (base, first) in fresh.items():
             if base not in self.engine.slots:
@@ -145,6 +157,7 @@ class EngineHost:
                 self.engine.load(base, decode_state(stored) if stored else None, first - 1)
                 self.engine.rebuild(base, recent.get((tp.topic, tp.partition), []))
             self._owned[tp] = base
+        return revoked
 
     def _home(self, topic: str, base: str) -> int:
         return symbol_partition(base.encode(), self._partitions_of(topic))

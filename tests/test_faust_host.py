@@ -1,0 +1,38 @@
+"""The Faust host's per-batch routing, without a broker: records of partitions revoked meanwhile."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from faust.types import TP
+
+from processors.faust_app import create_app
+from processors.settings import WorkerSettings
+from schemas.market import encode_ticks
+from tests.test_engine import quote
+
+SETTINGS = WorkerSettings(kafka_bootstrap="127.0.0.1:1", namespace="t1")
+
+
+def _event(tp: TP, offset: int) -> Any:
+    value = encode_ticks([quote("binance", "100", "100.1", 1)])
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, key=b"BTC", value=value, timestamp=1.0))
+
+
+async def test_records_of_a_partition_revoked_before_they_were_handled_are_dropped_not_loaded() -> None:
+    """Faust can hand over records it fetched before a rebalance took their partition away: the
+    host must neither load the symbol (a slot nobody would drop) nor forward them."""
+    app, host = create_app(SETTINGS, "127.0.0.1:1", ["t1.ticks.BTC"])
+    gone, kept = TP("t1.ticks.BTC", 0), TP("t1.ticks.ETH", 0)
+    cast(Any, app.consumer).assignment = lambda: {kept}
+    sent: list[tuple[str, bytes]] = []
+
+    async def send(topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
+        sent.append((topic, symbol))
+
+    cast(Any, host)._send = send
+    host._foreign.add(kept)  # so the kept partition needs no rebuild read (no broker here)
+    await host.handle([_event(gone, 5), _event(gone, 6)])
+    assert (host.engine.slots, host._owned, sent) == ({}, {}, [])
+    assert host.engine.counters.processed == 0
