@@ -24,7 +24,13 @@ from plumbing.kafka import partition_counts, resolve_bootstrap
 from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
 from processors.faust_host import EngineHost
-from processors.faust_tuning import commit_against_one_assignment, limit_fetch_wait, throttle_livelock_scan
+from processors.faust_tuning import (
+    MAX_POLL_RECORDS,
+    PARTITION_FETCH_BYTES,
+    commit_against_one_assignment,
+    limit_fetch_wait,
+    throttle_livelock_scan,
+)
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.topics import ticks_topic
@@ -53,6 +59,9 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         processing_guarantee="at_least_once",
         producer_linger=0.005,
         producer_max_batch_size=1 << 20,
+        # Bound what the consumer holds while behind (see processors.faust_tuning).
+        consumer_max_fetch_size=PARTITION_FETCH_BYTES,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         broker_commit_interval=settings.worker_commit_interval_ms / 1000,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),

@@ -103,3 +103,30 @@ class _AssignmentReadOnce:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._thread, name)
+
+
+PARTITION_FETCH_BYTES = 128 * 1024
+"""Faust's ``consumer_max_fetch_size`` for the worker: aiokafka's ``max_partition_fetch_bytes``,
+the most one fetch returns per partition (Faust's default: 1 MiB). A setting, not a patch.
+
+aiokafka keeps what it fetched for a partition in memory until the agent has taken all of it,
+and only leaves that partition out of the next fetch: a worker behind on many partitions (after
+a restart, a broker outage, or while it cannot keep up) holds up to partitions × this much. At
+1 MiB that is 480 MiB for the whole market at one partition per topic and 1.4 GiB at three (the
+60-minute soak's worker reached 1,306 MiB); at 128 KiB, 60 MiB and 180 MiB (issue 13). It costs
+no throughput: 128 KiB is ~300 one-tick records of one symbol per fetch, and a record batch
+larger than this still arrives whole once its partition is the first with data in a fetch
+(KIP-74: the broker never sends a consumer part of a batch; aiokafka shuffles the partitions of
+every fetch); ``tests/test_processors_faust.py`` checks both on the real consumer and broker."""
+
+MAX_POLL_RECORDS = 2_000
+"""Faust's ``broker_max_poll_records`` for the worker: the most records one ``getmany`` hands
+Faust (Faust's default: no limit). Faust turns a whole ``getmany`` into messages before its stream
+buffer (4,096 events) can push back, so a worker catching up took everything aiokafka had
+buffered into Python objects at once (~0.9 million more live memory blocks on the whole market).
+2,000 records are ~0.5 s of work for a worker catching up (~4,000 records/s measured): the agent's
+buffer stays full.
+
+Both limits measured on the whole market (480 topics, one partition each; 417k records of backlog
+published with no worker, then the worker started): peak RSS 355 -> 142 MiB, caught up in ~150 s
+-> ~105 s."""

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -23,7 +23,7 @@ from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.discovery import matching, split_by_partitions
 from processors.faust_app import create_app
 from processors.faust_host import TickRecord, by_partition
-from processors.faust_tuning import _ORIGINAL
+from processors.faust_tuning import _ORIGINAL, MAX_POLL_RECORDS, PARTITION_FETCH_BYTES
 from processors.settings import WorkerSettings
 from schemas.arbitrage import Opportunity, decode_event
 from schemas.topics import OPPORTUNITIES, ticks_pattern, ticks_topic, topic_name
@@ -48,6 +48,56 @@ async def test_fetch_wait_patch_reaches_the_consumer_faust_builds() -> None:
     # Faust still hard-codes 1.5 s (if this fails, a Faust setting may now replace the patch).
     assert (original._fetch_max_wait_ms, patched._fetch_max_wait_ms) == (1500, 20)
     assert (original._fetch_min_bytes, patched._fetch_min_bytes) == (1, 4096)
+
+
+async def test_the_consumer_faust_builds_holds_at_most_128_kib_per_partition_and_polls_2000_records() -> None:
+    """aiokafka holds a fetched chunk per partition until the agent takes it: at Faust's 1 MiB
+    default, a worker behind on the whole market (1,440 partitions) could hold 1.4 GiB, and Faust
+    took all of it into Python objects in one ``getmany`` (no poll limit by default; issue 13)."""
+    app, _ = create_app(SETTINGS, "127.0.0.1:1", ["t1.ticks.BTC"])
+    consumer, transport = cast(Any, app.consumer), cast(Any, app.transport)
+    built = faust_aiokafka.AIOKafkaConsumerThread(consumer)._create_worker_consumer(transport)
+    assert built._max_partition_fetch_bytes == PARTITION_FETCH_BYTES == 128 * 1024
+    assert 1_440 * built._max_partition_fetch_bytes <= 180 * 2**20
+    assert built._max_poll_records == MAX_POLL_RECORDS == 2_000
+
+
+async def test_a_record_batch_larger_than_the_partition_fetch_limit_still_arrives_whole(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    """The limit only paces a partition: a batch bigger than it (here ~300 KiB, one linger) comes
+    whole, never skipped, though other partitions of the same fetch have data too."""
+    topic = f"{namespace}.big-batches"
+    await ensure_topics(kafka_bootstrap, [topic], 4)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=500, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"x" * 1024, partition=0) for _ in range(300)]
+        sent += [await producer.send(topic, b"small", partition=p) for p in (1, 2, 3) for _ in range(50)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+    )
+    await consumer.start()
+    offsets: dict[int, list[int]] = {p: [] for p in range(4)}
+    chunks: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while sum(map(len, offsets.values())) < 450 and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                offsets[tp.partition] += [r.offset for r in records]
+                chunks += [len(records)] if tp.partition == 0 else []
+    finally:
+        await consumer.stop()
+    assert offsets == {0: list(range(300)), 1: list(range(50)), 2: list(range(50)), 3: list(range(50))}
+    # One fetch brought more than the limit's worth of 1 KiB records: the batch came whole.
+    assert max(chunks) * 1024 > PARTITION_FETCH_BYTES
 
 
 class FakeConsumerThread:
