@@ -108,8 +108,10 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
         funding("okx", "-0.0005", 8, t0 + 11 * MS),
     ]
     topics = [topic_name(t, namespace) for t in (OPPORTUNITIES, OPPORTUNITY_EPISODES, FUNDING_OPPORTUNITIES)]
+    # The tick topics too, before anything is sent: a send to a missing topic would create it
+    # with the broker's default partition count, which the worker (told 3) refuses.
+    await ensure_topics(kafka_bootstrap, [*topics, ticks_topic("BTC", namespace), ticks_topic("ETH", namespace)], 3)
     with running(["worker"], worker_env(kafka_bootstrap, namespace, tmp_path, "BTC,ETH"), tmp_path / "w.log"):
-        await ensure_topics(kafka_bootstrap, topics, 3)
         async with TopicWatcher(kafka_bootstrap, topics) as watcher:
             await send_in_order(kafka_bootstrap, namespace, script)
             await watcher.wait_for(lambda rs: len(rs) >= 3, 60, "an alert, a closed episode, a funding alert")
