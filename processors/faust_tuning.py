@@ -129,4 +129,4 @@ buffer stays full.
 
 Both limits measured on the whole market (480 topics, one partition each; 417k records of backlog
 published with no worker, then the worker started): peak RSS 355 -> 142 MiB, caught up in ~150 s
--> ~105 s."""
+-> ~105 s. Keeping up (1,500 ticks/s for 6 min) it stays at 82-88 MiB either way."""
