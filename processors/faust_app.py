@@ -30,6 +30,7 @@ from processors.faust_tuning import (
     commit_against_one_assignment,
     limit_fetch_wait,
     throttle_livelock_scan,
+    tolerate_revoked_highwater,
 )
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
@@ -45,6 +46,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     limit_fetch_wait(settings.worker_fetch_max_wait_ms, settings.worker_fetch_min_bytes)
     throttle_livelock_scan(settings.worker_livelock_check_s)
     commit_against_one_assignment()
+    tolerate_revoked_highwater()
     topics = WorkerTopics.of(settings)
     app = faust.App(
         topics.group,

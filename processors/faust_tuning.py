@@ -130,3 +130,29 @@ buffer stays full.
 Both limits measured on the whole market (480 topics, one partition each; 417k records of backlog
 published with no worker, then the worker started): peak RSS 355 -> 142 MiB, caught up in ~150 s
 -> ~105 s. Keeping up (1,500 ticks/s for 6 min) it stays at 82-88 MiB either way."""
+
+
+_HIGHWATER_ORIGINAL = "_arbstream_original_highwater"
+
+
+def tolerate_revoked_highwater() -> None:
+    """Faust's ``getmany`` asks the high-water mark of each record's partition while it hands over
+    records fetched before a rebalance; aiokafka asserts the partition is still assigned, and the
+    ``AssertionError`` crashed Faust's fetcher and stopped the worker (seen in the 60-minute soak,
+    issue 13). The replacement answers None for a partition no longer assigned (the host then drops
+    its records: :meth:`processors.faust_host.EngineHost.handle`) and otherwise does what the
+    original does (idempotent)."""
+    thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread
+    if not hasattr(thread_class, _HIGHWATER_ORIGINAL):
+        setattr(thread_class, _HIGHWATER_ORIGINAL, thread_class.highwater)
+    original = getattr(thread_class, _HIGHWATER_ORIGINAL)
+
+    def highwater(self: Any, tp: TP) -> int | None:
+        try:
+            return cast(int | None, original(self, tp))
+        except AssertionError:
+            if self._ensure_consumer()._subscription.is_assigned(tp):
+                raise
+            return None
+
+    thread_class.highwater = highwater

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from processors.faust_app import create_app
@@ -36,3 +37,32 @@ async def test_records_of_a_partition_revoked_before_they_were_handled_are_dropp
     await host.handle([_event(gone, 5), _event(gone, 6)])
     assert (host.engine.slots, host._owned, sent) == ({}, {}, [])
     assert host.engine.counters.processed == 0
+
+
+class _Subscription:
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+
+    def is_assigned(self, tp: TP) -> bool:
+        return tp in self.assigned
+
+
+class _AiokafkaConsumer:
+    """aiokafka's consumer as Faust's ``highwater`` reads it: it asserts the partition is assigned."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self._subscription = _Subscription(assigned)
+
+    def highwater(self, tp: TP) -> int:
+        assert self._subscription.is_assigned(tp), "Partition is not assigned"
+        return 42
+
+
+def test_the_high_water_mark_of_a_partition_revoked_meanwhile_is_none_not_a_crash() -> None:
+    create_app(SETTINGS, "127.0.0.1:1", ["t1.ticks.BTC"])
+    held = TP("t1.ticks.BTC", 0)
+    consumer = _AiokafkaConsumer({held})
+    thread = SimpleNamespace(consumer=SimpleNamespace(in_transaction=False), _ensure_consumer=lambda: consumer)
+    highwater = faust_aiokafka.AIOKafkaConsumerThread.highwater
+    assert highwater(cast(Any, thread), held) == 42
+    assert highwater(cast(Any, thread), TP("t1.ticks.ETH", 0)) is None
