@@ -79,6 +79,7 @@ class SpreadHistory:
         self.clock = clock
         self._bridges = bridges
         self._interval_ns = interval_ms * 1_000_000
+        self._window_ns = points * self._interval_ns
         self._series: dict[str, dict[tuple[str, str], deque[Stored]]] = {}
         """symbol -> (v1, v2) with v1 < v2 -> (time, v1's price, v2's price): one entry serves both
         directions, and one record's price objects are shared by all the pairs of its venues — at
@@ -101,6 +102,10 @@ class SpreadHistory:
                 series[-1] = (series[-1][0], p1, p2)  # inside the interval: new values, same time
             else:
                 series.append((now, p1, p2))
+            # Only the window (points x interval) is kept, by time: a tail symbol's few samples an
+            # hour would otherwise fill its ring over hours (the soak's API grew ~6 MiB/min).
+            while series[0][0] < now - self._window_ns:
+                series.popleft()
 
     def since(self, symbol: str, venue1: str, venue2: str, since_ns: int) -> list[Sample]:
         """Samples of (venue1, venue2) taken at or after ``since_ns``, oldest first: ``spread`` is

@@ -45,7 +45,9 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
 
     # Memory grows with symbols x ordered venue pairs (182 for 14 venues) x points: keep it modest.
     spread_history_points: int = Field(
-        default=600, ge=1, description="spread samples kept per (symbol, venue pair): 10 min at the max rate"
+        default=600,
+        ge=1,
+        description="spread samples kept per (symbol, venue pair): those of the last points x interval (10 min)",
     )
     spread_history_interval_ms: int = Field(
         default=1_000, ge=1, description="at most one spread sample per venue pair per interval"

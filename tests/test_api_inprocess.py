@@ -89,7 +89,8 @@ def test_spread_history_samples_each_state_change_per_pair() -> None:
     clock = [t0 - 50 * s]
     settings = scenario_settings()
     model = ReadModel()
-    model.attach_history(SpreadHistory(settings.arb_config().quote_bridges, points=10, clock=lambda: clock[0]))
+    model.attach_history(SpreadHistory(settings.arb_config().quote_bridges, points=400, clock=lambda: clock[0]))
+    # 400 points x 250 ms: a 100 s window holds every sample below (the last is 90 s after the first).
     ctx = build_context(settings, None, model=model, universe=Universe())
 
     def apply(state: SymbolState, at: int) -> None:

@@ -97,3 +97,23 @@ def test_one_stored_entry_serves_both_directions_within_interval_and_ring_bounds
     ]
     history.record("X", None)
     assert history.since("X", "binance", "okx", 0) == []
+
+
+def test_samples_older_than_the_window_are_dropped_even_when_the_ring_is_not_full() -> None:
+    """points x interval = 10 s here: a slow symbol keeps 10 s of samples, not 100 of them."""
+    now = [0]
+    history = SpreadHistory({}, points=10, interval_ms=1_000, clock=lambda: now[0])
+
+    def state(okx_bid: str) -> SymbolState:
+        quotes = [quote("X-USDT-PERP@binance", "10", "10", 1), quote("X-USDT-PERP@okx", okx_bid, okx_bid, 1)]
+        return SymbolState(quotes={q.instrument_id: q for q in quotes})
+
+    for second, okx in ((0, "11"), (4, "12"), (10, "13"), (11, "14")):
+        now[0] = second * 1_000_000_000
+        history.record("X", state(okx))
+    # At 11 s the window starts at 1 s: the 0 s sample is gone; 10 s - 10 s = 0 was still inside at 10 s.
+    assert [(s.ts_ns // 1_000_000_000, s.spread) for s in history.since("X", "binance", "okx", 0)] == [
+        (4, D("2")),
+        (10, D("3")),
+        (11, D("4")),
+    ]
