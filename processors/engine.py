@@ -194,6 +194,7 @@ class Engine:
                     self._apply_tick(base, slot, record.offset, tick, health, out)
             # A record is applied whole: re-reading it (at least once) only rebuilds quotes.
             slot.state.applied_offset = max(slot.state.applied_offset, record.offset)
+        out.rejected.sort(key=lambda r: r.offset)  # dead letters in offset order (undecodable ones are found first)
         return out
 
     def rebuild(self, base: str, ticks: list[Quote | Funding]) -> None:
