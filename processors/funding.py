@@ -277,9 +277,8 @@ def expire_funding_episodes(
     half of the episode discipline (decision 0024). An episode whose legs are still usable is left
     as it is — a sweep is not an evaluation."""
     outcome = FundingOutcome()
-    for key in list(state.funding_episodes):
-        long_id, short_id = key.split("|")
-        long, short = state.funding[long_id], state.funding[short_id]
+    for key, episode in list(state.funding_episodes.items()):
+        long, short = state.funding[episode.long_instrument_id], state.funding[episode.short_instrument_id]
         opportunity, problem = evaluate_pair(symbol, long, short, state, health or {}, now_ns, config)
         if opportunity is None:
             step = step_episode(state, key, None, problem, now_ns, config)
