@@ -79,6 +79,8 @@ def _terminate(children: list[_Child], timeout_s: float = 15.0) -> None:
 
 
 DEMO_NAMESPACE = "demo"
+UP_WORKER_INSTANCE_ID = "{hostname}-worker"
+"""The one worker of ``arbstream up``; its group (and so the id's scope) is per namespace."""
 
 
 def demo_settings(settings: UpSettings) -> UpSettings:
@@ -97,6 +99,9 @@ def demo_settings(settings: UpSettings) -> UpSettings:
 def child_env(settings: UpSettings, bootstrap: str, environ: dict[str, str]) -> dict[str, str]:
     """The environment of every child of ``arbstream up`` (pass :func:`demo_settings` for a demo)."""
     env = {**environ, "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap, "ARBSTREAM_NAMESPACE": settings.namespace}
+    # Static group membership: the worker this supervisor restarts after a crash takes its partitions
+    # back at once, instead of after the dead member's session timeout (30 s; issue 12's recovery).
+    env.setdefault("ARBSTREAM_WORKER_INSTANCE_ID", UP_WORKER_INSTANCE_ID)
     if settings.demo:
         env["ARBSTREAM_SIMULATOR_URL"] = f"http://127.0.0.1:{settings.simulator_port}"
         env["ARBSTREAM_SIMULATOR_PORT"] = str(settings.simulator_port)

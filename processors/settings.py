@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 
 from pydantic import Field, field_validator
@@ -57,7 +58,8 @@ class WorkerSettings(CommonSettings):
     worker_instance_id: str | None = Field(
         default=None,
         description="static group membership (Kafka group.instance.id): a restarted worker with the same id takes "
-        "its partitions back at once instead of after the session timeout; unique per worker",
+        "its partitions back at once instead of after the session timeout; unique per worker; '{hostname}' in it "
+        "is replaced by the host's name (one id per container replica); `arbstream up` sets '{hostname}-worker'",
     )
     worker_discover_interval_ms: int = Field(
         default=5_000, ge=100, description="how often the worker lists the cluster's topics for new ticks.* topics"
@@ -119,6 +121,15 @@ class WorkerSettings(CommonSettings):
     funding_cooldown_s: int = Field(default=3_600, ge=0, description="per symbol, between funding alerts")
 
     _split_symbols = field_validator("symbols", mode="before")(split_commas)
+
+    @field_validator("worker_instance_id")
+    @classmethod
+    def _expand_hostname(cls, instance_id: str | None) -> str | None:
+        # A replica of a scaled compose service shares its environment with the others but not its host
+        # name, and keeps that name across restarts: the id a restarted container must present again.
+        if not instance_id:
+            return None
+        return instance_id.replace("{hostname}", socket.gethostname())
 
     @field_validator("taker_fees")
     @classmethod

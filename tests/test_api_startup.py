@@ -107,6 +107,9 @@ def test_demo_children_use_their_own_namespace_and_data(tmp_path: Path) -> None:
     live_env = child_env(live, "127.0.0.1:9092", {"PATH": "/bin"})
     assert live_env["ARBSTREAM_NAMESPACE"] == "" and live.kafka_data_dir == tmp_path / "kafka-data"
     assert not {"ARBSTREAM_DEMO", "ARBSTREAM_SIMULATOR_URL", "ARBSTREAM_WORKER_DATA_DIR"} & live_env.keys()
+    # The supervised worker is a static group member, so its restart after a crash needs no rebalance.
+    assert env["ARBSTREAM_WORKER_INSTANCE_ID"] == live_env["ARBSTREAM_WORKER_INSTANCE_ID"] == "{hostname}-worker"
+    assert child_env(live, "b:9092", {"ARBSTREAM_WORKER_INSTANCE_ID": "mine"})["ARBSTREAM_WORKER_INSTANCE_ID"] == "mine"
     # A namespaced setup keeps its prefix and still stays apart from its own live topics.
     assert demo_settings(UpSettings(namespace="team1", demo=True)).namespace == "team1-demo"
 

@@ -1,7 +1,8 @@
-"""The Faust host's per-batch routing, without a broker: records of partitions revoked meanwhile."""
+"""The Faust host's per-batch routing, without a broker: records of partitions revoked meanwhile; its member id."""
 
 from __future__ import annotations
 
+import socket
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -66,3 +67,11 @@ def test_the_high_water_mark_of_a_partition_revoked_meanwhile_is_none_not_a_cras
     highwater = faust_aiokafka.AIOKafkaConsumerThread.highwater
     assert highwater(cast(Any, thread), held) == 42
     assert highwater(cast(Any, thread), TP("t1.ticks.ETH", 0)) is None
+
+
+def test_the_static_member_id_takes_the_host_name_and_unset_means_dynamic() -> None:
+    # A scaled compose service gives every replica one environment: '{hostname}' keeps the ids unique.
+    templated = WorkerSettings(kafka_bootstrap="127.0.0.1:1", worker_instance_id="{hostname}-worker")
+    assert templated.worker_instance_id == f"{socket.gethostname()}-worker"
+    assert WorkerSettings(kafka_bootstrap="127.0.0.1:1", worker_instance_id="w-7").worker_instance_id == "w-7"
+    assert WorkerSettings(kafka_bootstrap="127.0.0.1:1", worker_instance_id="").worker_instance_id is None
