@@ -18,12 +18,15 @@ from typing import Any, cast
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from plumbing.fetch_sessions import enable as fetch_sessions_enable
+
 _ORIGINAL = "_arbstream_original_create_worker_consumer"
 
 
-def limit_fetch_wait(max_wait_ms: int, min_bytes: int = 1) -> None:
+def limit_fetch_wait(max_wait_ms: int, min_bytes: int = 1, fetch_sessions: bool = False) -> None:
     """Make Faust's worker consumers long-poll for at most ``max_wait_ms``, returning early once
-    ``min_bytes`` are waiting (idempotent)."""
+    ``min_bytes`` are waiting, and fetch in incremental sessions when ``fetch_sessions``
+    (:mod:`plumbing.fetch_sessions`; idempotent)."""
     thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread
     original = getattr(thread_class, _ORIGINAL, None) or thread_class._create_worker_consumer
 
@@ -32,6 +35,14 @@ def limit_fetch_wait(max_wait_ms: int, min_bytes: int = 1) -> None:
         # Read by AIOKafkaConsumer.start() when it builds its Fetcher.
         consumer._fetch_max_wait_ms = max_wait_ms
         consumer._fetch_min_bytes = min_bytes
+        if fetch_sessions:
+            start = consumer.start
+
+            async def start_with_sessions() -> None:
+                await start()
+                fetch_sessions_enable(consumer._fetcher)
+
+            consumer.start = start_with_sessions
         return consumer
 
     setattr(thread_class, _ORIGINAL, original)

@@ -49,6 +49,11 @@ class WorkerSettings(CommonSettings):
         ge=1,
         description="bytes a fetch waits for (up to the max wait) before the broker answers: fewer, fuller fetches",
     )
+    worker_fetch_sessions: bool = Field(
+        default=True,
+        description="fetch in incremental sessions (KIP-227): a fetch names only partitions whose offset moved "
+        "and the broker answers only those with news, instead of every one of the market's partitions",
+    )
     worker_livelock_check_s: float = Field(
         default=30.0, gt=0, description="how often Faust's per-partition stall check (it only logs) runs"
     )

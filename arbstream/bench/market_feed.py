@@ -102,7 +102,8 @@ async def warm_up(publisher: Publisher, source: TickSource) -> float:
 
 async def serve(bootstrap: str, namespace: str) -> None:
     source = TickSource.market_mix()
-    publisher = Publisher(bootstrap, namespace, MAX_PENDING)
+    # Ingest's own batch window, ARBSTREAM_LINGER_MS included, so the stage measures what ingest would send.
+    publisher = Publisher(bootstrap, namespace, MAX_PENDING, linger_ms=IngestSettings().linger_ms)
     await publisher.start()
     loop = asyncio.get_running_loop()
     try:
