@@ -124,9 +124,8 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka.proto
 class _SessionClient:
     """The fetcher's view of the consumer's client: fetches go through their session."""
 
-    def __init__(self, client: Any, sessions: dict[int, FetchSession]) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
-        self._sessions = sessions
         # Read for every partition of every fetch; set once by the client, never replaced.
         self.cluster = client.cluster
 
@@ -147,26 +146,34 @@ class _SessionClient:
         return response
 
 
-def enable(fetcher: Fetcher) -> dict[int, FetchSession]:
+@dataclass
+class FetchSessions:
+    """A fetcher's sessions, one per broker."""
+
+    by_node: dict[int, FetchSession] = field(default_factory=dict)
+
+    def of(self, node_id: int) -> FetchSession:
+        session = self.by_node.get(node_id)
+        if session is None:
+            session = self.by_node[node_id] = FetchSession(node_id)
+        return session
+
+
+def enable(fetcher: Fetcher) -> FetchSessions:
     """Send ``fetcher``'s fetches through incremental sessions, one per broker; the sessions (for
     counters and tests). Idempotent."""
-    existing: dict[int, FetchSession] | None = getattr(fetcher, "_arbstream_sessions", None)
+    existing: FetchSessions | None = getattr(fetcher, "_arbstream_sessions", None)
     if existing is not None:
         return existing
-    sessions: dict[int, FetchSession] = {}
+    sessions = FetchSessions()
     actions = fetcher._get_actions_per_node
 
     def get_actions_per_node(assignment: Any) -> Any:
         fetch_requests, *rest = actions(assignment)
-        wrapped = []
-        for node_id, request in fetch_requests:
-            session = sessions.get(node_id)
-            if session is None:
-                session = sessions[node_id] = FetchSession(node_id)
-            wrapped.append((node_id, SessionFetchRequest(request, session)))
+        wrapped = [(node_id, SessionFetchRequest(request, sessions.of(node_id))) for node_id, request in fetch_requests]
         return (wrapped, *rest)
 
     fetcher._get_actions_per_node = get_actions_per_node
-    fetcher._client = _SessionClient(fetcher._client, sessions)
+    fetcher._client = _SessionClient(fetcher._client)
     fetcher._arbstream_sessions = sessions
     return sessions

@@ -120,7 +120,7 @@ async def test_on_the_broker_every_record_arrives_once_in_order_through_sessions
         reader = asyncio.create_task(read_until(3_000))
         first = await _produce(kafka_bootstrap, topics, 3_000, rnd)
         await reader
-        (session,) = sessions.values()
+        (session,) = sessions.by_node.values()
         assert session.session_id != 0 and session.incremental_requests > 10 * session.full_requests
         # The broker loses the session (as after its restart or cache eviction): the next fetch
         # fails with an epoch error, the one after is full again, and nothing is skipped.
