@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from plumbing.broker import LocalKafka, free_port
+from plumbing.broker import INDEX_INTERVAL_BYTES, LocalKafka, free_port
 from plumbing.kafka import ensure_topics
 from plumbing.settings import BrokerSettings
 from processors.app import CHANGELOG_CONFIG
@@ -181,6 +181,8 @@ async def test_restart_on_same_data_dir_keeps_data(tmp_path: Path) -> None:
         await producer.start()
         await producer.send_and_wait("kept", b"survives a restart", key=b"k")
         await producer.stop()
+        # The local broker indexes every 64 KiB of a partition's log (its CPU on the whole market).
+        assert (await topic_configs(broker.bootstrap, "kept"))["index.interval.bytes"] == str(INDEX_INTERVAL_BYTES)
     finally:
         await asyncio.to_thread(broker.stop)
     again = LocalKafka(settings, port=free_port(), controller_port=free_port())
