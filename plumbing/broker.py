@@ -152,7 +152,7 @@ def _server_properties(host: str, port: int, controller_port: int, log_dirs: Pat
         "auto.create.topics.enable": "true",
         # An offset/time index entry per 64 KiB of a partition's log, not per 4 KiB: on the whole
         # market (480 partitions of small record batches) index appends were ~27 % of the broker's
-        # CPU samples (JFR); 64 KiB cut its cores per 10k ticks/s by 17-45 % (README, decision 0031).
+        # CPU samples (JFR); 64 KiB cut its cores per 10k ticks/s by 17-45 % (README, decision 0032).
         # The cost: a fetch from an arbitrary offset scans up to 64 KiB to find it.
         "log.index.interval.bytes": str(INDEX_INTERVAL_BYTES),
     }

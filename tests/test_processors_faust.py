@@ -19,6 +19,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from ingest.publisher import tick_records
+from plumbing.fetch_sessions import FetchSessions
 from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.discovery import matching, split_by_partitions
 from processors.faust_app import create_app
@@ -48,6 +49,20 @@ async def test_fetch_wait_patch_reaches_the_consumer_faust_builds() -> None:
     # Faust still hard-codes 1.5 s (if this fails, a Faust setting may now replace the patch).
     assert (original._fetch_max_wait_ms, patched._fetch_max_wait_ms) == (1500, 20)
     assert (original._fetch_min_bytes, patched._fetch_min_bytes) == (1, 4096)
+
+
+async def test_the_consumer_faust_builds_fetches_in_sessions_once_started(kafka_bootstrap: str, namespace: str) -> None:
+    """The fetcher exists only after start(): the patch must reach the started consumer's."""
+    for sessions_on in (True, False):
+        settings = SETTINGS.model_copy(update={"worker_fetch_sessions": sessions_on})
+        app, _ = create_app(settings, kafka_bootstrap, [f"{namespace}.ticks.BTC"])
+        consumer, transport = cast(Any, app.consumer), cast(Any, app.transport)
+        built = faust_aiokafka.AIOKafkaConsumerThread(consumer)._create_worker_consumer(transport)
+        await built.start()
+        try:
+            assert isinstance(getattr(built._fetcher, "_arbstream_sessions", None), FetchSessions) is sessions_on
+        finally:
+            await built.stop()
 
 
 async def test_the_consumer_faust_builds_holds_at_most_128_kib_per_partition_and_polls_2000_records() -> None:
