@@ -28,9 +28,9 @@ from processors.faust_tuning import (
     MAX_POLL_RECORDS,
     PARTITION_FETCH_BYTES,
     commit_against_one_assignment,
-    limit_fetch_wait,
     throttle_livelock_scan,
     tolerate_revoked_highwater,
+    tune_worker_consumer,
 )
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
@@ -43,7 +43,9 @@ SYMBOLS_TABLE = "symbols"
 
 def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) -> tuple[faust.App, EngineHost]:
     """The Faust app reading ``tick_names`` (a list that :class:`TopicDiscovery` extends in place)."""
-    limit_fetch_wait(settings.worker_fetch_max_wait_ms, settings.worker_fetch_min_bytes, settings.worker_fetch_sessions)
+    tune_worker_consumer(
+        settings.worker_fetch_max_wait_ms, settings.worker_fetch_min_bytes, settings.worker_fetch_sessions
+    )
     throttle_livelock_scan(settings.worker_livelock_check_s)
     commit_against_one_assignment()
     tolerate_revoked_highwater()

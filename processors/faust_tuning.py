@@ -25,10 +25,11 @@ from plumbing.fetch_sessions import enable as fetch_sessions_enable
 _ORIGINAL = "_arbstream_original_create_worker_consumer"
 
 
-def limit_fetch_wait(max_wait_ms: int, min_bytes: int = 1, fetch_sessions: bool = False) -> None:
-    """Make Faust's worker consumers long-poll for at most ``max_wait_ms``, returning early once
-    ``min_bytes`` are waiting, and fetch in incremental sessions when ``fetch_sessions``
-    (:mod:`plumbing.fetch_sessions`; idempotent)."""
+def tune_worker_consumer(max_wait_ms: int, min_bytes: int = 1, fetch_sessions: bool = False) -> None:
+    """Every consumer Faust builds for the worker: long-polls for at most ``max_wait_ms``,
+    returning early once ``min_bytes`` are waiting; seeks to committed offsets in one request;
+    fetches in incremental sessions when ``fetch_sessions`` (:mod:`plumbing.fetch_sessions`).
+    Idempotent."""
     thread_class: Any = faust_aiokafka.AIOKafkaConsumerThread
     original = getattr(thread_class, _ORIGINAL, None) or thread_class._create_worker_consumer
 
