@@ -82,8 +82,11 @@ try {
   assert(first[0].pair === PAIR, `planted pair first: ${JSON.stringify(first)}`);
   const breakEvenOk = BREAK_EVEN ? first[0].breakEven === BREAK_EVEN : /^\d+\.\d h$/.test(first[0].breakEven ?? "");
   assert(first[0].apr === APR && breakEvenOk, `APR and break-even: ${JSON.stringify(first[0])}`);
-  const badges = await page.$$eval('[data-testid="funding-table"] [data-testid="interval-badge"]', (els) => els.map((e) => e.textContent));
-  assert(["1h", "4h", "8h"].every((b) => badges.includes(b)), `interval badges 1h/4h/8h: ${badges}`);
+  // The funding table is its own query: under load it can render after the best pairs.
+  const badges = await waitFor("the funding table's interval badges", 15_000, async () => {
+    const texts = await page.$$eval('[data-testid="funding-table"] [data-testid="interval-badge"]', (els) => els.map((e) => e.textContent));
+    return ["1h", "4h", "8h"].every((b) => texts.includes(b)) ? texts : `interval badges 1h/4h/8h: ${texts}`;
+  });
   result.badges = badges;
   if (AT_CAP) {
     const capped = await page.$$eval('[data-testid="funding-table"] [data-testid="funding-venue-row"]', (rows) =>
