@@ -155,20 +155,34 @@ def selected_symbols(model: ReadModel, query: PricesQuery) -> list[str]:
     return sorted(s for s in names if venues is None or has_venue(model.symbols[s], venues))
 
 
-def prices_json(model: ReadModel, query: PricesQuery, now_ns: int) -> bytes:
-    """The body of ``GET /api/prices`` (shape of ``PricesOut``) as JSON bytes."""
+def _map_pieces(model: ReadModel, names: list[str], venues: Collection[str] | None, now_ns: int) -> list[bytes]:
+    """``{"BTC":{...},...}`` of ``names`` in pieces (joined once by the caller)."""
     cache = cache_of(model)
     cache.prune(model.symbols.keys())
-    names = selected_symbols(model, query)
-    page = names[query.offset :] if query.limit is None else names[query.offset : query.offset + query.limit]
-    out = [b'{"prices":{']
-    for symbol in page:
-        pieces = cache.symbol_pieces(symbol, model.symbols[symbol], now_ns, query.venues)
+    out = [b"{"]
+    for symbol in names:
+        pieces = cache.symbol_pieces(symbol, model.symbols[symbol], now_ns, venues)
         if pieces is not None:
             if len(out) > 1:
                 out.append(b",")
             out += pieces
+    out.append(b"}")
+    return out
+
+
+def prices_map_json(model: ReadModel, now_ns: int) -> bytes:
+    """Every symbol's per-venue entries, ``{"BTC":{"binance":{...}},...}`` (``PricesOut.prices``): the
+    WebSocket's ``initial_prices``. Each connecting client gets it, so it comes from the cache too —
+    1,000 dashboards reconnecting must not build 1,000 × 6,000 models."""
+    return b"".join(_map_pieces(model, sorted(model.symbols), None, now_ns))
+
+
+def prices_json(model: ReadModel, query: PricesQuery, now_ns: int) -> bytes:
+    """The body of ``GET /api/prices`` (shape of ``PricesOut``) as JSON bytes."""
+    names = selected_symbols(model, query)
+    page = names[query.offset :] if query.limit is None else names[query.offset : query.offset + query.limit]
     limit = b"null" if query.limit is None else str(query.limit).encode()
     tail = b',"total":%d,"offset":%d,"limit":%s' % (len(names), query.offset, limit)
-    out.append(b'},"timestamp":"' + iso(now_ns).encode() + b'"' + tail + b"}")
-    return b"".join(out)
+    head = b'{"prices":'
+    end = b',"timestamp":"' + iso(now_ns).encode() + b'"' + tail + b"}"
+    return b"".join([head, *_map_pieces(model, page, query.venues, now_ns), end])

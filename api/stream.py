@@ -46,9 +46,10 @@ from api.models import (
     SummaryOut,
     VenueOut,
 )
+from api.price_cache import prices_map_json
 from api.readmodel import Changes
 from api.views_arbitrage import ArbFilter, closed_out, open_episode_rows, opportunity_out, to_row
-from api.views_prices import all_prices, price_entry, primary_quotes, summary
+from api.views_prices import price_entry, primary_quotes, summary
 from api.views_spreads import positive_rows
 from api.views_venues import venue_out, venues_out
 from api.wire import Num, Pct, to_text
@@ -237,8 +238,8 @@ class Publisher:
     def initial_messages(self) -> list[tuple[str, str]]:
         """What the seed sent on connect."""
         now = now_ns()
-        prices = all_prices(self.ctx.model, now)
-        return [("market_summary", to_text(summary(self.ctx.model, now))), ("initial_prices", to_text(prices.prices))]
+        prices = prices_map_json(self.ctx.model, now).decode()
+        return [("market_summary", to_text(summary(self.ctx.model, now))), ("initial_prices", prices)]
 
     def snapshot(self, f: Filter) -> str:
         ctx, now = self.ctx, now_ns()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from api.main import build_context, create_app
-from api.price_cache import PricesQuery, cache_of, prices_json
+from api.price_cache import PricesQuery, cache_of, prices_json, prices_map_json
 from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from api.views_prices import all_prices
@@ -173,3 +173,15 @@ def test_cached_bytes_equal_the_models_serialisation() -> None:
     now = t + 1_234_000_000
     cached = prices_json(model, PricesQuery(), now)
     assert cached == to_json(all_prices(model, now))  # the same bytes as the models' own encoding
+
+
+def test_initial_prices_message_is_the_cached_map_with_the_models_bytes() -> None:
+    """The WebSocket's ``initial_prices`` (sent to every connecting client) is ``PricesOut.prices``
+    byte for byte, built from the same cache as ``GET /api/prices``."""
+    t = time.time_ns()
+    model = in_process_model(t)
+    now = t + 2_345_000_000
+    assert prices_map_json(model, now) == to_json(all_prices(model, now).prices)
+    rebuilt = cache_of(model).rebuilt
+    prices_map_json(model, now + 1_000_000)
+    assert cache_of(model).rebuilt == rebuilt  # the second client's message re-serialises nothing

@@ -63,10 +63,11 @@ class Service:
 
     def _attach_sampler(self) -> None:
         """With ``ARBSTREAM_BENCH_PYSPY=<dir>``, py-spy samples every thread of each worker (Faust's
-        consumer thread too, which the pyinstrument profile cannot see) until the worker exits, and
-        writes ``<dir>/<log stem>.pyspy.txt`` (collapsed stacks: one line per stack and its count)."""
+        consumer thread too, which the pyinstrument profile cannot see), ingest and API until it
+        exits, and writes ``<dir>/<log stem>.pyspy.txt`` (collapsed stacks: one line per stack and
+        its count)."""
         out_dir = os.environ.get("ARBSTREAM_BENCH_PYSPY", "")
-        if self.args[:1] != ["worker"] or not out_dir or self.proc is None:
+        if self.args[:1] not in (["worker"], ["ingest"], ["api"]) or not out_dir or self.proc is None:
             return
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         out = Path(out_dir).resolve() / f"{self.log_path.stem}.pyspy.txt"

@@ -211,7 +211,8 @@ def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
         delivered = _num((level.get("delivered_ratio") or math.nan) * 100, 1)
         clients = f"{level['clients']:,} client" + ("s" if level["clients"] != 1 else "")
         cpu = f"API CPU {level['api_cpu']:.2f}, bench CPU {level['bench_cpu']:.2f}"
-        figure = f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu})"
+        setup = f"; all connected and subscribed in {level['setup_s']:.1f} s" if "setup_s" in level else ""
+        figure = f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu}{setup})"
         rows.append(("5 WebSocket", figure, _latency(level), "—"))
     return rows
 

@@ -36,6 +36,8 @@ DISLOCATIONS_PER_S = 2
 SUBSCRIBE = orjson.dumps({"op": "subscribe", "channels": ["opportunities"]}).decode()
 """Only alerts: the figure is alert delivery, not the price stream sharing the sockets."""
 API_READY_TIMEOUT_S = 60.0
+SETUP_TIMEOUT_S = 120.0
+"""Until every client has its subscription snapshot."""
 
 
 def _opportunities(message: Any) -> list[dict[str, Any]]:
@@ -55,10 +57,13 @@ def _opportunities(message: Any) -> list[dict[str, Any]]:
     return found
 
 
-async def _read(ws: aiohttp.ClientWebSocketResponse, sink: list[tuple[int, str]]) -> None:
+async def _read(ws: aiohttp.ClientWebSocketResponse, sink: list[tuple[int, str]], subscribed: asyncio.Event) -> None:
     async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT and "opportunity" in msg.data:
-            sink.append((time.time_ns(), msg.data))  # decode later: keep the receive loop light
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            if msg.data.startswith('{"type":"snapshot"'):
+                subscribed.set()
+            elif "opportunity" in msg.data:
+                sink.append((time.time_ns(), msg.data))  # decode later: keep the receive loop light
 
 
 def _samples(arrivals: list[list[tuple[int, str]]], since_ns: int) -> list[float]:
@@ -92,8 +97,16 @@ async def fan_out(
             await ws.send_str(SUBSCRIBE)
             sockets.append(ws)
         arrivals: list[list[tuple[int, str]]] = [[] for _ in sockets]
-        readers = [asyncio.create_task(_read(ws, sink)) for ws, sink in zip(sockets, arrivals, strict=True)]
-        await asyncio.sleep(1.0)  # subscriptions acknowledged and snapshots sent before timing
+        subscribed = [asyncio.Event() for _ in sockets]
+        readers = [
+            asyncio.create_task(_read(ws, sink, done))
+            for ws, sink, done in zip(sockets, arrivals, subscribed, strict=True)
+        ]
+        # Timing starts once every client has its connect messages and subscription snapshot: the
+        # figure is delivery to subscribed clients, not how long 1,000 connections take to set up.
+        setup_started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(done.wait() for done in subscribed)), SETUP_TIMEOUT_S)
+        setup_s = time.monotonic() - setup_started
         alerts_before, since_ns = await probe.total(alerts_topic), time.time_ns()
         started, api_cpu0, own_cpu0 = time.monotonic(), api.cpu_seconds(), time.process_time()
         await offer(bootstrap, source, ns, TICKS_PER_S, duration_s, DISLOCATIONS_PER_S)
@@ -115,6 +128,7 @@ async def fan_out(
         "delivered_ratio": len(samples) / expected if expected else None,
         "api_cpu": api_cpu,
         "bench_cpu": bench_cpu,
+        "setup_s": setup_s,
         **latency_summary(samples),
     }
 
