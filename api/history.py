@@ -84,11 +84,13 @@ class SpreadHistory:
         """symbol -> (v1, v2) with v1 < v2 -> (time, v1's price, v2's price): one entry serves both
         directions, and one record's price objects are shared by all the pairs of its venues — at
         whole-market size (~27k ordered pairs) two Decimal samples per direction took ~5 GB."""
+        self.samples = 0
+        """Samples held (all pairs): the API's largest memory holder, exported on /metrics."""
 
     def record(self, symbol: str, state: SymbolState | None) -> None:
         """Sample every venue pair of ``symbol``'s new state (None = tombstone: forget the symbol)."""
         if state is None:
-            self._series.pop(symbol, None)
+            self.samples -= sum(len(series) for series in self._series.pop(symbol, {}).values())
             return
         now = self.clock()
         by_pair = self._series.setdefault(symbol, {})
@@ -101,11 +103,18 @@ class SpreadHistory:
             if series and now - series[-1][0] < self._interval_ns:
                 series[-1] = (series[-1][0], p1, p2)  # inside the interval: new values, same time
             else:
+                self.samples += len(series) < self.points  # a full ring drops its oldest
                 series.append((now, p1, p2))
             # Only the window (points x interval) is kept, by time: a tail symbol's few samples an
             # hour would otherwise fill its ring over hours (the soak's API grew ~6 MiB/min).
             while series[0][0] < now - self._window_ns:
                 series.popleft()
+                self.samples -= 1
+
+    @property
+    def pairs(self) -> int:
+        """Venue pairs with a series (each serves both directions)."""
+        return sum(len(by_pair) for by_pair in self._series.values())
 
     def since(self, symbol: str, venue1: str, venue2: str, since_ns: int) -> list[Sample]:
         """Samples of (venue1, venue2) taken at or after ``since_ns``, oldest first: ``spread`` is

@@ -58,6 +58,10 @@ def build_context(
         ctx.model.attach_history(
             SpreadHistory(ctx.config.quote_bridges, settings.spread_history_points, settings.spread_history_interval_ms)
         )
+    history = ctx.model.history
+    if history is not None:  # read when scraped: the spread history is most of the API's memory
+        metrics.history_samples.set_function(lambda: history.samples)
+        metrics.history_pairs.set_function(lambda: history.pairs)
     ctx.hub = Hub(metrics)
     ctx.publisher = Publisher(ctx, ctx.hub)
     if bootstrap is not None:

@@ -25,6 +25,12 @@ class ApiMetrics:
             ["worker", "outcome"],
             registry=r,
         )
+        self.history_samples = Gauge(
+            "arbstream_api_spread_history_samples", "Samples held by the spread history (all venue pairs)", registry=r
+        )
+        self.history_pairs = Gauge(
+            "arbstream_api_spread_history_pairs", "Venue pairs with a spread history series", registry=r
+        )
         self.ws_clients = Gauge("arbstream_api_ws_clients", "Connected WebSocket clients", registry=r)
         self.ws_sent = Counter("arbstream_api_ws_messages_sent", "WebSocket messages sent", ["type"], registry=r)
         self._sent_by_type: dict[str, Counter] = {}

@@ -142,6 +142,15 @@ class Probes:
             text = await response.text()
         return parse_metrics(text)
 
+    async def api_gauge(self, family: str) -> float | None:
+        """One gauge of the API's ``/metrics`` (None while the API does not answer)."""
+        url = f"http://127.0.0.1:{self.stack.api_port}/metrics"
+        try:
+            async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                return parse_metrics(await response.text(), "arbstream_api_").get(family, {}).get("")
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
     async def health(self) -> str:
         """``/health``'s status (``unreachable`` when it does not answer); its reasons kept in ``last_reasons``."""
         url = f"http://127.0.0.1:{self.stack.api_port}/health"
@@ -186,11 +195,12 @@ class Probes:
         self.processed[str(body["worker_id"])] = (int(body["started_ts_ns"]), int(body["processed"]))
 
 
-def parse_metrics(text: str) -> dict[str, dict[str, float]]:
-    """Prometheus text of ingest -> {family: {venue: value}}; counters summed, ``streaming`` minimum."""
+def parse_metrics(text: str, prefix: str = "arbstream_ingest_") -> dict[str, dict[str, float]]:
+    """Prometheus text of ingest (or the API, by ``prefix``) -> {family: {venue: value}}; counters
+    summed, ``streaming`` minimum."""
     out: dict[str, dict[str, float]] = {}
     for line in text.splitlines():
-        if not line.startswith("arbstream_ingest_"):
+        if not line.startswith(prefix):
             continue
         name, value = line.rsplit(" ", 1)
         family, _, labels = name.partition("{")

@@ -45,6 +45,8 @@ class SoakReport:
     breaches: list[Breach] = field(default_factory=list)
     memory_mb: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Per process: (seconds since start, RSS MiB) samples."""
+    gauges: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per named gauge (e.g. the API's spread-history samples): (seconds since start, value) samples."""
     alerts: int = 0
     duplicate_alerts: int = 0
     elapsed_s: float = 0.0
@@ -53,6 +55,9 @@ class SoakReport:
         for name, mb in rss.items():
             if mb is not None:
                 self.memory_mb.setdefault(name, []).append((round(at_s, 1), round(mb, 1)))
+
+    def gauge(self, at_s: float, name: str, value: float) -> None:
+        self.gauges.setdefault(name, []).append((round(at_s, 1), value))
 
     def breach(self, at_s: float, what: str) -> None:
         self.breaches.append(Breach(round(at_s, 1), what))
@@ -86,17 +91,25 @@ def memory_summary(memory_mb: dict[str, list[tuple[float, float]]]) -> dict[str,
 
     The slope is a least-squares fit over every sample, so one GC spike does not read as a leak.
     """
+    names = {"start": "start_mb", "end": "end_mb", "peak": "peak_mb", "slope_per_h": "slope_mb_per_h"}
+    return {
+        process: {names.get(key, key): value for key, value in row.items()}
+        for process, row in series_summary(memory_mb).items()
+    }
+
+
+def series_summary(series: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
+    """Per series: sample count, first, last and peak value, and a least-squares slope per hour."""
     summary: dict[str, dict[str, float]] = {}
-    for name, samples in memory_mb.items():
-        if not samples:
-            continue
-        summary[name] = {
-            "samples": len(samples),
-            "start_mb": samples[0][1],
-            "end_mb": samples[-1][1],
-            "peak_mb": max(mb for _, mb in samples),
-            "slope_mb_per_h": round(_slope(samples) * 3600, 1),
-        }
+    for name, samples in series.items():
+        if samples:
+            summary[name] = {
+                "samples": len(samples),
+                "start": samples[0][1],
+                "end": samples[-1][1],
+                "peak": max(value for _, value in samples),
+                "slope_per_h": round(_slope(samples) * 3600, 1),
+            }
     return summary
 
 
@@ -118,6 +131,7 @@ def to_dict(report: SoakReport) -> dict[str, object]:
         "fault_counts": fault_counts(report.faults),
         "recovery_times": recovery_times(report.faults),
         "memory_summary": memory_summary(report.memory_mb),
+        "gauge_summary": series_summary(report.gauges),
     }
 
 
@@ -148,6 +162,13 @@ def to_markdown(report: SoakReport) -> str:
             f"| {name} | {mem['samples']:.0f} | {mem['start_mb']} | {mem['end_mb']} | {mem['peak_mb']} | "
             f"{mem['slope_mb_per_h']} |"
         )
+    if report.gauges:
+        lines += ["", "| gauge | samples | start | end | peak | slope per h |", "|---|---|---|---|---|---|"]
+        for name, held in series_summary(report.gauges).items():
+            lines.append(
+                f"| {name} | {held['samples']:.0f} | {held['start']:,.0f} | {held['end']:,.0f} | {held['peak']:,.0f} | "
+                f"{held['slope_per_h']:,.0f} |"
+            )
     lines += ["", f"## Invariants broken: {len(report.breaches)}", ""]
     lines += [f"- {b.at_s:.0f} s: {b.what}" for b in report.breaches] or ["none"]
     return "\n".join(lines) + "\n"

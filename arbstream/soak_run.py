@@ -187,6 +187,10 @@ class Soak:
     async def _sample_forever(self) -> None:
         while True:
             self._sample()
+            # The API's largest memory holder, next to its RSS: growth there is the window filling.
+            samples = await self.probes.api_gauge("arbstream_api_spread_history_samples")
+            if samples is not None:
+                self.report.gauge(self.now(), "api spread-history samples", samples)
             await asyncio.sleep(self.settings.soak_sample_every_s)
 
     def _sample(self) -> None:

@@ -148,6 +148,12 @@ def test_spread_history_samples_each_state_change_per_pair() -> None:
             assert status == 422 and "seconds" in str(body["detail"]), bad
         assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=1")[0] == 200
         assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=3600")[0] == 200
+        # What the history holds is on /metrics (it is most of the API's memory at market size).
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            scraped = dict(line.split() for line in response.read().decode().splitlines() if line[:1] != "#")
+        assert model.history is not None and model.history.samples >= 3  # the pair above holds three
+        assert float(scraped["arbstream_api_spread_history_samples"]) == model.history.samples
+        assert float(scraped["arbstream_api_spread_history_pairs"]) == model.history.pairs > 0
 
 
 def test_spread_history_is_bounded_and_forgets_removed_symbols() -> None:

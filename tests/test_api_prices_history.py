@@ -117,3 +117,26 @@ def test_samples_older_than_the_window_are_dropped_even_when_the_ring_is_not_ful
         (10, D("3")),
         (11, D("4")),
     ]
+
+
+def test_the_sample_and_pair_counts_follow_appends_overwrites_ring_window_and_tombstones() -> None:
+    """``samples``/``pairs`` (exported on /metrics) equal what the history holds, through every way a
+    sample comes and goes."""
+    now = [0]
+    history = SpreadHistory({}, points=4, interval_ms=100, clock=lambda: now[0])
+    states = [s for s in _states() if len(pair_prices(s, {})) > 1][:3]
+
+    def held() -> tuple[int, int]:
+        pairs = [(sym, v1, v2) for sym, by_pair in history._series.items() for (v1, v2) in by_pair]
+        return sum(len(history.since(sym, v1, v2, 0)) for sym, v1, v2 in pairs), len(pairs)
+
+    steps = [0, 50, 100, 150, 300, 400, 500, 600, 700, 1_500]  # ms: overwrites, appends, full ring, expiry
+    for i, ms in enumerate(steps):
+        now[0] = ms * 1_000_000
+        for n, state in enumerate(states):
+            if n < 2 or i < 3:  # the third symbol stops ticking: its samples stay until it ticks again
+                history.record(f"S{n}", state)
+        assert (history.samples, history.pairs) == held()
+    assert history.samples < sum(len(pair_prices(s, {})) for s in states) * 4  # expiry happened
+    history.record("S0", None)
+    assert (history.samples, history.pairs) == held() and "S0" not in history._series

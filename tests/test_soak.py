@@ -19,6 +19,7 @@ from arbstream.soak_report import (
     fault_counts,
     memory_summary,
     recovery_times,
+    to_dict,
     to_markdown,
 )
 from tests.helpers import REPO_ROOT
@@ -73,6 +74,15 @@ def test_memory_summary_fits_a_slope_per_hour() -> None:
     assert "gone" not in summary  # a process that was not running was not sampled
 
 
+def test_gauges_are_summarised_and_reported_next_to_memory() -> None:
+    report = SoakReport(minutes=1, fault_every_s=10)
+    for minute, held in enumerate((1000, 3000, 4000, 4000, 4000)):
+        report.gauge(minute * 60.0, "api spread-history samples", held)
+    row = to_dict(report)["gauge_summary"]["api spread-history samples"]  # type: ignore[index]
+    assert row == {"samples": 5, "start": 1000, "end": 4000, "peak": 4000, "slope_per_h": 42000.0}
+    assert "| api spread-history samples | 5 | 1,000 | 4,000 | 4,000 | 42,000 |" in to_markdown(report)
+
+
 def test_markdown_lists_faults_memory_and_breaches() -> None:
     report = SoakReport(minutes=1, fault_every_s=10, baseline_health="ok", elapsed_s=60.0)
     report.faults.append(Fault("stall", "okx", 10.0, recovered_s=1.5, health_back_s=0.0))
@@ -116,6 +126,8 @@ def test_soak_recovers_every_fault_and_samples_memory(soak_report: dict[str, Any
     memory = soak_report["memory_summary"]
     assert set(memory) == {"broker", "simulator", "ingest", "worker", "api"}
     assert all(row["samples"] >= 10 and row["end_mb"] > 20 for row in memory.values()), memory
+    history = soak_report["gauge_summary"]["api spread-history samples"]  # read from the API's /metrics
+    assert history["samples"] >= 5 and history["peak"] > 0, history
     assert soak_report["duplicate_alerts"] == 0, soak_report["markdown"]
     died = [b["what"] for b in soak_report["breaches"] if "exited on its own" in b["what"]]
     assert not died, soak_report["markdown"]
