@@ -58,8 +58,12 @@ def build_context(
         ctx.model.attach_history(
             SpreadHistory(ctx.config.quote_bridges, settings.spread_history_points, settings.spread_history_interval_ms)
         )
-    history = ctx.model.history
-    if history is not None:  # read when scraped: the spread history is most of the API's memory
+    # Read when scraped: what the API holds in memory, each bounded (a soak samples them).
+    model_held = ctx.model
+    metrics.alerts_held.set_function(lambda: len(model_held.alerts))
+    metrics.closed_held.set_function(lambda: len(model_held.closed))
+    history = model_held.history
+    if history is not None:  # the spread history is most of the API's memory at market size
         metrics.history_samples.set_function(lambda: history.samples)
         metrics.history_pairs.set_function(lambda: history.pairs)
     ctx.hub = Hub(metrics)

@@ -31,6 +31,10 @@ class ApiMetrics:
         self.history_pairs = Gauge(
             "arbstream_api_spread_history_pairs", "Venue pairs with a spread history series", registry=r
         )
+        self.alerts_held = Gauge("arbstream_api_alerts_held", "Recent alerts kept in memory (capped)", registry=r)
+        self.closed_held = Gauge(
+            "arbstream_api_closed_episodes_held", "Closed episodes kept in memory (capped)", registry=r
+        )
         self.ws_clients = Gauge("arbstream_api_ws_clients", "Connected WebSocket clients", registry=r)
         self.ws_sent = Counter("arbstream_api_ws_messages_sent", "WebSocket messages sent", ["type"], registry=r)
         self._sent_by_type: dict[str, Counter] = {}

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 HEALTH_RANK = {"ok": 0, "degraded": 1}
 """Anything else (down, starting, unreachable) ranks worst."""
 WARMUP_S = 240.0
+API_GAUGES = {
+    "api spread-history samples": "arbstream_api_spread_history_samples",
+    "api closed episodes held": "arbstream_api_closed_episodes_held",
+    "api alerts held": "arbstream_api_alerts_held",
+}
+"""Gauges of the API's /metrics the soak samples with memory (report name -> metric family)."""
 
 
 def health_rank(status: str) -> int:
@@ -187,10 +193,11 @@ class Soak:
     async def _sample_forever(self) -> None:
         while True:
             self._sample()
-            # The API's largest memory holder, next to its RSS: growth there is the window filling.
-            samples = await self.probes.api_gauge("arbstream_api_spread_history_samples")
-            if samples is not None:
-                self.report.gauge(self.now(), "api spread-history samples", samples)
+            # What the API holds, next to its RSS: growth there is a window or a capped list filling.
+            for name, family in API_GAUGES.items():
+                held = await self.probes.api_gauge(family)
+                if held is not None:
+                    self.report.gauge(self.now(), name, held)
             await asyncio.sleep(self.settings.soak_sample_every_s)
 
     def _sample(self) -> None:

@@ -27,6 +27,12 @@ def test_every_endpoint_answers_the_scenario_values() -> None:
     with serve(create_app(ctx)) as url:
         fed = [t for t in scenario(t0) if isinstance(t, Quote)]
         check_all(lambda path: get_json(url + path), t0, fed, cooldown_s=120)
+        # What the model holds in memory is on /metrics (the soak samples it with the API's RSS).
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            scraped = dict(line.split() for line in response.read().decode().splitlines() if line[:1] != "#")
+        held = (scraped["arbstream_api_alerts_held"], scraped["arbstream_api_closed_episodes_held"])
+        assert tuple(map(float, held)) == (len(ctx.model.alerts), len(ctx.model.closed))
+        assert len(ctx.model.alerts) > 0 and len(ctx.model.closed) > 0
 
 
 def test_nothing_is_served_half_loaded() -> None:
