@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from plumbing.broker import KafkaCluster, free_port
@@ -78,8 +79,16 @@ async def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     finally:
         await admin.close()
+    min_isr = {
+        entry["config_names"]: entry["config_value"]
+        for response in configs
+        for resource in response.to_object()["resources"]
+        for entry in resource["config_entries"]
+    }.get("min.insync.replicas")
+    assert min_isr == "2", min_isr  # with acks=all (the publisher's), a write needs two replicas
     for entry in described[0]["partitions"]:
         if entry["partition"] == partition:
             assert len(entry["replicas"]) == 3, entry  # created at the cluster's replication

@@ -57,7 +57,7 @@ def _by_id(instrument: Instrument) -> str:
     return instrument.instrument_id
 
 
-async def test_recorded_frames_replay_into_the_same_opportunities(
+async def test_recorded_frames_replay_into_the_planted_opportunity_at_recorded_times(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     port = free_port()
