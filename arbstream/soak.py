@@ -142,14 +142,15 @@ class Probes:
             text = await response.text()
         return parse_metrics(text)
 
-    async def api_gauge(self, family: str) -> float | None:
-        """One gauge of the API's ``/metrics`` (None while the API does not answer)."""
+    async def api_gauges(self) -> dict[str, float]:
+        """The API's unlabelled ``/metrics`` values by family (empty while the API does not answer)."""
         url = f"http://127.0.0.1:{self.stack.api_port}/metrics"
         try:
             async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
-                return parse_metrics(await response.text(), "arbstream_api_").get(family, {}).get("")
+                families = parse_metrics(await response.text(), "arbstream_api_")
         except (aiohttp.ClientError, TimeoutError):
-            return None
+            return {}
+        return {family: row[""] for family, row in families.items() if "" in row}
 
     async def health(self) -> str:
         """``/health``'s status (``unreachable`` when it does not answer); its reasons kept in ``last_reasons``."""

@@ -194,10 +194,10 @@ class Soak:
         while True:
             self._sample()
             # What the API holds, next to its RSS: growth there is a window or a capped list filling.
+            gauges = await self.probes.api_gauges()
             for name, family in API_GAUGES.items():
-                held = await self.probes.api_gauge(family)
-                if held is not None:
-                    self.report.gauge(self.now(), name, held)
+                if family in gauges:
+                    self.report.gauge(self.now(), name, gauges[family])
             await asyncio.sleep(self.settings.soak_sample_every_s)
 
     def _sample(self) -> None:

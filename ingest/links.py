@@ -17,9 +17,9 @@ from functools import partial
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 import socketio
+from websockets.asyncio.client import ClientConnection, connect
 
 
 class Link(Protocol):
@@ -31,43 +31,26 @@ class Link(Protocol):
 
 
 class WebSocketLink:
-    """A plain WebSocket on aiohttp, whose frame reader is compiled: ~1.9 µs of CPU per frame
-    against ~6.6 µs for the ``websockets`` library, the runner's largest cost after parsing
-    (decision 0033). Server pings are answered by aiohttp (``autoping``); venue-level
-    heartbeats are the runner's."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
 
     async def send(self, frame: str) -> None:
-        await self.ws.send_str(frame)
+        await self.ws.send(frame)
 
     async def recv(self, timeout_s: float) -> str | bytes:
-        frame = self._data(await self.ws.receive(timeout_s))
-        if frame is None:
-            raise ConnectionError(self.closed_reason() or "WebSocket closed")
-        return frame
+        return await asyncio.wait_for(self.ws.recv(), timeout_s)
 
     async def frames(self) -> AsyncIterator[str | bytes]:
-        while (frame := self._data(await self.ws.receive())) is not None:
+        async for frame in self.ws:
             yield frame
 
-    def _data(self, message: aiohttp.WSMessage) -> str | bytes | None:
-        """The frame's payload; None once the socket is closed (the runner asks ``closed_reason``)."""
-        if message.type is aiohttp.WSMsgType.TEXT or message.type is aiohttp.WSMsgType.BINARY:
-            return message.data  # type: ignore[no-any-return]
-        if message.type is aiohttp.WSMsgType.ERROR:
-            raise ConnectionError(f"WebSocket error: {message.data!r}")
-        return None  # CLOSE, CLOSING, CLOSED
-
     async def close(self, reason: str) -> None:
-        await self.ws.close(code=1000, message=reason.encode())
+        await self.ws.close(code=1000, reason=reason)
 
     def closed_reason(self) -> str | None:
-        if not self.ws.closed:
+        if self.ws.close_code is None:
             return None
-        exc = self.ws.exception()
-        return f"closed with code {self.ws.close_code}" + (f" ({exc!r})" if exc is not None else "")
+        return f"closed with code {self.ws.close_code} {self.ws.close_reason}"
 
 
 class _ExactJson:
@@ -120,14 +103,8 @@ class SocketIOLink:
         return self.reason
 
 
-OPEN_TIMEOUT_S = 15.0
-MAX_FRAME_BYTES = 2**24
-
-
 @asynccontextmanager
-async def open_link(
-    transport: str, url: str, headers: dict[str, str], http: aiohttp.ClientSession
-) -> AsyncIterator[Link]:
+async def open_link(transport: str, url: str, headers: dict[str, str]) -> AsyncIterator[Link]:
     if transport == "socketio":
         # ws://host/prefix -> server http://host, socket.io path "prefix/socket.io"
         parts = urlsplit(url)
@@ -136,22 +113,12 @@ async def open_link(
         client = socketio.AsyncClient(reconnection=False, json=_ExactJson)
         link = SocketIOLink(client)
         await client.connect(
-            f"{scheme}://{parts.netloc}",
-            headers=headers,
-            transports=["websocket"],
-            socketio_path=path,
-            wait_timeout=int(OPEN_TIMEOUT_S),
+            f"{scheme}://{parts.netloc}", headers=headers, transports=["websocket"], socketio_path=path, wait_timeout=15
         )
         try:
             yield link
         finally:
             await client.disconnect()
         return
-    # No permessage-deflate (aiohttp's default): inflating every frame costs more CPU than the
-    # bandwidth it saves on top-of-book messages.
-    async with asyncio.timeout(OPEN_TIMEOUT_S):
-        ws = await http.ws_connect(url, headers=headers, max_msg_size=MAX_FRAME_BYTES, autoping=True)
-    try:
+    async with connect(url, additional_headers=headers, ping_interval=None, open_timeout=15, max_size=2**24) as ws:
         yield WebSocketLink(ws)
-    finally:
-        await ws.close()

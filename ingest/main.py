@@ -298,10 +298,7 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
         if publisher is not None:
             await publisher.publish_health(health)
 
-    # Every venue WebSocket holds one of the session's connections for its lifetime: no pool limit
-    # (aiohttp's default of 100 would leave the whole market's later sockets waiting). trust_env:
-    # proxies from the environment, for REST and WebSocket alike.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True) as http:
+    async with aiohttp.ClientSession() as http:
         service = IngestService(settings, http, on_events, on_health, bootstrap)
         refresher: asyncio.Task[None] | None = None
         control: asyncio.Task[None] | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import socketio
+from websockets.exceptions import WebSocketException
 
 from ingest.links import Link, open_link
 from ingest.recorder import Recorder
@@ -105,6 +106,7 @@ class ConnectionRunner:
                 OSError,
                 TimeoutError,
                 aiohttp.ClientError,
+                WebSocketException,
                 socketio.exceptions.SocketIOError,
                 RetryableError,  # e.g. KuCoin's token endpoint unreachable
             ) as exc:
@@ -123,7 +125,7 @@ class ConnectionRunner:
 
     async def _session(self, venue: Venue) -> None:
         url = await venue.resolve_url(self.plan, self.config.rest_base, self.http)
-        async with open_link(venue.transport, url, venue.ws_headers, self.http) as link:
+        async with open_link(venue.transport, url, venue.ws_headers) as link:
             self._log_budget = 20
             await self._health(HealthState.CONNECTED, url)
             if venue.subscribe_after_first_frame:

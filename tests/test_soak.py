@@ -126,8 +126,9 @@ def test_soak_recovers_every_fault_and_samples_memory(soak_report: dict[str, Any
     memory = soak_report["memory_summary"]
     assert set(memory) == {"broker", "simulator", "ingest", "worker", "api"}
     assert all(row["samples"] >= 10 and row["end_mb"] > 20 for row in memory.values()), memory
-    history = soak_report["gauge_summary"]["api spread-history samples"]  # read from the API's /metrics
-    assert history["samples"] >= 5 and history["peak"] > 0, history
+    gauges = soak_report["gauge_summary"]  # read from the API's /metrics
+    assert gauges["api spread-history samples"]["samples"] >= 5 and gauges["api spread-history samples"]["peak"] > 0
+    assert set(gauges) == {"api spread-history samples", "api closed episodes held", "api alerts held"}, gauges
     assert soak_report["duplicate_alerts"] == 0, soak_report["markdown"]
     died = [b["what"] for b in soak_report["breaches"] if "exited on its own" in b["what"]]
     assert not died, soak_report["markdown"]
