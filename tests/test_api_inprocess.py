@@ -20,6 +20,17 @@ from tests.test_api_expected import PCT, check_all
 from tests.test_api_support import D, get_json, in_process_model, quote, scenario, scenario_settings, serve
 
 
+def _unlabelled_metrics(url: str) -> dict[str, float]:
+    """The API's ``/metrics`` samples without labels, by name."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in lines)
+        if "{" not in name and name[:1] != "#"
+    }
+
+
 def test_every_endpoint_answers_the_scenario_values() -> None:
     t0 = time.time_ns()
     settings = scenario_settings()
@@ -28,10 +39,9 @@ def test_every_endpoint_answers_the_scenario_values() -> None:
         fed = [t for t in scenario(t0) if isinstance(t, Quote)]
         check_all(lambda path: get_json(url + path), t0, fed, cooldown_s=120)
         # What the model holds in memory is on /metrics (the soak samples it with the API's RSS).
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-            scraped = dict(line.split() for line in response.read().decode().splitlines() if line[:1] != "#")
+        scraped = _unlabelled_metrics(url)
         held = (scraped["arbstream_api_alerts_held"], scraped["arbstream_api_closed_episodes_held"])
-        assert tuple(map(float, held)) == (len(ctx.model.alerts), len(ctx.model.closed))
+        assert held == (len(ctx.model.alerts), len(ctx.model.closed))
         assert len(ctx.model.alerts) > 0 and len(ctx.model.closed) > 0
 
 
@@ -155,11 +165,10 @@ def test_spread_history_samples_each_state_change_per_pair() -> None:
         assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=1")[0] == 200
         assert get_json(f"{url}/api/spread/BTC/binance/bybit/history?seconds=3600")[0] == 200
         # What the history holds is on /metrics (it is most of the API's memory at market size).
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-            scraped = dict(line.split() for line in response.read().decode().splitlines() if line[:1] != "#")
+        scraped = _unlabelled_metrics(url)
         assert model.history is not None and model.history.samples >= 3  # the pair above holds three
-        assert float(scraped["arbstream_api_spread_history_samples"]) == model.history.samples
-        assert float(scraped["arbstream_api_spread_history_pairs"]) == model.history.pairs > 0
+        assert scraped["arbstream_api_spread_history_samples"] == model.history.samples
+        assert scraped["arbstream_api_spread_history_pairs"] == model.history.pairs > 0
 
 
 def test_spread_history_is_bounded_and_forgets_removed_symbols() -> None:
