@@ -346,6 +346,10 @@ class ConnectionOut(BaseModel):
     frames_total: int
     events_total: int
     malformed_total: int
+    resyncs_total: int = Field(
+        description="instruments whose book skipped a sequence number: their quotes were withheld until the "
+        "next snapshot, the connection kept streaming (Bybit orderbook.1, CoinDCX)"
+    )
     last_message_age_ms: int | None = Field(description="now - receipt time of the last market-data frame")
     messages_per_s: float | None = Field(description="frames/s between the last two health snapshots")
     events_per_s: float | None

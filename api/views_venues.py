@@ -14,8 +14,16 @@ from api.models import ConnectionOut, FundingBackfillOut, ListingOut, VenueOut
 from api.readmodel import ReadModel
 from api.universe import Universe
 from api.views_prices import age_ms, iso, ms
+from ingest.symbol_files import VENUE_ALIASES
 from processors.arbitrage import UNHEALTHY, ArbConfig
 from schemas.market import BackfillStatus, Health, ListingStatus, Quote
+
+
+def seed_venue(raw: str) -> str:
+    """arbstream's venue id for a name a seed client may send (``gateio`` is ``gate``): REST
+    parameters and the WebSocket's subscribe op both go through it."""
+    name = raw.strip().lower()
+    return VENUE_ALIASES.get(name, name)
 
 
 def _rate(now: int, before: int, now_ts: int, before_ts: int) -> float | None:
@@ -39,6 +47,7 @@ def connection_out(latest: Health, previous: Health | None, now_ns: int) -> Conn
         frames_total=latest.frames_total,
         events_total=latest.events_total,
         malformed_total=latest.malformed_total,
+        resyncs_total=latest.resyncs_total,
         last_message_age_ms=age_ms(now_ns, last_data) if last_data is not None else None,
         messages_per_s=frames,
         events_per_s=events,

@@ -29,6 +29,9 @@ class IngestCollector(Collector):
                 "arbstream_ingest_malformed", "frames that failed to parse", labels=labels
             ),
             "reconnects": CounterMetricFamily("arbstream_ingest_reconnects", "reconnections", labels=labels),
+            "resyncs": CounterMetricFamily(
+                "arbstream_ingest_resyncs", "sequence skips resynced per instrument", labels=labels
+            ),
         }
         streaming = GaugeMetricFamily(
             "arbstream_ingest_streaming", "1 while the connection streams data", labels=labels
@@ -40,6 +43,7 @@ class IngestCollector(Collector):
             families["events"].add_metric(key, stats.events)
             families["malformed"].add_metric(key, stats.malformed + stats.parse_errors)
             families["reconnects"].add_metric(key, stats.reconnects)
+            families["resyncs"].add_metric(key, stats.resyncs)
             streaming.add_metric(key, 1 if runner.state.value == "streaming" else 0)
         yield from families.values()
         yield streaming

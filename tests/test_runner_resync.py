@@ -12,7 +12,9 @@ from typing import Any, cast
 
 import pytest
 
+from api.views_venues import connection_out
 from ingest.instruments import load_venue_instruments
+from ingest.metrics import IngestCollector
 from ingest.runner import ConnectionRunner, RunnerConfig, SessionEnded
 from ingest.venues import venue_class
 from ingest.venues.base import Connection, Parsed
@@ -70,6 +72,16 @@ def test_sequence_skip_is_counted_reported_and_the_session_goes_on() -> None:
         "1000PEPEUSDT",  # the other symbols on the socket keep streaming
     ]
     assert (health[-1].state, health[-1].resyncs_total) == (HealthState.STREAMING, 1)
+    # An operator sees it: on ingest's /metrics and in the API's connection view (Venues screen).
+    scraped = {
+        (metric.name, sample.labels.get("connection")): sample.value
+        for metric in IngestCollector([runner], None).collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+    assert scraped[("arbstream_ingest_resyncs", "bybit-linear-0")] == 1
+    assert scraped[("arbstream_ingest_reconnects", "bybit-linear-0")] == 0
+    assert connection_out(health[-1], None, health[-1].exchange_ts_ns).resyncs_total == 1
 
 
 def test_a_connection_wide_gap_still_ends_the_session() -> None:
