@@ -72,13 +72,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ingest.replay import run_replay
+    from ingest.replay_topics import OffsetRange
     from ingest.settings import IngestSettings
 
-    return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end, args.topics)
+    offsets = OffsetRange(args.from_offset, args.to_offset)
+    return run_replay(IngestSettings(), args.sources, args.speed, args.start, args.end, args.topics, offsets)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from arbstream.backtest import run_cli
+    from ingest.replay_topics import OffsetRange
 
     return run_cli(
         args.sources,
@@ -92,7 +95,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         args.end,
         [s for s in (args.symbols or "").split(",") if s.strip()],
         [v for v in (args.venues or "").split(",") if v.strip()],
+        OffsetRange(args.from_offset, args.to_offset),
     )
+
+
+def _offset_arguments(cmd: argparse.ArgumentParser) -> None:
+    """With --topics: a range in offsets instead of times (one bound for every tick partition)."""
+    cmd.add_argument("--from-offset", type=int, help="with --topics: first offset of every tick partition")
+    cmd.add_argument("--to-offset", type=int, help="with --topics: stop before this offset of every tick partition")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -182,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--speed", default="max", help="max (as fast as possible), 1x (real time), 10x ...")
             cmd.add_argument("--from", dest="start", help="first receipt time replayed (ISO-8601 UTC or ns)")
             cmd.add_argument("--to", dest="end", help="replay stops before this receipt time (ISO-8601 UTC or ns)")
+            _offset_arguments(cmd)
         if name == "backtest":
             cmd.add_argument("sources", nargs="*", type=Path, help="recording files or directories")
             cmd.add_argument("--sample", action="store_true", help="the bundled sample recording")
@@ -192,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--notional", default="10000", help="quote notional per alert for the naive PnL")
             cmd.add_argument("--from", dest="start", help="first receipt time (ISO-8601 UTC or ns)")
             cmd.add_argument("--to", dest="end", help="stop before this receipt time (ISO-8601 UTC or ns)")
+            _offset_arguments(cmd)
             cmd.add_argument("--symbols", help="comma list of bases (default: all recorded)")
             cmd.add_argument("--venues", help="comma list of venues (default: all recorded)")
         if name == "normalize":

@@ -35,7 +35,7 @@ from rich.live import Live
 from ingest.instruments import load_venue_instruments
 from ingest.publisher import Publisher
 from ingest.recorder import Row, iter_health, iter_recording
-from ingest.replay_topics import read_range
+from ingest.replay_topics import WHOLE_TOPICS, OffsetRange, read_range
 from ingest.settings import IngestSettings
 from ingest.venues import venue_class
 from ingest.venues.base import FrameError, Venue
@@ -158,12 +158,16 @@ class Replayer:
             ((t.receipt_ts_ns, 1, t) for t in ticks),
             key=lambda item: (item[0], item[1]),
         )
+        held: dict[tuple[str, str], Health] = {}
         for receipt_ts_ns, _order, item in merged:
-            if self.start_ns is not None and receipt_ts_ns < self.start_ns:
-                self.counts.skipped_out_of_range += 1
-                continue
             if self.end_ns is not None and receipt_ts_ns >= self.end_ns:
                 break
+            if self.start_ns is not None and receipt_ts_ns < self.start_ns:
+                self._warm_up(item, held)
+                continue
+            if held:
+                # Before the first event of the range: the health each connection had at its start.
+                yield from self._release(held)
             self.counts.first_ts_ns = self.counts.first_ts_ns or receipt_ts_ns
             self.counts.last_ts_ns = receipt_ts_ns
             if isinstance(item, Health):
@@ -173,7 +177,30 @@ class Replayer:
                 self.counts.events += 1
                 yield item
             else:
-                yield from self._parse(cast(Row, item))
+                events = self._parse(cast(Row, item))
+                self.counts.events += len(events)
+                yield from events
+
+    def _warm_up(self, item: object, held: dict[tuple[str, str], Health]) -> None:
+        """An item before ``start_ns``: it changes state, but what it emits is held back.
+
+        A frame is still parsed, so a venue's book (snapshot + deltas) is whole when the range
+        starts, and the newest health report of each connection is kept, so a venue already stale
+        at the start is stale in the replay as it was live. Dropping them would make a window's
+        results differ from the same window inside a full replay.
+        """
+        if isinstance(item, Health):
+            held[(item.venue, item.connection)] = item
+        elif isinstance(item, Quote | Funding):
+            self.counts.skipped_out_of_range += 1
+        else:
+            self.counts.skipped_out_of_range += len(self._parse(cast(Row, item)))
+
+    def _release(self, held: dict[tuple[str, str], Health]) -> Iterator[Health]:
+        for health in sorted(held.values(), key=lambda h: h.receipt_ts_ns):
+            self.counts.health += 1
+            yield health
+        held.clear()
 
     def _parse(self, row: Row) -> list[Quote | Funding]:
         receipt_ts_ns, venue_name, connection, frame = row
@@ -188,7 +215,6 @@ class Replayer:
             self.counts.malformed += 1
             log.warning("replay: malformed %s frame at %d: %s", venue_name, receipt_ts_ns, exc)
             return []
-        self.counts.events += len(events)
         return events
 
 
@@ -247,7 +273,9 @@ class Pacer:
     """Sleeps so events leave at ``speed`` times their recorded spacing (no-op at max).
 
     Each event is due at origin + (its time - the first event's time) / factor: the schedule
-    never drifts, whatever a sleep overshoots, so the error stays one sleep's overshoot.
+    never drifts, whatever a sleep overshoots, so the error stays one sleep's overshoot. Events
+    before ``start_ns`` (the health a ``--from`` replay carries in from before its range) leave at
+    once and do not anchor the schedule: pacing them would sleep through the skipped time.
     """
 
     def __init__(
@@ -255,14 +283,16 @@ class Pacer:
         speed: Speed,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        start_ns: int | None = None,
     ) -> None:
         self.speed = speed
+        self.start_ns = start_ns
         self._clock = clock
         self._sleep = sleep
         self._origin: tuple[int, float] | None = None
 
     async def wait(self, ts_ns: int) -> None:
-        if self.speed.factor == 0:
+        if self.speed.factor == 0 or (self.start_ns is not None and ts_ns < self.start_ns):
             return
         if self._origin is None:
             self._origin = (ts_ns, self._clock())
@@ -273,7 +303,12 @@ class Pacer:
 
 
 async def replay_to_kafka(
-    settings: IngestSettings, events: Iterable[ReplayEvent], counts: ReplayCounts, speed: Speed, progress: bool = True
+    settings: IngestSettings,
+    events: Iterable[ReplayEvent],
+    counts: ReplayCounts,
+    speed: Speed,
+    progress: bool = True,
+    start_ns: int | None = None,
 ) -> int:
     """Publish every replayed event to ``settings.namespace``; returns the records lost."""
     if not settings.namespace:
@@ -284,7 +319,7 @@ async def replay_to_kafka(
         bootstrap, settings.namespace, settings.queue_size, settings.linger_ms, conflate_when_full=False
     )
     await publisher.start()
-    pacer, created = Pacer(speed), set[str]()
+    pacer, created = Pacer(speed, start_ns=start_ns), set[str]()
     try:
         with ReplayProgress(counts, speed, enabled=progress) as shown:
             for event in events:
@@ -322,20 +357,23 @@ def run_replay(
     start: str | None,
     end: str | None,
     topics: str | None = None,
+    offsets: OffsetRange = WHOLE_TOPICS,
 ) -> int:
     """From recordings, or (``topics``) from another namespace's tick topics, into ARBSTREAM_NAMESPACE."""
     if bool(sources) == (topics is not None):
         raise ConfigError("replay one source: recording files/directories, or --topics NAMESPACE")
+    if topics is None and offsets != WHOLE_TOPICS:
+        raise ConfigError("--from-offset/--to-offset are positions in the broker's topics: use them with --topics")
     if topics is not None and topics == settings.namespace:
         raise ConfigError(f"--topics {topics!r} is the namespace being replayed into: choose another")
     if topics is not None:
         bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
-        read = asyncio.run(read_range(bootstrap, topics, parse_time(start), parse_time(end)))
+        read = asyncio.run(read_range(bootstrap, topics, parse_time(start), parse_time(end), offsets=offsets))
         counts = ReplayCounts()
         events: Iterable[ReplayEvent] = _counted(read, counts)
     else:
         replayer = Replayer(sources, settings.instruments_cache_dir, parse_time(start), parse_time(end))
         counts, events = replayer.counts, replayer.events()
-    lost = asyncio.run(replay_to_kafka(settings, events, counts, Speed.parse(speed)))
+    lost = asyncio.run(replay_to_kafka(settings, events, counts, Speed.parse(speed), start_ns=parse_time(start)))
     print(" ".join(f"{key}={value}" for key, value in vars(counts).items()), f"lost={lost}")
     return 1 if lost else 0

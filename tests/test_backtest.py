@@ -78,6 +78,29 @@ def test_an_unhealthy_venue_yields_no_alert_as_live() -> None:
     assert result.health_events == 2
 
 
+def test_a_window_sees_the_health_and_books_of_before_it(tmp_path: Path) -> None:
+    """okx goes stale at 2 s and never recovers: no alert in the whole replay, nor in a replay
+    from 3 s (which once forgot the stale report and alerted on the 5-8 s dislocation)."""
+    from ingest.recorder import Recorder
+    from ingest.replay import Replayer
+
+    write_recording(tmp_path / "plain", market([(5, 8)]))
+    write_recording(tmp_path / "stale", market([(5, 8)]))
+    recorder = Recorder(tmp_path / "stale", "okx", 1 << 20)
+    recorder.write_health(health(2, HealthState.STALE))
+    recorder.close()
+    settings = worker_settings(SETTINGS)
+
+    def alerts(name: str, start_ns: int | None) -> tuple[list[str], int]:
+        result = run_backtest(Replayer([tmp_path / name], start_ns=start_ns).events(), settings)
+        return [a.event_id for a in result.alerts], result.health_events
+
+    planted = f"BTC:binance->okx:{T0 + 5 * S + MS}"
+    assert alerts("plain", T0 + 3 * S) == ([planted], 0)  # the control: a healthy okx alerts
+    assert alerts("stale", None) == ([], 1)
+    assert alerts("stale", T0 + 3 * S) == ([], 1)
+
+
 def test_symbol_and_venue_filters() -> None:
     events = sorted([*market([(5, 8)]), *market([(5, 8)], base="ETH")], key=lambda e: e.receipt_ts_ns)
     only_eth = run_backtest(events, worker_settings(SETTINGS), symbols=frozenset({"ETH"}))

@@ -13,12 +13,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from arbstream.backtest import FileSource, TopicSource, backtest
-from ingest.replay_topics import TopicRange, read_range
+from ingest.replay_topics import OffsetRange, TopicRange, read_range
 from plumbing.broker import free_port
+from plumbing.errors import ConfigError
 from plumbing.kafka import ensure_topics, symbol_partition
 from schemas.arbitrage import Opportunity, decode_event
-from schemas.market import Quote, encode_ticks
-from schemas.topics import OPPORTUNITIES, ticks_topic, topic_name
+from schemas.market import Health, HealthState, Quote, encode, encode_ticks
+from schemas.topics import HEALTH, HEALTH_CONFIG, OPPORTUNITIES, ticks_topic, topic_name
 from tests.helpers import TopicWatcher, running, service_env, wait_http
 from tests.test_backtest import MS, T0, S, market
 
@@ -116,4 +117,62 @@ async def test_backtest_reads_the_tick_topics_between_two_times(
     copied = await read_range(kafka_bootstrap, target, None, None)
     assert [(e.instrument_id, e.receipt_ts_ns) for e in copied if isinstance(e, Quote)] == [
         (q.instrument_id, q.receipt_ts_ns) for q in quotes[600:]
+    ]
+
+
+async def test_a_topics_range_in_offsets_carries_in_the_health_of_before_it(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """okx goes stale at 2 s and recovers at 30 s; a range starting at offset 100 (5 s, inside the
+    stale spell) must still see okx stale: only the 40 s dislocation alerts, as in a full read."""
+    quotes = market([(5, 8), (40, 43)])
+    topic, health_topic = ticks_topic("BTC", namespace), topic_name(HEALTH, namespace)
+    await ensure_topics(kafka_bootstrap, [topic], 1)
+    await ensure_topics(kafka_bootstrap, [health_topic], 1, HEALTH_CONFIG)
+    stale, back = (
+        Health(venue="okx", connection="okx-0", state=state, exchange_ts_ns=T0 + s * S, receipt_ts_ns=T0 + s * S)
+        for s, state in ((2, HealthState.STALE), (30, HealthState.STREAMING))
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for h in (stale, back):
+            await producer.send(health_topic, encode(h), b"okx", 0, h.receipt_ts_ns // MS)
+        for q in quotes:
+            await producer.send(topic, encode_ticks([q]), b"BTC", 0, q.receipt_ts_ns // MS)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    counts = TopicRange()
+    window = await read_range(kafka_bootstrap, namespace, None, None, counts=counts, offsets=OffsetRange(100, 500))
+    # The stale report from before the range first; the recovery (after the range's last tick) left out.
+    assert window == [stale, *quotes[100:500]]
+    assert counts.partitions == {f"{topic}[0]": (100, 500), f"{health_topic}[0]": (0, 2)}
+    by_time = await read_range(kafka_bootstrap, namespace, T0 + 3 * S, T0 + 50 * S)
+    assert by_time[:2] == [stale, quotes[60]] and back in by_time and len(by_time) == 2 + 940
+    with pytest.raises(ConfigError, match="not both"):
+        await read_range(kafka_bootstrap, namespace, T0, None, offsets=OffsetRange(start=1))
+
+    source = TopicSource(kafka_bootstrap, namespace, None, None, ["BTC"], OffsetRange(start=100))
+    written = await asyncio.to_thread(backtest, source, [("base", SETTINGS)], tmp_path / "report")
+    result = json.loads(written[0].read_bytes())["runs"]["base"]
+    assert [a["event_id"] for a in result["alerts"]] == [f"BTC:binance->okx:{T0 + 40 * S + MS}"]
+    assert result["counts"]["health_events"] == 2
+
+    # `arbstream replay --topics NS --from-offset/--to-offset` copies the same range.
+    target = f"{namespace}-copy"
+    command = ["replay", "--topics", namespace, "--from-offset", "100", "--to-offset", "500"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "arbstream.cli", *command],
+        env=service_env(kafka_bootstrap, target),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    copied = await read_range(kafka_bootstrap, target, None, None)
+    assert [(type(e).__name__, e.receipt_ts_ns) for e in copied] == [("Health", stale.receipt_ts_ns)] + [
+        ("Quote", q.receipt_ts_ns) for q in quotes[100:500]
     ]

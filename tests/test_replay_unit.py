@@ -159,3 +159,57 @@ def test_normalised_tick_files_merge_with_recorded_frames(tmp_path: Path) -> Non
     (tmp_path / "bad.ticks.jsonl").write_text('{"type":"nonsense"}\n')
     with pytest.raises(ConfigError, match=r"bad.ticks.jsonl: line 1 is not a normalised tick"):
         list(Replayer([tmp_path]).events())
+
+
+BYBIT_BOOK = (
+    '{{"topic":"orderbook.1.BTCUSDT","type":"{kind}","ts":1790516465061,'
+    '"data":{{"s":"BTCUSDT","b":{bids},"a":{asks},"u":{u},"seq":1}}}}'
+)
+
+
+def test_a_time_range_starts_with_the_books_and_health_of_before_it(tmp_path: Path) -> None:
+    """--from parses the frames before it (a delta needs its snapshot) and carries each
+    connection's last health report in, but emits nothing of its own from before the range."""
+    recorder = record(
+        tmp_path,
+        "bybit",
+        [
+            (10, BYBIT_BOOK.format(kind="snapshot", bids='[["100","1"]]', asks='[["101","2"]]', u=1)),
+            (20, BYBIT_BOOK.format(kind="delta", bids='[["100.5","1"]]', asks="[]", u=2)),
+            (30, BYBIT_BOOK.format(kind="delta", bids="[]", asks='[["100.9","4"]]', u=3)),
+        ],
+    )
+    for ts, state in ((5, HealthState.STREAMING), (12, HealthState.STALE)):
+        recorder.write_health(
+            Health(venue="bybit", connection="bybit-public-0", state=state, exchange_ts_ns=ts, receipt_ts_ns=ts)
+        )
+    recorder.close()
+    replayer = Replayer([tmp_path], start_ns=15)
+    events = list(replayer.events())
+    # The newest pre-range report of the connection (STALE at 12, not STREAMING at 5), then the
+    # range's quotes, whose unchanged sides come from the snapshot at 10.
+    assert [(type(e).__name__, e.receipt_ts_ns) for e in events] == [("Health", 12), ("Quote", 20), ("Quote", 30)]
+    assert isinstance(events[0], Health) and events[0].state is HealthState.STALE
+    quotes = [(e.bid, e.ask, e.ask_size) for e in events if isinstance(e, Quote)]
+    assert quotes == [(Decimal("100.5"), Decimal(101), Decimal(2)), (Decimal("100.5"), Decimal("100.9"), Decimal(4))]
+    counts = replayer.counts
+    assert (counts.frames, counts.events, counts.health, counts.skipped_out_of_range) == (3, 2, 1, 1)
+    assert (counts.first_ts_ns, counts.last_ts_ns) == (20, 30)
+
+
+def test_the_pacer_does_not_pace_what_precedes_the_range() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 9))
+        now[0] += seconds
+
+    async def run() -> None:
+        pacer = Pacer(Speed.parse("1x"), clock=lambda: now[0], sleep=sleep, start_ns=3_600_000_000_000)
+        for ts in (1_000_000_000, 3_600_000_000_000, 3_600_500_000_000):
+            await pacer.wait(ts)
+
+    asyncio.run(run())
+    # The health from an hour before the range leaves at once; the range is paced from its start.
+    assert slept == [0.5]

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from arbstream.backtest import charts, report
 from arbstream.backtest.run import run_backtest
 from ingest.replay import ReplayCounts, Replayer, ReplayEvent, parse_time
-from ingest.replay_topics import TopicRange, read_range
+from ingest.replay_topics import WHOLE_TOPICS, OffsetRange, TopicRange, read_range
 from plumbing.errors import ConfigError
 from plumbing.kafka import resolve_bootstrap
 from plumbing.settings import REPO_ROOT, CommonSettings
@@ -79,16 +79,26 @@ class FileSource:
 class TopicSource:
     """The tick and health topics of a namespace on the broker (read once, replayed per run)."""
 
-    def __init__(self, bootstrap: str, namespace: str, start: str | None, end: str | None, bases: Sequence[str]):
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        start: str | None,
+        end: str | None,
+        bases: Sequence[str],
+        offsets: OffsetRange = WHOLE_TOPICS,
+    ):
         self.bootstrap, self.namespace, self.bases = bootstrap, namespace, list(bases)
-        self.start_ns, self.end_ns = parse_time(start), parse_time(end)
+        self.start_ns, self.end_ns, self.offsets = parse_time(start), parse_time(end), offsets
         self.counts = TopicRange()
         self._events: list[ReplayEvent] | None = None
 
     def events(self) -> Iterable[ReplayEvent]:
         if self._events is None:
             self._events = asyncio.run(
-                read_range(self.bootstrap, self.namespace, self.start_ns, self.end_ns, self.bases, self.counts)
+                read_range(
+                    self.bootstrap, self.namespace, self.start_ns, self.end_ns, self.bases, self.counts, self.offsets
+                )
             )
         return self._events
 
@@ -150,11 +160,14 @@ def run_cli(
     end: str | None,
     symbols: Sequence[str],
     venues: Sequence[str],
+    offsets: OffsetRange = WHOLE_TOPICS,
 ) -> int:
     if sample:
         sources = [*sources, SAMPLE_DIR]
     if bool(sources) == (topics is not None):
         raise ConfigError("backtest one source: recording files/directories, --sample, or --topics NAMESPACE")
+    if topics is None and offsets != WHOLE_TOPICS:
+        raise ConfigError("--from-offset/--to-offset are positions in the broker's topics: use them with --topics")
     variants = [("base", parse_overrides(settings))]
     if compare:
         variants.append(("compare", {**variants[0][1], **parse_overrides(compare)}))
@@ -165,7 +178,7 @@ def run_cli(
     source: FileSource | TopicSource
     if topics is not None:
         bootstrap = resolve_bootstrap(CommonSettings().kafka_bootstrap)
-        source = TopicSource(bootstrap, topics, start, end, symbols)
+        source = TopicSource(bootstrap, topics, start, end, symbols, offsets)
     else:
         source = FileSource(sources, start, end)
     out = out or REPORTS_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
