@@ -179,6 +179,29 @@ def test_report_is_byte_identical_and_compares_two_settings(tmp_path: Path) -> N
     assert "| alerts | 2 | 3 |" in first[1].read_text()
 
 
+def test_the_report_records_the_settings_the_environment_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_recording(tmp_path / "rec", market([(5, 8), (15, 17), (40, 43)]))
+    monkeypatch.setenv("ARBSTREAM_COOLDOWN_S", "0")
+    monkeypatch.setenv("ARBSTREAM_TAKER_FEES", '{"okx": "0.0002"}')
+    written = backtest(FileSource([tmp_path / "rec"]), [("base", {"min_ticks": "2"})], tmp_path / "out")
+    run = json.loads(written[0].read_bytes())["runs"]["base"]
+    # The cooldown of 0 from the environment lets the 15 s dislocation alert too.
+    assert run["counts"]["alerts"] == 3
+    assert run["alerts"][0]["net_spread"] == "0.0093000"  # 0.01 - 0.0005 (binance) - 0.0002 (okx, env)
+    assert run["settings"] == {"cooldown_s": "0", "min_ticks": "2", "taker_fees": '{"okx": "0.0002"}'}
+    assert run["settings_from_environment"] == ["taker_fees", "cooldown_s"]
+    effective = run["effective_settings"]
+    assert effective["arbitrage"]["cooldown_s"] == 0 and effective["arbitrage"]["open_threshold"] == "0.0015"
+    assert effective["arbitrage"]["taker_fees"]["okx"] == "0.0002"
+    assert effective["arbitrage"]["taker_fees"]["binance"] == "0.0005"
+    assert effective["funding"]["cooldown_s"] == 3600 and effective["funding"]["taker_fees"]["okx"] == "0.0002"
+    assert effective["sweep"] == {"interval_ms": 500, "grace_ms": 1000} and effective["conflate_after_ms"] == 0
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "(from ARBSTREAM_* environment variables: taker_fees, cooldown_s)" in markdown
+
+
 def test_the_sample_recording_yields_exactly_its_planted_dislocations(tmp_path: Path) -> None:
     from arbstream.backtest import SAMPLE_DIR
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from arbstream.backtest import charts, report
+from arbstream.backtest import charts, config, report
 from arbstream.backtest.run import run_backtest
 from ingest.replay import ReplayCounts, Replayer, ReplayEvent, parse_time
 from ingest.replay_topics import WHOLE_TOPICS, OffsetRange, TopicRange, read_range
@@ -123,7 +123,11 @@ def backtest(
     for name, overrides in variants:
         settings = worker_settings(overrides)
         result = run_backtest(source.events(), settings, symbols, venues)
-        runs.append(report.NamedRun(name, {k: _text(v) for k, v in sorted(overrides.items())}, result))
+        recorded = {
+            "effective": config.effective_config(settings),
+            "from_environment": config.from_environment(settings, overrides),
+        }
+        runs.append(report.NamedRun(name, config.changed_settings(settings, overrides), result, recorded))
     first = runs[0].result
     recording = {
         **source.describe(),
@@ -138,10 +142,6 @@ def backtest(
     built = report.build(runs, recording, notional)
     drawn = charts.draw(built, runs, out)
     return report.write(built, out, drawn)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _utc(ts_ns: int | None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ SPREAD_PLACES = Decimal("0.0000001")
 @dataclass(frozen=True)
 class NamedRun:
     name: str
-    settings: dict[str, Any]
-    """The settings that differ from the defaults, as given (strings)."""
+    settings: dict[str, str]
+    """The settings given as overrides or differing from the defaults (env included), as text."""
     result: BacktestResult
+    config: dict[str, Any] = field(default_factory=dict)
+    """``effective``: the engine's full configuration; ``from_environment``: settings the env changed."""
 
 
 def percentiles(values: Sequence[Decimal | int]) -> dict[str, str]:
@@ -67,6 +69,8 @@ def summarise(run: NamedRun, notional: Decimal) -> dict[str, Any]:
     suppressed = [e for e in closed if not e.alerted]
     return {
         "settings": run.settings,
+        "effective_settings": run.config.get("effective", {}),
+        "settings_from_environment": run.config.get("from_environment", []),
         "counts": {
             "ticks": result.ticks,
             "rejected_ticks": result.rejected,
@@ -145,6 +149,9 @@ def to_markdown(report: dict[str, Any], charts: Sequence[str]) -> str:
         if runs[name]["settings"]:
             settings = ", ".join(f"`{k}={v}`" for k, v in sorted(runs[name]["settings"].items()))
             lines += ["", f"Settings of **{name}**: {settings}"]
+            if runs[name]["settings_from_environment"]:
+                from_env = ", ".join(runs[name]["settings_from_environment"])
+                lines.append(f"(from ARBSTREAM_* environment variables: {from_env})")
     lines += [
         "",
         f"## Episodes per pair ({names[0]})",
