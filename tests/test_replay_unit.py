@@ -11,7 +11,7 @@ import pytest
 
 from ingest.instruments import load_venue_instruments
 from ingest.recorder import Recorder, iter_health, iter_recording, write_instruments
-from ingest.replay import Pacer, Replayer, Speed, parse_time
+from ingest.replay import PACE_TOLERANCE_P99_S, Pacer, Replayer, Speed, parse_time
 from plumbing.errors import ConfigError
 from schemas.market import Health, HealthState, Quote
 
@@ -213,3 +213,39 @@ def test_the_pacer_does_not_pace_what_precedes_the_range() -> None:
     asyncio.run(run())
     # The health from an hour before the range leaves at once; the range is paced from its start.
     assert slept == [0.5]
+
+
+def test_the_pacer_at_1x_on_the_real_clock_keeps_recorded_gaps_within_the_stated_tolerance() -> None:
+    """200 recorded gaps of the sample (0.1 ms median, up to 50 ms) paced by the real clock and sleep."""
+    import itertools
+    import time
+
+    from arbstream.backtest import SAMPLE_DIR
+
+    stamps = [e.receipt_ts_ns for e in Replayer([SAMPLE_DIR]).events()][1000:1201]
+    recorded = [(b - a) / 1e9 for a, b in itertools.pairwise(stamps)]
+    assert len(recorded) == 200 and sum(recorded) > 1.0  # long enough that pacing shows
+
+    async def released() -> list[float]:
+        pacer, times = Pacer(Speed.parse("1x")), []
+        for ts in stamps:
+            await pacer.wait(ts)
+            times.append(time.monotonic())
+        return times
+
+    def p99_error_and_drift() -> tuple[float, float]:
+        times = asyncio.run(released())
+        errors = sorted(abs((b - a) - gap) for (a, b), gap in zip(itertools.pairwise(times), recorded, strict=True))
+        drift = (times[-1] - times[0]) - (stamps[-1] - stamps[0]) / 1e9
+        return errors[-(-99 * len(errors) // 100) - 1], drift
+
+    # A shared machine's busy moment is not the pacer's doing: the best of three runs is judged.
+    attempts = []
+    for _ in range(3):
+        attempts.append(p99_error_and_drift())
+        if attempts[-1][0] <= PACE_TOLERANCE_P99_S:
+            break
+    p99, drift = min(attempts)
+    assert p99 <= PACE_TOLERANCE_P99_S, attempts
+    # Never early (the loop's timer may fire a clock tick before due), and the schedule does not drift.
+    assert -1e-6 <= drift <= PACE_TOLERANCE_P99_S, attempts
