@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -252,6 +253,22 @@ def _replay_rows(replay: Result, _r: dict[str, float | None]) -> list[Row]:
     ]
 
 
+def _dashboard_rows(page: Result, _r: dict[str, float | None]) -> list[Row]:
+    runs = page["runs"]
+
+    def median(key: str, inner: str | None = None) -> float:
+        return float(statistics.median(run[key][inner] if inner else run[key] for run in runs))
+
+    load = f"{_num(page['instruments'])} instruments, {_num(page['offered_updates_per_s'])} updates/s, {len(runs)} runs"
+    latency = f"{_num(median('message_to_screen_ms', 'p50'), 1)} / {_num(median('message_to_screen_ms', 'p99'), 1)}"
+    return [
+        ("9 Dashboard", f"Prices screen fps while updating ({load})", _num(median("fps"), 1), "—"),
+        ("9 Dashboard", "Prices screen fps while scrolling the matrix", _num(median("fps_while_scrolling"), 1), "—"),
+        ("9 Dashboard", "message → screen p50 / p99 ms", latency, "—"),
+        ("9 Dashboard", "renderer main thread, CPU-s per s", _num(median("main_thread_cpu_per_s"), 2), "—"),
+    ]
+
+
 BUILDERS = {
     "parse": ("1 Parse", _parse_rows),
     "broker_limit": ("2 Broker", _broker_rows),
@@ -262,6 +279,7 @@ BUILDERS = {
     "recovery": ("6 Recovery", _recovery_rows),
     "api": ("7 API", _api_rows),
     "replay": ("8 Replay", _replay_rows),
+    "dashboard": ("9 Dashboard", _dashboard_rows),
 }
 
 

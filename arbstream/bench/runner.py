@@ -23,6 +23,7 @@ from arbstream.bench import report
 from arbstream.bench.api_stage import run_api_stage
 from arbstream.bench.broker_limit import run_broker_limit
 from arbstream.bench.common import Plan, Result
+from arbstream.bench.dashboard_stage import run_dashboard_stage
 from arbstream.bench.ingest_stage import run_ingest_stage
 from arbstream.bench.kafka_io import BrokerInfo, bench_broker
 from arbstream.bench.machine import CpuMeter, busy_cpus, describe
@@ -36,11 +37,23 @@ from arbstream.bench.websocket_stage import run_websocket_stage
 from plumbing.errors import ConfigError
 from plumbing.settings import REPO_ROOT
 
-STAGES = ("parse", "broker_limit", "ingest", "processors", "market", "websocket", "recovery", "api", "replay")
+STAGES = (
+    "parse",
+    "broker_limit",
+    "ingest",
+    "processors",
+    "market",
+    "websocket",
+    "recovery",
+    "api",
+    "replay",
+    "dashboard",
+)
 LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {
     "parse": lambda plan: run_parse(plan.parse_frames, plan.runs),
     "api": lambda plan: run_api_stage(plan.quick),
     "replay": lambda plan: run_replay_stage(plan.runs),
+    "dashboard": lambda plan: run_dashboard_stage(plan.runs, plan.quick),
 }
 """Stages that need no broker."""
 DEFAULT_OUT = REPO_ROOT / "bench-results"
