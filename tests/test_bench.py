@@ -1,17 +1,26 @@
 """Smoke test of ``arbstream bench``: the parse stage on a few frames, through the real JSON/Markdown output.
 
 A benchmark is never timed in tests; this only checks that the machinery runs
-and writes the structure the README and the issue rely on. No broker needed.
+and writes the structure the README and the issue rely on. Only the replay stage's test needs
+the broker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import math
 from pathlib import Path
 
+import pytest
+
+from arbstream.backtest import SAMPLE_DIR
+from arbstream.bench import report
 from arbstream.bench.common import Plan
+from arbstream.bench.replay_stage import run_replay_stage
 from arbstream.bench.runner import run_bench
+from ingest.replay import Replayer
 from ingest.venues import implemented_venues
 
 
@@ -32,3 +41,25 @@ def test_parse_stage_reports_every_venue(tmp_path: Path) -> None:
         assert figures["events_per_frame"] > 0, name
     markdown = (tmp_path / "latest.md").read_text()
     assert all(f"| {name} |" in markdown for name in venues)
+
+
+@pytest.mark.integration
+def test_replay_stage_times_the_sample_through_the_broker(kafka_bootstrap: str, namespace: str) -> None:
+    """Stage 8 on the real broker: every event of the sample published and acknowledged, timed."""
+    result = asyncio.run(run_replay_stage(kafka_bootstrap, namespace, runs=1))
+    counted = Replayer([SAMPLE_DIR])
+    events = sum(1 for _ in counted.events())
+    assert (counted.counts.frames, counted.counts.events, counted.counts.health) == (6141, 6094, 72)
+    assert (result["frames"], result["events"]) == (6141, events) == (6141, 6094 + 72)
+    assert result["published_events"] == events  # ticks and the recorded health, none lost
+    for figure in ("replay_events_per_s", "publish_events_per_s", "backtest_ticks_per_s", "backtest_ticks_per_cpu_s"):
+        assert math.isfinite(result[figure]) and result[figure] > 0, figure
+    # Publishing re-parses too, so it cannot beat parsing alone by more than the timer's noise.
+    assert result["publish_events_per_s"] < 1.5 * result["replay_events_per_s"]
+    rows = [row for row in report.summary_rows({"replay": result}) if row[0] == "8 Replay"]
+    assert [row[1].split(",")[0] for row in rows] == [
+        "replay --speed max to the broker",
+        "replay parse only (no publishing)",
+        "backtest (replay + worker engine)",
+    ]
+    assert rows[0][2] == f"{result['publish_events_per_s']:,.0f}"

@@ -52,7 +52,6 @@ STAGES = (
 LOCAL_STAGES: dict[str, Callable[[Plan], Result]] = {
     "parse": lambda plan: run_parse(plan.parse_frames, plan.runs),
     "api": lambda plan: run_api_stage(plan.quick),
-    "replay": lambda plan: run_replay_stage(plan.runs),
     "dashboard": lambda plan: run_dashboard_stage(plan.runs, plan.quick),
 }
 """Stages that need no broker."""
@@ -98,6 +97,7 @@ def _broker_stages(plan: Plan, broker: BrokerInfo, work_dir: Path, source: TickS
         "market": lambda ns: run_market_stage(boot, ns, work_dir, market, ladder_plan(plan), parts, broker.pid),
         "websocket": lambda ns: run_websocket_stage(boot, ns, work_dir, source, plan.latency_duration_s, parts),
         "recovery": lambda ns: run_recovery(boot, ns, work_dir, source, plan.recovery_ticks, plan.recovery_runs, parts),
+        "replay": lambda ns: run_replay_stage(boot, ns, plan.runs),
     }
 
 
