@@ -129,15 +129,18 @@ def write_instruments(directory: Path, instruments: Sequence[Instrument], ts_ns:
     return path
 
 
-def iter_recording(path: Path) -> Iterator[Row]:
+def iter_recording(path: Path, read: dict[Path, int] | None = None) -> Iterator[Row]:
     """Every frame line of a recording file, in file order, streamed (health lines skipped).
 
     A file whose writer was killed ends without a gzip trailer: it is read up to its last sync
-    flush and the truncation is logged, never raised.
+    flush and the truncation is logged, never raised. ``read[path]`` follows the compressed bytes
+    consumed (every 256 lines: a progress bar's position when the recording's end time is unknown).
     """
     try:
-        with gzip.open(path, "rb") as handle:
-            for line in handle:
+        with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+            for number, line in enumerate(handle):
+                if read is not None and number % 256 == 0:
+                    read[path] = raw.tell()
                 record = orjson.loads(line)
                 if "health" in record:
                     continue
@@ -145,6 +148,8 @@ def iter_recording(path: Path) -> Iterator[Row]:
                 yield record["receipt_ts_ns"], record["venue"], record["connection"], frame
     except EOFError:
         log.warning("%s ends without a gzip trailer (writer killed?): read up to its last flush", path)
+    if read is not None:
+        read[path] = path.stat().st_size
 
 
 def iter_health(path: Path) -> Iterator[Health]:

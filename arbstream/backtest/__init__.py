@@ -20,11 +20,13 @@ from pydantic import ValidationError
 from arbstream.backtest import charts, config, report
 from arbstream.backtest.run import run_backtest
 from ingest.replay import ReplayCounts, Replayer, ReplayEvent, parse_time
+from ingest.replay_progress import ReplayProgress
 from ingest.replay_topics import WHOLE_TOPICS, OffsetRange, TopicRange, read_range
 from plumbing.errors import ConfigError
 from plumbing.kafka import resolve_bootstrap
 from plumbing.settings import REPO_ROOT, CommonSettings
 from processors.settings import WorkerSettings
+from schemas.market import Health
 
 REPORTS_DIR = REPO_ROOT / "backtest-results"
 """Where reports go by default, one directory per run; the API serves them from here."""
@@ -62,11 +64,16 @@ class FileSource:
     def __init__(self, paths: Sequence[Path], start: str | None = None, end: str | None = None) -> None:
         self.paths, self.start_ns, self.end_ns = list(paths), parse_time(start), parse_time(end)
         self.counts = ReplayCounts()
+        self._replayer = Replayer(self.paths, start_ns=self.start_ns, end_ns=self.end_ns)
 
     def events(self) -> Iterable[ReplayEvent]:
-        replayer = Replayer(self.paths, start_ns=self.start_ns, end_ns=self.end_ns)
-        self.counts = replayer.counts
-        return replayer.events()
+        self._replayer = Replayer(self.paths, start_ns=self.start_ns, end_ns=self.end_ns)
+        self.counts = self._replayer.counts
+        return self._replayer.events()
+
+    def progress(self, label: str) -> ReplayProgress:
+        """The bar of the replay :meth:`events` last started."""
+        return self._replayer.progress(label)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -102,6 +109,11 @@ class TopicSource:
             )
         return self._events
 
+    def progress(self, label: str) -> ReplayProgress:
+        """A bar over the span of the ticks read (known: they are in memory)."""
+        ticks = [e.receipt_ts_ns for e in self._events or () if not isinstance(e, Health)]
+        return ReplayProgress(label, ticks[0] if ticks else None, ticks[-1] if ticks else None)
+
     def describe(self) -> dict[str, Any]:
         return {
             "sources": [f"topics:{self.namespace or '(no namespace)'}"],
@@ -122,7 +134,10 @@ def backtest(
     runs: list[report.NamedRun] = []
     for name, overrides in variants:
         settings = worker_settings(overrides)
-        result = run_backtest(source.events(), settings, symbols, venues)
+        events = source.events()
+        # On stderr (and only on a terminal): stdout carries the report's paths.
+        with source.progress(f"backtest {name}") as shown:
+            result = run_backtest(shown.track(events), settings, symbols, venues)
         recorded = {
             "effective": config.effective_config(settings),
             "from_environment": config.from_environment(settings, overrides),

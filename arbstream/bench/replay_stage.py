@@ -47,7 +47,7 @@ async def _publish_once(settings: IngestSettings) -> tuple[int, float]:
     """(events delivered, wall seconds) of one ``arbstream replay --speed max`` of the sample."""
     replayer = Replayer([SAMPLE_DIR])
     started = time.perf_counter()
-    lost = await replay_to_kafka(settings, replayer.events(), replayer.counts, Speed(0.0), progress=False)
+    lost = await replay_to_kafka(settings, replayer.events(), Speed(0.0))
     elapsed = time.perf_counter() - started
     if lost:
         raise RuntimeError(f"the bench broker lost {lost} replayed events")
