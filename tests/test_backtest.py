@@ -12,7 +12,7 @@ from arbstream.backtest import FileSource, backtest, parse_overrides, worker_set
 from arbstream.backtest.report import percentiles
 from arbstream.backtest.run import run_backtest
 from plumbing.errors import ConfigError
-from schemas.market import Health, HealthState, Quote
+from schemas.market import Funding, Health, HealthState, Quote
 
 T0 = 1_790_000_000_000_000_000
 MS = 1_000_000
@@ -99,6 +99,25 @@ def test_a_window_sees_the_health_and_books_of_before_it(tmp_path: Path) -> None
     assert alerts("plain", T0 + 3 * S) == ([planted], 0)  # the control: a healthy okx alerts
     assert alerts("stale", None) == ([], 1)
     assert alerts("stale", T0 + 3 * S) == ([], 1)
+
+
+def test_the_sweep_sees_venue_health_and_funding_closes_are_kept() -> None:
+    """A funding episode whose okx leg goes stale at 10 s, with no funding tick after: the worker's
+    sweep closes it with the health at its horizon (before: open for the rate's 180 s max age)."""
+    from tests.test_funding_logic import funding
+
+    carry = [funding("binance", "0.0002", 8, T0 + S + 50 * MS), funding("okx", "0.0000100", 4, T0 + 2 * S + 50 * MS)]
+    stale = Health(venue="okx", connection="okx-0", state=HealthState.STALE, exchange_ts_ns=T0 + 10 * S,
+                   receipt_ts_ns=T0 + 10 * S)  # fmt: skip
+    unsorted: list[Quote | Funding | Health] = [*market([], seconds=30), *carry, stale]
+    events = sorted(unsorted, key=lambda e: e.receipt_ts_ns)
+    result = run_backtest(events, worker_settings({"funding_hold_h": "8760"}))
+    opened = f"BTC:funding:okx/binance:{T0 + 2 * S + 50 * MS}"
+    assert [f.event_id for f in result.funding] == [opened]
+    # Closed by the first sweep whose horizon (event time - 1 s grace) reaches the stale report.
+    assert [(c.event_id, c.end_ts_ns, c.close_reason, c.alerted) for c in result.funding_closed] == [
+        (opened, T0 + 10 * S, "venue stale", True)
+    ]
 
 
 def test_symbol_and_venue_filters() -> None:

@@ -80,6 +80,7 @@ def summarise(run: NamedRun, notional: Decimal) -> dict[str, Any]:
             "episodes_open_at_end": len(result.still_open),
             "suppressed_by_cooldown": len(suppressed),
             "funding_alerts": len(result.funding),
+            "funding_episodes_closed": len(result.funding_closed),
         },
         "pairs": [
             {
@@ -112,6 +113,10 @@ def summarise(run: NamedRun, notional: Decimal) -> dict[str, Any]:
                 "cooldown_broken": a.cooldown_broken,
             }
             for a, _, profit in trades
+        ],
+        "funding_closed": [
+            {"event_id": c.event_id, "close_reason": c.close_reason, "duration_ms": c.duration_ms, "alerted": c.alerted}
+            for c in sorted(result.funding_closed, key=lambda c: (c.end_ts_ns, c.event_id))
         ],
         "suppressed": sorted(e.event_id for e in suppressed),
         "open_at_end": [o.event_id for o in result.still_open],
@@ -173,6 +178,7 @@ _ROWS = (
     ("open at end", ("counts", "episodes_open_at_end")),
     ("suppressed by cooldown", ("counts", "suppressed_by_cooldown")),
     ("funding alerts", ("counts", "funding_alerts")),
+    ("funding episodes closed", ("counts", "funding_episodes_closed")),
     ("duration p50 / p99 ms", ("duration_ms", "p50|p99")),
     ("peak net spread p50 / max", ("peak_net_spread", "p50|max")),
     ("capacity p50 (notional)", ("capacity_notional", "p50")),

@@ -7,8 +7,13 @@ exactly as on its partition live — with the venue health live saw applied at i
 so a replay of a recorded live period yields the live period's event ids. Episodes whose symbol
 goes silent are closed by the worker's sweep rule, run on the event time of the replay (every
 ``worker_sweep_interval_ms`` of it, and once at the end), so they close exactly as live closes
-them (decision 0024). Nothing here reads a clock: the same recording and settings give the same
-result, byte for byte.
+them (decision 0024) — with the venue health of the sweep's horizon, as the worker's sweep
+(``processors/faust_host.py``) passes it, so a funding episode whose venue went unhealthy closes
+at the same point. Conflation is off (``conflate_after_ms=0``): the live worker only conflates a
+quote already superseded when it is fetched late, i.e. when it is behind, and which quotes that
+skips depends on the machine's load; a backtest must be deterministic and evaluate every tick,
+so it always runs as a worker that keeps up (README). Nothing here reads a clock: the same
+recording and settings give the same result, byte for byte.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from processors.engine import Engine
 from processors.health_view import HealthView
 from processors.settings import WorkerSettings
-from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity
+from schemas.arbitrage import EpisodeClosed, FundingEpisodeClosed, FundingOpportunity, Opportunity
 from schemas.market import Funding, Health, Quote, encode
 
 
@@ -38,6 +43,7 @@ class BacktestResult:
     alerts: list[Opportunity] = field(default_factory=list)
     closed: list[EpisodeClosed] = field(default_factory=list)
     funding: list[FundingOpportunity] = field(default_factory=list)
+    funding_closed: list[FundingEpisodeClosed] = field(default_factory=list)
     still_open: list[Opportunity] = field(default_factory=list)
     """Episodes open when the recording ended (their latest evaluation)."""
     ticks: int = 0
@@ -65,7 +71,7 @@ def run_backtest(
     every_ns, next_sweep_ns = settings.worker_sweep_interval_ms * 1_000_000, 0
     for event in events:
         if event.receipt_ts_ns >= next_sweep_ns:
-            result.closed += _sweep(engine, event.receipt_ts_ns - grace_ns)
+            _sweep(engine, event.receipt_ts_ns - grace_ns, health, result)
             next_sweep_ns = event.receipt_ts_ns + every_ns
         if isinstance(event, Health):
             health.apply(event)
@@ -79,11 +85,12 @@ def run_backtest(
         result.alerts += emitted.alerts
         result.closed += emitted.closed
         result.funding += emitted.funding
+        result.funding_closed += emitted.funding_closed
         result.ticks += 1
         result.first_ts_ns = result.first_ts_ns or event.receipt_ts_ns
         result.last_ts_ns = event.receipt_ts_ns
     if result.last_ts_ns is not None:
-        result.closed += _sweep(engine, result.last_ts_ns - grace_ns)
+        _sweep(engine, result.last_ts_ns - grace_ns, health, result)
     result.rejected = engine.counters.rejected
     for slot in engine.slots.values():
         for episode in slot.state.episodes.values():
@@ -93,5 +100,9 @@ def run_backtest(
     return result
 
 
-def _sweep(engine: Engine, horizon_ns: int) -> list[EpisodeClosed]:
-    return [closed for base in sorted(engine.slots) for closed in engine.sweep(base, horizon_ns).closed]
+def _sweep(engine: Engine, horizon_ns: int, health: HealthView, result: BacktestResult) -> None:
+    venues = health.at(horizon_ns)
+    for base in sorted(engine.slots):
+        swept = engine.sweep(base, horizon_ns, venues)
+        result.closed += swept.closed
+        result.funding_closed += swept.funding_closed
