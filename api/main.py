@@ -10,10 +10,11 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import funding_routes, health, routes, views_backtests
+from api import errors, funding_routes, health, routes, views_backtests
 from api.context import ApiContext
 from api.dashboard import add_dashboard
 from api.follower import Follower, Topics
@@ -54,6 +55,10 @@ def build_context(
         universe=universe if universe is not None else load_universe(settings),
         bootstrap=bootstrap,
     )
+    # The views show only the tracked universe: a removed or delisted instrument's last quote
+    # (kept by the compacted topics) disappears as soon as the universe says so.
+    ctx.model.track(ctx.universe.tracks)
+    ctx.universe.listen(ctx.model.retrack)
     if ctx.model.history is None:
         ctx.model.attach_history(
             SpreadHistory(ctx.config.quote_bridges, settings.spread_history_points, settings.spread_history_interval_ms)
@@ -134,8 +139,9 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=ctx.settings.allowed_origins(), allow_methods=["GET", "POST"], allow_headers=["*"]
     )
-    # HTTP errors keep the seed's {"error": ...} field beside FastAPI's detail (issue 14).
-    app.add_exception_handler(StarletteHTTPException, routes.error_body)
+    # HTTP errors keep the seed's {"error": ...} field beside FastAPI's detail (issue 14), 422s too.
+    app.add_exception_handler(StarletteHTTPException, errors.error_body)
+    app.add_exception_handler(RequestValidationError, errors.validation_error_body)
     app.include_router(health.router)
     app.include_router(routes.router)
     app.include_router(ws_router)

@@ -5,7 +5,7 @@ model has loaded the topics up to where they ended at startup: a half-loaded
 model is never served as if complete (decision 0005). Unknown symbols and
 venues are 404, bad parameters 422 — never the seed's 200-with-an-error; the
 body keeps the seed's ``error`` field next to FastAPI's ``detail``
-(:func:`error_body`). Bodies are encoded by ``api.wire`` (Decimals as JSON
+(:mod:`api.errors`). Bodies are encoded by ``api.wire`` (Decimals as JSON
 numbers), so each route names its ``response_model`` for /docs and returns
 ``wire(...)``.
 """
@@ -18,9 +18,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.context import ApiContext, now_ns
 from api.control import request_ingest_reload
@@ -57,9 +56,8 @@ from api.views_arbitrage import (
 )
 from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_prices
 from api.views_spreads import positive_rows, spread_rows
-from api.views_venues import known_venues, venues_out
+from api.views_venues import known_venues, seed_venue, venues_out
 from api.wire import wire
-from ingest.symbol_files import VENUE_ALIASES
 from plumbing.errors import ConfigError
 from schemas.market import Quote
 
@@ -69,14 +67,6 @@ ARBITRAGE_FLOOR = 0.05
 """Default ``min_spread`` of /api/arbitrage, percent of gross spread: the seed's fixed floor."""
 SYMBOL_ARBITRAGE_FLOOR = 0.1
 """Default ``min_spread`` of /api/arbitrage/{symbol}: the seed's default there."""
-
-
-async def error_body(request: Request, exc: Exception) -> Response:
-    """HTTP errors keep the seed's ``{"error": ...}`` beside FastAPI's ``detail``, with a real status."""
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail
-    body: dict[str, Any] = {"error": detail, "detail": detail} if isinstance(detail, str) else {"detail": detail}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 LOADING: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "read model still loading"}}
@@ -136,12 +126,6 @@ def _venue(ctx: ApiContext, raw: str | None) -> str | None:
     if venue not in known_venues(ctx.model, ctx.universe):
         raise HTTPException(404, detail=f"unknown venue {raw[:64]!r}")
     return venue
-
-
-def seed_venue(raw: str) -> str:
-    """arbstream's venue id for a name a seed client may send (``gateio`` is ``gate``)."""
-    name = raw.strip().lower()
-    return VENUE_ALIASES.get(name, name)
 
 
 def _decimal(value: float | None) -> Decimal | None:

@@ -19,6 +19,9 @@ from processors.settings import WorkerSettings
 
 DEV_DASHBOARD_PORT = 5173
 """Vite's dev server port (issue 7); allowed by default so `npm run dev` can call the API."""
+SEED_FRONTEND_PORT = 3000
+"""Where future_rtd's Next.js frontend runs (`npm run dev`): allowed by default on this machine so
+a seed frontend pointed at arbstream keeps working (issue 14)."""
 
 
 class ApiSettings(WorkerSettings, BaseApiSettings):
@@ -28,7 +31,8 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
     instruments_cache_dir: Path = DEFAULT_CACHE_DIR / "instruments"
     cors_origins: CommaList = Field(
         default=[],
-        description="allowed browser origins (comma list); empty = the API's own origin and the dev dashboard",
+        description="allowed browser origins (comma list); empty = the API's own origin, the dev dashboard "
+        "and a local seed frontend (port 3000)",
     )
     dashboard_dist: Path = REPO_ROOT / "dashboard" / "dist"
     backtest_dir: Path = Field(
@@ -101,4 +105,7 @@ class ApiSettings(WorkerSettings, BaseApiSettings):
         if self.cors_origins:
             return self.cors_origins
         hosts = {self.api_host, "localhost", "127.0.0.1"}
-        return sorted(f"http://{host}:{port}" for host in hosts for port in (self.api_port, DEV_DASHBOARD_PORT))
+        own = {f"http://{host}:{port}" for host in hosts for port in (self.api_port, DEV_DASHBOARD_PORT)}
+        # Loopback only: a seed frontend elsewhere is someone else's page until ARBSTREAM_CORS_ORIGINS lists it.
+        seed = {f"http://{host}:{SEED_FRONTEND_PORT}" for host in ("localhost", "127.0.0.1")}
+        return sorted(own | seed)

@@ -10,12 +10,16 @@ changes without a restart.
 
 ``ARBSTREAM_SYMBOLS_FILE``, when the API is given one, adds its instruments (resolved against
 the listings on disk) as *configured*; ``POST /api/reload-config`` re-reads it.
+
+Listeners (the read model, :meth:`api.readmodel.ReadModel.retrack`) hear which symbols a change
+touched, so the API's views drop a removed instrument's frozen quotes at once and a request pays
+nothing for it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -40,22 +44,55 @@ class Universe:
         """From the ``listings`` topic, by venue."""
         self.undecodable = 0
         self._cache: dict[str, object] = {}
+        self._configured_ids = frozenset(i.instrument_id for i in self.configured)
+        self._listeners: list[Callable[[set[str] | None], None]] = []
+
+    def listen(self, listener: Callable[[set[str] | None], None]) -> None:
+        """Call ``listener(bases)`` after each change: the symbols it touched, None = maybe all."""
+        self._listeners.append(listener)
+
+    @property
+    def known(self) -> bool:
+        """Whether ingest published a universe. The API's own symbols file alone does not restrict
+        what is shown: it names instruments to expect, while the quotes come from whatever ingest
+        streams (an older ingest, or ticks produced by other means, publish no universe)."""
+        return bool(self.published)
+
+    def tracks(self, instrument_id: str) -> bool:
+        """Whether the API shows this instrument: published or configured, or no universe known
+        (then everything is shown).
+
+        O(1), no cached set to rebuild: the read model asks on every quote."""
+        return not self.known or instrument_id in self.published or instrument_id in self._configured_ids
+
+    def _changed(self, bases: set[str], was_known: bool) -> None:
+        self._cache.clear()
+        # Becoming known (the first instrument) or unknown changes what every symbol shows.
+        scope = bases if was_known == self.known else None
+        for listener in self._listeners:
+            listener(scope)
 
     # -- the topics --------------------------------------------------------
     def apply_instrument(self, key: bytes | None, value: bytes | None) -> None:
         """One ``instruments`` record: an instrument, or a tombstone removing its key."""
         if key is None:
             return
+        was_known, bases = self.known, set()
         if value is None:
-            self.published.pop(key.decode(errors="replace"), None)
+            removed = self.published.pop(key.decode(errors="replace"), None)
+            if removed is None:
+                return
+            bases.add(removed.base)
         else:
             try:
                 instrument = _instrument.decode(value)
             except msgspec.DecodeError as exc:
                 self._bad("instruments", key, exc)
                 return
+            previous = self.published.get(instrument.instrument_id)
             self.published[instrument.instrument_id] = instrument
-        self._cache.clear()
+            bases |= {instrument.base} | ({previous.base} if previous is not None else set())
+        self._changed(bases, was_known)
 
     def apply_listing(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
@@ -70,8 +107,10 @@ class Universe:
         self.listings[status.venue] = status
 
     def set_configured(self, instruments: Iterable[Instrument]) -> None:
+        was_known, before = self.known, {i.base for i in self.configured}
         self.configured = tuple(instruments)
-        self._cache.clear()
+        self._configured_ids = frozenset(i.instrument_id for i in self.configured)
+        self._changed(before | {i.base for i in self.configured}, was_known)
 
     def _bad(self, topic: str, key: bytes | None, exc: Exception) -> None:
         self.undecodable += 1

@@ -6,8 +6,9 @@ Client → server messages (JSON text):
   "min_net_spread": 0.002, "all_instruments": true}`` — every field optional;
   channels among ``prices, arbitrage, summary, opportunities, episodes, health, funding``
   (default all); ``symbols``/``venues`` restrict (an opportunity needs both legs
-  on listed venues); ``min_net_spread`` is a fraction like the events'
-  ``net_spread``. Answered with a ``snapshot``, then deltas.
+  on listed venues; seed venue spellings such as ``gateio`` mean arbstream's ``gate``,
+  as on REST); ``min_net_spread`` is a fraction like the events' ``net_spread``.
+  Answered with a ``snapshot``, then deltas.
 - ``{"op": "resync"}`` — a fresh ``snapshot`` (after a gap in ``seq``).
 - ``{"op": "ping"}`` — ``pong``.
 
@@ -44,6 +45,7 @@ from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntr
 from api.security import origin_allowed
 from api.stream import AlertRow, OpenEpisodesUpdate, PriceUpdate, Snapshot
 from api.views_prices import iso
+from api.views_venues import seed_venue
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class SubscribeOp(BaseModel):
         return Filter(
             channels=frozenset(self.channels),
             symbols=frozenset(s.upper() for s in self.symbols) if self.symbols is not None else None,
-            venues=frozenset(v.lower() for v in self.venues) if self.venues is not None else None,
+            venues=frozenset(seed_venue(v) for v in self.venues) if self.venues is not None else None,
             min_net_spread=self.min_net_spread,
             all_instruments=self.all_instruments,
         )
@@ -183,7 +185,7 @@ async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
     """Refuse the handshake with an HTTP status and a JSON body (or a bare 403 without the extension)."""
     log.warning("refusing WebSocket from %s: %s", websocket.client, message)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = json.dumps({"error": message, "detail": message}).encode()  # as every HTTP error (routes.error_body)
+        body = json.dumps({"error": message, "detail": message}).encode()  # as every HTTP error (api.errors.error_body)
         headers = {"Retry-After": "5"} if status == 503 else None
         await websocket.send_denial_response(Response(body, status, headers, media_type="application/json"))
     else:

@@ -15,6 +15,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+FRONTEND_ORIGIN = "http://localhost:3000"
+"""Where the seed's Next.js frontend runs: a browser sends this ``Origin`` on its fetches and on
+the WebSocket handshake, so the API must allow it (CORS header, no 403 on /ws)."""
+
 NUMBER = "number"
 STRING = "string"
 BOOL = "bool"
@@ -136,14 +140,23 @@ def type_errors(body: Any, fields: dict[str, str], where: str) -> list[str]:
 
 
 def request(base: str, path: str, method: str = "GET", accept: str = "*/*") -> tuple[int, Any]:
-    req = urllib.request.Request(base + path, method=method, headers={"Accept": accept})
+    status, _, body = request_with_headers(base, path, method, accept)
+    return status, body
+
+
+def request_with_headers(
+    base: str, path: str, method: str = "GET", accept: str = "*/*", origin: str | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """Status, response headers (lower-case names) and JSON body; ``origin`` as a browser page sends it."""
+    headers = {"Accept": accept} | ({"Origin": origin} if origin is not None else {})
+    req = urllib.request.Request(base + path, method=method, headers=headers)
     if method == "POST":
         req.data = b""
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, json.loads(exc.read() or b"null")
 
 
 def get(base: str, path: str) -> Any:

@@ -67,7 +67,15 @@ def instrument(inst: str, volume: str | None, open_interest: str | None = None) 
 
 
 HL, BY, BN, OK = (f"ETH-USDT-PERP@{v}" for v in ("hyperliquid", "bybit", "binance", "okx"))
-VOLUMES = {HL: "50000000", BY: "20000000", BN: "5000000", OK: None, "BTC-USDT-PERP@binance": "900000000"}
+VOLUMES = {
+    HL: "50000000",
+    BY: "20000000",
+    BN: "5000000",
+    OK: None,
+    "BTC-USDT-PERP@binance": "900000000",
+    "BTC-USDT-PERP@bybit": None,
+}
+"""The universe of funding_model: every instrument it has funding for (the API shows only tracked ones)."""
 OPEN_INTEREST = {HL: "12000000", BY: "30000000", OK: "8000000"}
 """Binance publishes no open interest in its all-symbol ticker: none here either."""
 

@@ -6,7 +6,9 @@ It checks every path and field the reference names, their JSON types (number vs 
 units (percent vs fraction, epoch seconds vs ms), the error shape, the WebSocket messages
 (``market_summary``, ``initial_prices``, ``price_update``, and ``arbitrage_opportunities``
 only when an alert fires, on a dislocation planted in the simulator), and that
-``POST /api/reload-config`` changes what ingest subscribes without a restart.
+``POST /api/reload-config`` changes what ingest subscribes without a restart — adding a symbol
+and removing it again (its frozen quotes must leave every view). Requests a browser page makes
+carry the seed frontend's ``Origin`` (http://localhost:3000), which the defaults allow.
 """
 
 from __future__ import annotations
@@ -156,6 +158,12 @@ def test_rest_paths_fields_types_and_units(stack: SeedStack) -> None:
 
     status, missing = seed.request(api, "/api/prices/NOSUCHCOIN")
     assert status == 404 and isinstance(missing["error"], str), missing  # the seed's error field, a real status
+    status, bad = seed.request(api, "/api/arbitrage?limit=0")
+    assert status == 422 and "query.limit" in bad["error"] and bad["detail"][0]["loc"] == ["query", "limit"], bad
+
+    # The seed's frontend (Next.js on :3000) fetches from the browser: CORS must let it read the answer.
+    status, headers, _ = seed.request_with_headers(api, "/api/summary", origin=seed.FRONTEND_ORIGIN)
+    assert (status, headers.get("access-control-allow-origin")) == (200, seed.FRONTEND_ORIGIN), headers
     assert errors == [], "\n".join(errors)
 
 
@@ -182,7 +190,8 @@ async def _quiet_of(ws: ClientConnection, unwanted: str, seconds: float, seen: l
 async def test_websocket_messages_and_an_alert_on_a_planted_dislocation(stack: SeedStack) -> None:
     errors: list[str] = []
     seen: list[str] = []
-    async with connect(stack.api.replace("http", "ws") + "/ws") as ws:
+    # As the seed frontend's page opens it: with its Origin (a 403 would raise InvalidStatus here).
+    async with connect(stack.api.replace("http", "ws") + "/ws", origin=seed.FRONTEND_ORIGIN) as ws:  # type: ignore[arg-type]
         summary = await _next(ws, "market_summary", 10, seen)
         errors += seed.type_errors(summary["data"], seed.WS["market_summary"], "ws market_summary")
         initial = await _next(ws, "initial_prices", 10, seen)
@@ -263,3 +272,25 @@ def test_reload_config_changes_what_ingest_tracks(stack: SeedStack) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{stack.tails()}") from exc
     assert "ETH" in seed.get(api, "/api/summary")["symbols"]
+    eth_rows = [r for r in seed.get(api, "/api/arbitrage?all=true&limit=1000")["opportunities"] if r["symbol"] == "ETH"]
+    assert len(eth_rows) == len(VENUES) * (len(VENUES) - 1), eth_rows  # every ordered pair of the three venues
+
+    # Removed again: ingest unsubscribes and tombstones its instruments; the API must stop serving
+    # ETH's last (now frozen) quotes everywhere, not only in the symbol list.
+    stack.symbols_file.write_text(stack.symbols_file.read_text().replace(ETH_LINES, ""))
+    status, reloaded = seed.request(api, "/api/reload-config", method="POST")
+    # Answered once ingest is told: its universe (ETH included) is what the API knows until it applies.
+    assert (status, reloaded["ingest_notified"]) == (200, True), reloaded
+    try:
+        _wait(
+            "ETH gone from /api/prices after the removal",
+            60,
+            lambda: "ETH" not in seed.get(api, "/api/prices")["prices"],
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{stack.tails()}") from exc
+    summary = seed.get(api, "/api/summary")
+    assert (summary["total_symbols"], summary["symbols"]) == (1, ["BTC"]), summary
+    rows = seed.get(api, "/api/arbitrage?all=true&limit=1000")["opportunities"]
+    assert rows and {r["symbol"] for r in rows} == {"BTC"}, rows
+    assert seed.request(api, "/api/prices/ETH")[0] == 404
