@@ -133,8 +133,10 @@ class ReadModel:
         state = self._states.get(symbol)
         if state is None:
             state = self._states[symbol] = SymbolState()
-        # Shown as received and every new quote tracked: the views see the in-place update as is.
-        reshow = self.symbols.get(symbol) is not state
+        # Per tick, no rebuild: shown as received, the views see the in-place update; shown as a
+        # filtered copy, a tracked quote goes into the copy too and an untracked one changes nothing.
+        shown = self.symbols.get(symbol)
+        reshow = shown is None
         changed = False
         for quote in quotes:
             current = state.quotes.get(quote.instrument_id)
@@ -143,12 +145,15 @@ class ReadModel:
             state.quotes[quote.instrument_id] = quote
             if self._tracks(quote.instrument_id):
                 changes.quotes.append((symbol, quote))
-            else:
-                reshow = True  # kept for a re-add, never pushed
+                if shown is not None and shown is not state:
+                    shown.quotes[quote.instrument_id] = quote
+            elif shown is state:
+                reshow = True  # kept for a re-add, never shown or pushed
             changed = True
             if self.last_tick_ts_ns is None or quote.receipt_ts_ns > self.last_tick_ts_ns:
                 self.last_tick_ts_ns = quote.receipt_ts_ns
-        shown = self._show(symbol) if reshow else self.symbols.get(symbol)
+        if reshow:
+            shown = self._show(symbol)
         if changed:
             self.version += 1
             if self.history is not None and self.complete:

@@ -183,11 +183,15 @@ def test_an_untracked_instrument_is_kept_hidden_and_never_pushed() -> None:
     assert list(model.symbols["BTC"].quotes) == ["BTC-USDT-PERP@binance"]
     model.apply_quotes("ETH", [quote("ETH-USDT-PERP@okx", "3000", "3001", t0)], changes)
     assert "ETH" not in model.symbols
+    # BTC is shown as a filtered copy: later ticks reach it (tracked) or stay out of it (untracked).
+    newer, newer_untracked = (quote(q.instrument_id, "102", "103", t0 + 1) for q in (tracked, untracked))
+    model.apply_quotes("BTC", [newer, newer_untracked], changes)
+    assert model.symbols["BTC"].quotes == {"BTC-USDT-PERP@binance": newer}
 
     # A symbols file (configured) counts as tracked too; the change reaches the model.
     universe.set_configured([instrument("BTC-USDT-PERP@okx")])
     assert sorted(model.symbols["BTC"].quotes) == ["BTC-USDT-PERP@binance", "BTC-USDT-PERP@okx"]
-    assert model.symbols["BTC"].quotes["BTC-USDT-PERP@okx"] is untracked
+    assert model.symbols["BTC"].quotes["BTC-USDT-PERP@okx"] is newer_untracked
     # Nothing published by ingest: no universe known, the symbols file alone restricts nothing.
     universe.apply_instrument(b"BTC-USDT-PERP@binance", None)
     assert not universe.known and sorted(model.symbols) == ["BTC", "ETH"]
