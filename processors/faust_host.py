@@ -213,8 +213,9 @@ class EngineHost:
             if slot is None or not (slot.state.episodes or slot.state.funding_episodes) or not self._caught_up(tp):
                 continue
             out = self.engine.sweep(base, horizon, self.health.at(horizon))
-            if out.closed:
-                closed += len(out.closed)
+            # A sweep may close only funding episodes: those closes are events too (and change the row).
+            if out.closed or out.funding_closed:
+                closed += len(out.closed) + len(out.funding_closed)
                 swept.append(base)
                 await self._emit(base, out)
         self.write_rows(swept, urgent_only=True)

@@ -25,15 +25,19 @@ from processors.engine import Engine, persisted
 from processors.settings import WorkerSettings
 from schemas.arbitrage import (
     EpisodeClosed,
+    FundingEpisodeClosed,
+    FundingOpportunity,
     Opportunity,
     RejectedTick,
     decode_event,
+    decode_funding_event,
     decode_state,
     decode_worker_stats,
 )
 from schemas.arbitrage import encode as encode_arb
-from schemas.market import Health, HealthState, Quote, encode, encode_ticks
+from schemas.market import Funding, Health, HealthState, Quote, encode, encode_ticks
 from schemas.topics import (
+    FUNDING_OPPORTUNITIES,
     HEALTH,
     OPPORTUNITIES,
     OPPORTUNITY_EPISODES,
@@ -239,3 +243,47 @@ async def test_ticks_the_restored_row_already_holds_are_not_counted_again(
     assert phantom == []
     (alert,) = of_type(watcher.records, Opportunity)
     assert (alert.detected_ts_ns, alert.episode_start_ts_ns) == (okx_second.receipt_ts_ns, okx_first.receipt_ts_ns)
+
+
+async def test_a_funding_episode_the_sweep_closes_is_published(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """A funding episode whose rates go stale with no funding tick after: the sweep closes it, and the
+    close reaches the funding topic even though no price episode closed in the same sweep (it once
+    did not: the sweep published only when a price episode closed)."""
+    env = {
+        **worker_env(kafka_bootstrap, namespace, tmp_path, "BTC"),
+        "ARBSTREAM_FUNDING_HOLD_H": "8760",
+        "ARBSTREAM_FUNDING_MAX_AGE_MS": "1500",
+        "ARBSTREAM_MAX_QUOTE_AGE_MS": "120000",
+        "ARBSTREAM_WORKER_SWEEP_GRACE_MS": "200",
+        "ARBSTREAM_WORKER_SWEEP_INTERVAL_MS": "200",
+    }
+    t0 = time.time_ns()
+
+    def rate(venue: str, value: str, interval_h: int, ts: int) -> Funding:
+        return Funding(instrument_id=f"BTC-USDT-PERP@{venue}", venue=venue, native_symbol="BTCUSDT", base="BTC",
+                       rate=Decimal(value), interval_h=interval_h, next_funding_ts_ns=t0 + 3_600 * S,
+                       exchange_ts_ns=ts - MS, receipt_ts_ns=ts)  # fmt: skip
+
+    # Equal books (no price episode); binance pays 0.02 %/8 h, okx 0.001 %/4 h: a funding episode.
+    ticks: list[Quote | Funding] = [
+        tick("BTC", "binance", "100", "100.01", t0),
+        tick("BTC", "okx", "100", "100.01", t0 + MS),
+        rate("binance", "0.0002", 8, t0 + 2 * MS),
+        rate("okx", "0.0000100", 4, t0 + 3 * MS),
+    ]
+    funding_topic = topic_name(FUNDING_OPPORTUNITIES, namespace)
+    with running(["worker"], env, tmp_path / "w.log"):
+        await worker_ready(tmp_path / "w.log", "BTC", namespace)
+        async with TopicWatcher(kafka_bootstrap, [funding_topic]) as watcher:
+            await send_records(kafka_bootstrap, tick_records(ticks, namespace))
+            await watcher.wait_for(lambda rs: len(rs) >= 2, 30, "the funding alert and its close")
+    alert, closed = (decode_funding_event(r.value) for r in watcher.records)
+    assert isinstance(alert, FundingOpportunity) and isinstance(closed, FundingEpisodeClosed)
+    assert closed.event_id == alert.event_id == f"BTC:funding:okx/binance:{t0 + 3 * MS}"
+    # Closed by the first sweep whose horizon passed binance's rate's expiry (the funding rule dates
+    # a close at its evaluation time: the sweep's horizon).
+    stale_at = t0 + 2 * MS + 1_500 * MS
+    assert (closed.close_reason, closed.alerted) == ("stale funding rate", True), closed
+    assert stale_at < closed.end_ts_ns < stale_at + 2 * S
