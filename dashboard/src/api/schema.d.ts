@@ -992,6 +992,11 @@ export interface components {
              * @description now - time of the last health snapshot
              */
             reported_age_ms: number;
+            /**
+             * Resyncs Total
+             * @description instruments whose book skipped a sequence number: their quotes were withheld until the next snapshot, the connection kept streaming (Bybit orderbook.1, CoinDCX)
+             */
+            resyncs_total: number;
             /** State */
             state: string;
         };

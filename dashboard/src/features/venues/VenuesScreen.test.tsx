@@ -18,6 +18,7 @@ function venue(name: string, state: string): VenueOut {
         frames_total: 100,
         events_total: 100,
         malformed_total: 0,
+        resyncs_total: state === "stale" ? 3 : 0,
         last_message_age_ms: 4000,
         messages_per_s: 10,
         events_per_s: 10,
@@ -48,6 +49,9 @@ describe("VenuesScreen", () => {
     act(() => applyMessage(live, { type: "venue_health", seq: 2, data: venue("okx", "stale") }, invalidate, new Set()));
     expect(okxRow().dataset.state).toBe("stale");
     expect(okxRow().textContent).toContain("no data for 3s");
+    const resyncs = [...document.querySelectorAll("thead th")].findIndex((th) => th.textContent === "Resyncs");
+    expect(resyncs).toBeGreaterThan(-1);
+    expect(okxRow().querySelectorAll("td")[resyncs].textContent).toBe("3");
     expect(okxRow().className).toContain("state-warn");
     expect((document.querySelector('tr[data-venue="binance"]') as HTMLElement).dataset.state).toBe("streaming");
     expect(screen.queryByText(/^live$/i)).toBeNull();

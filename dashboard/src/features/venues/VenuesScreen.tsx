@@ -127,6 +127,8 @@ const columns: ColumnDef<VenueRow, unknown>[] = [
     },
   },
   { id: "malformed", header: "Malformed", meta: num, accessorFn: (r) => r.venue.connections.reduce((a, c) => a + c.malformed_total, 0) },
+  // Instruments whose book skipped a sequence number and waited for a snapshot; the socket stayed up.
+  { id: "resyncs", header: "Resyncs", meta: num, accessorFn: (r) => r.venue.connections.reduce((a, c) => a + c.resyncs_total, 0) },
   { id: "quotes", header: "Quotes", meta: num, accessorFn: (r) => r.venue.quote_count },
   {
     id: "last_quote",
