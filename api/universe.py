@@ -59,11 +59,13 @@ class Universe:
         return bool(self.published)
 
     def tracks(self, instrument_id: str) -> bool:
-        """Whether the API shows this instrument: published or configured, or no universe known
-        (then everything is shown).
+        """Whether the API shows this instrument: published by ingest, or no universe known (then
+        everything is shown). Not the API's own symbols file: only the replica that received a
+        ``POST /api/reload-config`` re-reads it, so every replica follows ingest's topic alone and
+        they all show the same instruments.
 
         O(1), no cached set to rebuild: the read model asks on every quote."""
-        return not self.known or instrument_id in self.published or instrument_id in self._configured_ids
+        return not self.known or instrument_id in self.published
 
     def _changed(self, bases: set[str], was_known: bool) -> None:
         self._cache.clear()

@@ -325,6 +325,15 @@ def _counted(events: Iterable[ReplayEvent], counts: ReplayCounts) -> Iterator[Re
         yield event
 
 
+def pacing_start(start_ns: int | None, tick_times: list[int]) -> int | None:
+    """Where the pacer's schedule starts: ``--from``, else the first tick of the range. A range in
+    offsets has no ``--from``, and the health carried in from before it may be an hour old (a
+    connection that stopped reporting): anchored there, a 1x replay would wait that hour first."""
+    if start_ns is not None:
+        return start_ns
+    return tick_times[0] if tick_times else None
+
+
 def run_replay(
     settings: IngestSettings,
     sources: list[Path],
@@ -349,11 +358,13 @@ def run_replay(
         events: Iterable[ReplayEvent] = _counted(read, counts)
         ticks = [e.receipt_ts_ns for e in read if not isinstance(e, Health)]
         shown = ReplayProgress(f"replay {pace}", ticks[0] if ticks else None, ticks[-1] if ticks else None)
+        start_ns = pacing_start(parse_time(start), ticks)
     else:
         replayer = Replayer(sources, settings.instruments_cache_dir, parse_time(start), parse_time(end))
         counts, events = replayer.counts, replayer.events()
         shown = replayer.progress(f"replay {pace}")
+        start_ns = parse_time(start)
     with shown:
-        lost = asyncio.run(replay_to_kafka(settings, events, pace, shown, start_ns=parse_time(start)))
+        lost = asyncio.run(replay_to_kafka(settings, events, pace, shown, start_ns=start_ns))
     print(" ".join(f"{key}={value}" for key, value in vars(counts).items()), f"lost={lost}")
     return 1 if lost else 0

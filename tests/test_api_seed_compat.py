@@ -188,10 +188,15 @@ def test_an_untracked_instrument_is_kept_hidden_and_never_pushed() -> None:
     model.apply_quotes("BTC", [newer, newer_untracked], changes)
     assert model.symbols["BTC"].quotes == {"BTC-USDT-PERP@binance": newer}
 
-    # A symbols file (configured) counts as tracked too; the change reaches the model.
+    # The API's own symbols file does not show what ingest does not track: only the replica that
+    # received a reload re-reads it, and replicas must agree.
     universe.set_configured([instrument("BTC-USDT-PERP@okx")])
+    assert list(model.symbols["BTC"].quotes) == ["BTC-USDT-PERP@binance"]
+    # Ingest publishes it: every replica shows it, with the quote it kept hidden.
+    universe.apply_instrument(b"BTC-USDT-PERP@okx", encode(instrument("BTC-USDT-PERP@okx")))
     assert sorted(model.symbols["BTC"].quotes) == ["BTC-USDT-PERP@binance", "BTC-USDT-PERP@okx"]
     assert model.symbols["BTC"].quotes["BTC-USDT-PERP@okx"] is newer_untracked
+    universe.apply_instrument(b"BTC-USDT-PERP@okx", None)
     # Nothing published by ingest: no universe known, the symbols file alone restricts nothing.
     universe.apply_instrument(b"BTC-USDT-PERP@binance", None)
     assert not universe.known and sorted(model.symbols) == ["BTC", "ETH"]

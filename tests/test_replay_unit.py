@@ -11,7 +11,7 @@ import pytest
 
 from ingest.instruments import load_venue_instruments
 from ingest.recorder import Recorder, iter_health, iter_recording, write_instruments
-from ingest.replay import PACE_TOLERANCE_P99_S, Pacer, Replayer, Speed, parse_time
+from ingest.replay import PACE_TOLERANCE_P99_S, Pacer, Replayer, Speed, pacing_start, parse_time
 from plumbing.errors import ConfigError
 from schemas.market import Health, HealthState, Quote
 
@@ -213,6 +213,13 @@ def test_the_pacer_does_not_pace_what_precedes_the_range() -> None:
     asyncio.run(run())
     # The health from an hour before the range leaves at once; the range is paced from its start.
     assert slept == [0.5]
+
+
+def test_a_range_in_offsets_is_paced_from_its_first_tick_not_the_health_carried_in() -> None:
+    hour_old_health, first_tick = 1_000_000_000, 3_600_000_000_000
+    assert pacing_start(None, [first_tick, first_tick + 5]) == first_tick
+    assert pacing_start(hour_old_health, [first_tick]) == hour_old_health  # --from given: it is the start
+    assert pacing_start(None, []) is None
 
 
 def test_the_pacer_at_1x_on_the_real_clock_keeps_recorded_gaps_within_the_stated_tolerance() -> None:

@@ -43,15 +43,16 @@ def _backtest_once() -> tuple[int, float, float]:
     return result.ticks, wall, cpu
 
 
-async def _publish_once(settings: IngestSettings) -> tuple[int, float]:
-    """(events delivered, wall seconds) of one ``arbstream replay --speed max`` of the sample."""
+async def _publish_once(settings: IngestSettings) -> tuple[int, int, float]:
+    """(ticks, events delivered (ticks + health), wall seconds) of one ``arbstream replay --speed max``
+    of the sample."""
     replayer = Replayer([SAMPLE_DIR])
     started = time.perf_counter()
     lost = await replay_to_kafka(settings, replayer.events(), Speed(0.0))
     elapsed = time.perf_counter() - started
     if lost:
         raise RuntimeError(f"the bench broker lost {lost} replayed events")
-    return replayer.counts.events + replayer.counts.health, elapsed
+    return replayer.counts.events, replayer.counts.events + replayer.counts.health, elapsed
 
 
 async def run_replay_stage(bootstrap: str, namespace: str, runs: int) -> Result:
@@ -65,11 +66,12 @@ async def run_replay_stage(bootstrap: str, namespace: str, runs: int) -> Result:
         "recording": SAMPLE_DIR.name,
         "frames": frames,
         "events": events,
-        "published_events": publishes[0][0],
+        "published_events": publishes[0][1],
         "replay_frames_per_cpu_s": median([f / cpu for f, _, _, cpu in replays]),
         "replay_events_per_cpu_s": median([e / cpu for _, e, _, cpu in replays]),
         "replay_events_per_s": median([e / wall for _, e, wall, _ in replays]),
-        "publish_events_per_s": median([e / wall for e, wall in publishes]),
+        "publish_events_per_s": median([e / wall for _, e, wall in publishes]),
+        "publish_ticks_per_s": median([t / wall for t, _, wall in publishes]),
         "backtest_ticks_per_cpu_s": median([t / cpu for t, _, cpu in backtests]),
         "backtest_ticks_per_s": median([t / wall for t, wall, _ in backtests]),
         "runs": runs,
