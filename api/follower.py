@@ -321,7 +321,15 @@ class Follower:
                 self._undecodable(self.topics.worker_stats, record.key, exc)
                 continue
             self.model.apply_worker_stats(stats)
-            for outcome in ("processed", "conflated", "rebuilt", "forwarded", "rejected", "out_of_order"):
+            for outcome in (
+                "processed",
+                "conflated",
+                "rebuilt",
+                "forwarded",
+                "rejected",
+                "out_of_order",
+                "skipped_records",
+            ):
                 self.metrics.worker_ticks.labels(stats.worker_id, outcome).set(getattr(stats, outcome))
 
     def _apply_changelog(self, records: list[Record], changes: Changes) -> None:

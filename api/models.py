@@ -438,6 +438,11 @@ class WorkerOut(BaseModel):
     forwarded: int = Field(description="ticks moved from a wrong partition to their symbol's")
     rejected: int = Field(description="undecodable ticks or unusable numbers")
     out_of_order: int = Field(default=0, description="quotes older than the one held (ignored, counted)")
+    skipped_records: int = Field(
+        default=0,
+        description="records of a stale backlog jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS): "
+        "overload dropped resolution to keep the data fresh",
+    )
     partitions: int
     lag_ms: int = Field(description="wall clock minus the Kafka time of the newest tick it handled")
     reported_age_ms: int

@@ -54,6 +54,8 @@ class Counters:
     rejected: int = 0
     out_of_order: int = 0
     """Quotes older than the one held for their instrument (a retry or a reordering upstream): ignored."""
+    skipped_records: int = 0
+    """Records of a stale backlog the worker jumped over (``worker_skip_behind_ms``), never read."""
 
 
 @dataclass

@@ -25,7 +25,6 @@ from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
 from processors.faust_host import EngineHost
 from processors.faust_tuning import (
-    MAX_POLL_RECORDS,
     PARTITION_FETCH_BYTES,
     commit_against_one_assignment,
     throttle_livelock_scan,
@@ -65,7 +64,8 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         producer_max_batch_size=1 << 20,
         # Bound what the consumer holds while behind (see processors.faust_tuning).
         consumer_max_fetch_size=PARTITION_FETCH_BYTES,
-        broker_max_poll_records=MAX_POLL_RECORDS,
+        broker_max_poll_records=settings.worker_poll_records,
+        stream_buffer_maxsize=settings.worker_stream_buffer,
         broker_commit_interval=settings.worker_commit_interval_ms / 1000,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),

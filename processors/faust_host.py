@@ -25,6 +25,7 @@ import msgspec
 from faust.types import TP, EventT, TableT
 
 from plumbing.kafka import symbol_partition
+from processors.backlog import BacklogSkipper
 from processors.engine import Emitted, Engine, Rejected, decode_record, persisted
 from processors.event_time import EventClock
 from processors.health_view import HealthView
@@ -81,6 +82,7 @@ class EngineHost:
         self._delivered: dict[TP, int] = {}
         """The last offset delivered per owned tick partition (is anything waiting behind it?)."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
+        self.skipper = BacklogSkipper(settings.worker_skip_behind_ms)
         self.started_ts_ns = time.time_ns()
         self._owned: dict[TP, str] = {}
         """Tick partitions whose symbol's slot is loaded here (checked on first sight, see _owner)."""
@@ -115,6 +117,9 @@ class EngineHost:
                 # row); later changes wait for the flush interval.
                 slot.urgent = slot.urgent or len(slot.state.funding) > funded
                 touched.append(base)
+                offsets = [record.offset for record in records]
+                skipped = await self.skipper.after_batch(self.app.consumer, tp, offsets, records[-1].timestamp, now_ms)
+                self.engine.counters.skipped_records += skipped
             newest = max(newest, records[-1].timestamp)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)
@@ -306,6 +311,7 @@ class EngineHost:
             forwarded=c.forwarded,
             rejected=c.rejected,
             out_of_order=c.out_of_order,
+            skipped_records=c.skipped_records,
             partitions=len(self._owned),
             lag_ms=self._lag_ms,
         )
@@ -328,6 +334,7 @@ class EngineHost:
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
             self._delivered.pop(tp, None)
+        self.skipper.forget(set(self.skipper.pending) - set(home))
         self._foreign &= assigned
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))
 

@@ -73,6 +73,15 @@ class WorkerSettings(CommonSettings):
     worker_take_max: int = Field(
         default=2_000, ge=1, description="records the agent takes at once (a worker that is behind gets full batches)"
     )
+    worker_poll_records: int = Field(
+        default=2_000, ge=1, description="most records one fetch hands Faust (processors.faust_tuning.MAX_POLL_RECORDS)"
+    )
+    worker_stream_buffer: int = Field(
+        default=4_096,
+        ge=1,
+        description="events Faust holds for the agent (its stream_buffer_maxsize): with the fetch above, how much "
+        "already-read work a worker that is behind still does before a backlog jump takes effect",
+    )
     worker_take_within_ms: int = Field(
         default=2, ge=1, description="longest the agent waits to fill a batch (latency added when it keeps up)"
     )
@@ -88,6 +97,13 @@ class WorkerSettings(CommonSettings):
         ge=0,
         description="a quote this old when fetched, superseded by a newer one of the same instrument, is skipped "
         "and counted (0: never conflate, e.g. for exact replays)",
+    )
+    worker_skip_behind_ms: int = Field(
+        default=0,
+        ge=0,
+        description="a tick partition whose newest delivered tick is this much older than the wall clock skips "
+        "its Kafka backlog but the newest record, counted as skipped_records (0: never; overload then builds lag "
+        "instead of dropping resolution)",
     )
     worker_state_flush_s: float = Field(
         default=5.0, gt=0, description="changelog write of a symbol whose funding or episode counters changed"

@@ -235,6 +235,9 @@ class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats",
     out_of_order: int = 0
     """Quotes older than the one the worker held for their instrument (by exchange time, then
     sequence; or the same quote again): ignored, not processed."""
+    skipped_records: int = 0
+    """Records (each one symbol's ticks of a few ms) never read: the worker was more than
+    ``worker_skip_behind_ms`` behind on their partition and jumped to its newest record."""
 
 
 class RejectedTick(msgspec.Struct, frozen=True, kw_only=True, tag="rejected_tick", tag_field="type"):

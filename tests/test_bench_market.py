@@ -124,7 +124,7 @@ def test_cpu_per_10k_ticks() -> None:
     assert math.isnan(per_10k(0.5, 0.0))
 
 
-def _stats(worker: str, processed: int, conflated: int) -> WorkerStats:
+def _stats(worker: str, processed: int, conflated: int, skipped_records: int = 0) -> WorkerStats:
     return WorkerStats(
         worker_id=worker,
         started_ts_ns=0,
@@ -136,13 +136,20 @@ def _stats(worker: str, processed: int, conflated: int) -> WorkerStats:
         rejected=1,
         partitions=3,
         lag_ms=0,
+        skipped_records=skipped_records,
     )
 
 
 def test_counter_deltas_sum_workers_and_count_a_new_worker_from_zero() -> None:
-    before = {"a": _stats("a", 100, 10)}
-    after = {"a": _stats("a", 250, 40), "b": _stats("b", 7, 2)}
-    assert counter_deltas(before, after) == {"processed": 157, "conflated": 32, "rebuilt": 3, "rejected": 1}
+    before = {"a": _stats("a", 100, 10, 5)}
+    after = {"a": _stats("a", 250, 40, 65), "b": _stats("b", 7, 2)}
+    assert counter_deltas(before, after) == {
+        "processed": 157,
+        "conflated": 32,
+        "rebuilt": 3,
+        "rejected": 1,
+        "skipped_records": 60,
+    }
 
 
 def test_percentiles_are_nearest_rank_observed_samples() -> None:

@@ -43,7 +43,7 @@ PRODUCER_SHORTFALL = 0.9
 """The feed sent under this share of the offered rate: the step measures the feed, not the worker."""
 SETTLE_TIMEOUT_S = 120.0
 IDLE_S = 3.0
-COUNTERS = ("processed", "conflated", "rebuilt", "rejected")
+COUNTERS = ("processed", "conflated", "rebuilt", "rejected", "skipped_records")
 PRODUCTION_COMMITS = {"ARBSTREAM_WORKER_COMMIT_INTERVAL_MS": "500"}
 """The production commit interval: the other stages commit every 50 ms for a finer "done" time,
 but over the market's 1,440 partitions a commit takes longer than that and never stops. Catch-up
@@ -216,6 +216,8 @@ async def run_step(pipe: _Pipeline, rate: int, plan: LadderPlan, sticky: bool = 
         await asyncio.sleep(0.3)  # the last alerts are in flight to the collector
     await asyncio.sleep(1.2)  # one more worker-stats period, so the counters include the step's end
     counts = counter_deltas(stats_before, await worker_stats(pipe.bootstrap, pipe.namespace))
+    # Committed offsets also pass the records a worker jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS).
+    handled_records -= counts["skipped_records"]
     return _step_result(rate, fed, backlog, started, sent_at, done, end, cpu0, cpu1, handled_records, settled) | {
         "worker_counts": counts,
         **opportunity_figures(alerts.arrivals, since_ns),

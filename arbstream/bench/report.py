@@ -175,10 +175,17 @@ def _market_figure(step: Result, label: str) -> str:
         f"{label} {step['offered_ticks_per_s']:,}/s offered (sent {_num(step['sent_ticks_per_s'])}/s, "
         f"{_num(step['ticks_per_record'], 1)} ticks/record): {state}; "
         f"processed {_num(step['processed_ticks_per_s'])}/s, "
-        f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed; "
+        f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
+        f"{_skipped_records(counts)}; "
         f"CPU cores per 10k ticks/s: {_cpu_cells(step)}; tick→opportunity p50/p99/p99.9 ms "
         f"(n={step['tick_to_opportunity']['samples']})"
     )
+
+
+def _skipped_records(counts: Result) -> str:
+    """Only when the worker jumped over a stale backlog (``ARBSTREAM_WORKER_SKIP_BEHIND_MS``)."""
+    skipped = counts.get("skipped_records", 0)
+    return f" / {_num(skipped)} records skipped" if skipped else ""
 
 
 def _market_rows(market: Result, _r: dict[str, float | None]) -> list[Row]:

@@ -2595,6 +2595,12 @@ export interface components {
             rejected: number;
             /** Reported Age Ms */
             reported_age_ms: number;
+            /**
+             * Skipped Records
+             * @description records of a stale backlog jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS): overload dropped resolution to keep the data fresh
+             * @default 0
+             */
+            skipped_records: number;
             /** Worker Id */
             worker_id: string;
         };
