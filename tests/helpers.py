@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from arbstream.bench.dashboard_stage import missing_prerequisite
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO_ROOT / "dashboard"
 CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -25,15 +26,7 @@ CHROMIUM = Path(os.environ.get("ARBSTREAM_E2E_CHROMIUM", "/usr/bin/chromium"))
 
 def browser_missing() -> str | None:
     """What the Chromium tests lack (Debian's chromium, playwright-core, the built dashboard), or None."""
-    if shutil.which("node") is None:
-        return "node is not on PATH"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} missing (`make test` installs Debian's chromium)"
-    if not (DASHBOARD / "node_modules" / "playwright-core").exists():
-        return "dashboard/node_modules missing (`make dashboard` runs npm ci)"
-    if not (DASHBOARD / "dist" / "index.html").exists():
-        return "dashboard/dist missing (`make dashboard` builds it)"
-    return None
+    return missing_prerequisite(CHROMIUM)
 
 
 def require_browser() -> None:
