@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 
-from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, RejectedTick, SymbolState
+from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, RejectedTick, SymbolState, WorkerStats
+from schemas.control import ControlRequest
 from schemas.funding import FundingSettlement
-from schemas.market import Health, Instrument, ListingStatus, TickBatch
+from schemas.market import Health, Instrument, ListingStatus, Quote, TickBatch
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
 
@@ -29,6 +30,9 @@ TOPIC_TYPES: dict[str, Any] = {
     "instruments": Instrument,
     "listings": ListingStatus,
     "rejected-ticks": RejectedTick,
+    "prices": Quote,
+    "worker-stats": WorkerStats,
+    "control": ControlRequest,
 }
 """Logical topic (``ticks`` stands for every ``ticks.<BASE>``) -> message type."""
 

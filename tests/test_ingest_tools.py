@@ -16,6 +16,8 @@ from ingest.instruments import load_all
 from ingest.recorder import Recorder, read_recording
 from ingest.tools import frame_from_line, normalize
 from ingest.venues import VENUE_NAMES, implemented_venues
+from schemas import topics
+from schemas.control import CONTROL
 from schemas.export import SCHEMA_DIR, TOPIC_TYPES, render
 from schemas.market import Instrument, decode_tick
 from tests.helpers import REPO_ROOT
@@ -97,6 +99,9 @@ def test_recorder_rotates_and_round_trips(tmp_path: Path) -> None:
 def test_committed_json_schemas_match_the_types() -> None:
     for topic in TOPIC_TYPES:
         assert (SCHEMA_DIR / f"{topic}.schema.json").read_text() == render(topic), f"run `arbstream schemas` ({topic})"
+    # Every topic arbstream names has its schema (the worker's table changelog is symbols-changelog).
+    named = {value for name, value in vars(topics).items() if name.isupper() and isinstance(value, str)}
+    assert named - {topics.TICKS_PREFIX} | {"ticks", CONTROL} == set(TOPIC_TYPES) - {"symbols-changelog"}
 
 
 def test_instrument_ids_are_unique_across_all_listings() -> None:
