@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.context import ApiContext, now_ns
 from api.health_rule import NS, ConnectionSignal, Signals, Thresholds, verdict
-from api.models import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut, WorkerOut
+from api.models_health import BrokerOut, ConsumerOut, HealthOut, InfoOut, TaskOut, WorkerOut
 from api.routes import context
 from api.views_prices import iso
 from api.views_venues import known_venues, unhealthy_venues, venues_out

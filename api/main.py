@@ -14,14 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import errors, funding_routes, health, routes, views_backtests
+from api import errors, funding_routes, health, routes, routes_admin, views_backtests
 from api.context import ApiContext
 from api.dashboard import add_dashboard
 from api.follower import Follower, Topics
 from api.history import SpreadHistory
 from api.hub import Hub
 from api.metrics import ApiMetrics
-from api.models import InfoOut
+from api.models_health import InfoOut
 from api.readmodel import ReadModel
 from api.settings import ApiSettings
 from api.stream import Publisher
@@ -144,6 +144,7 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.validation_error_body)
     app.include_router(health.router)
     app.include_router(routes.router)
+    app.include_router(routes_admin.router)
     app.include_router(ws_router)
     app.include_router(views_backtests.router)
     app.include_router(funding_routes.router)

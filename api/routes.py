@@ -12,17 +12,13 @@ numbers), so each route names its ``response_model`` for /docs and returns
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.context import ApiContext, now_ns
-from api.control import request_ingest_reload
 from api.models import (
     AlertStatusOut,
     ArbitrageOut,
@@ -33,18 +29,15 @@ from api.models import (
     ErrorOut,
     OpportunitiesOut,
     PricesOut,
-    ReloadOut,
     SpreadHistoryOut,
     SpreadOut,
     SpreadPointOut,
     SpreadsOut,
     SummaryOut,
     SymbolPricesOut,
-    VenuesOut,
 )
+from api.models_health import VenuesOut
 from api.price_cache import PricesQuery, prices_json
-from api.security import require_admin
-from api.universe import configured_instruments
 from api.views_arbitrage import (
     ArbFilter,
     alert_status,
@@ -58,7 +51,6 @@ from api.views_prices import best_prices, iso, resolve_symbol, summary, symbol_p
 from api.views_spreads import positive_rows, spread_rows
 from api.views_venues import known_venues, seed_venue, venues_out
 from api.wire import wire
-from plumbing.errors import ConfigError
 from schemas.market import Quote
 
 router = APIRouter()
@@ -346,45 +338,6 @@ async def alert_status_of(ctx: Ctx, symbol: SymbolPath) -> Response:
     return wire(alert_status(ctx.model, _symbol(ctx, symbol), now_ns(), ctx.config))
 
 
-@router.post(
-    "/api/reload-config",
-    dependencies=[Depends(require_admin)],
-    responses={
-        401: {"model": ErrorOut, "description": "ARBSTREAM_ADMIN_TOKEN is set: missing or wrong bearer token"},
-        403: {"model": ErrorOut, "description": "no admin token configured and not a local call, or a foreign Origin"},
-        422: {"model": ErrorOut, "description": "invalid symbol configuration"},
-    },
-)
-async def reload_config(ctx: Annotated[ApiContext, Depends(context)]) -> ReloadOut:
-    """Re-read ARBSTREAM_SYMBOLS_FILE (against the venues' listings) here, and ask ingest (over the
-    `control` topic) to re-read its symbol settings and follow them: ingest re-plans its
-    subscriptions and publishes the new universe on `instruments`, which every API follows; the
-    worker picks up new `ticks.*` topics by itself. Answers once ingest was told, not once it applied."""
-    try:
-        configured = await asyncio.to_thread(configured_instruments, ctx.settings)
-    except ConfigError as exc:
-        raise HTTPException(422, detail=f"configuration kept unchanged: {exc}") from exc
-    before = ctx.universe.ids
-    ctx.universe.set_configured(configured)
-    after = ctx.universe.ids
-    notified = await request_ingest_reload(ctx.bootstrap, ctx.settings.namespace)
-    told = "ingest re-reads its symbol settings" if notified else "ingest NOT reached (no broker)"
-    return ReloadOut(
-        status="success",
-        message=f"configuration reloaded: {len(ctx.universe.symbols)} symbols on {len(ctx.universe.venues)} "
-        f"venues ({len(after - before)} instruments added, {len(before - after)} removed); {told}",
-        exchanges=sorted(ctx.universe.venues),
-        total_symbols=len(ctx.universe.symbols),
-        ingest_notified=notified,
-        symbols=sorted(ctx.universe.symbols),
-        venues=sorted(ctx.universe.venues),
-        instruments=len(after),
-        added=sorted(after - before),
-        removed=sorted(before - after),
-        timestamp=iso(now_ns()),
-    )
-
-
 @router.get("/api/opportunities", response_model=OpportunitiesOut, responses=LOADING | NOT_FOUND)
 async def opportunities(
     ctx: Ctx,
@@ -418,14 +371,3 @@ async def venues(ctx: Ctx) -> Response:
     """Every venue configured, quoting or reporting health: connection state, rates, quotes, fee."""
     now = now_ns()
     return wire(VenuesOut(venues=venues_out(ctx.model, ctx.universe, now, ctx.config), timestamp=iso(now)))
-
-
-@router.get(
-    "/metrics",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-)
-async def metrics(ctx: Annotated[ApiContext, Depends(context)]) -> Response:
-    """Prometheus text format."""
-    ctx.metrics.symbols.set(len(ctx.model.symbols))
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -37,15 +37,8 @@ from api.context import ApiContext, now_ns
 from api.funding_models import PairOut
 from api.funding_stream import funding_snapshot
 from api.hub import Filter, Hub
-from api.models import (
-    ArbitrageRow,
-    EpisodeClosedOut,
-    OpenEpisodeOut,
-    OpportunityOut,
-    PriceEntry,
-    SummaryOut,
-    VenueOut,
-)
+from api.models import ArbitrageRow, EpisodeClosedOut, OpenEpisodeOut, OpportunityOut, PriceEntry, SummaryOut
+from api.models_health import VenueOut
 from api.price_cache import prices_map_json
 from api.readmodel import Changes
 from api.views_arbitrage import ArbFilter, closed_out, open_episode_rows, opportunity_out, to_row

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from api.models import ConnectionOut, FundingBackfillOut, ListingOut, VenueOut
+from api.models_health import ConnectionOut, FundingBackfillOut, ListingOut, VenueOut
 from api.readmodel import ReadModel
 from api.universe import Universe
 from api.views_prices import age_ms, iso, ms

@@ -41,7 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from api.context import ApiContext, now_ns
 from api.funding_stream import FundingAlertOut, FundingEpisodeOut, FundingPairsUpdate
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
-from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut, VenueOut
+from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut
+from api.models_health import VenueOut
 from api.security import origin_allowed
 from api.stream import AlertRow, OpenEpisodesUpdate, PriceUpdate, Snapshot
 from api.views_prices import iso
