@@ -44,7 +44,6 @@ class Universe:
         """From the ``listings`` topic, by venue."""
         self.undecodable = 0
         self._cache: dict[str, object] = {}
-        self._configured_ids = frozenset(i.instrument_id for i in self.configured)
         self._listeners: list[Callable[[set[str] | None], None]] = []
 
     def listen(self, listener: Callable[[set[str] | None], None]) -> None:
@@ -111,7 +110,6 @@ class Universe:
     def set_configured(self, instruments: Iterable[Instrument]) -> None:
         was_known, before = self.known, {i.base for i in self.configured}
         self.configured = tuple(instruments)
-        self._configured_ids = frozenset(i.instrument_id for i in self.configured)
         self._changed(before | {i.base for i in self.configured}, was_known)
 
     def _bad(self, topic: str, key: bytes | None, exc: Exception) -> None:

@@ -48,7 +48,7 @@ class BacklogSkipper:
         """Records known skipped once a jump landed on ``tp``; may start a jump. ``offsets``: the
         delivered records' offsets, ascending; ``newest_ts_ms``: the Kafka time of the last."""
         skipped = self._landed(tp, offsets)
-        if tp in self._pending or not self.skip_behind_ms or now_ms - newest_ts_ms <= self.skip_behind_ms:
+        if tp in self._pending or not self.enabled or now_ms - newest_ts_ms <= self.skip_behind_ms:
             return skipped
         try:
             highwater: int | None = consumer.highwater(tp)
@@ -79,6 +79,11 @@ class BacklogSkipper:
             return 0  # still delivering what Faust had taken before the jump
         del self._pending[tp]
         return after[0] - jump.delivered - 1
+
+    @property
+    def enabled(self) -> bool:
+        """Off (``worker_skip_behind_ms`` 0): the worker's per-batch path does no backlog work at all."""
+        return self.skip_behind_ms > 0
 
     @property
     def pending(self) -> set[TP]:

@@ -117,9 +117,12 @@ class EngineHost:
                 # row); later changes wait for the flush interval.
                 slot.urgent = slot.urgent or len(slot.state.funding) > funded
                 touched.append(base)
-                offsets = [record.offset for record in records]
-                skipped = await self.skipper.after_batch(self.app.consumer, tp, offsets, records[-1].timestamp, now_ms)
-                self.engine.counters.skipped_records += skipped
+                if self.skipper.enabled:
+                    offsets = [record.offset for record in records]
+                    skipped = await self.skipper.after_batch(
+                        self.app.consumer, tp, offsets, records[-1].timestamp, now_ms
+                    )
+                    self.engine.counters.skipped_records += skipped
             newest = max(newest, records[-1].timestamp)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)

@@ -6,11 +6,12 @@ Faust's acknowledgements: :mod:`processors.backlog` relies on a private Faust me
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
@@ -75,7 +76,7 @@ async def test_a_stale_backlog_is_skipped_counted_and_committed_past(
     with running(["worker"], env, tmp_path / "w.log"):
         async with TopicWatcher(kafka_bootstrap, [stats_topic]) as watcher:
 
-            def all_accounted(records: list) -> bool:  # type: ignore[type-arg]
+            def all_accounted(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
                 stats = [decode_worker_stats(r.value) for r in records]
                 return any(s.processed + s.skipped_records == BACKLOG for s in stats)
 
@@ -90,7 +91,7 @@ async def test_a_stale_backlog_is_skipped_counted_and_committed_past(
             committed = -1
             while time.monotonic() < deadline and committed < BACKLOG:
                 committed = await _committed(kafka_bootstrap, WorkerTopics.of(settings).group, tp)
-                time.sleep(0.5)
+                await asyncio.sleep(0.5)
     log = (tmp_path / "w.log").read_text(errors="replace")
     assert final.skipped_records > BACKLOG // 2, log[-3000:]  # most of it was never read
     assert final.processed + final.skipped_records == BACKLOG and final.conflated == 0
