@@ -15,14 +15,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
+from faust.types import Message
 from mode import BaseSignalT
 
 from plumbing.kafka import partition_counts, resolve_bootstrap
 from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
+from processors.faust_batches import deliver_in_batches
 from processors.faust_host import EngineHost
 from processors.faust_tuning import (
     PARTITION_FETCH_BYTES,
@@ -65,7 +67,6 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         # Bound what the consumer holds while behind (see processors.faust_tuning).
         consumer_max_fetch_size=PARTITION_FETCH_BYTES,
         broker_max_poll_records=settings.worker_poll_records,
-        stream_buffer_maxsize=settings.worker_stream_buffer,
         broker_commit_interval=settings.worker_commit_interval_ms / 1000,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
@@ -84,14 +85,18 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     )
     host = EngineHost(app, settings, table, bootstrap)
     ticks = faust.Topic(app, topics=tick_names, key_type=bytes, value_type=bytes)
+    app.topics.add(ticks)  # subscribed through the conductor, read by the agent below a fetch at a time
+    batches = app.channel(maxsize=settings.worker_batch_queue)
+    router = deliver_in_batches(app, batches, tick_names)
     discovery = TopicDiscovery(app, host, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
-    take_max, take_within = settings.worker_take_max, settings.worker_take_within_ms / 1000
 
-    @app.agent(ticks, concurrency=1)
-    async def detect(stream: faust.StreamT[bytes]) -> None:
-        # Batches amortise Faust's per-event hand-off, and let conflation see what is waiting.
-        async for events in cast(faust.Stream[bytes], stream).take_events(take_max, within=take_within):
-            await host.handle(events)
+    @app.agent(batches, concurrency=1)
+    async def detect(stream: faust.StreamT[list[Message]]) -> None:
+        # One fetch per batch (processors.faust_batches): conflation sees everything it holds.
+        async for fetched in stream:
+            messages = router.current(fetched)
+            await host.handle(messages)
+            router.ack(messages)
 
     async def follow_health() -> None:
         await host.health.follow(bootstrap, topics.health)

@@ -1,7 +1,7 @@
 """The Faust host of :class:`processors.engine.Engine`: what the ``detect`` agent does with each
 batch of records, the ``symbols`` table writes, the periodic outputs and the rebalance hooks.
 
-Per batch (``stream.take_events``): records are grouped by tick partition -> the engine applies
+Per batch (one fetch, :mod:`processors.faust_batches`): records are grouped by tick partition -> the engine applies
 each partition's records to its symbol's slot -> alerts, closed episodes and funding alerts are
 sent -> symbols with an episode or cooldown transition are written to the table (its changelog)
 before the batch is acknowledged. Faust commits acknowledged offsets only after flushing the
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import faust
 import msgspec
-from faust.types import TP, EventT, TableT
+from faust.types import TP, Message, TableT
 
 from plumbing.kafka import symbol_partition
 from processors.backlog import BacklogSkipper
@@ -51,11 +51,10 @@ class TickRecord:
     """Milliseconds since the epoch."""
 
 
-def by_partition(events: Iterable[EventT[bytes]]) -> dict[TP, list[TickRecord]]:
+def by_partition(messages: Iterable[Message]) -> dict[TP, list[TickRecord]]:
     """A batch's records per partition, each list in offset order (Faust delivers a partition in order)."""
     grouped: dict[TP, list[TickRecord]] = {}
-    for event in events:
-        message = event.message
+    for message in messages:
         timestamp_ms = int(message.timestamp * 1000) if message.timestamp else 0
         record = TickRecord(message.offset, message.key, message.value, timestamp_ms)
         grouped.setdefault(message.tp, []).append(record)
@@ -94,11 +93,11 @@ class EngineHost:
 
     # --- the agent's per-batch path -----------------------------------------------------
 
-    async def handle(self, events: Sequence[EventT[bytes]]) -> None:
+    async def handle(self, messages: Sequence[Message]) -> None:
         now_ms = int(time.time() * 1000)
         newest = 0
         touched: list[str] = []
-        grouped = by_partition(events)
+        grouped = by_partition(messages)
         revoked = await self._take_over(grouped)
         for tp, records in grouped.items():
             base = self._owned.get(tp)

@@ -70,20 +70,14 @@ class WorkerSettings(CommonSettings):
         default=5_000, ge=100, description="how often the worker lists the cluster's topics for new ticks.* topics"
     )
     worker_data_dir: str = Field(default=".cache/faust", description="the Faust app's local directory")
-    worker_take_max: int = Field(
-        default=2_000, ge=1, description="records the agent takes at once (a worker that is behind gets full batches)"
-    )
     worker_poll_records: int = Field(
-        default=2_000, ge=1, description="most records one fetch hands Faust (processors.faust_tuning.MAX_POLL_RECORDS)"
+        default=2_000, ge=1, description="most records one fetch hands the agent (Faust's broker_max_poll_records)"
     )
-    worker_stream_buffer: int = Field(
-        default=4_096,
+    worker_batch_queue: int = Field(
+        default=2,
         ge=1,
-        description="events Faust holds for the agent (its stream_buffer_maxsize): with the fetch above, how much "
-        "already-read work a worker that is behind still does before a backlog jump takes effect",
-    )
-    worker_take_within_ms: int = Field(
-        default=2, ge=1, description="longest the agent waits to fill a batch (latency added when it keeps up)"
+        description="fetched batches waiting for the agent (processors.faust_batches): with the fetch above, how "
+        "much already-read work a worker that is behind still does before a backlog jump takes effect",
     )
     worker_resubscribe_delay_s: float = Field(
         default=1.0, ge=0, description="Faust's coalescing sleep before subscribing new tick topics (Faust: 45)"

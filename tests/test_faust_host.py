@@ -23,9 +23,9 @@ from tests.test_engine import quote
 SETTINGS = WorkerSettings(kafka_bootstrap="127.0.0.1:1", namespace="t1")
 
 
-def _event(tp: TP, offset: int) -> Any:
+def _message(tp: TP, offset: int) -> Any:
     value = encode_ticks([quote("binance", "100", "100.1", 1)])
-    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, key=b"BTC", value=value, timestamp=1.0))
+    return SimpleNamespace(tp=tp, offset=offset, key=b"BTC", value=value, timestamp=1.0)
 
 
 async def test_records_of_a_partition_revoked_before_they_were_handled_are_dropped_not_loaded() -> None:
@@ -41,7 +41,7 @@ async def test_records_of_a_partition_revoked_before_they_were_handled_are_dropp
 
     cast(Any, host)._send = send
     host._foreign.add(kept)  # so the kept partition needs no rebuild read (no broker here)
-    await host.handle([_event(gone, 5), _event(gone, 6)])
+    await host.handle([_message(gone, 5), _message(gone, 6)])
     assert (host.engine.slots, host._owned, sent) == ({}, {}, [])
     assert host.engine.counters.processed == 0
 

@@ -204,19 +204,14 @@ class _Message:
     timestamp: float
 
 
-@dataclass
-class _Event:
-    message: _Message
-
-
 def test_a_batch_is_grouped_by_partition_in_offset_order_with_millisecond_timestamps() -> None:
     btc, eth = TP("t1.ticks.BTC", 1), TP("t1.ticks.ETH", 0)
-    events = [
-        _Event(_Message(btc, 7, b"BTC", b"a", 1.5)),
-        _Event(_Message(eth, 3, b"ETH", b"b", 2.0)),
-        _Event(_Message(btc, 8, b"BTC", b"c", 2.25)),
+    messages = [
+        _Message(btc, 7, b"BTC", b"a", 1.5),
+        _Message(eth, 3, b"ETH", b"b", 2.0),
+        _Message(btc, 8, b"BTC", b"c", 2.25),
     ]
-    assert by_partition(events) == {  # type: ignore[arg-type]
+    assert by_partition(messages) == {  # type: ignore[arg-type]
         btc: [TickRecord(7, b"BTC", b"a", 1500), TickRecord(8, b"BTC", b"c", 2250)],
         eth: [TickRecord(3, b"ETH", b"b", 2000)],
     }

@@ -62,8 +62,7 @@ async def test_a_stale_backlog_is_skipped_counted_and_committed_past(
     env = worker_env(kafka_bootstrap, namespace, tmp_path, "ADA") | {
         "ARBSTREAM_WORKER_SKIP_BEHIND_MS": "1000",
         "ARBSTREAM_WORKER_POLL_RECORDS": "300",
-        "ARBSTREAM_WORKER_STREAM_BUFFER": "300",
-        "ARBSTREAM_WORKER_TAKE_MAX": "300",
+        "ARBSTREAM_WORKER_BATCH_QUEUE": "1",
     }
     topic = topic_name("ticks.ADA", namespace)
     settings = WorkerSettings(

@@ -1,0 +1,151 @@
+"""processors.faust_batches on the installed Faust: a fetch of the batched topics reaches the agent as
+one list, other topics keep Faust's per-event path, and commits follow the agent's acks (real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from faust.types import TP, Message
+
+from plumbing.kafka import ensure_topics
+from processors.discovery import committed_offsets
+from processors.faust_batches import BatchRouter, deliver_in_batches
+
+PER_TOPIC = 300
+
+
+async def _produce(bootstrap: str, counts: dict[str, int]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for topic, count in counts.items():
+            for i in range(count):
+                await producer.send(topic, f"{topic}:{i}".encode(), key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _until(condition: Any, timeout_s: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.integration
+async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    batched, other = [f"{namespace}.b1", f"{namespace}.b2"], f"{namespace}.other"
+    await ensure_topics(kafka_bootstrap, [*batched, other], 1)
+    await _produce(kafka_bootstrap, {batched[0]: PER_TOPIC, batched[1]: PER_TOPIC, other: 20})
+    group = f"{namespace}-batches"
+    app = faust.App(
+        group,
+        broker=f"kafka://{kafka_bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        datadir=str(tmp_path),
+        topic_partitions=1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=0.2,
+    )
+    names = list(batched)
+    app.topics.add(faust.Topic(app, topics=names, key_type=bytes, value_type=bytes))
+    channel = app.channel(maxsize=2)
+    router = deliver_in_batches(app, channel, names)
+    fetches: list[list[Message]] = []
+    singles: list[bytes] = []
+
+    @app.agent(channel)
+    async def take(stream: faust.StreamT[list[Message]]) -> None:
+        async for fetched in stream:
+            messages = router.current(fetched)
+            fetches.append(messages)
+            router.ack(messages)
+
+    @app.agent(app.topic(other, value_type=bytes))
+    async def plain(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            singles.append(value)
+
+    await app.start()
+    try:
+        await _until(lambda: sum(map(len, fetches)) >= 2 * PER_TOPIC and len(singles) >= 20)
+        tps = [TopicPartition(t, 0) for t in (*batched, other)]
+
+        async def committed() -> dict[TopicPartition, int]:
+            return await committed_offsets(kafka_bootstrap, group, tps)
+
+        found: dict[TopicPartition, int] = {}
+        for _ in range(100):
+            found = await committed()
+            if found == {tp: (20 if tp.topic == other else PER_TOPIC) for tp in tps}:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await app.stop()
+    assert found == {tp: (20 if tp.topic == other else PER_TOPIC) for tp in tps}
+    for topic in batched:
+        values = [m.value for f in fetches for m in f if m.topic == topic]
+        assert values == [f"{topic}:{i}".encode() for i in range(PER_TOPIC)]  # each once, in order
+    assert max(len(f) for f in fetches) > 1  # a fetch arrives as one list, not record by record
+    assert all(m.topic in batched for f in fetches for m in f)
+    assert singles == [f"{other}:{i}".encode() for i in range(20)]  # Faust's own path, unchanged
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    def ack(self, message: Any) -> bool:
+        self.acked.append(message.offset)
+        return True
+
+
+def _router(generation: int, active: bool = True) -> tuple[BatchRouter, _Consumer, list[int]]:
+    consumer, out = _Consumer(), cast(list[int], [])
+    app = SimpleNamespace(
+        consumer=consumer,
+        consumer_generation_id=generation,
+        flow_control=SimpleNamespace(is_active=lambda: active),
+        sensors=SimpleNamespace(on_message_out=lambda tp, offset, message: out.append(offset)),
+    )
+    return BatchRouter(cast(Any, app), cast(Any, None), ["t.ticks.BTC"]), consumer, out
+
+
+def _message(offset: int, generation: int) -> Any:
+    return SimpleNamespace(tp=TP("t.ticks.BTC", 0), topic="t.ticks.BTC", offset=offset, generation_id=generation)
+
+
+def test_records_fetched_before_a_rebalance_are_acknowledged_not_processed() -> None:
+    """As Faust's stream skips and acknowledges an event of an earlier generation."""
+    router, consumer, out = _router(generation=3)
+    messages = [_message(1, 2), _message(2, 3), _message(3, 2), _message(4, 3)]
+    assert [m.offset for m in router.current(messages)] == [2, 4]
+    assert (consumer.acked, out) == ([1, 3], [1, 3])
+    router.ack(router.current([_message(5, 3)]))
+    assert consumer.acked == [1, 3, 5]
+
+
+def test_while_flow_is_suspended_nothing_is_processed() -> None:
+    router, consumer, _ = _router(generation=3, active=False)
+    assert router.current([_message(1, 3), _message(2, 3)]) == []
+    assert consumer.acked == [1, 2]
+
+
+def test_topics_discovery_adds_are_batched_too() -> None:
+    router, _, _ = _router(generation=1)
+    assert (router.batched("t.ticks.BTC"), router.batched("t.ticks.SOL")) == (True, False)
+    router.names.append("t.ticks.SOL")  # what TopicDiscovery does to the list
+    assert router.batched("t.ticks.SOL")
