@@ -59,7 +59,7 @@ class Plan:
                 broker_messages=50_000,
                 ingest_window_s=3.0,
                 ingest_warmup_s=3.0,
-                drain_ticks=5_000,  # the market mix drains at ~1k ticks/s: 5 s per run
+                drain_ticks=50_000,  # a few seconds per run: long beside the 500 ms commit interval the drain is timed by
                 drain_runs=2,
                 latency_loads=(250, 500, 1_000, 10_000),
                 latency_duration_s=2.0,
@@ -78,7 +78,7 @@ class Plan:
             broker_messages=300_000,
             ingest_window_s=10.0,
             ingest_warmup_s=8.0,
-            drain_ticks=50_000,  # ~1 min per run on the market mix (~1k ticks/s), 5 s on BTC + ETH
+            drain_ticks=200_000,  # ~10 s per run on the market mix, ~5 s on BTC + ETH
             drain_runs=3,
             latency_loads=(250, 500, 1_000, 2_500, 5_000, 10_000, 30_000),
             latency_duration_s=10.0,
