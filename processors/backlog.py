@@ -8,7 +8,7 @@ partition whose newest delivered record is older than that seeks to its newest r
 between is never read, and counted (``skipped_records`` on ``worker-stats``, ``/health``,
 ``/metrics``). The recorder still has every raw frame, and a replay can process them all.
 
-How Faust learns of the jump: the seek goes to the driver (``Consumer._seek``, private in
+How Faust learns of the jump: the seek goes to the driver (its consumer thread's ``seek``, private in
 faust-streaming 0.15.3) and leaves Faust's read offset alone, so the records Faust had already
 taken are still delivered, and the first record after the jump arrives with a gap in offsets,
 which Faust records as it does for compacted topics; its commits then go past the jump.
@@ -57,7 +57,7 @@ class BacklogSkipper:
         newest = (highwater or 0) - 1  # keep the newest record: the freshest quotes
         if newest > offsets[-1] + 1:
             try:
-                await consumer._seek(tp, newest)
+                await seek_in_consumer_thread(consumer, tp, newest)
             except IllegalStateError:  # revoked meanwhile (a rebalance for a new topic): its next owner reads it
                 log.info("%s[%d] revoked before its backlog jump", tp.topic, tp.partition)
                 return skipped
@@ -94,3 +94,14 @@ class BacklogSkipper:
         """Partitions no longer assigned: their jumps will not land here."""
         for tp in tps:
             self._pending.pop(tp, None)
+
+
+async def seek_in_consumer_thread(consumer: Any, tp: TP, offset: int) -> None:
+    """Seek on the thread that owns aiokafka's consumer.
+
+    Faust's own ``Consumer._seek`` calls aiokafka's ``seek`` from the caller's thread: aiokafka then
+    wakes its fetcher's futures from outside their event loop, which can leave the fetcher waiting
+    forever (seen: a worker that jumped over backlogs on many partitions at once stopped fetching,
+    both threads idle)."""
+    thread = consumer._thread
+    await thread.call_thread(thread.seek, tp, offset)
