@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 from api.funding_math import Floors, apr, ranked_page
@@ -19,7 +18,6 @@ from api.funding_models import (
 from api.funding_pair_views import candidates_of, pair_out
 from api.funding_state import DAY_NS
 from api.funding_views import HUNDRED, FundingInputs, exchange_entry, fundings
-from schemas.market import instrument_key
 
 
 def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
@@ -45,12 +43,10 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
                 at_cap=entry.at_cap,
             )
         )
-    for instrument_id in sorted(_instruments_with_history(inputs, symbol)):
+    for instrument_id, venue in sorted(_instruments_with_history(inputs, symbol).items()):
         settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)
         points = [PointOut(t=s.settled_ts_ns // 1_000_000, v=apr(s.rate, s.interval_h) * HUNDRED) for s in settled]
-        history.append(
-            VenueHistoryOut(exchange=instrument_key(instrument_id).venue, instrument_id=instrument_id, points=points)
-        )
+        history.append(VenueHistoryOut(exchange=venue, instrument_id=instrument_id, points=points))
     ranked = ranked_page(candidates_of(inputs, symbol, "now", Floors()), 0, 20, inputs.now_ns, inputs.config)
     return CoinDetailOut(
         symbol=symbol,
@@ -61,10 +57,15 @@ def coin_detail(inputs: FundingInputs, symbol: str) -> CoinDetailOut:
     )
 
 
-def _instruments_with_history(inputs: FundingInputs, symbol: str) -> Iterator[str]:
-    live = {f.instrument_id for f in fundings(inputs, symbol)}
-    settled = {i for i in inputs.feed.history.instruments if i.split("-", 1)[0] == symbol}
-    yield from live | settled
+def _instruments_with_history(inputs: FundingInputs, symbol: str) -> dict[str, str]:
+    """Instrument id -> venue of the symbol's instruments with live funding or settled history:
+    the venue and base from the typed records (``Funding``, ``FundingSettlement``), not the id."""
+    history = inputs.feed.history
+    found = {
+        i: last.venue for i in history.instruments if (last := history.last(i)) is not None and last.base == symbol
+    }
+    found.update((f.instrument_id, f.venue) for f in fundings(inputs, symbol))
+    return found
 
 
 def funding_stats(inputs: FundingInputs) -> FundingStatsOut:
@@ -92,8 +93,7 @@ def funding_stats(inputs: FundingInputs) -> FundingStatsOut:
 def funding_history(inputs: FundingInputs, symbol: str, days: int, venues: frozenset[str] | None) -> FundingHistoryOut:
     since = inputs.now_ns - days * DAY_NS
     series = []
-    for instrument_id in sorted(_instruments_with_history(inputs, symbol)):
-        venue = instrument_key(instrument_id).venue
+    for instrument_id, venue in sorted(_instruments_with_history(inputs, symbol).items()):
         if venues is not None and venue not in venues:
             continue
         settled = inputs.feed.history.between(instrument_id, since, inputs.now_ns)

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from processors.arbitrage import UNHEALTHY, ArbConfig, leg_problem, per_base, quote_group
+from processors.arbitrage import UNHEALTHY, ArbConfig, leg_problem, per_base
 from processors.funding import funding_apr
 from schemas.funding import FundingPair, FundingPairLeg
-from schemas.market import Funding, Health, Instrument, Quote
+from schemas.market import Funding, Health, Instrument, Quote, quote_group
 
 HOURS_PER_YEAR = Decimal(24 * 365)
 HOUR_NS = 3_600_000_000_000
@@ -253,7 +253,7 @@ def candidates(
     bridges = rules.arb.quote_bridges
     usable = [leg for leg in legs if leg_usable(leg, now_ns, rules)]
     aprs = [_live_apr(leg.funding) for leg in usable]
-    groups = [quote_group(leg.funding.instrument_id, bridges) for leg in usable]
+    groups = [quote_group(leg.funding, bridges) for leg in usable]
     found = []
     for i, long in enumerate(usable):
         for j, short in enumerate(usable):

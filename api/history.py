@@ -22,9 +22,8 @@ from typing import NamedTuple
 
 from api.views_arbitrage import reference_spread
 from api.views_prices import group_rank
-from processors.arbitrage import quote_group
 from schemas.arbitrage import SymbolState
-from schemas.market import Quote
+from schemas.market import Quote, quote_group
 
 Price = Decimal | None
 Stored = tuple[int, Decimal, Decimal]
@@ -45,7 +44,7 @@ def pair_prices(state: SymbolState, bridges: dict[str, str]) -> dict[tuple[str, 
     """
     by_group: dict[str, dict[str, Quote]] = {}
     for quote in state.quotes.values():
-        by_group.setdefault(quote_group(quote.instrument_id, bridges), {}).setdefault(quote.venue, quote)
+        by_group.setdefault(quote_group(quote, bridges), {}).setdefault(quote.venue, quote)
     ranked = sorted(by_group, key=group_rank)
     prices: dict[int, Price] = {}
     out: dict[tuple[str, str], tuple[Price, Price]] = {}

@@ -264,6 +264,10 @@ class LegOut(BaseModel):
     age_ms: int
     exchange_ts_ns: int
     receipt_ts_ns: int
+    quote: str | None = Field(
+        default=None, description="the contract's quote currency (USDT, USDC, USD); null on alerts before decision 0036"
+    )
+    kind: Literal["linear", "inverse"] | None = Field(default=None, description="the contract's kind; null as quote")
 
 
 class OpportunityOut(BaseModel):

@@ -46,9 +46,8 @@ from api.views_prices import price_entry, primary_quotes, summary
 from api.views_spreads import positive_rows
 from api.views_venues import venue_out, venues_out
 from api.wire import Num, Pct, to_text
-from processors.arbitrage import quote_group
 from schemas.arbitrage import EpisodeClosed, Opportunity, SymbolState
-from schemas.market import Quote
+from schemas.market import Quote, quote_group
 
 SNAPSHOT_HISTORY = 50
 """Recent alerts and closed episodes in a snapshot (the REST endpoints page through more)."""
@@ -111,7 +110,7 @@ def _echo(f: Filter) -> SubscriptionEcho:
 
 def alert_row(alert: Opportunity, bridges: dict[str, str]) -> AlertRow:
     """The seed's alert row, from the alert event itself (prices and ages at detection)."""
-    row = to_row(alert, None, quote_group(alert.buy.instrument_id, bridges), alert.event_id)
+    row = to_row(alert, None, quote_group(alert.buy, bridges), alert.event_id)
     return AlertRow(
         **dict(row), profit=row.potential_profit, event_id=alert.event_id, cooldown_broken=alert.cooldown_broken
     )

@@ -1,7 +1,7 @@
 """Arbitrage views: /api/arbitrage, /api/spread, alert status, open and closed episodes.
 
 Pairs are evaluated with the worker's own functions (``processors.arbitrage``:
-``evaluate``, ``leg_problem``, ``quote_group``), so the API's live rows and the
+``evaluate``, ``leg_problem``; ``schemas.market.quote_group``), so the API's live rows and the
 worker's events agree on every number: executable prices (ask to buy, bid to
 sell), per-base-unit normalisation, the same taker fees, the same stale/unhealthy
 rules — only "now" is the wall clock here, where the worker uses event time.
@@ -26,9 +26,9 @@ from api.models import (
 )
 from api.readmodel import ReadModel
 from api.views_prices import age_ms, epoch_seconds, group_rank, iso, ms, reference_price
-from processors.arbitrage import ArbConfig, evaluate, leg_problem, pair_key, per_base, quote_group, seconds_until_alert
+from processors.arbitrage import ArbConfig, evaluate, leg_problem, pair_key, per_base, seconds_until_alert
 from schemas.arbitrage import Episode, EpisodeClosed, Opportunity, SymbolState
-from schemas.market import Quote
+from schemas.market import Quote, quote_group
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def pair_row(
     start = episode.start_ts_ns if episode is not None else now_ns
     opportunity = evaluate(symbol, buy, sell, now_ns, config, start)
     episode_id = episode.last.event_id if episode is not None and episode.opened and episode.last else None
-    return to_row(opportunity, problem, quote_group(buy.instrument_id, config.quote_bridges), episode_id)
+    return to_row(opportunity, problem, quote_group(buy, config.quote_bridges), episode_id)
 
 
 def symbol_rows(
@@ -105,9 +105,9 @@ def symbol_rows(
     rows = []
     quotes = sorted(state.quotes.values(), key=lambda q: q.instrument_id)
     for buy in quotes:
-        group = quote_group(buy.instrument_id, config.quote_bridges)
+        group = quote_group(buy, config.quote_bridges)
         for sell in quotes:
-            if sell.venue == buy.venue or quote_group(sell.instrument_id, config.quote_bridges) != group:
+            if sell.venue == buy.venue or quote_group(sell, config.quote_bridges) != group:
                 continue
             row = pair_row(model, symbol, state, buy, sell, now_ns, config)
             if row is not None:
@@ -138,7 +138,7 @@ def common_pair(state: SymbolState, venue1: str, venue2: str, bridges: dict[str,
     by_group: dict[str, dict[str, Quote]] = {}
     for quote in state.quotes.values():
         if quote.venue in (venue1, venue2):
-            by_group.setdefault(quote_group(quote.instrument_id, bridges), {}).setdefault(quote.venue, quote)
+            by_group.setdefault(quote_group(quote, bridges), {}).setdefault(quote.venue, quote)
     shared = sorted((g for g, qs in by_group.items() if len(qs) == 2), key=group_rank)
     if not shared:
         return None
@@ -183,7 +183,7 @@ def spread(model: ReadModel, symbol: str, q1: Quote, q2: Quote, now_ns: int, con
         lower_price=min(p1, p2) if p1 is not None and p2 is not None else None,
         exchange1=q1.venue,
         exchange2=q2.venue,
-        quote_group=quote_group(q1.instrument_id, config.quote_bridges),
+        quote_group=quote_group(q1, config.quote_bridges),
         instrument1=q1.instrument_id,
         instrument2=q2.instrument_id,
         price1=p1,

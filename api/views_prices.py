@@ -13,9 +13,9 @@ from decimal import Decimal
 from api.models import BestGroup, BestPricesOut, BestQuote, PriceEntry, PricesOut, SummaryOut, SymbolPricesOut
 from api.readmodel import ReadModel
 from api.universe import Universe
-from processors.arbitrage import UNHEALTHY, ArbConfig, per_base, quote_group
+from processors.arbitrage import UNHEALTHY, ArbConfig, per_base
 from schemas.arbitrage import SymbolState
-from schemas.market import Quote
+from schemas.market import Quote, quote_group
 
 GROUP_ORDER = ("USDT", "USDC", "USD", "USD-inverse")
 """Which contract represents a venue when only one can (seed-shaped maps keyed by venue)."""
@@ -81,7 +81,7 @@ def price_entry(quote: Quote, state: SymbolState, now_ns: int) -> PriceEntry:
         venue=quote.venue,
         instrument_id=quote.instrument_id,
         native_symbol=quote.native_symbol,
-        quote_group=quote_group(quote.instrument_id),
+        quote_group=quote_group(quote),
         price=_scaled(price, m),
         price_source=source,  # type: ignore[arg-type]  # one of the literal values above
         bid=_scaled(quote.bid, m),
@@ -103,7 +103,7 @@ def price_entry(quote: Quote, state: SymbolState, now_ns: int) -> PriceEntry:
 def primary_quotes(quotes: Iterable[Quote]) -> dict[str, Quote]:
     """One quote per venue: the contract of the most common quote group (see GROUP_ORDER)."""
     chosen: dict[str, Quote] = {}
-    for quote in sorted(quotes, key=lambda q: (group_rank(quote_group(q.instrument_id)), q.instrument_id)):
+    for quote in sorted(quotes, key=lambda q: (group_rank(quote_group(q)), q.instrument_id)):
         chosen.setdefault(quote.venue, quote)
     return dict(sorted(chosen.items()))
 
@@ -168,7 +168,7 @@ def best_prices(
     usable = [q for q in state.quotes.values() if _side_usable(q, model, now_ns, config)]
     groups: dict[str, list[Quote]] = {}
     for quote in usable:
-        groups.setdefault(quote_group(quote.instrument_id, config.quote_bridges), []).append(quote)
+        groups.setdefault(quote_group(quote, config.quote_bridges), []).append(quote)
     by_group = {g: best_group(g, qs, now_ns) for g, qs in sorted(groups.items())}
     if wanted_group is None:
         ranked = sorted(groups, key=lambda g: (-len(groups[g]), group_rank(g)))

@@ -22,9 +22,9 @@ from api.readmodel import ReadModel
 from api.views_arbitrage import ArbFilter, pair_row
 from api.views_arbitrage import _sort_key as arbitrage_order
 from api.views_prices import group_rank
-from processors.arbitrage import ArbConfig, evaluate, leg_problem, per_base, quote_group
+from processors.arbitrage import ArbConfig, evaluate, leg_problem, per_base
 from schemas.arbitrage import Opportunity, SymbolState
-from schemas.market import Quote
+from schemas.market import Quote, quote_group
 
 
 def usable_by_group(
@@ -34,7 +34,7 @@ def usable_by_group(
     groups: dict[str, list[Quote]] = {}
     for quote in quotes:
         if leg_problem(quote, model.venue_health(quote.venue), now_ns, config) is None:
-            groups.setdefault(quote_group(quote.instrument_id, config.quote_bridges), []).append(quote)
+            groups.setdefault(quote_group(quote, config.quote_bridges), []).append(quote)
     return groups
 
 
@@ -143,7 +143,7 @@ def positive_rows(model: ReadModel, now_ns: int, config: ArbConfig, where: ArbFi
 def _by_group(quotes: Iterable[Quote], config: ArbConfig) -> dict[str, list[Quote]]:
     groups: dict[str, list[Quote]] = {}
     for quote in quotes:
-        groups.setdefault(quote_group(quote.instrument_id, config.quote_bridges), []).append(quote)
+        groups.setdefault(quote_group(quote, config.quote_bridges), []).append(quote)
     return groups
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from plumbing.kafka import ensure_topics, partition_counts
-from schemas.market import Instrument, ListingStatus, encode, instrument_key
+from schemas.market import Instrument, ListingStatus, encode
 from schemas.topics import INSTRUMENTS, LISTINGS, topic_name
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,22 @@ COMPACTED = {"cleanup.policy": "compact"}
 Record = tuple[bytes, bytes | None]
 
 
-def venue_of(instrument_id: str) -> str:
-    """``BTC-USDT-PERP@binance`` -> ``binance``."""
-    return instrument_key(instrument_id).venue
+class _Venue(msgspec.Struct):
+    """The one field of an encoded ``Instrument`` the catalog needs (the others are ignored)."""
+
+    venue: str
+
+
+_venue_decoder = msgspec.json.Decoder(_Venue)
+
+
+def venue_of(encoded: bytes) -> str | None:
+    """The venue of an ``instruments`` record, from the typed record (``Instrument.venue``), not
+    its key; None when the value is not an instrument (left alone: not known to be ours)."""
+    try:
+        return _venue_decoder.decode(encoded).venue
+    except msgspec.DecodeError:
+        return None
 
 
 def universe_records(
@@ -40,7 +54,7 @@ def universe_records(
     changed or new instruments, then tombstones for this process's venues' untracked ids."""
     current = {i.instrument_id: encode(i) for i in tracked}
     records: list[Record] = [(key.encode(), value) for key, value in current.items() if previous.get(key) != value]
-    gone = sorted(key for key in previous if key not in current and venue_of(key) in venues)
+    gone = sorted(key for key, value in previous.items() if key not in current and venue_of(value) in venues)
     return records + [(key.encode(), None) for key in gone]
 
 

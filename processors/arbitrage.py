@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from schemas.arbitrage import Episode, EpisodeClosed, Leg, Opportunity, SymbolState
-from schemas.market import ContractKind, Health, HealthState, Quote, instrument_key
+from schemas.market import Health, HealthState, Quote, identity, quote_group
 
 UNHEALTHY = {HealthState.DISCONNECTED, HealthState.STALE, HealthState.ERROR, HealthState.GAP}
 
@@ -115,7 +115,7 @@ def fast_quote(quote: Quote, config: ArbConfig) -> FastQuote:
     multiplier = float(quote.price_multiplier)
     bid = float(quote.bid) / multiplier if quote.bid is not None and quote.bid > 0 else -INF
     ask = float(quote.ask) / multiplier if quote.ask is not None and quote.ask > 0 else INF
-    group = quote_group(quote.instrument_id, config.quote_bridges)
+    group = quote_group(quote, config.quote_bridges)
     return bid, ask, quote.venue, group, config.fee_f(quote.venue)
 
 
@@ -150,14 +150,6 @@ def prefiltered_pairs(
             yield mine, other
         if (bid - o_ask) / o_ask - o_fee - fee >= threshold or (episodes and f"{other_id}|{changed}" in episodes):
             yield other, mine
-
-
-def quote_group(instrument_id: str, bridges: dict[str, str] | None = None) -> str:
-    """Comparable-contracts group (``BTC-USDT-PERP@x`` -> USDT, inverse -> USD-inverse), a bridged
-    quote currency (``quote_bridges``, e.g. USDC -> USDT) counting as the one it is bridged to."""
-    key = instrument_key(instrument_id)
-    quote = bridges.get(key.quote, key.quote) if bridges else key.quote
-    return quote if key.kind is ContractKind.LINEAR else f"{quote}-inverse"
 
 
 def per_base(price: Decimal, multiplier: Decimal) -> Decimal:
@@ -208,6 +200,7 @@ def evaluate(
 
 
 def _leg(quote: Quote, price: Decimal, size: Decimal, fee: Decimal, now_ns: int) -> Leg:
+    currency, kind = identity(quote)
     return Leg(
         venue=quote.venue,
         instrument_id=quote.instrument_id,
@@ -217,15 +210,17 @@ def _leg(quote: Quote, price: Decimal, size: Decimal, fee: Decimal, now_ns: int)
         age_ms=max(0, now_ns - quote.receipt_ts_ns) // 1_000_000,
         exchange_ts_ns=quote.exchange_ts_ns,
         receipt_ts_ns=quote.receipt_ts_ns,
+        quote=currency,
+        kind=kind,
     )
 
 
 def comparable_pairs(state: SymbolState, changed: str, config: ArbConfig) -> Iterator[tuple[Quote, Quote]]:
     """(buy, sell) pairs that include the changed instrument, on different venues, same quote group."""
-    mine = state.quotes[changed]
-    group = quote_group(changed, config.quote_bridges)
-    for other_id, other in state.quotes.items():
-        if other.venue == mine.venue or quote_group(other_id, config.quote_bridges) != group:
+    mine, bridges = state.quotes[changed], config.quote_bridges
+    group = quote_group(mine, bridges)
+    for other in state.quotes.values():
+        if other.venue == mine.venue or quote_group(other, bridges) != group:
             continue
         yield mine, other
         yield other, mine

@@ -23,9 +23,9 @@ from decimal import Decimal
 
 import msgspec
 
-from processors.arbitrage import UNHEALTHY, per_base, quote_group
+from processors.arbitrage import UNHEALTHY, per_base
 from schemas.arbitrage import FundingEpisode, FundingEpisodeClosed, FundingLeg, FundingOpportunity, SymbolState
-from schemas.market import Funding, Health, Quote
+from schemas.market import Funding, Health, Quote, quote_group
 
 HOURS_PER_YEAR = Decimal(24 * 365)
 
@@ -248,11 +248,12 @@ def pairs_to_evaluate(state: SymbolState, changed: Funding, config: FundingConfi
     (net <= gross), or that have an episode to update or close; then every other open episode
     (a leg that went stale or unhealthy must close it)."""
     episodes = state.funding_episodes
-    group = quote_group(changed.instrument_id, config.quote_bridges)
+    bridges = config.quote_bridges
+    group = quote_group(changed, bridges)
     mine = funding_apr(changed.rate, changed.interval_h) if changed.rate is not None and changed.interval_h else None
     touched = set()
-    for other_id, other in state.funding.items():
-        if other.venue == changed.venue or quote_group(other_id, config.quote_bridges) != group:
+    for other in state.funding.values():
+        if other.venue == changed.venue or quote_group(other, bridges) != group:
             continue
         theirs = funding_apr(other.rate, other.interval_h) if other.rate is not None and other.interval_h else None
         for long, short, gross in ((changed, other, _gap(theirs, mine)), (other, changed, _gap(mine, theirs))):

@@ -12,10 +12,13 @@ from decimal import Decimal
 
 import msgspec
 
-from schemas.market import Funding, Health, Quote
+from schemas.market import ContractKind, Funding, Health, Quote
 
 
 class Leg(msgspec.Struct, frozen=True, kw_only=True):
+    """One side of an opportunity. ``quote`` and ``kind`` are its contract's quote currency and kind
+    (the pair's quote group); null only on alerts written before decision 0036."""
+
     venue: str
     instrument_id: str
     price: Decimal
@@ -28,6 +31,11 @@ class Leg(msgspec.Struct, frozen=True, kw_only=True):
     """Age of the quote at detection (detection time - receipt time)."""
     exchange_ts_ns: int
     receipt_ts_ns: int
+    quote: str | None = None
+    """The leg's quote currency, from its quote (``Quote.quote``). None only on alerts written
+    before decision 0036: read it through ``schemas.market.identity`` / ``quote_group``."""
+    kind: ContractKind | None = None
+    """Linear or inverse (``Quote.kind``); None as ``quote``."""
 
 
 class Opportunity(msgspec.Struct, frozen=True, kw_only=True, tag="opportunity", tag_field="type"):

@@ -12,11 +12,11 @@ frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import msgspec
 
@@ -30,8 +30,9 @@ class InstrumentKey(NamedTuple):
     """What a canonical instrument id says: ``BTC-USDT-PERP@binance``, ``BTC-USD-INV-PERP@bitmex``.
 
     The id format is defined here and only here (:func:`instrument_id_of` writes it,
-    :func:`instrument_key` reads it), so quote groups and venues never come from ad-hoc string
-    splitting elsewhere."""
+    :func:`instrument_key` reads it). Quotes, funding and legs carry their quote currency and
+    kind as typed fields (decision 0036): :func:`quote_group` reads those, and parses the id
+    only for a record written before they existed (:func:`identity`)."""
 
     base: str
     quote: str
@@ -41,7 +42,17 @@ class InstrumentKey(NamedTuple):
     @property
     def quote_group(self) -> str:
         """Which contracts can be compared: USD-inverse with USD, USDT with USDT, USDC with USDC."""
-        return self.quote if self.kind is ContractKind.LINEAR else f"{self.quote}-inverse"
+        return group_of(self.quote, self.kind)
+
+
+def group_of(quote: str, kind: ContractKind, bridges: Mapping[str, str] | None = None) -> str:
+    """The quote group of a contract quoted in ``quote`` of kind ``kind``: the quote currency for a
+    linear contract (USDT, USDC), ``<quote>-inverse`` for an inverse one (USD-inverse). With
+    ``bridges`` (``ArbConfig.quote_bridges``, e.g. {"USDC": "USDT"}) a bridged currency counts as
+    the one it is bridged to."""
+    if bridges:
+        quote = bridges.get(quote, quote)
+    return quote if kind is ContractKind.LINEAR else quote + "-inverse"
 
 
 _KIND_SUFFIX = {ContractKind.LINEAR: "PERP", ContractKind.INVERSE: "INV-PERP"}
@@ -105,8 +116,8 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def quote_group(self) -> str:
-        """Which contracts can be compared (see :attr:`InstrumentKey.quote_group`)."""
-        return self.key.quote_group
+        """Which contracts can be compared (see :func:`group_of`)."""
+        return group_of(self.quote, self.kind)
 
     @property
     def key(self) -> InstrumentKey:
@@ -119,6 +130,10 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True, tag="quote", tag_field="t
     ``bid``/``ask``/``last``/``mark`` are in the venue's price unit (the price of
     ``price_multiplier`` base units). Sizes are in base units, already converted
     from contracts/lots, so ``size * price / price_multiplier`` is quote notional.
+
+    ``quote`` and ``kind`` are the instrument's quote currency and contract kind (its quote group:
+    ``USDT``, ``USDC``, ``USD-inverse``); null only on records written before decision 0036,
+    whose canonical ``instrument_id`` says them.
     """
 
     instrument_id: str
@@ -136,15 +151,24 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True, tag="quote", tag_field="t
     receipt_ts_ns: int
     exchange_ts_missing: bool = False
     sequence: int | None = None
+    quote: str | None = None
+    """Quote currency of the instrument (USDT, USDC, USD: ``Instrument.quote``), set by ingest from
+    the typed instrument. None only on records written before decision 0036: read the identity
+    through :func:`identity` / :func:`quote_group`, which handle those."""
+    kind: ContractKind | None = None
+    """Linear or inverse (``Instrument.kind``); None as ``quote``."""
 
     @property
     def key(self) -> InstrumentKey:
         """Base, quote, kind and venue of the instrument (its quote group: ``key.quote_group``)."""
-        return instrument_key(self.instrument_id)
+        return InstrumentKey(self.base, *identity(self), self.venue)
 
 
 class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_field="type"):
-    """Funding state of one instrument. ``rate`` is per interval, as a fraction (0.0001 = 1 bp)."""
+    """Funding state of one instrument. ``rate`` is per interval, as a fraction (0.0001 = 1 bp).
+
+    ``quote`` and ``kind`` as on :class:`Quote` (null only on records written before decision 0036).
+    """
 
     instrument_id: str
     venue: str
@@ -164,11 +188,58 @@ class Funding(msgspec.Struct, frozen=True, kw_only=True, tag="funding", tag_fiel
     """The venue's funding-rate cap per interval when its funding stream carries one (OKX
     ``maxFundingRate``); else the instrument's listed ``funding_cap`` applies."""
     rate_floor: Decimal | None = None
+    quote: str | None = None
+    """Quote currency of the instrument (USDT, USDC, USD: ``Instrument.quote``), set by ingest from
+    the typed instrument. None only on records written before decision 0036: read the identity
+    through :func:`identity` / :func:`quote_group`, which handle those."""
+    kind: ContractKind | None = None
+    """Linear or inverse (``Instrument.kind``); None as ``quote``."""
 
     @property
     def key(self) -> InstrumentKey:
         """Base, quote, kind and venue of the instrument (its quote group: ``key.quote_group``)."""
-        return instrument_key(self.instrument_id)
+        return InstrumentKey(self.base, *identity(self), self.venue)
+
+
+class Identified(Protocol):
+    """What carries an instrument's identity: :class:`Quote`, :class:`Funding`, an opportunity's
+    ``Leg`` (each with ``quote``/``kind`` fields, None on records written before decision 0036),
+    or an :class:`Instrument` (always set)."""
+
+    @property
+    def instrument_id(self) -> str: ...
+
+    @property
+    def quote(self) -> str | None: ...
+
+    @property
+    def kind(self) -> ContractKind | None: ...
+
+
+def identity(item: Identified) -> tuple[str, ContractKind]:
+    """(quote currency, kind) of ``item``, from its typed fields.
+
+    The legacy-record path, and the only one (decision 0036): a quote, funding or leg written
+    before those fields existed has none, and only then are they read from its canonical
+    instrument id (:func:`instrument_key`, cached). Anything written since carries them."""
+    quote, kind = item.quote, item.kind
+    if quote is None or kind is None:
+        key = instrument_key(item.instrument_id)
+        return key.quote, key.kind
+    return quote, kind
+
+
+def quote_group(item: Identified, bridges: Mapping[str, str] | None = None) -> str:
+    """The quote group of ``item`` (see :func:`group_of`), bridged currencies applied.
+
+    Called for every pair the worker or the API compares, hence :func:`group_of` inlined: a
+    typed record costs two attribute reads; only a legacy one goes through :func:`identity`."""
+    quote, kind = item.quote, item.kind
+    if quote is None or kind is None:
+        quote, kind = identity(item)
+    if bridges:
+        quote = bridges.get(quote, quote)
+    return quote if kind is ContractKind.LINEAR else quote + "-inverse"
 
 
 class HealthState(StrEnum):

@@ -34,7 +34,7 @@ from plumbing.broker import free_port
 from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.arbitrage import process_quote
 from schemas.arbitrage import SymbolState, decode_event
-from schemas.market import Funding, Health, HealthState, Quote, decode_tick, encode
+from schemas.market import ContractKind, Funding, Health, HealthState, Quote, decode_tick, encode, instrument_key
 from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
 from tests.helpers import consume_until, running, service_env
 
@@ -62,11 +62,14 @@ def quote(
     last: str | None = None,
     native: str = "NATIVE",
 ) -> Quote:
+    key = instrument_key(instrument_id)  # the test's stand-in for the Instrument ingest copies the fields from
     return Quote(
         instrument_id=instrument_id,
-        venue=instrument_id.split("@")[1],
+        venue=key.venue,
         native_symbol=native,
-        base=instrument_id.split("-")[0],
+        base=key.base,
+        quote=key.quote,
+        kind=key.kind,
         bid=D(bid) if bid is not None else None,
         bid_size=D(bid_size) if bid is not None and bid_size is not None else None,
         ask=D(ask) if ask is not None else None,
@@ -105,6 +108,8 @@ def scenario(t0: int) -> list[Tick]:
             venue="binance",
             native_symbol="BTCUSDT",
             base="BTC",
+            quote="USDT",
+            kind=ContractKind.LINEAR,
             rate=D("0.0001"),
             interval_h=8,
             exchange_ts_ns=t0 + 4 * ms,

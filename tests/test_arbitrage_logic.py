@@ -8,9 +8,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.arbitrage import ArbConfig, evaluate, leg_problem, process_quote, quote_group
+from processors.arbitrage import ArbConfig, evaluate, leg_problem, process_quote
 from schemas.arbitrage import SymbolState
-from schemas.market import Health, HealthState, Quote
+from schemas.market import ContractKind, Health, HealthState, Quote, instrument_key, quote_group
 
 T0 = 1_790_000_000_000_000_000
 MS = 1_000_000
@@ -19,8 +19,12 @@ CONFIG = ArbConfig(taker_fees=FEES, min_ticks=1, cooldown_s=300)
 
 
 def quote(venue: str, bid: str, ask: str, ts: int, size: str = "2", inst: str | None = None, mult: str = "1") -> Quote:
+    instrument_id = inst or f"BTC-USDT-PERP@{venue}"
+    key = instrument_key(instrument_id)  # the test's stand-in for the Instrument ingest copies them from
     return Quote(
-        instrument_id=inst or f"BTC-USDT-PERP@{venue}",
+        instrument_id=instrument_id,
+        quote=key.quote,
+        kind=key.kind,
         venue=venue,
         native_symbol="X",
         base="BTC",
@@ -71,10 +75,17 @@ def test_leg_problems() -> None:
 
 
 def test_quote_groups() -> None:
-    assert quote_group("BTC-USDT-PERP@binance") == "USDT"
-    assert quote_group("BTC-USD-INV-PERP@bitmex") == "USD-inverse"
-    assert quote_group("BTC-USDC-PERP@hyperliquid") == "USDC"
-    assert quote_group("BTC-USDC-PERP@hyperliquid", {"USDC": "USD*", "USDT": "USD*"}) == "USD*"
+    usdt = quote("binance", "1", "2", T0)
+    inverse = quote("bitmex", "1", "2", T0, inst="BTC-USD-INV-PERP@bitmex")
+    usdc = quote("hyperliquid", "1", "2", T0, inst="BTC-USDC-PERP@hyperliquid")
+    assert [(q.quote, q.kind) for q in (usdt, inverse, usdc)] == [
+        ("USDT", ContractKind.LINEAR),
+        ("USD", ContractKind.INVERSE),
+        ("USDC", ContractKind.LINEAR),
+    ]
+    assert [quote_group(q) for q in (usdt, inverse, usdc)] == ["USDT", "USD-inverse", "USDC"]
+    bridged = {"USDC": "USD*", "USDT": "USD*"}
+    assert [quote_group(q, bridged) for q in (usdt, inverse, usdc)] == ["USD*", "USD-inverse", "USD*"]
 
 
 def test_episode_opens_alerts_once_and_closes_with_stats() -> None:

@@ -20,12 +20,11 @@ from processors.arbitrage import (
     evaluate,
     leg_problem,
     process_quote,
-    quote_group,
     seconds_until_alert,
 )
 from processors.health_view import HealthView
 from schemas.arbitrage import EpisodeClosed, Leg, SymbolState
-from schemas.market import Health, HealthState, Quote
+from schemas.market import ContractKind, Health, HealthState, Quote, quote_group
 
 T0 = 1_790_000_000_000_000_000
 MS = 1_000_000
@@ -35,6 +34,8 @@ FEES = {"binance": Decimal("0.0005"), "okx": Decimal("0.0005"), "hyperliquid": D
 def quote(venue: str, bid: str, ask: str, ts: int, quote_ccy: str = "USDT") -> Quote:
     return Quote(
         instrument_id=f"BTC-{quote_ccy}-PERP@{venue}",
+        quote=quote_ccy,
+        kind=ContractKind.LINEAR,
         venue=venue,
         native_symbol="X",
         base="BTC",
@@ -278,6 +279,8 @@ def test_both_legs_of_an_evaluation_field_by_field_with_fractional_ages() -> Non
         age_ms=4,
         exchange_ts_ns=T0,
         receipt_ts_ns=T0,
+        quote="USDT",  # the quote's typed identity travels with the leg
+        kind=ContractKind.LINEAR,
     )
     assert opp.sell == Leg(
         venue="okx",
@@ -288,6 +291,8 @@ def test_both_legs_of_an_evaluation_field_by_field_with_fractional_ages() -> Non
         age_ms=3,
         exchange_ts_ns=T0 + 1_500_000,
         receipt_ts_ns=T0 + 1_500_000,
+        quote="USDT",
+        kind=ContractKind.LINEAR,
     )
     assert (opp.skew_ms, type(opp.skew_ms), opp.size, opp.notional) == (1, int, Decimal(2), Decimal(200))
     newer = T0 + 1_500_000
@@ -296,9 +301,12 @@ def test_both_legs_of_an_evaluation_field_by_field_with_fractional_ages() -> Non
 
 def test_a_bridge_renames_only_the_groups_it_names() -> None:
     only_usdc = {"USDC": "USD*"}
-    assert quote_group("BTC-USDT-PERP@okx", only_usdc) == "USDT"
-    assert quote_group("BTC-USDC-PERP@okx", only_usdc) == "USD*"
-    assert quote_group("BTC-USD-INV-PERP@okx", {"USD": "X"}) == "X-inverse"
+    assert quote_group(quote("okx", "1", "2", T0), only_usdc) == "USDT"
+    assert quote_group(quote("okx", "1", "2", T0, quote_ccy="USDC"), only_usdc) == "USD*"
+    inverse = msgspec.structs.replace(
+        quote("okx", "1", "2", T0), instrument_id="BTC-USD-INV-PERP@okx", quote="USD", kind=ContractKind.INVERSE
+    )
+    assert quote_group(inverse, {"USD": "X"}) == "X-inverse"
 
 
 def test_a_venue_going_down_closes_its_episode_on_any_other_tick_of_the_symbol() -> None:
@@ -306,7 +314,12 @@ def test_a_venue_going_down_closes_its_episode_on_any_other_tick_of_the_symbol()
     state = SymbolState()
     run(state, [quote("binance", "99.9", "100", T0), okx_at("101", T0 + MS)], config)
     down = {"okx": health("a", HealthState.GAP, venue="okx")}
-    inverse = msgspec.structs.replace(quote("bybit", "99", "99.5", T0 + 2 * MS), instrument_id="BTC-USD-INV-PERP@bybit")
+    inverse = msgspec.structs.replace(
+        quote("bybit", "99", "99.5", T0 + 2 * MS),
+        instrument_id="BTC-USD-INV-PERP@bybit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
+    )
     (closed,) = process_quote("BTC", state, inverse, down, T0 + 2 * MS, config).closed
     assert (closed.close_reason, closed.end_ts_ns) == ("venue gap", T0 + 2 * MS)
     assert state.episodes == {}

@@ -17,7 +17,7 @@ from processors.engine import Engine, persisted, superseded
 from processors.funding import FundingConfig
 from processors.settings import DEFAULT_TAKER_FEES
 from schemas.arbitrage import SymbolState
-from schemas.market import Quote, encode
+from schemas.market import ContractKind, Quote, encode
 
 MS = 1_000_000
 T0 = 1_800_000_000_000 * MS
@@ -31,6 +31,8 @@ def quote(venue: str, bid: str, ask: str, ts: int, base: str = "BTC", quote_ccy:
         venue=venue,
         native_symbol=f"{base}{quote_ccy}",
         base=base,
+        quote=quote_ccy,  # as ingest sets them from the Instrument
+        kind=ContractKind.LINEAR,
         bid=Decimal(bid),
         bid_size=Decimal("1"),
         ask=Decimal(ask),

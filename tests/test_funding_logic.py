@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from processors.funding import FundingConfig, entry_cost, funding_apr, net_apr, process_funding
 from schemas.arbitrage import FundingLeg, FundingOpportunity, SymbolState
-from schemas.market import Funding, Health, HealthState, Quote
+from schemas.market import ContractKind, Funding, Health, HealthState, Quote, instrument_key
 
 D = Decimal
 T0 = 1_790_000_000_000_000_000
@@ -20,11 +20,15 @@ CONFIG = FundingConfig(
 
 
 def funding(venue: str, rate: str | None, interval_h: int | None, ts: int, inst: str | None = None) -> Funding:
+    instrument_id = inst or f"BTC-USDT-PERP@{venue}"
+    key = instrument_key(instrument_id)  # the test's stand-in for the Instrument ingest copies them from
     return Funding(
-        instrument_id=inst or f"BTC-USDT-PERP@{venue}",
+        instrument_id=instrument_id,
         venue=venue,
         native_symbol="X",
         base="BTC",
+        quote=key.quote,
+        kind=key.kind,
         rate=None if rate is None else D(rate),
         interval_h=interval_h,
         next_funding_ts_ns=T0 + 3600 * S,
@@ -39,6 +43,8 @@ def quote(venue: str, bid: str, ask: str, ts: int) -> Quote:
         venue=venue,
         native_symbol="X",
         base="BTC",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         bid=D(bid),
         bid_size=D(1),
         ask=D(ask),

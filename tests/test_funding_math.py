@@ -24,7 +24,7 @@ from api.funding_math import (
 )
 from processors.arbitrage import ArbConfig
 from processors.settings import DEFAULT_TAKER_FEES
-from schemas.market import Funding, Health, HealthState, Quote
+from schemas.market import ContractKind, Funding, Health, HealthState, Quote, instrument_key
 
 D = Decimal
 S = 1_000_000_000
@@ -35,11 +35,15 @@ ARB = ArbConfig(taker_fees=dict(DEFAULT_TAKER_FEES), max_age_ms=3_000)
 
 
 def funding(venue: str, rate: str | None, interval_h: int, next_ns: int | None, *, inst: str = "") -> Funding:
+    instrument_id = inst or f"ETH-USDT-PERP@{venue}"
+    key = instrument_key(instrument_id)  # the test's stand-in for the Instrument ingest copies them from
     return Funding(
-        instrument_id=inst or f"ETH-USDT-PERP@{venue}",
+        instrument_id=instrument_id,
         venue=venue,
         native_symbol="X",
         base="ETH",
+        quote=key.quote,
+        kind=key.kind,
         rate=D(rate) if rate is not None else None,
         interval_h=interval_h,
         next_funding_ts_ns=next_ns,
@@ -54,6 +58,8 @@ def quote(venue: str, bid: str, ask: str) -> Quote:
         venue=venue,
         native_symbol="X",
         base="ETH",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         bid=D(bid),
         bid_size=D(1),
         ask=D(ask),

@@ -15,18 +15,21 @@ from api.readmodel import Changes, ReadModel
 from api.universe import Universe
 from schemas.arbitrage import FundingEpisodeClosed, FundingLeg, FundingOpportunity, SymbolState
 from schemas.funding import FundingSettlement
-from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote
+from schemas.market import ContractKind, Funding, Health, HealthState, Instrument, Quote, instrument_key
 
 D = Decimal
 S = 1_000_000_000
 
 
 def funding(inst: str, rate: str, interval_h: int, next_ns: int | None, at: int) -> Funding:
+    key = instrument_key(inst)  # the test's stand-in for the Instrument ingest copies the fields from
     return Funding(
         instrument_id=inst,
-        venue=inst.split("@")[1],
+        venue=key.venue,
         native_symbol="X",
-        base=inst.split("-")[0],
+        base=key.base,
+        quote=key.quote,
+        kind=key.kind,
         rate=D(rate),
         interval_h=interval_h,
         next_funding_ts_ns=next_ns,
@@ -36,12 +39,14 @@ def funding(inst: str, rate: str, interval_h: int, next_ns: int | None, at: int)
 
 
 def quote(inst: str, bid: str, ask: str, at: int) -> Quote:
-    venue, base = inst.split("@")[1], inst.split("-")[0]
+    key = instrument_key(inst)
     return Quote(
         instrument_id=inst,
-        venue=venue,
+        venue=key.venue,
         native_symbol="X",
-        base=base,
+        base=key.base,
+        quote=key.quote,
+        kind=key.kind,
         bid=D(bid),
         bid_size=D(3),
         ask=D(ask),

@@ -241,8 +241,11 @@ def test_connection_instruments_are_the_ones_whose_topics_ride_on_it() -> None:
 def test_universe_records_write_changes_and_tombstone_only_own_venues() -> None:
     instruments = parsed("binance", bundled("binance"))
     btc, eth = instruments[0], instruments[1]
-    other_venue = "BTC-USDT-PERP@okx"
-    previous = {btc.instrument_id: encode(btc), "XRP-USDT-PERP@binance": b"{}", other_venue: b"{}"}
+    xrp = msgspec.structs.replace(btc, instrument_id="XRP-USDT-PERP@binance", base="XRP", native_symbol="XRPUSDT")
+    okx = msgspec.structs.replace(btc, instrument_id="BTC-USDT-PERP@okx", venue="okx", native_symbol="BTC-USDT-SWAP")
+    # The venue comes from each record's typed Instrument: okx's is left alone, an undecodable one too.
+    previous = {btc.instrument_id: encode(btc), xrp.instrument_id: encode(xrp), okx.instrument_id: encode(okx)}
+    previous["junk-key"] = b"{}"
     bigger = msgspec.structs.replace(btc, contract_size=Decimal(10))
     records = universe_records(previous, [bigger, eth], venues={"binance"})
     assert records == [

@@ -21,7 +21,7 @@ from processors.app import prepare_topics
 from processors.settings import WorkerSettings
 from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, decode_event, decode_funding_event
 from schemas.export import SCHEMA_DIR
-from schemas.market import Funding, Quote, decode_tick, encode
+from schemas.market import ContractKind, Funding, Quote, decode_tick, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
 from tests.helpers import TopicWatcher, consume_until, running, service_env
 
@@ -35,6 +35,8 @@ def tick(base: str, venue: str, bid: str, ask: str, ts: int, size: str = "2") ->
         venue=venue,
         native_symbol=f"{base}USDT",
         base=base,
+        quote="USDT",  # as ingest sets them from the Instrument
+        kind=ContractKind.LINEAR,
         bid=Decimal(bid),
         bid_size=Decimal(size),
         ask=Decimal(ask),
@@ -50,6 +52,8 @@ def funding(venue: str, rate: str, interval_h: int, ts: int) -> Funding:
         venue=venue,
         native_symbol="BTCUSDT",
         base="BTC",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         rate=Decimal(rate),
         interval_h=interval_h,
         exchange_ts_ns=ts - MS,
@@ -137,6 +141,13 @@ async def test_scripted_ticks_give_exactly_the_expected_events(
         Decimal("150.0"),
     )
     assert (alert.buy.age_ms, alert.sell.age_ms, alert.skew_ms) == (2, 0, 2)
+    # The legs carry the quotes' typed identity (decision 0036).
+    assert (alert.buy.quote, alert.buy.kind, alert.sell.quote, alert.sell.kind) == (
+        "USDT",
+        ContractKind.LINEAR,
+        "USDT",
+        ContractKind.LINEAR,
+    )
     assert alert.emitted_ts_ns is not None and alert.emitted_ts_ns >= alert.receipt_ts_ns
     assert (closed.event_id, closed.ticks, closed.duration_ms) == (alert.event_id, 2, 8)
     assert (closed.peak_net_spread, closed.avg_net_spread, closed.alerted) == (

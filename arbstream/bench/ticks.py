@@ -177,6 +177,8 @@ def _quote(inst: Instrument, market: Market, now_ms: int) -> Quote:
         exchange_ts_ns=ts,
         receipt_ts_ns=ts,
         sequence=1,
+        quote=inst.quote,
+        kind=inst.kind,
     )
 
 
@@ -196,4 +198,6 @@ def _funding(inst: Instrument, market: Market, now_ms: int) -> Funding:
         price_multiplier=inst.price_multiplier,
         exchange_ts_ns=ts,
         receipt_ts_ns=ts,
+        quote=inst.quote,
+        kind=inst.kind,
     )

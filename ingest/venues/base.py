@@ -201,6 +201,8 @@ def make_quote(
         receipt_ts_ns=receipt_ts_ns,
         exchange_ts_missing=exchange_ts_ns is None,
         sequence=sequence,
+        quote=instrument.quote,
+        kind=instrument.kind,
     )
 
 
@@ -231,6 +233,8 @@ def make_funding(
         exchange_ts_ns=receipt_ts_ns if exchange_ts_ns is None else exchange_ts_ns,
         receipt_ts_ns=receipt_ts_ns,
         exchange_ts_missing=exchange_ts_ns is None,
+        quote=instrument.quote,
+        kind=instrument.kind,
     )
 
 

@@ -19,7 +19,7 @@ from ingest.venues.base import FrameError, load_json
 from ingest.venues.binance import EXCHANGE_INFO, FUNDING_INFO, TICKER_24H, Binance
 from plumbing.errors import RetryableError
 from processors.funding import funding_apr
-from schemas.market import Funding, Quote
+from schemas.market import ContractKind, Funding, Quote
 from tests.venues.conftest import fixture_frames
 from tests.venues.generated_specs import round_trip, specs, wire
 
@@ -51,6 +51,8 @@ def test_book_ticker(venue: Binance) -> None:
     (quote,) = venue.parse(frames[1], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@binance",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="binance",
         native_symbol="BTCUSDT",
         base="BTC",
@@ -76,6 +78,8 @@ def test_mark_price_funding(venue: Binance) -> None:
     (funding,) = venue.parse(fixture_frames("binance")[2], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDT-PERP@binance",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="binance",
         native_symbol="BTCUSDT",
         base="BTC",

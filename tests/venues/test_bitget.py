@@ -99,6 +99,8 @@ def test_linear_books1(venue: Bitget, frames: list[str]) -> None:
     (quote,) = venue.parse(frames[3], RECEIPT).events
     assert quote == Quote(
         instrument_id="ETH-USDT-PERP@bitget",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitget",
         native_symbol="ETHUSDT",
         base="ETH",
@@ -116,6 +118,8 @@ def test_inverse_books1_sizes_stay_base_coin_and_big_sequence(venue: Bitget, fra
     (quote,) = venue.parse(frames[5], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USD-INV-PERP@bitget",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitget",
         native_symbol="BTCUSD",
         base="BTC",
@@ -134,6 +138,8 @@ def test_multiplied_symbol_sizes_in_base_units(venue: Bitget, frames: list[str])
     (quote,) = venue.parse(frames[7], RECEIPT).events
     assert quote == Quote(
         instrument_id="BONK-USDT-PERP@bitget",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitget",
         native_symbol="1000BONKUSDT",
         base="BONK",
@@ -152,6 +158,8 @@ def test_one_sided_book(venue: Bitget, frames: list[str]) -> None:
     (quote,) = venue.parse(frames[8], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@bitget",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitget",
         native_symbol="PEPEUSDT",
         base="PEPE",
@@ -169,6 +177,8 @@ def test_ticker_funding(venue: Bitget, frames: list[str]) -> None:
     (funding,) = venue.parse(frames[4], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDT-PERP@bitget",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitget",
         native_symbol="BTCUSDT",
         base="BTC",
@@ -186,6 +196,8 @@ def test_inverse_ticker_funding(venue: Bitget, frames: list[str]) -> None:
     (funding,) = venue.parse(frames[6], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USD-INV-PERP@bitget",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitget",
         native_symbol="BTCUSD",
         base="BTC",

@@ -78,6 +78,8 @@ def test_quote_partial_and_insert_inverse_sizes(venue: Bitmex) -> None:
     (partial,) = venue.parse(FRAMES[4], RECEIPT).events
     assert partial == Quote(
         instrument_id="BTC-USD-INV-PERP@bitmex",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitmex",
         native_symbol="XBTUSD",
         base="BTC",
@@ -92,6 +94,8 @@ def test_quote_partial_and_insert_inverse_sizes(venue: Bitmex) -> None:
     # Inverse: contracts of 1 USD, so BTC = contracts / price.
     assert insert == Quote(
         instrument_id="BTC-USD-INV-PERP@bitmex",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitmex",
         native_symbol="XBTUSD",
         base="BTC",
@@ -110,6 +114,8 @@ def test_linear_quote_sizes_in_btc(venue: Bitmex) -> None:
     (quote,) = venue.parse(FRAMES[6], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@bitmex",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitmex",
         native_symbol="XBTUSDT",
         base="BTC",
@@ -127,6 +133,8 @@ def test_untracked_symbol_and_missing_side(venue: Bitmex) -> None:
     (quote,) = venue.parse(FRAMES[12], RECEIPT).events
     assert quote == Quote(
         instrument_id="SOL-USDT-PERP@bitmex",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bitmex",
         native_symbol="SOLUSDT",
         base="SOL",
@@ -143,6 +151,8 @@ def test_instrument_partial_then_merged_updates(venue: Bitmex) -> None:
     (partial,) = venue.parse(FRAMES[7], RECEIPT).events
     assert partial == Funding(
         instrument_id="BTC-USD-INV-PERP@bitmex",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitmex",
         native_symbol="XBTUSD",
         base="BTC",
@@ -158,6 +168,8 @@ def test_instrument_partial_then_merged_updates(venue: Bitmex) -> None:
     (mark,) = venue.parse(FRAMES[8], RECEIPT).events  # only mark/index changed; rates come from the image
     assert mark == Funding(
         instrument_id="BTC-USD-INV-PERP@bitmex",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitmex",
         native_symbol="XBTUSD",
         base="BTC",
@@ -174,6 +186,8 @@ def test_instrument_partial_then_merged_updates(venue: Bitmex) -> None:
     (rollover,) = venue.parse(FRAMES[10], RECEIPT).events
     assert rollover == Funding(
         instrument_id="BTC-USD-INV-PERP@bitmex",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bitmex",
         native_symbol="XBTUSD",
         base="BTC",

@@ -46,6 +46,8 @@ def btc_quote(**fields: object) -> Quote:
         "venue": "bybit",
         "native_symbol": "BTCUSDT",
         "base": "BTC",
+        "quote": "USDT",
+        "kind": ContractKind.LINEAR,
         "receipt_ts_ns": RECEIPT,
     }
     return Quote(**(base | fields))  # type: ignore[arg-type]
@@ -162,6 +164,8 @@ def test_multiplied_symbol_sizes_in_base_units(venue: Bybit) -> None:
     (quote,) = venue.parse(FRAMES[PEPE_SNAPSHOT], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@bybit",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bybit",
         native_symbol="1000PEPEUSDT",
         base="PEPE",
@@ -180,6 +184,8 @@ def test_inverse_sizes_are_usd_contracts(venue: Bybit) -> None:
     (quote,) = venue.parse(FRAMES[INVERSE_BOOK], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USD-INV-PERP@bybit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bybit",
         native_symbol="BTCUSD",
         base="BTC",
@@ -200,6 +206,8 @@ def test_ticker_snapshot_funding(venue: Bybit) -> None:
     (funding,) = venue.parse(FRAMES[TICKER_SNAPSHOT], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDT-PERP@bybit",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="bybit",
         native_symbol="BTCUSDT",
         base="BTC",
@@ -218,6 +226,8 @@ def test_ticker_delta_merges_omitted_fields(venue: Bybit) -> None:
     assert delta.events == [
         Funding(
             instrument_id="BTC-USDT-PERP@bybit",
+            quote="USDT",
+            kind=ContractKind.LINEAR,
             venue="bybit",
             native_symbol="BTCUSDT",
             base="BTC",
@@ -238,6 +248,8 @@ def test_inverse_ticker_with_interval_from_the_frame(venue: Bybit) -> None:
     (funding,) = venue.parse(frame, RECEIPT).events
     assert funding == Funding(
         instrument_id="ETH-USD-INV-PERP@bybit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="bybit",
         native_symbol="ETHUSD",
         base="ETH",

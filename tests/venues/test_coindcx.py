@@ -77,6 +77,7 @@ def test_snapshot_applies_levels_by_price_not_position(venue: Coindcx, frames: l
     (quote,) = venue.parse(frames[3], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-BTC_USDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("86412.3"), bid_size=Decimal("0.871"), ask=Decimal("86412.4"), ask_size=Decimal("1.203"),
         exchange_ts_ns=1790516465500_000_000, receipt_ts_ns=RECEIPT, sequence=310447120,
     )  # fmt: skip
@@ -87,6 +88,7 @@ def test_update_merges_into_the_book(venue: Coindcx, frames: list[str]) -> None:
     (quote,) = venue.parse(frames[4], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-BTC_USDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("86412.4"), bid_size=Decimal("0.35"), ask=Decimal("86412.5"), ask_size=Decimal("0.44"),
         exchange_ts_ns=1790516466003_000_000, receipt_ts_ns=RECEIPT, sequence=310447121,
     )  # fmt: skip
@@ -117,6 +119,7 @@ def test_multiplied_symbol_sizes_in_base_units(venue: Coindcx, frames: list[str]
     (quote,) = venue.parse(frames[9], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-1000PEPE_USDT", base="PEPE",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("0.0112031"), bid_size=Decimal("125000000"), ask=Decimal("0.0112032"), ask_size=Decimal("98000000"),
         price_multiplier=Decimal(1000), exchange_ts_ns=1790516465600_000_000, receipt_ts_ns=RECEIPT, sequence=106543300,
     )  # fmt: skip
@@ -126,11 +129,13 @@ def test_current_prices_snapshot_gives_mark_and_funding(venue: Coindcx, frames: 
     btc, pepe = venue.parse(frames[6], RECEIPT).events  # B-NATGAS_USDT is not tracked
     assert btc == Funding(
         instrument_id="BTC-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-BTC_USDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         rate=Decimal("0.00008125"), interval_h=8, next_funding_ts_ns=None, mark=Decimal("86408.81234567"),
         exchange_ts_ns=1790516466754_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip
     assert pepe == Funding(
         instrument_id="PEPE-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-1000PEPE_USDT", base="PEPE",
+        quote="USDT", kind=ContractKind.LINEAR,
         rate=Decimal("-0.0000419"), interval_h=4, mark=Decimal("0.01120412"), price_multiplier=Decimal(1000),
         exchange_ts_ns=1790516466754_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip
@@ -141,6 +146,7 @@ def test_current_prices_update_keeps_unchanged_fields(venue: Coindcx, frames: li
     (funding,) = venue.parse(frames[7], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDT-PERP@coindcx", venue="coindcx", native_symbol="B-BTC_USDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         rate=Decimal("0.00008125"), interval_h=8, mark=Decimal("86410.2"),
         exchange_ts_ns=1790516467251_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip

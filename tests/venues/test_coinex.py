@@ -85,6 +85,7 @@ def test_bbo_update(venue: Coinex) -> None:
     (quote,) = venue.parse(BTC_BBO, RECEIPT).events
     assert quote == _quote(
         instrument_id="BTC-USDT-PERP@coinex", native_symbol="BTCUSDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("86409.5"), bid_size=Decimal("0.8811"), ask=Decimal("86410"), ask_size=Decimal("0.0204"),
         exchange_ts_ns=1790516465160_000_000,
     )  # fmt: skip
@@ -94,6 +95,7 @@ def test_inverse_sizes_are_usd_converted_to_base(venue: Coinex) -> None:
     (quote,) = venue.parse(INVERSE_BBO, RECEIPT).events
     assert quote == _quote(
         instrument_id="BTC-USD-INV-PERP@coinex", native_symbol="BTCUSD", base="BTC",
+        quote="USD", kind=ContractKind.INVERSE,
         bid=Decimal("86405.1"), bid_size=Decimal("0.5"),
         ask=Decimal("86405.2"), ask_size=Decimal("12000") / Decimal("86405.2"),
         exchange_ts_ns=1790516465172_000_000,
@@ -104,6 +106,7 @@ def test_pepe_sizes_in_coins(venue: Coinex) -> None:
     (quote,) = venue.parse(PEPE_BBO, RECEIPT).events
     assert quote == _quote(
         instrument_id="PEPE-USDT-PERP@coinex", native_symbol="PEPEUSDT", base="PEPE",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("0.0000112031"), bid_size=Decimal("125000000"),
         ask=Decimal("0.0000112045"), ask_size=Decimal("98000000"),
         exchange_ts_ns=1790516465180_000_000,
@@ -117,6 +120,7 @@ def test_state_update_one_funding_per_tracked_market(venue: Coinex) -> None:
     # latest_funding_rate settles at latest_funding_time (the upcoming settlement).
     assert btc == Funding(
         instrument_id="BTC-USDT-PERP@coinex", native_symbol="BTCUSDT", base="BTC",
+        quote="USDT", kind=ContractKind.LINEAR,
         rate=Decimal("0.00008125"), predicted_rate=Decimal("0.00010311"), interval_h=8,
         next_funding_ts_ns=1790524800000_000_000, mark=Decimal("86408.81"), index=Decimal("86399.1"),
         venue="coinex", receipt_ts_ns=RECEIPT, exchange_ts_ns=RECEIPT, exchange_ts_missing=True,  # no time on the wire
@@ -124,6 +128,7 @@ def test_state_update_one_funding_per_tracked_market(venue: Coinex) -> None:
     # A 4 h gap between the two settlement times: the venue shortened the interval.
     assert sol == Funding(
         instrument_id="SOL-USDT-PERP@coinex", native_symbol="SOLUSDT", base="SOL",
+        quote="USDT", kind=ContractKind.LINEAR,
         rate=Decimal("-0.00031"), predicted_rate=Decimal("-0.00052"), interval_h=4,
         next_funding_ts_ns=1790524800000_000_000, mark=Decimal("181.201"), index=Decimal("181.188"),
         venue="coinex", receipt_ts_ns=RECEIPT, exchange_ts_ns=RECEIPT, exchange_ts_missing=True,
@@ -163,6 +168,7 @@ def test_one_sided_book_leaves_the_empty_side_none(venue: Coinex) -> None:
     (quote,) = venue.parse(ONE_SIDED_SOL, RECEIPT).events
     assert quote == _quote(
         instrument_id="SOL-USDT-PERP@coinex", native_symbol="SOLUSDT", base="SOL",
+        quote="USDT", kind=ContractKind.LINEAR,
         bid=Decimal("181.2"), bid_size=Decimal("36.4"), ask=None, ask_size=None,
         exchange_ts_ns=1790516465320_000_000,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from ingest.simulator.market import SimFunding, SimQuote
 from ingest.simulator.venues import sim_class
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import FrameError
-from schemas.market import ContractKind, Funding, Quote
+from schemas.market import ContractKind, Funding, Quote, quote_group
 
 RECEIPT = 1_790_516_465_999_000_000
 SIM_BASE = "ws://127.0.0.1:1"
@@ -63,6 +63,8 @@ def test_simulated_frames_decode_to_the_same_values(name: str) -> None:
         events = [e for f in sim.book_frames(session, inst, quote) for e in venue.parse(f, RECEIPT).events]
         got = [e for e in events if isinstance(e, Quote)][-1]
         assert (got.instrument_id, got.bid, got.ask) == (inst.instrument_id, quote.bid, quote.ask)
+        # Identity travels as typed fields from the Instrument (decision 0036), never re-parsed.
+        assert (got.quote, got.kind, quote_group(got)) == (inst.quote, inst.kind, inst.quote_group)
         # Venues with integer contract sizes round; allow one contract of difference.
         one = inst.contract_size if inst.kind is ContractKind.LINEAR else inst.contract_size / quote.bid
         assert got.bid_size is not None and abs(got.bid_size - quote.bid_size) <= one
@@ -72,6 +74,11 @@ def test_simulated_frames_decode_to_the_same_values(name: str) -> None:
         events = [e for f in sim.funding_frames(session, inst, funding) for e in venue.parse(f, RECEIPT).events]
         got_funding = [e for e in events if isinstance(e, Funding)][-1]
         assert (got_funding.instrument_id, got_funding.rate) == (inst.instrument_id, funding.rate)
+        assert (got_funding.quote, got_funding.kind, quote_group(got_funding)) == (
+            inst.quote,
+            inst.kind,
+            inst.quote_group,
+        )
 
 
 @pytest.mark.parametrize("name", implemented_venues())

@@ -119,6 +119,8 @@ def test_inverse_quote_amounts_are_usd(venue: Deribit) -> None:
     (quote,) = venue.parse(BTC_QUOTE, RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USD-INV-PERP@deribit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="deribit",
         native_symbol="BTC-PERPETUAL",
         base="BTC",
@@ -136,6 +138,8 @@ def test_inverse_eth_quote(venue: Deribit) -> None:
     (quote,) = venue.parse(ETH_QUOTE, RECEIPT).events
     assert quote == Quote(
         instrument_id="ETH-USD-INV-PERP@deribit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="deribit",
         native_symbol="ETH-PERPETUAL",
         base="ETH",
@@ -152,6 +156,8 @@ def test_linear_quote_amounts_are_base_coin(venue: Deribit) -> None:
     (quote,) = venue.parse(SOL_QUOTE, RECEIPT).events
     assert quote == Quote(
         instrument_id="SOL-USDC-PERP@deribit",
+        quote="USDC",
+        kind=ContractKind.LINEAR,
         venue="deribit",
         native_symbol="SOL_USDC-PERPETUAL",
         base="SOL",
@@ -168,6 +174,8 @@ def test_ticker_funding_is_the_8h_rate(venue: Deribit) -> None:
     (funding,) = venue.parse(BTC_TICKER, RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USD-INV-PERP@deribit",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="deribit",
         native_symbol="BTC-PERPETUAL",
         base="BTC",
@@ -185,6 +193,8 @@ def test_ticker_exponent_rate_is_exact(venue: Deribit) -> None:
     (funding,) = venue.parse(SOL_TICKER, RECEIPT).events
     assert funding == Funding(
         instrument_id="SOL-USDC-PERP@deribit",
+        quote="USDC",
+        kind=ContractKind.LINEAR,
         venue="deribit",
         native_symbol="SOL_USDC-PERPETUAL",
         base="SOL",

@@ -62,6 +62,8 @@ def test_book_ticker_integer_sizes(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[3], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="BTC_USDT",
         base="BTC",
@@ -79,6 +81,8 @@ def test_book_ticker_decimal_string_sizes_in_base_units(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[4], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="PEPE_USDT",
         base="PEPE",
@@ -96,6 +100,8 @@ def test_book_ticker_empty_side_is_none_not_zero(venue: Gate) -> None:
     (quote,) = venue.parse(FRAMES[5], RECEIPT).events
     assert quote == Quote(
         instrument_id="ETH-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="ETH_USDT",
         base="ETH",
@@ -122,6 +128,8 @@ def test_tickers_funding_with_next_apply_and_interval(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[6], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="BTC_USDT",
         base="BTC",
@@ -140,6 +148,8 @@ def test_tickers_documented_shape_skips_untracked(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[7], RECEIPT).events  # DOGE_USDT is not tracked
     assert funding == Funding(
         instrument_id="ETH-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="ETH_USDT",
         base="ETH",
@@ -158,6 +168,8 @@ def test_tickers_interval_from_frame(venue: Gate) -> None:
     (funding,) = venue.parse(FRAMES[9], RECEIPT).events
     assert funding == Funding(
         instrument_id="PEPE-USDT-PERP@gate",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="gate",
         native_symbol="PEPE_USDT",
         base="PEPE",

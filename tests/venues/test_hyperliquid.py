@@ -59,6 +59,7 @@ def test_instruments_from_meta() -> None:
 def test_bbo(venue: Hyperliquid) -> None:
     assert _one(venue, BTC_BBO) == Quote(
         instrument_id="BTC-USDC-PERP@hyperliquid", venue="hyperliquid", native_symbol="BTC", base="BTC",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=Decimal("86409.0"), bid_size=Decimal("4.21733"), ask=Decimal("86410.0"), ask_size=Decimal("0.88102"),
         exchange_ts_ns=1_790_516_465_070_000_000, receipt_ts_ns=RECEIPT, sequence=None,
     )  # fmt: skip
@@ -67,6 +68,7 @@ def test_bbo(venue: Hyperliquid) -> None:
 def test_k_prefixed_sizes_in_base_units(venue: Hyperliquid) -> None:
     assert _one(venue, PEPE_BBO) == Quote(
         instrument_id="PEPE-USDC-PERP@hyperliquid", venue="hyperliquid", native_symbol="kPEPE", base="PEPE",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=Decimal("0.011203"), bid_size=Decimal("125000000"), ask=Decimal("0.011204"), ask_size=Decimal("98000000"),
         price_multiplier=Decimal(1000), exchange_ts_ns=1_790_516_465_112_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip
@@ -75,6 +77,7 @@ def test_k_prefixed_sizes_in_base_units(venue: Hyperliquid) -> None:
 def test_one_sided_book(venue: Hyperliquid) -> None:
     assert _one(venue, ETH_ONE_SIDED) == Quote(
         instrument_id="ETH-USDC-PERP@hyperliquid", venue="hyperliquid", native_symbol="ETH", base="ETH",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=Decimal("3201.4"), bid_size=Decimal("12.5031"), ask=None, ask_size=None,
         exchange_ts_ns=1_790_516_465_140_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip
@@ -83,6 +86,7 @@ def test_one_sided_book(venue: Hyperliquid) -> None:
 def test_active_asset_ctx_funding(venue: Hyperliquid) -> None:
     assert _one(venue, BTC_CTX) == Funding(
         instrument_id="BTC-USDC-PERP@hyperliquid", venue="hyperliquid", native_symbol="BTC", base="BTC",
+        quote="USDC", kind=ContractKind.LINEAR,
         rate=Decimal("0.0000095"), interval_h=1, next_funding_ts_ns=NEXT_HOUR, predicted_rate=None,
         mark=Decimal("86409.0"), index=Decimal("86402.0"),
         exchange_ts_ns=RECEIPT, receipt_ts_ns=RECEIPT, exchange_ts_missing=True,
@@ -92,6 +96,7 @@ def test_active_asset_ctx_funding(venue: Hyperliquid) -> None:
 def test_k_prefixed_funding(venue: Hyperliquid) -> None:
     assert _one(venue, PEPE_CTX) == Funding(
         instrument_id="PEPE-USDC-PERP@hyperliquid", venue="hyperliquid", native_symbol="kPEPE", base="PEPE",
+        quote="USDC", kind=ContractKind.LINEAR,
         rate=Decimal("-0.0000031"), interval_h=1, next_funding_ts_ns=NEXT_HOUR,
         mark=Decimal("0.011199"), index=Decimal("0.011202"), price_multiplier=Decimal(1000),
         exchange_ts_ns=RECEIPT, receipt_ts_ns=RECEIPT, exchange_ts_missing=True,

@@ -95,6 +95,8 @@ def test_ticker_v2_lots_to_base_units(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[TICKER], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@kucoin",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="kucoin",
         native_symbol="XBTUSDTM",
         base="BTC",
@@ -112,6 +114,8 @@ def test_inverse_usd_lots_to_btc(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[INVERSE], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USD-INV-PERP@kucoin",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="kucoin",
         native_symbol="XBTUSDM",
         base="BTC",
@@ -129,6 +133,8 @@ def test_large_multiplier_symbol(venue: Kucoin) -> None:
     (quote,) = venue.parse(FRAMES[PEPE], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@kucoin",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="kucoin",
         native_symbol="PEPEUSDTM",
         base="PEPE",
@@ -154,6 +160,8 @@ def test_funding_rate_and_mark_frames_merge(venue: Kucoin) -> None:
     (rate_only,) = venue.parse(FRAMES[RATE], RECEIPT).events
     assert rate_only == Funding(
         instrument_id="BTC-USDT-PERP@kucoin",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="kucoin",
         native_symbol="XBTUSDTM",
         base="BTC",
@@ -168,6 +176,8 @@ def test_funding_rate_and_mark_frames_merge(venue: Kucoin) -> None:
     (merged,) = venue.parse(FRAMES[MARK], RECEIPT).events
     assert merged == Funding(
         instrument_id="BTC-USDT-PERP@kucoin",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="kucoin",
         native_symbol="XBTUSDTM",
         base="BTC",

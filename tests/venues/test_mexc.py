@@ -113,6 +113,8 @@ def test_bad_listing_raises_frame_error(listing: dict[str, Any]) -> None:
 def test_depth_full_best_levels_in_base_units(venue: Mexc) -> None:
     assert _one(venue, BTC_BOOK) == Quote(
         instrument_id="BTC-USDT-PERP@mexc",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="mexc",
         native_symbol="BTC_USDT",
         base="BTC",
@@ -130,6 +132,8 @@ def test_exponent_prices_and_engine_time(venue: Mexc) -> None:
     quote = _one(venue, BTC_BOOK_EXP)
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@mexc",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="mexc",
         native_symbol="BTC_USDT",
         base="BTC",
@@ -159,6 +163,8 @@ def test_contract_sized_symbol_in_base_units(venue: Mexc) -> None:
 def test_inverse_contracts_are_usd(venue: Mexc) -> None:
     assert _one(venue, INVERSE_BOOK) == Quote(
         instrument_id="BTC-USD-INV-PERP@mexc",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="mexc",
         native_symbol="BTC_USD",
         base="BTC",
@@ -182,7 +188,8 @@ def test_empty_side_has_no_price(venue: Mexc) -> None:
 
 def _btc_funding(**fields: Any) -> Funding:
     base = {"instrument_id": "BTC-USDT-PERP@mexc", "venue": "mexc", "native_symbol": "BTC_USDT", "base": "BTC"}
-    return Funding(**(base | {"interval_h": 8, "receipt_ts_ns": RECEIPT} | fields))
+    identity = {"quote": "USDT", "kind": ContractKind.LINEAR}
+    return Funding(**(base | identity | {"interval_h": 8, "receipt_ts_ns": RECEIPT} | fields))
 
 
 def test_funding_rate_then_ticker_merge(venue: Mexc) -> None:
@@ -226,6 +233,8 @@ def test_documented_funding_rate_key(venue: Mexc) -> None:
     funding = _one(venue, ETH_FUNDING)
     assert funding == Funding(
         instrument_id="ETH-USDT-PERP@mexc",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="mexc",
         native_symbol="ETH_USDT",
         base="ETH",

@@ -40,6 +40,8 @@ def _btc_funding(**changes: object) -> Funding:
         "venue": "okx",
         "native_symbol": "BTC-USDT-SWAP",
         "base": "BTC",
+        "quote": "USDT",
+        "kind": ContractKind.LINEAR,
         "rate": Decimal("0.0000734215067712"),
         "interval_h": 8,
         "next_funding_ts_ns": 1790524800000_000_000,
@@ -127,6 +129,8 @@ def test_linear_bbo_sizes_in_base_units(venue: Okx) -> None:
     (quote,) = venue.parse(frame(BTC_BBO), RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDT-PERP@okx",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="okx",
         native_symbol="BTC-USDT-SWAP",
         base="BTC",
@@ -144,6 +148,8 @@ def test_inverse_bbo_contracts_of_100_usd(venue: Okx) -> None:
     (quote,) = venue.parse(frame(BTC_INV_BBO), RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USD-INV-PERP@okx",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="okx",
         native_symbol="BTC-USD-SWAP",
         base="BTC",
@@ -162,6 +168,8 @@ def test_inverse_eth_contracts_of_10_usd(venue: Okx) -> None:
     (quote,) = venue.parse(frame(ETH_INV_BBO), RECEIPT).events
     assert quote == Quote(
         instrument_id="ETH-USD-INV-PERP@okx",
+        quote="USD",
+        kind=ContractKind.INVERSE,
         venue="okx",
         native_symbol="ETH-USD-SWAP",
         base="ETH",
@@ -179,6 +187,8 @@ def test_large_contract_value_pepe(venue: Okx) -> None:
     (quote,) = venue.parse(frame(PEPE_BBO), RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDT-PERP@okx",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="okx",
         native_symbol="PEPE-USDT-SWAP",
         base="PEPE",
@@ -245,6 +255,8 @@ def test_funding_interval_from_consecutive_settlements(venue: Okx) -> None:
     (funding,) = venue.parse(frame(SOL_FUNDING), RECEIPT).events
     assert funding == Funding(
         instrument_id="SOL-USDT-PERP@okx",
+        quote="USDT",
+        kind=ContractKind.LINEAR,
         venue="okx",
         native_symbol="SOL-USDT-SWAP",
         base="SOL",

@@ -85,6 +85,7 @@ def test_bbo(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[0], RECEIPT).events
     assert quote == Quote(
         instrument_id="BTC-USDC-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=Decimal("86401.2"), bid_size=Decimal("0.412"), ask=Decimal("86402.9"), ask_size=Decimal("1.031"),
         exchange_ts_ns=1_790_516_465_220_123_000, receipt_ts_ns=RECEIPT, sequence=31190228,
     )  # fmt: skip
@@ -95,6 +96,7 @@ def test_k_prefixed_sizes_in_base_units(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[1], RECEIPT).events
     assert quote == Quote(
         instrument_id="PEPE-USDC-PERP@paradex", venue="paradex", native_symbol="kPEPE-USD-PERP", base="PEPE",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=Decimal("0.0112031"), bid_size=Decimal("125000000"), ask=Decimal("0.011204"), ask_size=Decimal("98000000"),
         price_multiplier=Decimal(1000), exchange_ts_ns=1_790_516_465_203_456_000, receipt_ts_ns=RECEIPT, sequence=5512,
     )  # fmt: skip
@@ -104,6 +106,7 @@ def test_empty_book_side_is_null(venue: Paradex) -> None:
     (quote,) = venue.parse(sbe_frames()[2], RECEIPT).events
     assert quote == Quote(
         instrument_id="ETH-USDC-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
+        quote="USDC", kind=ContractKind.LINEAR,
         bid=None, bid_size=None, ask=Decimal("3201.45"), ask_size=Decimal("12.5"),
         exchange_ts_ns=1_790_516_465_300_000_000, receipt_ts_ns=RECEIPT, sequence=771203,
     )  # fmt: skip
@@ -113,6 +116,7 @@ def test_markets_summary_prefers_the_precise_rate(venue: Paradex) -> None:
     (funding,) = venue.parse(sbe_frames()[4], RECEIPT).events
     assert funding == Funding(
         instrument_id="BTC-USDC-PERP@paradex", venue="paradex", native_symbol="BTC-USD-PERP", base="BTC",
+        quote="USDC", kind=ContractKind.LINEAR,
         rate=Decimal("0.000012500013"), interval_h=8, next_funding_ts_ns=None,
         mark=Decimal("86408.81234567"), index=Decimal("86399.1"),
         exchange_ts_ns=1_790_516_466_000_000_000, receipt_ts_ns=RECEIPT,
@@ -123,6 +127,7 @@ def test_markets_summary_version_0_block(venue: Paradex) -> None:
     (funding,) = venue.parse(sbe_frames()[5], RECEIPT).events
     assert funding == Funding(
         instrument_id="ETH-USDC-PERP@paradex", venue="paradex", native_symbol="ETH-USD-PERP", base="ETH",
+        quote="USDC", kind=ContractKind.LINEAR,
         rate=Decimal("-0.000025"), interval_h=8, mark=Decimal("3200.5"), index=Decimal("3199.9"),
         exchange_ts_ns=1_790_516_466_100_000_000, receipt_ts_ns=RECEIPT,
     )  # fmt: skip

@@ -90,6 +90,7 @@ def test_coin_m_snapshot_is_scaled_and_inverse(venue: Phemex) -> None:
     assert parsed.events == [
         Quote(
             instrument_id="BTC-USD-INV-PERP@phemex", venue="phemex", native_symbol="BTCUSD", base="BTC",
+            quote="USD", kind=ContractKind.INVERSE,
             bid=bid, bid_size=Decimal(48200) / bid, ask=ask, ask_size=Decimal(21500) / ask,
             exchange_ts_ns=1790516465005118402, receipt_ts_ns=RECEIPT, sequence=1308844120,
         )
@@ -121,7 +122,7 @@ def test_increment_before_snapshot_is_ignored(venue: Phemex) -> None:
 def test_hedged_snapshot_and_increment(venue: Phemex) -> None:
     snapshot, delta = feed(venue, HEDGED_SNAPSHOT, HEDGED_DELTA)
     btc: dict[str, Any] = {"instrument_id": "BTC-USDT-PERP@phemex", "venue": "phemex", "native_symbol": "BTCUSDT",
-                           "base": "BTC"}  # fmt: skip
+                           "base": "BTC", "quote": "USDT", "kind": ContractKind.LINEAR}  # fmt: skip
     assert snapshot.events == [
         Quote(**btc, bid=Decimal("86406.5"), bid_size=Decimal("3.417"), ask=Decimal("86406.6"),
               ask_size=Decimal("0.576"), exchange_ts_ns=1790516465660305085, receipt_ts_ns=RECEIPT,
@@ -139,6 +140,7 @@ def test_thousand_prefixed_sizes_in_base_units(venue: Phemex) -> None:
     assert parsed.events == [
         Quote(
             instrument_id="PEPE-USDT-PERP@phemex", venue="phemex", native_symbol="u1000PEPEUSDT", base="PEPE",
+            quote="USDT", kind=ContractKind.LINEAR,
             bid=Decimal("0.0112031"), bid_size=Decimal("38744000"), ask=Decimal("0.0112040"),
             ask_size=Decimal("98000000"), price_multiplier=Decimal(1000), exchange_ts_ns=1790516465709125004,
             receipt_ts_ns=RECEIPT, sequence=61110114007,
@@ -161,6 +163,7 @@ def test_coin_m_ticker_funding(venue: Phemex) -> None:
     assert parsed.events == [
         Funding(
             instrument_id="BTC-USD-INV-PERP@phemex", venue="phemex", native_symbol="BTCUSD", base="BTC",
+            quote="USD", kind=ContractKind.INVERSE,
             rate=Decimal("-0.00003125"), interval_h=8, next_funding_ts_ns=NEXT_8H,
             predicted_rate=Decimal("0.0000221"), mark=Decimal("86407.1234"), index=Decimal("86401.1532"),
             exchange_ts_ns=1790516465900001200, receipt_ts_ns=RECEIPT,
@@ -171,7 +174,7 @@ def test_coin_m_ticker_funding(venue: Phemex) -> None:
 def test_hedged_pack_funding_skips_untracked(venue: Phemex) -> None:
     (parsed,) = feed(venue, HEDGED_PACK)
     common: dict[str, Any] = {"interval_h": 8, "next_funding_ts_ns": NEXT_8H, "exchange_ts_ns": 1790516466000547000,
-              "receipt_ts_ns": RECEIPT}  # fmt: skip
+              "receipt_ts_ns": RECEIPT, "quote": "USDT", "kind": ContractKind.LINEAR}  # fmt: skip
     assert parsed.events == [
         Funding(instrument_id="BTC-USDT-PERP@phemex", venue="phemex", native_symbol="BTCUSDT", base="BTC",
                 rate=Decimal("0.00008125"), predicted_rate=Decimal("0.0001"), mark=Decimal("86408.81234567"),

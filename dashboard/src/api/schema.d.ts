@@ -1608,10 +1608,20 @@ export interface components {
             /** Instrument Id */
             instrument_id: string;
             /**
+             * Kind
+             * @description the contract's kind; null as quote
+             */
+            kind?: ("linear" | "inverse") | null;
+            /**
              * Price
              * @description executable price per ONE base unit (the venue's price divided by its price_multiplier): the ask on the buy leg, the bid on the sell leg
              */
             price: number;
+            /**
+             * Quote
+             * @description the contract's quote currency (USDT, USDC, USD); null on alerts before decision 0036
+             */
+            quote?: string | null;
             /** Receipt Ts Ns */
             receipt_ts_ns: number;
             /**
