@@ -59,7 +59,7 @@ class Plan:
                 broker_messages=50_000,
                 ingest_window_s=3.0,
                 ingest_warmup_s=3.0,
-                drain_ticks=50_000,  # a few seconds per run: long beside the 500 ms commit interval the drain is timed by
+                drain_ticks=50_000,  # seconds per run: long beside the 500 ms commit the drain is timed by
                 drain_runs=2,
                 latency_loads=(250, 500, 1_000, 10_000),
                 latency_duration_s=2.0,
