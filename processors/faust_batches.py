@@ -20,6 +20,7 @@ Faust's consumer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
@@ -28,6 +29,8 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
 _ROUTER = "_arbstream_batch_router"
+HAND_OVER_RECHECK_S = 0.1
+"""How often a hand-over waiting for the agent looks whether Faust started recovering a table."""
 _ORIGINAL = "_arbstream_original_drain_messages"
 
 
@@ -67,6 +70,30 @@ class BatchRouter:
             consumer.ack(message)
             message_out(message.tp, message.offset, message)
 
+    async def hand_over(self, batch: list[Message], suspended: Any) -> bool:
+        """Put ``batch`` on the channel, waiting while the agent is behind, but not once Faust has
+        suspended the flow (a rebalance) or is recovering a table: its recovery reads the changelog
+        through this same drain loop, so a drain blocked on a full buffer would hang it for good
+        (faust-streaming #74; seen once in CI: the survivor of a SIGKILLed worker never finished
+        recovering). A batch given up then was fetched before the rebalance (the tick partitions
+        are paused while a table recovers), and Faust reads its partitions again from the committed
+        offsets when the recovery ends ("Seek stream partitions to committed offsets"), so nothing
+        is lost. ``suspended``: the consumer's ``suspend_flow`` event. Returns whether the batch was
+        handed over."""
+        while not (suspended.is_set() or self.app.in_recovery):
+            # Typed for events, but a channel's stream yields any other value as it is.
+            put = asyncio.ensure_future(self.channel.put(cast(Any, batch)))
+            stop = asyncio.ensure_future(suspended.wait())
+            await asyncio.wait((put, stop), timeout=HAND_OVER_RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (put, stop):
+                if not waiting.done():
+                    waiting.cancel()
+            await asyncio.wait((put, stop))  # settled; our own cancellation still propagates
+            if not put.cancelled():
+                put.result()
+                return True
+        return False
+
     def wrap(self, consumer: Consumer, getmany: Callable[..., AsyncIterator[tuple[TP, Message]]]) -> Any:
         read_offsets = consumer._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
@@ -87,9 +114,7 @@ class BatchRouter:
                 read_offsets[tp] = offset
                 batch.append(message)
             if batch:
-                # Typed for events, but a channel's stream yields any other value as it is.
-                put = self.channel.put(cast(Any, batch))
-                await consumer.wait_first(put, consumer.suspend_flow.wait())
+                await self.hand_over(batch, consumer.suspend_flow)
                 if consumer._commit_every is not None and consumer._n_acked >= consumer._commit_every:
                     consumer._n_acked = 0
                     await consumer.commit()

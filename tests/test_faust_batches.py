@@ -113,15 +113,26 @@ class _Consumer:
         return True
 
 
-def _router(generation: int, active: bool = True) -> tuple[BatchRouter, _Consumer, list[int]]:
+class _Channel:
+    """A channel as the router uses it: ``put`` waits while the agent's buffer is full."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+
+    async def put(self, value: Any) -> None:
+        await self.queue.put(value)
+
+
+def _router(generation: int, active: bool = True, channel: Any = None) -> tuple[BatchRouter, _Consumer, list[int]]:
     consumer, out = _Consumer(), cast(list[int], [])
     app = SimpleNamespace(
         consumer=consumer,
         consumer_generation_id=generation,
         flow_control=SimpleNamespace(is_active=lambda: active),
         sensors=SimpleNamespace(on_message_out=lambda tp, offset, message: out.append(offset)),
+        in_recovery=False,
     )
-    return BatchRouter(cast(Any, app), cast(Any, None), ["t.ticks.BTC"]), consumer, out
+    return BatchRouter(cast(Any, app), channel, ["t.ticks.BTC"]), consumer, out
 
 
 def _message(offset: int, generation: int) -> Any:
@@ -149,3 +160,42 @@ def test_topics_discovery_adds_are_batched_too() -> None:
     assert (router.batched("t.ticks.BTC"), router.batched("t.ticks.SOL")) == (True, False)
     router.names.append("t.ticks.SOL")  # what TopicDiscovery does to the list
     assert router.batched("t.ticks.SOL")
+
+
+async def _full_channel() -> _Channel:
+    channel = _Channel(maxsize=1)
+    await channel.put(["earlier batch"])
+    return channel
+
+
+async def test_a_hand_over_waits_while_the_agent_is_behind() -> None:
+    channel = await _full_channel()
+    router, _, _ = _router(1, channel=channel)
+    handing = asyncio.create_task(router.hand_over([_message(1, 1)], asyncio.Event()))
+    await asyncio.sleep(0.25)  # longer than a recheck: still waiting, nothing dropped
+    assert not handing.done()
+    assert channel.queue.get_nowait() == ["earlier batch"]  # the agent takes one
+    assert await handing is True
+    assert [m.offset for m in channel.queue.get_nowait()] == [1]
+
+
+async def test_a_hand_over_gives_up_when_a_table_recovery_starts() -> None:
+    """Faust's recovery needs the drain loop (faust-streaming #74): a full buffer must not hold it."""
+    channel = await _full_channel()
+    router, _, _ = _router(1, channel=channel)
+    handing = asyncio.create_task(router.hand_over([_message(1, 1)], asyncio.Event()))
+    await asyncio.sleep(0.05)
+    cast(Any, router.app).in_recovery = True
+    assert await asyncio.wait_for(handing, 2.0) is False
+    assert channel.queue.qsize() == 1 and channel.queue.get_nowait() == ["earlier batch"]
+
+
+async def test_a_hand_over_gives_up_when_the_flow_is_suspended() -> None:
+    channel = await _full_channel()
+    router, _, _ = _router(1, channel=channel)
+    suspended = asyncio.Event()
+    handing = asyncio.create_task(router.hand_over([_message(1, 1)], suspended))
+    await asyncio.sleep(0.05)
+    suspended.set()
+    assert await asyncio.wait_for(handing, 2.0) is False
+    assert channel.queue.qsize() == 1
