@@ -85,6 +85,31 @@ Message = tuple[str, str]
 """(type, data as JSON text): data is serialised once per change, shared by every client."""
 
 
+class Delivery:
+    """One event on its way to every client that wants it: when the last one's socket has taken it
+    (or the event left that client's queue unsent: dropped, replaced by a snapshot, disconnected),
+    the time since publishing goes to ``arbstream_api_ws_delivery_seconds``. The API's own part of
+    an alert's latency to its WebSocket clients, whatever the clients' machines do."""
+
+    __slots__ = ("_metrics", "_pending", "_started")
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self._metrics = metrics
+        self._pending = 0
+        self._started = time.perf_counter()
+
+    def add(self) -> None:
+        self._pending += 1
+
+    def done(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._metrics.ws_delivery_seconds.observe(time.perf_counter() - self._started)
+
+
+Queued = tuple[str, str, Delivery | None]
+
+
 class Client:
     def __init__(
         self,
@@ -100,7 +125,7 @@ class Client:
         self._snapshot = snapshot
         self._limits = limits
         self._metrics = metrics
-        self._events: deque[Message] = deque()
+        self._events: deque[Queued] = deque()
         self._latest: dict[str, Message] = {}
         self._snapshot_due = False
         self._snapshot_times: deque[float] = deque()
@@ -108,13 +133,15 @@ class Client:
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
-    def offer_event(self, kind: str, data: str) -> None:
+    def offer_event(self, kind: str, data: str, delivery: Delivery | None = None) -> None:
         if len(self._events) >= self._limits.queue_size:
-            self._events.popleft()
+            _finish(self._events.popleft())
             self.seq += 1  # burn the dropped message's number: the client sees the gap
             self.dropped += 1
             self._metrics.ws_dropped.inc()
-        self._events.append((kind, data))
+        if delivery is not None:
+            delivery.add()
+        self._events.append((kind, data, delivery))
         self._wake.set()
 
     def offer_latest(self, key: str, kind: str, data: str) -> None:
@@ -151,11 +178,16 @@ class Client:
             self._wake.clear()
             if self._snapshot_due:
                 self._snapshot_due = False
-                self._events.clear()
+                self._drop_events()
                 self._latest.clear()
                 await self._send("snapshot", self._snapshot(self.filter))
             while self._events:
-                await self._send(*self._events.popleft())
+                kind, data, delivery = self._events.popleft()
+                try:
+                    await self._send(kind, data)
+                finally:  # sent, or never will be (a slow or closed socket): done for this client
+                    if delivery is not None:
+                        delivery.done()
             if self._latest:
                 wait = self._last_flush + self._limits.coalesce_s - loop.time()
                 if wait > 0:
@@ -181,9 +213,21 @@ class Client:
             raise SlowClientError(f"socket blocked for {self._limits.send_timeout_s}s") from exc
         self._metrics.sent(kind)
 
+    def _drop_events(self) -> None:
+        while self._events:
+            _finish(self._events.popleft())
+
     def close(self) -> None:
+        self._drop_events()
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _finish(queued: Queued) -> None:
+    """An event leaves a client's queue unsent: its delivery no longer waits for this client."""
+    delivery = queued[2]
+    if delivery is not None:
+        delivery.done()
 
 
 class Hub:
@@ -210,9 +254,10 @@ class Hub:
                 client.offer_latest(key, kind, data)
 
     def publish_event(self, kind: str, channel: str, data: str, wants: Callable[[Filter], bool]) -> None:
+        delivery = Delivery(self._metrics)
         for client in self.clients:
             if channel in client.filter.channels and wants(client.filter):
-                client.offer_event(kind, data)
+                client.offer_event(kind, data, delivery)
 
     def publish_per_filter(
         self,

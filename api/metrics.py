@@ -51,6 +51,14 @@ class ApiMetrics:
             registry=r,
         )
 
+        self.ws_delivery_seconds = Histogram(
+            "arbstream_api_ws_delivery_seconds",
+            "From publishing an event to the last wanting client's socket taking it (dropped or "
+            "disconnected clients count as done)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+
     def sent(self, kind: str) -> None:
         # labels() takes a lock and a dict lookup; cache the child per message type.
         child = self._sent_by_type.get(kind)

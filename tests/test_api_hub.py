@@ -139,9 +139,9 @@ def test_client_ops_errors_and_subscription() -> None:
     handle_text(c, '["not", "an", "object"]')
     handle_text(c, '{"op": "subscribe", "channels": ["nope"]}')
     handle_text(c, '{"op": "subscribe", "min_net_spread": "NaN"}')
-    codes = [json.loads(data)["code"] for _, data in queued]
+    codes = [json.loads(data)["code"] for _, data, _ in queued]
     assert codes == ["malformed_json", "unknown_op", "unknown_op", "invalid_subscription", "invalid_subscription"]
-    assert all("secret-value" not in data for _, data in queued)
+    assert all("secret-value" not in data for _, data, _ in queued)
     assert c.filter == Filter()  # invalid subscriptions change nothing
     handle_text(c, '{"op": "subscribe", "channels": ["prices"], "symbols": ["btc"], "min_net_spread": 0.002}')
     assert c.filter == Filter(
@@ -292,3 +292,63 @@ async def test_open_episode_updates_reach_matching_subscribers_even_when_no_aler
     assert snaps["episodes_only"]["opportunities"] is None  # that section belongs to the opportunities channel
     for task in tasks:
         task.cancel()
+
+
+def _deliveries(metrics: ApiMetrics) -> tuple[float, float]:
+    """(count, sum of seconds) of arbstream_api_ws_delivery_seconds."""
+    count = metrics.registry.get_sample_value("arbstream_api_ws_delivery_seconds_count") or 0.0
+    total = metrics.registry.get_sample_value("arbstream_api_ws_delivery_seconds_sum") or 0.0
+    return count, total
+
+
+class Gate:
+    """A socket whose peer reads only when told to."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.texts: list[str] = []
+
+    async def send(self, text: str) -> None:
+        await self.open.wait()
+        self.texts.append(text)
+
+
+async def test_an_event_s_delivery_time_is_observed_once_its_last_wanting_client_has_it() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    fast, slow, other = Recorder(), Gate(), Recorder()
+    limits = Limits(queue_size=100, coalesce_s=0.05)
+    clients = [Client(s.send, lambda f: "{}", limits, metrics) for s in (fast, slow, other)]
+    for c in clients:
+        hub.add(c)
+    clients[2].filter = Filter(channels=frozenset({"prices"}))  # does not want opportunities
+    tasks = [asyncio.create_task(c.run()) for c in clients]
+    try:
+        hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)
+        await wait_until(lambda: len(fast.messages) == 1)
+        await asyncio.sleep(0.05)
+        assert _deliveries(metrics) == (0.0, 0.0)  # the slow client has not taken it yet
+        slow.open.set()
+        await wait_until(lambda: _deliveries(metrics)[0] == 1.0)
+        assert _deliveries(metrics)[1] >= 0.05  # published before the slow socket opened
+        assert other.messages == []
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def test_a_delivery_is_not_left_waiting_for_a_client_that_drops_or_leaves() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    gone, full = Gate(), Gate()
+    leaving = Client(gone.send, lambda f: "{}", Limits(queue_size=100, coalesce_s=0.05), metrics)
+    tiny = Client(full.send, lambda f: "{}", Limits(queue_size=1, coalesce_s=0.05), metrics)
+    hub.add(leaving)
+    hub.add(tiny)
+    hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)
+    hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)  # tiny drops n=1
+    assert _deliveries(metrics)[0] == 0.0
+    hub.remove(leaving)  # its two queued events will never be sent
+    assert _deliveries(metrics)[0] == 1.0  # n=1: dropped by one, abandoned by the other
+    hub.remove(tiny)
+    assert _deliveries(metrics)[0] == 2.0

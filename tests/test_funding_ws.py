@@ -57,7 +57,7 @@ class _Recorder:
         self.filter = flt
         self.events: list[tuple[str, str]] = []
 
-    def offer_event(self, kind: str, data: str) -> None:
+    def offer_event(self, kind: str, data: str, delivery: object = None) -> None:
         self.events.append((kind, data))
 
 
