@@ -220,7 +220,14 @@ def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
         clients = f"{level['clients']:,} client" + ("s" if level["clients"] != 1 else "")
         cpu = f"API CPU {level['api_cpu']:.2f}, bench CPU {level['bench_cpu']:.2f}"
         setup = f"; all connected and subscribed in {level['setup_s']:.1f} s" if "setup_s" in level else ""
-        figure = f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu}{setup})"
+        api_part = ""
+        if "api_delivery_p99_ms" in level:
+            p50, p99 = _num(level["api_delivery_p50_ms"]), _num(level["api_delivery_p99_ms"])
+            api_part = f"; the API's part, publish → last socket, p50/p99 ≤ {p50} / {p99} ms"
+        figure = (
+            f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu}{setup}"
+            f"{api_part})"
+        )
         rows.append(("5 WebSocket", figure, _latency(level), "—"))
     return rows
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from arbstream.bench.common import Result, latency_summary, not_measured
 from arbstream.bench.kafka_io import OffsetProbe
@@ -66,6 +68,32 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, sink: list[tuple[int, str]]
                 sink.append((time.time_ns(), msg.data))  # decode later: keep the receive loop light
 
 
+DELIVERY_BUCKET = "arbstream_api_ws_delivery_seconds_bucket"
+
+
+async def api_delivery_buckets(http: aiohttp.ClientSession, metrics_url: str) -> dict[float, float]:
+    """The API's ``arbstream_api_ws_delivery_seconds`` histogram: cumulative count per bucket bound."""
+    async with http.get(metrics_url) as response:
+        text = await response.text()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == DELIVERY_BUCKET:
+                buckets[float(sample.labels["le"])] = sample.value
+    return buckets
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (ms) of the bucket holding quantile ``q`` of what was observed between two
+    scrapes of a cumulative histogram; NaN when nothing was, infinity above the last bound."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return math.nan
+    wanted = q * counts[-1]
+    return next(b * 1000 for b, c in zip(bounds, counts, strict=True) if c >= wanted)
+
+
 def _samples(arrivals: list[list[tuple[int, str]]], since_ns: int) -> list[float]:
     samples = []
     for client in arrivals:
@@ -107,6 +135,8 @@ async def fan_out(
         setup_started = time.monotonic()
         await asyncio.wait_for(asyncio.gather(*(done.wait() for done in subscribed)), SETUP_TIMEOUT_S)
         setup_s = time.monotonic() - setup_started
+        metrics_url = url.replace("ws://", "http://", 1).removesuffix("/ws") + "/metrics"
+        delivered_before = await api_delivery_buckets(http, metrics_url)
         alerts_before, since_ns = await probe.total(alerts_topic), time.time_ns()
         started, api_cpu0, own_cpu0 = time.monotonic(), api.cpu_seconds(), time.process_time()
         await offer(bootstrap, source, ns, TICKS_PER_S, duration_s, DISLOCATIONS_PER_S)
@@ -115,6 +145,7 @@ async def fan_out(
         elapsed = time.monotonic() - started
         # CPU next to the latency: a busy API is the API's limit; a busy bench is the bench's.
         api_cpu, bench_cpu = (api.cpu_seconds() - api_cpu0) / elapsed, (time.process_time() - own_cpu0) / elapsed
+        delivered_after = await api_delivery_buckets(http, metrics_url)
         for task in readers:
             task.cancel()
         for ws in sockets:
@@ -129,6 +160,9 @@ async def fan_out(
         "api_cpu": api_cpu,
         "bench_cpu": bench_cpu,
         "setup_s": setup_s,
+        # The API's own part, from its histogram: publishing an event -> the last client's socket.
+        "api_delivery_p50_ms": bucket_quantile(delivered_before, delivered_after, 0.5),
+        "api_delivery_p99_ms": bucket_quantile(delivered_before, delivered_after, 0.99),
         **latency_summary(samples),
     }
 
