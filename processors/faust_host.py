@@ -1,14 +1,14 @@
 """The Faust host of :class:`processors.engine.Engine`: what the ``detect`` agent does with each
 batch of records, the ``symbols`` table writes, the periodic outputs and the rebalance hooks.
 
-Per batch (one fetch, :mod:`processors.faust_batches`): records are grouped by tick partition -> the engine applies
-each partition's records to its symbol's slot -> alerts, closed episodes and funding alerts are
-sent -> symbols with an episode or cooldown transition are written to the table (its changelog)
-before the batch is acknowledged. Faust commits acknowledged offsets only after flushing the
+Per batch (one fetch, :mod:`processors.faust_batches`): records are grouped by tick partition ->
+the engine applies each partition's records to its symbol's slot -> alerts, closed episodes and
+funding alerts are sent -> symbols with an episode or cooldown transition are written to the
+table (its changelog) before the batch is acknowledged. Faust commits acknowledged offsets only after flushing the
 producer, so at least once holds: nothing is committed before what it produced is on the broker.
 Every ``worker_state_flush_s`` other changed rows are written; every ``prices_interval_ms`` the
 latest quotes go to ``prices``; every ``worker_stats_interval_s`` the counters go to
-``worker-stats``. Decision 0019 explains the design.
+``worker-stats``. Decisions 0019 and 0035 explain the design.
 """
 
 from __future__ import annotations
