@@ -14,6 +14,12 @@ Why it is shaped like this:
   keys. *Events* (``opportunity``, ``episode_closed``, errors) are queued in a
   deque of ``ws_queue_size``; on overflow the oldest is dropped and its sequence
   number is burnt, so the client sees a gap and can ask for a resync.
+- Under the API's own uvicorn protocol (:mod:`api.direct_ws`) frames go straight to
+  the socket: an event for an idle client whose socket takes writes is written while
+  publishing (no task switch per client, decision 0037); what one batch of changes
+  (:meth:`Hub.batched`) brings a client goes out in one write at the batch's end, and
+  a sender task writes everything it found queued in one write. A client with a backlog, a snapshot due or
+  a full socket buffer is served by its sender task, so each client's order is kept.
 - A client whose socket accepts nothing for ``ws_send_timeout_s`` is dropped.
 - Each snapshot (``subscribe``, ``resync``) serialises the whole subscribed
   state: at most ``ws_snapshots_per_min`` per client per minute, beyond that the
@@ -28,10 +34,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from api.metrics import ApiMetrics
 
@@ -85,29 +92,65 @@ Message = tuple[str, str]
 """(type, data as JSON text): data is serialised once per change, shared by every client."""
 
 
+class DirectWriter(Protocol):
+    """Synchronous writes of whole messages to one client's socket (:mod:`api.direct_ws`)."""
+
+    def ready(self) -> bool:
+        """Open and taking writes now."""
+
+    def write(self, texts: Sequence[str]) -> None:
+        """All texts, one message each, in one write; ConnectionResetError once closed."""
+
+    async def drained(self) -> None:
+        """Returns once the socket takes writes again."""
+
+
 class Delivery:
     """One event on its way to every client that wants it: when the last one's socket has taken it
     (or the event left that client's queue unsent: dropped, replaced by a snapshot, disconnected),
     the time since publishing goes to ``arbstream_api_ws_delivery_seconds``. The API's own part of
-    an alert's latency to its WebSocket clients, whatever the clients' machines do."""
+    an alert's latency to its WebSocket clients, whatever the clients' machines do. The publisher
+    holds it (:meth:`release`) until every client has been offered the event; nothing is observed
+    for an event no client wanted."""
 
-    __slots__ = ("_metrics", "_pending", "_started")
+    __slots__ = ("_metrics", "_pending", "_started", "_wanted")
 
     def __init__(self, metrics: ApiMetrics) -> None:
         self._metrics = metrics
-        self._pending = 0
+        self._pending = 1  # the publisher's hold
+        self._wanted = False
         self._started = time.perf_counter()
 
     def add(self) -> None:
+        """A client queued it."""
         self._pending += 1
+        self._wanted = True
+
+    def taken(self) -> None:
+        """A client's socket took it while publishing."""
+        self._wanted = True
 
     def done(self) -> None:
+        """A client that queued it has sent it, or never will."""
         self._pending -= 1
-        if self._pending == 0:
+        if self._pending == 0 and self._wanted:
             self._metrics.ws_delivery_seconds.observe(time.perf_counter() - self._started)
+
+    release = done
 
 
 Queued = tuple[str, str, Delivery | None]
+
+
+class Batch:
+    """Shared by a hub and its clients: while ``open`` (one batch of read-model changes being
+    published), direct writes are held per client and go out as one write each at the end."""
+
+    __slots__ = ("dirty", "open")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.dirty: list[Client] = []
 
 
 class Client:
@@ -117,23 +160,33 @@ class Client:
         snapshot: Callable[[Filter], str],
         limits: Limits,
         metrics: ApiMetrics,
+        direct: DirectWriter | None = None,
     ) -> None:
         self.filter = Filter()
         self.seq = 0
         self.dropped = 0
         self._send_text = send
+        self._direct = direct
         self._snapshot = snapshot
         self._limits = limits
         self._metrics = metrics
         self._events: deque[Queued] = deque()
         self._latest: dict[str, Message] = {}
         self._snapshot_due = False
+        self._sending = False
+        """The sender task holds messages taken from the queues: nothing may overtake them."""
+        self.batch = Batch()
+        """The hub's, once added (:meth:`Hub.add`)."""
+        self._held: list[Queued] = []
+        """Texts (with their sequence numbers) written directly when the open batch ends."""
         self._snapshot_times: deque[float] = deque()
         self._wake = asyncio.Event()
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     def offer_event(self, kind: str, data: str, delivery: Delivery | None = None) -> None:
+        if self._write_now(kind, data, delivery):
+            return
         if len(self._events) >= self._limits.queue_size:
             _finish(self._events.popleft())
             self.seq += 1  # burn the dropped message's number: the client sees the gap
@@ -143,6 +196,46 @@ class Client:
             delivery.add()
         self._events.append((kind, data, delivery))
         self._wake.set()
+
+    def _write_now(self, kind: str, data: str, delivery: Delivery | None) -> bool:
+        """Write an event while publishing when nothing is ahead of it and the socket takes it
+        (held until the end of an open batch)."""
+        direct = self._direct
+        if direct is None or self._events or self._snapshot_due or self._sending or not direct.ready():
+            return False
+        text = self._text(self.seq + 1, kind, data)
+        if self.batch.open:
+            if not self._held:
+                self.batch.dirty.append(self)
+            self._held.append((kind, text, delivery))
+            if delivery is not None:
+                delivery.add()
+        else:
+            try:
+                direct.write((text,))
+            except ConnectionResetError:
+                return False  # closing: queued, and dropped when the connection is removed
+            self._metrics.sent(kind)
+            if delivery is not None:
+                delivery.taken()
+        self.seq += 1
+        return True
+
+    def write_held(self) -> None:
+        """The end of a batch: everything held, in one write."""
+        held, self._held = self._held, []
+        if not held or self._direct is None:
+            return
+        try:
+            self._direct.write([text for _, text, _ in held])
+        except ConnectionResetError:
+            pass  # closing: the endpoint removes the client; the deliveries are done below
+        else:
+            for kind, _, _ in held:
+                self._metrics.sent(kind)
+        finally:
+            for queued in held:
+                _finish(queued)
 
     def offer_latest(self, key: str, kind: str, data: str) -> None:
         self._latest[key] = (kind, data)
@@ -176,35 +269,65 @@ class Client:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            batch: list[Message] = []
+            deliveries: list[Delivery] = []
             if self._snapshot_due:
                 self._snapshot_due = False
                 self._drop_events()
                 self._latest.clear()
-                await self._send("snapshot", self._snapshot(self.filter))
+                batch.append(("snapshot", self._snapshot(self.filter)))
             while self._events:
                 kind, data, delivery = self._events.popleft()
-                try:
-                    await self._send(kind, data)
-                finally:  # sent, or never will be (a slow or closed socket): done for this client
-                    if delivery is not None:
-                        delivery.done()
+                batch.append((kind, data))
+                if delivery is not None:
+                    deliveries.append(delivery)
             if self._latest:
                 wait = self._last_flush + self._limits.coalesce_s - loop.time()
                 if wait > 0:
                     self._arm(loop, wait)
-                    continue
-                batch, self._latest = self._latest, {}
-                self._last_flush = loop.time()
-                for message in batch.values():
-                    await self._send(*message)
+                else:
+                    batch.extend(self._latest.values())
+                    self._latest = {}
+                    self._last_flush = loop.time()
+            self._sending = True
+            try:
+                await self._send_batch(batch)
+            finally:  # sent, or never will be (a slow or closed socket): done for this client
+                self._sending = False
+                for delivery in deliveries:
+                    delivery.done()
 
     def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         if self._timer is None or self._timer.cancelled() or self._timer.when() <= loop.time():
             self._timer = loop.call_later(delay, self._wake.set)
 
+    async def _send_batch(self, batch: list[Message]) -> None:
+        direct = self._direct
+        if direct is None:
+            for kind, data in batch:
+                await self._send(kind, data)
+            return
+        if not batch:
+            return
+        if not direct.ready():
+            try:
+                async with asyncio.timeout(self._limits.send_timeout_s):
+                    await direct.drained()
+            except TimeoutError as exc:
+                raise SlowClientError(f"socket blocked for {self._limits.send_timeout_s}s") from exc
+        texts = [self._text(self.seq + i, kind, data) for i, (kind, data) in enumerate(batch, 1)]
+        direct.write(texts)
+        self.seq += len(batch)
+        for kind, _ in batch:
+            self._metrics.sent(kind)
+
+    @staticmethod
+    def _text(seq: int, kind: str, data: str) -> str:
+        return f'{{"type":"{kind}","seq":{seq},"data":{data}}}'
+
     async def _send(self, kind: str, data: str) -> None:
         self.seq += 1
-        text = f'{{"type":"{kind}","seq":{self.seq},"data":{data}}}'
+        text = self._text(self.seq, kind, data)
         try:
             # asyncio.timeout, not wait_for: no extra task per message on the hottest path.
             async with asyncio.timeout(self._limits.send_timeout_s):
@@ -238,8 +361,24 @@ class Hub:
         self.connections = 0
         """Open sockets, including those still waiting for the read model (capped by ws_max_connections)."""
         self._metrics = metrics
+        self._batch = Batch()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Publish one batch of changes: each client's direct writes go out as one write at the end
+        (one system call per client per batch instead of one per message)."""
+        batch = self._batch
+        batch.open = True
+        try:
+            yield
+        finally:
+            batch.open = False
+            dirty, batch.dirty = batch.dirty, []
+            for client in dirty:
+                client.write_held()
 
     def add(self, client: Client) -> None:
+        client.batch = self._batch
         self.clients.add(client)
         self._metrics.ws_clients.set(len(self.clients))
 
@@ -258,6 +397,7 @@ class Hub:
         for client in self.clients:
             if channel in client.filter.channels and wants(client.filter):
                 client.offer_event(kind, data, delivery)
+        delivery.release()
 
     def publish_per_filter(
         self,

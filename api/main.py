@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import errors, funding_routes, health, routes, routes_admin, views_backtests
 from api.context import ApiContext
 from api.dashboard import add_dashboard
+from api.direct_ws import DirectSendProtocol
 from api.follower import Follower, Topics
 from api.history import SpreadHistory
 from api.hub import Hub
@@ -170,6 +171,7 @@ def run_api(settings: ApiSettings) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        ws=DirectSendProtocol,  # frames written straight to the socket (api.direct_ws, decision 0037)
         # Protocol-level hard stop (1009); below it /ws answers an oversized message with a clear error.
         ws_max_size=4 * settings.ws_max_message_bytes,
     )

@@ -131,7 +131,7 @@ class Publisher:
     def on_changes(self, changes: Changes) -> None:
         if not self.hub.clients:
             return
-        with self.hub.timed():
+        with self.hub.timed(), self.hub.batched():
             now = now_ns()
             for symbol, quote in changes.quotes:
                 self._price(symbol, quote, now)

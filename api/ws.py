@@ -39,6 +39,7 @@ from fastapi import APIRouter, Response, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api.context import ApiContext, now_ns
+from api.direct_ws import direct_writer
 from api.funding_stream import FundingAlertOut, FundingEpisodeOut, FundingPairsUpdate
 from api.hub import CHANNELS, Channel, Client, Filter, Limits, SlowClientError
 from api.models import ArbitrageRow, EpisodeClosedOut, OpportunityOut, PriceEntry, SummaryOut
@@ -229,7 +230,9 @@ async def _serve(websocket: WebSocket, ctx: ApiContext) -> None:
     await websocket.accept()
     # Never stream a half-loaded read model: wait until it has caught up.
     await ctx.model.ready.wait()
-    client = Client(websocket.send_text, publisher.snapshot, _limits(ctx), ctx.metrics)
+    client = Client(
+        websocket.send_text, publisher.snapshot, _limits(ctx), ctx.metrics, direct_writer(dict(websocket.scope))
+    )
     hub.add(client)
     for kind, data in publisher.initial_messages():
         client.offer_event(kind, data)

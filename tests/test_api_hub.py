@@ -352,3 +352,133 @@ async def test_a_delivery_is_not_left_waiting_for_a_client_that_drops_or_leaves(
     assert _deliveries(metrics)[0] == 1.0  # n=1: dropped by one, abandoned by the other
     hub.remove(tiny)
     assert _deliveries(metrics)[0] == 2.0
+
+
+class FakeDirect:
+    """A DirectWriter whose socket takes writes only while ``open`` is set; records each write."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.closed = False
+        self.writes: list[list[dict[str, Any]]] = []
+
+    def ready(self) -> bool:
+        return self.open.is_set() and not self.closed
+
+    def write(self, texts: Any) -> None:
+        if self.closed:
+            raise ConnectionResetError("closed")
+        self.writes.append([json.loads(t) for t in texts])
+
+    async def drained(self) -> None:
+        await self.open.wait()
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for write in self.writes for m in write]
+
+
+def direct_client(writer: FakeDirect, metrics: ApiMetrics, limits: Limits | None = None) -> Client:
+    asgi = Blocked()  # the ASGI send is never used while a direct writer is there
+    return Client(asgi.send, lambda f: '{"snap":1}', limits or Limits(queue_size=100, coalesce_s=0.05), metrics, writer)
+
+
+async def test_an_idle_client_gets_an_event_while_it_is_published() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    writer = FakeDirect()
+    hub.add(direct_client(writer, metrics))  # no sender task: nothing but the publisher can write
+    hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)
+    hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)
+    assert writer.writes == [
+        [{"type": "opportunity", "seq": 1, "data": {"n": 1}}],
+        [{"type": "opportunity", "seq": 2, "data": {"n": 2}}],
+    ]
+    assert _deliveries(metrics)[0] == 2.0  # observed as soon as every wanting client had it
+    assert metrics.registry.get_sample_value("arbstream_api_ws_messages_sent_total", {"type": "opportunity"}) == 2.0
+    hub.publish_event("opportunity", "opportunities", '{"n":3}', lambda f: False)
+    assert _deliveries(metrics)[0] == 2.0  # nobody wanted it: nothing observed
+
+
+async def test_a_full_socket_queues_events_and_its_sender_writes_them_in_order_in_one_write() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    writer = FakeDirect()
+    c = direct_client(writer, metrics)
+    hub.add(c)
+    task = asyncio.create_task(c.run())
+    try:
+        writer.open.clear()  # the transport's buffer is above its high-water mark
+        for n in (1, 2, 3):
+            hub.publish_event("opportunity", "opportunities", f'{{"n":{n}}}', lambda f: True)
+        await asyncio.sleep(0.02)
+        assert writer.writes == [] and _deliveries(metrics)[0] == 0.0
+        writer.open.set()
+        await wait_until(lambda: len(writer.writes) == 1)
+        assert [(m["seq"], m["data"]["n"]) for m in writer.writes[0]] == [(1, 1), (2, 2), (3, 3)]
+        await wait_until(lambda: _deliveries(metrics)[0] == 3.0)
+        hub.publish_event("opportunity", "opportunities", '{"n":4}', lambda f: True)  # idle again: at once
+        assert writer.writes[-1] == [{"type": "opportunity", "seq": 4, "data": {"n": 4}}]
+    finally:
+        task.cancel()
+
+
+async def test_nothing_overtakes_what_the_sender_holds_or_a_due_snapshot() -> None:
+    metrics = ApiMetrics()
+    writer = FakeDirect()
+    c = direct_client(writer, metrics)
+    writer.open.clear()
+    c.offer_event("opportunity", '{"n":1}')
+    task = asyncio.create_task(c.run())
+    try:
+        await asyncio.sleep(0.02)  # the sender took n=1 and waits for the socket
+        writer.open.set()  # ready again, the sender not yet resumed: n=2 must not overtake n=1
+        c.offer_event("opportunity", '{"n":2}')
+        c.offer_event("opportunity", '{"n":3}')
+        await wait_until(lambda: len(writer.messages()) == 3)
+        assert [m["data"]["n"] for m in writer.messages()] == [1, 2, 3]
+        c.request_snapshot()
+        c.offer_event("opportunity", '{"n":4}')  # queued behind the snapshot, which supersedes it
+        await wait_until(lambda: any(m["type"] == "snapshot" for m in writer.messages()))
+        assert [m["type"] for m in writer.messages()][3:] == ["snapshot"]
+        assert [m["seq"] for m in writer.messages()] == [1, 2, 3, 4]
+    finally:
+        task.cancel()
+
+
+async def test_a_socket_that_stays_full_drops_the_client_and_a_closed_one_never_raises_to_the_publisher() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    stuck, closed = FakeDirect(), FakeDirect()
+    stuck.open.clear()
+    closed.closed = True
+    slow = direct_client(stuck, metrics, Limits(queue_size=10, coalesce_s=0.01, send_timeout_s=0.2))
+    gone = direct_client(closed, metrics)
+    for c in (slow, gone):
+        hub.add(c)
+    hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)  # no exception here
+    assert closed.writes == [] and gone.seq == 0
+    with pytest.raises(SlowClientError):
+        await asyncio.wait_for(slow.run(), 2)
+    with pytest.raises(ConnectionResetError):  # its sender ends; the endpoint then removes the client
+        await asyncio.wait_for(gone.run(), 2)
+
+
+async def test_a_batch_of_changes_reaches_each_client_in_one_write() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    writers = [FakeDirect(), FakeDirect()]
+    for writer in writers:
+        hub.add(direct_client(writer, metrics))
+    with hub.batched():
+        hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)
+        hub.publish_event("arbitrage_opportunities", "opportunities", '[{"n":1}]', lambda f: True)
+        assert [w.writes for w in writers] == [[], []]  # held until the batch ends
+        assert _deliveries(metrics)[0] == 0.0
+    for writer in writers:
+        assert [[(m["type"], m["seq"]) for m in write] for write in writer.writes] == [
+            [("opportunity", 1), ("arbitrage_opportunities", 2)]
+        ]
+    assert _deliveries(metrics)[0] == 2.0
+    hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)  # no batch: at once
+    assert [len(w.writes) for w in writers] == [2, 2]

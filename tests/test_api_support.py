@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
+from api.direct_ws import DirectSendProtocol
 from api.readmodel import Changes, ReadModel
 from api.settings import ApiSettings
 from plumbing.broker import free_port
@@ -226,7 +227,9 @@ def wait_healthy(base_url: str, timeout_s: float = 60.0) -> dict[str, Any]:
 def serve(app: FastAPI) -> Iterator[str]:
     """Run ``app`` with uvicorn in a thread on a free port; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws=DirectSendProtocol)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

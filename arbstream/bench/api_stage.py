@@ -26,6 +26,7 @@ from pathlib import Path
 import aiohttp
 import uvicorn
 
+from api.direct_ws import DirectSendProtocol
 from api.main import build_context, create_app
 from api.settings import ApiSettings
 from api.universe import Universe
@@ -73,7 +74,10 @@ async def _serve(port: int, symbols: int, updates_per_s: float) -> None:
         market.paused = not run
         return {"running": run}
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws=DirectSendProtocol
+    )
+    server = uvicorn.Server(config)
     feeder = asyncio.create_task(market.feed(model, updates_per_s))
     try:
         await server.serve()

@@ -224,6 +224,9 @@ def _websocket_rows(ws: Result, _r: dict[str, float | None]) -> list[Row]:
         if "api_delivery_p99_ms" in level:
             p50, p99 = _num(level["api_delivery_p50_ms"]), _num(level["api_delivery_p99_ms"])
             api_part = f"; the API's part, publish → last socket, p50/p99 ≤ {p50} / {p99} ms"
+        if "after_worker_p99_ms" in level:
+            p50, p99 = _num(level["after_worker_p50_ms"], 1), _num(level["after_worker_p99_ms"], 1)
+            api_part += f"; worker emit → client p50/p99 {p50} / {p99} ms"
         figure = (
             f"delivery p50/p99/p99.9 ms, {clients} ({delivered} % delivered, n={level['samples']}; {cpu}{setup}"
             f"{api_part})"

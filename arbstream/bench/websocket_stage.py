@@ -5,7 +5,9 @@ not measured (never a made-up figure). Each client subscribes to the
 ``opportunity`` channel and notes the wall clock when each alert arrives;
 latency is that minus the alert's ``receipt_ts_ns`` (the dislocated tick's
 receipt time). Dislocations are planted slowly (a few per second) so that with
-1,000 clients the bench's own client side, sharing the machine, is not the limit.
+1,000 clients the bench's own client side, sharing the machine, is not the limit;
+the clients run in their own process (:mod:`arbstream.bench.ws_clients`) so their
+reading never delays the tick producer.
 """
 
 from __future__ import annotations
@@ -13,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbstream.bench.common import Result, latency_summary, not_measured
+from arbstream.bench.common import Result, latency_summary, not_measured, percentile
 from arbstream.bench.kafka_io import OffsetProbe
 from arbstream.bench.latency import offer
 from arbstream.bench.procs import Service
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.worker import start_ready, worker_env
+from arbstream.bench.ws_clients import SETUP_TIMEOUT_S, Arrival
 from plumbing.broker import free_port
 from plumbing.kafka import ensure_topics
 from schemas.topics import OPPORTUNITIES, topic_name
@@ -38,34 +42,6 @@ DISLOCATIONS_PER_S = 2
 SUBSCRIBE = orjson.dumps({"op": "subscribe", "channels": ["opportunities"]}).decode()
 """Only alerts: the figure is alert delivery, not the price stream sharing the sockets."""
 API_READY_TIMEOUT_S = 60.0
-SETUP_TIMEOUT_S = 120.0
-"""Until every client has its subscription snapshot."""
-
-
-def _opportunities(message: Any) -> list[dict[str, Any]]:
-    """Alerts in one relayed message: a top-level ``opportunity`` message, its data one event or a list."""
-    if not isinstance(message, dict) or "opportunity" not in (message.get("type"), message.get("event")):
-        return []
-    found, stack = [], [message]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "event_id" in item and isinstance(item.get("receipt_ts_ns"), int):
-                found.append(item)
-            else:
-                stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
-async def _read(ws: aiohttp.ClientWebSocketResponse, sink: list[tuple[int, str]], subscribed: asyncio.Event) -> None:
-    async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT:
-            if msg.data.startswith('{"type":"snapshot"'):
-                subscribed.set()
-            elif "opportunity" in msg.data:
-                sink.append((time.time_ns(), msg.data))  # decode later: keep the receive loop light
 
 
 DELIVERY_BUCKET = "arbstream_api_ws_delivery_seconds_bucket"
@@ -94,16 +70,70 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
     return next(b * 1000 for b, c in zip(bounds, counts, strict=True) if c >= wanted)
 
 
-def _samples(arrivals: list[list[tuple[int, str]]], since_ns: int) -> list[float]:
-    samples = []
+def _samples(arrivals: list[list[Arrival]], since_ns: int) -> tuple[list[float], list[float]]:
+    """(tick receipt → client, worker emit → client) ms of each alert each client received."""
+    from_tick, from_emit = [], []
     for client in arrivals:
-        seen: set[str] = set()
-        for arrived_ns, text in client:
-            for event in _opportunities(orjson.loads(text)):
-                if event["receipt_ts_ns"] >= since_ns and event["event_id"] not in seen:
-                    seen.add(event["event_id"])
-                    samples.append((arrived_ns - event["receipt_ts_ns"]) / 1e6)
-    return samples
+        for arrived_ns, _, receipt_ns, emitted_ns in client:
+            if receipt_ns >= since_ns:
+                from_tick.append((arrived_ns - receipt_ns) / 1e6)
+                if emitted_ns is not None:
+                    from_emit.append((arrived_ns - emitted_ns) / 1e6)
+    return from_tick, from_emit
+
+
+REPORT_LIMIT_BYTES = 256 * 1024 * 1024
+"""The clients' report is one line: ~60 bytes per alert per client (11,000 in a quick run)."""
+
+
+class Subscribers:
+    """``count`` WebSocket clients in their own process (:mod:`arbstream.bench.ws_clients`)."""
+
+    def __init__(self, url: str, count: int, log: Path) -> None:
+        self._args = (url, str(count), SUBSCRIBE)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._log = log
+        self.setup_s = math.nan
+
+    async def start(self) -> None:
+        """Returns once every client has its subscription snapshot; RuntimeError if they cannot."""
+        with self._log.open("wb") as stderr:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "arbstream.bench.ws_clients",
+                *self._args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                limit=REPORT_LIMIT_BYTES,
+            )
+        ready = await self._line(SETUP_TIMEOUT_S + 30)
+        self.setup_s = ready["ready"]
+
+    async def stop(self) -> tuple[list[list[Arrival]], float]:
+        """(each client's alerts, the clients' CPU seconds since ready)."""
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(b"stop\n")
+        await self._proc.stdin.drain()
+        done = await self._line(120.0)
+        await self._proc.wait()
+        return [[(a, e, r, m) for a, e, r, m in client] for client in done["arrivals"]], done["cpu_s"]
+
+    async def _line(self, timeout_s: float) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
+        message = orjson.loads(line) if line else {"error": f"exited {await self._proc.wait()}"}
+        if "error" in message:
+            tail = self._log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"WebSocket clients: {message['error']}{tail and chr(10) + tail}")
+        return cast(dict[str, Any], message)
+
+    async def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.returncode is None:
+                self._proc.kill()
+            await self._proc.wait()  # reaped on this loop: its transport closes with it
 
 
 async def fan_out(
@@ -115,43 +145,33 @@ async def fan_out(
     source: TickSource,
     ns: str,
     duration_s: float,
+    work_dir: Path,
 ) -> Result:
     """Connect ``clients`` subscribers, offer ticks with dislocations, and rank the delivery latencies."""
     alerts_topic = [topic_name(OPPORTUNITIES, ns)]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        sockets = []
-        for _ in range(clients):
-            ws = await http.ws_connect(url, heartbeat=None, max_msg_size=0)
-            await ws.send_str(SUBSCRIBE)
-            sockets.append(ws)
-        arrivals: list[list[tuple[int, str]]] = [[] for _ in sockets]
-        subscribed = [asyncio.Event() for _ in sockets]
-        readers = [
-            asyncio.create_task(_read(ws, sink, done))
-            for ws, sink, done in zip(sockets, arrivals, subscribed, strict=True)
-        ]
+    subscribers = Subscribers(url, clients, work_dir / f"ws-clients-{clients}.log")
+    try:
         # Timing starts once every client has its connect messages and subscription snapshot: the
         # figure is delivery to subscribed clients, not how long 1,000 connections take to set up.
-        setup_started = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(done.wait() for done in subscribed)), SETUP_TIMEOUT_S)
-        setup_s = time.monotonic() - setup_started
-        metrics_url = url.replace("ws://", "http://", 1).removesuffix("/ws") + "/metrics"
-        delivered_before = await api_delivery_buckets(http, metrics_url)
-        alerts_before, since_ns = await probe.total(alerts_topic), time.time_ns()
-        started, api_cpu0, own_cpu0 = time.monotonic(), api.cpu_seconds(), time.process_time()
-        await offer(bootstrap, source, ns, TICKS_PER_S, duration_s, DISLOCATIONS_PER_S)
-        await asyncio.sleep(2.0)
-        alerts = await probe.total(alerts_topic) - alerts_before
-        elapsed = time.monotonic() - started
-        # CPU next to the latency: a busy API is the API's limit; a busy bench is the bench's.
-        api_cpu, bench_cpu = (api.cpu_seconds() - api_cpu0) / elapsed, (time.process_time() - own_cpu0) / elapsed
-        delivered_after = await api_delivery_buckets(http, metrics_url)
-        for task in readers:
-            task.cancel()
-        for ws in sockets:
-            with contextlib.suppress(Exception):
-                await ws.close()
-    samples = _samples(arrivals, since_ns)
+        await subscribers.start()
+        async with aiohttp.ClientSession() as http:
+            metrics_url = url.replace("ws://", "http://", 1).removesuffix("/ws") + "/metrics"
+            delivered_before = await api_delivery_buckets(http, metrics_url)
+            alerts_before, since_ns = await probe.total(alerts_topic), time.time_ns()
+            started, api_cpu0 = time.monotonic(), api.cpu_seconds()
+            await offer(bootstrap, source, ns, TICKS_PER_S, duration_s, DISLOCATIONS_PER_S)
+            await asyncio.sleep(2.0)
+            alerts = await probe.total(alerts_topic) - alerts_before
+            elapsed = time.monotonic() - started
+            # CPU next to the latency: a busy API is the API's limit; busy clients are the bench's.
+            api_cpu = (api.cpu_seconds() - api_cpu0) / elapsed
+            delivered_after = await api_delivery_buckets(http, metrics_url)
+        arrivals, clients_cpu_s = await subscribers.stop()
+    finally:
+        await subscribers.close()
+    bench_cpu = clients_cpu_s / elapsed
+    setup_s = subscribers.setup_s
+    samples, after_worker = _samples(arrivals, since_ns)
     expected = alerts * clients
     return {
         "clients": clients,
@@ -163,6 +183,9 @@ async def fan_out(
         # The API's own part, from its histogram: publishing an event -> the last client's socket.
         "api_delivery_p50_ms": bucket_quantile(delivered_before, delivered_after, 0.5),
         "api_delivery_p99_ms": bucket_quantile(delivered_before, delivered_after, 0.99),
+        # The worker's emit -> the client: Kafka, the API and the socket, without the worker.
+        "after_worker_p50_ms": percentile(sorted(after_worker), 50),
+        "after_worker_p99_ms": percentile(sorted(after_worker), 99),
         **latency_summary(samples),
     }
 
@@ -213,9 +236,13 @@ async def run_websocket_stage(
                 return not_measured(f"`arbstream api` did not answer on port {port}; log tail:\n{api.log_tail(8)}")
             if (problem := await _ws_problem(url)) is not None:
                 return not_measured(problem)
-            levels = [
-                await fan_out(url, n, api, bootstrap, probe, source, namespace, duration_s) for n in CLIENT_COUNTS
-            ]
+            try:
+                levels = [
+                    await fan_out(url, n, api, bootstrap, probe, source, namespace, duration_s, work_dir)
+                    for n in CLIENT_COUNTS
+                ]
+            except RuntimeError as exc:  # the clients could not connect or subscribe: say why
+                return not_measured(str(exc))
     finally:
         api.stop()
         worker.stop()
