@@ -175,3 +175,18 @@ def test_a_quote_knows_its_key() -> None:
         kind=ContractKind.INVERSE,
     )
     assert quote.key == InstrumentKey("SOL", "USD", ContractKind.INVERSE, "deribit")
+
+
+def test_a_relisted_instrument_s_ticks_carry_its_new_fields() -> None:
+    """make_quote keeps a template per instrument id: a new instrument object under the same id
+    (a relisting with another multiplier or contract size) must not get the old one's fields."""
+    old = _instrument("PEPE-USDT-PERP@binance")
+    relisted = msgspec.structs.replace(
+        old, native_symbol="1000PEPEUSDT", price_multiplier=Decimal(1000), contract_size=Decimal(1000)
+    )
+    two = Decimal(2)
+    for inst in (old, relisted, old):
+        quote = make_quote(inst, bid=two, bid_qty=two, ask=two, ask_qty=two, exchange_ts_ns=None, receipt_ts_ns=T0)
+        assert (quote.native_symbol, quote.price_multiplier) == (inst.native_symbol, inst.price_multiplier)
+        assert (quote.exchange_ts_ns, quote.receipt_ts_ns, quote.exchange_ts_missing) == (T0, T0, True)
+        assert (quote.bid, quote.bid_size) == (two, two * inst.contract_size)  # linear: contracts to base units
