@@ -146,11 +146,13 @@ class Batch:
     """Shared by a hub and its clients: while ``open`` (one batch of read-model changes being
     published), direct writes are held per client and go out as one write each at the end."""
 
-    __slots__ = ("dirty", "open")
+    __slots__ = ("dirty", "open", "sent")
 
     def __init__(self) -> None:
         self.open = False
         self.dirty: list[Client] = []
+        self.sent: dict[str, int] = {}
+        """Messages written per type, counted into the metric once per batch (not per message)."""
 
 
 class Client:
@@ -231,8 +233,9 @@ class Client:
         except ConnectionResetError:
             pass  # closing: the endpoint removes the client; the deliveries are done below
         else:
+            sent = self.batch.sent
             for kind, _, _ in held:
-                self._metrics.sent(kind)
+                sent[kind] = sent.get(kind, 0) + 1
         finally:
             for queued in held:
                 _finish(queued)
@@ -376,6 +379,9 @@ class Hub:
             dirty, batch.dirty = batch.dirty, []
             for client in dirty:
                 client.write_held()
+            sent, batch.sent = batch.sent, {}
+            for kind, count in sent.items():
+                self._metrics.sent(kind, count)
 
     def add(self, client: Client) -> None:
         client.batch = self._batch

@@ -59,9 +59,9 @@ class ApiMetrics:
             registry=r,
         )
 
-    def sent(self, kind: str) -> None:
+    def sent(self, kind: str, count: int = 1) -> None:
         # labels() takes a lock and a dict lookup; cache the child per message type.
         child = self._sent_by_type.get(kind)
         if child is None:
             child = self._sent_by_type[kind] = self.ws_sent.labels(kind)
-        child.inc()
+        child.inc(count)

@@ -480,5 +480,8 @@ async def test_a_batch_of_changes_reaches_each_client_in_one_write() -> None:
             [("opportunity", 1), ("arbitrage_opportunities", 2)]
         ]
     assert _deliveries(metrics)[0] == 2.0
+    sent = "arbstream_api_ws_messages_sent_total"
+    assert metrics.registry.get_sample_value(sent, {"type": "opportunity"}) == 2.0  # one per client
+    assert metrics.registry.get_sample_value(sent, {"type": "arbitrage_opportunities"}) == 2.0
     hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)  # no batch: at once
     assert [len(w.writes) for w in writers] == [2, 2]
