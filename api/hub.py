@@ -16,10 +16,11 @@ Why it is shaped like this:
   number is burnt, so the client sees a gap and can ask for a resync.
 - Under the API's own uvicorn protocol (:mod:`api.direct_ws`) frames go straight to
   the socket: an event for an idle client whose socket takes writes is written while
-  publishing (no task switch per client, decision 0037); what one batch of changes
-  (:meth:`Hub.batched`) brings a client goes out in one write at the batch's end, and
-  a sender task writes everything it found queued in one write. A client with a backlog, a snapshot due or
-  a full socket buffer is served by its sender task, so each client's order is kept.
+  publishing (no task switch per client, decision 0037); the events of one batch of
+  changes (:meth:`Hub.batched`) reach each client in one write at the batch's end, and
+  a sender task writes everything it found queued in one write. A client with a
+  backlog, a snapshot due or a full socket buffer is served by its sender task, so
+  each client's order is kept.
 - A client whose socket accepts nothing for ``ws_send_timeout_s`` is dropped.
 - Each snapshot (``subscribe``, ``resync``) serialises the whole subscribed
   state: at most ``ws_snapshots_per_min`` per client per minute, beyond that the
@@ -142,17 +143,8 @@ class Delivery:
 Queued = tuple[str, str, Delivery | None]
 
 
-class Batch:
-    """Shared by a hub and its clients: while ``open`` (one batch of read-model changes being
-    published), direct writes are held per client and go out as one write each at the end."""
-
-    __slots__ = ("dirty", "open", "sent")
-
-    def __init__(self) -> None:
-        self.open = False
-        self.dirty: list[Client] = []
-        self.sent: dict[str, int] = {}
-        """Messages written per type, counted into the metric once per batch (not per message)."""
+Pending = tuple[str, str, str, Callable[["Filter"], bool], Delivery]
+"""An event published inside :meth:`Hub.batched`: (type, channel, data, wants, delivery)."""
 
 
 class Client:
@@ -177,10 +169,6 @@ class Client:
         self._snapshot_due = False
         self._sending = False
         """The sender task holds messages taken from the queues: nothing may overtake them."""
-        self.batch = Batch()
-        """The hub's, once added (:meth:`Hub.add`)."""
-        self._held: list[Queued] = []
-        """Texts (with their sequence numbers) written directly when the open batch ends."""
         self._snapshot_times: deque[float] = deque()
         self._wake = asyncio.Event()
         self._last_flush = 0.0
@@ -200,45 +188,45 @@ class Client:
         self._wake.set()
 
     def _write_now(self, kind: str, data: str, delivery: Delivery | None) -> bool:
-        """Write an event while publishing when nothing is ahead of it and the socket takes it
-        (held until the end of an open batch)."""
-        direct = self._direct
-        if direct is None or self._events or self._snapshot_due or self._sending or not direct.ready():
+        """Write an event while publishing when nothing is ahead of it and the socket takes it."""
+        if self._direct is None or not self._direct_now():
             return False
-        text = self._text(self.seq + 1, kind, data)
-        if self.batch.open:
-            if not self._held:
-                self.batch.dirty.append(self)
-            self._held.append((kind, text, delivery))
-            if delivery is not None:
-                delivery.add()
-        else:
-            try:
-                direct.write((text,))
-            except ConnectionResetError:
-                return False  # closing: queued, and dropped when the connection is removed
-            self._metrics.sent(kind)
-            if delivery is not None:
-                delivery.taken()
+        try:
+            self._direct.write((self._text(self.seq + 1, kind, data),))
+        except ConnectionResetError:
+            return False  # closing: queued, and dropped when the connection is removed
         self.seq += 1
+        self._metrics.sent(kind)
+        if delivery is not None:
+            delivery.taken()
         return True
 
-    def write_held(self) -> None:
-        """The end of a batch: everything held, in one write."""
-        held, self._held = self._held, []
-        if not held or self._direct is None:
+    def _direct_now(self) -> bool:
+        """Nothing is ahead of a new message and the socket takes writes now."""
+        direct = self._direct
+        return direct is not None and not (self._events or self._snapshot_due or self._sending) and direct.ready()
+
+    def offer_batch(self, events: list[Pending], sent: dict[str, int]) -> None:
+        """The events of one batch this client wants, in one write (or queued, in order, when it
+        cannot take them now). ``sent`` counts what was written, per type."""
+        f = self.filter
+        wanted = [(kind, data, d) for kind, channel, data, wants, d in events if channel in f.channels and wants(f)]
+        if not wanted:
             return
-        try:
-            self._direct.write([text for _, text, _ in held])
-        except ConnectionResetError:
-            pass  # closing: the endpoint removes the client; the deliveries are done below
-        else:
-            sent = self.batch.sent
-            for kind, _, _ in held:
-                sent[kind] = sent.get(kind, 0) + 1
-        finally:
-            for queued in held:
-                _finish(queued)
+        if self._direct is not None and self._direct_now():
+            texts = [self._text(self.seq + i, kind, data) for i, (kind, data, _) in enumerate(wanted, 1)]
+            try:
+                self._direct.write(texts)
+            except ConnectionResetError:
+                pass  # closing: queued below, and dropped when the connection is removed
+            else:
+                self.seq += len(texts)
+                for kind, _, delivery in wanted:
+                    sent[kind] = sent.get(kind, 0) + 1
+                    delivery.taken()
+                return
+        for kind, data, delivery in wanted:
+            self.offer_event(kind, data, delivery)
 
     def offer_latest(self, key: str, kind: str, data: str) -> None:
         self._latest[key] = (kind, data)
@@ -364,27 +352,36 @@ class Hub:
         self.connections = 0
         """Open sockets, including those still waiting for the read model (capped by ws_max_connections)."""
         self._metrics = metrics
-        self._batch = Batch()
+        self._pending: list[Pending] | None = None
+        """Events published inside :meth:`batched`, delivered when it ends."""
+        self._rotation = 0
 
     @contextmanager
     def batched(self) -> Iterator[None]:
-        """Publish one batch of changes: each client's direct writes go out as one write at the end
-        (one system call per client per batch instead of one per message)."""
-        batch = self._batch
-        batch.open = True
+        """Publish one batch of changes: its events reach each client in one write at the end (one
+        system call per client per batch, not per message), client after client, starting each
+        batch one client further on so that no client is always served last."""
+        self._pending = []
         try:
             yield
         finally:
-            batch.open = False
-            dirty, batch.dirty = batch.dirty, []
-            for client in dirty:
-                client.write_held()
-            sent, batch.sent = batch.sent, {}
-            for kind, count in sent.items():
-                self._metrics.sent(kind, count)
+            events, self._pending = self._pending, None
+            if events:
+                self._deliver(events)
+
+    def _deliver(self, events: list[Pending]) -> None:
+        clients = list(self.clients)
+        start = self._rotation % len(clients) if clients else 0
+        self._rotation += 1
+        sent: dict[str, int] = {}
+        for client in clients[start:] + clients[:start]:
+            client.offer_batch(events, sent)
+        for *_, delivery in events:
+            delivery.release()
+        for kind, count in sent.items():
+            self._metrics.sent(kind, count)
 
     def add(self, client: Client) -> None:
-        client.batch = self._batch
         self.clients.add(client)
         self._metrics.ws_clients.set(len(self.clients))
 
@@ -400,6 +397,9 @@ class Hub:
 
     def publish_event(self, kind: str, channel: str, data: str, wants: Callable[[Filter], bool]) -> None:
         delivery = Delivery(self._metrics)
+        if self._pending is not None:
+            self._pending.append((kind, channel, data, wants, delivery))
+            return
         for client in self.clients:
             if channel in client.filter.channels and wants(client.filter):
                 client.offer_event(kind, data, delivery)

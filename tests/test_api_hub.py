@@ -485,3 +485,44 @@ async def test_a_batch_of_changes_reaches_each_client_in_one_write() -> None:
     assert metrics.registry.get_sample_value(sent, {"type": "arbitrage_opportunities"}) == 2.0
     hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)  # no batch: at once
     assert [len(w.writes) for w in writers] == [2, 2]
+
+
+async def test_each_batch_starts_one_client_further_on_and_a_busy_client_keeps_its_order() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics)
+    order: list[int] = []
+
+    class Logged(FakeDirect):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        def write(self, texts: Any) -> None:
+            order.append(self.n)
+            super().write(texts)
+
+    writers = [Logged(n) for n in range(3)]
+    clients = [direct_client(w, metrics) for w in writers]
+    for c in clients:
+        hub.add(c)
+    for _ in range(3):
+        with hub.batched():
+            hub.publish_event("opportunity", "opportunities", '{"n":1}', lambda f: True)
+    firsts = order[0::3]
+    assert sorted(firsts) == [0, 1, 2]  # every client was served first once in three batches
+    writers[0].open.clear()  # its socket is full: the next batch is queued for its sender, in order
+    with hub.batched():
+        hub.publish_event("opportunity", "opportunities", '{"n":2}', lambda f: True)
+        hub.publish_event("arbitrage_opportunities", "opportunities", '[{"n":2}]', lambda f: True)
+    assert [m["data"] for m in writers[1].writes[-1]] == [{"n": 2}, [{"n": 2}]]
+    task = asyncio.create_task(clients[0].run())
+    try:
+        writers[0].open.set()
+        await wait_until(lambda: len(writers[0].messages()) == 5)
+        assert [(m["seq"], m["type"]) for m in writers[0].messages()[3:]] == [
+            (4, "opportunity"),
+            (5, "arbitrage_opportunities"),
+        ]
+        assert _deliveries(metrics)[0] == 5.0
+    finally:
+        task.cancel()
