@@ -78,6 +78,23 @@ def running(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[su
                     proc.wait()
 
 
+def stacks_of(proc: subprocess.Popen[bytes]) -> str:
+    """Every thread's Python stack of a running service (py-spy, a dev dependency), for a failure
+    message: a worker that stalls says where."""
+    if proc.poll() is not None:
+        return f"(exited {proc.returncode})"
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(proc.pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(no stacks: {exc!r})"
+    return done.stdout or done.stderr
+
+
 async def consume_until(
     bootstrap: str,
     topics: list[str],

@@ -23,7 +23,7 @@ from schemas.arbitrage import EpisodeClosed, FundingOpportunity, Opportunity, de
 from schemas.export import SCHEMA_DIR
 from schemas.market import ContractKind, Funding, Quote, decode_tick, encode
 from schemas.topics import FUNDING_OPPORTUNITIES, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
-from tests.helpers import TopicWatcher, consume_until, running, service_env
+from tests.helpers import TopicWatcher, consume_until, running, service_env, stacks_of
 
 pytestmark = pytest.mark.integration
 MS = 1_000_000
@@ -234,7 +234,10 @@ async def test_sigkilled_worker_loses_no_cooldown_and_alerts_nothing_twice(
             # A much better opportunity (3x the net spread) may break the cooldown, once.
             t2 = t1 + 60_000 * MS
             await send_in_order(kafka_bootstrap, namespace, dislocation("BTC", t2, 300), pause_s=0.05)
-            await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS) + 1, 90, "the cooldown-breaking alert")
+            try:
+                await watcher.wait_for(lambda rs: len(rs) >= len(SYMBOLS) + 1, 90, "the cooldown-breaking alert")
+            except AssertionError as exc:  # seen in CI twice: the survivor's recovery stalls; say where
+                raise AssertionError(f"{exc}\nthe survivor's stacks:\n{stacks_of(survivor)}") from exc
             await asyncio.sleep(3)
         assert survivor.poll() is None, "the surviving worker died"
     alerts = [e for e in events(watcher.records) if isinstance(e, Opportunity)]
