@@ -5,9 +5,10 @@ and uvicorn's ASGI ``send`` in its client's own sender task: ~50 µs of event-lo
 per message, one client after another, so the last client got the alert hundreds of
 milliseconds after the first. Here the API's uvicorn protocol (a subclass of uvicorn's
 ``websockets-sansio`` one, passed as ``ws=``) offers each connection a
-:class:`DirectWriter` through an ASGI scope extension. It frames messages with the same
-``websockets`` state machine uvicorn uses (so permessage-deflate, pings and the close
-handshake stay correct) and hands all of a wake-up's frames to the transport in one
+:class:`DirectWriter` through an ASGI scope extension. It frames text messages itself
+(:func:`text_frame`) or, when permessage-deflate was negotiated, through the connection's
+own ``websockets`` state machine (whose compressor keeps its context), refuses once the
+close handshake has begun, and hands all the frames of one call to the transport in one
 ``write``, synchronously: :mod:`api.hub` can then deliver an event to every idle client
 while publishing, with no task switch per client. Backpressure is uvicorn's: while the
 transport's buffer is above its high-water mark the connection is not ``ready`` and the

@@ -175,8 +175,43 @@ class Client:
         self._timer: asyncio.TimerHandle | None = None
 
     def offer_event(self, kind: str, data: str, delivery: Delivery | None = None) -> None:
-        if self._write_now(kind, data, delivery):
+        if self._write_now(((kind, data, delivery),)):
+            self._metrics.sent(kind)
+        else:
+            self._enqueue(kind, data, delivery)
+
+    def offer_batch(self, events: list[Pending], sent: dict[str, int]) -> None:
+        """The events of one batch this client wants, in one write (or queued, in order, when it
+        cannot take them now). ``sent`` counts what was written, per type."""
+        f = self.filter
+        wanted = [(kind, data, d) for kind, channel, data, wants, d in events if channel in f.channels and wants(f)]
+        if not wanted:
             return
+        if self._write_now(wanted):
+            for kind, _, _ in wanted:
+                sent[kind] = sent.get(kind, 0) + 1
+        else:
+            for kind, data, delivery in wanted:
+                self._enqueue(kind, data, delivery)
+
+    def _write_now(self, events: Sequence[Queued]) -> bool:
+        """Write events while publishing, in one write, when nothing is ahead of them and the socket
+        takes writes now; False (nothing written) otherwise."""
+        direct = self._direct
+        if direct is None or self._events or self._snapshot_due or self._sending or not direct.ready():
+            return False
+        try:
+            direct.write([self._text(self.seq + i, kind, data) for i, (kind, data, _) in enumerate(events, 1)])
+        except ConnectionResetError:
+            return False  # closing: queued, and dropped when the connection is removed
+        self.seq += len(events)
+        for _, _, delivery in events:
+            if delivery is not None:
+                delivery.taken()
+        return True
+
+    def _enqueue(self, kind: str, data: str, delivery: Delivery | None) -> None:
+        """For the sender task; on overflow the oldest event is dropped."""
         if len(self._events) >= self._limits.queue_size:
             _finish(self._events.popleft())
             self.seq += 1  # burn the dropped message's number: the client sees the gap
@@ -186,47 +221,6 @@ class Client:
             delivery.add()
         self._events.append((kind, data, delivery))
         self._wake.set()
-
-    def _write_now(self, kind: str, data: str, delivery: Delivery | None) -> bool:
-        """Write an event while publishing when nothing is ahead of it and the socket takes it."""
-        if self._direct is None or not self._direct_now():
-            return False
-        try:
-            self._direct.write((self._text(self.seq + 1, kind, data),))
-        except ConnectionResetError:
-            return False  # closing: queued, and dropped when the connection is removed
-        self.seq += 1
-        self._metrics.sent(kind)
-        if delivery is not None:
-            delivery.taken()
-        return True
-
-    def _direct_now(self) -> bool:
-        """Nothing is ahead of a new message and the socket takes writes now."""
-        direct = self._direct
-        return direct is not None and not (self._events or self._snapshot_due or self._sending) and direct.ready()
-
-    def offer_batch(self, events: list[Pending], sent: dict[str, int]) -> None:
-        """The events of one batch this client wants, in one write (or queued, in order, when it
-        cannot take them now). ``sent`` counts what was written, per type."""
-        f = self.filter
-        wanted = [(kind, data, d) for kind, channel, data, wants, d in events if channel in f.channels and wants(f)]
-        if not wanted:
-            return
-        if self._direct is not None and self._direct_now():
-            texts = [self._text(self.seq + i, kind, data) for i, (kind, data, _) in enumerate(wanted, 1)]
-            try:
-                self._direct.write(texts)
-            except ConnectionResetError:
-                pass  # closing: queued below, and dropped when the connection is removed
-            else:
-                self.seq += len(texts)
-                for kind, _, delivery in wanted:
-                    sent[kind] = sent.get(kind, 0) + 1
-                    delivery.taken()
-                return
-        for kind, data, delivery in wanted:
-            self.offer_event(kind, data, delivery)
 
     def offer_latest(self, key: str, kind: str, data: str) -> None:
         self._latest[key] = (kind, data)
