@@ -30,6 +30,7 @@ from processors.engine import Emitted, Engine, Rejected, decode_record, persiste
 from processors.event_time import EventClock
 from processors.health_view import HealthView
 from processors.rebuild import RebuildReader
+from processors.recovery_watch import RecoveryWatch
 from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.arbitrage import RejectedTick, WorkerStats, decode_state
@@ -82,6 +83,7 @@ class EngineHost:
         """The last offset delivered per owned tick partition (is anything waiting behind it?)."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.skipper = BacklogSkipper(settings.worker_skip_behind_ms)
+        self.recovery_watch = RecoveryWatch(app, settings.worker_recovery_stall_s)
         self.started_ts_ns = time.time_ns()
         self._owned: dict[TP, str] = {}
         """Tick partitions whose symbol's slot is loaded here (checked on first sight, see _owner)."""
@@ -314,6 +316,7 @@ class EngineHost:
             rejected=c.rejected,
             out_of_order=c.out_of_order,
             skipped_records=c.skipped_records,
+            recovery_reseeks=self.recovery_watch.reseeks,
             partitions=len(self._owned),
             lag_ms=self._lag_ms,
         )
@@ -332,6 +335,7 @@ class EngineHost:
     async def on_assigned(self, assigned: set[TP]) -> None:
         """Drop the symbols that went elsewhere. New ones are loaded at their first records (see
         :meth:`_take_over`); the table's rows are restored by Faust's recovery before that."""
+        self.recovery_watch.ensure_running()  # from the first assignment on: recovery starts there
         home = self._home_partitions(assigned)
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))

@@ -99,6 +99,12 @@ class WorkerSettings(CommonSettings):
         "its Kafka backlog but the newest record, counted as skipped_records (0: never; overload then builds lag "
         "instead of dropping resolution)",
     )
+    worker_recovery_stall_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="a table recovery that receives nothing from a changelog partition with records left for this "
+        "long seeks that partition back to its recovery offset, logged and counted as recovery_reseeks",
+    )
     worker_state_flush_s: float = Field(
         default=5.0, gt=0, description="changelog write of a symbol whose funding or episode counters changed"
     )

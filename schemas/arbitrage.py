@@ -246,6 +246,9 @@ class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats",
     skipped_records: int = 0
     """Records (each one symbol's ticks of a few ms) never read: the worker was more than
     ``worker_skip_behind_ms`` behind on their partition and jumped to its newest record."""
+    recovery_reseeks: int = 0
+    """Times a table recovery received nothing from a changelog partition with records left and
+    the worker sought it back (``processors.recovery_watch``; each one is also logged)."""
 
 
 class RejectedTick(msgspec.Struct, frozen=True, kw_only=True, tag="rejected_tick", tag_field="type"):
