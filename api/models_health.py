@@ -118,6 +118,11 @@ class WorkerOut(BaseModel):
         description="records of a stale backlog jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS): "
         "overload dropped resolution to keep the data fresh",
     )
+    recovery_reseeks: int = Field(
+        default=0,
+        description="times a table recovery received nothing from a changelog partition with records left and "
+        "was sought back (decision 0038; each one is logged by the worker)",
+    )
     partitions: int
     lag_ms: int = Field(description="wall clock minus the Kafka time of the newest tick it handled")
     reported_age_ms: int

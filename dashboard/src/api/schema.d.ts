@@ -2599,6 +2599,12 @@ export interface components {
              */
             rebuilt: number;
             /**
+             * Recovery Reseeks
+             * @description times a table recovery received nothing from a changelog partition with records left and was sought back (decision 0038; each one is logged by the worker)
+             * @default 0
+             */
+            recovery_reseeks: number;
+            /**
              * Rejected
              * @description undecodable ticks or unusable numbers
              */
