@@ -284,7 +284,12 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
             bootstrap, [topic_name(HEALTH, settings.namespace)], settings.topic_partitions, HEALTH_CONFIG
         )
         publisher = Publisher(
-            bootstrap, settings.namespace, settings.queue_size, settings.linger_ms, settings.delivery_retries
+            bootstrap,
+            settings.namespace,
+            settings.queue_size,
+            settings.linger_ms,
+            settings.delivery_retries,
+            conflate_after_ms=settings.conflate_after_ms,
         )
         await publisher.start()
 

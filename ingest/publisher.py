@@ -9,9 +9,11 @@ and partitioned by the symbol. The window replaces the producer's own linger (se
 tick waits no longer than it did before batching (decision 0019).
 
 Overload degrades resolution, never freshness: when more than ``max_pending`` events wait (the
-broker is down, or slower than the venues), the pending events are *conflated* — only the newest
-quote and funding state per instrument and the newest health per connection stay, in order —
-and every event dropped that way is counted (``conflated``). Memory is bounded by the tracked
+broker is down, or slower than the venues), or when what the drain takes has waited longer than
+``conflate_after_ms`` (the producer is behind: every event taken in one go lengthens the next wait),
+the pending events are *conflated* — only the newest quote and funding state per instrument and
+the newest health per connection stay, in order — and every event dropped that way is counted
+(``conflated``). Memory is bounded by the tracked
 universe, whatever the outage's length. The recorder keeps every raw frame regardless.
 
 Delivery results arrive in callbacks. A failed record's events are retried up to ``retries``
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -129,16 +132,22 @@ class Publisher:
         retries: int = 5,
         stop_timeout_s: float = 10.0,
         conflate_when_full: bool = True,
+        conflate_after_ms: int = 0,
     ) -> None:
         """``conflate_when_full=False`` makes :meth:`publish` wait for room instead (replay: a
-        recording is replayed whole, back-pressure only slows it down)."""
+        recording is replayed whole, back-pressure only slows it down), and never conflates.
+        ``conflate_after_ms`` (0: off): pending events whose oldest waited this long when the drain
+        takes them are conflated before sending."""
         self.namespace = namespace
         self.retries = retries
         self.window_s = linger_ms / 1000
         self.max_pending = max_pending
         self.stop_timeout_s = stop_timeout_s
         self.conflate_when_full = conflate_when_full
+        self.conflate_after_s = conflate_after_ms / 1000
         self._conflate_at = max_pending
+        self._pending_since: float | None = None
+        """Monotonic time the oldest pending event was accepted (None: nothing pending)."""
         self._room = asyncio.Event()
         self.stats = PublisherStats()
         self._pending: list[Pending] = []
@@ -187,6 +196,7 @@ class Publisher:
                 "LOST %d events at shutdown: the broker did not take them within %.0fs", left, self.stop_timeout_s
             )
         self._pending.clear()
+        self._pending_since = None
         self._retry.clear()
         self.stats.pending = self.stats.in_flight = 0
 
@@ -205,6 +215,8 @@ class Publisher:
 
     def _accepted(self, count: int) -> None:
         self.stats.queued += count
+        if self._pending_since is None and self._pending:
+            self._pending_since = time.monotonic()
         if self.conflate_when_full and len(self._pending) > self._conflate_at:
             kept = conflate(self._pending)
             self.stats.conflated += len(self._pending) - len(kept)
@@ -221,6 +233,7 @@ class Publisher:
                 await asyncio.sleep(self.window_s)
             self._wakeup.clear()
             items, self._pending = self._pending, []
+            items = self._fresh(items)
             self._conflate_at = self.max_pending
             retry, self._retry = self._retry, []
             self.stats.pending = 0
@@ -230,6 +243,17 @@ class Publisher:
             self.stats.in_flight += sum(record.ticks for record in records)
             for record in records:
                 await self._send(record)
+
+    def _fresh(self, items: list[Pending]) -> list[Pending]:
+        """``items`` conflated when the oldest of them waited ``conflate_after_s`` or more."""
+        since, self._pending_since = self._pending_since, None
+        if not (self.conflate_when_full and self.conflate_after_s and since is not None):
+            return items
+        if time.monotonic() - since < self.conflate_after_s:
+            return items
+        kept = conflate(items)
+        self.stats.conflated += len(items) - len(kept)
+        return kept
 
     def _records(self, items: list[Pending]) -> list[_Record]:
         health = [

@@ -40,6 +40,12 @@ class IngestSettings(CommonSettings):
         ge=100,
         description="events pending for the producer before they are conflated (newest per instrument kept, counted)",
     )
+    conflate_after_ms: int = Field(
+        default=50,
+        ge=0,
+        description="events that waited this long for the producer when it takes them (it is behind) are conflated "
+        "too, newest per instrument kept, counted (0: only past queue_size)",
+    )
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     stale_after_s: float | None = Field(default=None, gt=0, description="override every venue's stale threshold")

@@ -248,3 +248,55 @@ async def test_without_conflation_one_large_batch_is_kept_whole() -> None:
     await publisher.stop()
     assert [t for _, _, value in producer.sent for t in decode_ticks(value)] == ticks
     assert publisher.stats.conflated == 0
+
+
+def _stuck(conflate_after_ms: int, conflate_when_full: bool = True) -> tuple[Publisher, StuckProducer]:
+    publisher = Publisher(
+        "unused:1",
+        "ns",
+        max_pending=1_000,
+        linger_ms=0,
+        conflate_when_full=conflate_when_full,
+        conflate_after_ms=conflate_after_ms,
+    )
+    producer = StuckProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    return publisher, producer
+
+
+async def _behind_the_producer(publisher: Publisher, producer: StuckProducer, wait_s: float) -> list[Quote]:
+    """One quote the drain takes and is stuck sending, 10 of ETH and 10 of SOL behind it for ``wait_s``."""
+    await publisher.publish([quote(ts=1)])
+    await asyncio.sleep(0.01)  # the drain took it and waits in send()
+    for n in range(1, 11):
+        await publisher.publish([quote(base="ETH", bid=str(n), ts=100 + n), quote(base="SOL", bid=str(n), ts=200 + n)])
+    await asyncio.sleep(wait_s)
+    producer.release.set()
+    await publisher.stop()
+    return [t for _, _, value in producer.sent for t in decode_ticks(value) if isinstance(t, Quote)]
+
+
+async def test_events_that_waited_past_the_threshold_for_a_busy_producer_are_conflated_and_counted() -> None:
+    publisher, producer = _stuck(conflate_after_ms=20)
+    sent = await _behind_the_producer(publisher, producer, wait_s=0.05)  # far below max_pending, but old
+    assert sent[0] == quote(ts=1)
+    assert sorted(sent[1:], key=lambda q: q.base) == [
+        quote(base="ETH", bid="10", ts=110),
+        quote(base="SOL", bid="10", ts=210),
+    ]
+    stats = publisher.stats
+    assert stats.conflated == 18
+    assert stats.queued == stats.delivered + stats.conflated + stats.lost and stats.lost == 0
+
+
+async def test_events_taken_before_the_threshold_are_all_sent() -> None:
+    publisher, producer = _stuck(conflate_after_ms=10_000)
+    sent = await _behind_the_producer(publisher, producer, wait_s=0.05)
+    assert len(sent) == 21 and publisher.stats.conflated == 0
+
+
+async def test_a_publisher_that_must_keep_every_tick_never_conflates_by_age() -> None:
+    publisher, producer = _stuck(conflate_after_ms=20, conflate_when_full=False)
+    sent = await _behind_the_producer(publisher, producer, wait_s=0.05)
+    assert len(sent) == 21 and publisher.stats.conflated == 0

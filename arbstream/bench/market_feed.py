@@ -102,8 +102,12 @@ async def warm_up(publisher: Publisher, source: TickSource) -> float:
 
 async def serve(bootstrap: str, namespace: str) -> None:
     source = TickSource.market_mix()
-    # Ingest's own batch window, ARBSTREAM_LINGER_MS included, so the stage measures what ingest would send.
-    publisher = Publisher(bootstrap, namespace, MAX_PENDING, linger_ms=IngestSettings().linger_ms)
+    # Ingest's own batch window and conflation (ARBSTREAM_LINGER_MS, _CONFLATE_AFTER_MS included), so the
+    # stage measures what ingest would send.
+    ingest = IngestSettings()
+    publisher = Publisher(
+        bootstrap, namespace, MAX_PENDING, linger_ms=ingest.linger_ms, conflate_after_ms=ingest.conflate_after_ms
+    )
     await publisher.start()
     loop = asyncio.get_running_loop()
     try:
