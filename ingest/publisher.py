@@ -154,6 +154,8 @@ class Publisher:
         self._retry: list[_Record] = []
         """Failed records to send again, ahead of everything pending (their events are older)."""
         self._wakeup = asyncio.Event()
+        self._unacked: list[asyncio.Future[object]] = []
+        """Delivery futures of the last drain's records (see :meth:`_sent_delivered`)."""
         self._last_sent_ns: dict[tuple[str, str], int] = {}
         """Receipt time of the newest event sent per identity: a retry never goes behind it."""
         self._producer = AIOKafkaProducer(
@@ -231,6 +233,7 @@ class Publisher:
             await self._wakeup.wait()
             if self.window_s > 0:
                 await asyncio.sleep(self.window_s)
+            await self._sent_delivered()
             self._wakeup.clear()
             items, self._pending = self._pending, []
             items = self._fresh(items)
@@ -243,6 +246,20 @@ class Publisher:
             self.stats.in_flight += sum(record.ticks for record in records)
             for record in records:
                 await self._send(record)
+
+    async def _sent_delivered(self) -> None:
+        """Until the broker answered for everything the last drain handed the producer.
+
+        aiokafka keeps one produce request in flight per broker; records handed to it meanwhile
+        wait in its accumulator, where nothing can conflate them, and a producer that is behind
+        queues seconds there. Waiting here instead keeps newer events pending, where they are
+        conflated by age or count (measured, decision 0039: at 3x what the producer takes, p99
+        stamp -> delivery 241 ms against 1.3-4.3 s; letting one more drain wait in the
+        accumulator gave 1.3-1.7 s). A failed record is retried by its callback; a dead broker
+        fails the sends after the producer's request timeout, as before."""
+        if self._unacked:
+            unacked, self._unacked = self._unacked, []
+            await asyncio.wait(unacked)
 
     def _fresh(self, items: list[Pending]) -> list[Pending]:
         """``items`` conflated when the oldest of them waited ``conflate_after_s`` or more."""
@@ -272,6 +289,7 @@ class Publisher:
         try:
             future = await self._producer.send(record.topic, record.value, key=record.key)
             future.add_done_callback(lambda f, r=record: self._on_delivery(f, r))
+            self._unacked.append(future)
             self.stats.records += 1
         except Exception as exc:  # noqa: BLE001 - any send failure is retried or reported below
             self._failed(record, exc)

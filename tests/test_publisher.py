@@ -300,3 +300,48 @@ async def test_a_publisher_that_must_keep_every_tick_never_conflates_by_age() ->
     publisher, producer = _stuck(conflate_after_ms=20, conflate_when_full=False)
     sent = await _behind_the_producer(publisher, producer, wait_s=0.05)
     assert len(sent) == 21 and publisher.stats.conflated == 0
+
+
+class UnansweredProducer(FlakyProducer):
+    """A broker slow to answer: send() returns at once, each delivery completes on :meth:`answer`."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.unanswered: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        self.sent.append((topic, key, value))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.unanswered.append(future)
+        return future
+
+    def answer(self) -> None:
+        for future in self.unanswered:
+            future.set_result(None)
+        self.unanswered.clear()
+
+
+async def test_nothing_more_goes_to_the_producer_until_it_answered_so_a_backlog_is_conflated_not_queued() -> None:
+    publisher = Publisher("unused:1", "ns", max_pending=1_000, linger_ms=0, conflate_after_ms=20)
+    producer = UnansweredProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    await publisher.publish([quote(ts=1)])
+    await asyncio.sleep(0.01)
+    assert len(producer.sent) == 1  # handed over, not answered yet
+    for n in range(1, 11):
+        await publisher.publish([quote(base="ETH", bid=str(n), ts=100 + n), quote(base="SOL", bid=str(n), ts=200 + n)])
+    await asyncio.sleep(0.05)
+    assert len(producer.sent) == 1 and publisher.stats.pending == 20  # waiting here, not in the producer
+    producer.answer()
+    await asyncio.sleep(0.01)
+    sent = [t for _, _, value in producer.sent[1:] for t in decode_ticks(value) if isinstance(t, Quote)]
+    assert sorted(sent, key=lambda q: q.base) == [
+        quote(base="ETH", bid="10", ts=110),
+        quote(base="SOL", bid="10", ts=210),
+    ]
+    producer.answer()
+    await publisher.stop()
+    stats = publisher.stats
+    assert stats.conflated == 18 and stats.delivered == 3
+    assert stats.queued == stats.delivered + stats.conflated + stats.lost
