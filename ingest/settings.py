@@ -41,10 +41,11 @@ class IngestSettings(CommonSettings):
         description="events pending for the producer before they are conflated (newest per instrument kept, counted)",
     )
     conflate_after_ms: int = Field(
-        default=50,
+        default=0,
         ge=0,
-        description="events that waited this long for the producer when it takes them (it is behind) are conflated "
-        "too, newest per instrument kept, counted (0: only past queue_size)",
+        description="events that waited this long for the producer when it takes them are conflated too, newest "
+        "per instrument kept, counted: fresher under overload, but a broker failover then drops resolution as well "
+        "(0: only past queue_size, decision 0039)",
     )
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
