@@ -247,7 +247,7 @@ def test_report_rows_of_the_market_stage() -> None:
         "partitions": 3,
         "sustained_ticks_per_s": 2_500,
         "idle_cpu_cores": {"feed": 0.0, "worker": 0.314, "broker": 0.05, "bench": 0.01},
-        "ladder": [_step(2_500, False), _step(5_000, True)],
+        "ladder": [_step(2_500, False), {**_step(5_000, True), "cpu_cores": {"broker": 0.4, "broker_jit": 0.25}}],
         "overload": _step(7_500, True),
     }
     rows = summary_rows({"market": stage})
@@ -255,7 +255,8 @@ def test_report_rows_of_the_market_stage() -> None:
     assert rows[1][1].startswith("worker CPU cores with no ticks") and rows[1][2] == "0.31"
     assert "keeps up" in rows[2][1] and "120 conflated / 900 processed" in rows[2][1]
     assert "worker 1.60" in rows[2][1] and rows[2][2] == "12.0 / 40.5 / 41.0"
-    assert "SATURATED" in rows[3][1]
+    assert "SATURATED" in rows[3][1] and "broker 0.30 (+ broker JIT compiling 0.25 cores)" in rows[3][1]
+    assert "JIT" not in rows[2][1]
     assert rows[4][1].startswith("OVERLOAD") and "7,500/s offered" in rows[4][1]
 
 

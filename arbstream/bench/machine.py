@@ -73,6 +73,33 @@ def pid_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+JIT_THREAD_PREFIXES = ("C1 CompilerThre", "C2 CompilerThre")
+"""HotSpot's compiler threads (thread names are cut to 15 characters in ``/proc``)."""
+
+
+def jit_cpu_s(pid: int, proc: Path = Path("/proc")) -> float:
+    """CPU seconds a JVM spent compiling (its C1/C2 compiler threads; 0 when it is gone).
+
+    A broker started for the bench compiles its hot paths during the first minutes: a third of
+    its CPU in a quick market stage went to C2 (2026-12-07), which a long-running broker does not
+    spend per tick, so sizing figures leave it out and report it beside them."""
+    total = 0
+    try:
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        comm, _, rest = stat[stat.index("(") + 1 :].rpartition(")")
+        if comm.startswith(JIT_THREAD_PREFIXES):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
+
+
 def _own_cpu_s(extra_pids: Sequence[int]) -> float:
     """CPU seconds of the bench, its reaped children (stopped services) and still-running ``extra_pids``."""
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

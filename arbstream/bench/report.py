@@ -163,7 +163,9 @@ def _latency_figure(level: Result) -> str:
 def _cpu_cells(step: Result) -> str:
     """CPU cores per 10k ticks/s of each process, the figure that sizes a cluster."""
     per = step["cpu_cores_per_10k_ticks_per_s"]
-    return ", ".join(f"{name} {_num(per[name], 2)}" for name in ("feed", "worker", "broker"))
+    cells = ", ".join(f"{name} {_num(per[name], 2)}" for name in ("feed", "worker", "broker"))
+    jit = step.get("cpu_cores", {}).get("broker_jit")
+    return cells if jit is None else f"{cells} (+ broker JIT compiling {_num(jit, 2)} cores)"
 
 
 def _market_figure(step: Result, label: str) -> str:
