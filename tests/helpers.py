@@ -12,12 +12,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from arbstream.bench.dashboard_stage import missing_prerequisite
+
+if TYPE_CHECKING:
+    import faust
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO_ROOT / "dashboard"
@@ -177,3 +181,20 @@ async def wait_http(url: str, timeout_s: float = 30) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise AssertionError(f"{url} did not answer")
+
+
+def raw_faust_app(group: str, bootstrap: str, datadir: Path, **settings: Any) -> faust.App:
+    """An in-process Faust app on the real broker with raw bytes, a memory store and one partition."""
+    import faust  # here: most tests never start Faust
+
+    return faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        datadir=str(datadir),
+        topic_partitions=1,
+        **settings,
+    )

@@ -17,6 +17,7 @@ from faust.types import TP, Message
 from plumbing.kafka import ensure_topics
 from processors.discovery import committed_offsets
 from processors.faust_batches import BatchRouter, deliver_in_batches
+from tests.helpers import raw_faust_app
 
 PER_TOPIC = 300
 
@@ -48,17 +49,8 @@ async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks
     await ensure_topics(kafka_bootstrap, [*batched, other], 1)
     await _produce(kafka_bootstrap, {batched[0]: PER_TOPIC, batched[1]: PER_TOPIC, other: 20})
     group = f"{namespace}-batches"
-    app = faust.App(
-        group,
-        broker=f"kafka://{kafka_bootstrap}",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        store="memory://",
-        datadir=str(tmp_path),
-        topic_partitions=1,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=0.2,
+    app = raw_faust_app(
+        group, kafka_bootstrap, tmp_path, consumer_auto_offset_reset="earliest", broker_commit_interval=0.2
     )
     names = list(batched)
     app.topics.add(faust.Topic(app, topics=names, key_type=bytes, value_type=bytes))

@@ -14,6 +14,7 @@ from faust.types import TP
 
 from plumbing.kafka import ensure_topics
 from processors.recovery_watch import RecoveryWatch, Stall, stalled
+from tests.helpers import raw_faust_app
 
 A, B = TP("t-changelog", 0), TP("t-changelog", 1)
 
@@ -72,16 +73,7 @@ async def test_a_recovery_that_skipped_its_changelog_records_completes_once_the_
         await producer.flush()
     finally:
         await producer.stop()
-    app = faust.App(
-        group,
-        broker=f"kafka://{kafka_bootstrap}",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        store="memory://",
-        datadir=str(tmp_path),
-        topic_partitions=1,
-    )
+    app = raw_faust_app(group, kafka_bootstrap, tmp_path)
     table = app.Table("t", default=None, key_type=bytes, value_type=bytes, partitions=1)
 
     @app.agent(app.topic(source, value_type=bytes))
