@@ -1,10 +1,11 @@
-"""arbstream.bench.machine: a JVM's compiling time, read from its threads in /proc."""
+"""arbstream.bench helpers: a JVM's compiling time (its threads in /proc), where the local broker works."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from arbstream.bench.kafka_io import work_root
 from arbstream.bench.machine import jit_cpu_s
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -30,3 +31,9 @@ def test_only_the_compiler_threads_count(tmp_path: Path) -> None:
 def test_a_process_without_compiler_threads_or_gone_spent_nothing_compiling(tmp_path: Path) -> None:
     assert jit_cpu_s(os.getpid()) == 0.0
     assert jit_cpu_s(42, tmp_path) == 0.0
+
+
+def test_the_broker_works_in_ram_when_there_is_room(tmp_path: Path) -> None:
+    assert work_root(tmp_path, min_free=0) == tmp_path
+    assert work_root(tmp_path, min_free=1 << 60) is None  # not enough room: the system's temporary directory
+    assert work_root(tmp_path / "absent", min_free=0) is None
