@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arbstream.bench.kafka_io import work_root
 from arbstream.bench.machine import jit_cpu_s
+from plumbing.broker import ram_disk_root
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -34,6 +34,6 @@ def test_a_process_without_compiler_threads_or_gone_spent_nothing_compiling(tmp_
 
 
 def test_the_broker_works_in_ram_when_there_is_room(tmp_path: Path) -> None:
-    assert work_root(tmp_path, min_free=0) == tmp_path
-    assert work_root(tmp_path, min_free=1 << 60) is None  # not enough room: the system's temporary directory
-    assert work_root(tmp_path / "absent", min_free=0) is None
+    assert ram_disk_root(tmp_path, min_free=0) == tmp_path
+    assert ram_disk_root(tmp_path, min_free=1 << 60) is None  # not enough room: the system's temporary directory
+    assert ram_disk_root(tmp_path / "absent", min_free=0) is None

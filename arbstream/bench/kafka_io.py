@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from plumbing.broker import LocalKafka, free_port
+from plumbing.broker import RAM_DISK, LocalKafka, free_port
 from plumbing.kafka import symbol_partitioner
 from plumbing.settings import BrokerSettings, CommonSettings
 
@@ -28,26 +27,6 @@ class BrokerInfo:
     local: bool
     pid: int | None = None
     """The local broker's JVM, whose CPU counts as the bench's own."""
-
-
-RAM_DISK = Path("/dev/shm")
-RAM_DISK_MIN_FREE = 8 << 30
-"""A quick run writes well under a gigabyte; a full one a few."""
-
-
-def work_root(ram_disk: Path = RAM_DISK, min_free: int = RAM_DISK_MIN_FREE) -> Path | None:
-    """Where the bench's local broker keeps its data: a RAM disk when there is one with room.
-
-    On this machine's virtual disk the broker's produce round trips were ~3x slower than on tmpfs
-    from the start (publisher alone at 40,000 ticks/s: p50 50-77 vs 17-19 ms) and collapsed once
-    earlier stages' data was being written back (the third run on one broker: 45-84k of 160k
-    ticks delivered, p50 0.6-1.0 s; on tmpfs no change). That measures the VM's disk, not
-    arbstream; a production broker has its own disks. None: the system's temporary directory."""
-    try:
-        free = shutil.disk_usage(ram_disk).free
-    except OSError:
-        return None
-    return ram_disk if free >= min_free else None
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from arbstream.bench.broker_limit import run_broker_limit
 from arbstream.bench.common import Plan, Result
 from arbstream.bench.dashboard_stage import run_dashboard_stage
 from arbstream.bench.ingest_stage import run_ingest_stage
-from arbstream.bench.kafka_io import BrokerInfo, bench_broker, work_root
+from arbstream.bench.kafka_io import BrokerInfo, bench_broker
 from arbstream.bench.machine import CpuMeter, busy_cpus, describe
 from arbstream.bench.market_stage import LadderPlan, run_market_stage
 from arbstream.bench.parse import run_parse
@@ -34,6 +34,7 @@ from arbstream.bench.recovery import run_recovery
 from arbstream.bench.replay_stage import run_replay_stage
 from arbstream.bench.ticks import TickSource
 from arbstream.bench.websocket_stage import run_websocket_stage
+from plumbing.broker import ram_disk_root
 from plumbing.errors import ConfigError
 from plumbing.settings import REPO_ROOT
 
@@ -171,7 +172,7 @@ def run_bench(plan: Plan, out_dir: Path = DEFAULT_OUT, stages: Sequence[str] = S
             results[name] |= {"elapsed_s": time.monotonic() - stage_started, "cpu": meter.result()}
     broker_wanted = [s for s in stages if s not in LOCAL_STAGES]
     if broker_wanted:
-        root = work_root()
+        root = ram_disk_root()
         with (
             tempfile.TemporaryDirectory(prefix="arbstream-bench-", dir=root) as tmp,
             bench_broker(Path(tmp) / "kafka") as broker,
