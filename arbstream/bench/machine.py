@@ -67,10 +67,16 @@ def _cpu_ticks() -> tuple[int, int]:
 def pid_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a running process (0 when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _cpu_ticks_of(Path(f"/proc/{pid}/stat").read_text()) / _CLOCK_TICKS
     except (OSError, IndexError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _cpu_ticks_of(stat: str) -> int:
+    """User + system clock ticks from a ``/proc/<pid>[/task/<tid>]/stat`` line (the name, in
+    parentheses, may itself hold spaces and parentheses: the fields start after the last one)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 JIT_THREAD_PREFIXES = ("C1 CompilerThre", "C2 CompilerThre")
@@ -93,10 +99,8 @@ def jit_cpu_s(pid: int, proc: Path = Path("/proc")) -> float:
             stat = (task / "stat").read_text()
         except OSError:
             continue  # the thread ended
-        comm, _, rest = stat[stat.index("(") + 1 :].rpartition(")")
-        if comm.startswith(JIT_THREAD_PREFIXES):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
+        if stat[stat.index("(") + 1 :].startswith(JIT_THREAD_PREFIXES):
+            total += _cpu_ticks_of(stat)
     return total / _CLOCK_TICKS
 
 
