@@ -29,6 +29,7 @@ from processors.faust_host import EngineHost
 from processors.faust_tuning import (
     PARTITION_FETCH_BYTES,
     commit_against_one_assignment,
+    lazy_commit_log_table,
     throttle_livelock_scan,
     tolerate_revoked_highwater,
     tune_worker_consumer,
@@ -48,6 +49,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
         settings.worker_fetch_max_wait_ms, settings.worker_fetch_min_bytes, settings.worker_fetch_sessions
     )
     throttle_livelock_scan(settings.worker_livelock_check_s)
+    lazy_commit_log_table()
     commit_against_one_assignment()
     tolerate_revoked_highwater()
     topics = WorkerTopics.of(settings)

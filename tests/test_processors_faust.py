@@ -14,9 +14,11 @@ from typing import Any, cast
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.transport import consumer as faust_consumer
 from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.utils import terminal as faust_terminal
 
 from ingest.publisher import tick_records
 from plumbing.fetch_sessions import FetchSessions
@@ -166,6 +168,68 @@ async def test_livelock_scan_runs_at_most_every_interval_over_every_partition() 
     assert sorted(thread.checked) == sorted(thread.assigned)
     await scan(cast(Any, thread))  # within the interval: nothing
     assert len(thread.checked) == 1_500
+
+
+class FakeCommitter:
+    """What Faust's ``Consumer._commit_offsets`` touches of its consumer, with a log that records."""
+
+    in_transaction = False
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+        self.committed: dict[TP, int] = {}
+        self._committed_offset: dict[TP, int] = {}
+        self.logged: list[tuple[str, tuple[Any, ...]]] = []
+        self.log = self
+        self.app = self
+        self.producer = self
+        self.tables = self
+        self.monitor = self
+
+    def dev(self, message: str, *args: Any) -> None:
+        self.logged.append((message, args))
+
+    def info(self, message: str, *args: Any) -> None:
+        self.logged.append((message, args))
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    async def flush(self) -> None:
+        return None
+
+    async def _commit(self, offsets: dict[TP, int]) -> bool:
+        self.committed.update(offsets)
+        return True
+
+    def on_commit(self, offsets: dict[TP, int]) -> None:
+        return None
+
+    def on_tp_commit(self, offsets: dict[TP, int]) -> None:
+        return None
+
+
+async def test_commits_render_their_offset_table_only_when_the_log_line_is_formatted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_app(SETTINGS, "127.0.0.1:1", ["t1.ticks.BTC"])
+    rendered: list[int] = []
+    real = faust_terminal.logtable
+
+    def counting_logtable(data: Any, **kwargs: Any) -> str:
+        rendered.append(len(data))
+        return str(real(data, **kwargs))
+
+    monkeypatch.setattr(faust_terminal, "logtable", counting_logtable)
+    assigned = {TP(f"t1.ticks.S{i}", 0) for i in range(3)}
+    committer = FakeCommitter(assigned)
+    assert await faust_consumer.Consumer._commit_offsets(cast(Any, committer), {tp: 5 for tp in assigned})
+    assert committer.committed == {tp: 5 for tp in assigned}  # Faust's own code ran
+    assert rendered == []  # the "dev" log line was never formatted: no table built
+    message, args = committer.logged[0]
+    assert message.startswith("COMMITTING OFFSETS")
+    text = message % args
+    assert rendered == [3] and all(f"t1.ticks.S{i}" in text for i in range(3)) and "Commit Offsets" in text
 
 
 async def test_new_topics_are_subscribed_after_the_configured_delay_not_faust_s_45_s() -> None:
