@@ -9,13 +9,14 @@ consumer, in the same Faust worker, hands each fetch over as one list. On the wh
 holds ~1.4 ticks (per-symbol batches of a 5 ms window), so the per-event path alone capped a worker
 near 9k ticks/s.
 
-:func:`deliver_in_batches` wraps the consumer's ``getmany`` (what ``_drain_messages`` iterates) for
-one app: records of the batched topics are checked and tracked exactly as ``_drain_messages`` does
-(read offset, gaps, ``track_message``) and put on a Faust channel as one list per fetch; records of
-every other topic go on through Faust's own per-event path. The agent acknowledges each record after
-its batch is processed (:meth:`BatchRouter.ack`), so Faust's commits (after its producer flush) keep
-the at-least-once guarantee. ``tests/test_processors_faust.py`` runs the patch on the installed
-Faust's consumer.
+:func:`deliver_in_batches` replaces the consumer's ``getmany`` (what ``_drain_messages``
+iterates) for one app with one that takes Faust's fetched records (``_wait_next_records``) a
+partition at a time: records of the batched topics are checked and tracked exactly as
+``_drain_messages`` does (read offset, gaps, ``track_message``) and put on a Faust channel as one
+list per fetch; records of every other topic go on through Faust's own per-event path. The agent
+acknowledges each record after its batch is processed (:meth:`BatchRouter.ack`), so Faust's
+commits (after its producer flush) keep the at-least-once guarantee.
+``tests/test_processors_faust.py`` runs the patch on the installed Faust's consumer.
 """
 
 from __future__ import annotations
