@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.instruments import load_venue_instruments
@@ -71,6 +71,8 @@ frames = st.one_of(
 @pytest.mark.parametrize("name", VENUE_NAMES)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=frames)
+@example(frame='{"data": {"s": []}}')  # found by CI: binance looked a list up as a symbol (TypeError)
+@example(frame='{"data": {"s": {"x": 1}, "e": "bookTicker"}}')
 def test_malformed_frames_never_escape_the_runner(name: str, frame: str | bytes) -> None:
     runner, events, _health = make_runner(name)
     venue = runner.venue_cls(runner.instruments)

@@ -406,5 +406,9 @@ class Venue(ABC):
         warning instead of failing as an unknown symbol would."""
         return None
 
-    def instrument(self, native_symbol: str) -> Instrument | None:
+    def instrument(self, native_symbol: object) -> Instrument | None:
+        """The tracked instrument of a symbol read from a frame; None for a symbol not tracked. A
+        symbol that is not a string (a list or object in a malformed frame) is a :class:`FrameError`."""
+        if not isinstance(native_symbol, str):
+            raise FrameError(f"symbol {native_symbol!r} is not a string")
         return self.by_native.get(native_symbol)
