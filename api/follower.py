@@ -47,7 +47,7 @@ from api.settings import ApiSettings
 from api.universe import Universe
 from plumbing.aio import cancel_requested
 from schemas.arbitrage import EpisodeClosed, Opportunity, decode_event, decode_state, decode_worker_stats
-from schemas.market import Quote, decode_health, decode_tick
+from schemas.market import Quote, decode_health, decode_prices
 from schemas.topics import (
     HEALTH,
     INSTRUMENTS,
@@ -299,17 +299,18 @@ class Follower:
         return changes
 
     def _apply_prices(self, records: list[Record], changes: Changes) -> None:
-        # Compacted, keyed by instrument id: only the last record per key in a batch matters.
+        # Compacted, keyed by symbol (by instrument id before decision 0041): only the last record
+        # per key in a batch matters.
         latest: dict[bytes, bytes] = {r.key: r.value for r in records if r.key is not None and r.value is not None}
         by_symbol: dict[str, list[Quote]] = {}
         for key, value in latest.items():
             try:
-                event = decode_tick(value)
+                quotes = decode_prices(value)
             except msgspec.DecodeError as exc:
                 self._undecodable(self.topics.prices, key, exc)
                 continue
-            if isinstance(event, Quote):
-                by_symbol.setdefault(event.base, []).append(event)
+            for quote in quotes:
+                by_symbol.setdefault(quote.base, []).append(quote)
         for symbol, quotes in by_symbol.items():
             self.model.apply_quotes(symbol, quotes, changes)
 

@@ -35,7 +35,7 @@ from processors.settings import WorkerSettings
 from processors.topics import WorkerTopics
 from schemas.arbitrage import RejectedTick, WorkerStats, decode_state
 from schemas.arbitrage import encode as encode_arb
-from schemas.market import encode as encode_market
+from schemas.market import encode_prices
 from schemas.topics import base_of_ticks_topic
 
 log = logging.getLogger(__name__)
@@ -296,12 +296,16 @@ class EngineHost:
         self.table.send_changelog(symbol_partition(key, self._partitions_of(self.topics.changelog)), key, row)
 
     async def publish_prices(self) -> None:
-        """Runs beside the agent, which adds slots and quotes while this awaits its sends: it works
+        """One record per symbol whose quotes changed: all its latest quotes (decision 0041).
+
+        Runs beside the agent, which adds slots and quotes while this awaits its sends: it works
         on snapshots, and a quote changed meanwhile goes out next time."""
         for base, slot in list(self.engine.slots.items()):
-            changed, slot.changed_quotes = slot.changed_quotes, {}
-            for instrument_id, quote in changed.items():
-                await self._send(self.topics.prices, base.encode(), encode_market(quote), key=instrument_id.encode())
+            if not slot.changed_quotes:
+                continue
+            slot.changed_quotes = {}
+            record = encode_prices(base, list(slot.state.quotes.values()))
+            await self._send(self.topics.prices, base.encode(), record)
 
     async def publish_stats(self) -> None:
         c = self.engine.counters

@@ -15,7 +15,7 @@ import msgspec
 from schemas.arbitrage import EpisodeClosed, FundingEvent, Opportunity, RejectedTick, SymbolState, WorkerStats
 from schemas.control import ControlRequest
 from schemas.funding import FundingSettlement
-from schemas.market import Health, Instrument, ListingStatus, Quote, TickBatch
+from schemas.market import Health, Instrument, ListingStatus, SymbolPrices, TickBatch
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json"
 
@@ -30,7 +30,7 @@ TOPIC_TYPES: dict[str, Any] = {
     "instruments": Instrument,
     "listings": ListingStatus,
     "rejected-ticks": RejectedTick,
-    "prices": Quote,
+    "prices": SymbolPrices,
     "worker-stats": WorkerStats,
     "control": ControlRequest,
 }

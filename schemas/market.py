@@ -363,6 +363,31 @@ def decode_ticks(payload: bytes) -> list[Quote | Funding]:
     return decoded.ticks if isinstance(decoded, TickBatch) else [decoded]
 
 
+class SymbolPrices(msgspec.Struct, frozen=True, kw_only=True, tag="prices", tag_field="type"):
+    """What a ``prices`` record carries: the worker's latest quote of every instrument of one
+    symbol it holds, keyed by the symbol, so the compacted topic keeps each symbol's latest whole
+    set (decision 0041). Sent at most once per ``ARBSTREAM_PRICES_INTERVAL_MS`` for a symbol with a
+    changed quote. Readers also accept a bare ``Quote`` keyed by its instrument id (one record per
+    instrument, written before 0041): :func:`decode_prices` returns the quotes of either."""
+
+    symbol: str
+    quotes: list[Quote]
+
+
+_prices_decoder = msgspec.json.Decoder(SymbolPrices | Quote)
+
+
+def encode_prices(symbol: str, quotes: Sequence[Quote]) -> bytes:
+    """One ``prices`` record: ``symbol``'s latest quote per instrument."""
+    return _encoder.encode(SymbolPrices(symbol=symbol, quotes=list(quotes)))
+
+
+def decode_prices(payload: bytes) -> list[Quote]:
+    """The quotes of one ``prices`` record (see :class:`SymbolPrices`)."""
+    decoded = _prices_decoder.decode(payload)
+    return decoded.quotes if isinstance(decoded, SymbolPrices) else [decoded]
+
+
 def decode_health(payload: bytes) -> Health:
     event: Health = _health_decoder.decode(payload)
     return event

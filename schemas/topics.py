@@ -20,8 +20,9 @@ INSTRUMENTS = "instruments"
 LISTINGS = "listings"
 """Compacted, keyed by venue: ``ListingStatus`` (which listing source each venue uses, how old)."""
 PRICES = "prices"
-"""Compacted, keyed by instrument id, partitioned by symbol: the worker's latest ``Quote`` per
-instrument, at most once per ``ARBSTREAM_PRICES_INTERVAL_MS`` (what the API shows as prices)."""
+"""Compacted, keyed and partitioned by symbol: ``SymbolPrices``, the worker's latest ``Quote`` of
+every instrument of the symbol, at most once per ``ARBSTREAM_PRICES_INTERVAL_MS`` for a symbol
+whose quotes changed (what the API shows as prices; decision 0041)."""
 WORKER_STATS = "worker-stats"
 """Keyed by worker id: each worker's ``WorkerStats`` (processed, conflated, ... ticks) every second."""
 TICKS_PREFIX = "ticks."

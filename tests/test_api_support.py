@@ -35,7 +35,7 @@ from plumbing.broker import free_port
 from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.arbitrage import process_quote
 from schemas.arbitrage import SymbolState, decode_event
-from schemas.market import ContractKind, Funding, Health, HealthState, Quote, decode_tick, encode, instrument_key
+from schemas.market import ContractKind, Funding, Health, HealthState, Quote, decode_prices, encode, instrument_key
 from schemas.topics import HEALTH, OPPORTUNITIES, OPPORTUNITY_EPISODES, PRICES, ticks_topic, topic_name
 from tests.helpers import consume_until, running, service_env
 
@@ -298,7 +298,7 @@ async def _worker_done(stack: Stack) -> None:
     final = {t.instrument_id: t for t in stack.fed if isinstance(t, Quote)}
 
     def quotes_done(records: list[Any]) -> bool:
-        latest = {r.key.decode(): decode_tick(r.value) for r in records}
+        latest = {quote.instrument_id: quote for r in records for quote in decode_prices(r.value)}
         return all(latest.get(instrument_id) == quote for instrument_id, quote in final.items())
 
     await _wait_for_topic(stack.bootstrap, prices, 60)

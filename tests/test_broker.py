@@ -20,7 +20,7 @@ from plumbing.broker import INDEX_INTERVAL_BYTES, LocalKafka, free_port
 from plumbing.kafka import ensure_topics
 from plumbing.settings import BrokerSettings
 from processors.app import CHANGELOG_CONFIG
-from schemas.market import Quote, decode_tick, encode
+from schemas.market import Quote, decode_prices, encode
 from schemas.topics import PRICES, ticks_topic, topic_name
 from tests.helpers import REPO_ROOT, consume_until, running, service_env
 
@@ -136,13 +136,15 @@ async def test_worker_publishes_the_latest_quote_per_instrument(
         await wait_for_topic(kafka_bootstrap, prices)  # created by the worker, never auto-created by us
 
         def latest_is_last(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-            return any(r.key == instrument and decode_tick(r.value) == quotes[-1] for r in records)
+            return any(decode_prices(r.value) == [quotes[-1]] for r in records)
 
         records = await consume_until(kafka_bootstrap, [prices], latest_is_last, 90)
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-    mine = [decode_tick(r.value) for r in records if r.key == instrument]
-    assert mine[-1] == quotes[-1], (tmp_path / "worker.log").read_text()[-3000:]
-    assert {r.key for r in records} == {instrument}
+    # One record per symbol, keyed by it, holding its one instrument's latest quote (decision 0041).
+    mine = [decode_prices(r.value) for r in records]
+    assert mine[-1] == [quotes[-1]], (tmp_path / "worker.log").read_text()[-3000:]
+    assert {r.key for r in records} == {quotes[-1].base.encode()}
+    assert all(len(q) == 1 and q[0].instrument_id == instrument.decode() for q in mine)
     for compacted in (prices, changelog):
         configs = await topic_configs(kafka_bootstrap, compacted)
         assert configs["cleanup.policy"] == "compact", compacted
