@@ -68,8 +68,8 @@ class Slot:
     """An episode or the cooldown changed: write the row before the batch's offsets are committed."""
     dirty: bool = False
     """Funding or episode counters changed: write the row within the flush interval."""
-    changed_quotes: dict[str, Quote] = field(default_factory=dict)
-    """Latest quote per instrument since the last ``prices`` flush."""
+    quotes_changed: bool = False
+    """A quote was applied or rebuilt since the symbol's last ``prices`` record (decision 0041)."""
 
 
 @dataclass
@@ -274,7 +274,7 @@ class Engine:
         outcome = process_quote(base, state, event, health, event.receipt_ts_ns, self.config, slot.fast)
         out.alerts += outcome.alerts
         out.closed += outcome.closed
-        slot.changed_quotes[event.instrument_id] = event
+        slot.quotes_changed = True
         # An alert also moves the cooldown, and only ever comes with an episode opening.
         slot.urgent = slot.urgent or outcome.transitions > 0
         slot.dirty = slot.dirty or bool(state.episodes)
@@ -299,7 +299,7 @@ class Engine:
         if isinstance(event, Quote):
             slot.state.quotes[event.instrument_id] = event
             slot.fast.drop(event.instrument_id)  # re-cached from the quote when next needed
-            slot.changed_quotes[event.instrument_id] = event
+            slot.quotes_changed = True
         else:
             slot.state.funding[event.instrument_id] = event
         self.counters.rebuilt += 1

@@ -301,9 +301,9 @@ class EngineHost:
         Runs beside the agent, which adds slots and quotes while this awaits its sends: it works
         on snapshots, and a quote changed meanwhile goes out next time."""
         for base, slot in list(self.engine.slots.items()):
-            if not slot.changed_quotes:
+            if not slot.quotes_changed:
                 continue
-            slot.changed_quotes = {}
+            slot.quotes_changed = False
             record = encode_prices(base, list(slot.state.quotes.values()))
             await self._send(self.topics.prices, base.encode(), record)
 

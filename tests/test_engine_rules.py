@@ -78,7 +78,7 @@ def test_flags_tell_the_host_what_to_write() -> None:
     stamp = T0 // MS
     e.apply_batch("BTC", [Rec(0, b"BTC", encode(GOOD), stamp)], {}, stamp)
     slot = e.slots["BTC"]
-    assert (slot.urgent, slot.dirty, slot.changed_quotes) == (False, False, {GOOD.instrument_id: GOOD})
+    assert (slot.urgent, slot.dirty, slot.quotes_changed) == (False, False, True)
     e.apply_batch("BTC", [Rec(1, b"BTC", encode(funding()), stamp)], {}, stamp)
     assert (slot.urgent, slot.dirty) == (False, True)  # funding changed: within the flush interval
     assert slot.state.funding["BTC-USDT-PERP@okx"] == funding()
@@ -127,10 +127,11 @@ def test_a_rebuilt_quote_replaces_the_cached_float_copy() -> None:
     e.apply_batch("BTC", [Rec(5, b"BTC", encode(GOOD), stamp)], {}, stamp)
     slot = e.slots["BTC"]
     assert GOOD.instrument_id in slot.fast.quotes
+    slot.quotes_changed = False  # as after the symbol's prices record
     newer = quote("binance", "90", "90.01", T0 + MS)
     e.apply_batch("BTC", [Rec(5, b"BTC", encode(newer), stamp)], {}, stamp)  # offset already applied
     assert GOOD.instrument_id not in slot.fast.quotes and slot.state.quotes[GOOD.instrument_id] == newer
-    assert slot.changed_quotes[GOOD.instrument_id] == newer
+    assert slot.quotes_changed
 
 
 def test_load_keeps_the_higher_of_the_row_and_the_committed_offset_and_drop_forgets() -> None:
