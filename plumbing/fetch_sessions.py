@@ -37,8 +37,8 @@ PartitionFetch = tuple[int, int]
 """What a session remembers of a partition: (fetch offset, max bytes)."""
 PartitionKey = tuple[str, int]
 """(topic, partition): a plain tuple, equal to and hashed as aiokafka's ``TopicPartition``, built
-several times cheaper (a namedtuple's constructor is a Python call: building one per partition
-of every fetch was 11 % of an idle whole-market worker's consumer thread, py-spy)."""
+~10x cheaper (a namedtuple's constructor is a Python call: building one per partition of every
+fetch was 11 % of an idle whole-market worker's consumer thread, py-spy)."""
 
 
 @dataclass

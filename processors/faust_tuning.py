@@ -226,6 +226,6 @@ def lazy_commit_log_table() -> None:
     (terminaltables, a row per partition) for a log line at Faust's "dev" level, below DEBUG, which
     is never emitted: on the whole market (~480 partitions with new offsets, a commit every 500 ms)
     6 % of the worker's main thread in the processors stage's profile (pyinstrument; ~15 ms per
-    commit under the profiler, with the event loop blocked). The consumer module's ``terminal`` is replaced by one
-    whose tables render only when the log record is formatted (idempotent)."""
+    commit under the profiler, with the event loop blocked). The consumer module's ``terminal`` is
+    replaced by one whose tables render only when the log record is formatted (idempotent)."""
     setattr(faust_consumer, "terminal", _TerminalWithLazyTables())  # noqa: B010 - not exported: mypy

@@ -11,7 +11,7 @@ import pytest
 from processors.faust_app import create_app
 from processors.settings import WorkerSettings
 from schemas.market import decode_prices, encode, encode_prices, encode_ticks
-from tests.test_engine import quote
+from tests.test_engine import quote, records
 
 SETTINGS = WorkerSettings(kafka_bootstrap="127.0.0.1:1", namespace="t1", min_ticks=1)
 
@@ -36,8 +36,7 @@ async def test_the_worker_sends_one_record_per_changed_symbol_with_every_quote_i
     eth = [quote("bybit", "10", "10.1", 1, base="ETH")]
     for base, ticks in (("BTC", btc), ("ETH", eth)):
         host.engine.load(base, None)
-        for offset, tick in enumerate(ticks):
-            record = _Record(offset, encode_ticks([tick]))
+        for record in records(ticks):
             host.engine.apply_batch(base, [record], {}, 0)
     await host.publish_prices()
     by_symbol = {symbol: (topic, decode_prices(value), key) for topic, symbol, value, key in sent}
@@ -50,15 +49,10 @@ async def test_the_worker_sends_one_record_per_changed_symbol_with_every_quote_i
     assert sent == []  # nothing changed since
     # Only okx's BTC quote moves: BTC's record still holds binance's (compaction keeps one per symbol).
     moved = quote("okx", "101", "101.1", 9)
-    host.engine.apply_batch("BTC", [_Record(5, encode_ticks([moved]))], {}, 0)
+    host.engine.apply_batch("BTC", records([moved], first_offset=5), {}, 0)
     await host.publish_prices()
     ((_, symbol, value, _),) = sent
     assert symbol == b"BTC" and {q.instrument_id: q for q in decode_prices(value)} == {
         btc[0].instrument_id: btc[0],
         moved.instrument_id: moved,
     }
-
-
-class _Record:
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.offset, self.value, self.key, self.timestamp = offset, value, b"", 0
