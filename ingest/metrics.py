@@ -55,6 +55,7 @@ class IngestCollector(Collector):
                 ("delivery_errors", published.delivery_errors),
                 ("lost", published.lost),
                 ("conflated", published.conflated),
+                ("held_over", published.held_over),
             ):
                 family = CounterMetricFamily(f"arbstream_ingest_{name}", f"messages {name.replace('_', ' ')}")
                 family.add_metric([], value)

@@ -44,6 +44,14 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_TICKS = 256
 """Ticks per record at most (~100 KB of JSON, well under the producer's batch and request sizes)."""
+PRODUCE_BATCH_BYTES = 1 << 20
+"""aiokafka's batch per partition, and the most one drain hands the producer for a partition.
+Handed more, ``send()`` waits for the full batch to go (a produce round trip each), the next drain
+finds more pending and waits longer: at saturation drains took 0.25-0.7 s and half the parsed ticks
+were conflated (decision 0042). 1 MiB: Kafka's default ``message.max.bytes`` is 1 MiB + 12 bytes,
+Redpanda's batch limit 1 MiB; the worker's producer uses the same."""
+BATCH_OVERHEAD, RECORD_OVERHEAD = 64, 32
+"""Bytes a record batch's header and each record's own fields take at most (v2 format: 61 and ~20)."""
 
 
 Pending: TypeAlias = Quote | Funding | Health
@@ -77,23 +85,40 @@ def conflate(events: list[Pending]) -> list[Pending]:
     return [event for index, event in enumerate(events) if index in keep]
 
 
-def tick_chunks(
-    events: Iterable[Quote | Funding], namespace: str, max_ticks: int = MAX_BATCH_TICKS
-) -> list[tuple[str, bytes, bytes, list[Pending]]]:
+Chunk: TypeAlias = tuple[str, bytes, bytes, list[Pending]]
+"""(topic, key, value, ticks) of one record."""
+
+
+def tick_chunks(events: Iterable[Quote | Funding], namespace: str, max_ticks: int = MAX_BATCH_TICKS) -> list[Chunk]:
     """(topic, key, value, ticks): one record per symbol (more past ``max_ticks``), ticks in order.
 
     The key is the symbol, so :func:`plumbing.kafka.symbol_partitioner` puts every record of a
     symbol on one partition and the records keep the ticks' order."""
+    return budgeted_chunks(events, namespace, max_ticks=max_ticks)[0]
+
+
+def budgeted_chunks(
+    events: Iterable[Quote | Funding], namespace: str, max_bytes: int | None = None, max_ticks: int = MAX_BATCH_TICKS
+) -> tuple[list[Chunk], list[Quote | Funding]]:
+    """:func:`tick_chunks`, each symbol's records ending before they would fill more than
+    ``max_bytes`` of one producer batch (its first record always goes), and the ticks left out —
+    a tail of each such symbol's ticks, in order."""
     by_base: dict[str, list[Quote | Funding]] = {}
     for event in events:
         by_base.setdefault(event.base, []).append(event)
-    records: list[tuple[str, bytes, bytes, list[Pending]]] = []
+    records: list[Chunk] = []
+    left: list[Quote | Funding] = []
     for base, ticks in by_base.items():
-        topic = ticks_topic(base, namespace)
+        topic, key, batch_bytes = ticks_topic(base, namespace), base.encode(), BATCH_OVERHEAD
         for start in range(0, len(ticks), max_ticks):
             chunk: list[Pending] = list(ticks[start : start + max_ticks])
-            records.append((topic, base.encode(), encode_ticks(ticks[start : start + max_ticks]), chunk))
-    return records
+            value = encode_ticks(ticks[start : start + max_ticks])
+            batch_bytes += len(key) + len(value) + RECORD_OVERHEAD
+            if max_bytes is not None and batch_bytes > max_bytes and start > 0:
+                left += ticks[start:]
+                break
+            records.append((topic, key, value, chunk))
+    return records, left
 
 
 def tick_records(
@@ -116,6 +141,8 @@ class PublisherStats:
     """Events replaced by a newer one of the same instrument/connection before they were sent."""
     records: int = 0
     """Records sent: ``delivered / records`` is the mean ticks per record."""
+    held_over: int = 0
+    """Ticks a drain left for the next one: their partition's producer batch was full."""
     pending: int = 0
     """Events waiting for the drain (a gauge)."""
     in_flight: int = 0
@@ -162,7 +189,7 @@ class Publisher:
             bootstrap_servers=bootstrap,
             linger_ms=0,  # the batch window is the linger (see the module doc)
             acks="all",
-            max_batch_size=256 * 1024,
+            max_batch_size=PRODUCE_BATCH_BYTES,
             partitioner=symbol_partitioner,  # a symbol's ticks from every venue share a partition
         )
         self._drain_task: asyncio.Task[None] | None = None
@@ -235,13 +262,13 @@ class Publisher:
                 await asyncio.sleep(self.window_s)
             await self._sent_delivered()
             self._wakeup.clear()
-            items, self._pending = self._pending, []
+            items, self._pending, since = self._pending, [], self._pending_since
             items = self._fresh(items)
             self._conflate_at = self.max_pending
             retry, self._retry = self._retry, []
-            self.stats.pending = 0
-            self._room.set()
-            records = retry + self._records(items)
+            records, left = self._records(items)
+            records = retry + records
+            self._hold_over(left, since)
             # In flight from now on: a stop() while send() waits on a dead broker counts them lost.
             self.stats.in_flight += sum(record.ticks for record in records)
             for record in records:
@@ -272,15 +299,28 @@ class Publisher:
         self.stats.conflated += len(items) - len(kept)
         return kept
 
-    def _records(self, items: list[Pending]) -> list[_Record]:
+    def _records(self, items: list[Pending]) -> tuple[list[_Record], list[Quote | Funding]]:
+        """The records to hand the producer now, and the ticks that would overfill a partition's batch."""
         health = [
             _Record(self._health_topic, item.venue.encode(), encode(item), [item])
             for item in items
             if isinstance(item, Health)
         ]
         ticks = [item for item in items if not isinstance(item, Health)]
-        batched = [_Record(topic, key, value, chunk) for topic, key, value, chunk in tick_chunks(ticks, self.namespace)]
-        return health + batched
+        chunks, left = budgeted_chunks(ticks, self.namespace, PRODUCE_BATCH_BYTES)
+        return health + [_Record(topic, key, value, chunk) for topic, key, value, chunk in chunks], left
+
+    def _hold_over(self, left: list[Quote | Funding], since: float | None) -> None:
+        """Ticks that did not fit this drain go first in the next (they are older than anything
+        pending now), where overload conflates them like any pending event."""
+        if left:
+            self._pending[:0] = left
+            self.stats.held_over += len(left)
+            self._pending_since = since
+            self._wakeup.set()
+        self.stats.pending = len(self._pending)
+        if len(self._pending) < self.max_pending:
+            self._room.set()
 
     async def _send(self, record: _Record) -> None:
         for event in record.events:

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[list[Quote | Funding]], Awaitable[None]]
 HealthSink = Callable[[Health], Awaitable[None]]
 
+FRAMES_PER_TURN = 64
+"""Frames a connection handles in a row before it yields to the event loop. Frames already queued
+on a socket are handed over without a wait, so a connection that is always behind would otherwise
+run until its queue is empty: at saturation each loop turn took tens of milliseconds and the
+publisher's drain, which needs a few turns per produce round trip, fell behind (decision 0042)."""
+
 
 class SessionEnded(Exception):
     """The current socket session must end; the runner reconnects."""
@@ -143,8 +149,14 @@ class ConnectionRunner:
             if venue.ping_interval_s and venue.ping_message() is not None:
                 helpers.append(asyncio.create_task(self._pinger(venue, link)))
             try:
+                handled = 0
                 async for frame in link.frames():
                     await self._handle(venue, link, frame)
+                    handled += 1
+                    if handled % FRAMES_PER_TURN == 0:
+                        # A busy socket's queued frames never make the loop wait: let the others,
+                        # and the publisher's drain, have their turn (decision 0042).
+                        await asyncio.sleep(0)
             finally:
                 for task in helpers:
                     task.cancel()

@@ -7,9 +7,20 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from ingest.publisher import Publisher, _Record, tick_chunks, tick_records
+import pytest
+
+from ingest import publisher as publisher_module
+from ingest.publisher import (
+    BATCH_OVERHEAD,
+    RECORD_OVERHEAD,
+    Publisher,
+    _Record,
+    budgeted_chunks,
+    tick_chunks,
+    tick_records,
+)
 from plumbing.kafka import tick_partition
-from schemas.market import Funding, Health, HealthState, Quote, decode_ticks
+from schemas.market import Funding, Health, HealthState, Quote, decode_ticks, encode_ticks
 
 
 class FlakyProducer:
@@ -345,3 +356,52 @@ async def test_nothing_more_goes_to_the_producer_until_it_answered_so_a_backlog_
     stats = publisher.stats
     assert stats.conflated == 18 and stats.delivered == 3
     assert stats.queued == stats.delivered + stats.conflated + stats.lost
+
+
+def _batch_bytes(records: list[bytes], key: bytes = b"BTC") -> int:
+    return BATCH_OVERHEAD + sum(len(key) + len(value) + RECORD_OVERHEAD for value in records)
+
+
+def test_a_symbol_stops_before_its_batch_overfills_and_its_tail_is_left_in_order() -> None:
+    btc = [quote(bid=str(n), ts=n) for n in range(1, 8)]
+    two = [encode_ticks(btc[0:2]), encode_ticks(btc[2:4])]
+    records, left = budgeted_chunks([*btc, FUNDING], "ns", max_bytes=_batch_bytes(two), max_ticks=2)
+    assert [(topic, chunk) for topic, _, _, chunk in records] == [
+        ("ns.ticks.BTC", btc[0:2]),
+        ("ns.ticks.BTC", btc[2:4]),
+        ("ns.ticks.ETH", [FUNDING]),
+    ]
+    assert left == btc[4:]
+    # A record larger than the whole budget still goes (alone): a symbol is never starved.
+    records, left = budgeted_chunks([*btc, FUNDING], "ns", max_bytes=1, max_ticks=2)
+    assert [len(chunk) for _, _, _, chunk in records] == [2, 1] and left == btc[2:]
+    assert budgeted_chunks(btc, "ns", max_ticks=2) == (tick_chunks(btc, "ns", max_ticks=2), [])
+
+
+async def test_a_drain_hands_the_producer_one_batch_per_partition_and_the_rest_goes_next_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More than a producer batch of one symbol: the drain never waits in send() for a full batch;
+    the rest waits, in order, ahead of newer ticks (decision 0042)."""
+    btc = [quote(bid=str(n), ts=n) for n in range(1, 601)]
+    one_record = encode_ticks(btc[:256])
+    monkeypatch.setattr(publisher_module, "PRODUCE_BATCH_BYTES", _batch_bytes([one_record]) + 1_000)
+    publisher = Publisher("unused:1", "ns", max_pending=1_000, linger_ms=0)
+    producer = UnansweredProducer()
+    publisher._producer = producer
+    publisher._drain_task = asyncio.create_task(publisher._drain())
+    await publisher.publish(btc)
+    await asyncio.sleep(0.01)
+    assert [len(decode_ticks(value)) for _, _, value in producer.sent] == [256]
+    assert (publisher.stats.pending, publisher.stats.held_over) == (344, 344)
+    newer = quote(bid="9", ts=1_000)
+    await publisher.publish([newer])
+    for _ in range(2):
+        producer.answer()
+        await asyncio.sleep(0.01)
+    producer.answer()
+    await publisher.stop()
+    assert [len(decode_ticks(value)) for _, _, value in producer.sent] == [256, 256, 89]
+    assert [t for _, _, value in producer.sent for t in decode_ticks(value)] == [*btc, newer]
+    stats = publisher.stats
+    assert (stats.delivered, stats.conflated, stats.lost, stats.held_over) == (601, 0, 0, 344 + 89)
