@@ -19,6 +19,7 @@ from ingest.venues.base import FrameError, dec
         ("1E-30", Decimal("1E-30")),
         ("9.99E+24", Decimal("9.99E+24")),
         (12, Decimal(12)),
+        (Decimal("64012.5"), Decimal("64012.5")),
         ("", None),
         (None, None),
     ],
@@ -27,7 +28,11 @@ def test_sane_numbers_pass_exactly(text: object, expected: Decimal | None) -> No
     assert dec(text) == expected
 
 
-@pytest.mark.parametrize("text", ["NaN", "Infinity", "-inf", "1E+999999999", "1E+25", "1E-31", "abc", 1.5, True])
+NOT_NUMBERS = ["NaN", "sNaN", "Infinity", "-inf", "1E+999999999", "1E+25", "1E-31", "abc", 1.5, True, [1], {"px": "1"}]
+INSANE_DECIMALS = [Decimal("NaN"), Decimal("1E+25")]
+
+
+@pytest.mark.parametrize("text", [*NOT_NUMBERS, *INSANE_DECIMALS])
 def test_anything_else_is_a_frame_error_naming_the_value(text: object) -> None:
     with pytest.raises(FrameError, match=r"decimal|float"):
         dec(text)

@@ -46,8 +46,6 @@ market, https://docs.coinex.com/api/v2/futures/market/http/list-market-ticker) x
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -62,6 +60,7 @@ from ingest.venues.base import (
     Venue,
     canonical_base,
     dec,
+    gunzip,
     load_json,
     make_funding,
     make_instrument,
@@ -294,10 +293,7 @@ def _interval_h(row: dict[str, Any]) -> int | None:
 
 def _gunzip(frame: str | bytes) -> str | bytes:
     if isinstance(frame, bytes) and frame[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(frame)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise FrameError(f"bad gzip payload: {exc}") from exc
+        return gunzip(frame)
     return frame
 
 

@@ -41,7 +41,6 @@ At whole-market scale (~1,200 perpetuals, 3 channels each):
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -55,6 +54,7 @@ from ingest.venues.base import (
     Venue,
     canonical_base,
     dec,
+    gunzip,
     load_json,
     make_funding,
     make_instrument,
@@ -160,7 +160,7 @@ class Mexc(Venue):
     # -- parsing ----------------------------------------------------------
     def parse(self, frame: str | bytes, receipt_ts_ns: int) -> Parsed:
         if isinstance(frame, bytes) and frame[:2] == b"\x1f\x8b":
-            frame = self._gunzip(frame)  # the docs imply gzip payloads unless "gzip": false
+            frame = gunzip(frame)  # the docs imply gzip payloads unless "gzip": false
         message = load_json(frame)
         if not isinstance(message, dict):
             raise FrameError("expected a JSON object")
@@ -192,13 +192,6 @@ class Mexc(Venue):
 
     def _handlers(self) -> dict[str, Callable[[Instrument, dict[str, Any], Any, int], Quote | Funding]]:
         return {"push.depth.full": self._depth, "push.funding.rate": self._funding_rate, "push.ticker": self._ticker}
-
-    @staticmethod
-    def _gunzip(frame: bytes) -> bytes:
-        try:
-            return gzip.decompress(frame)
-        except (OSError, EOFError) as exc:
-            raise FrameError(f"bad gzip payload: {exc}") from exc
 
     @staticmethod
     def _best(levels: Any) -> tuple[Decimal | None, Decimal | None]:

@@ -294,6 +294,9 @@ def test_subscribe_one_contract_per_frame(venue: Mexc) -> None:
         '{"channel":"push.funding.rate","symbol":"BTC_USDT","data":{"rate":0.1,"nextSettleTime":"soon"}}',
         '{"channel":"push.ticker","symbol":"BTC_USDT","data":{"fairPrice":true}}',
         b"\x1f\x8b not really gzip",
+        gzip.compress(b'{"channel":"pong","data":1}')[:-4],  # truncated: no length trailer
+        gzip.compress(b'{"channel":"pong","data":1}') + b"junk",  # bytes after the member
+        gzip.compress(b'{"channel":"pong","data":1}', mtime=0)[:-5] + b"\x00" * 5,  # CRC-32 and length wrong
     ],
 )
 def test_malformed_frames_raise_frame_error(venue: Mexc, frame: str | bytes) -> None:
