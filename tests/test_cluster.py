@@ -25,7 +25,7 @@ from plumbing.broker import KafkaCluster, free_port
 from plumbing.kafka import symbol_partition
 from plumbing.settings import BrokerSettings
 from schemas.market import decode_ticks
-from schemas.topics import HEALTH, OPPORTUNITIES, ticks_topic, topic_name
+from schemas.topics import HEALTH, OPPORTUNITIES, WORKER_STATS, ticks_topic, topic_name
 from tests.helpers import consume_until, running, service_env
 
 VENUES = "binance,bybit,okx"
@@ -204,22 +204,24 @@ def _check_topics(bootstrap: str, stack: Stack, counters: dict[str, float]) -> N
     tick_topics = [ticks_topic(s, stack.namespace) for s in SYMBOLS]
     health = topic_name(HEALTH, stack.namespace)
     opportunities = topic_name(OPPORTUNITIES, stack.namespace)
+    worker_stats = topic_name(WORKER_STATS, stack.namespace)
 
     def on_topics(records: list[object]) -> int:
         # A record re-sent after a lost acknowledgement is the same bytes: count each once.
         values = {r.value for r in records if r.topic in tick_topics}  # type: ignore[attr-defined]
         return sum(len(decode_ticks(v)) for v in values)
 
-    records = asyncio.run(
-        consume_until(bootstrap, [*tick_topics, health, opportunities], lambda rs: on_topics(rs) >= parsed, 60)
-    )
+    topics = [*tick_topics, health, opportunities, worker_stats]
+    records = asyncio.run(consume_until(bootstrap, topics, lambda rs: on_topics(rs) >= parsed, 60))
     assert on_topics(records) == parsed, (on_topics(records), counters)
     # Ingest keeps reporting its (now failing) venue connections after the counters were read.
     health_records = len({r.value for r in records if r.topic == health})
     assert health_records >= delivered - parsed > 0, (health_records, counters)
     _check_sequences(records, tick_topics)
     alerts = [msgspec.json.decode(r.value)["event_id"] for r in records if r.topic == opportunities]
-    assert alerts, stack.tails()
+    # Whether a worker without alerts stopped reading or never got its alerts out: its own counters.
+    stats = [r.value.decode() for r in records if r.topic == worker_stats][-3:]
+    assert alerts, "no alert; the worker's last worker-stats records:\n" + "\n".join(stats) + "\n" + stack.tails()
     duplicated = [event_id for event_id, n in Counter(alerts).items() if n > 1]
     assert not duplicated, duplicated
 
