@@ -293,9 +293,11 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
         )
         await publisher.start()
 
-    async def on_events(events: list[Quote | Funding]) -> None:
-        if publisher is not None:
-            await publisher.publish(events)
+    async def discard(events: list[Quote | Funding]) -> None:
+        return None
+
+    # The publisher's own method, not a wrapper around it: a coroutine less per frame.
+    on_events: EventSink = publisher.publish if publisher is not None else discard
 
     async def on_health(health: Health) -> None:
         level = logging.DEBUG if health.state is HealthState.STREAMING and not health.reason else logging.INFO

@@ -71,11 +71,11 @@ class _Record:
         return len(self.events)
 
 
-def _identity(event: Pending) -> tuple[str, str]:
+def _identity(event: Pending) -> tuple[type[Pending], str]:
     """What a newer event replaces: the instrument's quote, its funding state, a connection's health."""
     if isinstance(event, Health):
-        return ("health", f"{event.venue}/{event.connection}")
-    return (type(event).__name__, event.instrument_id)
+        return (Health, f"{event.venue}/{event.connection}")
+    return (type(event), event.instrument_id)
 
 
 def conflate(events: list[Pending]) -> list[Pending]:
@@ -183,7 +183,7 @@ class Publisher:
         self._wakeup = asyncio.Event()
         self._unacked: list[asyncio.Future[object]] = []
         """Delivery futures of the last drain's records (see :meth:`_sent_delivered`)."""
-        self._last_sent_ns: dict[tuple[str, str], int] = {}
+        self._last_sent_ns: dict[tuple[type[Pending], str], int] = {}
         """Receipt time of the newest event sent per identity: a retry never goes behind it."""
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -323,9 +323,10 @@ class Publisher:
             self._room.set()
 
     async def _send(self, record: _Record) -> None:
+        last_sent = self._last_sent_ns
         for event in record.events:
-            if not isinstance(event, Health):
-                self._last_sent_ns[_identity(event)] = event.receipt_ts_ns
+            if type(event) is not Health:
+                last_sent[_identity(event)] = event.receipt_ts_ns
         try:
             future = await self._producer.send(record.topic, record.value, key=record.key)
             future.add_done_callback(lambda f, r=record: self._on_delivery(f, r))

@@ -14,6 +14,7 @@ from ingest.publisher import (
     BATCH_OVERHEAD,
     RECORD_OVERHEAD,
     Publisher,
+    _identity,
     _Record,
     budgeted_chunks,
     tick_chunks,
@@ -200,7 +201,7 @@ async def test_a_retry_never_sends_an_older_quote_behind_a_newer_one() -> None:
 async def test_a_failed_quote_already_superseded_by_a_sent_one_is_conflated_not_resent() -> None:
     publisher, producer = started(linger_ms=0)
     older, newer = quote(bid="1", ts=10), quote(bid="2", ts=20)
-    publisher._last_sent_ns[("Quote", newer.instrument_id)] = newer.receipt_ts_ns  # newer already sent
+    publisher._last_sent_ns[_identity(newer)] = newer.receipt_ts_ns  # newer already sent
     publisher._failed(ingest_record(publisher, [older]), ConnectionError("broker went away"))
     await publisher.stop()
     assert producer.sent == [] and (publisher.stats.conflated, publisher.stats.lost) == (1, 0)
