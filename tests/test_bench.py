@@ -66,3 +66,25 @@ def test_replay_stage_times_the_sample_through_the_broker(kafka_bootstrap: str, 
         "backtest (replay + worker engine)",
     ]
     assert rows[0][2] == f"{result['publish_ticks_per_s']:,.0f} ({result['publish_events_per_s']:,.0f})"
+
+
+def test_ingest_rows_give_the_whole_market_figure_beside_the_saturated_one() -> None:
+    saturated = {"ticks_per_s": 38_054.0, "ingest_cpu": 0.88, "ticks_per_cpu_s": 41_976.0, "bound_by": "ingest"}
+    market = {
+        "ticks_per_s": 11_343.5,
+        "ingest_cpu": 0.86,
+        "ticks_per_cpu_s": 13_209.6,
+        "conflated_per_s": 0.0,
+        "offered_updates_per_s": 10_000,
+        "bases": 480,
+        "instruments": 3_966,
+    }
+    rows = [row for row in report.summary_rows({"ingest": {**saturated, "market": market}}) if row[0] == "3 Ingest"]
+    assert [row[2] for row in rows] == ["38,054", "41,976", "13,210"]
+    assert rows[2][1] == (
+        "ticks per ingest CPU-second, whole market (480 bases, 3,966 instruments) at 10,000 updates/s offered "
+        "(delivered 11,344/s, ingest CPU 0.86, conflated 0/s)"
+    )
+    missing = {"status": "not measured", "reason": "no ticks from `arbstream ingest` on the market\nlog tail"}
+    rows = [row for row in report.summary_rows({"ingest": {**saturated, "market": missing}}) if row[0] == "3 Ingest"]
+    assert rows[2][2] == "not measured: no ticks from `arbstream ingest` on the market"

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from arbstream.bench.common import Result
+from arbstream.bench.common import BASES, Result
 
 Row = tuple[str, str, str, str]
 """(stage, figure, value, ratio to the broker limit)."""
@@ -97,11 +97,23 @@ def _broker_rows(limit: Result, r: dict[str, float | None]) -> list[Row]:
 
 def _ingest_rows(ingest: Result, r: dict[str, float | None]) -> list[Row]:
     observed = f"ticks/s per process (ingest CPU {ingest['ingest_cpu']:.2f}; bound by {ingest['bound_by']})"
-    capacity = "ticks per ingest CPU-second (one core's capacity)"
-    return [
+    capacity = f"ticks per ingest CPU-second (one core's capacity; {len(BASES)} bases, saturated)"
+    rows: list[Row] = [
         ("3 Ingest", observed, _num(ingest["ticks_per_s"]), _ratio(r["ingest"])),
         ("3 Ingest", capacity, _num(ingest["ticks_per_cpu_s"]), _ratio(r["ingest_per_core"])),
     ]
+    market = ingest.get("market")
+    if market and "ticks_per_cpu_s" in market:
+        whole = (
+            f"ticks per ingest CPU-second, whole market ({market['bases']} bases, {market['instruments']:,} "
+            f"instruments) at {market['offered_updates_per_s']:,} updates/s offered (delivered "
+            f"{market['ticks_per_s']:,.0f}/s, ingest CPU {market['ingest_cpu']:.2f}, conflated "
+            f"{market['conflated_per_s']:,.0f}/s)"
+        )
+        rows.append(("3 Ingest", whole, _num(market["ticks_per_cpu_s"]), "—"))
+    elif market:
+        rows.append(("3 Ingest", "ticks per ingest CPU-second, whole market", _skipped(market) or "not measured", "—"))
+    return rows
 
 
 def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
