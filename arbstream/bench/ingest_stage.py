@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbstream.bench.common import BASES, Result, median, not_measured
@@ -98,18 +99,7 @@ async def run_ingest_stage(
 ) -> Result:
     venues = implemented_venues()
     simulator = Simulator(select(load_all(venues), BASES), venues, tick_ms=0, auto_dislocations=False)
-    port, metrics_port = free_port(), free_port()
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    site = await serve(simulator, "127.0.0.1", port)
-    env = service_env(
-        bootstrap,
-        namespace,
-        ARBSTREAM_SIMULATOR_URL=f"http://127.0.0.1:{port}",
-        ARBSTREAM_SYMBOLS=",".join(BASES),
-        ARBSTREAM_VENUES="",
-        ARBSTREAM_TOPIC_PARTITIONS=str(partitions),
-        ARBSTREAM_METRICS_PORT=str(metrics_port),
-    )
+    site, metrics_url, env = await _served(simulator, service_env(bootstrap, namespace), partitions, ",".join(BASES))
     topics = [ticks_topic(base, namespace) for base in BASES]
     try:
         with Service(["ingest"], env, work_dir / "ingest.log") as ingest:
@@ -147,19 +137,9 @@ async def run_ingest_market(
         simulator_rate=MARKET_RATE, simulator_auto_dislocations=False, simulator_planted_carry=False
     )
     simulator = build_simulator(settings)
-    port, metrics_port = free_port(), free_port()
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    site = await serve(simulator, "127.0.0.1", port)
-    env = service_env(
-        bootstrap,
-        namespace,
-        ARBSTREAM_SIMULATOR_URL=f"http://127.0.0.1:{port}",
-        ARBSTREAM_SYMBOLS="",  # the whole market the simulator lists
-        ARBSTREAM_VENUES="",
-        ARBSTREAM_TOPIC_PARTITIONS=str(partitions),
-        ARBSTREAM_METRICS_PORT=str(metrics_port),
-        ARBSTREAM_FUNDING_BACKFILL_DAYS="0",
-    )
+    # Symbols "": the whole market the simulator lists; no funding backfill (not what is timed).
+    base_env = service_env(bootstrap, namespace, ARBSTREAM_FUNDING_BACKFILL_DAYS="0")
+    site, metrics_url, env = await _served(simulator, base_env, partitions, "")
     try:
         with Service(["ingest"], env, work_dir / "ingest-market.log") as ingest:
             if not await _first_delivery(metrics_url, ingest):
@@ -177,6 +157,22 @@ async def run_ingest_market(
         "window_s": window_s,
         "per_run": results,
     }
+
+
+async def _served(
+    simulator: Simulator, env: dict[str, str], partitions: int, symbols: str
+) -> tuple[web.AppRunner, str, dict[str, str]]:
+    """The simulator served on a free port; ingest's ``/metrics`` URL and environment for it."""
+    port, metrics_port = free_port(), free_port()
+    site = await serve(simulator, "127.0.0.1", port)
+    env |= {
+        "ARBSTREAM_SIMULATOR_URL": f"http://127.0.0.1:{port}",
+        "ARBSTREAM_SYMBOLS": symbols,
+        "ARBSTREAM_VENUES": "",
+        "ARBSTREAM_TOPIC_PARTITIONS": str(partitions),
+        "ARBSTREAM_METRICS_PORT": str(metrics_port),
+    }
+    return site, f"http://127.0.0.1:{metrics_port}/metrics", env
 
 
 async def _first_delivery(metrics_url: str, ingest: Service) -> bool:
