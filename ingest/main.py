@@ -30,7 +30,7 @@ from ingest.listings import FetchPolicy, VenueListing, choose_universe, known_in
 from ingest.metrics import IngestCollector
 from ingest.publisher import Publisher
 from ingest.recorder import Recorder, write_instruments
-from ingest.runner import ConnectionRunner, RunnerConfig
+from ingest.runner import ConnectionRunner, EventSink, RunnerConfig
 from ingest.settings import IngestSettings
 from ingest.settlements_io import SettlementWriter
 from ingest.supervisor import RunnerMaker, VenueSupervisor
@@ -43,7 +43,6 @@ from schemas.topics import HEALTH, HEALTH_CONFIG, ticks_topic, topic_name
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[list[Quote | Funding]], Awaitable[None]]
 HealthSink = Callable[[Health], Awaitable[None]]
 
 

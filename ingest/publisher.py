@@ -111,13 +111,13 @@ def budgeted_chunks(
     for base, ticks in by_base.items():
         topic, key, batch_bytes = ticks_topic(base, namespace), base.encode(), BATCH_OVERHEAD
         for start in range(0, len(ticks), max_ticks):
-            chunk: list[Pending] = list(ticks[start : start + max_ticks])
-            value = encode_ticks(ticks[start : start + max_ticks])
+            chunk = ticks[start : start + max_ticks]
+            value = encode_ticks(chunk)
             batch_bytes += len(key) + len(value) + RECORD_OVERHEAD
             if max_bytes is not None and batch_bytes > max_bytes and start > 0:
                 left += ticks[start:]
                 break
-            records.append((topic, key, value, chunk))
+            records.append((topic, key, value, list[Pending](chunk)))
     return records, left
 
 

@@ -74,12 +74,12 @@ def dec(value: Any) -> Decimal | None:
         return None
     else:
         result = _other_decimal(value)
-    if result.is_finite() and (not result or MIN_EXPONENT <= result.adjusted() <= MAX_EXPONENT):
-        return result
     if not result.is_finite():
         raise FrameError(f"not a finite decimal: {value!r}")
-    # "1E+999999999" is a valid Decimal; arithmetic on it downstream raises or explodes.
-    raise FrameError(f"decimal out of any sane range: {value!r}")
+    if result and not MIN_EXPONENT <= result.adjusted() <= MAX_EXPONENT:
+        # "1E+999999999" is a valid Decimal; arithmetic on it downstream raises or explodes.
+        raise FrameError(f"decimal out of any sane range: {value!r}")
+    return result
 
 
 def _other_decimal(value: Any) -> Decimal:
