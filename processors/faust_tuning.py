@@ -1,5 +1,8 @@
 """Adjustments to faust-streaming 0.15.3 that its settings cannot express, each checked by a test.
 
+The consumer it builds also walks its partitions with :mod:`plumbing.fetch_walk` (decision 0043)
+and fetches in incremental sessions (:mod:`plumbing.fetch_sessions`, decision 0031).
+
 Faust creates its consumer with ``fetch_max_wait_ms=1500`` hard-coded (no setting reaches it).
 aiokafka keeps one fetch in flight per broker and leaves partitions that still have buffered
 records out of it, so while a busy partition is being processed the next fetch long-polls the
@@ -22,6 +25,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.utils import terminal as faust_terminal
 
+from plumbing import fetch_walk
 from plumbing.fetch_sessions import enable as fetch_sessions_enable
 
 _ORIGINAL = "_arbstream_original_create_worker_consumer"
@@ -41,14 +45,16 @@ def tune_worker_consumer(max_wait_ms: int, min_bytes: int = 1, fetch_sessions: b
         consumer._fetch_max_wait_ms = max_wait_ms
         consumer._fetch_min_bytes = min_bytes
         seek_to_committed_in_one_request(consumer)
-        if fetch_sessions:
-            start = consumer.start
+        start = consumer.start
 
-            async def start_with_sessions() -> None:
-                await start()
+        async def start_tuned() -> None:
+            await start()
+            # The walk first: a session wraps whichever walk the fetcher has.
+            fetch_walk.install(consumer._fetcher)
+            if fetch_sessions:
                 fetch_sessions_enable(consumer._fetcher)
 
-            consumer.start = start_with_sessions
+        consumer.start = start_tuned
         return consumer
 
     setattr(thread_class, _ORIGINAL, original)

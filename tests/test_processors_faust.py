@@ -4,6 +4,7 @@ new tick topics, and the batch grouping the agent hands to the engine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -21,6 +22,7 @@ from faust.types import TP
 from faust.utils import terminal as faust_terminal
 
 from ingest.publisher import tick_records
+from plumbing import fetch_walk
 from plumbing.fetch_sessions import FetchSessions
 from plumbing.kafka import ensure_topics, symbol_partitioner
 from processors.discovery import matching, split_by_partitions
@@ -54,7 +56,8 @@ async def test_fetch_wait_patch_reaches_the_consumer_faust_builds() -> None:
 
 
 async def test_the_consumer_faust_builds_fetches_in_sessions_once_started(kafka_bootstrap: str, namespace: str) -> None:
-    """The fetcher exists only after start(): the patch must reach the started consumer's."""
+    """The fetcher exists only after start(): the patches must reach the started consumer's. It
+    walks its partitions with plumbing.fetch_walk either way (under the session when there is one)."""
     for sessions_on in (True, False):
         settings = SETTINGS.model_copy(update={"worker_fetch_sessions": sessions_on})
         app, _ = create_app(settings, kafka_bootstrap, [f"{namespace}.ticks.BTC"])
@@ -63,6 +66,13 @@ async def test_the_consumer_faust_builds_fetches_in_sessions_once_started(kafka_
         await built.start()
         try:
             assert isinstance(getattr(built._fetcher, "_arbstream_sessions", None), FetchSessions) is sessions_on
+            walked: list[object] = []
+            with pytest.MonkeyPatch.context() as patch:
+                stand_in = lambda fetcher, assignment, seen=walked: seen.append(assignment)  # noqa: E731
+                patch.setattr(fetch_walk, "actions_per_node", stand_in)
+                with contextlib.suppress(TypeError):  # the stand-in returns nothing to unpack
+                    built._fetcher._get_actions_per_node("assignment")
+            assert walked == ["assignment"]
         finally:
             await built.stop()
 
