@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvicorn
@@ -30,7 +30,7 @@ from api.supervise import Backoff, Supervisor
 from api.universe import Universe, load_universe
 from api.ws import router as ws_router
 from api.ws import websocket_endpoint
-from plumbing import __version__
+from plumbing import __version__, gc_tuning
 from plumbing.kafka import resolve_bootstrap
 from plumbing.topic_configs import align_topic_configs
 from schemas.topics import EVENTS_CONFIG, FUNDING_OPPORTUNITIES, HEALTH_CONFIG, topic_name
@@ -117,11 +117,18 @@ async def align_read_topics(settings: ApiSettings, bootstrap: str) -> None:
         log.warning("could not update the settings of %s (start-up will grow with uptime): %r", sorted(wanted), exc)
 
 
-def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
+def create_app(
+    ctx: ApiContext, dashboard_dist: Path | None = None, on_started: Callable[[], object] | None = None
+) -> FastAPI:
+    """``on_started`` runs once the background tasks have started (the service's entry point
+    freezes its startup objects there, :mod:`plumbing.gc_tuning`)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in ctx.tasks:
             task.start()
+        if on_started is not None:
+            on_started()
         align = None
         if ctx.bootstrap is not None and ctx.settings.align_topic_configs:
             align = asyncio.create_task(align_read_topics(ctx.settings, ctx.bootstrap))
@@ -165,9 +172,10 @@ def create_app(ctx: ApiContext, dashboard_dist: Path | None = None) -> FastAPI:
 
 
 def run_api(settings: ApiSettings) -> int:
+    gc_tuning.tune()
     ctx = build_context(settings, resolve_bootstrap(settings.kafka_bootstrap))
     uvicorn.run(
-        create_app(ctx),
+        create_app(ctx, on_started=gc_tuning.freeze_startup_objects),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",

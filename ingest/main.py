@@ -36,6 +36,7 @@ from ingest.settlements_io import SettlementWriter
 from ingest.supervisor import RunnerMaker, VenueSupervisor
 from ingest.venues import implemented_venues, venue_class
 from ingest.venues.base import Connection
+from plumbing import gc_tuning
 from plumbing.errors import ArbstreamError, ConfigError
 from plumbing.kafka import ensure_topics, resolve_bootstrap
 from schemas.market import Funding, Health, HealthState, Instrument, Quote
@@ -274,7 +275,9 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def ingest(settings: IngestSettings, publish: bool = True) -> None:
+async def ingest(settings: IngestSettings, publish: bool = True, freeze_startup: bool = False) -> None:
+    """``freeze_startup``: once connected, exempt what is alive from garbage collection
+    (:mod:`plumbing.gc_tuning`; the command does, an in-process caller such as a test need not)."""
     publisher: Publisher | None = None
     bootstrap: str | None = None
     if publish:
@@ -330,6 +333,8 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
                     REGISTRY.register(BackfillCollector(service.backfill))
                 start_http_server(settings.metrics_port, addr="127.0.0.1")
             log.info("ingest: %d connections to %s", len(service.runners), ", ".join(service.venues))
+            if freeze_startup:
+                gc_tuning.freeze_startup_objects()
             refresher = asyncio.create_task(service.refresh_forever(), name="listing-refresh")
             if bootstrap is not None:
                 follower = ControlFollower(bootstrap, settings.namespace, lambda _: service.reload_config())
@@ -345,5 +350,6 @@ async def ingest(settings: IngestSettings, publish: bool = True) -> None:
 
 
 def run_ingest(settings: IngestSettings, publish: bool = True) -> int:
-    asyncio.run(ingest(settings, publish))
+    gc_tuning.tune()
+    asyncio.run(ingest(settings, publish, freeze_startup=True))
     return 0

@@ -21,6 +21,7 @@ import faust
 from faust.types import Message
 from mode import BaseSignalT
 
+from plumbing import gc_tuning
 from plumbing.kafka import partition_counts, resolve_bootstrap
 from processors.app import CHANGELOG_CONFIG, prepare_topics
 from processors.discovery import TopicDiscovery, matching
@@ -147,6 +148,13 @@ async def _list_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
+class _Worker(faust.Worker):
+    async def on_startup_finished(self) -> None:
+        """Faust's "ready" (recovery done): what is alive now lives as long as the worker."""
+        await super().on_startup_finished()
+        gc_tuning.freeze_startup_objects()
+
+
 def run_worker(settings: WorkerSettings) -> int:
     logging.getLogger().setLevel(settings.log_level.upper())
     bootstrap = resolve_bootstrap(settings.kafka_bootstrap)
@@ -155,8 +163,9 @@ def run_worker(settings: WorkerSettings) -> int:
     # Faust's consumer runs in its own thread: every fetch crosses to the agent's thread through
     # the GIL, which a busy thread holds for up to the switch interval (5 ms by default).
     sys.setswitchinterval(settings.worker_switch_interval_ms / 1000)
+    gc_tuning.tune()
     app, _ = create_app(settings, bootstrap, names)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower())
+    worker = _Worker(app, loglevel=settings.log_level.lower())
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record) whenever
     # the level is WARNING or above: every aiokafka send then builds a debug record. No spinner.
     worker.spinner = None

@@ -105,6 +105,9 @@ def test_the_demo_lists_the_whole_market_and_finds_tail_opportunities(
             raise AssertionError(f"{failure}\n{tails}") from None
         dead = [name for name, proc in procs.items() if proc.poll() is not None]
     assert not dead, f"services exited during the test: {dead}"
+    # Each long-running service froze its startup objects once started (plumbing.gc_tuning).
+    frozen = [name for name in ("ingest", "worker", "api") if "startup objects frozen" in logs[name].read_text()]
+    assert frozen == ["ingest", "worker", "api"]
     on_two = [symbol for symbol, venues in venues_per_symbol.items() if venues >= 2]
     assert len(on_two) >= MIN_SYMBOLS
     assert set(MAJORS) <= set(on_two), "the majors are part of the whole market"
