@@ -33,6 +33,7 @@ from api.universe import Universe
 from arbstream.bench.api_market import VENUES, SyntheticMarket, symbol_names
 from arbstream.bench.common import Result, latency_summary, not_measured
 from arbstream.bench.procs import Service
+from plumbing import gc_tuning
 from plumbing.broker import free_port
 
 SYMBOLS = 450
@@ -63,7 +64,11 @@ async def _serve(port: int, symbols: int, updates_per_s: float) -> None:
     market = SyntheticMarket(symbols)
     model = market.build(time.time_ns())
     ctx = build_context(ApiSettings(), None, model=model, universe=Universe())
-    app = create_app(ctx, dashboard_dist=Path(tempfile.gettempdir()) / "arbstream-no-dashboard")
+    app = create_app(
+        ctx,
+        dashboard_dist=Path(tempfile.gettempdir()) / "arbstream-no-dashboard",
+        on_started=gc_tuning.freeze_startup_objects,  # as `arbstream api` does
+    )
 
     @app.get("/bench/stats", include_in_schema=False)
     async def stats() -> dict[str, int]:
@@ -195,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=SYMBOLS)
     parser.add_argument("--updates-per-s", type=float, default=UPDATES_PER_S)
     args = parser.parse_args(argv)
+    gc_tuning.tune()
     asyncio.run(_serve(args.port, args.symbols, args.updates_per_s))
     return 0
 

@@ -25,6 +25,7 @@ from arbstream.bench.machine import pid_cpu_s
 from arbstream.bench.ticks import Planter, TickSource, stamped
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
+from plumbing import gc_tuning
 from plumbing.broker import die_with_parent
 from plumbing.errors import FatalError
 from plumbing.settings import REPO_ROOT
@@ -112,6 +113,7 @@ async def serve(bootstrap: str, namespace: str) -> None:
     loop = asyncio.get_running_loop()
     try:
         warm_up_s = await warm_up(publisher, source)
+        gc_tuning.freeze_startup_objects()  # it stands in for ingest, which does the same
         _reply({"ready": True, "instruments": len(source.instruments), "warm_up_s": warm_up_s})
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             _reply(await run_command(publisher, source, orjson.loads(line)))
@@ -185,4 +187,5 @@ class FeedProcess:
 
 
 if __name__ == "__main__":
+    gc_tuning.tune()
     asyncio.run(serve(sys.argv[1], sys.argv[2]))

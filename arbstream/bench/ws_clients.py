@@ -33,6 +33,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import WebSocketURI, parse_uri
 
+from plumbing import gc_tuning
+
 SETUP_TIMEOUT_S = 120.0
 """Until every client has its subscription snapshot."""
 
@@ -166,6 +168,9 @@ async def run(url: str, count: int, subscribe: str) -> int:
     except (ConnectionError, TimeoutError) as exc:
         _say({"error": str(exc) or f"not every client had its snapshot after {SETUP_TIMEOUT_S:.0f}s"})
         return 1
+    # A full collection while recording would stamp every socket it held up late (plumbing.gc_tuning).
+    gc_tuning.tune()
+    gc_tuning.freeze_startup_objects()
     for client in clients:
         client.recording = True
     _say({"ready": time.monotonic() - started})
