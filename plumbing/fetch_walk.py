@@ -97,5 +97,6 @@ def _fetch_request(fetcher: Fetcher, partition_data: list[tuple[Any, int]]) -> F
 
 
 def install(fetcher: Fetcher) -> None:
-    """Make ``fetcher`` walk its partitions with :func:`actions_per_node`. Idempotent."""
+    """Make ``fetcher`` walk its partitions with :func:`actions_per_node`. Idempotent. Install it
+    before :func:`plumbing.fetch_sessions.enable`, which wraps the walk the fetcher has then."""
     fetcher._get_actions_per_node = lambda assignment: actions_per_node(fetcher, assignment)

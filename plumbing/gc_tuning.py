@@ -11,7 +11,8 @@ of its threads that every tick arriving meanwhile waits out, and ~400 young coll
 more objects that refcounting had no chance to free (nearly all garbage here is acyclic and freed
 at once). :func:`freeze_startup_objects`, called once a service has started, moves everything
 alive to the permanent generation (``gc.freeze``): full collections then walk only what was
-created since (~10k objects in the worker: 10–40 ms).
+created since (~25k objects in the worker: 25–27 ms measured). Frozen objects that later
+become cyclic garbage are never freed; startup objects live as long as the process anyway.
 """
 
 from __future__ import annotations
