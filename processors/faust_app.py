@@ -148,7 +148,10 @@ async def _list_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
-class _Worker(faust.Worker):
+class Worker(faust.Worker):
+    """Faust's worker, freezing its startup objects once ready. Named as Faust's: its log lines carry
+    the class name ("[^Worker]: Ready"), which operators and tests look for."""
+
     async def on_startup_finished(self) -> None:
         """Faust's "ready" (recovery done): what is alive now lives as long as the worker."""
         await super().on_startup_finished()
@@ -165,7 +168,7 @@ def run_worker(settings: WorkerSettings) -> int:
     sys.setswitchinterval(settings.worker_switch_interval_ms / 1000)
     gc_tuning.tune()
     app, _ = create_app(settings, bootstrap, names)
-    worker = _Worker(app, loglevel=settings.log_level.lower())
+    worker = Worker(app, loglevel=settings.log_level.lower())
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record) whenever
     # the level is WARNING or above: every aiokafka send then builds a debug record. No spinner.
     worker.spinner = None
