@@ -56,8 +56,8 @@ def _fetcher(rng: random.Random, tps: list[TopicPartition], assignment: Assignme
     fetcher._preferred_read_replica = {}
     if rng.random() < 0.3:
         expires = time.monotonic() + 60
+        cluster._brokers = {node: object() for node in NODES}  # a cached replica is used while known
         for tp in rng.sample(tps, 3):
-            cluster._brokers = {node: object() for node in NODES}
             fetcher._preferred_read_replica[tp] = (rng.choice(NODES), expires)
     fetcher._fetcher_timeout = 0.2
     fetcher._max_partition_fetch_bytes = rng.choice((1024, 1 << 20))
@@ -73,6 +73,14 @@ def _fetcher(rng: random.Random, tps: list[TopicPartition], assignment: Assignme
     return fetcher
 
 
+def _state(seed: int) -> tuple[Fetcher, Assignment]:
+    """A randomised fetcher holding 1-59 topics of 1 or 3 partitions, and its assignment."""
+    rng = random.Random(seed)
+    tps = [TopicPartition(f"ticks.S{t}", p) for t in range(rng.randrange(1, 60)) for p in range(rng.choice((1, 3)))]
+    assignment = Assignment(tps)
+    return _fetcher(rng, tps, assignment), assignment
+
+
 def _comparable(actions: Any) -> Any:
     requests, awaiting_reset, backoff, invalid_metadata, resume_futures = actions
     wire = [
@@ -84,10 +92,7 @@ def _comparable(actions: Any) -> Any:
 
 @pytest.mark.parametrize("seed", range(40))
 async def test_the_walk_decides_exactly_what_aiokafka_decides(seed: int) -> None:
-    rng = random.Random(seed)
-    tps = [TopicPartition(f"ticks.S{t}", p) for t in range(rng.randrange(1, 60)) for p in range(rng.choice((1, 3)))]
-    assignment = Assignment(tps)
-    fetcher = _fetcher(rng, tps, assignment)
+    fetcher, assignment = _state(seed)
     random.seed(seed)  # both shuffle each node's partitions: the same draws give the same order
     theirs = _comparable(Fetcher._get_actions_per_node(fetcher, assignment))
     random.seed(seed)
@@ -99,18 +104,15 @@ async def test_the_states_cover_every_rule() -> None:
     """The randomised states above reach each outcome (else the comparison proves little)."""
     seen: set[str] = set()
     for seed in range(40):
-        rng = random.Random(seed)
-        tps = [TopicPartition(f"ticks.S{t}", p) for t in range(rng.randrange(1, 60)) for p in range(rng.choice((1, 3)))]
-        assignment = Assignment(tps)
-        requests, awaiting_reset, backoff, invalid, resume = fetch_walk.actions_per_node(
-            _fetcher(rng, tps, assignment), assignment
-        )
+        fetcher, assignment = _state(seed)
+        requests, awaiting_reset, backoff, invalid, resume = fetch_walk.actions_per_node(fetcher, assignment)
+        seen |= {"preferred"} if fetcher._preferred_read_replica else set()
         seen |= {"fetch"} if requests else set()
         seen |= {"reset"} if awaiting_reset else set()
         seen |= {"backoff"} if 0 < backoff < 0.2 else {"idle"} if backoff == 0.2 else set()
         seen |= {"invalid"} if invalid else set()
         seen |= {"paused"} if resume else set()
-    assert seen == {"fetch", "reset", "backoff", "idle", "invalid", "paused"}
+    assert seen == {"fetch", "reset", "backoff", "idle", "invalid", "paused", "preferred"}
 
 
 async def test_with_debug_logging_on_the_walk_is_aiokafkas_own(caplog: pytest.LogCaptureFixture) -> None:
