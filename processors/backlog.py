@@ -4,38 +4,48 @@ On the whole market a tail symbol's record holds one or two ticks, so when the w
 the backlog builds in Kafka one tick per record and conflation (newest quote per instrument within
 a fetch) finds little to drop: every record still costs Faust's per-record path, and tick →
 opportunity latency grows without bound (issue 12). With ``worker_skip_behind_ms`` set, a
-partition whose newest delivered record is older than that seeks to its newest record: everything
-between is never read, and counted (``skipped_records`` on ``worker-stats``, ``/health``,
+partition whose newest processed record is older than that seeks to its newest record: everything
+between is never processed, and counted (``skipped_records`` on ``worker-stats``, ``/health``,
 ``/metrics``). The recorder still has every raw frame, and a replay can process them all.
+
+Where the newest record is: the partition's end offset asked from the broker when the jump is
+decided (one ListOffsets request for every partition jumping after a batch). The consumer's own
+high-water mark is no use here: it is only refreshed when the partition is fetched, and a
+partition that is behind is not fetched while the consumer still buffers records of it, so it
+can be seconds old (measured: with the cached mark a worker at 25 % CPU offered 3× its rate still
+handed records over 1–3.6 s old). Records of a partition fetched before its jump and not yet
+processed are dropped when they reach the agent (:meth:`BacklogSkipper.unread`) and counted with
+the jump.
 
 How Faust learns of the jump: the seek goes to the driver (its consumer thread's ``seek``, private in
 faust-streaming 0.15.3) and leaves Faust's read offset alone, so the records Faust had already
 taken are still delivered, and the first record after the jump arrives with a gap in offsets,
-which Faust records as it does for compacted topics; its commits then go past the jump.
-``tests/test_worker_backlog.py`` checks this against the real consumer (every tick processed or
-counted as skipped, the committed offset at the end of the partition), so a Faust upgrade that
-changes it fails there.
+which :mod:`processors.faust_batches` records as Faust does for compacted topics; its commits then
+go past the jump. ``tests/test_worker_backlog.py`` checks this against the real consumer (every
+tick processed or counted as skipped, the committed offset at the end of the partition), so a
+Faust upgrade that changes it fails there.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import TP
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Jump:
     target: int
     """The offset sought: the partition's newest record when the jump was decided."""
-    delivered: int
-    """The highest offset delivered below the target so far."""
+    processed: int
+    """The newest offset processed before the jump: everything after it and below ``target`` is skipped."""
 
 
 class BacklogSkipper:
@@ -44,41 +54,42 @@ class BacklogSkipper:
         self.jumps = 0
         self._pending: dict[TP, _Jump] = {}
 
-    async def after_batch(self, consumer: Any, tp: TP, offsets: Sequence[int], newest_ts_ms: int, now_ms: int) -> int:
-        """Records known skipped once a jump landed on ``tp``; may start a jump. ``offsets``: the
-        delivered records' offsets, ascending; ``newest_ts_ms``: the Kafka time of the last."""
-        skipped = self._landed(tp, offsets)
-        if tp in self._pending or not self.enabled or now_ms - newest_ts_ms <= self.skip_behind_ms:
-            return skipped
-        try:
-            highwater: int | None = consumer.highwater(tp)
-        except AssertionError:  # aiokafka asserts the partition is assigned: revoked meanwhile
-            return skipped
-        newest = (highwater or 0) - 1  # keep the newest record: the freshest quotes
-        if newest > offsets[-1] + 1:
-            try:
-                await seek_in_consumer_thread(consumer, tp, newest)
-            except IllegalStateError:  # revoked meanwhile (a rebalance for a new topic): its next owner reads it
-                log.info("%s[%d] revoked before its backlog jump", tp.topic, tp.partition)
-                return skipped
-            self._pending[tp] = _Jump(newest, offsets[-1])
-            self.jumps += 1
-            if self.jumps <= 10 or self.jumps % 1000 == 0:
-                lag_ms = now_ms - newest_ts_ms
-                log.warning("%s[%d] %d ms behind: jumping to offset %d", tp.topic, tp.partition, lag_ms, newest)
-        return skipped
-
-    def _landed(self, tp: TP, offsets: Sequence[int]) -> int:
+    def unread(self, tp: TP, offsets: Sequence[int]) -> tuple[int, int]:
+        """For ``tp``'s delivered ``offsets`` (ascending): (how many leading ones not to process — fetched
+        before a pending jump, they are skipped with it —, records known skipped once the jump landed)."""
         jump = self._pending.get(tp)
         if jump is None:
-            return 0
-        below = [offset for offset in offsets if offset < jump.target]
-        jump.delivered = max([jump.delivered, *below])
-        after = [offset for offset in offsets if offset >= jump.target]
-        if not after:
-            return 0  # still delivering what Faust had taken before the jump
+            return 0, 0
+        dropped = bisect_left(offsets, jump.target)
+        if dropped == len(offsets):
+            return dropped, 0  # the jump has not landed yet
         del self._pending[tp]
-        return after[0] - jump.delivered - 1
+        return dropped, offsets[dropped] - jump.processed - 1
+
+    def behind(self, tp: TP, newest_ts_ms: int, now_ms: int) -> bool:
+        """Whether ``tp``, whose newest processed record has Kafka time ``newest_ts_ms``, should jump."""
+        return self.enabled and tp not in self._pending and now_ms - newest_ts_ms > self.skip_behind_ms
+
+    async def jump(self, consumer: Any, processed: Mapping[TP, int], lag_ms: Mapping[TP, int]) -> None:
+        """Seek each partition of ``processed`` (its newest processed offset) to its newest record,
+        where records lie between; ``lag_ms`` only for the log."""
+        if not processed:
+            return
+        try:
+            ends: Mapping[TP, int] = await consumer.highwaters(*processed)
+        except KafkaError as exc:  # the next batch that is behind asks again
+            log.warning("backlog jump of %d partitions put off: end offsets unknown (%r)", len(processed), exc)
+            return
+        targets = {tp: ends[tp] - 1 for tp, last in processed.items() if tp in ends and ends[tp] - 1 > last + 1}
+        revoked = await seek_in_consumer_thread(consumer, targets)
+        for tp, target in targets.items():
+            if tp in revoked:  # a rebalance for a new topic: its next owner reads it
+                log.info("%s[%d] revoked before its backlog jump", tp.topic, tp.partition)
+                continue
+            self._pending[tp] = _Jump(target, processed[tp])
+            self.jumps += 1
+            if self.jumps <= 10 or self.jumps % 1000 == 0:
+                log.warning("%s[%d] %d ms behind: jumping to offset %d", tp.topic, tp.partition, lag_ms[tp], target)
 
     @property
     def enabled(self) -> bool:
@@ -96,12 +107,26 @@ class BacklogSkipper:
             self._pending.pop(tp, None)
 
 
-async def seek_in_consumer_thread(consumer: Any, tp: TP, offset: int) -> None:
-    """Seek on the thread that owns aiokafka's consumer.
+async def seek_in_consumer_thread(consumer: Any, targets: Mapping[TP, int]) -> set[TP]:
+    """Seek each partition to its target on the thread that owns aiokafka's consumer; the partitions
+    no longer assigned (not sought).
 
     Faust's own ``Consumer._seek`` calls aiokafka's ``seek`` from the caller's thread: aiokafka then
     wakes its fetcher's futures from outside their event loop, which can leave the fetcher waiting
     forever (seen: a worker that jumped over backlogs on many partitions at once stopped fetching,
     both threads idle)."""
     thread = consumer._thread
-    await thread.call_thread(thread.seek, tp, offset)
+
+    def seek_all() -> set[TP]:
+        revoked: set[TP] = set()
+        for tp, offset in targets.items():
+            try:
+                thread.seek(tp, offset)
+            except IllegalStateError:
+                revoked.add(tp)
+        return revoked
+
+    if not targets:
+        return set()
+    revoked: set[TP] = await thread.call_thread(seek_all)
+    return revoked

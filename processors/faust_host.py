@@ -99,6 +99,7 @@ class EngineHost:
         now_ms = int(time.time() * 1000)
         newest = 0
         touched: list[str] = []
+        behind: dict[TP, int] = {}
         grouped = by_partition(messages)
         revoked = await self._take_over(grouped)
         for tp, records in grouped.items():
@@ -108,26 +109,33 @@ class EngineHost:
             if base is None:
                 await self._forward(tp, records)
             else:
-                funded = len(self.engine.slots[base].state.funding) if base in self.engine.slots else 0
-                out = self.engine.apply_batch(base, records, self.health, now_ms)
+                await self._apply(tp, base, records, now_ms)
                 self._delivered[tp] = records[-1].offset
-                await self._emit(base, out)
-                await self._dead_letter(tp, base, out.rejected)
-                slot = self.engine.slots[base]
-                # An instrument's first funding rate is written at once (the API shows it from the
-                # row); later changes wait for the flush interval.
-                slot.urgent = slot.urgent or len(slot.state.funding) > funded
                 touched.append(base)
-                if self.skipper.enabled:
-                    offsets = [record.offset for record in records]
-                    skipped = await self.skipper.after_batch(
-                        self.app.consumer, tp, offsets, records[-1].timestamp, now_ms
-                    )
-                    self.engine.counters.skipped_records += skipped
+                if self.skipper.behind(tp, records[-1].timestamp, now_ms):
+                    behind[tp] = records[-1].offset
             newest = max(newest, records[-1].timestamp)
+        await self.skipper.jump(self.app.consumer, behind, {tp: now_ms - grouped[tp][-1].timestamp for tp in behind})
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
+
+    async def _apply(self, tp: TP, base: str, records: list[TickRecord], now_ms: int) -> None:
+        """``base``'s records of one partition, but those a backlog jump skips."""
+        if self.skipper.enabled:
+            dropped, skipped = self.skipper.unread(tp, [record.offset for record in records])
+            self.engine.counters.skipped_records += skipped
+            records = records[dropped:]
+            if not records:
+                return
+        funded = len(self.engine.slots[base].state.funding) if base in self.engine.slots else 0
+        out = self.engine.apply_batch(base, records, self.health, now_ms)
+        await self._emit(base, out)
+        await self._dead_letter(tp, base, out.rejected)
+        slot = self.engine.slots[base]
+        # An instrument's first funding rate is written at once (the API shows it from the row);
+        # later changes wait for the flush interval.
+        slot.urgent = slot.urgent or len(slot.state.funding) > funded
 
     async def _take_over(self, grouped: dict[TP, list[TickRecord]]) -> set[TP]:
         """Load the symbols of partitions delivered for the first time since their assignment.
