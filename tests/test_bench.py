@@ -88,3 +88,38 @@ def test_ingest_rows_give_the_whole_market_figure_beside_the_saturated_one() -> 
     missing = {"status": "not measured", "reason": "no ticks from `arbstream ingest` on the market\nlog tail"}
     rows = [row for row in report.summary_rows({"ingest": {**saturated, "market": missing}}) if row[0] == "3 Ingest"]
     assert rows[2][2] == "not measured: no ticks from `arbstream ingest` on the market"
+
+
+def test_the_worker_overload_rows_show_both_runs_and_what_the_jump_skipped() -> None:
+    def run(p99_ms: float, counts: dict[str, int], **extra: int) -> dict[str, object]:
+        latency = {"samples": 50, "p50_ms": p99_ms / 2, "p99_ms": p99_ms, "p99_9_ms": p99_ms}
+        return {
+            "offered_ticks_per_s": 18_750,
+            "sent_ticks_per_s": 18_400.0,
+            "processed_ticks_per_s": 9_000.0,
+            "worker_cpu": 0.24,
+            "saturated": True,
+            "tick_to_topic": latency,
+            "worker_cpu_share": 0.25,
+            "worker_counts": {"processed": 100, "conflated": 20, "rebuilt": 0, "rejected": 0, **counts},
+            **extra,
+        }
+
+    proc = {
+        "drain_worker_cpu": 0.9,
+        "drain_ticks_per_s": 25_000.0,
+        "logic_only_ticks_per_cpu_s": 45_000.0,
+        "changelog_records": 10,
+        "changelog_bytes_per_tick": 4.0,
+        "latency": [],
+        "overload": run(3_500.0, {"skipped_records": 0}),
+        "overload_jumping": run(1_200.0, {"skipped_records": 30_000}, skip_behind_ms=200),
+    }
+    rows = [row for row in report.summary_rows({"processors": proc}) if row[0] == "4 Overload"]
+    assert [row[2] for row in rows] == ["1,750.0 / 3,500.0 / 3,500.0", "600.0 / 1,200.0 / 1,200.0"]
+    assert rows[0][1].startswith("OVERLOAD (worker at 25% CPU time, offered 3× that capacity), 20 conflated / 100 ")
+    assert "skipped" not in rows[0][1]
+    assert rows[1][1].startswith(
+        "OVERLOAD (worker at 25% CPU time, offered 3× that capacity, backlog jump at 200 ms), "
+        "20 conflated / 100 processed / 30,000 records skipped; tick→topic"
+    )

@@ -39,8 +39,12 @@ from schemas.topics import base_of_ticks_topic
 
 DISLOCATE_EVERY = 200
 """Backlog ticks carry a dislocation every 200 ticks, so drains include alert and episode work."""
-NO_CONFLATION = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0"}
-"""Drains measure processing every tick: a backlog is exactly what a conflating worker would skip."""
+EXACT = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0", "ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
+"""Drains measure processing every tick: a backlog is exactly what a conflating or jumping worker would skip."""
+DEFAULT_JUMP = {"ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
+"""The latency ladder and the first overload run: the worker's defaults, whatever the caller's environment says."""
+JUMP_BEHIND_MS = 200
+"""The second overload run's ``worker_skip_behind_ms`` (the opt-in backlog jump, decision 0034)."""
 SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
 SCALE_OUT_PARTITIONS = 4
 """Faust's assignor hands out partition numbers: 4 split evenly between 2 workers (3 would not)."""
@@ -186,8 +190,27 @@ async def _overload(
     def total(stats: dict[str, WorkerStats], field: str) -> int:
         return sum(int(getattr(s, field)) for s in stats.values())
 
-    counts = {f: total(after, f) - total(before, f) for f in ("processed", "conflated", "rebuilt", "rejected")}
+    fields = ("processed", "conflated", "rebuilt", "rejected", "skipped_records")
+    counts = {f: total(after, f) - total(before, f) for f in fields}
     return {**run, "worker_cpu_share": THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S), "worker_counts": counts}
+
+
+async def _overload_jumping(
+    bootstrap: str, namespace: str, work_dir: Path, source: TickSource, drain_rate: float, duration_s: float, parts: int
+) -> Result:
+    """The overload run again, on a fresh worker that jumps over a backlog older than ``JUMP_BEHIND_MS``."""
+    ns = f"{namespace}-jump"
+    await ensure_topics(bootstrap, source.topics(ns), parts)
+    env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_WORKER_SKIP_BEHIND_MS=str(JUMP_BEHIND_MS))
+    worker = Service(["worker"], env, work_dir / "worker-jump.log")
+    try:
+        async with OffsetProbe(bootstrap, parts) as probe:
+            if await start_ready(worker, probe, bootstrap, source, ns) is None:
+                return not_measured(f"`arbstream worker` never processed a tick; log tail:\n{worker.log_tail()}")
+            run = await _overload(bootstrap, probe, source, worker, ns, drain_rate, duration_s, parts)
+    finally:
+        worker.stop()
+    return {**run, "skip_behind_ms": JUMP_BEHIND_MS}
 
 
 async def _scale_out(
@@ -205,7 +228,7 @@ async def _scale_out(
     for count in (1, 2):
         ns = f"{namespace}-x{count}"
         await ensure_topics(bootstrap, source.topics(ns), parts)
-        env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_SYMBOLS=",".join(bases[:4]), **NO_CONFLATION)
+        env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_SYMBOLS=",".join(bases[:4]), **EXACT)
         workers = [Service(["worker"], env, work_dir / f"scale-{count}-{i}.log") for i in range(count)]
         try:
             async with OffsetProbe(bootstrap, parts) as probe:
@@ -232,7 +255,7 @@ async def _market_drain(bootstrap: str, namespace: str, work_dir: Path, n: int, 
     source = TickSource.market_mix()
     ns = f"{namespace}-market"
     await ensure_topics(bootstrap, source.topics(ns), parts)
-    env = worker_env(bootstrap, ns, work_dir, parts, **NO_CONFLATION)
+    env = worker_env(bootstrap, ns, work_dir, parts, **EXACT)
     worker = Service(["worker"], env, work_dir / "worker-market.log")
     try:
         async with OffsetProbe(bootstrap, parts) as probe:
@@ -266,8 +289,8 @@ async def run_processors_stage(
     partitions: int,
 ) -> Result:
     await ensure_topics(bootstrap, source.topics(namespace), partitions)
-    exact = worker_env(bootstrap, namespace, work_dir, partitions, **NO_CONFLATION)
-    live = worker_env(bootstrap, f"{namespace}-live", work_dir, partitions)
+    exact = worker_env(bootstrap, namespace, work_dir, partitions, **EXACT)
+    live = worker_env(bootstrap, f"{namespace}-live", work_dir, partitions, **DEFAULT_JUMP)
     worker = Service(["worker"], exact, work_dir / "worker.log")
     try:
         async with OffsetProbe(bootstrap, partitions) as probe:
@@ -299,6 +322,11 @@ async def run_processors_stage(
             )
     finally:
         worker.stop()
+    jumping = (
+        await _overload_jumping(bootstrap, namespace, work_dir, source, drain_rate, duration_s, partitions)
+        if math.isfinite(drain_rate)
+        else not_measured("no drain rate to triple")
+    )
     scale = await _scale_out(
         bootstrap, namespace, work_dir, source, drain_ticks, drain_runs, max(SCALE_OUT_PARTITIONS, partitions)
     )
@@ -324,6 +352,7 @@ async def run_processors_stage(
         "logic_only_ticks_per_cpu_s": median(logic),
         "latency": ladder,
         "overload": overload,
+        "overload_jumping": jumping,
         "scale_out": scale,
         "market_mix": market,
     }

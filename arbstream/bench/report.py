@@ -146,13 +146,17 @@ def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
         rows.append(("4 Worker", figure, _num(market["logic_only_ticks_per_cpu_s"]), "—"))
     for level in proc["latency"]:
         rows.append(("4 Latency", _latency_figure(level), _latency(level["tick_to_topic"]), "—"))
-    overload = proc.get("overload", {})
-    if "tick_to_topic" in overload:
-        counts = overload["worker_counts"]
-        conflated = f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
-        share = f"worker at {overload['worker_cpu_share']:.0%} CPU time, offered 3× that capacity"
-        figure = _latency_figure(overload).replace("tick→topic", f"OVERLOAD ({share}), {conflated}; tick→topic")
-        rows.append(("4 Overload", figure, _latency(overload["tick_to_topic"]), "—"))
+    for key in ("overload", "overload_jumping"):
+        overload = proc.get(key, {})
+        if "tick_to_topic" in overload:
+            counts = overload["worker_counts"]
+            conflated = f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
+            share = f"worker at {overload['worker_cpu_share']:.0%} CPU time, offered 3× that capacity"
+            if "skip_behind_ms" in overload:
+                share += f", backlog jump at {overload['skip_behind_ms']} ms"
+            label = f"OVERLOAD ({share}), {conflated}{_skipped_records(counts)}; tick→topic"
+            figure = _latency_figure(overload).replace("tick→topic", label)
+            rows.append(("4 Overload", figure, _latency(overload["tick_to_topic"]), "—"))
     scale = proc.get("scale_out", {})
     if "speedup" in scale:
         one, two = scale["workers_1"], scale["workers_2"]
