@@ -81,6 +81,8 @@ class EngineHost:
         self.clock = EventClock()
         self._delivered: dict[TP, int] = {}
         """The last offset delivered per owned tick partition (is anything waiting behind it?)."""
+        self._delivered_ts: dict[TP, int] = {}
+        """The Kafka time (ms) of that last delivered record."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.skipper = BacklogSkipper(settings.worker_skip_behind_ms)
         self.recovery_watch = RecoveryWatch(app, settings.worker_recovery_stall_s)
@@ -111,11 +113,20 @@ class EngineHost:
             else:
                 await self._apply(tp, base, records, now_ms)
                 self._delivered[tp] = records[-1].offset
+                self._delivered_ts[tp] = records[-1].timestamp
                 touched.append(base)
                 if self.skipper.behind(tp, records[-1].timestamp, now_ms):
                     behind[tp] = records[-1].offset
             newest = max(newest, records[-1].timestamp)
-        await self.skipper.jump(self.app.consumer, behind, {tp: now_ms - grouped[tp][-1].timestamp for tp in behind})
+        if behind:
+            # The worker is behind: its other partitions' records wait in the consumer's buffer as
+            # long, and would each be processed once more before their own jump.
+            behind |= {
+                tp: offset
+                for tp, offset in self._delivered.items()
+                if tp not in behind and self.skipper.behind(tp, self._delivered_ts[tp], now_ms)
+            }
+        await self.skipper.jump(self.app.consumer, behind, {tp: now_ms - self._delivered_ts[tp] for tp in behind})
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
@@ -352,6 +363,7 @@ class EngineHost:
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
             self._delivered.pop(tp, None)
+            self._delivered_ts.pop(tp, None)
         self.skipper.forget(set(self.skipper.pending) - set(home))
         self._foreign &= assigned
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -125,3 +126,34 @@ async def test_seek_to_committed_reads_every_partition_s_offset_in_one_request(
         # Committed partitions resume there; the others (no commit) from the reset policy's end.
         assert positions == {tp: committed[tp].offset if tp in committed else 3 for tp in tps}
     assert seen[0] == seen[1] == {tp: committed[tp].offset if tp in committed else None for tp in tps}
+
+
+async def test_a_worker_behind_jumps_at_once_every_partition_it_last_saw_that_long_ago() -> None:
+    """One partition found behind means the others' records wait as long in the consumer's buffer:
+    those last seen longer ago than the threshold jump in the same request, the fresh ones do not."""
+    settings = WorkerSettings(kafka_bootstrap="127.0.0.1:1", namespace="t1", worker_skip_behind_ms=200)
+    _app, host = create_app(settings, "127.0.0.1:1", ["t1.ticks.BTC", "t1.ticks.ETH", "t1.ticks.SOL"])
+    btc, eth, sol = (TP(f"t1.ticks.{base}", 0) for base in ("BTC", "ETH", "SOL"))
+    for tp in (btc, eth, sol):
+        host._owned[tp] = tp.topic.rsplit(".", 1)[1]
+
+    async def nothing_new(grouped: Any) -> set[TP]:
+        return set()
+
+    jumps: list[dict[TP, int]] = []
+
+    async def jump(consumer: Any, processed: dict[TP, int], lag_ms: dict[TP, int]) -> None:
+        jumps.append(dict(processed))
+
+    cast(Any, host)._take_over = nothing_new
+    cast(Any, host)._apply = lambda *args: asyncio.sleep(0)
+    cast(Any, host).write_rows = lambda *args, **kwargs: 0
+    cast(Any, host.skipper).jump = jump
+    now = time.time()
+
+    def at(tp: TP, offset: int, age_s: float) -> Any:
+        return SimpleNamespace(tp=tp, offset=offset, key=None, value=b"", timestamp=now - age_s)
+
+    await host.handle([at(btc, 3, 0.05), at(eth, 7, 0.05), at(sol, 9, 5.0)])  # SOL behind, last seen 5 s ago
+    await host.handle([at(btc, 4, 0.0), at(eth, 8, 1.0)])  # ETH behind now; SOL still last seen 5 s ago
+    assert jumps == [{sol: 9}, {eth: 8, sol: 9}]  # BTC is fresh: never jumped
