@@ -112,9 +112,10 @@ async def seek_in_consumer_thread(consumer: Any, targets: Mapping[TP, int]) -> s
     no longer assigned (not sought).
 
     Faust's own ``Consumer._seek`` calls aiokafka's ``seek`` from the caller's thread: aiokafka then
-    wakes its fetcher's futures from outside their event loop, which can leave the fetcher waiting
-    forever (seen: a worker that jumped over backlogs on many partitions at once stopped fetching,
-    both threads idle)."""
+    wakes its fetcher's futures from outside their event loop, which asyncio does not allow. (A
+    worker seen to stop after jumping on many partitions at once, both threads idle, was first
+    blamed on this; the bench later showed that symptom from commits stalled after offset 0 —
+    decision 0034's amendment.)"""
     thread = consumer._thread
 
     def seek_all() -> set[TP]:
