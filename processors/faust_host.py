@@ -79,10 +79,8 @@ class EngineHost:
         self.engine = Engine(config, settings.funding_config(), settings.worker_conflate_after_ms)
         self.health = HealthView()
         self.clock = EventClock()
-        self._delivered: dict[TP, int] = {}
-        """The last offset delivered per owned tick partition (is anything waiting behind it?)."""
-        self._delivered_ts: dict[TP, int] = {}
-        """The Kafka time (ms) of that last delivered record."""
+        self._delivered: dict[TP, TickRecord] = {}
+        """The last record delivered per owned tick partition (is anything waiting behind it? how old?)."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.skipper = BacklogSkipper(settings.worker_skip_behind_ms)
         self.recovery_watch = RecoveryWatch(app, settings.worker_recovery_stall_s)
@@ -101,7 +99,7 @@ class EngineHost:
         now_ms = int(time.time() * 1000)
         newest = 0
         touched: list[str] = []
-        behind: dict[TP, int] = {}
+        behind = False
         grouped = by_partition(messages)
         revoked = await self._take_over(grouped)
         for tp, records in grouped.items():
@@ -112,24 +110,24 @@ class EngineHost:
                 await self._forward(tp, records)
             else:
                 await self._apply(tp, base, records, now_ms)
-                self._delivered[tp] = records[-1].offset
-                self._delivered_ts[tp] = records[-1].timestamp
+                self._delivered[tp] = records[-1]
                 touched.append(base)
-                if self.skipper.behind(tp, records[-1].timestamp, now_ms):
-                    behind[tp] = records[-1].offset
+                behind = behind or self.skipper.behind(tp, records[-1].timestamp, now_ms)
             newest = max(newest, records[-1].timestamp)
         if behind:
-            # The worker is behind: its other partitions' records wait in the consumer's buffer as
-            # long, and would each be processed once more before their own jump.
-            behind |= {
-                tp: offset
-                for tp, offset in self._delivered.items()
-                if tp not in behind and self.skipper.behind(tp, self._delivered_ts[tp], now_ms)
-            }
-        await self.skipper.jump(self.app.consumer, behind, {tp: now_ms - self._delivered_ts[tp] for tp in behind})
+            await self._jump_behind(now_ms)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
+
+    async def _jump_behind(self, now_ms: int) -> None:
+        """A partition found behind means the others' records wait as long in the consumer's buffer
+        and would each be processed once more before their own jump: every partition last seen
+        longer ago than the threshold jumps, in one end-offset request."""
+        late = {tp: last for tp, last in self._delivered.items() if self.skipper.behind(tp, last.timestamp, now_ms)}
+        processed = {tp: last.offset for tp, last in late.items()}
+        lag_ms = {tp: now_ms - last.timestamp for tp, last in late.items()}
+        await self.skipper.jump(self.app.consumer, processed, lag_ms)
 
     async def _apply(self, tp: TP, base: str, records: list[TickRecord], now_ms: int) -> None:
         """``base``'s records of one partition, but those a backlog jump skips."""
@@ -255,7 +253,7 @@ class EngineHost:
             highwater = self.app.consumer.highwater(tp)
         except AssertionError:  # aiokafka asserts the partition is assigned: revoked meanwhile
             return False
-        return delivered is not None and highwater is not None and highwater <= delivered + 1
+        return delivered is not None and highwater is not None and highwater <= delivered.offset + 1
 
     async def _send(self, topic: str, symbol: bytes, value: bytes, key: bytes | None = None) -> None:
         """Everything the worker writes goes to its symbol's partition, so one symbol's events keep one order.
@@ -363,7 +361,6 @@ class EngineHost:
         for tp in set(self._owned) - set(home):
             self.engine.drop(self._owned.pop(tp))
             self._delivered.pop(tp, None)
-            self._delivered_ts.pop(tp, None)
         self.skipper.forget(set(self.skipper.pending) - set(home))
         self._foreign &= assigned
         log.info("assigned %d tick partitions; owns symbols [%s]", len(home), ",".join(sorted(home.values())))

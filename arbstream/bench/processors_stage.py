@@ -13,6 +13,7 @@ import contextlib
 import math
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,10 @@ from schemas.topics import base_of_ticks_topic
 
 DISLOCATE_EVERY = 200
 """Backlog ticks carry a dislocation every 200 ticks, so drains include alert and episode work."""
-EXACT = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0", "ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
+JUMP_OFF = {"ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
+"""The latency ladder and the first overload run: the worker's default, whatever the caller's environment says."""
+EXACT = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0", **JUMP_OFF}
 """Drains measure processing every tick: a backlog is exactly what a conflating or jumping worker would skip."""
-DEFAULT_JUMP = {"ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
-"""The latency ladder and the first overload run: the worker's defaults, whatever the caller's environment says."""
 JUMP_BEHIND_MS = 200
 """The second overload run's ``worker_skip_behind_ms`` (the opt-in backlog jump, decision 0034)."""
 SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
@@ -195,21 +196,31 @@ async def _overload(
     return {**run, "worker_cpu_share": THROTTLE_RUN_S / (THROTTLE_RUN_S + THROTTLE_STOP_S), "worker_counts": counts}
 
 
+@contextlib.asynccontextmanager
+async def _fresh_worker(
+    bootstrap: str, ns: str, work_dir: Path, source: TickSource, parts: int, log_name: str, **extra: str
+) -> AsyncIterator[tuple[Service, OffsetProbe, bool]]:
+    """A worker on namespace ``ns``'s own topics, fed until it processes: (worker, probe, ready)."""
+    await ensure_topics(bootstrap, source.topics(ns), parts)
+    worker = Service(["worker"], worker_env(bootstrap, ns, work_dir, parts, **extra), work_dir / log_name)
+    try:
+        async with OffsetProbe(bootstrap, parts) as probe:
+            yield worker, probe, await start_ready(worker, probe, bootstrap, source, ns) is not None
+    finally:
+        worker.stop()
+
+
 async def _overload_jumping(
     bootstrap: str, namespace: str, work_dir: Path, source: TickSource, drain_rate: float, duration_s: float, parts: int
 ) -> Result:
     """The overload run again, on a fresh worker that jumps over a backlog older than ``JUMP_BEHIND_MS``."""
     ns = f"{namespace}-jump"
-    await ensure_topics(bootstrap, source.topics(ns), parts)
-    env = worker_env(bootstrap, ns, work_dir, parts, ARBSTREAM_WORKER_SKIP_BEHIND_MS=str(JUMP_BEHIND_MS))
-    worker = Service(["worker"], env, work_dir / "worker-jump.log")
-    try:
-        async with OffsetProbe(bootstrap, parts) as probe:
-            if await start_ready(worker, probe, bootstrap, source, ns) is None:
-                return not_measured(f"`arbstream worker` never processed a tick; log tail:\n{worker.log_tail()}")
-            run = await _overload(bootstrap, probe, source, worker, ns, drain_rate, duration_s, parts)
-    finally:
-        worker.stop()
+    jumping = {"ARBSTREAM_WORKER_SKIP_BEHIND_MS": str(JUMP_BEHIND_MS)}
+    async with _fresh_worker(bootstrap, ns, work_dir, source, parts, "worker-jump.log", **jumping) as started:
+        worker, probe, ready = started
+        if not ready:
+            return not_measured(f"`arbstream worker` never processed a tick; log tail:\n{worker.log_tail()}")
+        run = await _overload(bootstrap, probe, source, worker, ns, drain_rate, duration_s, parts)
     return {**run, "skip_behind_ms": JUMP_BEHIND_MS}
 
 
@@ -254,16 +265,11 @@ async def _market_drain(bootstrap: str, namespace: str, work_dir: Path, n: int, 
     """Backlog drain on the simulator's whole market (480 bases, ~4k instruments, heavy-tailed rates)."""
     source = TickSource.market_mix()
     ns = f"{namespace}-market"
-    await ensure_topics(bootstrap, source.topics(ns), parts)
-    env = worker_env(bootstrap, ns, work_dir, parts, **EXACT)
-    worker = Service(["worker"], env, work_dir / "worker-market.log")
-    try:
-        async with OffsetProbe(bootstrap, parts) as probe:
-            if await start_ready(worker, probe, bootstrap, source, ns) is None:
-                return not_measured(f"worker never processed the market mix; log tail:\n{worker.log_tail()}")
-            drains = [await _drain_run(bootstrap, probe, source, ns, [worker], n) for _ in range(runs)]
-    finally:
-        worker.stop()
+    async with _fresh_worker(bootstrap, ns, work_dir, source, parts, "worker-market.log", **EXACT) as started:
+        worker, probe, ready = started
+        if not ready:
+            return not_measured(f"worker never processed the market mix; log tail:\n{worker.log_tail()}")
+        drains = [await _drain_run(bootstrap, probe, source, ns, [worker], n) for _ in range(runs)]
     return {
         "bases": len({i.base for i in source.instruments}),
         "instruments": len(source.instruments),
@@ -290,7 +296,7 @@ async def run_processors_stage(
 ) -> Result:
     await ensure_topics(bootstrap, source.topics(namespace), partitions)
     exact = worker_env(bootstrap, namespace, work_dir, partitions, **EXACT)
-    live = worker_env(bootstrap, f"{namespace}-live", work_dir, partitions, **DEFAULT_JUMP)
+    live = worker_env(bootstrap, f"{namespace}-live", work_dir, partitions, **JUMP_OFF)
     worker = Service(["worker"], exact, work_dir / "worker.log")
     try:
         async with OffsetProbe(bootstrap, partitions) as probe:
