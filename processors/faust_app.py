@@ -90,7 +90,7 @@ def create_app(settings: WorkerSettings, bootstrap: str, tick_names: list[str]) 
     ticks = faust.Topic(app, topics=tick_names, key_type=bytes, value_type=bytes)
     app.topics.add(ticks)  # subscribed through the conductor, read by the agent below a fetch at a time
     batches = app.channel(maxsize=settings.worker_batch_queue)
-    router = deliver_in_batches(app, batches, tick_names)
+    router = deliver_in_batches(app, batches, tick_names, host.admit if host.skipper.enabled else None)
     discovery = TopicDiscovery(app, host, tick_names, topics.ticks_pattern, bootstrap, settings.topic_partitions)
 
     @app.agent(batches, concurrency=1)

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeAlias, cast
 
 import faust
+from aiokafka import ConsumerRecord
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
 log = logging.getLogger(__name__)
 
 _ROUTER = "_arbstream_batch_router"
+Admit: TypeAlias = Callable[[TP, Sequence[ConsumerRecord]], Sequence[ConsumerRecord]]
+"""A partition's fetched records -> those to deliver (:meth:`processors.faust_host.EngineHost.admit`)."""
 HAND_OVER_RECHECK_S = 0.1
 """How often a hand-over waiting for the agent looks whether Faust started recovering a table."""
 _ORIGINAL = "_arbstream_original_drain_messages"
@@ -42,10 +45,14 @@ class BatchRouter:
     """The tick topics (``names``, a list :class:`processors.discovery.TopicDiscovery` extends in
     place) whose records go to ``channel`` a fetch at a time."""
 
-    def __init__(self, app: faust.App, channel: faust.ChannelT[Any], names: list[str]) -> None:
+    def __init__(
+        self, app: faust.App, channel: faust.ChannelT[Any], names: list[str], admit: Admit | None = None
+    ) -> None:
         self.app = app
         self.channel = channel
         self.names = names
+        self.admit = admit
+        """Which of a partition's fetched records become messages (None: all), before any is tracked."""
         self._known: frozenset[str] = frozenset(names)
 
     def batched(self, topic: str) -> bool:
@@ -107,6 +114,7 @@ class BatchRouter:
         acks_enabled_for = self.app.topics.acks_enabled_for
         to_message = consumer._to_message
         monitor = self.app.monitor
+        admit = self.admit
 
         async def batching_getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
             # As Faust's Consumer.getmany (faust-streaming 0.15.3) up to the records.
@@ -135,9 +143,11 @@ class BatchRouter:
                             break
                         yield tp, to_message(tp, record)
                     continue
+                # Left out by admit: never tracked, so the next record delivered records a gap.
+                admitted = fetched if admit is None else admit(tp, fetched)
                 # As Consumer._drain_messages does per record: drop re-deliveries, record gaps.
                 read = read_offsets[tp]
-                for record in fetched:
+                for record in admitted:
                     offset = record.offset
                     if read is not None and offset < read:
                         continue
@@ -178,11 +188,14 @@ async def _seek_back(consumer: Consumer) -> None:
         log.warning("exception performing seek when flow not active %s", exc)
 
 
-def deliver_in_batches(app: faust.App, channel: faust.ChannelT[Any], names: list[str]) -> BatchRouter:
+def deliver_in_batches(
+    app: faust.App, channel: faust.ChannelT[Any], names: list[str], admit: Admit | None = None
+) -> BatchRouter:
     """Route ``app``'s records of the topics in ``names`` to ``channel`` one fetch at a time (a list
-    of :class:`faust.types.Message`). Other apps in the process are unaffected."""
+    of :class:`faust.types.Message`), each partition's fetched records first filtered by ``admit``
+    when given. Other apps in the process are unaffected."""
     _patch_drain_messages()
-    router = BatchRouter(app, channel, names)
+    router = BatchRouter(app, channel, names, admit)
     setattr(app, _ROUTER, router)
     return router
 

@@ -13,6 +13,7 @@ latest quotes go to ``prices``; every ``worker_stats_interval_s`` the counters g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import faust
 import msgspec
+from aiokafka import ConsumerRecord
 from faust.types import TP, Message, TableT
 
 from plumbing.kafka import symbol_partition
@@ -83,6 +85,8 @@ class EngineHost:
         """The last record delivered per owned tick partition (is anything waiting behind it? how old?)."""
         self.rebuild = RebuildReader(bootstrap, rebuild_window_ms(settings))
         self.skipper = BacklogSkipper(settings.worker_skip_behind_ms)
+        self._jumping: asyncio.Future[None] | None = None
+        """The backlog jump in flight, if any (it runs beside the agent)."""
         self.recovery_watch = RecoveryWatch(app, settings.worker_recovery_stall_s)
         self.started_ts_ns = time.time_ns()
         self._owned: dict[TP, str] = {}
@@ -115,28 +119,32 @@ class EngineHost:
                 behind = behind or self.skipper.behind(tp, records[-1].timestamp, now_ms)
             newest = max(newest, records[-1].timestamp)
         if behind:
-            await self._jump_behind(now_ms)
+            self._start_jump(now_ms)
         self._lag_ms = max(0, now_ms - newest) if newest else 0
         self.clock.observe(self.engine.newest_event_ns)
         self.write_rows(touched, urgent_only=True)
 
-    async def _jump_behind(self, now_ms: int) -> None:
-        """A partition found behind means the others' records wait as long in the consumer's buffer
-        and would each be processed once more before their own jump: every partition last seen
-        longer ago than the threshold jumps, in one end-offset request."""
+    def admit(self, tp: TP, records: Sequence[ConsumerRecord]) -> Sequence[ConsumerRecord]:
+        """The batch router's filter of each partition's fetched records while backlog jumps are on
+        (:meth:`BacklogSkipper.admit`): what it leaves out is never made a message, and counted."""
+        kept, skipped = self.skipper.admit(tp, records, int(time.time() * 1000))
+        self.engine.counters.skipped_records += skipped
+        return kept
+
+    def _start_jump(self, now_ms: int) -> None:
+        """Jump beside the agent (one jump at a time): a partition found behind means the others'
+        records wait as long in the consumer's buffer and would each be processed once more before
+        their own jump, so every partition last seen longer ago than the threshold jumps, in one
+        end-offset request."""
+        if self._jumping is not None and not self._jumping.done():
+            return
         late = {tp: last for tp, last in self._delivered.items() if self.skipper.behind(tp, last.timestamp, now_ms)}
-        processed = {tp: last.offset for tp, last in late.items()}
         lag_ms = {tp: now_ms - last.timestamp for tp, last in late.items()}
-        await self.skipper.jump(self.app.consumer, processed, lag_ms)
+        self._jumping = asyncio.ensure_future(self.skipper.jump(self.app.consumer, lag_ms))
+        self._jumping.add_done_callback(_log_failure)
 
     async def _apply(self, tp: TP, base: str, records: list[TickRecord], now_ms: int) -> None:
-        """``base``'s records of one partition, but those a backlog jump skips."""
-        if self.skipper.enabled:
-            dropped, skipped = self.skipper.unread(tp, [record.offset for record in records])
-            self.engine.counters.skipped_records += skipped
-            records = records[dropped:]
-            if not records:
-                return
+        """``base``'s records of one partition."""
         funded = len(self.engine.slots[base].state.funding) if base in self.engine.slots else 0
         out = self.engine.apply_batch(base, records, self.health, now_ms)
         await self._emit(base, out)
@@ -348,6 +356,9 @@ class EngineHost:
     async def on_revoked(self, revoked: set[TP]) -> None:
         """After Faust committed what was processed: write every revoked symbol's changed row and its
         prices, flushed before the next owner restores them."""
+        if self._jumping is not None:
+            self._jumping.cancel()  # a seek now would race Faust's own to the committed offsets
+        self.skipper.forget(revoked)
         bases = [self._owned[tp] for tp in revoked if tp in self._owned]
         self.write_rows(bases)
         await self.publish_prices()
@@ -381,6 +392,12 @@ class EngineHost:
             if tp.partition == self._home(tp.topic, base):
                 home[tp] = base
         return home
+
+
+def _log_failure(done: asyncio.Future[None]) -> None:
+    """A backlog jump that failed is logged (the next batch behind tries again)."""
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("backlog jump failed: %r", exc, exc_info=exc)
 
 
 def rebuild_window_ms(settings: WorkerSettings) -> int:

@@ -4,13 +4,14 @@ one list, other topics keep Faust's per-event path, and commits follow the agent
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 from faust.types import TP, Message
 
@@ -41,10 +42,17 @@ async def _until(condition: Any, timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
+def _kept(offset: int, every: int) -> bool:
+    return offset % every == every - 1
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("every", [1, 10], ids=["all", "admitted"])
 async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks(
-    kafka_bootstrap: str, namespace: str, tmp_path: Path
+    kafka_bootstrap: str, namespace: str, tmp_path: Path, every: int
 ) -> None:
+    """With ``admit`` leaving records out (``every``: one in ten kept, as a backlog jump does), the
+    others still arrive once and in order and the commits still pass what was left out."""
     batched, other = [f"{namespace}.b1", f"{namespace}.b2"], f"{namespace}.other"
     await ensure_topics(kafka_bootstrap, [*batched, other], 1)
     await _produce(kafka_bootstrap, {batched[0]: PER_TOPIC, batched[1]: PER_TOPIC, other: 20})
@@ -55,7 +63,11 @@ async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks
     names = list(batched)
     app.topics.add(faust.Topic(app, topics=names, key_type=bytes, value_type=bytes))
     channel = app.channel(maxsize=2)
-    router = deliver_in_batches(app, channel, names)
+
+    def admit(tp: TP, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
+        return [record for record in records if _kept(record.offset, every)]
+
+    router = deliver_in_batches(app, channel, names, admit if every > 1 else None)
     fetches: list[list[Message]] = []
     singles: list[bytes] = []
 
@@ -73,7 +85,7 @@ async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks
 
     await app.start()
     try:
-        await _until(lambda: sum(map(len, fetches)) >= 2 * PER_TOPIC and len(singles) >= 20)
+        await _until(lambda: sum(map(len, fetches)) >= 2 * PER_TOPIC // every and len(singles) >= 20)
         tps = [TopicPartition(t, 0) for t in (*batched, other)]
 
         async def committed() -> dict[TopicPartition, int]:
@@ -90,7 +102,7 @@ async def test_a_fetch_reaches_the_agent_as_one_list_and_commits_follow_its_acks
     assert found == {tp: (20 if tp.topic == other else PER_TOPIC) for tp in tps}
     for topic in batched:
         values = [m.value for f in fetches for m in f if m.topic == topic]
-        assert values == [f"{topic}:{i}".encode() for i in range(PER_TOPIC)]  # each once, in order
+        assert values == [f"{topic}:{i}".encode() for i in range(PER_TOPIC) if _kept(i, every)]  # once, in order
     assert max(len(f) for f in fetches) > 1  # a fetch arrives as one list, not record by record
     assert all(m.topic in batched for f in fetches for m in f)
     assert singles == [f"{other}:{i}".encode() for i in range(20)]  # Faust's own path, unchanged

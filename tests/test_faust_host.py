@@ -128,32 +128,62 @@ async def test_seek_to_committed_reads_every_partition_s_offset_in_one_request(
     assert seen[0] == seen[1] == {tp: committed[tp].offset if tp in committed else None for tp in tps}
 
 
-async def test_a_worker_behind_jumps_at_once_every_partition_it_last_saw_that_long_ago() -> None:
-    """One partition found behind means the others' records wait as long in the consumer's buffer:
-    those last seen longer ago than the threshold jump in the same request, the fresh ones do not."""
+def _behind_host() -> tuple[Any, list[TP]]:
+    """A host with backlog jumps at 200 ms owning BTC, ETH and SOL, its per-batch work stubbed."""
     settings = WorkerSettings(kafka_bootstrap="127.0.0.1:1", namespace="t1", worker_skip_behind_ms=200)
     _app, host = create_app(settings, "127.0.0.1:1", ["t1.ticks.BTC", "t1.ticks.ETH", "t1.ticks.SOL"])
-    btc, eth, sol = (TP(f"t1.ticks.{base}", 0) for base in ("BTC", "ETH", "SOL"))
-    for tp in (btc, eth, sol):
+    tps = [TP(f"t1.ticks.{base}", 0) for base in ("BTC", "ETH", "SOL")]
+    for tp in tps:
         host._owned[tp] = tp.topic.rsplit(".", 1)[1]
+        host.skipper._handed[tp] = 0
 
     async def nothing_new(grouped: Any) -> set[TP]:
         return set()
 
-    jumps: list[dict[TP, int]] = []
-
-    async def jump(consumer: Any, processed: dict[TP, int], lag_ms: dict[TP, int]) -> None:
-        jumps.append(dict(processed))
-
     cast(Any, host)._take_over = nothing_new
     cast(Any, host)._apply = lambda *args: asyncio.sleep(0)
     cast(Any, host).write_rows = lambda *args, **kwargs: 0
+    return host, tps
+
+
+def _at(tp: TP, offset: int, age_s: float) -> Any:
+    return SimpleNamespace(tp=tp, offset=offset, key=None, value=b"", timestamp=time.time() - age_s)
+
+
+async def test_a_worker_behind_jumps_at_once_every_partition_it_last_saw_that_long_ago() -> None:
+    """One partition found behind means the others' records wait as long in the consumer's buffer:
+    those last seen longer ago than the threshold jump in the same request, the fresh ones do not."""
+    host, (btc, eth, sol) = _behind_host()
+    jumps: list[set[TP]] = []
+
+    async def jump(consumer: Any, lag_ms: dict[TP, int]) -> None:
+        jumps.append(set(lag_ms))
+
     cast(Any, host.skipper).jump = jump
-    now = time.time()
+    await host.handle([_at(btc, 3, 0.05), _at(eth, 7, 0.05), _at(sol, 9, 5.0)])  # SOL behind, last seen 5 s ago
+    await host._jumping
+    await host.handle([_at(btc, 4, 0.0), _at(eth, 8, 1.0)])  # ETH behind now; SOL still last seen 5 s ago
+    await host._jumping
+    assert jumps == [{sol}, {eth, sol}]  # BTC is fresh: never jumped
 
-    def at(tp: TP, offset: int, age_s: float) -> Any:
-        return SimpleNamespace(tp=tp, offset=offset, key=None, value=b"", timestamp=now - age_s)
 
-    await host.handle([at(btc, 3, 0.05), at(eth, 7, 0.05), at(sol, 9, 5.0)])  # SOL behind, last seen 5 s ago
-    await host.handle([at(btc, 4, 0.0), at(eth, 8, 1.0)])  # ETH behind now; SOL still last seen 5 s ago
-    assert jumps == [{sol: 9}, {eth: 8, sol: 9}]  # BTC is fresh: never jumped
+async def test_the_agent_does_not_wait_for_a_jump_and_starts_one_at_a_time() -> None:
+    """The end-offset request and the seek took most of a throttled worker's time per batch."""
+    host, (btc, _, _) = _behind_host()
+    release = asyncio.Event()
+    started: list[set[TP]] = []
+
+    async def jump(consumer: Any, lag_ms: dict[TP, int]) -> None:
+        started.append(set(lag_ms))
+        await release.wait()
+
+    cast(Any, host.skipper).jump = jump
+    await asyncio.wait_for(host.handle([_at(btc, 3, 5.0)]), 1.0)  # returns with the jump still on
+    await asyncio.sleep(0)
+    await asyncio.wait_for(host.handle([_at(btc, 4, 5.0)]), 1.0)
+    assert started == [{btc}] and not host._jumping.done()
+    release.set()
+    await host._jumping
+    await host.handle([_at(btc, 5, 5.0)])
+    await host._jumping
+    assert started == [{btc}, {btc}]
