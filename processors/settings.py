@@ -96,8 +96,9 @@ class WorkerSettings(CommonSettings):
         default=0,
         ge=0,
         description="a tick partition whose newest delivered tick is this much older than the wall clock skips "
-        "its Kafka backlog but the newest record, counted as skipped_records (0: never; overload then builds lag "
-        "instead of dropping resolution)",
+        "its Kafka backlog but the newest record, and of fetched records this old only each fetch's newest is "
+        "processed; all counted as skipped_records (0: never; overload then builds lag instead of dropping "
+        "resolution)",
     )
     worker_recovery_stall_s: float = Field(
         default=3.0,
