@@ -3,10 +3,11 @@
 On the whole market a tail symbol's record holds one or two ticks, so when the worker falls behind
 the backlog builds in Kafka one tick per record and conflation (newest quote per instrument within
 a fetch) finds little to drop: every record still costs Faust's per-record path, and tick →
-opportunity latency grows without bound (issue 12). With ``worker_skip_behind_ms`` set, a
-partition whose newest processed record is older than that seeks to its newest record: everything
-between is never processed, and counted (``skipped_records`` on ``worker-stats``, ``/health``,
-``/metrics``). The recorder still has every raw frame, and a replay can process them all.
+opportunity latency grows without bound (issue 12). With ``worker_skip_behind_ms`` (500 by
+default; 0: off, for an exact replay through a live worker), a partition whose newest processed
+record is older than that seeks to its newest record: everything between is never processed, and
+counted (``skipped_records`` on ``worker-stats``, ``/health``, ``/metrics``). The recorder still
+has every raw frame, and a replay can process them all.
 
 Where the newest record is: the partition's end offset asked from the broker when the jump is
 decided (one ListOffsets request for every partition jumping). The consumer's own high-water mark

@@ -93,12 +93,12 @@ class WorkerSettings(CommonSettings):
         "and counted (0: never conflate, e.g. for exact replays)",
     )
     worker_skip_behind_ms: int = Field(
-        default=0,
+        default=500,
         ge=0,
         description="a tick partition whose newest delivered tick is this much older than the wall clock skips "
         "its Kafka backlog but the newest record, and of fetched records this old only each fetch's newest is "
-        "processed; all counted as skipped_records (0: never; overload then builds lag instead of dropping "
-        "resolution)",
+        "processed; all counted as skipped_records (0: never, e.g. for exact replays; overload then builds "
+        "lag instead of dropping resolution)",
     )
     worker_recovery_stall_s: float = Field(
         default=3.0,

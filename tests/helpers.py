@@ -53,6 +53,10 @@ def service_env(bootstrap: str, namespace: str, **extra: str) -> dict[str, str]:
             "ARBSTREAM_KAFKA_BOOTSTRAP": bootstrap,
             "ARBSTREAM_NAMESPACE": namespace,
             "ARBSTREAM_INSTRUMENTS_CACHE_DIR": str(cache),
+            # Tests send exact sequences, often before a worker has joined: a worker that jumps over
+            # what is older than the threshold (the product's default) would skip them. The jump
+            # has tests of its own (test_worker_backlog.py runs it at the default).
+            "ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0",
             **extra,
         }
     )

@@ -48,6 +48,7 @@ async def test_backtest_of_a_recorded_live_run_reproduces_its_alerts(
         # A worker that falls behind conflates (newest quote wins, counted): on a loaded test machine
         # that would make live differ from the exact replay, which is what conflation is for.
         ARBSTREAM_WORKER_CONFLATE_AFTER_MS="0",
+        ARBSTREAM_WORKER_SKIP_BEHIND_MS="0",  # an exact replay (tests.helpers sets it too)
         **{f"ARBSTREAM_{k.upper()}": v for k, v in SETTINGS.items()},
     )
     opportunities = topic_name(OPPORTUNITIES, namespace)

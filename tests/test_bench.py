@@ -112,12 +112,14 @@ def test_the_worker_overload_rows_show_both_runs_and_what_the_jump_skipped() -> 
         "changelog_records": 10,
         "changelog_bytes_per_tick": 4.0,
         "latency": [],
-        "overload": run(3_500.0, {"skipped_records": 0}),
+        "overload": run(3_500.0, {"skipped_records": 0}, skip_behind_ms=0),
         "overload_jumping": run(1_200.0, {"skipped_records": 30_000}, skip_behind_ms=200),
     }
     rows = [row for row in report.summary_rows({"processors": proc}) if row[0] == "4 Overload"]
     assert [row[2] for row in rows] == ["1,750.0 / 3,500.0 / 3,500.0", "600.0 / 1,200.0 / 1,200.0"]
-    assert rows[0][1].startswith("OVERLOAD (worker at 25% CPU time, offered 3× that capacity), 20 conflated / 100 ")
+    assert rows[0][1].startswith(
+        "OVERLOAD (worker at 25% CPU time, offered 3× that capacity, no backlog jump), 20 conflated / 100 "
+    )
     assert "skipped" not in rows[0][1]
     assert rows[1][1].startswith(
         "OVERLOAD (worker at 25% CPU time, offered 3× that capacity, backlog jump at 200 ms), "

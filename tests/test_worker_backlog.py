@@ -60,10 +60,10 @@ async def test_a_stale_backlog_is_skipped_counted_and_committed_past(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     env = worker_env(kafka_bootstrap, namespace, tmp_path, "ADA") | {
-        "ARBSTREAM_WORKER_SKIP_BEHIND_MS": "1000",
         "ARBSTREAM_WORKER_POLL_RECORDS": "300",
         "ARBSTREAM_WORKER_BATCH_QUEUE": "1",
     }
+    del env["ARBSTREAM_WORKER_SKIP_BEHIND_MS"]  # the product's default: on
     topic = topic_name("ticks.ADA", namespace)
     settings = WorkerSettings(
         kafka_bootstrap=kafka_bootstrap, namespace=namespace, symbols=["ADA"], topic_partitions=3

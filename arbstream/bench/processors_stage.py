@@ -41,11 +41,12 @@ from schemas.topics import base_of_ticks_topic
 DISLOCATE_EVERY = 200
 """Backlog ticks carry a dislocation every 200 ticks, so drains include alert and episode work."""
 JUMP_OFF = {"ARBSTREAM_WORKER_SKIP_BEHIND_MS": "0"}
-"""The latency ladder and the first overload run: the worker's default, whatever the caller's environment says."""
+"""The latency ladder and the first overload run: no backlog jump (comparable with the runs before it
+became the worker's default), whatever the caller's environment says."""
 EXACT = {"ARBSTREAM_WORKER_CONFLATE_AFTER_MS": "0", **JUMP_OFF}
 """Drains measure processing every tick: a backlog is exactly what a conflating or jumping worker would skip."""
 JUMP_BEHIND_MS = 200
-"""The second overload run's ``worker_skip_behind_ms`` (the opt-in backlog jump, decision 0034)."""
+"""The second overload run's ``worker_skip_behind_ms`` (the backlog jump, decision 0034)."""
 SCALE_OUT_BASES = ("BTC", "ETH", "SOL", "PEPE")
 SCALE_OUT_PARTITIONS = 4
 """Faust's assignor hands out partition numbers: 4 split evenly between 2 workers (3 would not)."""
@@ -323,6 +324,7 @@ async def run_processors_stage(
             )
             overload = (
                 await _overload(bootstrap, probe, source, worker, ns_live, drain_rate, duration_s, partitions)
+                | {"skip_behind_ms": 0}
                 if math.isfinite(drain_rate)
                 else not_measured("no drain rate to triple")
             )

@@ -152,8 +152,10 @@ def _processor_rows(proc: Result, r: dict[str, float | None]) -> list[Row]:
             counts = overload["worker_counts"]
             conflated = f"{_num(counts['conflated'])} conflated / {_num(counts['processed'])} processed"
             share = f"worker at {overload['worker_cpu_share']:.0%} CPU time, offered 3× that capacity"
-            if "skip_behind_ms" in overload:
+            if overload.get("skip_behind_ms"):
                 share += f", backlog jump at {overload['skip_behind_ms']} ms"
+            elif "skip_behind_ms" in overload:
+                share += ", no backlog jump"
             label = f"OVERLOAD ({share}), {conflated}{_skipped_records(counts)}; tick→topic"
             figure = _latency_figure(overload).replace("tick→topic", label)
             rows.append(("4 Overload", figure, _latency(overload["tick_to_topic"]), "—"))
