@@ -115,8 +115,8 @@ class WorkerOut(BaseModel):
     out_of_order: int = Field(default=0, description="quotes older than the one held (ignored, counted)")
     skipped_records: int = Field(
         default=0,
-        description="records of a stale backlog jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS): "
-        "overload dropped resolution to keep the data fresh",
+        description="records of a stale backlog jumped over or left out of a stale fetch, never processed "
+        "(ARBSTREAM_WORKER_SKIP_BEHIND_MS): overload dropped resolution to keep the data fresh",
     )
     recovery_reseeks: int = Field(
         default=0,

@@ -55,7 +55,8 @@ class Counters:
     out_of_order: int = 0
     """Quotes older than the one held for their instrument (a retry or a reordering upstream): ignored."""
     skipped_records: int = 0
-    """Records of a stale backlog the worker jumped over (``worker_skip_behind_ms``), never read."""
+    """Records of a stale backlog the worker jumped over or left out of a stale fetch
+    (``worker_skip_behind_ms``), never processed."""
 
 
 @dataclass

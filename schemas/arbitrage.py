@@ -244,8 +244,9 @@ class WorkerStats(msgspec.Struct, frozen=True, kw_only=True, tag="worker_stats",
     """Quotes older than the one the worker held for their instrument (by exchange time, then
     sequence; or the same quote again): ignored, not processed."""
     skipped_records: int = 0
-    """Records (each one symbol's ticks of a few ms) never read: the worker was more than
-    ``worker_skip_behind_ms`` behind on their partition and jumped to its newest record."""
+    """Records (each one symbol's ticks of a few ms) never processed: the worker was more than
+    ``worker_skip_behind_ms`` behind on their partition and jumped to its newest record, or they
+    were older than that when fetched and a newer record of the same fetch went on instead."""
     recovery_reseeks: int = 0
     """Times a table recovery received nothing from a changelog partition with records left and
     the worker sought it back (``processors.recovery_watch``; each one is also logged)."""

@@ -219,7 +219,7 @@ async def run_step(pipe: _Pipeline, rate: int, plan: LadderPlan, sticky: bool = 
         await asyncio.sleep(0.3)  # the last alerts are in flight to the collector
     await asyncio.sleep(1.2)  # one more worker-stats period, so the counters include the step's end
     counts = counter_deltas(stats_before, await worker_stats(pipe.bootstrap, pipe.namespace))
-    # Committed offsets also pass the records a worker jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS).
+    # Committed offsets also pass the records a worker skipped (ARBSTREAM_WORKER_SKIP_BEHIND_MS).
     handled_records -= counts["skipped_records"]
     return _step_result(rate, fed, backlog, started, sent_at, done, end, cpu0, cpu1, handled_records, settled) | {
         "worker_counts": counts,

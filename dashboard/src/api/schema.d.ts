@@ -2613,7 +2613,7 @@ export interface components {
             reported_age_ms: number;
             /**
              * Skipped Records
-             * @description records of a stale backlog jumped over unread (ARBSTREAM_WORKER_SKIP_BEHIND_MS): overload dropped resolution to keep the data fresh
+             * @description records of a stale backlog jumped over or left out of a stale fetch, never processed (ARBSTREAM_WORKER_SKIP_BEHIND_MS): overload dropped resolution to keep the data fresh
              * @default 0
              */
             skipped_records: number;
