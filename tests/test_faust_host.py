@@ -135,7 +135,6 @@ def _behind_host() -> tuple[Any, list[TP]]:
     tps = [TP(f"t1.ticks.{base}", 0) for base in ("BTC", "ETH", "SOL")]
     for tp in tps:
         host._owned[tp] = tp.topic.rsplit(".", 1)[1]
-        host.skipper._handed[tp] = 0
 
     async def nothing_new(grouped: Any) -> set[TP]:
         return set()
