@@ -21,4 +21,5 @@ export type EpisodesOut = S["EpisodesOut"];
 export type VenueOut = S["VenueOut"];
 export type VenuesOut = S["VenuesOut"];
 export type HealthOut = S["HealthOut"];
+export type WorkerOut = S["WorkerOut"];
 export type InfoOut = S["InfoOut"];

@@ -1,9 +1,9 @@
 import { act, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import type { VenueOut } from "../../api/types";
+import type { VenueOut, WorkerOut } from "../../api/types";
 import { applyMessage } from "../../live/context";
 import { renderWithLive, testLive } from "../../test/util";
-import { VenuesScreen } from "./VenuesScreen";
+import { droppedForFreshness, VenuesScreen } from "./VenuesScreen";
 
 function venue(name: string, state: string): VenueOut {
   return {
@@ -84,5 +84,28 @@ describe("VenuesScreen", () => {
     expect(cell("okx").title).toContain("412 of 600 perpetuals tracked");
     expect(cell("okx").title).toContain("live fetch failed: live: timed out after 10s");
     expect(cell("okx").querySelector(".tag")?.className).toContain("warn");
+  });
+
+  it("sums over the workers what they dropped to stay fresh, and says nothing when nothing was", () => {
+    const worker = (id: string, conflated: number, skipped: number): WorkerOut => ({
+      worker_id: id,
+      processed: 10_000,
+      conflated,
+      rebuilt: 0,
+      forwarded: 0,
+      rejected: 0,
+      out_of_order: 0,
+      skipped_records: skipped,
+      recovery_reseeks: 0,
+      partitions: 240,
+      lag_ms: 40,
+      reported_age_ms: 500,
+      alive: true,
+    });
+    expect(droppedForFreshness([])).toBe("");
+    expect(droppedForFreshness([worker("w1", 0, 0)])).toBe("");
+    expect(droppedForFreshness([worker("w1", 1_200, 0), worker("w2", 34, 5)])).toBe(
+      "dropped for freshness: 1,234 ticks conflated, 5 records skipped",
+    );
   });
 });

@@ -1,7 +1,7 @@
 import type { ColumnDef } from "@tanstack/react-table";
 import { useEffect, useMemo } from "react";
 import { useHealth, useVenuesSnapshot } from "../../api/queries";
-import type { VenueOut } from "../../api/types";
+import type { HealthOut, VenueOut, WorkerOut } from "../../api/types";
 import { DataTable } from "../../components/DataTable";
 import { useLive, type VenueLive } from "../../live/context";
 import { useNow } from "../../lib/clock";
@@ -152,6 +152,17 @@ const columns: ColumnDef<VenueRow, unknown>[] = [
   },
 ];
 
+/** What the workers dropped to stay fresh, summed over workers since they started: ticks conflated
+ * (a newer quote of the same instrument was already there) and records skipped (a backlog older than
+ * ARBSTREAM_WORKER_SKIP_BEHIND_MS). "" when nothing was dropped. */
+export function droppedForFreshness(workers: HealthOut["workers"]): string {
+  const sum = (count: (w: WorkerOut) => number) => workers.reduce((total, w) => total + count(w), 0);
+  const conflated = sum((w) => w.conflated);
+  const skipped = sum((w) => w.skipped_records);
+  if (conflated === 0 && skipped === 0) return "";
+  return `dropped for freshness: ${conflated.toLocaleString("en-US")} ticks conflated, ${skipped.toLocaleString("en-US")} records skipped`;
+}
+
 export function VenuesScreen() {
   const live = useLive();
   const snapshot = useVenuesSnapshot();
@@ -193,6 +204,7 @@ export function VenuesScreen() {
           <span className="small muted num">
             broker {h.broker.reachable ? "reachable" : "UNREACHABLE"} · lag {h.consumer.lag_total ?? "?"} · unhealthy{" "}
             {h.venues_unhealthy.length ? h.venues_unhealthy.join(", ") : "none"}
+            {droppedForFreshness(h.workers) && ` · ${droppedForFreshness(h.workers)}`}
             {h.reasons.length > 0 && ` · ${h.reasons.join("; ")}`}
           </span>
         )}
