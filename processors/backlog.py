@@ -24,7 +24,8 @@ older than the threshold only the newest of the fetch goes on, the others counte
 (the newest quote wins; a partition always delivers something, so a worker whose fetches arrive
 late still processes its newest records instead of starving). Measured on the whole market, worker
 at 25 % CPU offered 3× its rate: the agent took fetches whose newest record was ~850 ms old and
-processed every record of them before deciding to jump; sorted first, p50/p99 halved (decision 0034).
+processed every record of them before deciding to jump; sorted first (and the jump beside the
+agent), p50 about halved and p99 down by a third to a half (decision 0034).
 
 How Faust learns of the jump: the seek goes to the driver (its consumer thread's ``seek``, private in
 faust-streaming 0.15.3) and leaves Faust's read offset alone, so the records Faust had already
